@@ -1,0 +1,129 @@
+//! YAML input with positions: every error a user sees names `file:line:col`.
+//! Shared by the fleet file (simulator) and, later, rollout policies.
+
+use serde::de::DeserializeOwned;
+use std::fmt;
+use std::path::Path;
+
+pub use serde_saphyr::Spanned;
+
+/// One problem in an input file, at a position (1-based line and column; 0 when unknown).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceError {
+    pub file: String,
+    pub line: u64,
+    pub column: u64,
+    pub message: String,
+}
+
+impl fmt::Display for SourceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: {}", self.file, self.line, self.column, self.message)
+    }
+}
+
+/// Every problem found in one file, reported together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceErrors(pub Vec<SourceError>);
+
+impl fmt::Display for SourceErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for SourceErrors {}
+
+/// Collects errors against one file while a compile step walks it.
+#[derive(Debug)]
+pub struct Diagnostics {
+    file: String,
+    errors: Vec<SourceError>,
+}
+
+impl Diagnostics {
+    pub fn new(file: impl Into<String>) -> Self {
+        Self {
+            file: file.into(),
+            errors: Vec::new(),
+        }
+    }
+
+    pub fn file(&self) -> &str {
+        &self.file
+    }
+
+    /// Records an error at the position of a spanned value.
+    pub fn at<T>(&mut self, at: &Spanned<T>, message: impl Into<String>) {
+        self.at_location(at.referenced, message);
+    }
+
+    pub fn at_location(&mut self, loc: serde_saphyr::Location, message: impl Into<String>) {
+        self.errors.push(SourceError {
+            file: self.file.clone(),
+            line: loc.line(),
+            column: loc.column(),
+            message: message.into(),
+        });
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.errors.is_empty()
+    }
+
+    /// `Ok(value)` when nothing was recorded, else every error, in file order.
+    pub fn finish<T>(mut self, value: T) -> Result<T, SourceErrors> {
+        if self.errors.is_empty() {
+            Ok(value)
+        } else {
+            self.errors.sort_by_key(|e| (e.line, e.column));
+            Err(SourceErrors(self.errors))
+        }
+    }
+}
+
+/// Parses YAML into `T` (whose types should deny unknown fields); a syntax or shape
+/// error comes back with its position.
+pub fn parse<T: DeserializeOwned>(file: &str, text: &str) -> Result<T, SourceErrors> {
+    let options = serde_saphyr::options! { with_snippet: false };
+    serde_saphyr::from_str_with_options(text, options).map_err(|e| {
+        let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
+        let message = strip_position(&e.to_string());
+        SourceErrors(vec![SourceError {
+            file: file.to_string(),
+            line,
+            column,
+            message,
+        }])
+    })
+}
+
+/// Reads and parses a YAML file.
+pub fn load<T: DeserializeOwned>(path: &Path) -> Result<(String, T), SourceErrors> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        SourceErrors(vec![SourceError {
+            file: file.clone(),
+            line: 0,
+            column: 0,
+            message: format!("cannot read: {e}"),
+        }])
+    })?;
+    parse(&file, &text).map(|v| (file, v))
+}
+
+/// The parser appends " at line L column C" to its messages; the position is
+/// already in front of ours, so drop the repeat.
+fn strip_position(msg: &str) -> String {
+    let first = msg.lines().next().unwrap_or(msg).trim();
+    match first.rfind(" at line ") {
+        Some(i) => first[..i].to_string(),
+        None => first.to_string(),
+    }
+}
