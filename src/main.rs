@@ -1,1 +1,148 @@
-fn main() {}
+//! `ringmaster`: command-line entry. Wiring only; the work is in the library.
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use ringmaster::sim::{ClockMode, SimOptions, Simulator, fleet};
+use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Keeps fleets of AKS clusters upgraded, ring by ring, safely.
+#[derive(Parser)]
+#[command(name = "ringmaster", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the AKS fleet simulator: ARM, Entra ID tokens and every cluster's Kubernetes
+    /// API over HTTPS on loopback, on a virtual clock.
+    ///
+    /// When ready it prints one line of JSON on stdout (endpoints, credentials, CA
+    /// path); logs go to stderr. It serves until SIGINT or SIGTERM.
+    Sim(SimArgs),
+}
+
+#[derive(clap::Args)]
+struct SimArgs {
+    /// The fleet file (YAML; see docs/fleet.md).
+    #[arg(long, default_value = "examples/fleets/demo.yaml")]
+    fleet: PathBuf,
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
+    /// Simulated seconds per wall-clock second (60: an hour of upgrades takes a minute).
+    #[arg(long, default_value_t = 60.0)]
+    time_scale: f64,
+    /// Simulated time moves only through `POST /_sim/clock/advance?seconds=N` (for tests).
+    #[arg(long, conflicts_with = "time_scale")]
+    manual_clock: bool,
+    /// Seed for every random choice (names, ids, injected faults): same seed, same run.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Serve plain HTTP instead of HTTPS (Azure SDKs refuse bearer tokens over HTTP).
+    #[arg(long)]
+    plain_http: bool,
+    /// Also write the environment variables that point ringmaster and Azure SDKs at the
+    /// simulator (AZURE_TENANT_ID, AZURE_CLIENT_ID, ..., RINGMASTER_ARM_ENDPOINT) here.
+    #[arg(long)]
+    env_file: Option<PathBuf>,
+    /// Folder for the CA certificate (default: a new folder under the temp dir).
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    /// Only validate the fleet file and print a summary; exit 0 when valid, 2 when not.
+    #[arg(long)]
+    check: bool,
+}
+
+fn init_logs() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("RINGMASTER_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::io::stderr().is_terminal() {
+        builder.init();
+    } else {
+        builder.json().init();
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logs();
+    let result = match cli.command {
+        Command::Sim(args) => run_sim(args).await,
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_sim(args: SimArgs) -> Result<ExitCode> {
+    let fleet = match fleet::load(&args.fleet) {
+        Ok(f) => f,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    if args.check {
+        let pools: usize = fleet.clusters.iter().map(|c| c.pools.len()).sum();
+        println!(
+            "{}: valid: {} subscriptions, {} clusters, {} pools, {} faults",
+            args.fleet.display(),
+            fleet.subscriptions.len(),
+            fleet.clusters.len(),
+            pools,
+            fleet.faults.len()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !(args.time_scale > 0.0) {
+        anyhow::bail!("--time-scale must be more than 0");
+    }
+    let clock = if args.manual_clock {
+        ClockMode::Manual
+    } else {
+        ClockMode::Scaled(args.time_scale)
+    };
+    let sim = Simulator::start(SimOptions {
+        fleet,
+        listen: args.listen,
+        clock,
+        seed: args.seed,
+        plain_http: args.plain_http,
+        state_dir: args.state_dir,
+    })
+    .await
+    .context("starting the simulator")?;
+    if let Some(path) = &args.env_file {
+        std::fs::write(path, sim.info.env_file()).with_context(|| format!("writing {}", path.display()))?;
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{}", serde_json::to_string(&sim.info)?)?;
+    out.flush()?;
+    drop(out);
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    sim.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -2,8 +2,22 @@
 //! on a virtual clock, with faults. The embedded default of ringmaster, its demo and
 //! its test bed.
 
+pub mod arm;
+mod arm_json;
+pub mod auth;
 pub mod clock;
 pub mod fleet;
 mod generate;
+pub mod kube_api;
 pub mod kube_model;
+mod kube_watch;
+pub mod operation;
 pub mod rng;
+mod selector;
+pub mod server;
+pub mod shared;
+mod throttle;
+mod tls;
+pub mod world;
+
+pub use server::{ClockMode, ReadyInfo, SimError, SimOptions, Simulator};
