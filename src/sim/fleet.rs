@@ -5,6 +5,7 @@
 use crate::domain::duration::parse_duration;
 use crate::domain::{KubeVersion, MinorVersion};
 use crate::yaml::{Diagnostics, SourceErrors, Spanned};
+use serde_saphyr::Location;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -679,7 +680,7 @@ pub fn compile(file: &str, raw: FleetFile) -> Result<Fleet, SourceErrors> {
     }
     if raw.subscriptions.is_empty() {
         c.d.at_location(
-            serde_saphyr::Location::UNKNOWN,
+            Location::UNKNOWN,
             "`subscriptions` must list at least one subscription id",
         );
     }
@@ -689,32 +690,34 @@ pub fn compile(file: &str, raw: FleetFile) -> Result<Fleet, SourceErrors> {
     let durations = compile_durations(&mut c, &raw.durations);
     let arm = compile_arm(&mut c, &raw.arm);
 
-    let mut clusters = Vec::new();
+    // Each compiled cluster keeps the position it came from, so later checks point at
+    // the right line even when an earlier cluster failed to compile.
+    let mut clusters: Vec<(Location, ClusterDef)> = Vec::new();
     for rc in &raw.clusters {
         if let Some(cl) = compile_cluster(&mut c, rc, &subscriptions) {
-            clusters.push(cl);
+            check_cluster_version(&mut c, rc.value.kubernetes_version.referenced, &cl, &catalogue);
+            clusters.push((rc.value.name.referenced, cl));
         }
     }
     if let Some(g) = &raw.generate {
-        clusters.extend(super::generate::expand(&mut c, g, &subscriptions));
+        let generated = super::generate::expand(&mut c, g, &subscriptions);
+        if let Some(first) = generated.first() {
+            check_cluster_version(&mut c, g.value.kubernetes_version.referenced, first, &catalogue);
+        }
+        clusters.extend(generated.into_iter().map(|cl| (g.referenced, cl)));
+    }
+    if catalogue.is_empty() {
+        c.d.at_location(Location::UNKNOWN, "`versions` must list at least one minor version");
     }
     let mut seen = BTreeSet::new();
-    for (rc, cl) in raw.clusters.iter().zip(&clusters) {
-        if !seen.insert((
-            cl.subscription.clone(),
-            cl.resource_group.to_ascii_lowercase(),
-            cl.name.to_ascii_lowercase(),
-        )) {
-            c.d.at(
-                &rc.value.name,
-                format!(
-                    "cluster `{}` is defined twice in resource group `{}`",
-                    cl.name, cl.resource_group
-                ),
-            );
+    for (at, cl) in &clusters {
+        let key = (cl.subscription.clone(), cl.resource_group.to_ascii_lowercase(), cl.name.to_ascii_lowercase());
+        if !seen.insert(key) {
+            let msg = format!("cluster `{}` is defined twice in resource group `{}`", cl.name, cl.resource_group);
+            c.d.at_location(*at, msg);
         }
     }
-    check_cluster_versions(&mut c, &raw.clusters, &clusters, &catalogue);
+    let clusters: Vec<ClusterDef> = clusters.into_iter().map(|(_, cl)| cl).collect();
 
     let names: BTreeSet<&str> = clusters.iter().map(|c| c.name.as_str()).collect();
     let mut faults = Vec::new();
@@ -1189,32 +1192,12 @@ pub(super) fn compile_workload(c: &mut Compiler, w: &Spanned<RawWorkload>) -> Op
 }
 
 /// Checks each cluster's versions against the catalogue of its region.
-fn check_cluster_versions(
-    c: &mut Compiler,
-    raw: &[Spanned<RawCluster>],
-    clusters: &[ClusterDef],
-    cat: &[CatalogueMinor],
-) {
-    if cat.is_empty() {
-        c.d.at_location(
-            serde_saphyr::Location::UNKNOWN,
-            "`versions` must list at least one minor version",
-        );
-        return;
-    }
-    for (rc, cl) in raw.iter().zip(clusters) {
-        let known = cat
-            .iter()
-            .any(|m| m.offered_in(&cl.location) && m.patches.contains(&cl.kubernetes_version));
-        if !known {
-            c.d.at(
-                &rc.value.kubernetes_version,
-                format!(
-                    "version {} is not in the catalogue for region {}",
-                    cl.kubernetes_version, cl.location
-                ),
-            );
-        }
+/// Checks a cluster's version against the catalogue of its region.
+fn check_cluster_version(c: &mut Compiler, at: Location, cl: &ClusterDef, cat: &[CatalogueMinor]) {
+    let known = cat.iter().any(|m| m.offered_in(&cl.location) && m.patches.contains(&cl.kubernetes_version));
+    if !known && !cat.is_empty() {
+        let msg = format!("version {} is not in the catalogue for region {}", cl.kubernetes_version, cl.location);
+        c.d.at_location(at, msg);
     }
 }
 
