@@ -107,7 +107,7 @@ async fn run_sim(args: SimArgs) -> Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    if !(args.time_scale > 0.0) {
+    if args.time_scale.is_nan() || args.time_scale <= 0.0 {
         anyhow::bail!("--time-scale must be more than 0");
     }
     let clock = if args.manual_clock {

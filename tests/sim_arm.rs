@@ -26,7 +26,7 @@ async fn op_status(arm: &Arm, url: &str) -> Value {
 async fn pool_upgrade_runs_as_a_long_running_operation() {
     let sim = start(demo_fleet(), 1).await;
     let arm = Arm::new(&sim).await;
-    let cp = format!("{}", dev(&arm));
+    let cp = dev(&arm);
     // Control plane first: 1.32.7 -> 1.33.3.
     let mut mc = arm.get(&cp).await.body;
     mc["properties"]["kubernetesVersion"] = json!("1.33.3");
@@ -56,7 +56,13 @@ async fn pool_upgrade_runs_as_a_long_running_operation() {
     // Now the pool, which reimages every node through surge.
     let before: Vec<String> = sim.with_world(|w| {
         let c = w.cluster_index(SUB, "rg-dev-weu", "aks-dev-weu-01").unwrap();
-        w.clusters[c].kube.nodes.values().filter(|n| n.pool == "user1").map(|n| n.name.clone()).collect()
+        w.clusters[c]
+            .kube
+            .nodes
+            .values()
+            .filter(|n| n.pool == "user1")
+            .map(|n| n.name.clone())
+            .collect()
     });
     let mut pool = arm.get(&pool_path).await.body;
     pool["properties"]["orchestratorVersion"] = json!("1.33.3");
@@ -71,9 +77,18 @@ async fn pool_upgrade_runs_as_a_long_running_operation() {
     assert_eq!(pool["properties"]["currentOrchestratorVersion"], "1.33.3");
     sim.with_world(|w| {
         let c = w.cluster_index(SUB, "rg-dev-weu", "aks-dev-weu-01").unwrap();
-        let nodes: Vec<_> = w.clusters[c].kube.nodes.values().filter(|n| n.pool == "user1").collect();
+        let nodes: Vec<_> = w.clusters[c]
+            .kube
+            .nodes
+            .values()
+            .filter(|n| n.pool == "user1")
+            .collect();
         assert_eq!(nodes.len(), before.len(), "surge nodes are gone at the end");
-        assert!(nodes.iter().all(|n| n.version.to_string() == "1.33.3" && n.ready && !n.unschedulable));
+        assert!(
+            nodes
+                .iter()
+                .all(|n| n.version.to_string() == "1.33.3" && n.ready && !n.unschedulable)
+        );
         // Every pod of every workload runs again.
         for (wi, wl) in w.clusters[c].kube.workloads.iter().enumerate() {
             let (ready, total) = w.clusters[c].kube.workload_counts(wi);
@@ -168,9 +183,11 @@ async fn version_rules_give_aks_error_codes() {
 
 #[tokio::test]
 async fn pool_more_than_two_minors_behind_blocks_the_control_plane() {
-    let text = std::fs::read_to_string(demo_fleet_path())
-        .unwrap()
-        .replacen("    kubernetes_version: 1.32.7\n", "    kubernetes_version: 1.33.2\n", 1);
+    let text = std::fs::read_to_string(demo_fleet_path()).unwrap().replacen(
+        "    kubernetes_version: 1.32.7\n",
+        "    kubernetes_version: 1.33.2\n",
+        1,
+    );
     let mut fleet = fleet::parse("demo", &text).unwrap();
     // The first cluster: control plane on 1.33.2, pool user1 pinned to 1.31.
     let v131: ringmaster::domain::KubeVersion = "1.31.11".parse().unwrap();
@@ -210,7 +227,10 @@ async fn stale_etag_gets_412_and_unknown_fields_survive_a_put() {
     .await;
     let again = arm.get(&cp).await.body;
     assert_eq!(again["properties"]["someFutureField"], json!({ "keep": [1, 2, 3] }));
-    assert_eq!(again["properties"]["networkProfile"], mc["properties"]["networkProfile"]);
+    assert_eq!(
+        again["properties"]["networkProfile"],
+        mc["properties"]["networkProfile"]
+    );
     assert_ne!(again["eTag"], json!(etag), "the eTag changes with every write");
     let r = arm.call(Method::PUT, &cp, Some(&mc), &[("If-Match", &etag)]).await;
     assert_eq!(r.status, StatusCode::PRECONDITION_FAILED);
@@ -221,11 +241,18 @@ async fn stale_etag_gets_412_and_unknown_fields_survive_a_put() {
 async fn calls_without_a_valid_token_get_401() {
     let sim = start(demo_fleet(), 1).await;
     let arm = Arm::new(&sim).await;
-    let url = format!("{}/subscriptions/{SUB}/providers/Microsoft.ContainerService/managedClusters?api-version={API}", arm.base);
+    let url = format!(
+        "{}/subscriptions/{SUB}/providers/Microsoft.ContainerService/managedClusters?api-version={API}",
+        arm.base
+    );
     let r = to_reply(arm.http.get(&url).send().await.unwrap()).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert_eq!(r.body["error"]["code"], "AuthenticationFailed");
-    assert!(r.header("www-authenticate").unwrap().starts_with("Bearer authorization_uri="));
+    assert!(
+        r.header("www-authenticate")
+            .unwrap()
+            .starts_with("Bearer authorization_uri=")
+    );
     let r = to_reply(arm.http.get(&url).bearer_auth("forged").send().await.unwrap()).await;
     assert_eq!(r.body["error"]["code"], "InvalidAuthenticationToken");
     // A token for another audience is refused too.
@@ -236,17 +263,30 @@ async fn calls_without_a_valid_token_get_401() {
     // Expired tokens: 401 ExpiredAuthenticationToken, and a fresh token works again.
     let r = arm.call(Method::POST, "/_sim/tokens/expire", None, &[]).await;
     assert_eq!(r.status, StatusCode::OK);
-    let r = arm.get(&format!("/subscriptions/{SUB}/providers/Microsoft.ContainerService/managedClusters")).await;
+    let r = arm
+        .get(&format!(
+            "/subscriptions/{SUB}/providers/Microsoft.ContainerService/managedClusters"
+        ))
+        .await;
     assert_eq!(r.body["error"]["code"], "ExpiredAuthenticationToken");
     let fresh = Arm::new(&sim).await;
-    let r = fresh.get(&format!("/subscriptions/{SUB}/providers/Microsoft.ContainerService/managedClusters")).await;
+    let r = fresh
+        .get(&format!(
+            "/subscriptions/{SUB}/providers/Microsoft.ContainerService/managedClusters"
+        ))
+        .await;
     assert_eq!(r.status, StatusCode::OK);
     // A wrong client secret gets no token, and the answer does not echo it.
     let info = &sim.info;
     let bad = arm
         .http
         .post(format!("{}/{}/oauth2/v2.0/token", info.authority_host, info.tenant_id))
-        .form(&[("grant_type", "client_credentials"), ("client_id", &info.client_id), ("client_secret", "hunter2-wrong"), ("scope", "https://management.azure.com/.default")])
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", &info.client_id),
+            ("client_secret", "hunter2-wrong"),
+            ("scope", "https://management.azure.com/.default"),
+        ])
         .send()
         .await
         .unwrap();
@@ -257,9 +297,10 @@ async fn calls_without_a_valid_token_get_401() {
 
 #[tokio::test]
 async fn throttling_answers_429_and_refills_on_simulated_time() {
-    let text = std::fs::read_to_string(demo_fleet_path())
-        .unwrap()
-        .replace("reads: { bucket: 250, per_second: 25 }", "reads: { bucket: 5, per_second: 1 }");
+    let text = std::fs::read_to_string(demo_fleet_path()).unwrap().replace(
+        "reads: { bucket: 250, per_second: 25 }",
+        "reads: { bucket: 5, per_second: 1 }",
+    );
     let sim = start(fleet::parse("demo", &text).unwrap(), 1).await;
     let arm = Arm::new(&sim).await;
     let cp = dev(&arm);
@@ -267,7 +308,12 @@ async fn throttling_answers_429_and_refills_on_simulated_time() {
     for _ in 0..5 {
         let r = arm.get(&cp).await;
         assert_eq!(r.status, StatusCode::OK);
-        remaining.push(r.header("x-ms-ratelimit-remaining-subscription-reads").unwrap().parse::<u32>().unwrap());
+        remaining.push(
+            r.header("x-ms-ratelimit-remaining-subscription-reads")
+                .unwrap()
+                .parse::<u32>()
+                .unwrap(),
+        );
     }
     assert_eq!(remaining, vec![4, 3, 2, 1, 0]);
     let r = arm.get(&cp).await;
@@ -276,7 +322,10 @@ async fn throttling_answers_429_and_refills_on_simulated_time() {
     assert_eq!(r.header("retry-after").as_deref(), Some("1"));
     assert_eq!(r.header("retry-after-ms").as_deref(), Some("1000"));
     // Writes have their own bucket.
-    assert_ne!(arm.post(&format!("{cp}/abort")).await.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_ne!(
+        arm.post(&format!("{cp}/abort")).await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
     sim.advance(Duration::from_secs(2));
     assert_eq!(arm.get(&cp).await.status, StatusCode::OK);
     sim.shutdown().await;
@@ -284,7 +333,9 @@ async fn throttling_answers_429_and_refills_on_simulated_time() {
 
 #[tokio::test]
 async fn lists_are_paged_with_next_link() {
-    let text = std::fs::read_to_string(demo_fleet_path()).unwrap().replace("page_size: 100", "page_size: 2");
+    let text = std::fs::read_to_string(demo_fleet_path())
+        .unwrap()
+        .replace("page_size: 100", "page_size: 2");
     let sim = start(fleet::parse("demo", &text).unwrap(), 1).await;
     let arm = Arm::new(&sim).await;
     let mut url = format!("/subscriptions/{SUB}/providers/Microsoft.ContainerService/managedClusters");
@@ -294,7 +345,13 @@ async fn lists_are_paged_with_next_link() {
         let r = arm.get(&url).await;
         assert_eq!(r.status, StatusCode::OK);
         pages += 1;
-        names.extend(r.body["value"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap().to_string()));
+        names.extend(
+            r.body["value"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["name"].as_str().unwrap().to_string()),
+        );
         match r.body["nextLink"].as_str() {
             Some(next) => url = next.to_string(),
             None => break,
@@ -314,15 +371,30 @@ async fn node_image_upgrade_follows_location_and_abort_cancels() {
     let sim = start(demo_fleet(), 3).await;
     let arm = Arm::new(&sim).await;
     let cp = dev(&arm);
-    let profile = arm.get(&format!("{cp}/agentPools/system/upgradeProfiles/default")).await.body;
-    let latest = profile["properties"]["latestNodeImageVersion"].as_str().unwrap().to_string();
-    let pool = arm.get(&format!("{cp}/agentPools/system")).await.body;
-    assert_ne!(pool["properties"]["nodeImageVersion"].as_str().unwrap(), latest, "the demo starts this pool behind");
-    let r = arm.post(&format!("{cp}/agentPools/system/upgradeNodeImageVersion")).await;
+    let profile = arm
+        .get(&format!("{cp}/agentPools/user1/upgradeProfiles/default"))
+        .await
+        .body;
+    let latest = profile["properties"]["latestNodeImageVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let pool = arm.get(&format!("{cp}/agentPools/user1")).await.body;
+    assert_ne!(
+        pool["properties"]["nodeImageVersion"].as_str().unwrap(),
+        latest,
+        "the demo starts this pool behind"
+    );
+    let r = arm
+        .post(&format!("{cp}/agentPools/user1/upgradeNodeImageVersion"))
+        .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
     assert_eq!(r.body["properties"]["provisioningState"], "UpgradingNodeImageVersion");
     let location = r.header("location").expect("Location header");
-    assert_eq!(arm.call(Method::GET, &location, None, &[]).await.status, StatusCode::ACCEPTED);
+    assert_eq!(
+        arm.call(Method::GET, &location, None, &[]).await.status,
+        StatusCode::ACCEPTED
+    );
     advance_until(&sim, Duration::from_secs(15), Duration::from_secs(4 * 3600), || async {
         arm.call(Method::GET, &location, None, &[]).await.status == StatusCode::OK
     })
@@ -358,7 +430,9 @@ async fn a_pdb_that_blocks_the_drain_fails_the_upgrade_after_the_timeout() {
     let sim = start(fleet::parse("demo", &text).unwrap(), 1).await;
     let arm = Arm::new(&sim).await;
     let cp = dev(&arm);
-    let r = arm.post(&format!("{cp}/agentPools/user1/upgradeNodeImageVersion")).await;
+    let r = arm
+        .post(&format!("{cp}/agentPools/user1/upgradeNodeImageVersion"))
+        .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
     let url = r.header("azure-asyncoperation").unwrap();
     advance_until(&sim, Duration::from_secs(60), Duration::from_secs(3 * 3600), || async {
@@ -376,7 +450,10 @@ async fn a_pdb_that_blocks_the_drain_fails_the_upgrade_after_the_timeout() {
         let user1 = w.clusters[c].kube.nodes.values().filter(|n| n.pool == "user1").count();
         assert_eq!(user1 as u32, w.clusters[c].pool("user1").unwrap().count);
     });
-    assert_eq!(arm.get(&format!("{cp}/agentPools/user1")).await.body["properties"]["provisioningState"], "Failed");
+    assert_eq!(
+        arm.get(&format!("{cp}/agentPools/user1")).await.body["properties"]["provisioningState"],
+        "Failed"
+    );
     sim.shutdown().await;
 }
 

@@ -62,7 +62,10 @@ pub struct ArmRequest<'a> {
 
 impl ArmRequest<'_> {
     fn query(&self, k: &str) -> Option<&str> {
-        self.query.iter().find(|(q, _)| q.eq_ignore_ascii_case(k)).map(|(_, v)| v.as_str())
+        self.query
+            .iter()
+            .find(|(q, _)| q.eq_ignore_ascii_case(k))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -95,20 +98,80 @@ pub fn dispatch(shared: &Shared, w: &mut World, r: &ArmRequest<'_>) -> ArmReply 
     if let Some(c) = capture(s, &["subscriptions", "*", "providers", RP, "managedClusters"]) {
         return only_get(m, || list_clusters(shared, w, r, c[0], None));
     }
-    if let Some(c) = capture(s, &["subscriptions", "*", "providers", RP, "locations", "*", "kubernetesVersions"]) {
+    if let Some(c) = capture(
+        s,
+        &[
+            "subscriptions",
+            "*",
+            "providers",
+            RP,
+            "locations",
+            "*",
+            "kubernetesVersions",
+        ],
+    ) {
         return only_get(m, || ArmReply::ok(j::kubernetes_versions(w, c[1])));
     }
-    if let Some(c) = capture(s, &["subscriptions", "*", "providers", RP, "locations", "*", "operations", "*"]) {
+    if let Some(c) = capture(
+        s,
+        &[
+            "subscriptions",
+            "*",
+            "providers",
+            RP,
+            "locations",
+            "*",
+            "operations",
+            "*",
+        ],
+    ) {
         return only_get(m, || async_status(shared, w, r, c[2]));
     }
-    if let Some(c) = capture(s, &["subscriptions", "*", "providers", RP, "locations", "*", "operationresults", "*"]) {
+    if let Some(c) = capture(
+        s,
+        &[
+            "subscriptions",
+            "*",
+            "providers",
+            RP,
+            "locations",
+            "*",
+            "operationresults",
+            "*",
+        ],
+    ) {
         return only_get(m, || location_status(shared, w, r, c[2]));
     }
-    if let Some(c) = capture(s, &["subscriptions", "*", "resourceGroups", "*", "providers", RP, "managedClusters"]) {
+    if let Some(c) = capture(
+        s,
+        &[
+            "subscriptions",
+            "*",
+            "resourceGroups",
+            "*",
+            "providers",
+            RP,
+            "managedClusters",
+        ],
+    ) {
         return only_get(m, || list_clusters(shared, w, r, c[0], Some(c[1])));
     }
     // Everything below is under one managed cluster.
-    if s.len() < 8 || capture(&s[..7], &["subscriptions", "*", "resourceGroups", "*", "providers", RP, "managedClusters"]).is_none() {
+    if s.len() < 8
+        || capture(
+            &s[..7],
+            &[
+                "subscriptions",
+                "*",
+                "resourceGroups",
+                "*",
+                "providers",
+                RP,
+                "managedClusters",
+            ],
+        )
+        .is_none()
+    {
         return not_found_path(r);
     }
     let (sub, rg, name) = (s[1].as_str(), s[3].as_str(), s[7].as_str());
@@ -117,10 +180,16 @@ pub fn dispatch(shared: &Shared, w: &mut World, r: &ArmRequest<'_>) -> ArmReply 
             return ArmReply::arm_error(
                 StatusCode::NOT_FOUND,
                 "ResourceNotFound",
-                format!("The Resource '{RP}/managedClusters/{name}' under resource group '{rg}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix"),
+                format!(
+                    "The Resource '{RP}/managedClusters/{name}' under resource group '{rg}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix"
+                ),
             );
         }
-        return ArmReply::rp_error(StatusCode::BAD_REQUEST, "NotSupportedBySimulator", "Creating clusters is not supported by the simulator; define them in the fleet file.");
+        return ArmReply::rp_error(
+            StatusCode::BAD_REQUEST,
+            "NotSupportedBySimulator",
+            "Creating clusters is not supported by the simulator; define them in the fleet file.",
+        );
     };
     let rest: Vec<&str> = s[8..].iter().map(String::as_str).collect();
     let lower: Vec<String> = rest.iter().map(|x| x.to_ascii_lowercase()).collect();
@@ -135,14 +204,22 @@ pub fn dispatch(shared: &Shared, w: &mut World, r: &ArmRequest<'_>) -> ArmReply 
         }
         (Method::GET, ["maintenanceconfigurations"]) => {
             let c = &w.clusters[ci];
-            let value: Vec<Value> = c.maintenance.iter().map(|(n, p)| j::maintenance_configuration(c, n, p)).collect();
+            let value: Vec<Value> = c
+                .maintenance
+                .iter()
+                .map(|(n, p)| j::maintenance_configuration(c, n, p))
+                .collect();
             ArmReply::ok(json!({ "value": value }))
         }
         (Method::GET, ["maintenanceconfigurations", _]) => {
             let c = &w.clusters[ci];
             match c.maintenance.iter().find(|(n, _)| eq(n, rest[1])) {
                 Some((n, p)) => ArmReply::ok(j::maintenance_configuration(c, n, p)),
-                None => ArmReply::arm_error(StatusCode::NOT_FOUND, "NotFound", format!("Maintenance configuration {} not found", rest[1])),
+                None => ArmReply::arm_error(
+                    StatusCode::NOT_FOUND,
+                    "NotFound",
+                    format!("Maintenance configuration {} not found", rest[1]),
+                ),
             }
         }
         (Method::GET, ["agentpools"]) => {
@@ -158,7 +235,12 @@ pub fn dispatch(shared: &Shared, w: &mut World, r: &ArmRequest<'_>) -> ArmReply 
 fn is_known_cluster_child(lower: &[&str]) -> bool {
     matches!(
         lower,
-        [] | ["upgradeprofiles", "default"] | ["abort"] | ["listclusterusercredential"] | ["listclusteradmincredential"] | ["maintenanceconfigurations", ..] | ["agentpools"]
+        [] | ["upgradeprofiles", "default"]
+            | ["abort"]
+            | ["listclusterusercredential"]
+            | ["listclusteradmincredential"]
+            | ["maintenanceconfigurations", ..]
+            | ["agentpools"]
     )
 }
 
@@ -167,7 +249,10 @@ fn pool_routes(shared: &Shared, w: &mut World, r: &ArmRequest<'_>, ci: usize, po
         return ArmReply::arm_error(
             StatusCode::NOT_FOUND,
             "NotFound",
-            format!("Agent pool '{pool}' was not found in managed cluster '{}'", w.clusters[ci].name),
+            format!(
+                "Agent pool '{pool}' was not found in managed cluster '{}'",
+                w.clusters[ci].name
+            ),
         );
     };
     match (r.method.clone(), rest) {
@@ -176,7 +261,9 @@ fn pool_routes(shared: &Shared, w: &mut World, r: &ArmRequest<'_>, ci: usize, po
         (Method::GET, ["upgradeprofiles", "default"]) => ArmReply::ok(j::pool_upgrade_profile(w, &w.clusters[ci], &p)),
         (Method::POST, ["upgradenodeimageversion"]) => node_image(shared, w, r, ci, &p.name),
         (Method::POST, ["abort"]) => abort(shared, w, r, ci, Target::Pool(p.name.clone())),
-        (_, [] | ["upgradeprofiles", "default"] | ["upgradenodeimageversion"] | ["abort"]) => method_not_allowed(r.method),
+        (_, [] | ["upgradeprofiles", "default"] | ["upgradenodeimageversion"] | ["abort"]) => {
+            method_not_allowed(r.method)
+        }
         _ => not_found_path(r),
     }
 }
@@ -186,14 +273,21 @@ fn only_get(m: &Method, f: impl FnOnce() -> ArmReply) -> ArmReply {
 }
 
 fn method_not_allowed(m: &Method) -> ArmReply {
-    ArmReply::arm_error(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", format!("The method '{m}' is not allowed on this resource."))
+    ArmReply::arm_error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "MethodNotAllowed",
+        format!("The method '{m}' is not allowed on this resource."),
+    )
 }
 
 fn not_found_path(r: &ArmRequest<'_>) -> ArmReply {
     ArmReply::arm_error(
         StatusCode::NOT_FOUND,
         "InvalidResourceType",
-        format!("The resource path '/{}' is not served by the AKS simulator.", r.segments.join("/")),
+        format!(
+            "The resource path '/{}' is not served by the AKS simulator.",
+            r.segments.join("/")
+        ),
     )
 }
 
@@ -201,14 +295,26 @@ fn list_clusters(shared: &Shared, w: &World, r: &ArmRequest<'_>, sub: &str, rg: 
     let all = w.clusters_in(sub, rg);
     let skip: usize = r.query("$skipToken").and_then(|t| t.parse().ok()).unwrap_or(0);
     let size = w.fleet.arm.page_size;
-    let page: Vec<Value> = all.iter().skip(skip).take(size).map(|i| j::managed_cluster(&w.clusters[*i])).collect();
+    let page: Vec<Value> = all
+        .iter()
+        .skip(skip)
+        .take(size)
+        .map(|i| j::managed_cluster(&w.clusters[*i]))
+        .collect();
     let mut body = json!({ "value": page });
     if skip + size < all.len() {
         let base = match rg {
-            Some(rg) => format!("{}/subscriptions/{sub}/resourceGroups/{rg}/providers/{RP}/managedClusters", shared.base_url),
+            Some(rg) => format!(
+                "{}/subscriptions/{sub}/resourceGroups/{rg}/providers/{RP}/managedClusters",
+                shared.base_url
+            ),
             None => format!("{}/subscriptions/{sub}/providers/{RP}/managedClusters", shared.base_url),
         };
-        body["nextLink"] = json!(format!("{base}?api-version={}&$skipToken={}", r.api_version, skip + size));
+        body["nextLink"] = json!(format!(
+            "{base}?api-version={}&$skipToken={}",
+            r.api_version,
+            skip + size
+        ));
     }
     ArmReply::ok(body)
 }
@@ -217,7 +323,10 @@ fn list_clusters(shared: &Shared, w: &World, r: &ArmRequest<'_>, sub: &str, rg: 
 
 fn op_urls(shared: &Shared, w: &World, r: &ArmRequest<'_>, ci: usize, id: &str) -> (String, String) {
     let c = &w.clusters[ci];
-    let base = format!("{}/subscriptions/{}/providers/{RP}/locations/{}", shared.base_url, c.subscription, c.location);
+    let base = format!(
+        "{}/subscriptions/{}/providers/{RP}/locations/{}",
+        shared.base_url, c.subscription, c.location
+    );
     (
         format!("{base}/operations/{id}?api-version={}", r.api_version),
         format!("{base}/operationresults/{id}?api-version={}", r.api_version),
@@ -234,25 +343,41 @@ fn retry_headers(shared: &Shared, w: &World) -> Vec<(&'static str, String)> {
     ]
 }
 
-fn lro_reply(shared: &Shared, w: &World, r: &ArmRequest<'_>, ci: usize, id: &str, status: StatusCode, body: Option<Value>, location: bool) -> ArmReply {
+/// Adds the long-running-operation headers of operation `id` to `reply`.
+fn lro_reply(
+    shared: &Shared,
+    w: &World,
+    r: &ArmRequest<'_>,
+    ci: usize,
+    id: &str,
+    mut reply: ArmReply,
+    location: bool,
+) -> ArmReply {
     let (async_url, loc_url) = op_urls(shared, w, r, ci, id);
-    let mut headers = vec![("Azure-AsyncOperation", async_url)];
+    reply.headers.push(("Azure-AsyncOperation", async_url));
     if location {
-        headers.push(("Location", loc_url));
+        reply.headers.push(("Location", loc_url));
     }
-    headers.extend(retry_headers(shared, w));
-    ArmReply { status, headers, body }
+    reply.headers.extend(retry_headers(shared, w));
+    reply
 }
 
 fn find_op<'a>(w: &'a World, r: &ArmRequest<'_>, id: &str) -> Option<&'a operation::Operation> {
     let op = w.ops.get(id)?;
     // An operation is visible only under its own subscription.
-    w.clusters[op.cluster].subscription.eq_ignore_ascii_case(&r.segments[1]).then_some(op)
+    w.clusters[op.cluster]
+        .subscription
+        .eq_ignore_ascii_case(&r.segments[1])
+        .then_some(op)
 }
 
 fn async_status(shared: &Shared, w: &World, r: &ArmRequest<'_>, id: &str) -> ArmReply {
     let Some(op) = find_op(w, r, id) else {
-        return ArmReply::arm_error(StatusCode::NOT_FOUND, "NotFound", format!("Operation {id} was not found"));
+        return ArmReply::arm_error(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("Operation {id} was not found"),
+        );
     };
     let mut reply = ArmReply::ok(j::operation_status(op));
     if !op.status.is_terminal() {
@@ -263,7 +388,11 @@ fn async_status(shared: &Shared, w: &World, r: &ArmRequest<'_>, id: &str) -> Arm
 
 fn location_status(shared: &Shared, w: &World, r: &ArmRequest<'_>, id: &str) -> ArmReply {
     let Some(op) = find_op(w, r, id) else {
-        return ArmReply::arm_error(StatusCode::NOT_FOUND, "NotFound", format!("Operation {id} was not found"));
+        return ArmReply::arm_error(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("Operation {id} was not found"),
+        );
     };
     match op.status {
         OpStatus::InProgress | OpStatus::Canceling => {
@@ -292,7 +421,10 @@ fn location_status(shared: &Shared, w: &World, r: &ArmRequest<'_>, id: &str) -> 
             body: None,
         },
         OpStatus::Failed | OpStatus::Canceled => {
-            let (code, message) = op.error.clone().unwrap_or_else(|| ("OperationCanceled".into(), "The operation was canceled.".into()));
+            let (code, message) = op
+                .error
+                .clone()
+                .unwrap_or_else(|| ("OperationCanceled".into(), "The operation was canceled.".into()));
             ArmReply::arm_error(StatusCode::BAD_REQUEST, &code, message)
         }
     }
@@ -309,14 +441,20 @@ fn preconditions(r: &ArmRequest<'_>, etag: &str) -> Option<ArmReply> {
             return Some(ArmReply::rp_error(
                 StatusCode::PRECONDITION_FAILED,
                 "PreconditionFailed",
-                format!("Operation failed: the eTag '{m}' in If-Match does not match the current eTag of the resource."),
+                format!(
+                    "Operation failed: the eTag '{m}' in If-Match does not match the current eTag of the resource."
+                ),
             ));
         }
     }
     if let Some(m) = r.headers.get("if-none-match").and_then(|v| v.to_str().ok())
         && unquote(m) == "*"
     {
-        return Some(ArmReply::rp_error(StatusCode::PRECONDITION_FAILED, "PreconditionFailed", "Operation failed: the resource already exists (If-None-Match: *)."));
+        return Some(ArmReply::rp_error(
+            StatusCode::PRECONDITION_FAILED,
+            "PreconditionFailed",
+            "Operation failed: the resource already exists (If-None-Match: *).",
+        ));
     }
     None
 }
@@ -324,8 +462,16 @@ fn preconditions(r: &ArmRequest<'_>, etag: &str) -> Option<ArmReply> {
 fn parse_body(r: &ArmRequest<'_>) -> Result<Map<String, Value>, ArmReply> {
     match serde_json::from_slice::<Value>(r.body) {
         Ok(Value::Object(m)) => Ok(m),
-        Ok(_) => Err(ArmReply::rp_error(StatusCode::BAD_REQUEST, "InvalidRequestContent", "The request content must be a JSON object.")),
-        Err(e) => Err(ArmReply::rp_error(StatusCode::BAD_REQUEST, "InvalidRequestContent", format!("The request content was invalid and could not be deserialized: {e}"))),
+        Ok(_) => Err(ArmReply::rp_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidRequestContent",
+            "The request content must be a JSON object.",
+        )),
+        Err(e) => Err(ArmReply::rp_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidRequestContent",
+            format!("The request content was invalid and could not be deserialized: {e}"),
+        )),
     }
 }
 
@@ -333,9 +479,17 @@ fn version_field(v: Option<&Value>, field: &str) -> Result<Option<VersionSpec>, 
     match v {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => s.parse().map(Some).map_err(|_| {
-            ArmReply::rp_error(StatusCode::BAD_REQUEST, "InvalidParameter", format!("The value '{s}' of parameter '{field}' is not a valid Kubernetes version."))
+            ArmReply::rp_error(
+                StatusCode::BAD_REQUEST,
+                "InvalidParameter",
+                format!("The value '{s}' of parameter '{field}' is not a valid Kubernetes version."),
+            )
         }),
-        Some(other) => Err(ArmReply::rp_error(StatusCode::BAD_REQUEST, "InvalidParameter", format!("Parameter '{field}' must be a string, got {other}."))),
+        Some(other) => Err(ArmReply::rp_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidParameter",
+            format!("Parameter '{field}' must be a string, got {other}."),
+        )),
     }
 }
 
@@ -343,11 +497,23 @@ fn unsupported_version(spec: VersionSpec, region: &str) -> ArmReply {
     ArmReply::rp_error(
         StatusCode::BAD_REQUEST,
         "K8sVersionNotSupported",
-        format!("Version {spec} is not supported in this region ({region}). Please use the kubernetesVersions API to find the versions available."),
+        format!(
+            "Version {spec} is not supported in this region ({region}). Please use the kubernetesVersions API to find the versions available."
+        ),
     )
 }
 
+/// AKS refuses any write while an operation runs, before it looks at the request.
+fn busy(w: &World, ci: usize) -> Option<ArmReply> {
+    w.clusters[ci].operation.as_ref()?;
+    let msg = operation::busy_message(w, ci);
+    Some(ArmReply::rp_error(StatusCode::CONFLICT, "OperationNotAllowed", msg))
+}
+
 fn put_cluster(shared: &Shared, w: &mut World, r: &ArmRequest<'_>, ci: usize) -> ArmReply {
+    if let Some(e) = busy(w, ci) {
+        return e;
+    }
     if let Some(e) = preconditions(r, &w.clusters[ci].etag) {
         return e;
     }
@@ -377,7 +543,13 @@ fn put_cluster(shared: &Shared, w: &mut World, r: &ArmRequest<'_>, ci: usize) ->
         for prof in profiles {
             let name = prof.get("name").and_then(Value::as_str).unwrap_or_default();
             let Some(pool) = c.pool(name) else {
-                return ArmReply::rp_error(StatusCode::BAD_REQUEST, "NotSupportedBySimulator", format!("Adding agent pool '{name}' through the managed cluster is not supported by the simulator."));
+                return ArmReply::rp_error(
+                    StatusCode::BAD_REQUEST,
+                    "NotSupportedBySimulator",
+                    format!(
+                        "Adding agent pool '{name}' through the managed cluster is not supported by the simulator."
+                    ),
+                );
             };
             let spec = match version_field(prof.get("orchestratorVersion"), "agentPoolProfiles.orchestratorVersion") {
                 Ok(v) => v,
@@ -397,14 +569,25 @@ fn put_cluster(shared: &Shared, w: &mut World, r: &ArmRequest<'_>, ci: usize) ->
         .pools
         .iter()
         .map(|p| {
-            let v = pool_targets.iter().find(|(n, _, _)| *n == p.name).map_or(p.current_version, |t| t.1);
+            let v = pool_targets
+                .iter()
+                .find(|(n, _, _)| *n == p.name)
+                .map_or(p.current_version, |t| t.1);
             (p.name.clone(), v)
         })
         .collect();
     if cp_target != c.current_version
-        && let Err(e) = check_control_plane_upgrade(c.current_version, cp_target, pools_after.iter().map(|(n, v)| (n.as_str(), *v)))
+        && let Err(e) = check_control_plane_upgrade(
+            c.current_version,
+            cp_target,
+            pools_after.iter().map(|(n, v)| (n.as_str(), *v)),
+        )
     {
-        return ArmReply::rp_error(StatusCode::BAD_REQUEST, e.aks_code(), format!("{e}. Available upgrades: {}", available(w, ci)));
+        return ArmReply::rp_error(
+            StatusCode::BAD_REQUEST,
+            e.aks_code(),
+            format!("{e}. Available upgrades: {}", available(w, ci)),
+        );
     }
     for (name, v, _) in &pool_targets {
         let from = c.pool(name).map_or(*v, |p| p.current_version);
@@ -417,7 +600,10 @@ fn put_cluster(shared: &Shared, w: &mut World, r: &ArmRequest<'_>, ci: usize) ->
         phases.push(Phase::ControlPlane(cp_target));
     }
     for (name, v, _) in &pool_targets {
-        phases.push(Phase::PoolVersion { pool: name.clone(), version: *v });
+        phases.push(Phase::PoolVersion {
+            pool: name.clone(),
+            version: *v,
+        });
     }
     if phases.is_empty() {
         phases.push(Phase::Reconcile);
@@ -436,30 +622,58 @@ fn put_cluster(shared: &Shared, w: &mut World, r: &ArmRequest<'_>, ci: usize) ->
         }
     }
     if let Some(tags) = body.get("tags").and_then(Value::as_object) {
-        c.tags = tags.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect();
+        c.tags = tags
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+            .collect();
     }
-    if let Some(ch) = props.get("autoUpgradeProfile").and_then(|a| a.get("upgradeChannel")).and_then(Value::as_str) {
+    if let Some(ch) = props
+        .get("autoUpgradeProfile")
+        .and_then(|a| a.get("upgradeChannel"))
+        .and_then(Value::as_str)
+    {
         c.auto_upgrade_channel = ch.to_string();
     }
-    if let Some(ch) = props.get("autoUpgradeProfile").and_then(|a| a.get("nodeOSUpgradeChannel")).and_then(Value::as_str) {
+    if let Some(ch) = props
+        .get("autoUpgradeProfile")
+        .and_then(|a| a.get("nodeOSUpgradeChannel"))
+        .and_then(Value::as_str)
+    {
         c.node_os_upgrade_channel = ch.to_string();
     }
-    c.extra_properties = props.iter().filter(|(k, _)| !j::MODELED_CLUSTER_PROPS.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect();
-    c.extra_top = body.iter().filter(|(k, _)| !j::MODELED_CLUSTER_TOP.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect();
+    c.extra_properties = props
+        .iter()
+        .filter(|(k, _)| !j::MODELED_CLUSTER_PROPS.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    c.extra_top = body
+        .iter()
+        .filter(|(k, _)| !j::MODELED_CLUSTER_TOP.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     let id = c.operation.clone().unwrap_or_default();
     let reply_body = j::managed_cluster(&w.clusters[ci]);
-    lro_reply(shared, w, r, ci, &id, StatusCode::OK, Some(reply_body), false)
+    lro_reply(shared, w, r, ci, &id, ArmReply::ok(reply_body), false)
 }
 
 fn available(w: &World, ci: usize) -> String {
     let c = &w.clusters[ci];
-    let v: Vec<String> = w.control_plane_upgrades(&c.location, c.current_version).iter().map(|(v, _)| v.to_string()).collect();
+    let v: Vec<String> = w
+        .control_plane_upgrades(&c.location, c.current_version)
+        .iter()
+        .map(|(v, _)| v.to_string())
+        .collect();
     format!("[{}]", v.join(" "))
 }
 
 fn put_pool(shared: &Shared, w: &mut World, r: &ArmRequest<'_>, ci: usize, pool: &str) -> ArmReply {
     let c = &w.clusters[ci];
-    let Some(p) = c.pool(pool).cloned() else { return not_found_path(r) };
+    let Some(p) = c.pool(pool).cloned() else {
+        return not_found_path(r);
+    };
+    if let Some(e) = busy(w, ci) {
+        return e;
+    }
     if let Some(e) = preconditions(r, &p.etag) {
         return e;
     }
@@ -472,7 +686,11 @@ fn put_pool(shared: &Shared, w: &mut World, r: &ArmRequest<'_>, ci: usize, pool:
     if let Some(count) = props.get("count").and_then(Value::as_u64)
         && count != u64::from(p.count)
     {
-        return ArmReply::rp_error(StatusCode::BAD_REQUEST, "NotSupportedBySimulator", "Scaling agent pools is not supported by the simulator.");
+        return ArmReply::rp_error(
+            StatusCode::BAD_REQUEST,
+            "NotSupportedBySimulator",
+            "Scaling agent pools is not supported by the simulator.",
+        );
     }
     let spec = match version_field(props.get("orchestratorVersion"), "properties.orchestratorVersion") {
         Ok(v) => v,
@@ -495,7 +713,11 @@ fn put_pool(shared: &Shared, w: &mut World, r: &ArmRequest<'_>, ci: usize, pool:
     if let Some(u) = props.get("upgradeSettings").and_then(Value::as_object) {
         if let Some(s) = u.get("maxSurge").and_then(Value::as_str) {
             if parse_count_or_percent(s).is_none() {
-                return ArmReply::rp_error(StatusCode::BAD_REQUEST, "InvalidParameter", format!("upgradeSettings.maxSurge '{s}' is not a count or a percentage."));
+                return ArmReply::rp_error(
+                    StatusCode::BAD_REQUEST,
+                    "InvalidParameter",
+                    format!("upgradeSettings.maxSurge '{s}' is not a count or a percentage."),
+                );
             }
             settings.max_surge = s.to_string();
         }
@@ -509,11 +731,18 @@ fn put_pool(shared: &Shared, w: &mut World, r: &ArmRequest<'_>, ci: usize, pool:
             settings.node_soak_minutes = d.min(30) as u32;
         }
         if let Some(b) = u.get("undrainableNodeBehavior").and_then(Value::as_str) {
-            settings.undrainable = if eq(b, "Cordon") { super::fleet::Undrainable::Cordon } else { super::fleet::Undrainable::Schedule };
+            settings.undrainable = if eq(b, "Cordon") {
+                super::fleet::Undrainable::Cordon
+            } else {
+                super::fleet::Undrainable::Schedule
+            };
         }
     }
     let phases = if target != p.current_version {
-        vec![Phase::PoolVersion { pool: p.name.clone(), version: target }]
+        vec![Phase::PoolVersion {
+            pool: p.name.clone(),
+            version: target,
+        }]
     } else {
         vec![Phase::Reconcile]
     };
@@ -526,17 +755,35 @@ fn put_pool(shared: &Shared, w: &mut World, r: &ArmRequest<'_>, ci: usize, pool:
             pm.orchestrator_version = s.to_string();
         }
         pm.upgrade = settings;
-        pm.extra = props.iter().filter(|(k, _)| !j::MODELED_POOL_PROPS.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect();
+        pm.extra = props
+            .iter()
+            .filter(|(k, _)| !j::MODELED_POOL_PROPS.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
     }
     let id = c.operation.clone().unwrap_or_default();
     let c = &w.clusters[ci];
     let reply_body = c.pool(&p.name).map(|pool| j::agent_pool(c, pool));
-    lro_reply(shared, w, r, ci, &id, StatusCode::OK, reply_body, false)
+    lro_reply(
+        shared,
+        w,
+        r,
+        ci,
+        &id,
+        ArmReply {
+            status: StatusCode::OK,
+            headers: Vec::new(),
+            body: reply_body,
+        },
+        false,
+    )
 }
 
 fn node_image(shared: &Shared, w: &mut World, r: &ArmRequest<'_>, ci: usize, pool: &str) -> ArmReply {
     let c = &w.clusters[ci];
-    let Some(p) = c.pool(pool) else { return not_found_path(r) };
+    let Some(p) = c.pool(pool) else {
+        return not_found_path(r);
+    };
     let latest = w.latest_image(&c.location, &p.os_sku);
     if latest.as_deref().is_none_or(|l| l == p.node_image) && c.operation.is_none() {
         // Already on the latest image: nothing to do (unverified: AKS answers 200).
@@ -547,12 +794,30 @@ fn node_image(shared: &Shared, w: &mut World, r: &ArmRequest<'_>, ci: usize, poo
         };
     }
     let name = p.name.clone();
-    match operation::start(w, ci, Target::Pool(name.clone()), vec![Phase::NodeImage { pool: name.clone() }], OpKind::NodeImage) {
+    match operation::start(
+        w,
+        ci,
+        Target::Pool(name.clone()),
+        vec![Phase::NodeImage { pool: name.clone() }],
+        OpKind::NodeImage,
+    ) {
         Err(busy) => ArmReply::rp_error(StatusCode::CONFLICT, "OperationNotAllowed", busy.0),
         Ok(id) => {
             let c = &w.clusters[ci];
             let body = c.pool(&name).map(|pool| j::agent_pool(c, pool));
-            lro_reply(shared, w, r, ci, &id, StatusCode::ACCEPTED, body, true)
+            lro_reply(
+                shared,
+                w,
+                r,
+                ci,
+                &id,
+                ArmReply {
+                    status: StatusCode::ACCEPTED,
+                    headers: Vec::new(),
+                    body,
+                },
+                true,
+            )
         }
     }
 }
@@ -579,16 +844,37 @@ fn abort(shared: &Shared, w: &mut World, r: &ArmRequest<'_>, ci: usize, target: 
             headers: Vec::new(),
             body: None,
         },
-        Some(id) => lro_reply(shared, w, r, ci, &id, StatusCode::ACCEPTED, None, true),
+        Some(id) => lro_reply(
+            shared,
+            w,
+            r,
+            ci,
+            &id,
+            ArmReply {
+                status: StatusCode::ACCEPTED,
+                headers: Vec::new(),
+                body: None,
+            },
+            true,
+        ),
     }
 }
 
 fn credentials(shared: &Shared, w: &World, r: &ArmRequest<'_>, ci: usize, admin: bool) -> ArmReply {
     let c = &w.clusters[ci];
     if admin && c.disable_local_accounts {
-        return ArmReply::rp_error(StatusCode::BAD_REQUEST, "BadRequest", "Getting static credential is not allowed because this cluster is set to disable local accounts.");
+        return ArmReply::rp_error(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "Getting static credential is not allowed because this cluster is set to disable local accounts.",
+        );
     }
-    let user = format!("cluster{}_{}_{}", if admin { "Admin" } else { "User" }, c.resource_group, c.name);
+    let user = format!(
+        "cluster{}_{}_{}",
+        if admin { "Admin" } else { "User" },
+        c.resource_group,
+        c.name
+    );
     let use_exec = !admin && (c.entra_id || r.query("format").is_some_and(|f| eq(f, "exec")));
     let user_block = if use_exec {
         format!(
@@ -603,7 +889,12 @@ fn credentials(shared: &Shared, w: &World, r: &ArmRequest<'_>, ci: usize, admin:
     let ca = shared
         .ca_pem
         .as_ref()
-        .map(|pem| format!("    certificate-authority-data: {}\n", base64::engine::general_purpose::STANDARD.encode(pem)))
+        .map(|pem| {
+            format!(
+                "    certificate-authority-data: {}\n",
+                base64::engine::general_purpose::STANDARD.encode(pem)
+            )
+        })
         .unwrap_or_default();
     let kubeconfig = format!(
         "apiVersion: v1\nkind: Config\nclusters:\n- cluster:\n{ca}    server: {server}\n  name: {name}\ncontexts:\n- context:\n    cluster: {name}\n    user: {user}\n  name: {name}\ncurrent-context: {name}\npreferences: {{}}\nusers:\n- name: {user}\n  user:\n{user_block}",
@@ -624,11 +915,20 @@ mod tests {
 
     #[test]
     fn capture_is_case_insensitive() {
-        let s: Vec<String> = ["SUBSCRIPTIONS", "abc", "Providers", "microsoft.containerservice", "ManagedClusters"]
-            .iter()
-            .map(|x| x.to_string())
-            .collect();
-        assert_eq!(capture(&s, &["subscriptions", "*", "providers", RP, "managedClusters"]), Some(vec!["abc"]));
+        let s: Vec<String> = [
+            "SUBSCRIPTIONS",
+            "abc",
+            "Providers",
+            "microsoft.containerservice",
+            "ManagedClusters",
+        ]
+        .iter()
+        .map(|x| x.to_string())
+        .collect();
+        assert_eq!(
+            capture(&s, &["subscriptions", "*", "providers", RP, "managedClusters"]),
+            Some(vec!["abc"])
+        );
         assert_eq!(capture(&s, &["subscriptions", "*", "providers", RP]), None);
     }
 }

@@ -26,7 +26,16 @@ pub const MODELED_CLUSTER_PROPS: &[&str] = &[
 ];
 
 /// Top-level fields of a managed cluster the simulator models.
-pub const MODELED_CLUSTER_TOP: &[&str] = &["id", "name", "type", "location", "tags", "eTag", "properties", "systemData"];
+pub const MODELED_CLUSTER_TOP: &[&str] = &[
+    "id",
+    "name",
+    "type",
+    "location",
+    "tags",
+    "eTag",
+    "properties",
+    "systemData",
+];
 
 /// Fields of an agent pool's properties that the simulator models.
 pub const MODELED_POOL_PROPS: &[&str] = &[
@@ -121,7 +130,10 @@ pub fn managed_cluster(c: &Cluster) -> Value {
         props.extend(o);
     }
     if c.entra_id {
-        props.insert("aadProfile".into(), json!({ "managed": true, "enableAzureRBAC": true, "tenantID": "" }));
+        props.insert(
+            "aadProfile".into(),
+            json!({ "managed": true, "enableAzureRBAC": true, "tenantID": "" }),
+        );
     }
     merge(&mut props, &c.extra_properties);
     let mut top = Map::new();
@@ -186,7 +198,9 @@ pub fn cluster_upgrade_profile(w: &World, c: &Cluster) -> Value {
 }
 
 pub fn pool_upgrade_profile(w: &World, c: &Cluster, p: &Pool) -> Value {
-    let latest = w.latest_image(&c.location, &p.os_sku).unwrap_or_else(|| p.node_image.clone());
+    let latest = w
+        .latest_image(&c.location, &p.os_sku)
+        .unwrap_or_else(|| p.node_image.clone());
     json!({
         "id": format!("{}/agentPools/{}/upgradeProfiles/default", c.id(), p.name),
         "name": "default",

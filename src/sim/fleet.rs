@@ -5,9 +5,9 @@
 use crate::domain::duration::parse_duration;
 use crate::domain::{KubeVersion, MinorVersion};
 use crate::yaml::{Diagnostics, SourceErrors, Spanned};
-use serde_saphyr::Location;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
+use serde_saphyr::Location;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
@@ -711,9 +711,16 @@ pub fn compile(file: &str, raw: FleetFile) -> Result<Fleet, SourceErrors> {
     }
     let mut seen = BTreeSet::new();
     for (at, cl) in &clusters {
-        let key = (cl.subscription.clone(), cl.resource_group.to_ascii_lowercase(), cl.name.to_ascii_lowercase());
+        let key = (
+            cl.subscription.clone(),
+            cl.resource_group.to_ascii_lowercase(),
+            cl.name.to_ascii_lowercase(),
+        );
         if !seen.insert(key) {
-            let msg = format!("cluster `{}` is defined twice in resource group `{}`", cl.name, cl.resource_group);
+            let msg = format!(
+                "cluster `{}` is defined twice in resource group `{}`",
+                cl.name, cl.resource_group
+            );
             c.d.at_location(*at, msg);
         }
     }
@@ -1194,9 +1201,14 @@ pub(super) fn compile_workload(c: &mut Compiler, w: &Spanned<RawWorkload>) -> Op
 /// Checks each cluster's versions against the catalogue of its region.
 /// Checks a cluster's version against the catalogue of its region.
 fn check_cluster_version(c: &mut Compiler, at: Location, cl: &ClusterDef, cat: &[CatalogueMinor]) {
-    let known = cat.iter().any(|m| m.offered_in(&cl.location) && m.patches.contains(&cl.kubernetes_version));
+    let known = cat
+        .iter()
+        .any(|m| m.offered_in(&cl.location) && m.patches.contains(&cl.kubernetes_version));
     if !known && !cat.is_empty() {
-        let msg = format!("version {} is not in the catalogue for region {}", cl.kubernetes_version, cl.location);
+        let msg = format!(
+            "version {} is not in the catalogue for region {}",
+            cl.kubernetes_version, cl.location
+        );
         c.d.at_location(at, msg);
     }
 }

@@ -35,7 +35,7 @@ const MAX_BODY: usize = 1 << 20;
 const DEFAULT_WATCH_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 /// One served resource, as discovery describes it.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct Resource {
     pub group: &'static str,
     pub plural: &'static str,

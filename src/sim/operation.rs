@@ -125,14 +125,8 @@ pub struct Busy(pub String);
 
 /// Starts an operation on cluster `c`; refused (AKS's 409) while another runs.
 pub fn start(w: &mut World, c: usize, target: Target, phases: Vec<Phase>, kind: OpKind) -> Result<String, Busy> {
-    if let Some(running) = &w.clusters[c].operation {
-        let what = match w.ops.get(running).map(|o| &o.target) {
-            Some(Target::Pool(p)) => format!("{p} - {}", pool_state(w, c, p)),
-            _ => format!("{} - {}", w.clusters[c].name, w.clusters[c].provisioning_state),
-        };
-        return Err(Busy(format!(
-            "Operation is not allowed: Another operation ({what}) is in progress, please wait for it to finish before starting a new operation. See https://aka.ms/aks-pending-operation for more details"
-        )));
+    if w.clusters[c].operation.is_some() {
+        return Err(Busy(busy_message(w, c)));
     }
     let id = w.rng.guid();
     let state = match (&target, phases.first()) {
@@ -179,6 +173,18 @@ pub fn start(w: &mut World, c: usize, target: Target, phases: Vec<Phase>, kind: 
         },
     );
     Ok(id)
+}
+
+/// AKS's message for a write refused because another operation runs.
+pub fn busy_message(w: &World, c: usize) -> String {
+    let running = w.clusters[c].operation.as_deref().unwrap_or_default();
+    let what = match w.ops.get(running).map(|o| &o.target) {
+        Some(Target::Pool(p)) => format!("{p} - {}", pool_state(w, c, p)),
+        _ => format!("{} - {}", w.clusters[c].name, w.clusters[c].provisioning_state),
+    };
+    format!(
+        "Operation is not allowed: Another operation ({what}) is in progress, please wait for it to finish before starting a new operation. See https://aka.ms/aks-pending-operation for more details"
+    )
 }
 
 fn pool_state(w: &World, c: usize, p: &str) -> &'static str {
@@ -420,7 +426,9 @@ pub fn abort(w: &mut World, c: usize, target: Target) -> Option<String> {
             start: w.now,
             end: None,
             error: None,
-            phases: VecDeque::from([Phase::Abort { target: running.clone() }]),
+            phases: VecDeque::from([Phase::Abort {
+                target: running.clone(),
+            }]),
             phase_started: false,
             job: None,
             generation: 0,

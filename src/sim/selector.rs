@@ -6,7 +6,6 @@
 //! anyway; a per-kind field table would only repeat what the JSON already says.
 
 use serde_json::Value;
-use std::fmt;
 
 /// Why a selector could not be parsed (answered as `400 BadRequest`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -42,10 +41,6 @@ impl LabelSelector {
             reqs.push(parse_requirement(term)?);
         }
         Ok(Self { reqs })
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.reqs.is_empty()
     }
 
     /// Whether the object's `metadata.labels` satisfy every requirement.
@@ -166,18 +161,6 @@ impl FieldSelector {
         Ok(Self { reqs })
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.reqs.is_empty()
-    }
-
-    /// The name an equality on `metadata.name` pins, if any (a watch on one object).
-    pub fn name(&self) -> Option<&str> {
-        self.reqs
-            .iter()
-            .find(|(p, eq, _)| *eq && p == "metadata.name")
-            .map(|(_, _, v)| v.as_str())
-    }
-
     pub fn matches(&self, obj: &Value) -> bool {
         self.reqs.iter().all(|(path, eq, want)| (field(obj, path) == *want) == *eq)
     }
@@ -197,17 +180,6 @@ pub fn field(obj: &Value, path: &str) -> String {
         Some(Value::Number(n)) => n.to_string(),
         None | Some(Value::Null) if path == "spec.unschedulable" => "false".into(),
         _ => String::new(),
-    }
-}
-
-impl fmt::Display for FieldSelector {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let terms: Vec<String> = self
-            .reqs
-            .iter()
-            .map(|(p, eq, v)| format!("{p}{}{v}", if *eq { "=" } else { "!=" }))
-            .collect();
-        f.write_str(&terms.join(","))
     }
 }
 
@@ -274,7 +246,7 @@ mod tests {
             assert!(LabelSelector::parse(bad).is_err(), "{bad} should not parse");
         }
         assert!(LabelSelector::parse("kubernetes.io/os=linux").is_ok());
-        assert!(LabelSelector::parse("").unwrap().is_empty());
+        assert_eq!(LabelSelector::parse(" , ").unwrap(), LabelSelector::default());
     }
 
     #[test]
@@ -294,13 +266,10 @@ mod tests {
     }
 
     #[test]
-    fn field_parse_errors_and_name() {
+    fn field_parse_errors() {
         assert!(FieldSelector::parse("metadata.name").is_err());
         assert!(FieldSelector::parse("=x").is_err());
         assert!(FieldSelector::parse("spec..x=1").is_err());
-        let s = FieldSelector::parse("metadata.namespace=a,metadata.name=b").unwrap();
-        assert_eq!(s.name(), Some("b"));
-        assert_eq!(s.to_string(), "metadata.namespace=a,metadata.name=b");
-        assert_eq!(FieldSelector::parse("metadata.name!=b").unwrap().name(), None);
+        assert_eq!(FieldSelector::parse("").unwrap(), FieldSelector::default());
     }
 }

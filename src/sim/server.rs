@@ -71,7 +71,10 @@ impl ReadyInfo {
         if let Some(ca) = &self.ca_cert {
             s.push_str(&format!("RINGMASTER_CA_CERT={ca}\n"));
         }
-        s.push_str(&format!("RINGMASTER_SUBSCRIPTION_IDS={}\n", self.subscription_ids.join(",")));
+        s.push_str(&format!(
+            "RINGMASTER_SUBSCRIPTION_IDS={}\n",
+            self.subscription_ids.join(",")
+        ));
         s
     }
 }
@@ -113,16 +116,26 @@ struct DropConnection;
 
 impl Simulator {
     pub async fn start(opts: SimOptions) -> Result<Simulator, SimError> {
-        let listener = TcpListener::bind(opts.listen).await.map_err(|source| SimError::Listen {
-            addr: opts.listen,
-            source,
-        })?;
+        let listener = TcpListener::bind(opts.listen)
+            .await
+            .map_err(|source| SimError::Listen {
+                addr: opts.listen,
+                source,
+            })?;
         let addr = listener.local_addr().map_err(|source| SimError::Listen {
             addr: opts.listen,
             source,
         })?;
-        let tls = if opts.plain_http { None } else { Some(super::tls::generate(Some(addr.ip()))?) };
-        let host = if addr.ip().is_unspecified() { "127.0.0.1".to_string() } else { addr.ip().to_string() };
+        let tls = if opts.plain_http {
+            None
+        } else {
+            Some(super::tls::generate(Some(addr.ip()))?)
+        };
+        let host = if addr.ip().is_unspecified() {
+            "127.0.0.1".to_string()
+        } else {
+            addr.ip().to_string()
+        };
         let host = if host.contains(':') { format!("[{host}]") } else { host };
         let scheme = if tls.is_some() { "https" } else { "http" };
         let base_url = format!("{scheme}://{host}:{}", addr.port());
@@ -135,7 +148,10 @@ impl Simulator {
                 let path = dir.join("ca.pem");
                 std::fs::create_dir_all(&dir)
                     .and_then(|_| std::fs::write(&path, &t.ca_pem))
-                    .map_err(|source| SimError::WriteCa { path: path.clone(), source })?;
+                    .map_err(|source| SimError::WriteCa {
+                        path: path.clone(),
+                        source,
+                    })?;
                 Some(path.display().to_string())
             }
         };
@@ -150,7 +166,13 @@ impl Simulator {
         });
         let subscription_ids = opts.fleet.subscriptions.clone();
         let world = World::new(opts.fleet, start, opts.seed);
-        let shared = Arc::new(Shared::new(world, clock, base_url.clone(), secret, tls.as_ref().map(|t| t.ca_pem.clone())));
+        let shared = Arc::new(Shared::new(
+            world,
+            clock,
+            base_url.clone(),
+            secret,
+            tls.as_ref().map(|t| t.ca_pem.clone()),
+        ));
         let info = ReadyInfo {
             arm_endpoint: base_url.clone(),
             authority_host: base_url.clone(),
@@ -169,7 +191,12 @@ impl Simulator {
             throttle: Mutex::new(Throttle::default()),
         });
         let router = axum::Router::new().fallback(entry).with_state(ctx);
-        let mut tasks = vec![tokio::spawn(serve(listener, tls.map(|t| t.server_config), router, stop_rx.clone()))];
+        let mut tasks = vec![tokio::spawn(serve(
+            listener,
+            tls.map(|t| t.server_config),
+            router,
+            stop_rx.clone(),
+        ))];
         if !shared.clock.is_manual() {
             tasks.push(tokio::spawn(drive(shared.clone(), stop_rx)));
         }
@@ -295,7 +322,10 @@ async fn entry(State(ctx): State<Arc<Ctx>>, req: Request) -> Response {
         return (StatusCode::OK, "ok").into_response();
     }
     let segments: Vec<String> = path.split('/').filter(|s| !s.is_empty()).map(percent_decode).collect();
-    if segments.first().is_some_and(|s| s.eq_ignore_ascii_case("subscriptions")) {
+    if segments
+        .first()
+        .is_some_and(|s| s.eq_ignore_ascii_case("subscriptions"))
+    {
         return arm_entry(&ctx, req, segments).await;
     }
     if segments.first().is_some_and(|s| s == "_sim") {
@@ -309,15 +339,22 @@ fn percent_decode(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'%'
-            && i + 2 < b.len() + 0
-            && let Ok(v) = u8::from_str_radix(&s[i + 1..(i + 3).min(s.len())], 16)
-        {
-            out.push(v);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
+        let hex = (b[i] == b'%' && i + 3 <= b.len())
+            .then(|| {
+                std::str::from_utf8(&b[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+            })
+            .flatten();
+        match hex {
+            Some(v) => {
+                out.push(v);
+                i += 3;
+            }
+            None => {
+                out.push(b[i]);
+                i += 1;
+            }
         }
     }
     String::from_utf8_lossy(&out).into_owned()
@@ -329,7 +366,10 @@ fn query_pairs(q: Option<&str>) -> Vec<(String, String)> {
         .filter(|p| !p.is_empty())
         .map(|p| {
             let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (percent_decode(&k.replace('+', " ")), percent_decode(&v.replace('+', " ")))
+            (
+                percent_decode(&k.replace('+', " ")),
+                percent_decode(&v.replace('+', " ")),
+            )
         })
         .collect()
 }
@@ -337,7 +377,10 @@ fn query_pairs(q: Option<&str>) -> Vec<(String, String)> {
 fn json_response(status: StatusCode, body: &serde_json::Value) -> Response {
     let mut r = Response::new(Body::from(body.to_string()));
     *r.status_mut() = status;
-    r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
     r
 }
 
@@ -365,10 +408,19 @@ fn reply_to_response(reply: ArmReply, request_id: &str) -> Response {
 
 fn unauthorized(problem: TokenProblem, tenant: &str, base: &str) -> ArmReply {
     let (code, msg) = match problem {
-        TokenProblem::Missing => ("AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing."),
+        TokenProblem::Missing => (
+            "AuthenticationFailed",
+            "Authentication failed. The 'Authorization' header is missing.",
+        ),
         TokenProblem::Invalid => ("InvalidAuthenticationToken", "The access token is invalid."),
-        TokenProblem::Expired => ("ExpiredAuthenticationToken", "The access token expiry UTC time is earlier than current UTC time."),
-        TokenProblem::WrongAudience => ("InvalidAuthenticationTokenAudience", "The access token has been obtained for wrong audience or resource."),
+        TokenProblem::Expired => (
+            "ExpiredAuthenticationToken",
+            "The access token expiry UTC time is earlier than current UTC time.",
+        ),
+        TokenProblem::WrongAudience => (
+            "InvalidAuthenticationTokenAudience",
+            "The access token has been obtained for wrong audience or resource.",
+        ),
     };
     let mut r = ArmReply::arm_error(StatusCode::UNAUTHORIZED, code, msg);
     r.headers.push((
@@ -382,7 +434,10 @@ async fn read_body(req: Request) -> Result<(http::request::Parts, Bytes), Respon
     let (parts, body) = req.into_parts();
     match axum::body::to_bytes(body, 4 << 20).await {
         Ok(b) => Ok((parts, b)),
-        Err(_) => Err(json_response(StatusCode::PAYLOAD_TOO_LARGE, &json!({"error": {"code": "RequestTooLarge", "message": "The request body is too large."}}))),
+        Err(_) => Err(json_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &json!({"error": {"code": "RequestTooLarge", "message": "The request body is too large."}}),
+        )),
     }
 }
 
@@ -395,13 +450,26 @@ async fn arm_entry(ctx: &Ctx, req: Request, segments: Vec<String>) -> Response {
     let query = query_pairs(parts.uri.query());
     let mut w = shared.world();
     let request_id = w.rng.guid();
-    let api_version = query.iter().find(|(k, _)| k.eq_ignore_ascii_case("api-version")).map(|(_, v)| v.clone());
+    let api_version = query
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("api-version"))
+        .map(|(_, v)| v.clone());
     let Some(api_version) = api_version else {
-        let r = ArmReply::arm_error(StatusCode::BAD_REQUEST, "MissingApiVersionParameter", "The api-version query parameter (?api-version=) is required for all requests.");
+        let r = ArmReply::arm_error(
+            StatusCode::BAD_REQUEST,
+            "MissingApiVersionParameter",
+            "The api-version query parameter (?api-version=) is required for all requests.",
+        );
         return reply_to_response(r, &request_id);
     };
     if !valid_api_version(&api_version) {
-        let r = ArmReply::arm_error(StatusCode::BAD_REQUEST, "InvalidApiVersionParameter", format!("The api-version '{api_version}' is invalid. The supported format is 'YYYY-MM-DD' or 'YYYY-MM-DD-preview'."));
+        let r = ArmReply::arm_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidApiVersionParameter",
+            format!(
+                "The api-version '{api_version}' is invalid. The supported format is 'YYYY-MM-DD' or 'YYYY-MM-DD-preview'."
+            ),
+        );
         return reply_to_response(r, &request_id);
     }
     let principal = match shared.tokens().check(auth::bearer(&parts.headers), ARM_AUDIENCE) {
@@ -413,7 +481,11 @@ async fn arm_entry(ctx: &Ctx, req: Request, segments: Vec<String>) -> Response {
     };
     let sub = segments.get(1).cloned().unwrap_or_default();
     if !w.has_subscription(&sub) {
-        let r = ArmReply::arm_error(StatusCode::NOT_FOUND, "SubscriptionNotFound", format!("The subscription '{sub}' could not be found."));
+        let r = ArmReply::arm_error(
+            StatusCode::NOT_FOUND,
+            "SubscriptionNotFound",
+            format!("The subscription '{sub}' could not be found."),
+        );
         return reply_to_response(r, &request_id);
     }
     let write = parts.method != Method::GET && parts.method != Method::HEAD;
@@ -433,15 +505,26 @@ async fn arm_entry(ctx: &Ctx, req: Request, segments: Vec<String>) -> Response {
         match status {
             ServerErrorKind::Drop => drop_after = true,
             s => {
-                let (code, st) = if s == ServerErrorKind::Status503 { ("ServiceUnavailable", StatusCode::SERVICE_UNAVAILABLE) } else { ("InternalServerError", StatusCode::INTERNAL_SERVER_ERROR) };
+                let (code, st) = if s == ServerErrorKind::Status503 {
+                    ("ServiceUnavailable", StatusCode::SERVICE_UNAVAILABLE)
+                } else {
+                    ("InternalServerError", StatusCode::INTERNAL_SERVER_ERROR)
+                };
                 warn!(method = %parts.method, path = %parts.uri.path(), status = st.as_u16(), "injected server error");
-                return reply_to_response(ArmReply::arm_error(st, code, "An internal error occurred (injected fault)."), &request_id);
+                return reply_to_response(
+                    ArmReply::arm_error(st, code, "An internal error occurred (injected fault)."),
+                    &request_id,
+                );
             }
         }
     }
     let bucket = if write { w.fleet.arm.writes } else { w.fleet.arm.reads };
     let now = w.now;
-    let take = ctx.throttle.lock().unwrap_or_else(|e| e.into_inner()).take(&sub, &principal, write, bucket, now);
+    let take = ctx
+        .throttle
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take(&sub, &principal, write, bucket, now);
     let remaining = match take {
         Take::Allowed { remaining } => remaining,
         Take::Throttled { retry_after } => return throttled(shared, &w, retry_after, &request_id, write),
@@ -455,7 +538,11 @@ async fn arm_entry(ctx: &Ctx, req: Request, segments: Vec<String>) -> Response {
         api_version,
     };
     let mut reply = arm::dispatch(shared, &mut w, &r);
-    let header = if write { "x-ms-ratelimit-remaining-subscription-writes" } else { "x-ms-ratelimit-remaining-subscription-reads" };
+    let header = if write {
+        "x-ms-ratelimit-remaining-subscription-writes"
+    } else {
+        "x-ms-ratelimit-remaining-subscription-reads"
+    };
     reply.headers.push((header, remaining.to_string()));
     if write {
         info!(method = %parts.method, path = %parts.uri.path(), status = reply.status.as_u16(), "ARM write");
@@ -478,11 +565,19 @@ fn throttled(shared: &Shared, w: &World, retry_after_sim: Duration, request_id: 
     let mut r = ArmReply::arm_error(
         StatusCode::TOO_MANY_REQUESTS,
         "SubscriptionRequestsThrottled",
-        format!("Number of '{kind}' requests for subscription exceeded the limit. Please try again after '{}' seconds.", real.as_secs_f64().ceil().max(1.0)),
+        format!(
+            "Number of '{kind}' requests for subscription exceeded the limit. Please try again after '{}' seconds.",
+            real.as_secs_f64().ceil().max(1.0)
+        ),
     );
-    r.headers.push(("Retry-After", real.as_secs_f64().ceil().max(1.0).to_string()));
+    r.headers
+        .push(("Retry-After", real.as_secs_f64().ceil().max(1.0).to_string()));
     r.headers.push(("retry-after-ms", real.as_millis().max(1).to_string()));
-    r.headers.push(if write { ("x-ms-ratelimit-remaining-subscription-writes", "0".into()) } else { ("x-ms-ratelimit-remaining-subscription-reads", "0".into()) });
+    r.headers.push(if write {
+        ("x-ms-ratelimit-remaining-subscription-writes", "0".into())
+    } else {
+        ("x-ms-ratelimit-remaining-subscription-reads", "0".into())
+    });
     let _ = w;
     debug!(kind, "ARM request throttled");
     reply_to_response(r, request_id)
@@ -507,7 +602,10 @@ async fn identity(ctx: &Ctx, req: Request, segments: &[String]) -> Response {
             };
             token(shared, &tenant, &body)
         }
-        (Method::GET, [tenant, "v2.0", ".well-known", "openid-configuration"] | [tenant, ".well-known", "openid-configuration"]) => {
+        (
+            Method::GET,
+            [tenant, "v2.0", ".well-known", "openid-configuration"] | [tenant, ".well-known", "openid-configuration"],
+        ) => {
             let base = format!("{}/{tenant}", shared.base_url);
             json_response(
                 StatusCode::OK,
@@ -531,40 +629,69 @@ async fn identity(ctx: &Ctx, req: Request, segments: &[String]) -> Response {
             StatusCode::OK,
             &json!({ "tenant_discovery_endpoint": format!("{}/common/v2.0/.well-known/openid-configuration", shared.base_url), "api-version": "1.1", "metadata": [] }),
         ),
-        _ => json_response(StatusCode::NOT_FOUND, &json!({ "error": { "code": "NotFound", "message": format!("No route for {}", req.uri().path()) } })),
+        _ => json_response(
+            StatusCode::NOT_FOUND,
+            &json!({ "error": { "code": "NotFound", "message": format!("No route for {}", req.uri().path()) } }),
+        ),
     }
 }
 
 fn aad_error(status: StatusCode, error: &str, description: &str) -> Response {
-    json_response(status, &json!({ "error": error, "error_description": description, "error_codes": [], "timestamp": chrono::Utc::now().to_rfc3339() }))
+    json_response(
+        status,
+        &json!({ "error": error, "error_description": description, "error_codes": [], "timestamp": chrono::Utc::now().to_rfc3339() }),
+    )
 }
 
 fn token(shared: &Shared, tenant: &str, body: &[u8]) -> Response {
     let form = query_pairs(Some(&String::from_utf8_lossy(body)));
     let get = |k: &str| form.iter().find(|(f, _)| f == k).map(|(_, v)| v.as_str());
     if !tenant.eq_ignore_ascii_case(&shared.tenant_id) {
-        return aad_error(StatusCode::BAD_REQUEST, "invalid_request", &format!("AADSTS90002: Tenant '{tenant}' not found."));
+        return aad_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            &format!("AADSTS90002: Tenant '{tenant}' not found."),
+        );
     }
     if get("grant_type") != Some("client_credentials") {
-        return aad_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", "AADSTS70003: The simulator supports the client_credentials grant only.");
+        return aad_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "AADSTS70003: The simulator supports the client_credentials grant only.",
+        );
     }
     if get("client_id") != Some(shared.client_id.as_str()) {
-        return aad_error(StatusCode::BAD_REQUEST, "unauthorized_client", "AADSTS700016: Application not found in the directory.");
+        return aad_error(
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+            "AADSTS700016: Application not found in the directory.",
+        );
     }
-    let secret_ok = get("client_secret").is_some_and(|s| constant_time_eq(s.as_bytes(), shared.client_secret.as_bytes()));
+    let secret_ok =
+        get("client_secret").is_some_and(|s| constant_time_eq(s.as_bytes(), shared.client_secret.as_bytes()));
     // Workload identity sends a federated assertion instead of a secret.
     let assertion_ok = get("client_assertion_type") == Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
         && get("client_assertion").is_some_and(|a| a.split('.').count() == 3);
     if !secret_ok && !assertion_ok {
-        return aad_error(StatusCode::UNAUTHORIZED, "invalid_client", "AADSTS7000215: Invalid client secret provided.");
+        return aad_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "AADSTS7000215: Invalid client secret provided.",
+        );
     }
     let Some(audience) = get("scope").and_then(auth::audience_of_scope) else {
-        return aad_error(StatusCode::BAD_REQUEST, "invalid_scope", "AADSTS70011: The provided scope is not valid; use '{resource}/.default'.");
+        return aad_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_scope",
+            "AADSTS70011: The provided scope is not valid; use '{resource}/.default'.",
+        );
     };
     let lifetime = shared.world().fleet.arm.token_lifetime;
     let mut r = super::rng::Rng::new(random_seed());
     let token = format!("sim.{}", r.hex(64));
-    let grant = shared.tokens().issue(token, audience, shared.client_id.clone(), lifetime);
+    let grant = shared
+        .tokens()
+        .issue(token, audience, shared.client_id.clone(), lifetime);
     json_response(
         StatusCode::OK,
         &json!({ "token_type": "Bearer", "expires_in": grant.expires_in, "ext_expires_in": grant.expires_in, "access_token": grant.access_token }),
@@ -587,13 +714,23 @@ async fn admin(ctx: &Ctx, req: Request, segments: &[String]) -> Response {
     match (req.method().clone(), &seg[1..]) {
         (Method::GET, ["clock"]) => {
             let w = shared.world();
-            json_response(StatusCode::OK, &json!({ "now": w.now.rfc3339_millis(), "manual": shared.clock.is_manual(), "events_applied": w.events_applied }))
+            json_response(
+                StatusCode::OK,
+                &json!({ "now": w.now.rfc3339_millis(), "manual": shared.clock.is_manual(), "events_applied": w.events_applied }),
+            )
         }
         (Method::POST, ["clock", "advance"]) => {
             if !shared.clock.is_manual() {
-                return json_response(StatusCode::CONFLICT, &json!({ "error": { "code": "ClockNotManual", "message": "Start the simulator with --manual-clock to advance time by hand." } }));
+                return json_response(
+                    StatusCode::CONFLICT,
+                    &json!({ "error": { "code": "ClockNotManual", "message": "Start the simulator with --manual-clock to advance time by hand." } }),
+                );
             }
-            let secs: f64 = q.iter().find(|(k, _)| k == "seconds").and_then(|(_, v)| v.parse().ok()).unwrap_or(0.0);
+            let secs: f64 = q
+                .iter()
+                .find(|(k, _)| k == "seconds")
+                .and_then(|(_, v)| v.parse().ok())
+                .unwrap_or(0.0);
             shared.clock.advance(Duration::from_secs_f64(secs.max(0.0)));
             let w = shared.world();
             json_response(StatusCode::OK, &json!({ "now": w.now.rfc3339_millis() }))
@@ -602,6 +739,9 @@ async fn admin(ctx: &Ctx, req: Request, segments: &[String]) -> Response {
             shared.tokens().expire_all();
             json_response(StatusCode::OK, &json!({ "expired": true }))
         }
-        _ => json_response(StatusCode::NOT_FOUND, &json!({ "error": { "code": "NotFound", "message": "Unknown simulator hook." } })),
+        _ => json_response(
+            StatusCode::NOT_FOUND,
+            &json!({ "error": { "code": "NotFound", "message": "Unknown simulator hook." } }),
+        ),
     }
 }

@@ -73,6 +73,9 @@ mod tests {
         // Writes have their own bucket; another subscription too.
         assert!(matches!(t.take("s", "p", true, spec, now), Take::Allowed { .. }));
         assert!(matches!(t.take("s2", "p", false, spec, now), Take::Allowed { .. }));
-        assert!(matches!(t.take("s", "p", false, spec, SimTime(1000)), Take::Allowed { remaining: 0 }));
+        assert!(matches!(
+            t.take("s", "p", false, spec, SimTime(1000)),
+            Take::Allowed { remaining: 0 }
+        ));
     }
 }

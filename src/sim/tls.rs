@@ -26,8 +26,14 @@ pub fn generate(extra_ip: Option<std::net::IpAddr>) -> Result<SimTls, TlsError> 
     let ca_key = KeyPair::generate()?;
     let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.distinguished_name.push(DnType::CommonName, "ringmaster simulator CA");
-    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "ringmaster simulator CA");
+    ca_params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
     let ca_cert = ca_params.self_signed(&ca_key)?;
     let issuer = Issuer::new(ca_params, ca_key);
 
@@ -40,7 +46,9 @@ pub fn generate(extra_ip: Option<std::net::IpAddr>) -> Result<SimTls, TlsError> 
     }
     let server_key = KeyPair::generate()?;
     let mut params = CertificateParams::new(names)?;
-    params.distinguished_name.push(DnType::CommonName, "ringmaster simulator");
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "ringmaster simulator");
     let server_cert = params.signed_by(&server_key, &issuer)?;
 
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -48,7 +56,10 @@ pub fn generate(extra_ip: Option<std::net::IpAddr>) -> Result<SimTls, TlsError> 
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
         .with_single_cert(
-            vec![CertificateDer::from(server_cert.der().to_vec()), CertificateDer::from(ca_cert.der().to_vec())],
+            vec![
+                CertificateDer::from(server_cert.der().to_vec()),
+                CertificateDer::from(ca_cert.der().to_vec()),
+            ],
             PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server_key.serialize_der())),
         )?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];

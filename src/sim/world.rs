@@ -273,7 +273,10 @@ impl World {
             os: OsType::Linux,
             pool: None,
         };
-        let mut defs = vec![system("coredns", 2, Pdb::MaxUnavailable(1)), system("metrics-server", 2, Pdb::MinAvailable(1))];
+        let mut defs = vec![
+            system("coredns", 2, Pdb::MaxUnavailable(1)),
+            system("metrics-server", 2, Pdb::MinAvailable(1)),
+        ];
         defs.extend(def.workloads.iter().cloned());
         for WorkloadDef {
             name,

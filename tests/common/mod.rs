@@ -38,8 +38,7 @@ pub fn client(sim: &Simulator) -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let pem = std::fs::read(sim.info.ca_cert.as_ref().expect("TLS on")).unwrap();
     reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
-        .tls_built_in_root_certs(false)
+        .tls_certs_only([reqwest::Certificate::from_pem(&pem).unwrap()])
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap()
@@ -88,7 +87,11 @@ pub async fn to_reply(r: reqwest::Response) -> Reply {
     let status = r.status();
     let headers = r.headers().clone();
     let bytes = r.bytes().await.unwrap();
-    let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into())) };
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()))
+    };
     Reply { status, headers, body }
 }
 
@@ -110,7 +113,13 @@ impl Arm {
         format!("/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.ContainerService/managedClusters/{name}")
     }
 
-    pub async fn call(&self, method: Method, path_or_url: &str, body: Option<&Value>, headers: &[(&str, &str)]) -> Reply {
+    pub async fn call(
+        &self,
+        method: Method,
+        path_or_url: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
         let url = if path_or_url.starts_with("http") {
             path_or_url.to_string()
         } else {

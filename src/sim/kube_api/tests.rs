@@ -197,8 +197,8 @@ async fn list_get_and_selectors() {
     assert_eq!(missing["details"], json!({ "name": "nope", "kind": "deployments", "group": "apps" }));
     let (_, nodes) = s.get("/api/v1/nodes").await;
     assert_eq!((nodes["kind"].as_str(), nodes["items"].as_array().unwrap().len()), (Some("NodeList"), 4));
-    let (_, ns) = s.get("/api/v1/namespaces/shop").await;
-    assert_eq!(ns["kind"], "Namespace");
+    let (_, namespace) = s.get("/api/v1/namespaces/shop").await;
+    assert_eq!(namespace["kind"], "Namespace");
     let (_, pdbs) = s.get("/apis/policy/v1/poddisruptionbudgets").await;
     assert_eq!(pdbs["apiVersion"], "policy/v1");
     assert_eq!(s.send(s.req("DELETE", &format!("/api/v1/namespaces/{ns}/pods/{name}")), "").await.0, StatusCode::METHOD_NOT_ALLOWED);

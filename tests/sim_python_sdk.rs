@@ -1,0 +1,197 @@
+//! Azure's own Python SDK (azure-identity + azure-mgmt-containerservice, with
+//! azure-core's ARM poller) against the simulator, unchanged: token, upgrade profile,
+//! paged list, pool GET, control-plane then pool upgrade, node image upgrades. The
+//! script `tests/python/sdk_upgrade.py` prints what it saw; this test checks it against
+//! the simulator's own state.
+//!
+//! Needs `python3` with `pip install azure-identity azure-mgmt-containerservice`; the
+//! test fails (never skips) without them. `RINGMASTER_PYTHON` picks another interpreter.
+
+use ringmaster::sim::{ClockMode, SimOptions, Simulator, fleet};
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+const SUB: &str = "3f2a8c1e-6b4d-4e7a-9c05-1d2e3f405a61";
+const INSTALL: &str = "pip install azure-identity azure-mgmt-containerservice";
+
+/// What the simulator holds for one pool.
+#[derive(Debug, Clone)]
+struct PoolState {
+    version: String,
+    image: String,
+    latest: Option<String>,
+    state: &'static str,
+}
+
+fn pool_state(sim: &Simulator, rg: &str, cluster: &str, pool: &str) -> PoolState {
+    sim.with_world(|w| {
+        let c = w.cluster_index(SUB, rg, cluster).expect("cluster exists");
+        let cl = &w.clusters[c];
+        let p = cl.pool(pool).expect("pool exists");
+        PoolState {
+            version: p.current_version.to_string(),
+            image: p.node_image.clone(),
+            latest: w.latest_image(&cl.location, &p.os_sku),
+            state: p.provisioning_state,
+        }
+    })
+}
+
+fn s(v: &Value) -> &str {
+    v.as_str().unwrap_or_else(|| panic!("expected a string, got {v}"))
+}
+
+async fn run_script(sim: &Simulator) -> Value {
+    let info = &sim.info;
+    let ca = info.ca_cert.as_deref().expect("the simulator serves TLS");
+    let python = std::env::var("RINGMASTER_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/sdk_upgrade.py");
+    let child = tokio::process::Command::new(&python)
+        .arg(&script)
+        .env("AZURE_TENANT_ID", &info.tenant_id)
+        .env("AZURE_CLIENT_ID", &info.client_id)
+        .env("AZURE_CLIENT_SECRET", &info.client_secret)
+        .env("AZURE_AUTHORITY_HOST", &info.authority_host)
+        .env("RINGMASTER_ARM_ENDPOINT", &info.arm_endpoint)
+        .env("RINGMASTER_SUBSCRIPTION_ID", SUB)
+        .env("RINGMASTER_SUBSCRIPTION_IDS", info.subscription_ids.join(","))
+        .env("REQUESTS_CA_BUNDLE", ca)
+        .env("SSL_CERT_FILE", ca)
+        // No proxy may intercept loopback, and no developer's Azure settings leak in.
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .env_remove("AZURE_SUBSCRIPTION_ID")
+        .env("PYTHONUNBUFFERED", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run `{python}` ({e}): install Python 3 and then `{INSTALL}`"));
+    let out = tokio::time::timeout(Duration::from_secs(300), child.wait_with_output())
+        .await
+        .expect("the SDK script did not finish within 300 s")
+        .expect("the SDK script ran");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    match out.status.code() {
+        Some(0) => {}
+        Some(3) => panic!(
+            "the Azure Python SDK is not installed for `{python}`: run `{INSTALL}` (CI installs them)\n{stderr}"
+        ),
+        _ => panic!("the SDK script failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}", out.status),
+    }
+    let line = stdout.lines().rev().find(|l| l.trim_start().starts_with('{')).unwrap_or_else(|| {
+        panic!("the SDK script printed no JSON line:\n--- stdout\n{stdout}\n--- stderr\n{stderr}")
+    });
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("bad JSON from the SDK script ({e}): {line}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_python_sdk_upgrades_a_cluster_unchanged() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/fleets/demo.yaml");
+    let mut fleet = fleet::load(&path).expect("demo fleet compiles");
+    // Small pages, so the SDK's pager has to follow nextLink (4 clusters in SUB).
+    fleet.arm.page_size = 3;
+    let sim = Simulator::start(SimOptions {
+        fleet,
+        listen: "127.0.0.1:0".parse().unwrap(),
+        // 600 simulated seconds per second: a 4-minute control-plane upgrade takes 0.4 s.
+        clock: ClockMode::Scaled(600.0),
+        seed: 1,
+        plain_http: false,
+        state_dir: Some(tempfile::tempdir().expect("temp dir").keep()),
+    })
+    .await
+    .expect("simulator starts");
+
+    // What the simulator holds before the script runs.
+    let (cp_before, cp_upgrades, names) = sim.with_world(|w| {
+        let c = &w.clusters[w.cluster_index(SUB, "rg-dev-weu", "aks-dev-weu-01").unwrap()];
+        let ups: Vec<String> = w.control_plane_upgrades(&c.location, c.current_version).iter().map(|(v, _)| v.to_string()).collect();
+        let names: BTreeSet<String> = w.clusters_in(SUB, None).iter().map(|i| w.clusters[*i].name.clone()).collect();
+        (c.current_version.to_string(), ups, names)
+    });
+    let user1_before = pool_state(&sim, "rg-dev-weu", "aks-dev-weu-01", "user1");
+    let image_before = pool_state(&sim, "rg-dev-neu", "aks-dev-neu-01", "system");
+    assert_eq!(cp_before, "1.32.7");
+    assert_ne!(Some(&image_before.image), image_before.latest.as_ref(), "the demo's pool starts behind");
+
+    let out = run_script(&sim).await;
+    let pretty = serde_json::to_string_pretty(&out).unwrap();
+    eprintln!("SDK saw:\n{pretty}");
+
+    // 1. Upgrade profile.
+    let prof = &out["upgrade_profile"];
+    assert_eq!(prof["control_plane_version"], cp_before.as_str(), "{pretty}");
+    let seen: Vec<&str> = prof["upgrades"].as_array().unwrap().iter().map(s).collect();
+    assert_eq!(seen, cp_upgrades, "{pretty}");
+    assert!(seen.contains(&"1.33.3"));
+    assert_eq!(prof["pools"]["user1"]["kubernetes_version"], user1_before.version.as_str());
+
+    // 2. The paged list: every cluster of the subscription, once.
+    let listed: Vec<&str> = out["clusters"].as_array().unwrap().iter().map(|c| s(&c["name"])).collect();
+    assert_eq!(listed.iter().copied().map(String::from).collect::<BTreeSet<_>>(), names, "{pretty}");
+    assert_eq!(listed.len(), names.len(), "no cluster twice: {listed:?}");
+
+    // 3. The pool as it was.
+    let before = &out["pool_before"];
+    assert_eq!(before["current_orchestrator_version"], user1_before.version.as_str());
+    assert_eq!(before["node_image_version"], user1_before.image.as_str());
+    assert_eq!(before["provisioning_state"], "Succeeded");
+    assert_eq!(before["max_surge"], "33%");
+
+    // 4. Control plane through the SDK's poller.
+    let cp = &out["control_plane"];
+    assert_eq!(cp["poller_status"], "Succeeded", "{pretty}");
+    assert_eq!(cp["provisioning_state"], "Succeeded", "{pretty}");
+    assert_eq!(cp["kubernetes_version"], "1.33.3");
+    assert_eq!(cp["current_kubernetes_version"], "1.33.3");
+    assert_eq!(cp["pools"]["user1"], user1_before.version.as_str(), "pools stay where they were");
+
+    // 5. The pool: version and the region's latest node image.
+    let user1 = pool_state(&sim, "rg-dev-weu", "aks-dev-weu-01", "user1");
+    let after = &out["pool_after"];
+    assert_eq!(after["poller_status"], "Succeeded", "{pretty}");
+    assert_eq!(after["provisioning_state"], "Succeeded", "{pretty}");
+    assert_eq!(after["orchestrator_version"], "1.33.3");
+    assert_eq!(after["current_orchestrator_version"], "1.33.3");
+    assert_eq!(after["max_surge"], "33%", "upgrade settings survive the GET-then-PUT");
+    assert_eq!(user1.version, "1.33.3");
+    assert_eq!(user1.state, "Succeeded");
+    assert_eq!(Some(s(&after["node_image_version"])), user1.latest.as_deref(), "a version upgrade takes the latest image");
+    assert_eq!(out["cluster_after"]["pools"]["user1"], "1.33.3");
+
+    // 6. Node image upgrade (202 + LRO) of a pool that was behind.
+    let img = &out["node_image"];
+    let system = pool_state(&sim, "rg-dev-neu", "aks-dev-neu-01", "system");
+    assert_eq!(img["poller_status"], "Succeeded", "{pretty}");
+    assert_eq!(img["provisioning_state"], "Succeeded", "{pretty}");
+    assert_eq!(img["before"], image_before.image.as_str());
+    assert_eq!(img["after"], img["latest"], "{pretty}");
+    assert_eq!(Some(s(&img["after"])), system.latest.as_deref());
+    assert_eq!(system.image, s(&img["after"]));
+    assert_eq!(system.version, image_before.version, "a node image upgrade keeps the Kubernetes version");
+    assert_eq!(system.state, "Succeeded");
+
+    // 7. Node image upgrade of a pool already current (200, nothing to poll).
+    let cur = &out["node_image_current"];
+    assert_eq!(cur["poller_status"], "Succeeded", "{pretty}");
+    assert_eq!(cur["after"], cur["latest"]);
+    assert_eq!(Some(s(&cur["after"])), user1.latest.as_deref());
+    assert_eq!(cur["provisioning_state"], "Succeeded");
+
+    // The simulator agrees, and nothing is left running.
+    sim.with_world(|w| {
+        let c = &w.clusters[w.cluster_index(SUB, "rg-dev-weu", "aks-dev-weu-01").unwrap()];
+        assert_eq!(c.current_version.to_string(), "1.33.3");
+        assert_eq!(c.provisioning_state, "Succeeded");
+        assert!(c.operation.is_none());
+        let n = &w.clusters[w.cluster_index(SUB, "rg-dev-neu", "aks-dev-neu-01").unwrap()];
+        assert!(n.operation.is_none());
+    });
+    sim.shutdown().await;
+}
