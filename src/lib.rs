@@ -3,6 +3,10 @@
 //! Layers (see `docs/architecture.md`): `domain` (versions and AKS's rules), `sim`
 //! (the AKS simulator), `yaml` (inputs with positions for errors).
 
+pub mod arm;
+pub mod clock;
 pub mod domain;
+pub mod identity;
 pub mod sim;
 pub mod yaml;
+pub mod schedule;

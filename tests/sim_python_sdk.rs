@@ -78,14 +78,19 @@ async fn run_script(sim: &Simulator) -> Value {
     let stderr = String::from_utf8_lossy(&out.stderr);
     match out.status.code() {
         Some(0) => {}
-        Some(3) => panic!(
-            "the Azure Python SDK is not installed for `{python}`: run `{INSTALL}` (CI installs them)\n{stderr}"
+        Some(3) => {
+            panic!("the Azure Python SDK is not installed for `{python}`: run `{INSTALL}` (CI installs them)\n{stderr}")
+        }
+        _ => panic!(
+            "the SDK script failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+            out.status
         ),
-        _ => panic!("the SDK script failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}", out.status),
     }
-    let line = stdout.lines().rev().find(|l| l.trim_start().starts_with('{')).unwrap_or_else(|| {
-        panic!("the SDK script printed no JSON line:\n--- stdout\n{stdout}\n--- stderr\n{stderr}")
-    });
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('{'))
+        .unwrap_or_else(|| panic!("the SDK script printed no JSON line:\n--- stdout\n{stdout}\n--- stderr\n{stderr}"));
     serde_json::from_str(line).unwrap_or_else(|e| panic!("bad JSON from the SDK script ({e}): {line}"))
 }
 
@@ -111,14 +116,26 @@ async fn azure_python_sdk_upgrades_a_cluster_unchanged() {
     // What the simulator holds before the script runs.
     let (cp_before, cp_upgrades, names) = sim.with_world(|w| {
         let c = &w.clusters[w.cluster_index(SUB, "rg-dev-weu", "aks-dev-weu-01").unwrap()];
-        let ups: Vec<String> = w.control_plane_upgrades(&c.location, c.current_version).iter().map(|(v, _)| v.to_string()).collect();
-        let names: BTreeSet<String> = w.clusters_in(SUB, None).iter().map(|i| w.clusters[*i].name.clone()).collect();
+        let ups: Vec<String> = w
+            .control_plane_upgrades(&c.location, c.current_version)
+            .iter()
+            .map(|(v, _)| v.to_string())
+            .collect();
+        let names: BTreeSet<String> = w
+            .clusters_in(SUB, None)
+            .iter()
+            .map(|i| w.clusters[*i].name.clone())
+            .collect();
         (c.current_version.to_string(), ups, names)
     });
     let user1_before = pool_state(&sim, "rg-dev-weu", "aks-dev-weu-01", "user1");
     let image_before = pool_state(&sim, "rg-dev-neu", "aks-dev-neu-01", "system");
     assert_eq!(cp_before, "1.32.7");
-    assert_ne!(Some(&image_before.image), image_before.latest.as_ref(), "the demo's pool starts behind");
+    assert_ne!(
+        Some(&image_before.image),
+        image_before.latest.as_ref(),
+        "the demo's pool starts behind"
+    );
 
     let out = run_script(&sim).await;
     let pretty = serde_json::to_string_pretty(&out).unwrap();
@@ -130,11 +147,23 @@ async fn azure_python_sdk_upgrades_a_cluster_unchanged() {
     let seen: Vec<&str> = prof["upgrades"].as_array().unwrap().iter().map(s).collect();
     assert_eq!(seen, cp_upgrades, "{pretty}");
     assert!(seen.contains(&"1.33.3"));
-    assert_eq!(prof["pools"]["user1"]["kubernetes_version"], user1_before.version.as_str());
+    assert_eq!(
+        prof["pools"]["user1"]["kubernetes_version"],
+        user1_before.version.as_str()
+    );
 
     // 2. The paged list: every cluster of the subscription, once.
-    let listed: Vec<&str> = out["clusters"].as_array().unwrap().iter().map(|c| s(&c["name"])).collect();
-    assert_eq!(listed.iter().copied().map(String::from).collect::<BTreeSet<_>>(), names, "{pretty}");
+    let listed: Vec<&str> = out["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| s(&c["name"]))
+        .collect();
+    assert_eq!(
+        listed.iter().copied().map(String::from).collect::<BTreeSet<_>>(),
+        names,
+        "{pretty}"
+    );
     assert_eq!(listed.len(), names.len(), "no cluster twice: {listed:?}");
 
     // 3. The pool as it was.
@@ -150,7 +179,11 @@ async fn azure_python_sdk_upgrades_a_cluster_unchanged() {
     assert_eq!(cp["provisioning_state"], "Succeeded", "{pretty}");
     assert_eq!(cp["kubernetes_version"], "1.33.3");
     assert_eq!(cp["current_kubernetes_version"], "1.33.3");
-    assert_eq!(cp["pools"]["user1"], user1_before.version.as_str(), "pools stay where they were");
+    assert_eq!(
+        cp["pools"]["user1"],
+        user1_before.version.as_str(),
+        "pools stay where they were"
+    );
 
     // 5. The pool: version and the region's latest node image.
     let user1 = pool_state(&sim, "rg-dev-weu", "aks-dev-weu-01", "user1");
@@ -162,7 +195,11 @@ async fn azure_python_sdk_upgrades_a_cluster_unchanged() {
     assert_eq!(after["max_surge"], "33%", "upgrade settings survive the GET-then-PUT");
     assert_eq!(user1.version, "1.33.3");
     assert_eq!(user1.state, "Succeeded");
-    assert_eq!(Some(s(&after["node_image_version"])), user1.latest.as_deref(), "a version upgrade takes the latest image");
+    assert_eq!(
+        Some(s(&after["node_image_version"])),
+        user1.latest.as_deref(),
+        "a version upgrade takes the latest image"
+    );
     assert_eq!(out["cluster_after"]["pools"]["user1"], "1.33.3");
 
     // 6. Node image upgrade (202 + LRO) of a pool that was behind.
@@ -174,7 +211,10 @@ async fn azure_python_sdk_upgrades_a_cluster_unchanged() {
     assert_eq!(img["after"], img["latest"], "{pretty}");
     assert_eq!(Some(s(&img["after"])), system.latest.as_deref());
     assert_eq!(system.image, s(&img["after"]));
-    assert_eq!(system.version, image_before.version, "a node image upgrade keeps the Kubernetes version");
+    assert_eq!(
+        system.version, image_before.version,
+        "a node image upgrade keeps the Kubernetes version"
+    );
     assert_eq!(system.state, "Succeeded");
 
     // 7. Node image upgrade of a pool already current (200, nothing to poll).

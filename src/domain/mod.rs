@@ -2,6 +2,7 @@
 //! durations, and AKS's version rules (one table for the planner and the simulator).
 
 pub mod duration;
+pub mod fleet;
 pub mod image;
 pub mod rules;
 pub mod version;

@@ -76,3 +76,22 @@ impl Shared {
         Err(TokenProblem::Invalid)
     }
 }
+
+/// A [`crate::clock::Clock`] on a simulator's manual clock: sleeping moves simulated
+/// time forward at once, so a client that honours `Retry-After` or backs off runs in
+/// step with the simulator without any wall-clock wait. For single-flow tests: two
+/// tasks sleeping at once both advance the clock.
+#[derive(Debug, Clone)]
+pub struct ManualSimClock(pub std::sync::Arc<Shared>);
+
+impl crate::clock::Clock for ManualSimClock {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.0.clock.now().to_datetime()
+    }
+
+    fn sleep(&self, d: std::time::Duration) -> futures::future::BoxFuture<'static, ()> {
+        self.0.clock.advance(d);
+        drop(self.0.world());
+        Box::pin(tokio::task::yield_now())
+    }
+}

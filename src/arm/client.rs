@@ -1,0 +1,312 @@
+//! The AKS operations ringmaster needs, typed, on top of [`ArmHttp`].
+//!
+//! Writes follow AKS's own recipes (aks-facts.md): a control-plane upgrade is a GET of
+//! the cluster, `properties.kubernetesVersion` set, every pool's `orchestratorVersion`
+//! kept as returned, and a PUT with `If-Match`; a pool upgrade is the same on the pool.
+//! After an ambiguous failure (5xx, or a connection lost after the request went out),
+//! the resource is read back before anything is sent again: if the write took, the
+//! operation is followed from the resource's provisioningState instead of starting a
+//! second one.
+
+use super::error::ArmError;
+use super::http::{ArmHttp, RawResponse};
+use super::lro::OperationRef;
+use super::models::*;
+use crate::identity::Redacted;
+use base64::Engine;
+use reqwest::Method;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::fmt;
+
+/// Which cluster.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ClusterRef {
+    pub subscription: String,
+    pub resource_group: String,
+    pub name: String,
+}
+
+impl ClusterRef {
+    pub fn new(subscription: impl Into<String>, resource_group: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            subscription: subscription.into(),
+            resource_group: resource_group.into(),
+            name: name.into(),
+        }
+    }
+
+    pub fn path(&self) -> String {
+        format!(
+            "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.ContainerService/managedClusters/{}",
+            self.subscription, self.resource_group, self.name
+        )
+    }
+
+    /// Parses an ARM resource id of a managed cluster.
+    pub fn from_id(id: &str) -> Option<Self> {
+        let parts: Vec<&str> = id.split('/').collect();
+        let find = |k: &str| {
+            parts
+                .iter()
+                .position(|p| p.eq_ignore_ascii_case(k))
+                .and_then(|i| parts.get(i + 1))
+                .map(|s| s.to_string())
+        };
+        Some(Self {
+            subscription: find("subscriptions")?,
+            resource_group: find("resourceGroups")?,
+            name: find("managedClusters")?,
+        })
+    }
+}
+
+impl fmt::Display for ClusterRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.resource_group, self.name)
+    }
+}
+
+/// What a write led to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Submitted {
+    /// A long-running operation started; follow it here.
+    Started(OperationRef),
+    /// The write took, but its operation URL was lost (ambiguous failure): follow the
+    /// resource's provisioningState.
+    InFlight,
+    /// Nothing to do (already there).
+    NothingToDo,
+}
+
+/// How many times an ambiguous write may be re-sent after reading back that it did not take.
+const MAX_WRITE_ATTEMPTS: u32 = 3;
+
+#[derive(Debug)]
+pub struct AksClient {
+    http: ArmHttp,
+}
+
+/// What reading the resource back after an ambiguous write showed.
+enum Verdict {
+    Took,
+    DidNotTake,
+}
+
+impl AksClient {
+    pub fn new(http: ArmHttp) -> Self {
+        Self { http }
+    }
+
+    pub fn http(&self) -> &ArmHttp {
+        &self.http
+    }
+
+    async fn paged<T: serde::de::DeserializeOwned>(&self, first: String) -> Result<Vec<T>, ArmError> {
+        let mut out = Vec::new();
+        let mut url = Some(first);
+        while let Some(u) = url {
+            let page: Page<T> = self.http.get_json(&u).await?;
+            out.extend(page.value);
+            url = page.next_link.filter(|l| !l.is_empty());
+        }
+        Ok(out)
+    }
+
+    pub async fn list_clusters(&self, subscription: &str) -> Result<Vec<ManagedCluster>, ArmError> {
+        let path = format!("/subscriptions/{subscription}/providers/Microsoft.ContainerService/managedClusters");
+        self.paged(self.http.url(&path)).await
+    }
+
+    pub async fn get_cluster(&self, c: &ClusterRef) -> Result<ManagedCluster, ArmError> {
+        self.http.get_json(&self.http.url(&c.path())).await
+    }
+
+    pub async fn list_pools(&self, c: &ClusterRef) -> Result<Vec<AgentPool>, ArmError> {
+        self.paged(self.http.url(&format!("{}/agentPools", c.path()))).await
+    }
+
+    pub async fn get_pool(&self, c: &ClusterRef, pool: &str) -> Result<AgentPool, ArmError> {
+        self.http
+            .get_json(&self.http.url(&format!("{}/agentPools/{pool}", c.path())))
+            .await
+    }
+
+    pub async fn cluster_upgrade_profile(&self, c: &ClusterRef) -> Result<ClusterUpgradeProfile, ArmError> {
+        self.http
+            .get_json(&self.http.url(&format!("{}/upgradeProfiles/default", c.path())))
+            .await
+    }
+
+    pub async fn pool_upgrade_profile(&self, c: &ClusterRef, pool: &str) -> Result<PoolUpgradeProfile, ArmError> {
+        self.http
+            .get_json(
+                &self
+                    .http
+                    .url(&format!("{}/agentPools/{pool}/upgradeProfiles/default", c.path())),
+            )
+            .await
+    }
+
+    pub async fn kubernetes_versions(
+        &self,
+        subscription: &str,
+        location: &str,
+    ) -> Result<KubernetesVersionList, ArmError> {
+        let path = format!(
+            "/subscriptions/{subscription}/providers/Microsoft.ContainerService/locations/{location}/kubernetesVersions"
+        );
+        self.http.get_json(&self.http.url(&path)).await
+    }
+
+    pub async fn maintenance_configurations(&self, c: &ClusterRef) -> Result<Vec<MaintenanceConfiguration>, ArmError> {
+        self.paged(self.http.url(&format!("{}/maintenanceConfigurations", c.path())))
+            .await
+    }
+
+    /// The user kubeconfig (decoded). A secret: keep it in [`Redacted`].
+    pub async fn user_kubeconfig(&self, c: &ClusterRef) -> Result<Redacted, ArmError> {
+        let url = self.http.url(&format!("{}/listClusterUserCredential", c.path()));
+        let raw = self.http.send(Method::POST, &url, None, &[]).await?;
+        if raw.status != 200 {
+            return Err(ArmHttp::error_for(&Method::POST, &url, &raw));
+        }
+        let creds: CredentialResults = super::http::decode(&Method::POST, &url, &raw)?;
+        let first = creds.kubeconfigs.into_iter().next().ok_or_else(|| ArmError::Decode {
+            method: "POST".into(),
+            path: format!("{}/listClusterUserCredential", c.path()),
+            message: "no kubeconfig in the answer".into(),
+        })?;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(first.value.as_bytes())
+            .map_err(|e| ArmError::Decode {
+                method: "POST".into(),
+                path: format!("{}/listClusterUserCredential", c.path()),
+                message: format!("kubeconfig is not base64: {e}"),
+            })?;
+        Ok(Redacted(String::from_utf8_lossy(&bytes).into_owned()))
+    }
+
+    /// Follows a started operation; see [`ArmHttp::wait`].
+    pub async fn operation_status(&self, op: &OperationRef) -> Result<super::lro::Progress, ArmError> {
+        self.http.poll_once(op).await
+    }
+
+    /// Sends a write once; on an ambiguous failure reads back with `verify` and re-sends
+    /// only when the write did not take.
+    async fn write<F, Fut>(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+        verify: F,
+    ) -> Result<Submitted, ArmError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<Verdict, ArmError>>,
+    {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let outcome = self.http.send(method.clone(), url, body, headers).await;
+            let ambiguous = match outcome {
+                Ok(raw) if (200..300).contains(&raw.status) => return Ok(submitted(&raw)),
+                Ok(raw) if raw.status >= 500 => ArmHttp::error_for(&method, url, &raw),
+                Ok(raw) => return Err(ArmHttp::error_for(&method, url, &raw)),
+                Err(e @ ArmError::Transport { maybe_sent: true, .. }) => e,
+                Err(e) => return Err(e),
+            };
+            tracing::warn!(%method, error = %ambiguous, "write may or may not have reached AKS; reading the resource before anything else");
+            match verify().await? {
+                Verdict::Took => return Ok(Submitted::InFlight),
+                Verdict::DidNotTake if attempt < MAX_WRITE_ATTEMPTS => continue,
+                Verdict::DidNotTake => return Err(ambiguous),
+            }
+        }
+    }
+
+    /// Upgrades the control plane only: pools keep their `orchestratorVersion`.
+    pub async fn upgrade_control_plane(&self, c: &ClusterRef, version: &str) -> Result<Submitted, ArmError> {
+        let mut mc = self.get_cluster(c).await?;
+        if mc.properties.current_kubernetes_version.as_deref() == Some(version) {
+            return Ok(Submitted::NothingToDo);
+        }
+        let etag = mc.e_tag.clone();
+        mc.properties.kubernetes_version = Some(version.to_string());
+        let body = serde_json::to_value(&mc).map_err(|e| ArmError::Decode {
+            method: "PUT".into(),
+            path: c.path(),
+            message: e.to_string(),
+        })?;
+        let url = self.http.url(&c.path());
+        let headers: Vec<(&str, &str)> = etag.as_deref().map(|e| vec![("If-Match", e)]).unwrap_or_default();
+        self.write(Method::PUT, &url, Some(&body), &headers, || async {
+            let now = self.get_cluster(c).await?;
+            let took = now.properties.kubernetes_version.as_deref() == Some(version) && now.e_tag != etag;
+            Ok(if took { Verdict::Took } else { Verdict::DidNotTake })
+        })
+        .await
+    }
+
+    /// Upgrades one pool's Kubernetes version (full body, unknown fields kept).
+    pub async fn upgrade_pool(&self, c: &ClusterRef, pool: &str, version: &str) -> Result<Submitted, ArmError> {
+        let mut ap = self.get_pool(c, pool).await?;
+        if ap.properties.current_orchestrator_version.as_deref() == Some(version) {
+            return Ok(Submitted::NothingToDo);
+        }
+        let etag = ap.properties.e_tag.clone();
+        ap.properties.orchestrator_version = Some(version.to_string());
+        let body = serde_json::to_value(&ap).map_err(|e| ArmError::Decode {
+            method: "PUT".into(),
+            path: c.path(),
+            message: e.to_string(),
+        })?;
+        let url = self.http.url(&format!("{}/agentPools/{pool}", c.path()));
+        let headers: Vec<(&str, &str)> = etag.as_deref().map(|e| vec![("If-Match", e)]).unwrap_or_default();
+        self.write(Method::PUT, &url, Some(&body), &headers, || async {
+            let now = self.get_pool(c, pool).await?;
+            let took = now.properties.orchestrator_version.as_deref() == Some(version) && now.properties.e_tag != etag;
+            Ok(if took { Verdict::Took } else { Verdict::DidNotTake })
+        })
+        .await
+    }
+
+    /// Upgrades a pool's nodes to the latest node image of its region.
+    pub async fn upgrade_node_image(&self, c: &ClusterRef, pool: &str) -> Result<Submitted, ArmError> {
+        let url = self
+            .http
+            .url(&format!("{}/agentPools/{pool}/upgradeNodeImageVersion", c.path()));
+        let out = self
+            .write(Method::POST, &url, None, &[], || async {
+                let now = self.get_pool(c, pool).await?;
+                let took = now.properties.provisioning_state.as_deref() == Some("UpgradingNodeImageVersion");
+                Ok(if took { Verdict::Took } else { Verdict::DidNotTake })
+            })
+            .await?;
+        Ok(out)
+    }
+
+    /// Aborts the operation running on a cluster (or one pool).
+    pub async fn abort(&self, c: &ClusterRef, pool: Option<&str>) -> Result<Submitted, ArmError> {
+        let path = match pool {
+            Some(p) => format!("{}/agentPools/{p}/abort", c.path()),
+            None => format!("{}/abort", c.path()),
+        };
+        let url = self.http.url(&path);
+        let raw = self.http.send(Method::POST, &url, None, &[]).await?;
+        match raw.status {
+            204 => Ok(Submitted::NothingToDo),
+            200..=299 => Ok(submitted(&raw)),
+            _ => Err(ArmHttp::error_for(&Method::POST, &url, &raw)),
+        }
+    }
+}
+
+fn submitted(raw: &RawResponse) -> Submitted {
+    match OperationRef::from_headers(raw) {
+        Some(op) => Submitted::Started(op),
+        None if raw.status == 200 && raw.body.is_empty() => Submitted::NothingToDo,
+        None => Submitted::InFlight,
+    }
+}

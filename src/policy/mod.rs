@@ -1,0 +1,255 @@
+//! Rollout policies: what the user writes (YAML, [`raw`]) and what the rest of ringmaster
+//! uses ([`Policy`]), with [`compile`] between them reporting every problem at once as
+//! `file:line:col: message`. A policy that compiles can be planned and run; nothing later
+//! re-validates it. Schema and examples: `docs/policy.md`; starting points: `policies/`.
+//!
+//! Pure: compiling reads no file and no clock ([`crate::validate`] does the file reading).
+
+mod compile;
+pub mod raw;
+pub mod selector;
+#[cfg(test)]
+mod tests;
+
+pub use compile::{compile, compile_raw, compile_with_snapshot};
+pub use selector::Selector;
+
+use crate::domain::VersionSpec;
+use crate::domain::fleet::ClusterState;
+use crate::schedule::{CronSchedule, CronWindow, Window};
+use chrono::NaiveDate;
+use chrono_tz::Tz;
+use std::time::Duration;
+
+/// Why a policy could not be compiled (every error found, with positions).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Compile(#[source] crate::yaml::SourceErrors),
+}
+
+/// A validated rollout policy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    pub name: String,
+    pub description: Option<String>,
+    pub fleet: FleetSelection,
+    pub target: Target,
+    /// In rollout order; names unique.
+    pub rings: Vec<Ring>,
+    pub steps: Steps,
+    pub gates: Gates,
+    pub schedule: Schedule,
+}
+
+/// Which clusters the policy manages.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FleetSelection {
+    /// Empty: any subscription.
+    pub subscriptions: Vec<String>,
+    /// Any of; empty: every cluster.
+    pub include: Vec<Selector>,
+    /// Any of.
+    pub exclude: Vec<Selector>,
+}
+
+/// Where a cluster stands with respect to the fleet selection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Membership {
+    /// Managed by the policy.
+    In,
+    /// Would be in, but an `exclude` selector matches it (reported, not touched).
+    Excluded,
+    /// Not the policy's business (other subscription, not included).
+    Out,
+}
+
+impl FleetSelection {
+    pub fn membership(&self, c: &ClusterState) -> Membership {
+        let in_subscription = self.subscriptions.is_empty()
+            || self.subscriptions.iter().any(|s| s.eq_ignore_ascii_case(&c.id.subscription));
+        let included = self.include.is_empty() || self.include.iter().any(|s| s.matches(c));
+        if !(in_subscription && included) {
+            Membership::Out
+        } else if self.exclude.iter().any(|s| s.matches(c)) {
+            Membership::Excluded
+        } else {
+            Membership::In
+        }
+    }
+}
+
+/// AKS's channel meanings, applied to the versions offered in every involved region.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    /// The latest patch of each cluster's current minor.
+    Patch,
+    /// The latest patch of the minor before the newest (N-1).
+    Stable,
+    /// The latest patch of the newest minor.
+    Rapid,
+    /// No version change; node images only.
+    NodeImage,
+    /// A minor (its latest patch) or an exact patch.
+    Pinned(VersionSpec),
+}
+
+impl Channel {
+    pub fn name(&self) -> String {
+        match self {
+            Channel::Patch => "patch".into(),
+            Channel::Stable => "stable".into(),
+            Channel::Rapid => "rapid".into(),
+            Channel::NodeImage => "node-image".into(),
+            Channel::Pinned(v) => format!("pinned {v}"),
+        }
+    }
+}
+
+/// Which node image later rings get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeImageMode {
+    /// Each region's latest image.
+    Latest,
+    /// The image the first ring ran (per OS SKU), so every ring runs what was proven.
+    Consistent,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    pub channel: Channel,
+    pub allow_preview: bool,
+    /// Empty: any.
+    pub allow: Vec<VersionSpec>,
+    pub deny: Vec<VersionSpec>,
+    pub node_image: NodeImageMode,
+}
+
+/// Whether `spec` (a minor or a patch) covers `v`.
+pub fn spec_covers(spec: &VersionSpec, v: crate::domain::KubeVersion) -> bool {
+    match spec {
+        VersionSpec::Minor(m) => v.minor_version() == *m,
+        VersionSpec::Exact(e) => *e == v,
+    }
+}
+
+impl Target {
+    pub fn denies(&self, v: crate::domain::KubeVersion) -> bool {
+        self.deny.iter().any(|d| spec_covers(d, v))
+    }
+
+    pub fn allows(&self, v: crate::domain::KubeVersion) -> bool {
+        self.allow.is_empty() || self.allow.iter().any(|a| spec_covers(a, v))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ring {
+    pub name: String,
+    pub selector: Selector,
+    /// At least one; a `MaxParallel` wave, if any, is last.
+    pub waves: Vec<Wave>,
+    pub soak: Duration,
+    /// `None`: no approval needed.
+    pub approval: Option<Approval>,
+    pub failure_budget: FailureBudget,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wave {
+    pub name: String,
+    pub members: WaveMembers,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WaveMembers {
+    /// These clusters (by name), in this order.
+    Clusters(Vec<String>),
+    /// The ring's remaining clusters, at most this many at a time.
+    MaxParallel(u32),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Approval {
+    /// Non-empty.
+    pub approvers: Vec<String>,
+    pub expires_after: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnFailure {
+    /// Stop the whole rollout at the first failed cluster.
+    Halt,
+    /// Skip the failed cluster, finish the ring; the next ring starts only if the ring
+    /// ended with at most `max_failed_clusters` failures.
+    SkipAndContinue,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailureBudget {
+    pub on_failure: OnFailure,
+    pub max_failed_clusters: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Steps {
+    /// Pools upgraded first, in order (others follow: system pools, then by name).
+    pub pool_order: Vec<String>,
+    pub pool_soak: Duration,
+    pub node_image: bool,
+    /// As AKS writes it: `1` or `33%`.
+    pub max_surge: Option<String>,
+    /// Whole minutes.
+    pub drain_timeout_minutes: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Gates {
+    pub pod_readiness: PodReadiness,
+    pub nodes_ready: bool,
+    pub no_regression: bool,
+    pub regression_tolerance: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PodReadiness {
+    pub min_ready_ratio: f64,
+    pub include_namespaces: Vec<String>,
+    pub exclude_namespaces: Vec<String>,
+    pub settle: Duration,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Schedule {
+    pub time_zone: Tz,
+    /// When a rollout may start; `None`: any time.
+    pub start: Option<CronSchedule>,
+    pub respect_aks_maintenance: bool,
+    pub windows: Vec<OwnWindow>,
+    pub blackouts: Vec<Blackout>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct OwnWindow {
+    pub name: String,
+    pub window: CronWindow,
+    /// Empty: every ring.
+    pub rings: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Blackout {
+    pub name: String,
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    /// The days as a UTC interval (in the policy's time zone).
+    pub span: Window,
+    /// Empty: every ring.
+    pub rings: Vec<String>,
+}
+
+/// Whether a window or blackout with this ring list applies to `ring`.
+pub fn applies_to(rings: &[String], ring: &str) -> bool {
+    rings.is_empty() || rings.iter().any(|r| r == ring)
+}
