@@ -209,7 +209,6 @@ impl AzureConfig {
                     client_id: self.client_id.clone(),
                     tenant_id: self.tenant_id.clone(),
                     token_file_path: self.federated_token_file.clone(),
-                    ..Default::default()
                 },
             ))
             .map_err(err)?,
@@ -218,7 +217,6 @@ impl AzureConfig {
                 azure_identity::ManagedIdentityCredential::new(Some(azure_identity::ManagedIdentityCredentialOptions {
                     user_assigned_id,
                     client_options: options,
-                    ..Default::default()
                 }))
                 .map_err(err)?
             }
