@@ -10,3 +10,4 @@ pub mod identity;
 pub mod sim;
 pub mod yaml;
 pub mod schedule;
+pub mod policy;

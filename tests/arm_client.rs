@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use ringmaster::arm::{self, AksClient, ArmError, ClusterRef, OperationRef, Submitted};
+use ringmaster::arm::{self, AksClient, ArmError, ClusterId, OperationRef, Submitted};
 use ringmaster::clock::Clock;
 use ringmaster::identity::AzureConfig;
 use ringmaster::sim::Simulator;
@@ -16,8 +16,8 @@ use std::sync::atomic::Ordering;
 
 const SUB: &str = "3f2a8c1e-6b4d-4e7a-9c05-1d2e3f405a61";
 
-fn dev() -> ClusterRef {
-    ClusterRef::new(SUB, "rg-dev-weu", "aks-dev-weu-01")
+fn dev() -> ClusterId {
+    ClusterId::new(SUB, "rg-dev-weu", "aks-dev-weu-01")
 }
 
 fn connect(sim: &Simulator) -> AksClient {
@@ -38,7 +38,7 @@ async fn reads_every_resource_the_planner_needs() {
     assert_eq!(clusters.len(), 4, "all pages followed");
     let mc = c.get_cluster(&dev()).await.unwrap();
     assert_eq!(mc.properties.current_kubernetes_version.as_deref(), Some("1.32.7"));
-    assert_eq!(ClusterRef::from_id(mc.id.as_deref().unwrap()), Some(dev()));
+    assert_eq!(ClusterId::from_arm_id(mc.id.as_deref().unwrap()), Some(dev()));
     let pools = c.list_pools(&dev()).await.unwrap();
     assert_eq!(pools.len(), 2);
     let up = c.cluster_upgrade_profile(&dev()).await.unwrap();
@@ -63,7 +63,7 @@ async fn reads_every_resource_the_planner_needs() {
         ["1.31", "1.32", "1.33", "1.34", "1.35"]
     );
     let mcfg = c
-        .maintenance_configurations(&ClusterRef::new(
+        .maintenance_configurations(&ClusterId::new(
             "8b7c6d5e-4f3a-4b2c-a1d0-9e8f7a6b5c4d",
             "rg-prod-weu",
             "aks-prd-weu-01",
@@ -90,7 +90,7 @@ async fn control_plane_then_pool_upgrade_to_the_end_and_unknown_fields_survive()
     let c = connect(&sim);
     // A field ringmaster does not know about, set by someone else.
     let arm_test = Arm::new(&sim).await;
-    let path = dev().path();
+    let path = dev().arm_path();
     let mut body = arm_test.get(&path).await.body;
     body["properties"]["someFutureField"] = serde_json::json!({ "enabled": true });
     let url = arm_test.put(&path, &body).await.header("azure-asyncoperation").unwrap();
@@ -282,11 +282,11 @@ async fn expired_tokens_are_refreshed_on_401_and_stale_etags_get_412() {
 
     let mc = c.get_cluster(&dev()).await.unwrap();
     let stale = mc.e_tag.clone().unwrap();
-    let url = c.http().url(&dev().path());
+    let url = c.http().url(&dev().arm_path());
     let body = serde_json::to_value(&mc).unwrap();
     // Someone else writes first.
     let raw = Arm::new(&sim).await;
-    let first = raw.call(reqwest::Method::PUT, &dev().path(), Some(&body), &[]).await;
+    let first = raw.call(reqwest::Method::PUT, &dev().arm_path(), Some(&body), &[]).await;
     assert_eq!(first.status, 200);
     c.http()
         .wait(

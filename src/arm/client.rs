@@ -15,28 +15,14 @@ use super::models::*;
 use crate::identity::Redacted;
 use base64::Engine;
 use reqwest::Method;
+use crate::domain::fleet::ClusterId;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::fmt;
 
-/// Which cluster.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct ClusterRef {
-    pub subscription: String,
-    pub resource_group: String,
-    pub name: String,
-}
-
-impl ClusterRef {
-    pub fn new(subscription: impl Into<String>, resource_group: impl Into<String>, name: impl Into<String>) -> Self {
-        Self {
-            subscription: subscription.into(),
-            resource_group: resource_group.into(),
-            name: name.into(),
-        }
-    }
-
-    pub fn path(&self) -> String {
+/// ARM paths of a cluster (the id type lives in the domain; its ARM spelling here).
+impl ClusterId {
+    /// `/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.ContainerService/managedClusters/{name}`.
+    pub fn arm_path(&self) -> String {
         format!(
             "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.ContainerService/managedClusters/{}",
             self.subscription, self.resource_group, self.name
@@ -44,26 +30,12 @@ impl ClusterRef {
     }
 
     /// Parses an ARM resource id of a managed cluster.
-    pub fn from_id(id: &str) -> Option<Self> {
+    pub fn from_arm_id(id: &str) -> Option<Self> {
         let parts: Vec<&str> = id.split('/').collect();
         let find = |k: &str| {
-            parts
-                .iter()
-                .position(|p| p.eq_ignore_ascii_case(k))
-                .and_then(|i| parts.get(i + 1))
-                .map(|s| s.to_string())
+            parts.iter().position(|p| p.eq_ignore_ascii_case(k)).and_then(|i| parts.get(i + 1)).map(|s| s.to_string())
         };
-        Some(Self {
-            subscription: find("subscriptions")?,
-            resource_group: find("resourceGroups")?,
-            name: find("managedClusters")?,
-        })
-    }
-}
-
-impl fmt::Display for ClusterRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.resource_group, self.name)
+        Some(Self::new(find("subscriptions")?, find("resourceGroups")?, find("managedClusters")?))
     }
 }
 
@@ -118,32 +90,32 @@ impl AksClient {
         self.paged(self.http.url(&path)).await
     }
 
-    pub async fn get_cluster(&self, c: &ClusterRef) -> Result<ManagedCluster, ArmError> {
-        self.http.get_json(&self.http.url(&c.path())).await
+    pub async fn get_cluster(&self, c: &ClusterId) -> Result<ManagedCluster, ArmError> {
+        self.http.get_json(&self.http.url(&c.arm_path())).await
     }
 
-    pub async fn list_pools(&self, c: &ClusterRef) -> Result<Vec<AgentPool>, ArmError> {
-        self.paged(self.http.url(&format!("{}/agentPools", c.path()))).await
+    pub async fn list_pools(&self, c: &ClusterId) -> Result<Vec<AgentPool>, ArmError> {
+        self.paged(self.http.url(&format!("{}/agentPools", c.arm_path()))).await
     }
 
-    pub async fn get_pool(&self, c: &ClusterRef, pool: &str) -> Result<AgentPool, ArmError> {
+    pub async fn get_pool(&self, c: &ClusterId, pool: &str) -> Result<AgentPool, ArmError> {
         self.http
-            .get_json(&self.http.url(&format!("{}/agentPools/{pool}", c.path())))
+            .get_json(&self.http.url(&format!("{}/agentPools/{pool}", c.arm_path())))
             .await
     }
 
-    pub async fn cluster_upgrade_profile(&self, c: &ClusterRef) -> Result<ClusterUpgradeProfile, ArmError> {
+    pub async fn cluster_upgrade_profile(&self, c: &ClusterId) -> Result<ClusterUpgradeProfile, ArmError> {
         self.http
-            .get_json(&self.http.url(&format!("{}/upgradeProfiles/default", c.path())))
+            .get_json(&self.http.url(&format!("{}/upgradeProfiles/default", c.arm_path())))
             .await
     }
 
-    pub async fn pool_upgrade_profile(&self, c: &ClusterRef, pool: &str) -> Result<PoolUpgradeProfile, ArmError> {
+    pub async fn pool_upgrade_profile(&self, c: &ClusterId, pool: &str) -> Result<PoolUpgradeProfile, ArmError> {
         self.http
             .get_json(
                 &self
                     .http
-                    .url(&format!("{}/agentPools/{pool}/upgradeProfiles/default", c.path())),
+                    .url(&format!("{}/agentPools/{pool}/upgradeProfiles/default", c.arm_path())),
             )
             .await
     }
@@ -159,14 +131,14 @@ impl AksClient {
         self.http.get_json(&self.http.url(&path)).await
     }
 
-    pub async fn maintenance_configurations(&self, c: &ClusterRef) -> Result<Vec<MaintenanceConfiguration>, ArmError> {
-        self.paged(self.http.url(&format!("{}/maintenanceConfigurations", c.path())))
+    pub async fn maintenance_configurations(&self, c: &ClusterId) -> Result<Vec<MaintenanceConfiguration>, ArmError> {
+        self.paged(self.http.url(&format!("{}/maintenanceConfigurations", c.arm_path())))
             .await
     }
 
     /// The user kubeconfig (decoded). A secret: keep it in [`Redacted`].
-    pub async fn user_kubeconfig(&self, c: &ClusterRef) -> Result<Redacted, ArmError> {
-        let url = self.http.url(&format!("{}/listClusterUserCredential", c.path()));
+    pub async fn user_kubeconfig(&self, c: &ClusterId) -> Result<Redacted, ArmError> {
+        let url = self.http.url(&format!("{}/listClusterUserCredential", c.arm_path()));
         let raw = self.http.send(Method::POST, &url, None, &[]).await?;
         if raw.status != 200 {
             return Err(ArmHttp::error_for(&Method::POST, &url, &raw));
@@ -174,14 +146,14 @@ impl AksClient {
         let creds: CredentialResults = super::http::decode(&Method::POST, &url, &raw)?;
         let first = creds.kubeconfigs.into_iter().next().ok_or_else(|| ArmError::Decode {
             method: "POST".into(),
-            path: format!("{}/listClusterUserCredential", c.path()),
+            path: format!("{}/listClusterUserCredential", c.arm_path()),
             message: "no kubeconfig in the answer".into(),
         })?;
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(first.value.as_bytes())
             .map_err(|e| ArmError::Decode {
                 method: "POST".into(),
-                path: format!("{}/listClusterUserCredential", c.path()),
+                path: format!("{}/listClusterUserCredential", c.arm_path()),
                 message: format!("kubeconfig is not base64: {e}"),
             })?;
         Ok(Redacted(String::from_utf8_lossy(&bytes).into_owned()))
@@ -227,7 +199,7 @@ impl AksClient {
     }
 
     /// Upgrades the control plane only: pools keep their `orchestratorVersion`.
-    pub async fn upgrade_control_plane(&self, c: &ClusterRef, version: &str) -> Result<Submitted, ArmError> {
+    pub async fn upgrade_control_plane(&self, c: &ClusterId, version: &str) -> Result<Submitted, ArmError> {
         let mut mc = self.get_cluster(c).await?;
         if mc.properties.current_kubernetes_version.as_deref() == Some(version) {
             return Ok(Submitted::NothingToDo);
@@ -236,10 +208,10 @@ impl AksClient {
         mc.properties.kubernetes_version = Some(version.to_string());
         let body = serde_json::to_value(&mc).map_err(|e| ArmError::Decode {
             method: "PUT".into(),
-            path: c.path(),
+            path: c.arm_path(),
             message: e.to_string(),
         })?;
-        let url = self.http.url(&c.path());
+        let url = self.http.url(&c.arm_path());
         let headers: Vec<(&str, &str)> = etag.as_deref().map(|e| vec![("If-Match", e)]).unwrap_or_default();
         self.write(Method::PUT, &url, Some(&body), &headers, || async {
             let now = self.get_cluster(c).await?;
@@ -250,7 +222,7 @@ impl AksClient {
     }
 
     /// Upgrades one pool's Kubernetes version (full body, unknown fields kept).
-    pub async fn upgrade_pool(&self, c: &ClusterRef, pool: &str, version: &str) -> Result<Submitted, ArmError> {
+    pub async fn upgrade_pool(&self, c: &ClusterId, pool: &str, version: &str) -> Result<Submitted, ArmError> {
         let mut ap = self.get_pool(c, pool).await?;
         if ap.properties.current_orchestrator_version.as_deref() == Some(version) {
             return Ok(Submitted::NothingToDo);
@@ -259,10 +231,10 @@ impl AksClient {
         ap.properties.orchestrator_version = Some(version.to_string());
         let body = serde_json::to_value(&ap).map_err(|e| ArmError::Decode {
             method: "PUT".into(),
-            path: c.path(),
+            path: c.arm_path(),
             message: e.to_string(),
         })?;
-        let url = self.http.url(&format!("{}/agentPools/{pool}", c.path()));
+        let url = self.http.url(&format!("{}/agentPools/{pool}", c.arm_path()));
         let headers: Vec<(&str, &str)> = etag.as_deref().map(|e| vec![("If-Match", e)]).unwrap_or_default();
         self.write(Method::PUT, &url, Some(&body), &headers, || async {
             let now = self.get_pool(c, pool).await?;
@@ -273,10 +245,10 @@ impl AksClient {
     }
 
     /// Upgrades a pool's nodes to the latest node image of its region.
-    pub async fn upgrade_node_image(&self, c: &ClusterRef, pool: &str) -> Result<Submitted, ArmError> {
+    pub async fn upgrade_node_image(&self, c: &ClusterId, pool: &str) -> Result<Submitted, ArmError> {
         let url = self
             .http
-            .url(&format!("{}/agentPools/{pool}/upgradeNodeImageVersion", c.path()));
+            .url(&format!("{}/agentPools/{pool}/upgradeNodeImageVersion", c.arm_path()));
         let out = self
             .write(Method::POST, &url, None, &[], || async {
                 let now = self.get_pool(c, pool).await?;
@@ -288,10 +260,10 @@ impl AksClient {
     }
 
     /// Aborts the operation running on a cluster (or one pool).
-    pub async fn abort(&self, c: &ClusterRef, pool: Option<&str>) -> Result<Submitted, ArmError> {
+    pub async fn abort(&self, c: &ClusterId, pool: Option<&str>) -> Result<Submitted, ArmError> {
         let path = match pool {
-            Some(p) => format!("{}/agentPools/{p}/abort", c.path()),
-            None => format!("{}/abort", c.path()),
+            Some(p) => format!("{}/agentPools/{p}/abort", c.arm_path()),
+            None => format!("{}/abort", c.arm_path()),
         };
         let url = self.http.url(&path);
         let raw = self.http.send(Method::POST, &url, None, &[]).await?;

@@ -10,7 +10,8 @@ pub mod http;
 pub mod lro;
 pub mod models;
 
-pub use client::{AksClient, ClusterRef, Submitted};
+pub use client::{AksClient, Submitted};
+pub use crate::domain::fleet::ClusterId;
 pub use error::ArmError;
 pub use http::{ArmHttp, RetryPolicy};
 pub use lro::OperationRef;
