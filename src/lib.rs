@@ -1,13 +1,19 @@
 //! ringmaster keeps fleets of AKS clusters upgraded, ring by ring, safely.
 //!
 //! Layers (see `docs/architecture.md`): `domain` (versions and AKS's rules), `sim`
-//! (the AKS simulator), `yaml` (inputs with positions for errors).
+//! (the AKS simulator), `yaml` (inputs with positions for errors), `policy` (rollout
+//! policies and their compiler), `schedule` (cron, time zones, maintenance windows),
+//! `plan` (the pure planner), `validate` (`ringmaster validate`).
 
 pub mod arm;
 pub mod clock;
+pub mod discovery;
 pub mod domain;
 pub mod identity;
-pub mod sim;
-pub mod yaml;
-pub mod schedule;
+pub mod plan;
 pub mod policy;
+pub mod schedule;
+pub mod sim;
+pub mod upgrades;
+pub mod validate;
+pub mod yaml;

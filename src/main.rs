@@ -24,6 +24,33 @@ enum Command {
     /// When ready it prints one line of JSON on stdout (endpoints, credentials, CA
     /// path); logs go to stderr. It serves until SIGINT or SIGTERM.
     Sim(SimArgs),
+    /// Show, for every cluster, what `az aks get-upgrades` would: the control-plane
+    /// upgrades AKS offers, each pool's version and node image against the latest,
+    /// support status and warnings. One discovery poll for the whole fleet.
+    Upgrades(UpgradesArgs),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Output {
+    Table,
+    Json,
+}
+
+#[derive(clap::Args)]
+struct UpgradesArgs {
+    /// Subscriptions to look at (repeat, or comma-separated). Default: every subscription
+    /// the identity can see.
+    #[arg(long = "subscription", env = "RINGMASTER_SUBSCRIPTION_IDS", value_delimiter = ',')]
+    subscriptions: Vec<String>,
+    /// table (for people) or json (stable, for scripts).
+    #[arg(long, value_enum, default_value = "table")]
+    output: Output,
+    /// YAML map of minor version to the day it leaves AKS support (`"1.31": 2026-12-15`),
+    /// for the days-left column: ARM does not publish these dates.
+    #[arg(long, env = "RINGMASTER_SUPPORT_CALENDAR")]
+    support_calendar: Option<PathBuf>,
+    #[command(flatten)]
+    azure: ringmaster::identity::AzureConfig,
 }
 
 #[derive(clap::Args)]
@@ -77,6 +104,7 @@ async fn main() -> ExitCode {
     init_logs();
     let result = match cli.command {
         Command::Sim(args) => run_sim(args).await,
+        Command::Upgrades(args) => run_upgrades(args).await,
     };
     match result {
         Ok(code) => code,
@@ -135,6 +163,40 @@ async fn run_sim(args: SimArgs) -> Result<ExitCode> {
     wait_for_signal().await;
     tracing::info!("shutting down");
     sim.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run_upgrades(args: UpgradesArgs) -> Result<ExitCode> {
+    use ringmaster::clock::{Clock, SystemClock};
+    let clock: std::sync::Arc<dyn Clock> = std::sync::Arc::new(SystemClock);
+    let client = ringmaster::arm::connect(&args.azure, clock.clone()).context("connecting to Azure")?;
+    let calendar = match &args.support_calendar {
+        None => Default::default(),
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            match ringmaster::upgrades::parse_calendar(&path.display().to_string(), &text) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return Ok(ExitCode::from(2));
+                }
+            }
+        }
+    };
+    let subscriptions = if args.subscriptions.is_empty() {
+        ringmaster::discovery::list_subscriptions(&client)
+            .await
+            .context("listing subscriptions")?
+    } else {
+        args.subscriptions.clone()
+    };
+    let now = clock.now();
+    let discovery = ringmaster::discovery::discover(&client, &subscriptions, now).await?;
+    let report = ringmaster::upgrades::build(&discovery, &calendar, now);
+    match args.output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        Output::Table => print!("{}", ringmaster::upgrades::render_table(&report)),
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -279,18 +279,29 @@ async fn kube_rs_reads_every_kind() {
 #[tokio::test]
 async fn kube_rs_watcher_follows_evictions_and_relists_after_410() {
     let sim = common::start(common::demo_fleet(), 1).await;
+    eprintln!("T {:?} line {}", std::time::Instant::now(), line!());
     let c = cluster_index(&sim);
+    eprintln!("T {:?} line {}", std::time::Instant::now(), line!());
     let client = kube_client(&sim).await;
+    eprintln!("T {:?} line {}", std::time::Instant::now(), line!());
     let pods: Api<Pod> = Api::all(client.clone());
+    eprintln!("T {:?} line {}", std::time::Instant::now(), line!());
     let shop: Api<Pod> = Api::namespaced(client.clone(), "shop");
+    eprintln!("T {:?} line {}", std::time::Instant::now(), line!());
     let before = pods.list(&ListParams::default()).await.unwrap().metadata.resource_version.unwrap();
+    eprintln!("T {:?} line {}", std::time::Instant::now(), line!());
 
     let mut w = watcher::watcher(pods.clone(), watcher::Config::default()).boxed();
+    eprintln!("T {:?} line {}", std::time::Instant::now(), line!());
     assert_eq!(until_init_done(&mut w).await, pod_count(&sim, c));
+    eprintln!("T {:?} line {}", std::time::Instant::now(), line!());
 
     let victim = ready_web_pod(&sim, c);
+    eprintln!("T {:?} line {}", std::time::Instant::now(), line!());
     shop.evict(&victim, &EvictParams::default()).await.unwrap();
+    eprintln!("T {:?} line {}", std::time::Instant::now(), line!());
     let (mut deleted, mut added) = (false, false);
+    eprintln!("T {:?} line {}", std::time::Instant::now(), line!());
     while !(deleted && added) {
         match next(&mut w).await.unwrap() {
             Event::Delete(p) => deleted |= p.metadata.name.as_deref() == Some(victim.as_str()),
@@ -300,18 +311,24 @@ async fn kube_rs_watcher_follows_evictions_and_relists_after_410() {
     }
     // The budget now allows no more disruption: 429, as kubectl drain expects.
     let err = shop.evict(&ready_web_pod(&sim, c), &EvictParams::default()).await.unwrap_err();
+    eprintln!("T {:?} line {}", std::time::Instant::now(), line!());
     assert!(matches!(&err, kube::Error::Api(s) if s.code == 429 && s.reason == "TooManyRequests"), "{err:?}");
+    eprintln!("T {:?} line {}", std::time::Instant::now(), line!());
 
     // A raw watch resumed from before the eviction replays it.
     let mut resumed = pods.watch(&WatchParams::default(), &before).await.unwrap().boxed();
+    eprintln!("T {:?} line {}", std::time::Instant::now(), line!());
     match next(&mut resumed).await.unwrap() {
         WatchEvent::Deleted(p) => assert_eq!(p.metadata.name.as_deref(), Some(victim.as_str())),
         e => panic!("expected the eviction first, got {e:?}"),
     }
     assert!(matches!(next(&mut resumed).await.unwrap(), WatchEvent::Added(_)));
+    eprintln!("T {:?} line {}", std::time::Instant::now(), line!());
     // Older than the history kept: 410 Expired, in the stream.
     let mut expired = pods.watch(&WatchParams::default(), "1").await.unwrap().boxed();
+    eprintln!("T {:?} line {}", std::time::Instant::now(), line!());
     assert!(matches!(next(&mut expired).await.unwrap(), WatchEvent::Error(e) if e.code == 410));
+    eprintln!("T {:?} line {}", std::time::Instant::now(), line!());
 
     // A burst bigger than the broadcast buffer and the history: the server ends the
     // lagging watch, the resumed watch gets 410, and the watcher lists again.
@@ -324,7 +341,9 @@ async fn kube_rs_watcher_follows_evictions_and_relists_after_410() {
             });
         }
     });
+    eprintln!("T {:?} line {}", std::time::Instant::now(), line!());
     let mut saw_410 = false;
+    eprintln!("T {:?} line {}", std::time::Instant::now(), line!());
     loop {
         match next(&mut w).await {
             Err(watcher::Error::WatchError(e)) if e.code == 410 => saw_410 = true,
@@ -333,21 +352,33 @@ async fn kube_rs_watcher_follows_evictions_and_relists_after_410() {
         }
     }
     assert_eq!(until_init_done(&mut w).await, pod_count(&sim, c));
+    eprintln!("T {:?} line {}", std::time::Instant::now(), line!());
     sim.shutdown().await;
+    eprintln!("T {:?} line {}", std::time::Instant::now(), line!());
 }
 
 #[tokio::test]
 async fn kube_rs_streaming_list_and_manual_clock() {
     let sim = common::start(common::demo_fleet(), 1).await;
+    eprintln!("T {:?} line {}", std::time::Instant::now(), line!());
     let c = cluster_index(&sim);
+    eprintln!("T {:?} line {}", std::time::Instant::now(), line!());
     let client = kube_client(&sim).await;
+    eprintln!("T {:?} line {}", std::time::Instant::now(), line!());
     let shop: Api<Pod> = Api::namespaced(client, "shop");
+    eprintln!("T {:?} line {}", std::time::Instant::now(), line!());
     let cfg = watcher::Config::default().streaming_lists().labels("app=web");
+    eprintln!("T {:?} line {}", std::time::Instant::now(), line!());
     let mut w = watcher::watcher(shop.clone(), cfg).boxed();
+    eprintln!("T {:?} line {}", std::time::Instant::now(), line!());
     assert_eq!(until_init_done(&mut w).await, 3);
+    eprintln!("T {:?} line {}", std::time::Instant::now(), line!());
     let victim = ready_web_pod(&sim, c);
+    eprintln!("T {:?} line {}", std::time::Instant::now(), line!());
     shop.evict(&victim, &EvictParams::default()).await.unwrap();
+    eprintln!("T {:?} line {}", std::time::Instant::now(), line!());
     let mut replacement = None;
+    eprintln!("T {:?} line {}", std::time::Instant::now(), line!());
     while replacement.is_none() {
         if let Event::Apply(p) = next(&mut w).await.unwrap()
             && p.metadata.name.as_deref() != Some(victim.as_str())
@@ -357,6 +388,7 @@ async fn kube_rs_streaming_list_and_manual_clock() {
     }
     // Simulated time (not wall-clock time) makes the replacement Ready.
     sim.advance(Duration::from_secs(120));
+    eprintln!("T {:?} line {}", std::time::Instant::now(), line!());
     loop {
         if let Event::Apply(p) = next(&mut w).await.unwrap()
             && p.metadata.name == replacement
@@ -368,5 +400,7 @@ async fn kube_rs_streaming_list_and_manual_clock() {
     let names: Vec<String> =
         shop.list(&ListParams::default().labels("app=web")).await.unwrap().into_iter().filter_map(|p| p.metadata.name).collect();
     assert!(names.contains(replacement.as_ref().unwrap()) && !names.contains(&victim));
+    eprintln!("T {:?} line {}", std::time::Instant::now(), line!());
     sim.shutdown().await;
+    eprintln!("T {:?} line {}", std::time::Instant::now(), line!());
 }

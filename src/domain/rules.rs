@@ -111,6 +111,30 @@ pub fn check_pool_upgrade(from: KubeVersion, to: KubeVersion, control_plane: Kub
     Ok(())
 }
 
+/// Control-plane upgrades AKS offers from `current`, out of a region's `patches`
+/// (version, is-preview): later patches of the same minor and the patches of the next
+/// minor. What `upgradeProfiles/default` lists, and what the planner may pick from.
+pub fn control_plane_offers(current: KubeVersion, patches: &[(KubeVersion, bool)]) -> Vec<(KubeVersion, bool)> {
+    patches
+        .iter()
+        .copied()
+        .filter(|(p, _)| *p > current && p.minors_after(current) <= CONTROL_PLANE_MAX_MINOR_STEP)
+        .collect()
+}
+
+/// Pool upgrades AKS offers for a pool on `pool` under a control plane on `control_plane`.
+pub fn pool_offers(
+    pool: KubeVersion,
+    control_plane: KubeVersion,
+    patches: &[(KubeVersion, bool)],
+) -> Vec<(KubeVersion, bool)> {
+    patches
+        .iter()
+        .copied()
+        .filter(|(p, _)| *p > pool && check_pool_upgrade(pool, *p, control_plane).is_ok())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,6 +4,7 @@
 //! re-validates it. Schema and examples: `docs/policy.md`; starting points: `policies/`.
 //!
 //! Pure: compiling reads no file and no clock ([`crate::validate`] does the file reading).
+//! Errors are [`crate::yaml::SourceErrors`], the one error type of every input file.
 
 mod compile;
 pub mod raw;
@@ -20,13 +21,6 @@ use crate::schedule::{CronSchedule, CronWindow, Window};
 use chrono::NaiveDate;
 use chrono_tz::Tz;
 use std::time::Duration;
-
-/// Why a policy could not be compiled (every error found, with positions).
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("{0}")]
-    Compile(#[source] crate::yaml::SourceErrors),
-}
 
 /// A validated rollout policy.
 #[derive(Debug, Clone, PartialEq)]

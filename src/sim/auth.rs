@@ -89,6 +89,11 @@ impl TokenStore {
         Ok(t.client_id.clone())
     }
 
+    /// Every token issued so far (tests check that none leaks into logs).
+    pub fn issued(&self) -> Vec<String> {
+        self.issued.keys().cloned().collect()
+    }
+
     /// Makes every issued token expire now (a test hook: clients must refresh on 401).
     pub fn expire_all(&mut self) {
         let now = Instant::now();

@@ -479,6 +479,16 @@ async fn arm_entry(ctx: &Ctx, req: Request, segments: Vec<String>) -> Response {
             return reply_to_response(unauthorized(problem, &shared.tenant_id, &shared.base_url), &request_id);
         }
     };
+    if segments.len() == 1 && parts.method == Method::GET {
+        // `GET /subscriptions`: what this principal can see.
+        let value: Vec<serde_json::Value> = w
+            .fleet
+            .subscriptions
+            .iter()
+            .map(|s| json!({ "id": format!("/subscriptions/{s}"), "subscriptionId": s, "displayName": format!("simulated {}", &s[..8.min(s.len())]), "state": "Enabled", "tenantId": shared.tenant_id }))
+            .collect();
+        return reply_to_response(ArmReply::ok(json!({ "value": value })), &request_id);
+    }
     let sub = segments.get(1).cloned().unwrap_or_default();
     if !w.has_subscription(&sub) {
         let r = ArmReply::arm_error(

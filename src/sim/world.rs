@@ -497,23 +497,14 @@ impl World {
         })
     }
 
-    /// Control-plane upgrades AKS offers from `current`: later patches of the same minor
-    /// and every patch of the next minor (with whether each is a preview).
+    /// Control-plane upgrades AKS offers from `current` in `region` (the shared rules).
     pub fn control_plane_upgrades(&self, region: &str, current: KubeVersion) -> Vec<(KubeVersion, bool)> {
-        self.region_patches(region)
-            .into_iter()
-            .filter(|(p, _)| {
-                *p > current && p.minors_after(current) <= crate::domain::rules::CONTROL_PLANE_MAX_MINOR_STEP
-            })
-            .collect()
+        crate::domain::rules::control_plane_offers(current, &self.region_patches(region))
     }
 
-    /// Pool upgrades AKS offers under a control plane on `cp`.
+    /// Pool upgrades AKS offers under a control plane on `cp` (the shared rules).
     pub fn pool_upgrades(&self, region: &str, pool: KubeVersion, cp: KubeVersion) -> Vec<(KubeVersion, bool)> {
-        self.region_patches(region)
-            .into_iter()
-            .filter(|(p, _)| *p > pool && crate::domain::rules::check_pool_upgrade(pool, *p, cp).is_ok())
-            .collect()
+        crate::domain::rules::pool_offers(pool, cp, &self.region_patches(region))
     }
 
     // ---------------------------------------------------------------- time

@@ -1,0 +1,274 @@
+//! The planner: `(fleet snapshot, policy, now) -> Plan`, pure and deterministic.
+//!
+//! A plan says, ring by ring and wave by wave, which steps each cluster needs to reach
+//! the rollout's one target, why each step is there, and when it may start at the
+//! earliest; and which clusters are skipped, and why. The engine executes plans; the CLI
+//! prints them (`ringmaster plan`, [`render::table`] / [`render::json`]).
+//!
+//! Order of steps in one cluster, and why (AKS's rules are in `domain::rules`, shared with
+//! the simulator):
+//! 1. The control plane moves one minor at a time towards the target.
+//! 2. Before each control-plane move, only the pools that the move would leave more than
+//!    `POOL_MAX_MINOR_LAG` minors behind are upgraded, each as far as one upgrade may take
+//!    it (`POOL_MAX_MINOR_STEP`, never past the control plane). Upgrading pools lazily, and
+//!    as far as allowed when forced, gives each pool the fewest drains the rules permit:
+//!    every drain moves it the maximum distance, and no drain lands on a version it must
+//!    leave again before the target (with one minor per upgrade, a pool `d` minors behind
+//!    the target is drained exactly `d` times; one patch behind, once).
+//! 3. With the control plane on the target, the pools follow in rounds: each round moves
+//!    every pool still behind by one upgrade, system pools first (or the policy's
+//!    `pool_order`), so a cluster's pools never drift more than one upgrade apart.
+//! 4. Node images last, and only for pools without a version step: a version upgrade
+//!    already installs the region's latest image.
+
+mod apply;
+mod cluster;
+pub mod render;
+mod target;
+mod timing;
+#[cfg(test)]
+mod tests;
+
+pub use apply::{ApplyError, apply};
+
+use crate::domain::fleet::{ClusterId, ClusterState, FleetSnapshot};
+use crate::domain::{KubeVersion, MinorVersion};
+use crate::policy::{Membership, Policy, WaveMembers};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// The whole plan.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Plan {
+    pub policy: String,
+    /// The `now` the plan was made for.
+    pub generated_at: DateTime<Utc>,
+    /// The first start time the policy's `schedule.start` allows (`now` without one);
+    /// `None` when it never fires within the search horizon.
+    pub rollout_start: Option<DateTime<Utc>>,
+    pub target: ResolvedTarget,
+    pub rings: Vec<RingPlan>,
+    pub skipped: Vec<Skipped>,
+}
+
+impl Plan {
+    /// Every step in the plan, in order.
+    pub fn steps(&self) -> impl Iterator<Item = (&ClusterPlan, &Step)> {
+        self.rings
+            .iter()
+            .flat_map(|r| &r.waves)
+            .flat_map(|w| &w.clusters)
+            .flat_map(|c| c.steps.iter().map(move |s| (c, s)))
+    }
+}
+
+/// The rollout's target, the same for every ring.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ResolvedTarget {
+    /// The policy's channel (`stable`, `pinned 1.33`, ...).
+    pub channel: String,
+    /// The version every cluster moves to (not for `patch` and `node-image`).
+    pub version: Option<KubeVersion>,
+    /// Channel `patch`: the latest patch per minor, each cluster staying on its minor.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub patch_versions: BTreeMap<MinorVersion, KubeVersion>,
+    /// `latest` or `consistent`.
+    pub node_image: String,
+    /// With `consistent`: per OS SKU, the image the first ring runs, carried to every ring.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub consistent_images: BTreeMap<String, String>,
+    /// Regions the target had to be offered in.
+    pub regions: Vec<String>,
+    /// Why no version could be chosen (every cluster that needs one is then skipped).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RingPlan {
+    pub name: String,
+    /// Groups that may approve the ring's start; empty: no approval needed.
+    pub approvers: Vec<String>,
+    /// Lower bound for the ring's steps: the rollout start plus the earlier rings' soaks.
+    pub not_before: Option<DateTime<Utc>>,
+    pub waves: Vec<WavePlan>,
+    /// Clusters of the ring with nothing to do.
+    pub up_to_date: Vec<ClusterId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WavePlan {
+    pub name: String,
+    pub clusters: Vec<ClusterPlan>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClusterPlan {
+    pub id: ClusterId,
+    pub location: String,
+    pub steps: Vec<Step>,
+    /// Things worth knowing that are not steps (e.g. AKS manages node images itself).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Step {
+    #[serde(flatten)]
+    pub kind: StepKind,
+    /// Why the step is needed, for humans.
+    pub reason: String,
+    /// The earliest instant the step may start (a lower bound: it also waits for the
+    /// steps before it, approvals and soaks).
+    pub earliest_start: DateTime<Utc>,
+    /// The step must start before this (end of the window it starts in); `None`: no limit.
+    pub window_end: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum StepKind {
+    ControlPlane { from: KubeVersion, to: KubeVersion },
+    PoolVersion { pool: String, from: KubeVersion, to: KubeVersion },
+    NodeImage { pool: String, from: String, to: String },
+}
+
+/// A cluster the plan leaves alone, and why.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Skipped {
+    pub id: ClusterId,
+    /// The ring it belongs to, when it belongs to one.
+    pub ring: Option<String>,
+    pub reason: String,
+}
+
+/// Plans the rollout of `policy` over `snapshot` as of `now`.
+pub fn plan(snapshot: &FleetSnapshot, policy: &Policy, now: DateTime<Utc>) -> Plan {
+    let mut clusters: Vec<&ClusterState> = snapshot.clusters.iter().collect();
+    clusters.sort_by(|a, b| a.id.cmp(&b.id));
+    let mut skipped = Vec::new();
+    let mut by_ring: Vec<Vec<&ClusterState>> = vec![Vec::new(); policy.rings.len()];
+    for c in clusters {
+        match policy.fleet.membership(c) {
+            Membership::Out => continue,
+            Membership::Excluded => {
+                skipped.push(skip(c, None, "excluded by the policy's fleet.exclude".into()));
+                continue;
+            }
+            Membership::In => {}
+        }
+        let matched: Vec<usize> = (0..policy.rings.len()).filter(|&i| policy.rings[i].selector.matches(c)).collect();
+        match matched[..] {
+            [] => skipped.push(skip(c, None, "matches no ring's selector".into())),
+            [i] => by_ring[i].push(c),
+            _ => {
+                let names: Vec<&str> = matched.iter().map(|&i| policy.rings[i].name.as_str()).collect();
+                skipped.push(skip(
+                    c,
+                    None,
+                    format!("matched by rings {}; a cluster belongs to one ring", names.join(" and ")),
+                ));
+            }
+        }
+    }
+
+    let target = target::resolve(snapshot, policy, &by_ring, now);
+    let rollout_start = timing::rollout_start(policy, now);
+    let mut rings = Vec::new();
+    let mut not_before = rollout_start;
+    for (ring, members) in policy.rings.iter().zip(&by_ring) {
+        let mut planned = Vec::new();
+        let mut up_to_date = Vec::new();
+        for c in members {
+            let outcome = match not_before {
+                None => Err("the policy's schedule.start never fires within the search horizon".to_string()),
+                Some(t) => cluster::plan_cluster(c, &cluster::Ctx {
+                    policy,
+                    catalogue: &snapshot.catalogue,
+                    target: &target,
+                    ring,
+                    not_before: t,
+                    now,
+                }),
+            };
+            match outcome {
+                Ok(p) if p.steps.is_empty() => up_to_date.push(p.id),
+                Ok(p) => planned.push(p),
+                Err(reason) => skipped.push(skip(c, Some(&ring.name), reason)),
+            }
+        }
+        let waves = assign_waves(ring, planned, &mut skipped);
+        rings.push(RingPlan {
+            name: ring.name.clone(),
+            approvers: ring.approval.as_ref().map(|a| a.approvers.clone()).unwrap_or_default(),
+            not_before,
+            waves,
+            up_to_date,
+        });
+        not_before = not_before.and_then(|t| chrono::Duration::from_std(ring.soak).ok().and_then(|s| t.checked_add_signed(s)));
+    }
+    Plan {
+        policy: policy.name.clone(),
+        generated_at: now,
+        rollout_start,
+        target,
+        rings,
+        skipped,
+    }
+}
+
+fn skip(c: &ClusterState, ring: Option<&str>, reason: String) -> Skipped {
+    Skipped {
+        id: c.id.clone(),
+        ring: ring.map(str::to_string),
+        reason,
+    }
+}
+
+/// Puts the ring's clusters with steps into its waves: explicit waves take their named
+/// clusters (in the order named), a `max_parallel` wave takes the rest in id order, split
+/// into waves of at most that many (`rest-1`, `rest-2`, ...).
+fn assign_waves(ring: &crate::policy::Ring, planned: Vec<ClusterPlan>, skipped: &mut Vec<Skipped>) -> Vec<WavePlan> {
+    let mut remaining: Vec<Option<ClusterPlan>> = planned.into_iter().map(Some).collect();
+    let mut waves = Vec::new();
+    for wave in &ring.waves {
+        match &wave.members {
+            WaveMembers::Clusters(names) => {
+                let mut clusters = Vec::new();
+                for n in names {
+                    for slot in remaining.iter_mut() {
+                        if slot.as_ref().is_some_and(|c| c.id.name.eq_ignore_ascii_case(n)) {
+                            clusters.extend(slot.take());
+                        }
+                    }
+                }
+                if !clusters.is_empty() {
+                    waves.push(WavePlan {
+                        name: wave.name.clone(),
+                        clusters,
+                    });
+                }
+            }
+            WaveMembers::MaxParallel(n) => {
+                let rest: Vec<ClusterPlan> = remaining.iter_mut().filter_map(Option::take).collect();
+                let chunks: Vec<&[ClusterPlan]> = rest.chunks(*n as usize).collect();
+                let count = chunks.len();
+                for (i, chunk) in chunks.into_iter().enumerate() {
+                    waves.push(WavePlan {
+                        name: if count == 1 { wave.name.clone() } else { format!("{}-{}", wave.name, i + 1) },
+                        clusters: chunk.to_vec(),
+                    });
+                }
+            }
+        }
+    }
+    for c in remaining.into_iter().flatten() {
+        skipped.push(Skipped {
+            id: c.id,
+            ring: Some(ring.name.clone()),
+            reason: format!("in ring `{}` but in none of its waves", ring.name),
+        });
+    }
+    waves
+}
