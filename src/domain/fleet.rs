@@ -127,7 +127,11 @@ impl Catalogue {
 
 /// ARM writes locations both as `westeurope` and `West Europe`.
 pub fn normalize_location(location: &str) -> String {
-    location.chars().filter(|c| !c.is_whitespace()).flat_map(char::to_lowercase).collect()
+    location
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .flat_map(char::to_lowercase)
+        .collect()
 }
 
 /// One region's `kubernetesVersions` answer and its latest node images.

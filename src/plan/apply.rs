@@ -31,7 +31,7 @@ pub enum ApplyError {
 
 /// The snapshot after every step of `plan`, in order. A pool version upgrade installs the
 /// region's latest node image for the pool's OS SKU, as AKS does.
-pub fn apply(snapshot: &FleetSnapshot, plan: &Plan) -> Result<FleetSnapshot, ApplyError> {
+pub fn apply(snapshot: &FleetSnapshot, plan: &Plan) -> Result<FleetSnapshot, Box<ApplyError>> {
     let mut out = snapshot.clone();
     for (cp_plan, step) in plan.steps() {
         let id = &cp_plan.id;
@@ -44,16 +44,22 @@ pub fn apply(snapshot: &FleetSnapshot, plan: &Plan) -> Result<FleetSnapshot, App
             cluster: id.clone(),
             source,
         };
-        let mismatch = |what: String, expected: String, actual: String| ApplyError::StartStep {
-            cluster: id.clone(),
-            what,
-            expected,
-            actual,
+        let mismatch = |what: String, expected: String, actual: String| {
+            Box::new(ApplyError::StartStep {
+                cluster: id.clone(),
+                what,
+                expected,
+                actual,
+            })
         };
         match &step.kind {
             StepKind::ControlPlane { from, to } => {
                 if *from != c.control_plane {
-                    return Err(mismatch("the control plane".into(), from.to_string(), c.control_plane.to_string()));
+                    return Err(mismatch(
+                        "the control plane".into(),
+                        from.to_string(),
+                        c.control_plane.to_string(),
+                    ));
                 }
                 let pools: Vec<(&str, KubeVersion)> = c.pools.iter().map(|p| (p.name.as_str(), p.version)).collect();
                 check_control_plane_upgrade(*from, *to, pools).map_err(rule)?;
@@ -61,13 +67,25 @@ pub fn apply(snapshot: &FleetSnapshot, plan: &Plan) -> Result<FleetSnapshot, App
             }
             StepKind::PoolVersion { pool, from, to } => {
                 let cp = c.control_plane;
-                let latest = snapshot.catalogue.region(&c.location).map(|r| r.node_images.clone()).unwrap_or_default();
-                let p = c.pools.iter_mut().find(|p| &p.name == pool).ok_or_else(|| ApplyError::FindPool {
-                    cluster: id.clone(),
-                    pool: pool.clone(),
-                })?;
+                let latest = snapshot
+                    .catalogue
+                    .region(&c.location)
+                    .map(|r| r.node_images.clone())
+                    .unwrap_or_default();
+                let p = c
+                    .pools
+                    .iter_mut()
+                    .find(|p| &p.name == pool)
+                    .ok_or_else(|| ApplyError::FindPool {
+                        cluster: id.clone(),
+                        pool: pool.clone(),
+                    })?;
                 if *from != p.version {
-                    return Err(mismatch(format!("pool {pool}"), from.to_string(), p.version.to_string()));
+                    return Err(mismatch(
+                        format!("pool {pool}"),
+                        from.to_string(),
+                        p.version.to_string(),
+                    ));
                 }
                 check_pool_upgrade(*from, *to, cp).map_err(rule)?;
                 p.version = *to;
@@ -76,12 +94,20 @@ pub fn apply(snapshot: &FleetSnapshot, plan: &Plan) -> Result<FleetSnapshot, App
                 }
             }
             StepKind::NodeImage { pool, from, to } => {
-                let p = c.pools.iter_mut().find(|p| &p.name == pool).ok_or_else(|| ApplyError::FindPool {
-                    cluster: id.clone(),
-                    pool: pool.clone(),
-                })?;
+                let p = c
+                    .pools
+                    .iter_mut()
+                    .find(|p| &p.name == pool)
+                    .ok_or_else(|| ApplyError::FindPool {
+                        cluster: id.clone(),
+                        pool: pool.clone(),
+                    })?;
                 if *from != p.node_image {
-                    return Err(mismatch(format!("pool {pool}'s node image"), from.clone(), p.node_image.clone()));
+                    return Err(mismatch(
+                        format!("pool {pool}'s node image"),
+                        from.clone(),
+                        p.node_image.clone(),
+                    ));
                 }
                 p.node_image = to.clone();
             }

@@ -2,11 +2,9 @@
 //! the module docs of `plan` explain), its node image steps, and their earliest starts.
 
 use super::target::compare_images;
-use super::{ClusterPlan, ResolvedTarget, Step, StepKind, timing};
+use super::{ClusterPlan, ResolvedTarget, StepKind, timing};
 use crate::domain::fleet::{Catalogue, ClusterState, PoolMode, PoolState, RegionCatalogue};
-use crate::domain::rules::{
-    POOL_MAX_MINOR_LAG, POOL_MAX_MINOR_STEP, check_control_plane_upgrade, check_pool_upgrade,
-};
+use crate::domain::rules::{POOL_MAX_MINOR_LAG, POOL_MAX_MINOR_STEP, check_control_plane_upgrade, check_pool_upgrade};
 use crate::domain::{KubeVersion, MinorVersion};
 use crate::policy::{Channel, NodeImageMode, Policy, Ring};
 use chrono::{DateTime, Utc};
@@ -30,8 +28,15 @@ pub(super) fn plan_cluster(c: &ClusterState, ctx: &Ctx) -> Result<ClusterPlan, S
             c.provisioning_state
         ));
     }
-    if let Some(p) = c.pools.iter().find(|p| !p.provisioning_state.eq_ignore_ascii_case("Succeeded")) {
-        return Err(format!("pool {} is {}, not Succeeded; planned again once it is", p.name, p.provisioning_state));
+    if let Some(p) = c
+        .pools
+        .iter()
+        .find(|p| !p.provisioning_state.eq_ignore_ascii_case("Succeeded"))
+    {
+        return Err(format!(
+            "pool {} is {}, not Succeeded; planned again once it is",
+            p.name, p.provisioning_state
+        ));
     }
     let channel = c.auto_upgrade_channel.trim();
     if !(channel.is_empty() || channel.eq_ignore_ascii_case("none")) {
@@ -83,7 +88,10 @@ fn version_target(c: &ClusterState, ctx: &Ctx) -> Result<Option<KubeVersion>, St
             Some(v) => *v,
             None => {
                 return Err(ctx.target.problem.clone().unwrap_or_else(|| {
-                    format!("channel patch: no allowed GA patch of {} is offered in every region", cp.minor_version())
+                    format!(
+                        "channel patch: no allowed GA patch of {} is offered in every region",
+                        cp.minor_version()
+                    )
                 }));
             }
         },
@@ -94,7 +102,9 @@ fn version_target(c: &ClusterState, ctx: &Ctx) -> Result<Option<KubeVersion>, St
         },
     };
     if cp > t {
-        return Err(format!("control plane runs {cp}, newer than the target {t}; ringmaster never downgrades"));
+        return Err(format!(
+            "control plane runs {cp}, newer than the target {t}; ringmaster never downgrades"
+        ));
     }
     Ok(Some(t))
 }
@@ -104,7 +114,10 @@ fn version_target(c: &ClusterState, ctx: &Ctx) -> Result<Option<KubeVersion>, St
 pub(super) fn ordered_pools<'a>(c: &'a ClusterState, order: &[String]) -> Vec<&'a PoolState> {
     let mut pools: Vec<&PoolState> = c.pools.iter().collect();
     pools.sort_by_key(|p| {
-        let explicit = order.iter().position(|o| o.eq_ignore_ascii_case(&p.name)).unwrap_or(usize::MAX);
+        let explicit = order
+            .iter()
+            .position(|o| o.eq_ignore_ascii_case(&p.name))
+            .unwrap_or(usize::MAX);
         (explicit, p.mode != PoolMode::System, p.name.clone())
     });
     pools
@@ -116,7 +129,13 @@ fn minor_plus(m: MinorVersion, n: i64) -> MinorVersion {
 
 /// The version to install for `minor` on the way to `target`: the target itself on its
 /// minor, else the newest GA patch of `minor` in the region that the policy does not deny.
-fn via(minor: MinorVersion, target: KubeVersion, region: &RegionCatalogue, ctx: &Ctx, location: &str) -> Result<KubeVersion, String> {
+fn via(
+    minor: MinorVersion,
+    target: KubeVersion,
+    region: &RegionCatalogue,
+    ctx: &Ctx,
+    location: &str,
+) -> Result<KubeVersion, String> {
     if minor == target.minor_version() {
         return Ok(target);
     }
@@ -146,7 +165,9 @@ fn version_steps(
     ctx: &Ctx,
 ) -> Result<Vec<(StepKind, String)>, String> {
     if target.major != c.control_plane.major || pools.iter().any(|p| p.version.major != target.major) {
-        return Err(format!("a major version change to {target} is not something AKS offers"));
+        return Err(format!(
+            "a major version change to {target} is not something AKS offers"
+        ));
     }
     let mut out = Vec::new();
     let mut cp = c.control_plane;
@@ -173,7 +194,11 @@ fn version_steps(
         for (i, p) in pools.iter().enumerate() {
             while next.minors_after(pv[i]) > POOL_MAX_MINOR_LAG {
                 let to_minor = minor_plus(pv[i].minor_version(), POOL_MAX_MINOR_STEP).min(cp.minor_version());
-                let to = if to_minor == cp.minor_version() { cp } else { via(to_minor, target, region, ctx, &c.location)? };
+                let to = if to_minor == cp.minor_version() {
+                    cp
+                } else {
+                    via(to_minor, target, region, ctx, &c.location)?
+                };
                 check_pool_upgrade(pv[i], to, cp).map_err(rule_err)?;
                 out.push((
                     StepKind::PoolVersion { pool: p.name.clone(), from: pv[i], to },
@@ -191,13 +216,19 @@ fn version_steps(
         } else {
             format!("control plane first, one minor at a time: {next} on the way to {target}")
         };
-        out.push((StepKind::ControlPlane { from: cp, to: next }, format!("{why}{}", support_note(cp))));
+        out.push((
+            StepKind::ControlPlane { from: cp, to: next },
+            format!("{why}{}", support_note(cp)),
+        ));
         cp = next;
     }
     if cp < target {
         let named: Vec<(&str, KubeVersion)> = pools.iter().map(|p| p.name.as_str()).zip(pv.iter().copied()).collect();
         check_control_plane_upgrade(cp, target, named).map_err(rule_err)?;
-        out.push((StepKind::ControlPlane { from: cp, to: target }, format!("control plane first, patch to the target {target}")));
+        out.push((
+            StepKind::ControlPlane { from: cp, to: target },
+            format!("control plane first, patch to the target {target}"),
+        ));
         cp = target;
     }
     // Rounds: every pool still behind moves by one upgrade per round, in pool order.
@@ -215,7 +246,14 @@ fn version_steps(
             } else {
                 format!("pool one minor at a time (AKS's rule): {to} on the way to {target}")
             };
-            out.push((StepKind::PoolVersion { pool: p.name.clone(), from: pv[i], to }, why));
+            out.push((
+                StepKind::PoolVersion {
+                    pool: p.name.clone(),
+                    from: pv[i],
+                    to,
+                },
+                why,
+            ));
             pv[i] = to;
             moved = true;
         }
@@ -236,17 +274,30 @@ fn desired_image(c: &ClusterState, p: &PoolState, region: &RegionCatalogue, ctx:
         && let Some(carried) = ctx.target.consistent_images.get(&p.os_sku)
     {
         return Some(match compare_images(carried, latest) {
-            Some(Ordering::Less | Ordering::Equal) => {
-                (carried.clone(), format!("{carried}, the image ring `{first}` runs (node_image: consistent)"))
-            }
+            Some(Ordering::Less | Ordering::Equal) => (
+                carried.clone(),
+                format!("{carried}, the image ring `{first}` runs (node_image: consistent)"),
+            ),
             Some(Ordering::Greater) => (
                 latest.clone(),
-                format!("{latest}, the latest in {}; ring `{first}`'s image has not reached it yet", c.location),
+                format!(
+                    "{latest}, the latest in {}; ring `{first}`'s image has not reached it yet",
+                    c.location
+                ),
             ),
-            None => (latest.clone(), format!("{latest}, the latest in {} (ring `{first}` runs another family)", c.location)),
+            None => (
+                latest.clone(),
+                format!(
+                    "{latest}, the latest in {} (ring `{first}` runs another family)",
+                    c.location
+                ),
+            ),
         });
     }
-    Some((latest.clone(), format!("{latest}, the latest {} image in {}", p.os_sku, c.location)))
+    Some((
+        latest.clone(),
+        format!("{latest}, the latest {} image in {}", p.os_sku, c.location),
+    ))
 }
 
 fn node_image_steps(
@@ -260,13 +311,6 @@ fn node_image_steps(
     if !ctx.policy.steps.node_image {
         return Vec::new();
     }
-    let os_channel = c.node_os_upgrade_channel.trim();
-    if ["NodeImage", "SecurityPatch"].iter().any(|ch| ch.eq_ignore_ascii_case(os_channel)) {
-        notes.push(format!(
-            "node OS upgrade channel {os_channel}: AKS updates node images itself, so ringmaster plans no node image steps"
-        ));
-        return Vec::new();
-    }
     let mut out = Vec::new();
     for p in pools {
         let upgraded = version_steps
@@ -275,17 +319,43 @@ fn node_image_steps(
         if upgraded {
             continue;
         }
-        let Some((want, why)) = desired_image(c, p, region, ctx) else { continue };
+        let Some((want, why)) = desired_image(c, p, region, ctx) else {
+            continue;
+        };
         let behind = match compare_images(&p.node_image, &want) {
             Some(o) => o == Ordering::Less,
             None => p.node_image != want,
         };
         if behind {
             out.push((
-                StepKind::NodeImage { pool: p.name.clone(), from: p.node_image.clone(), to: want },
+                StepKind::NodeImage {
+                    pool: p.name.clone(),
+                    from: p.node_image.clone(),
+                    to: want,
+                },
                 format!("node image after the version: behind {why}"),
             ));
         }
+    }
+    let os_channel = c.node_os_upgrade_channel.trim();
+    if !out.is_empty()
+        && ["NodeImage", "SecurityPatch"]
+            .iter()
+            .any(|ch| ch.eq_ignore_ascii_case(os_channel))
+    {
+        let pools: Vec<String> = out
+            .iter()
+            .filter_map(|(k, _)| match k {
+                StepKind::NodeImage { pool, .. } => Some(pool.clone()),
+                _ => None,
+            })
+            .collect();
+        notes.push(format!(
+            "node images of {} are behind, but the node OS upgrade channel is {os_channel}: AKS updates them itself \
+             in its own window, so ringmaster plans no node image steps",
+            pools.join(", ")
+        ));
+        return Vec::new();
     }
     out
 }

@@ -25,9 +25,9 @@ mod apply;
 mod cluster;
 pub mod render;
 mod target;
-mod timing;
 #[cfg(test)]
 mod tests;
+mod timing;
 
 pub use apply::{ApplyError, apply};
 
@@ -129,9 +129,20 @@ pub struct Step {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum StepKind {
-    ControlPlane { from: KubeVersion, to: KubeVersion },
-    PoolVersion { pool: String, from: KubeVersion, to: KubeVersion },
-    NodeImage { pool: String, from: String, to: String },
+    ControlPlane {
+        from: KubeVersion,
+        to: KubeVersion,
+    },
+    PoolVersion {
+        pool: String,
+        from: KubeVersion,
+        to: KubeVersion,
+    },
+    NodeImage {
+        pool: String,
+        from: String,
+        to: String,
+    },
 }
 
 /// A cluster the plan leaves alone, and why.
@@ -158,7 +169,9 @@ pub fn plan(snapshot: &FleetSnapshot, policy: &Policy, now: DateTime<Utc>) -> Pl
             }
             Membership::In => {}
         }
-        let matched: Vec<usize> = (0..policy.rings.len()).filter(|&i| policy.rings[i].selector.matches(c)).collect();
+        let matched: Vec<usize> = (0..policy.rings.len())
+            .filter(|&i| policy.rings[i].selector.matches(c))
+            .collect();
         match matched[..] {
             [] => skipped.push(skip(c, None, "matches no ring's selector".into())),
             [i] => by_ring[i].push(c),
@@ -167,7 +180,10 @@ pub fn plan(snapshot: &FleetSnapshot, policy: &Policy, now: DateTime<Utc>) -> Pl
                 skipped.push(skip(
                     c,
                     None,
-                    format!("matched by rings {}; a cluster belongs to one ring", names.join(" and ")),
+                    format!(
+                        "matched by rings {}; a cluster belongs to one ring",
+                        names.join(" and ")
+                    ),
                 ));
             }
         }
@@ -183,14 +199,17 @@ pub fn plan(snapshot: &FleetSnapshot, policy: &Policy, now: DateTime<Utc>) -> Pl
         for c in members {
             let outcome = match not_before {
                 None => Err("the policy's schedule.start never fires within the search horizon".to_string()),
-                Some(t) => cluster::plan_cluster(c, &cluster::Ctx {
-                    policy,
-                    catalogue: &snapshot.catalogue,
-                    target: &target,
-                    ring,
-                    not_before: t,
-                    now,
-                }),
+                Some(t) => cluster::plan_cluster(
+                    c,
+                    &cluster::Ctx {
+                        policy,
+                        catalogue: &snapshot.catalogue,
+                        target: &target,
+                        ring,
+                        not_before: t,
+                        now,
+                    },
+                ),
             };
             match outcome {
                 Ok(p) if p.steps.is_empty() => up_to_date.push(p.id),
@@ -206,7 +225,11 @@ pub fn plan(snapshot: &FleetSnapshot, policy: &Policy, now: DateTime<Utc>) -> Pl
             waves,
             up_to_date,
         });
-        not_before = not_before.and_then(|t| chrono::Duration::from_std(ring.soak).ok().and_then(|s| t.checked_add_signed(s)));
+        not_before = not_before.and_then(|t| {
+            chrono::Duration::from_std(ring.soak)
+                .ok()
+                .and_then(|s| t.checked_add_signed(s))
+        });
     }
     Plan {
         policy: policy.name.clone(),
@@ -256,7 +279,11 @@ fn assign_waves(ring: &crate::policy::Ring, planned: Vec<ClusterPlan>, skipped: 
                 let count = chunks.len();
                 for (i, chunk) in chunks.into_iter().enumerate() {
                     waves.push(WavePlan {
-                        name: if count == 1 { wave.name.clone() } else { format!("{}-{}", wave.name, i + 1) },
+                        name: if count == 1 {
+                            wave.name.clone()
+                        } else {
+                            format!("{}-{}", wave.name, i + 1)
+                        },
                         clusters: chunk.to_vec(),
                     });
                 }

@@ -61,7 +61,15 @@ fn describe(s: &Step) -> String {
 pub fn table(plan: &Plan) -> String {
     let mut out = String::new();
     let t = &plan.target;
-    wrap(&mut out, "", &format!("Plan for policy `{}` as of {} UTC", plan.policy, time(plan.generated_at)));
+    wrap(
+        &mut out,
+        "",
+        &format!(
+            "Plan for policy `{}` as of {} UTC",
+            plan.policy,
+            time(plan.generated_at)
+        ),
+    );
     let version = match (&t.version, t.patch_versions.is_empty()) {
         (Some(v), _) => v.to_string(),
         (None, false) => {
@@ -77,7 +85,11 @@ pub fn table(plan: &Plan) -> String {
         &format!(
             "Target: {version} (channel {}; regions {}); node images: {}",
             t.channel,
-            if t.regions.is_empty() { "none".into() } else { t.regions.join(", ") },
+            if t.regions.is_empty() {
+                "none".into()
+            } else {
+                t.regions.join(", ")
+            },
             t.node_image
         ),
     );
@@ -92,7 +104,11 @@ pub fn table(plan: &Plan) -> String {
         None => wrap(&mut out, "", "Rollout may start: never (schedule.start does not fire)"),
     }
     let total: usize = plan.steps().count();
-    wrap(&mut out, "", &format!("{total} steps; {} clusters skipped", plan.skipped.len()));
+    wrap(
+        &mut out,
+        "",
+        &format!("{total} steps; {} clusters skipped", plan.skipped.len()),
+    );
 
     for ring in &plan.rings {
         out.push('\n');
@@ -101,7 +117,9 @@ pub fn table(plan: &Plan) -> String {
         } else {
             format!("approval by {}", ring.approvers.join(" or "))
         };
-        let nb = ring.not_before.map_or(String::new(), |t| format!("; not before {} UTC", time(t)));
+        let nb = ring
+            .not_before
+            .map_or(String::new(), |t| format!("; not before {} UTC", time(t)));
         wrap(&mut out, "", &format!("Ring {} ({approval}{nb})", ring.name));
         if ring.waves.is_empty() {
             wrap(&mut out, "  ", "nothing to do");
@@ -109,7 +127,11 @@ pub fn table(plan: &Plan) -> String {
         for wave in &ring.waves {
             wrap(&mut out, "  ", &format!("Wave {}", wave.name));
             for c in &wave.clusters {
-                wrap(&mut out, "    ", &format!("{} ({}, {})", c.id.name, c.id.resource_group, c.location));
+                wrap(
+                    &mut out,
+                    "    ",
+                    &format!("{} ({}, {})", c.id.name, c.id.resource_group, c.location),
+                );
                 for note in &c.notes {
                     wrap(&mut out, "      ", &format!("note: {note}"));
                 }
@@ -122,7 +144,9 @@ pub fn table(plan: &Plan) -> String {
                         wrap(&mut out, "", &head);
                         wrap(&mut out, "          ", &format!("from {}", time(s.earliest_start)));
                     }
-                    let until = s.window_end.map_or(String::new(), |e| format!(" (window open until {} UTC)", time(e)));
+                    let until = s
+                        .window_end
+                        .map_or(String::new(), |e| format!(" (window open until {} UTC)", time(e)));
                     wrap(&mut out, "          ", &format!("{}{until}", s.reason));
                 }
             }
@@ -137,7 +161,11 @@ pub fn table(plan: &Plan) -> String {
         wrap(&mut out, "", &format!("Skipped ({})", plan.skipped.len()));
         for s in &plan.skipped {
             let ring = s.ring.as_ref().map_or(String::new(), |r| format!(" [ring {r}]"));
-            wrap(&mut out, "  ", &format!("{} ({}){ring}:", s.id.name, s.id.resource_group));
+            wrap(
+                &mut out,
+                "  ",
+                &format!("{} ({}){ring}:", s.id.name, s.id.resource_group),
+            );
             wrap(&mut out, "      ", &s.reason);
         }
     }

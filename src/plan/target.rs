@@ -28,7 +28,10 @@ fn target_candidates(region: &RegionCatalogue, policy: &Policy, now: DateTime<Ut
 
 /// The newest patch of `minor` in `set` that the policy allows as a target.
 fn newest_allowed(set: &BTreeSet<KubeVersion>, policy: &Policy, at_most: KubeVersion) -> Option<KubeVersion> {
-    set.iter().rev().copied().find(|v| *v <= at_most && policy.target.allows(*v))
+    set.iter()
+        .rev()
+        .copied()
+        .find(|v| *v <= at_most && policy.target.allows(*v))
 }
 
 fn newest_of_minor(set: &BTreeSet<KubeVersion>, minor: MinorVersion) -> Option<KubeVersion> {
@@ -41,7 +44,11 @@ pub(super) fn resolve(
     by_ring: &[Vec<&ClusterState>],
     now: DateTime<Utc>,
 ) -> ResolvedTarget {
-    let regions: BTreeSet<String> = by_ring.iter().flatten().map(|c| normalize_location(&c.location)).collect();
+    let regions: BTreeSet<String> = by_ring
+        .iter()
+        .flatten()
+        .map(|c| normalize_location(&c.location))
+        .collect();
     let mut out = ResolvedTarget {
         channel: policy.target.channel.name(),
         version: None,
@@ -94,15 +101,17 @@ pub(super) fn resolve(
             .next_back()
             .copied()
             .ok_or_else(|| format!("no GA version is offered {where_}")),
-        Channel::Stable => match common.iter().next_back() {
-            None => Err(format!("no GA version is offered {where_}")),
-            Some(newest) => {
-                let n1 = MinorVersion::new(newest.major, newest.minor.saturating_sub(1));
-                newest_of_minor(&common, n1).ok_or_else(|| {
+        Channel::Stable => {
+            match common.iter().next_back() {
+                None => Err(format!("no GA version is offered {where_}")),
+                Some(newest) => {
+                    let n1 = MinorVersion::new(newest.major, newest.minor.saturating_sub(1));
+                    newest_of_minor(&common, n1).ok_or_else(|| {
                     format!("channel stable wants {n1} (the minor before the newest, {}), which is not offered {where_}", newest.minor_version())
                 })
+                }
             }
-        },
+        }
         Channel::Pinned(crate::domain::VersionSpec::Minor(m)) => {
             newest_of_minor(&common, m).ok_or_else(|| format!("no supported GA patch of {m} is offered {where_}"))
         }
@@ -115,7 +124,8 @@ pub(super) fn resolve(
         }
     };
     match pick.and_then(|p| {
-        newest_allowed(&common, policy, p).ok_or_else(|| format!("the channel picks {p}, and `allow` lists no offered version at or below it"))
+        newest_allowed(&common, policy, p)
+            .ok_or_else(|| format!("the channel picks {p}, and `allow` lists no offered version at or below it"))
     }) {
         Ok(v) => out.version = Some(v),
         Err(e) => out.problem = Some(e),
@@ -128,9 +138,13 @@ pub(super) fn resolve(
 fn first_ring_images(snapshot: &FleetSnapshot, first: &[&ClusterState]) -> BTreeMap<String, String> {
     let mut out: BTreeMap<String, String> = BTreeMap::new();
     for c in first {
-        let Some(cat) = snapshot.catalogue.region(&c.location) else { continue };
+        let Some(cat) = snapshot.catalogue.region(&c.location) else {
+            continue;
+        };
         for p in &c.pools {
-            let Some(latest) = cat.node_images.get(&p.os_sku) else { continue };
+            let Some(latest) = cat.node_images.get(&p.os_sku) else {
+                continue;
+            };
             let keep_old = out
                 .get(&p.os_sku)
                 .is_some_and(|old| compare_images(old, latest).is_some_and(|o| o != Ordering::Greater));

@@ -8,7 +8,9 @@
 
 use super::cluster::Ctx;
 use super::{Step, StepKind};
-use crate::domain::fleet::{AUTO_UPGRADE_SCHEDULE, ClusterState, DEFAULT_MAINTENANCE, MaintenanceConfig, NODE_OS_UPGRADE_SCHEDULE};
+use crate::domain::fleet::{
+    AUTO_UPGRADE_SCHEDULE, ClusterState, DEFAULT_MAINTENANCE, MaintenanceConfig, NODE_OS_UPGRADE_SCHEDULE,
+};
 use crate::policy::{Policy, applies_to};
 use crate::schedule::{AnyOf, Blackouts, Calendar, DEFAULT_HORIZON_DAYS, earliest_start, maintenance_calendar};
 use chrono::{DateTime, Duration, Utc};
@@ -26,15 +28,22 @@ fn config<'a>(c: &'a ClusterState, names: &[&str]) -> Option<&'a MaintenanceConf
 }
 
 type Cal = Box<dyn Calendar + Send + Sync>;
+/// A calendar with the name a reason shows for it.
+type Named = Option<(String, Cal)>;
 
 /// The cluster's AKS calendars for version steps and node image steps.
-fn aks_calendars(c: &ClusterState) -> Result<(Option<(String, Cal)>, Option<(String, Cal)>), String> {
-    let build = |names: &[&str]| -> Result<Option<(String, Cal)>, String> {
+fn aks_calendars(c: &ClusterState) -> Result<(Named, Named), String> {
+    let build = |names: &[&str]| -> Result<Named, String> {
         match config(c, names) {
             None => Ok(None),
             Some(m) => maintenance_calendar(m)
                 .map(|cal| Some((format!("AKS maintenance window {}", m.name), cal)))
-                .map_err(|e| format!("maintenance configuration {} cannot be used ({e}); not planned, to be safe", m.name)),
+                .map_err(|e| {
+                    format!(
+                        "maintenance configuration {} cannot be used ({e}); not planned, to be safe",
+                        m.name
+                    )
+                }),
         }
     };
     Ok((
@@ -50,7 +59,11 @@ pub(super) fn schedule_steps(c: &ClusterState, kinds: Vec<(StepKind, String)>, c
         return Ok(Vec::new());
     }
     let schedule = &ctx.policy.schedule;
-    let (version_cal, image_cal) = if schedule.respect_aks_maintenance { aks_calendars(c)? } else { (None, None) };
+    let (version_cal, image_cal) = if schedule.respect_aks_maintenance {
+        aks_calendars(c)?
+    } else {
+        (None, None)
+    };
     let own: Vec<&dyn Calendar> = schedule
         .windows
         .iter()
@@ -63,9 +76,14 @@ pub(super) fn schedule_steps(c: &ClusterState, kinds: Vec<(StepKind, String)>, c
         .filter(|w| applies_to(&w.rings, &ctx.ring.name))
         .map(|w| w.name.as_str())
         .collect();
-    let own = (!own.is_empty()).then(|| AnyOf(own));
+    let own = (!own.is_empty()).then_some(AnyOf(own));
     let blackouts = Blackouts::new(
-        schedule.blackouts.iter().filter(|b| applies_to(&b.rings, &ctx.ring.name)).map(|b| b.span).collect(),
+        schedule
+            .blackouts
+            .iter()
+            .filter(|b| applies_to(&b.rings, &ctx.ring.name))
+            .map(|b| b.span)
+            .collect(),
     );
     let pool_soak = Duration::from_std(ctx.policy.steps.pool_soak).unwrap_or_default();
     let horizon = Duration::days(DEFAULT_HORIZON_DAYS);
@@ -90,7 +108,10 @@ pub(super) fn schedule_steps(c: &ClusterState, kinds: Vec<(StepKind, String)>, c
         let refs: Vec<&dyn Calendar> = cals.iter().map(|(_, c)| *c).collect();
         let window = earliest_start(at, &refs, horizon).ok_or_else(|| {
             let names: Vec<&str> = cals.iter().map(|(n, _)| n.as_str()).collect();
-            format!("no time within {DEFAULT_HORIZON_DAYS} days when all of these allow a start: {}", names.join(", "))
+            format!(
+                "no time within {DEFAULT_HORIZON_DAYS} days when all of these allow a start: {}",
+                names.join(", ")
+            )
         })?;
         let mut reason = reason;
         if window.start > at {
@@ -111,7 +132,11 @@ pub(super) fn schedule_steps(c: &ClusterState, kinds: Vec<(StepKind, String)>, c
             earliest_start: window.start,
             window_end: window.bounded_end(),
         });
-        at = if soak_after { window.start + pool_soak } else { window.start };
+        at = if soak_after {
+            window.start + pool_soak
+        } else {
+            window.start
+        };
     }
     Ok(out)
 }

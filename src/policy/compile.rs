@@ -70,7 +70,9 @@ fn is_guid(s: &str) -> bool {
 
 fn valid_pool_name(s: &str) -> bool {
     let b = s.as_bytes();
-    (1..=12).contains(&b.len()) && b[0].is_ascii_lowercase() && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+    (1..=12).contains(&b.len())
+        && b[0].is_ascii_lowercase()
+        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
 }
 
 fn valid_ring_name(s: &str) -> bool {
@@ -98,18 +100,35 @@ impl Compiler {
 
     fn date(&mut self, s: &Spanned<String>) -> Option<NaiveDate> {
         NaiveDate::parse_from_str(&s.value, "%Y-%m-%d")
-            .inspect_err(|_| self.d.at(s, format!("`{}` is not a date (expected YYYY-MM-DD)", s.value)))
+            .inspect_err(|_| {
+                self.d
+                    .at(s, format!("`{}` is not a date (expected YYYY-MM-DD)", s.value))
+            })
             .ok()
     }
 
     fn version(&mut self, s: &Spanned<String>) -> Option<VersionSpec> {
-        s.value.parse::<VersionSpec>().inspect_err(|e| self.d.at(s, e.to_string())).ok()
+        s.value
+            .parse::<VersionSpec>()
+            .inspect_err(|_| {
+                self.d.at(
+                    s,
+                    format!(
+                        "`{}` is not a Kubernetes version (expected a minor such as 1.33 or a patch such as 1.33.2)",
+                        s.value
+                    ),
+                )
+            })
+            .ok()
     }
 
     fn one_of<'a>(&mut self, s: &Spanned<String>, allowed: &[&'a str], field: &str) -> Option<&'a str> {
         let found = allowed.iter().find(|a| a.eq_ignore_ascii_case(&s.value)).copied();
         if found.is_none() {
-            self.d.at(s, format!("{field} `{}` is not one of: {}", s.value, allowed.join(", ")));
+            self.d.at(
+                s,
+                format!("{field} `{}` is not one of: {}", s.value, allowed.join(", ")),
+            );
         }
         found
     }
@@ -120,7 +139,9 @@ impl Compiler {
         for n in names {
             let key = n.value.to_ascii_lowercase();
             match seen.get(&key) {
-                Some(line) => self.d.at(n, format!("duplicate {what} `{}` (first on line {line})", n.value)),
+                Some(line) => self
+                    .d
+                    .at(n, format!("duplicate {what}: `{}` (first on line {line})", n.value)),
                 None => {
                     seen.insert(key, n.referenced.line());
                 }
@@ -152,7 +173,8 @@ impl Compiler {
         self.unique(r.subscriptions.iter(), &format!("{what} subscription"));
         for sub in &r.subscriptions {
             if !is_guid(&sub.value) {
-                self.d.at(sub, format!("`{}` is not a subscription id (a GUID)", sub.value));
+                self.d
+                    .at(sub, format!("`{}` is not a subscription id (a GUID)", sub.value));
             }
             out.subscriptions.push(sub.value.clone());
         }
@@ -171,8 +193,16 @@ impl Compiler {
         }
         FleetSelection {
             subscriptions: f.subscriptions.iter().map(|s| s.value.clone()).collect(),
-            include: f.include.iter().map(|s| self.selector(s, "fleet.include selector")).collect(),
-            exclude: f.exclude.iter().map(|s| self.selector(s, "fleet.exclude selector")).collect(),
+            include: f
+                .include
+                .iter()
+                .map(|s| self.selector(s, "fleet.include selector"))
+                .collect(),
+            exclude: f
+                .exclude
+                .iter()
+                .map(|s| self.selector(s, "fleet.exclude selector"))
+                .collect(),
         }
     }
 
@@ -183,12 +213,16 @@ impl Compiler {
         let version = r.version.as_ref().and_then(|v| self.version(v));
         let channel = match (name, &r.version) {
             (Some("pinned"), None) => {
-                self.d.at(&r.channel, "channel `pinned` needs a `version` (e.g. \"1.33\" or \"1.33.2\")");
+                self.d.at(
+                    &r.channel,
+                    "channel `pinned` needs a `version` (e.g. \"1.33\" or \"1.33.2\")",
+                );
                 Channel::Stable
             }
             (Some("pinned"), Some(_)) => version.map_or(Channel::Stable, Channel::Pinned),
             (Some(other), Some(v)) => {
-                self.d.at(v, format!("`version` is only for channel `pinned`, not `{other}`"));
+                self.d
+                    .at(v, format!("`version` is only for channel `pinned`, not `{other}`"));
                 Channel::Stable
             }
             (Some("patch"), None) => Channel::Patch,
@@ -200,7 +234,10 @@ impl Compiler {
         let deny: Vec<VersionSpec> = r.deny.iter().filter_map(|v| self.version(v)).collect();
         if channel == Channel::NodeImage && !(r.allow.is_empty() && r.deny.is_empty()) {
             let at = r.allow.first().or(r.deny.first()).expect("one is non-empty");
-            self.d.at(at, "`allow`/`deny` have no effect with channel `node-image` (it changes no version)");
+            self.d.at(
+                at,
+                "`allow`/`deny` have no effect with channel `node-image` (it changes no version)",
+            );
         }
         for (spec, raw) in deny.iter().zip(&r.deny) {
             if allow.contains(spec) {
@@ -222,7 +259,11 @@ impl Compiler {
                 self.d.at(at, format!("pinned version `{p}` is not in `allow`"));
             }
         }
-        let node_image = match r.node_image.as_ref().map(|s| self.one_of(s, &["latest", "consistent"], "node_image")) {
+        let node_image = match r
+            .node_image
+            .as_ref()
+            .map(|s| self.one_of(s, &["latest", "consistent"], "node_image"))
+        {
             Some(Some("consistent")) => NodeImageMode::Consistent,
             _ => NodeImageMode::Latest,
         };
@@ -255,7 +296,11 @@ impl Compiler {
                         ..b.selector.clone()
                     })
                 {
-                    let line = rings.value.iter().find(|r| r.value.name.value == a.name).map_or(0, |r| r.referenced.line());
+                    let line = rings
+                        .value
+                        .iter()
+                        .find(|r| r.value.name.value == a.name)
+                        .map_or(0, |r| r.referenced.line());
                     self.d.at(
                         &rings.value[j].value.selector,
                         format!(
@@ -273,7 +318,10 @@ impl Compiler {
         let raw = &r.value;
         let name = raw.name.value.clone();
         if !valid_ring_name(&name) {
-            self.d.at(&raw.name, format!("ring name `{name}` may only hold letters, digits, `-` and `_`"));
+            self.d.at(
+                &raw.name,
+                format!("ring name `{name}` may only hold letters, digits, `-` and `_`"),
+            );
         }
         let selector = self.selector(&raw.selector, &format!("ring `{name}` selector"));
         let waves = self.waves(raw, &selector);
@@ -303,7 +351,10 @@ impl Compiler {
                 members: WaveMembers::MaxParallel(1),
             }];
         }
-        self.unique(raw.waves.iter().map(|w| &w.value.name), &format!("wave name in ring `{}`", raw.name.value));
+        self.unique(
+            raw.waves.iter().map(|w| &w.value.name),
+            &format!("wave name in ring `{}`", raw.name.value),
+        );
         self.unique(
             raw.waves.iter().flat_map(|w| &w.value.clusters),
             &format!("cluster in the waves of ring `{}`", raw.name.value),
@@ -315,11 +366,18 @@ impl Compiler {
             let v = &w.value;
             let members = match (&v.max_parallel, v.clusters.is_empty()) {
                 (Some(_), false) => {
-                    self.d.at(w, format!("wave `{}` has both `clusters` and `max_parallel`; give one", v.name.value));
+                    self.d.at(
+                        w,
+                        format!(
+                            "wave `{}` has both `clusters` and `max_parallel`; give one",
+                            v.name.value
+                        ),
+                    );
                     continue;
                 }
                 (None, true) => {
-                    self.d.at(w, format!("wave `{}` needs `clusters` or `max_parallel`", v.name.value));
+                    self.d
+                        .at(w, format!("wave `{}` needs `clusters` or `max_parallel`", v.name.value));
                     continue;
                 }
                 (Some(n), true) => {
@@ -343,7 +401,10 @@ impl Compiler {
                             if !names.contains(&c.value.to_ascii_lowercase()) {
                                 self.d.at(
                                     c,
-                                    format!("wave cluster `{}` is not among ring `{}`'s selector names", c.value, raw.name.value),
+                                    format!(
+                                        "wave cluster `{}` is not among ring `{}`'s selector names",
+                                        c.value, raw.name.value
+                                    ),
                                 );
                             }
                         }
@@ -370,17 +431,24 @@ impl Compiler {
         let expires_after = r.expires_after.as_ref().map(|e| self.duration(Some(e), Duration::ZERO));
         if let (Some(e), Some(raw)) = (expires_after, &r.expires_after)
             && e.is_zero()
+            && parse_duration(&raw.value).is_ok()
         {
             self.d.at(raw, "expires_after must be longer than 0");
         }
         if r.required == Some(false) {
             if !r.approvers.is_empty() || r.expires_after.is_some() {
-                self.d.at(a, "approval is not required but lists approvers or an expiry; remove them or set required: true");
+                self.d.at(
+                    a,
+                    "approval is not required but lists approvers or an expiry; remove them or set required: true",
+                );
             }
             return None;
         }
         if r.approvers.is_empty() {
-            self.d.at(a, "approval is required but no approver groups are listed (`approvers`)");
+            self.d.at(
+                a,
+                "approval is required but no approver groups are listed (`approvers`)",
+            );
         }
         Some(Approval {
             approvers: r.approvers.iter().map(|g| g.value.clone()).collect(),
@@ -396,7 +464,10 @@ impl Compiler {
         };
         let max = r.max_failed_clusters.as_ref().map_or(0, |m| m.value);
         if let (OnFailure::Halt, Some(m)) = (on_failure, &r.max_failed_clusters) {
-            self.d.at(m, "max_failed_clusters only applies to on_failure: skip-and-continue (halt stops at the first failure)");
+            self.d.at(
+                m,
+                "max_failed_clusters only applies to on_failure: skip-and-continue (halt stops at the first failure)",
+            );
         }
         FailureBudget {
             on_failure,
@@ -408,7 +479,10 @@ impl Compiler {
         self.unique(s.pool_order.iter(), "pool in pool_order");
         for p in &s.pool_order {
             if !valid_pool_name(&p.value) {
-                self.d.at(p, format!("`{}` is not an AKS pool name (^[a-z][a-z0-9]{{0,11}}$)", p.value));
+                self.d.at(
+                    p,
+                    format!("`{}` is not an AKS pool name (^[a-z][a-z0-9]{{0,11}}$)", p.value),
+                );
             }
         }
         let max_surge = s.max_surge.as_ref().and_then(|m| {
@@ -417,17 +491,26 @@ impl Compiler {
                 None => m.value.parse::<u32>().is_ok_and(|v| v >= 1),
             };
             if !ok {
-                self.d.at(m, format!("max_surge `{}` is not a count (>= 1) or a percentage (1%..100%)", m.value));
+                self.d.at(
+                    m,
+                    format!(
+                        "max_surge `{}` is not a count (>= 1) or a percentage (1%..100%)",
+                        m.value
+                    ),
+                );
             }
             ok.then(|| m.value.clone())
         });
         let drain_timeout_minutes = s.drain_timeout.as_ref().and_then(|d| {
             let v = self.duration(Some(d), Duration::ZERO);
             let secs = v.as_secs();
-            if v.subsec_nanos() != 0 || secs % 60 != 0 || !(1..=1440).contains(&(secs / 60)) {
+            if v.subsec_nanos() != 0 || !secs.is_multiple_of(60) || !(1..=1440).contains(&(secs / 60)) {
                 self.d.at(
                     d,
-                    format!("drain_timeout `{}` must be whole minutes from 1m to 24h (AKS drainTimeoutInMinutes)", d.value),
+                    format!(
+                        "drain_timeout `{}` must be whole minutes from 1m to 24h (AKS drainTimeoutInMinutes)",
+                        d.value
+                    ),
                 );
                 return None;
             }
@@ -453,15 +536,22 @@ impl Compiler {
         {
             self.d.at(
                 t,
-                format!("timeout {} must be longer than settle {}", format_duration(timeout), format_duration(settle)),
+                format!(
+                    "timeout {} must be longer than settle {}",
+                    format_duration(timeout),
+                    format_duration(settle)
+                ),
             );
         }
-        let (include, exclude) = r.map_or((&[][..], &[][..]), |r| (&r.include_namespaces[..], &r.exclude_namespaces[..]));
+        let (include, exclude) = r.map_or((&[][..], &[][..]), |r| {
+            (&r.include_namespaces[..], &r.exclude_namespaces[..])
+        });
         self.unique(include.iter(), "namespace in include_namespaces");
         self.unique(exclude.iter(), "namespace in exclude_namespaces");
         for n in exclude {
             if include.iter().any(|i| i.value == n.value) {
-                self.d.at(n, format!("namespace `{}` is both included and excluded", n.value));
+                self.d
+                    .at(n, format!("namespace `{}` is both included and excluded", n.value));
             }
         }
         Gates {
@@ -482,7 +572,8 @@ impl Compiler {
         for r in rings {
             if !known.contains(r.value.as_str()) {
                 let list: Vec<&str> = known.iter().copied().collect();
-                self.d.at(r, format!("unknown ring `{}` (rings: {})", r.value, list.join(", ")));
+                self.d
+                    .at(r, format!("unknown ring `{}` (rings: {})", r.value, list.join(", ")));
             }
         }
         rings.iter().map(|r| r.value.clone()).collect()
@@ -497,13 +588,17 @@ impl Compiler {
             }),
         };
         let start = s.start.as_ref().and_then(|c| {
-            CronSchedule::parse(&c.value, tz).inspect_err(|e| self.d.at(c, e.to_string())).ok()
+            CronSchedule::parse(&c.value, tz)
+                .inspect_err(|e| self.d.at(c, e.to_string()))
+                .ok()
         });
         self.unique(s.windows.iter().map(|w| &w.value.name), "window name");
         let mut windows = Vec::new();
         for w in &s.windows {
             let r = &w.value;
-            let cron = CronSchedule::parse(&r.cron.value, tz).inspect_err(|e| self.d.at(&r.cron, e.to_string())).ok();
+            let cron = CronSchedule::parse(&r.cron.value, tz)
+                .inspect_err(|e| self.d.at(&r.cron, e.to_string()))
+                .ok();
             let duration = self.duration(Some(&r.duration), Duration::ZERO);
             if duration.is_zero() && parse_duration(&r.duration.value).is_ok() {
                 self.d.at(&r.duration, "window duration must be longer than 0");
@@ -526,7 +621,10 @@ impl Compiler {
             let ring_list = self.ring_refs(&r.rings, rings);
             if let (Some(from), Some(to)) = (from, to) {
                 if to < from {
-                    self.d.at(r.to.as_ref().unwrap_or(&r.from), format!("blackout ends ({to}) before it starts ({from})"));
+                    self.d.at(
+                        r.to.as_ref().unwrap_or(&r.from),
+                        format!("blackout ends ({to}) before it starts ({from})"),
+                    );
                     continue;
                 }
                 blackouts.push(Blackout {
@@ -550,7 +648,11 @@ impl Compiler {
     /// Checks that need the fleet: ring overlaps and wave membership.
     fn against_snapshot(&mut self, raw: &RawPolicy, policy: &Policy, snapshot: &FleetSnapshot) {
         let ring_at = |name: &str| {
-            raw.rings.value.iter().find(|r| r.value.name.value == name).map_or(Location::UNKNOWN, |r| r.value.selector.referenced)
+            raw.rings
+                .value
+                .iter()
+                .find(|r| r.value.name.value == name)
+                .map_or(Location::UNKNOWN, |r| r.value.selector.referenced)
         };
         let mut members: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
         let mut clusters: Vec<_> = snapshot.clusters.iter().collect();
@@ -584,11 +686,20 @@ impl Compiler {
             for w in &raw_ring.value.waves {
                 for c in &w.value.clusters {
                     if !names.iter().any(|n| n.eq_ignore_ascii_case(&c.value)) {
-                        self.d.at(c, format!("wave cluster `{}` is not in ring `{}` in the fleet snapshot", c.value, ring.name));
+                        self.d.at(
+                            c,
+                            format!(
+                                "wave cluster `{}` is not in ring `{}` in the fleet snapshot",
+                                c.value, ring.name
+                            ),
+                        );
                     }
                 }
             }
-            let has_rest = ring.waves.iter().any(|w| matches!(w.members, WaveMembers::MaxParallel(_)));
+            let has_rest = ring
+                .waves
+                .iter()
+                .any(|w| matches!(w.members, WaveMembers::MaxParallel(_)));
             if !has_rest {
                 for n in names.iter().filter(|n| !in_waves.contains(&n.to_ascii_lowercase())) {
                     self.d.at_location(

@@ -61,7 +61,10 @@ pub enum Membership {
 impl FleetSelection {
     pub fn membership(&self, c: &ClusterState) -> Membership {
         let in_subscription = self.subscriptions.is_empty()
-            || self.subscriptions.iter().any(|s| s.eq_ignore_ascii_case(&c.id.subscription));
+            || self
+                .subscriptions
+                .iter()
+                .any(|s| s.eq_ignore_ascii_case(&c.id.subscription));
         let included = self.include.is_empty() || self.include.iter().any(|s| s.matches(c));
         if !(in_subscription && included) {
             Membership::Out

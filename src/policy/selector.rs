@@ -19,7 +19,10 @@ pub struct Selector {
 
 impl Selector {
     pub fn is_empty(&self) -> bool {
-        self.tags.is_empty() && self.resource_groups.is_empty() && self.names.is_empty() && self.subscriptions.is_empty()
+        self.tags.is_empty()
+            && self.resource_groups.is_empty()
+            && self.names.is_empty()
+            && self.subscriptions.is_empty()
     }
 
     pub fn matches(&self, c: &ClusterState) -> bool {
@@ -28,7 +31,10 @@ impl Selector {
             && any_glob(&self.resource_groups, &c.id.resource_group)
             && any_glob(&self.names, &c.id.name)
             && (self.subscriptions.is_empty()
-                || self.subscriptions.iter().any(|s| s.eq_ignore_ascii_case(&c.id.subscription)))
+                || self
+                    .subscriptions
+                    .iter()
+                    .any(|s| s.eq_ignore_ascii_case(&c.id.subscription)))
     }
 
     /// The names this selector can match, when they are all plain names (no globs).

@@ -3,7 +3,8 @@
 
 use super::*;
 
-const MINIMAL: &str = "name: p\ntarget: { channel: rapid }\nrings:\n  - name: dev\n    selector: { tags: { ring: dev } }\n";
+const MINIMAL: &str =
+    "name: p\ntarget: { channel: rapid }\nrings:\n  - name: dev\n    selector: { tags: { ring: dev } }\n";
 
 #[test]
 fn minimal_policy_gets_safe_defaults() {
@@ -11,7 +12,13 @@ fn minimal_policy_gets_safe_defaults() {
     assert_eq!(p.target.channel, Channel::Rapid);
     assert_eq!(p.target.node_image, NodeImageMode::Latest);
     let ring = &p.rings[0];
-    assert_eq!(ring.waves, vec![Wave { name: "all".into(), members: WaveMembers::MaxParallel(1) }]);
+    assert_eq!(
+        ring.waves,
+        vec![Wave {
+            name: "all".into(),
+            members: WaveMembers::MaxParallel(1)
+        }]
+    );
     assert_eq!(ring.failure_budget.on_failure, OnFailure::Halt);
     assert!(ring.approval.is_none());
     assert!(p.steps.node_image);
@@ -40,7 +47,10 @@ schedule:
     assert!(lines[0].starts_with("p.yaml:2:"), "{lines:#?}");
     assert!(lines[0].contains("not a Kubernetes version"));
     assert!(lines[1].starts_with("p.yaml:6:11: "), "{lines:#?}");
-    assert!(lines[2].contains("duplicate ring name `dev` (first on line 4)"), "{lines:#?}");
+    assert!(
+        lines[2].contains("duplicate ring name: `dev` (first on line 4)"),
+        "{lines:#?}"
+    );
     assert!(lines[3].contains("unknown time zone"), "{lines:#?}");
 }
 

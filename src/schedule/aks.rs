@@ -79,7 +79,10 @@ impl AksWindow {
         let mut not_allowed = Vec::new();
         for span in &w.not_allowed_dates {
             if span.end < span.start {
-                return Err(bad(format!("notAllowedDates span {} .. {} ends before it starts", span.start, span.end)));
+                return Err(bad(format!(
+                    "notAllowedDates span {} .. {} ends before it starts",
+                    span.start, span.end
+                )));
             }
             let start = at(offset, span.start, NaiveTime::MIN);
             let end = at(offset, span.end + Days::new(1), NaiveTime::MIN);
@@ -100,7 +103,9 @@ impl AksWindow {
         if self.start_date.is_some_and(|s| d < s) {
             return false;
         }
-        let anchor = self.start_date.unwrap_or(NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date"));
+        let anchor = self
+            .start_date
+            .unwrap_or(NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date"));
         let months_since = |d: NaiveDate| {
             let m = |x: NaiveDate| i64::from(x.year()) * 12 + i64::from(x.month0());
             m(d) - m(anchor)
@@ -145,7 +150,9 @@ fn recurrence(s: &MaintenanceSchedule) -> Result<Recurrence, ScheduleError> {
         s.relative_monthly.is_some(),
     ];
     if set.iter().filter(|b| **b).count() != 1 {
-        return Err(bad("schedule must set exactly one of daily, weekly, absoluteMonthly, relativeMonthly"));
+        return Err(bad(
+            "schedule must set exactly one of daily, weekly, absoluteMonthly, relativeMonthly",
+        ));
     }
     if let Some(d) = &s.daily {
         return Ok(Recurrence::Daily {
@@ -197,7 +204,10 @@ pub struct LegacyWindow {
 }
 
 impl LegacyWindow {
-    pub fn from_arm(time_in_week: &[TimeInWeek], not_allowed_time: &[crate::domain::fleet::TimeSpan]) -> Result<Self, ScheduleError> {
+    pub fn from_arm(
+        time_in_week: &[TimeInWeek],
+        not_allowed_time: &[crate::domain::fleet::TimeSpan],
+    ) -> Result<Self, ScheduleError> {
         let slots = if time_in_week.is_empty() {
             None
         } else {
@@ -208,7 +218,8 @@ impl LegacyWindow {
                     *day = [true; 24];
                 }
                 for &h in &entry.hour_slots {
-                    *day.get_mut(h as usize).ok_or_else(|| bad(format!("hour slot {h} is outside 0..23")))? = true;
+                    *day.get_mut(h as usize)
+                        .ok_or_else(|| bad(format!("hour slot {h} is outside 0..23")))? = true;
                 }
             }
             Some(s)

@@ -13,7 +13,9 @@ pub struct Blackouts {
 
 impl Blackouts {
     pub fn new(blocked: Vec<Window>) -> Self {
-        Self { blocked: merge(blocked) }
+        Self {
+            blocked: merge(blocked),
+        }
     }
 
     /// Day ranges `from..=to` in `tz`: from `from`'s local midnight to the local midnight

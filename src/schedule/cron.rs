@@ -67,7 +67,7 @@ impl CronSchedule {
                  cron dialects disagree on what that means, so restrict one and write `*` for the other"
             )));
         }
-        let schedule = cron::Schedule::from_str(&full.join(" ")).map_err(|e| err(e.to_string()))?;
+        let schedule = cron::Schedule::from_str(&full.join(" ")).map_err(|_| err(bad_field(&full)))?;
         Ok(Self {
             expr: expr.to_string(),
             schedule,
@@ -107,6 +107,28 @@ impl CronSchedule {
     pub fn next_fire(&self, t: DateTime<Utc>, until: DateTime<Utc>) -> Option<DateTime<Utc>> {
         self.fires(t, until).next()
     }
+}
+
+/// Names the first field that does not parse on its own (the `cron` crate's own error
+/// only repeats the expression).
+fn bad_field(full: &[&str]) -> String {
+    const FIELDS: [(&str, &str); 7] = [
+        ("second", "0-59"),
+        ("minute", "0-59"),
+        ("hour", "0-23"),
+        ("day-of-month", "1-31"),
+        ("month", "1-12 or JAN-DEC"),
+        ("day-of-week", "SUN-SAT"),
+        ("year", "e.g. 2027"),
+    ];
+    for (i, (name, range)) in FIELDS.iter().enumerate().take(full.len()) {
+        let mut probe: Vec<&str> = vec!["*"; full.len()];
+        probe[i] = full[i];
+        if cron::Schedule::from_str(&probe.join(" ")).is_err() {
+            return format!("{name} `{}` is not valid ({range})", full[i]);
+        }
+    }
+    "the fields do not combine into a schedule".into()
 }
 
 /// A window that opens at each fire time of a cron expression and stays open for `duration`.

@@ -1,0 +1,197 @@
+//! The policies shipped in `policies/` (all compile; the demo policy fits the demo fleet)
+//! and the broken-policy corpus in `tests/broken-policies/` (each `*.yaml` with its
+//! expected errors in `*.expected`, one `line:col: message-substring` per line, all
+//! reported at once).
+
+mod support;
+
+use ringmaster::plan::{StepKind, apply, plan, render};
+use ringmaster::policy::{Channel, NodeImageMode, OnFailure, compile, compile_with_snapshot};
+use ringmaster::validate::validate_files;
+use std::path::{Path, PathBuf};
+
+fn files(dir: &str, ext: &str) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(dir))
+        .unwrap_or_else(|e| panic!("{dir}: {e}"))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == ext))
+        .collect();
+    out.sort();
+    out
+}
+
+fn read(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+#[test]
+fn every_shipped_policy_compiles() {
+    let policies = files("policies", "yaml");
+    let names: Vec<String> = policies
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into())
+        .collect();
+    for want in ["default.yaml", "demo.yaml", "node-image-only.yaml", "strict-prod.yaml"] {
+        assert!(names.iter().any(|n| n == want), "missing policies/{want}: {names:?}");
+    }
+    for p in &policies {
+        let file = p.display().to_string();
+        compile(&file, &read(p)).unwrap_or_else(|e| panic!("{file} does not compile:\n{e}"));
+    }
+    let (report, ok) = validate_files(&policies);
+    assert!(ok, "{report}");
+    assert_eq!(report.lines().count(), policies.len(), "{report}");
+}
+
+#[test]
+fn shipped_policies_say_what_their_names_promise() {
+    let load = |n: &str| {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies").join(n);
+        compile(n, &read(&p)).unwrap()
+    };
+    let default = load("default.yaml");
+    assert_eq!(default.target.channel, Channel::Stable);
+    let rings: Vec<&str> = default.rings.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(rings, ["dev", "staging", "prod"]);
+    assert!(default.rings[0].approval.is_none());
+    assert!(default.rings[1].approval.is_some() && default.rings[2].approval.is_some());
+
+    let strict = load("strict-prod.yaml");
+    for r in &strict.rings {
+        assert_eq!(r.waves[0].name, "canary", "ring {}", r.name);
+        assert_eq!(r.failure_budget.on_failure, OnFailure::Halt);
+        assert!(r.soak >= std::time::Duration::from_secs(24 * 3600), "ring {}", r.name);
+    }
+    assert_eq!(strict.target.node_image, NodeImageMode::Consistent);
+
+    let images = load("node-image-only.yaml");
+    assert_eq!(images.target.channel, Channel::NodeImage);
+}
+
+#[test]
+fn demo_policy_fits_the_demo_fleet() {
+    let fleet = support::demo_snapshot::load_fleet("demo.yaml");
+    let snap = support::demo_snapshot::snapshot(&fleet);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/demo.yaml");
+    let policy =
+        compile_with_snapshot("policies/demo.yaml", &read(&path), Some(&snap)).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        policy.rings[2].approval.as_ref().unwrap().approvers,
+        ["platform-admins"]
+    );
+    assert_eq!(policy.rings[1].failure_budget.on_failure, OnFailure::SkipAndContinue);
+
+    let now = fleet.start_time.unwrap();
+    let p = plan(&snap, &policy, now);
+    let table = render::table(&p);
+    println!("{table}");
+    assert!(table.lines().all(|l| l.chars().count() <= render::WIDTH), "{table}");
+    assert_eq!(p.target.version.map(|v| v.to_string()).as_deref(), Some("1.33.3"));
+    assert!(p.skipped.is_empty(), "{:#?}", p.skipped);
+    let per_ring: Vec<usize> = p
+        .rings
+        .iter()
+        .map(|r| r.waves.iter().map(|w| w.clusters.len()).sum())
+        .collect();
+    assert_eq!(per_ring, [2, 2, 3]);
+    assert_eq!(p.rings[2].waves[0].name, "canary");
+    assert_eq!(p.rings[2].waves[0].clusters[0].id.name, "aks-prd-weu-02");
+    // The 1.31 dev cluster: control plane twice, then each pool twice.
+    let neu: Vec<&StepKind> = p
+        .steps()
+        .filter(|(c, _)| c.id.name == "aks-dev-neu-01")
+        .map(|(_, s)| &s.kind)
+        .collect();
+    assert_eq!(neu.len(), 6, "{neu:?}");
+    assert!(matches!(neu[0], StepKind::ControlPlane { .. }) && matches!(neu[1], StepKind::ControlPlane { .. }));
+    // Applying the plan leaves nothing to do.
+    let after = apply(&snap, &p).unwrap();
+    assert_eq!(plan(&after, &policy, now).steps().count(), 0);
+}
+
+#[test]
+fn other_policies_plan_the_demo_fleet() {
+    let fleet = support::demo_snapshot::load_fleet("demo.yaml");
+    let snap = support::demo_snapshot::snapshot(&fleet);
+    for name in ["default.yaml", "node-image-only.yaml"] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies").join(name);
+        let policy = compile_with_snapshot(name, &read(&path), Some(&snap)).unwrap_or_else(|e| panic!("{e}"));
+        let p = plan(&snap, &policy, fleet.start_time.unwrap());
+        let after = apply(&snap, &p).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(
+            plan(&after, &policy, fleet.start_time.unwrap()).steps().count(),
+            0,
+            "{name}"
+        );
+        assert!(render::table(&p).lines().all(|l| l.chars().count() <= render::WIDTH));
+    }
+}
+
+/// One expected error: `line:col: message-substring`.
+#[derive(Debug)]
+struct Expected {
+    line: u64,
+    column: u64,
+    message: String,
+}
+
+fn read_expected(path: &Path) -> Vec<Expected> {
+    read(path)
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let mut parts = l.splitn(3, ':');
+            let (Some(line), Some(col), Some(msg)) = (parts.next(), parts.next(), parts.next()) else {
+                panic!("{}: `{l}` is not `line:col: message`", path.display())
+            };
+            Expected {
+                line: line
+                    .trim()
+                    .parse()
+                    .unwrap_or_else(|_| panic!("{}: bad line in `{l}`", path.display())),
+                column: col
+                    .trim()
+                    .parse()
+                    .unwrap_or_else(|_| panic!("{}: bad column in `{l}`", path.display())),
+                message: msg.trim().to_string(),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn broken_policies_report_every_error_at_once() {
+    let corpus = files("tests/broken-policies", "yaml");
+    assert!(corpus.len() >= 8, "{} broken policies", corpus.len());
+    for path in &corpus {
+        let file = path.file_name().unwrap().to_string_lossy().to_string();
+        let expected = read_expected(&path.with_extension("expected"));
+        let errors = match compile(&file, &read(path)) {
+            Ok(_) => panic!("{file} compiled, but should not"),
+            Err(e) => e.0,
+        };
+        let shown: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+        assert_eq!(
+            errors.len(),
+            expected.len(),
+            "{file}: errors\n{}\nexpected {expected:#?}",
+            shown.join("\n")
+        );
+        for want in &expected {
+            assert!(
+                errors
+                    .iter()
+                    .any(|e| e.line == want.line && e.column == want.column && e.message.contains(&want.message)),
+                "{file}: no error {}:{}: {}\ngot:\n{}",
+                want.line,
+                want.column,
+                want.message,
+                shown.join("\n")
+            );
+        }
+        assert!(shown.iter().all(|s| s.starts_with(&format!("{file}:"))));
+    }
+    let (report, ok) = validate_files(&corpus);
+    assert!(!ok);
+    assert!(report.lines().count() >= corpus.len(), "{report}");
+}
