@@ -254,3 +254,35 @@ pub async fn list_subscriptions(client: &AksClient) -> Result<Vec<String>, ArmEr
     let set: BTreeSet<String> = page.value.into_iter().map(|s| s.subscription_id).collect();
     Ok(set.into_iter().collect())
 }
+
+/// Reads every cluster's maintenance configurations into the snapshot (one read per
+/// cluster: for on-demand planning, and for the clusters about to be acted on).
+/// A cluster whose configurations cannot be read keeps none and gets a problem.
+pub async fn fetch_maintenance(client: &AksClient, d: &mut Discovery) {
+    for c in &mut d.snapshot.clusters {
+        match client.maintenance_configurations(&c.id).await {
+            Ok(list) => {
+                c.maintenance = list
+                    .into_iter()
+                    .filter_map(|m| {
+                        let v = serde_json::json!({ "name": m.name, "properties": m.properties });
+                        match serde_json::from_value(v) {
+                            Ok(mc) => Some(mc),
+                            Err(e) => {
+                                d.problems.push(Problem {
+                                    subject: format!("{}/{}", c.id, m.name),
+                                    reason: format!("maintenance configuration not understood: {e}"),
+                                });
+                                None
+                            }
+                        }
+                    })
+                    .collect();
+            }
+            Err(e) => d.problems.push(Problem {
+                subject: c.id.to_string(),
+                reason: format!("maintenance configurations unreadable: {e}"),
+            }),
+        }
+    }
+}

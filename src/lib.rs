@@ -10,6 +10,7 @@ pub mod clock;
 pub mod discovery;
 pub mod domain;
 pub mod identity;
+pub mod kube;
 pub mod plan;
 pub mod policy;
 pub mod schedule;

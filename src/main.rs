@@ -28,6 +28,32 @@ enum Command {
     /// upgrades AKS offers, each pool's version and node image against the latest,
     /// support status and warnings. One discovery poll for the whole fleet.
     Upgrades(UpgradesArgs),
+    /// Check rollout policy files; print every error as file:line:col: message.
+    /// Exit 0 when all are valid, 2 otherwise.
+    Validate {
+        /// Policy files (YAML; see docs/policy.md).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Plan a rollout for the live fleet: every step with its reason and earliest
+    /// start, every skipped cluster with why. Changes nothing.
+    Plan(PlanArgs),
+}
+
+#[derive(clap::Args)]
+struct PlanArgs {
+    /// The rollout policy (YAML; see docs/policy.md).
+    #[arg(long)]
+    policy: PathBuf,
+    /// Subscriptions to look at when the policy names none (repeat, or comma-separated).
+    /// Default: every subscription the identity can see.
+    #[arg(long = "subscription", env = "RINGMASTER_SUBSCRIPTION_IDS", value_delimiter = ',')]
+    subscriptions: Vec<String>,
+    /// table (for people) or json (stable, for scripts).
+    #[arg(long, value_enum, default_value = "table")]
+    output: Output,
+    #[command(flatten)]
+    azure: ringmaster::identity::AzureConfig,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -105,6 +131,12 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Sim(args) => run_sim(args).await,
         Command::Upgrades(args) => run_upgrades(args).await,
+        Command::Validate { files } => {
+            let (report, ok) = ringmaster::validate::validate_files(&files);
+            print!("{report}");
+            Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(2) })
+        }
+        Command::Plan(args) => run_plan(args).await,
     };
     match result {
         Ok(code) => code,
@@ -196,6 +228,51 @@ async fn run_upgrades(args: UpgradesArgs) -> Result<ExitCode> {
     match args.output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&report)?),
         Output::Table => print!("{}", ringmaster::upgrades::render_table(&report)),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run_plan(args: PlanArgs) -> Result<ExitCode> {
+    use ringmaster::clock::{Clock, SystemClock};
+    let text = std::fs::read_to_string(&args.policy).with_context(|| format!("reading {}", args.policy.display()))?;
+    let file = args.policy.display().to_string();
+    // Compile once without the fleet to fail fast on a broken policy.
+    let policy = match ringmaster::policy::compile(&file, &text) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let clock: std::sync::Arc<dyn Clock> = std::sync::Arc::new(SystemClock);
+    let client = ringmaster::arm::connect(&args.azure, clock.clone()).context("connecting to Azure")?;
+    let subscriptions = if !policy.fleet.subscriptions.is_empty() {
+        policy.fleet.subscriptions.clone()
+    } else if !args.subscriptions.is_empty() {
+        args.subscriptions.clone()
+    } else {
+        ringmaster::discovery::list_subscriptions(&client)
+            .await
+            .context("listing subscriptions")?
+    };
+    let now = clock.now();
+    let mut discovery = ringmaster::discovery::discover(&client, &subscriptions, now).await?;
+    ringmaster::discovery::fetch_maintenance(&client, &mut discovery).await;
+    for p in &discovery.problems {
+        eprintln!("warning: {}: {}", p.subject, p.reason);
+    }
+    // Compile again against the fleet: rings that overlap on real clusters are errors.
+    let policy = match ringmaster::policy::compile_with_snapshot(&file, &text, Some(&discovery.snapshot)) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let plan = ringmaster::plan::plan(&discovery.snapshot, &policy, now);
+    match args.output {
+        Output::Json => println!("{}", ringmaster::plan::render::json(&plan)),
+        Output::Table => print!("{}", ringmaster::plan::render::table(&plan)),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -195,3 +195,39 @@ fn broken_policies_report_every_error_at_once() {
     assert!(!ok);
     assert!(report.lines().count() >= corpus.len(), "{report}");
 }
+
+#[test]
+fn snapshot_checks_find_overlaps_and_wave_strays() {
+    let fleet = support::demo_snapshot::load_fleet("demo.yaml");
+    let snap = support::demo_snapshot::snapshot(&fleet);
+    let text = "\
+name: overlap
+target: { channel: stable }
+rings:
+  - name: dev
+    selector: { tags: { ring: dev } }
+  - name: westeurope
+    selector: { names: [\"*-weu-*\"] }
+    waves:
+      - name: canary
+        clusters: [aks-prd-weu-02, aks-dev-neu-01]
+";
+    let errors = compile_with_snapshot("overlap.yaml", text, Some(&snap)).unwrap_err().0;
+    let shown: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+    let has = |needle: &str| shown.iter().any(|s| s.contains(needle));
+    assert!(
+        has("overlap.yaml:7:15: ring `westeurope` selects cluster"),
+        "{shown:#?}"
+    );
+    assert!(has("aks-dev-weu-01`, which ring `dev` also selects"), "{shown:#?}");
+    assert!(
+        has("overlap.yaml:10:36: wave cluster `aks-dev-neu-01` is not in ring `westeurope`"),
+        "{shown:#?}"
+    );
+    assert!(
+        has("cluster `aks-stg-weu-01` is in ring `westeurope` but in none of its waves"),
+        "{shown:#?}"
+    );
+    // Without a snapshot the same text compiles: globs and tags cannot be judged alone.
+    assert!(compile("overlap.yaml", text).is_ok());
+}

@@ -27,7 +27,12 @@ const IO: Duration = Duration::from_secs(30);
 /// The user kubeconfig of the dev cluster, as ARM returns it.
 async fn kubeconfig(sim: &Simulator) -> String {
     let arm = common::Arm::new(sim).await;
-    let r = arm.post(&format!("{}/listClusterUserCredential", arm.cluster_path(SUB, RG, CLUSTER))).await;
+    let r = arm
+        .post(&format!(
+            "{}/listClusterUserCredential",
+            arm.cluster_path(SUB, RG, CLUSTER)
+        ))
+        .await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     let b64 = r.body["kubeconfigs"][0]["value"].as_str().expect("kubeconfig");
     use base64::Engine;
@@ -46,14 +51,22 @@ fn pod_count(sim: &Simulator, c: usize) -> usize {
 fn ready_web_pod(sim: &Simulator, c: usize) -> String {
     sim.with_world(|w| {
         let k = &w.clusters[c].kube;
-        k.pods.values().find(|p| p.ready && p.name.starts_with("web-")).expect("a ready web pod").name.clone()
+        k.pods
+            .values()
+            .find(|p| p.ready && p.name.starts_with("web-"))
+            .expect("a ready web pod")
+            .name
+            .clone()
     })
 }
 
 // ---------------------------------------------------------------- kubectl
 
 fn kubectl_available() -> bool {
-    let ok = std::process::Command::new("kubectl").args(["version", "--client"]).output().is_ok_and(|o| o.status.success());
+    let ok = std::process::Command::new("kubectl")
+        .args(["version", "--client"])
+        .output()
+        .is_ok_and(|o| o.status.success());
     if !ok {
         eprintln!("kubectl not installed: skipping");
     }
@@ -72,19 +85,32 @@ impl Kubectl {
         let config = dir.path().join("config");
         std::fs::write(&config, kubeconfig).unwrap();
         let cache = dir.path().join("cache");
-        Self { _dir: dir, config, cache }
+        Self {
+            _dir: dir,
+            config,
+            cache,
+        }
     }
 
     fn command(&self, args: &[&str]) -> tokio::process::Command {
         let mut cmd = tokio::process::Command::new("kubectl");
-        cmd.arg("--kubeconfig").arg(&self.config).arg("--cache-dir").arg(&self.cache).args(args);
-        cmd.env_remove("KUBECONFIG").kill_on_drop(true).stdin(std::process::Stdio::null());
+        cmd.arg("--kubeconfig")
+            .arg(&self.config)
+            .arg("--cache-dir")
+            .arg(&self.cache)
+            .args(args);
+        cmd.env_remove("KUBECONFIG")
+            .kill_on_drop(true)
+            .stdin(std::process::Stdio::null());
         cmd
     }
 
     /// Runs kubectl to completion; panics when it fails.
     async fn run(&self, args: &[&str]) -> String {
-        let out = tokio::time::timeout(IO, self.command(args).output()).await.expect("kubectl timed out").unwrap();
+        let out = tokio::time::timeout(IO, self.command(args).output())
+            .await
+            .expect("kubectl timed out")
+            .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "kubectl {args:?} failed: {stderr}");
         String::from_utf8(out.stdout).unwrap()
@@ -122,7 +148,10 @@ fn json_stream(mut out: tokio::process::ChildStdout) -> mpsc::UnboundedReceiver<
 }
 
 async fn next_value(rx: &mut mpsc::UnboundedReceiver<Value>) -> Value {
-    tokio::time::timeout(IO, rx.recv()).await.expect("kubectl watch silent").expect("kubectl watch ended")
+    tokio::time::timeout(IO, rx.recv())
+        .await
+        .expect("kubectl watch silent")
+        .expect("kubectl watch ended")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -138,7 +167,12 @@ async fn kubectl_gets_and_watches() {
     assert_eq!(version["serverVersion"]["gitVersion"], "v1.32.7");
 
     let nodes = k.json(&["get", "nodes", "-o", "json"]).await;
-    let mut names: Vec<&str> = nodes["items"].as_array().unwrap().iter().map(|n| n["metadata"]["name"].as_str().unwrap()).collect();
+    let mut names: Vec<&str> = nodes["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["metadata"]["name"].as_str().unwrap())
+        .collect();
     names.sort();
     let want: Vec<String> = sim.with_world(|w| w.clusters[c].kube.nodes.keys().cloned().collect());
     assert_eq!(names, want);
@@ -148,10 +182,15 @@ async fn kubectl_gets_and_watches() {
     // The server-side table: one header line, then a Running pod per line.
     let table = k.run(&["get", "pods", "-A"]).await;
     let lines: Vec<&str> = table.lines().collect();
-    assert!(lines[0].starts_with("NAMESPACE") && lines[0].contains("STATUS"), "{table}");
+    assert!(
+        lines[0].starts_with("NAMESPACE") && lines[0].contains("STATUS"),
+        "{table}"
+    );
     assert_eq!(lines.len() - 1, pod_count(&sim, c));
     assert!(lines[1..].iter().all(|l| l.contains("Running")), "{table}");
-    let shop = k.run(&["get", "pods", "-n", "shop", "-l", "app=web", "-o", "name"]).await;
+    let shop = k
+        .run(&["get", "pods", "-n", "shop", "-l", "app=web", "-o", "name"])
+        .await;
     assert_eq!(shop.lines().count(), 3, "{shop}");
     for kind in ["deployments", "replicasets", "pdb", "namespaces", "events"] {
         k.run(&["get", kind, "-A"]).await;
@@ -168,7 +207,8 @@ async fn kubectl_gets_and_watches() {
         assert_eq!(next_value(&mut events).await["type"], "ADDED");
     }
     let victim = ready_web_pod(&sim, c);
-    sim.with_world(|w| w.evict(c, &("shop".into(), victim.clone()))).unwrap();
+    sim.with_world(|w| w.evict(c, &("shop".into(), victim.clone())))
+        .unwrap();
     let (mut deleted, mut added) = (false, false);
     while !(deleted && added) {
         let e = next_value(&mut events).await;
@@ -192,9 +232,16 @@ async fn kubectl_drains_a_node() {
     let node = sim.with_world(|w| {
         let kube = &w.clusters[c].kube;
         let on = |n: &str| kube.pods.values().filter(|p| p.node.as_deref() == Some(n)).count();
-        kube.nodes.keys().max_by_key(|n| (on(n), n.to_string())).unwrap().clone()
+        kube.nodes
+            .keys()
+            .max_by_key(|n| (on(n), n.to_string()))
+            .unwrap()
+            .clone()
     });
-    let mut drain = k.command(&["drain", &node, "--ignore-daemonsets", "--timeout=60s"]).spawn().unwrap();
+    let mut drain = k
+        .command(&["drain", &node, "--ignore-daemonsets", "--timeout=60s"])
+        .spawn()
+        .unwrap();
     // Simulated time moves while kubectl works, so evicted pods' replacements become Ready.
     let status = loop {
         tokio::select! {
@@ -206,7 +253,10 @@ async fn kubectl_drains_a_node() {
     sim.with_world(|w| {
         let kube = &w.clusters[c].kube;
         assert!(kube.nodes[&node].unschedulable, "drain cordons");
-        assert!(kube.pods.values().all(|p| p.node.as_deref() != Some(node.as_str())), "drain empties the node");
+        assert!(
+            kube.pods.values().all(|p| p.node.as_deref() != Some(node.as_str())),
+            "drain empties the node"
+        );
     });
     let out = k.run(&["uncordon", &node]).await;
     assert!(out.contains("uncordoned"), "{out}");
@@ -218,12 +268,20 @@ async fn kubectl_drains_a_node() {
 async fn kube_client(sim: &Simulator) -> kube::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let kc = Kubeconfig::from_yaml(&kubeconfig(sim).await).unwrap();
-    let config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await.unwrap();
+    let mut config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        .await
+        .unwrap();
+    // kube 5 retries 429 and 503 by default with backoff up to ~5 minutes in total; a
+    // refused eviction must come back as the 429 it is.
+    config.default_retry = false;
     kube::Client::try_from(config).unwrap()
 }
 
 async fn next<S: futures::Stream + Unpin>(s: &mut S) -> S::Item {
-    tokio::time::timeout(IO, s.next()).await.expect("stream silent").expect("stream ended")
+    tokio::time::timeout(IO, s.next())
+        .await
+        .expect("stream silent")
+        .expect("stream ended")
 }
 
 /// Reads a watcher until `InitDone`; returns how many objects the (re-)list had.
@@ -250,10 +308,37 @@ async fn kube_rs_reads_every_kind() {
     let version = client.apiserver_version().await.unwrap();
     assert_eq!((version.major.as_str(), version.minor.as_str()), ("1", "32"));
     let lp = ListParams::default();
-    assert_eq!(Api::<Node>::all(client.clone()).list(&lp).await.unwrap().items.len(), sim.with_world(|w| w.clusters[c].kube.nodes.len()));
-    assert_eq!(Api::<Deployment>::all(client.clone()).list(&lp).await.unwrap().items.len(), 4);
-    assert_eq!(Api::<ReplicaSet>::namespaced(client.clone(), "shop").list(&lp).await.unwrap().items.len(), 2);
-    assert_eq!(Api::<PodDisruptionBudget>::all(client.clone()).list(&lp).await.unwrap().items.len(), 4);
+    assert_eq!(
+        Api::<Node>::all(client.clone()).list(&lp).await.unwrap().items.len(),
+        sim.with_world(|w| w.clusters[c].kube.nodes.len())
+    );
+    assert_eq!(
+        Api::<Deployment>::all(client.clone())
+            .list(&lp)
+            .await
+            .unwrap()
+            .items
+            .len(),
+        4
+    );
+    assert_eq!(
+        Api::<ReplicaSet>::namespaced(client.clone(), "shop")
+            .list(&lp)
+            .await
+            .unwrap()
+            .items
+            .len(),
+        2
+    );
+    assert_eq!(
+        Api::<PodDisruptionBudget>::all(client.clone())
+            .list(&lp)
+            .await
+            .unwrap()
+            .items
+            .len(),
+        4
+    );
     assert!(Api::<Namespace>::all(client.clone()).get("shop").await.is_ok());
     Api::<KEvent>::all(client.clone()).list(&lp).await.unwrap();
     // Paging: every pod exactly once over pages of 2.
@@ -269,7 +354,13 @@ async fn kube_rs_reads_every_kind() {
         }
     }
     assert_eq!(seen.len(), pod_count(&sim, c));
-    let on_node = pods.list(&ListParams::default().fields(&format!("spec.nodeName={}", sim.with_world(|w| w.clusters[c].kube.nodes.keys().next().unwrap().clone())))).await.unwrap();
+    let on_node = pods
+        .list(&ListParams::default().fields(&format!(
+            "spec.nodeName={}",
+            sim.with_world(|w| w.clusters[c].kube.nodes.keys().next().unwrap().clone())
+        )))
+        .await
+        .unwrap();
     assert!(!on_node.items.is_empty());
     let err = Api::<Pod>::namespaced(client, "shop").get("nope").await.unwrap_err();
     assert!(matches!(err, kube::Error::Api(s) if s.code == 404));
@@ -279,56 +370,57 @@ async fn kube_rs_reads_every_kind() {
 #[tokio::test]
 async fn kube_rs_watcher_follows_evictions_and_relists_after_410() {
     let sim = common::start(common::demo_fleet(), 1).await;
-    eprintln!("T {:?} line {}", std::time::Instant::now(), line!());
     let c = cluster_index(&sim);
-    eprintln!("T {:?} line {}", std::time::Instant::now(), line!());
     let client = kube_client(&sim).await;
-    eprintln!("T {:?} line {}", std::time::Instant::now(), line!());
     let pods: Api<Pod> = Api::all(client.clone());
-    eprintln!("T {:?} line {}", std::time::Instant::now(), line!());
     let shop: Api<Pod> = Api::namespaced(client.clone(), "shop");
-    eprintln!("T {:?} line {}", std::time::Instant::now(), line!());
-    let before = pods.list(&ListParams::default()).await.unwrap().metadata.resource_version.unwrap();
-    eprintln!("T {:?} line {}", std::time::Instant::now(), line!());
+    let before = pods
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
 
     let mut w = watcher::watcher(pods.clone(), watcher::Config::default()).boxed();
-    eprintln!("T {:?} line {}", std::time::Instant::now(), line!());
     assert_eq!(until_init_done(&mut w).await, pod_count(&sim, c));
-    eprintln!("T {:?} line {}", std::time::Instant::now(), line!());
 
     let victim = ready_web_pod(&sim, c);
-    eprintln!("T {:?} line {}", std::time::Instant::now(), line!());
     shop.evict(&victim, &EvictParams::default()).await.unwrap();
-    eprintln!("T {:?} line {}", std::time::Instant::now(), line!());
     let (mut deleted, mut added) = (false, false);
-    eprintln!("T {:?} line {}", std::time::Instant::now(), line!());
     while !(deleted && added) {
         match next(&mut w).await.unwrap() {
             Event::Delete(p) => deleted |= p.metadata.name.as_deref() == Some(victim.as_str()),
-            Event::Apply(p) => added |= p.metadata.name.as_deref().is_some_and(|n| n.starts_with("web-") && n != victim),
+            Event::Apply(p) => {
+                added |= p
+                    .metadata
+                    .name
+                    .as_deref()
+                    .is_some_and(|n| n.starts_with("web-") && n != victim)
+            }
             e => panic!("unexpected {e:?}"),
         }
     }
     // The budget now allows no more disruption: 429, as kubectl drain expects.
-    let err = shop.evict(&ready_web_pod(&sim, c), &EvictParams::default()).await.unwrap_err();
-    eprintln!("T {:?} line {}", std::time::Instant::now(), line!());
-    assert!(matches!(&err, kube::Error::Api(s) if s.code == 429 && s.reason == "TooManyRequests"), "{err:?}");
-    eprintln!("T {:?} line {}", std::time::Instant::now(), line!());
+    let err = shop
+        .evict(&ready_web_pod(&sim, c), &EvictParams::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, kube::Error::Api(s) if s.code == 429 && s.reason == "TooManyRequests"),
+        "{err:?}"
+    );
 
     // A raw watch resumed from before the eviction replays it.
     let mut resumed = pods.watch(&WatchParams::default(), &before).await.unwrap().boxed();
-    eprintln!("T {:?} line {}", std::time::Instant::now(), line!());
     match next(&mut resumed).await.unwrap() {
         WatchEvent::Deleted(p) => assert_eq!(p.metadata.name.as_deref(), Some(victim.as_str())),
         e => panic!("expected the eviction first, got {e:?}"),
     }
     assert!(matches!(next(&mut resumed).await.unwrap(), WatchEvent::Added(_)));
-    eprintln!("T {:?} line {}", std::time::Instant::now(), line!());
     // Older than the history kept: 410 Expired, in the stream.
     let mut expired = pods.watch(&WatchParams::default(), "1").await.unwrap().boxed();
-    eprintln!("T {:?} line {}", std::time::Instant::now(), line!());
     assert!(matches!(next(&mut expired).await.unwrap(), WatchEvent::Error(e) if e.code == 410));
-    eprintln!("T {:?} line {}", std::time::Instant::now(), line!());
 
     // A burst bigger than the broadcast buffer and the history: the server ends the
     // lagging watch, the resumed watch gets 410, and the watcher lists again.
@@ -341,9 +433,7 @@ async fn kube_rs_watcher_follows_evictions_and_relists_after_410() {
             });
         }
     });
-    eprintln!("T {:?} line {}", std::time::Instant::now(), line!());
     let mut saw_410 = false;
-    eprintln!("T {:?} line {}", std::time::Instant::now(), line!());
     loop {
         match next(&mut w).await {
             Err(watcher::Error::WatchError(e)) if e.code == 410 => saw_410 = true,
@@ -352,33 +442,21 @@ async fn kube_rs_watcher_follows_evictions_and_relists_after_410() {
         }
     }
     assert_eq!(until_init_done(&mut w).await, pod_count(&sim, c));
-    eprintln!("T {:?} line {}", std::time::Instant::now(), line!());
     sim.shutdown().await;
-    eprintln!("T {:?} line {}", std::time::Instant::now(), line!());
 }
 
 #[tokio::test]
 async fn kube_rs_streaming_list_and_manual_clock() {
     let sim = common::start(common::demo_fleet(), 1).await;
-    eprintln!("T {:?} line {}", std::time::Instant::now(), line!());
     let c = cluster_index(&sim);
-    eprintln!("T {:?} line {}", std::time::Instant::now(), line!());
     let client = kube_client(&sim).await;
-    eprintln!("T {:?} line {}", std::time::Instant::now(), line!());
     let shop: Api<Pod> = Api::namespaced(client, "shop");
-    eprintln!("T {:?} line {}", std::time::Instant::now(), line!());
     let cfg = watcher::Config::default().streaming_lists().labels("app=web");
-    eprintln!("T {:?} line {}", std::time::Instant::now(), line!());
     let mut w = watcher::watcher(shop.clone(), cfg).boxed();
-    eprintln!("T {:?} line {}", std::time::Instant::now(), line!());
     assert_eq!(until_init_done(&mut w).await, 3);
-    eprintln!("T {:?} line {}", std::time::Instant::now(), line!());
     let victim = ready_web_pod(&sim, c);
-    eprintln!("T {:?} line {}", std::time::Instant::now(), line!());
     shop.evict(&victim, &EvictParams::default()).await.unwrap();
-    eprintln!("T {:?} line {}", std::time::Instant::now(), line!());
     let mut replacement = None;
-    eprintln!("T {:?} line {}", std::time::Instant::now(), line!());
     while replacement.is_none() {
         if let Event::Apply(p) = next(&mut w).await.unwrap()
             && p.metadata.name.as_deref() != Some(victim.as_str())
@@ -388,19 +466,56 @@ async fn kube_rs_streaming_list_and_manual_clock() {
     }
     // Simulated time (not wall-clock time) makes the replacement Ready.
     sim.advance(Duration::from_secs(120));
-    eprintln!("T {:?} line {}", std::time::Instant::now(), line!());
     loop {
         if let Event::Apply(p) = next(&mut w).await.unwrap()
             && p.metadata.name == replacement
-            && p.status.and_then(|s| s.conditions).is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+            && p.status
+                .and_then(|s| s.conditions)
+                .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
         {
             break;
         }
     }
-    let names: Vec<String> =
-        shop.list(&ListParams::default().labels("app=web")).await.unwrap().into_iter().filter_map(|p| p.metadata.name).collect();
+    let names: Vec<String> = shop
+        .list(&ListParams::default().labels("app=web"))
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|p| p.metadata.name)
+        .collect();
     assert!(names.contains(replacement.as_ref().unwrap()) && !names.contains(&victim));
-    eprintln!("T {:?} line {}", std::time::Instant::now(), line!());
     sim.shutdown().await;
-    eprintln!("T {:?} line {}", std::time::Instant::now(), line!());
+}
+
+/// Receivers of the dev cluster's change broadcast: one per open watch.
+fn watchers(sim: &Simulator, c: usize) -> usize {
+    sim.with_world(|w| w.clusters[c].kube.watchers.as_ref().map_or(0, |tx| tx.receiver_count()))
+}
+
+#[tokio::test]
+async fn a_closed_connection_ends_its_watch() {
+    let sim = common::start(common::demo_fleet(), 1).await;
+    let c = cluster_index(&sim);
+    let (fqdn, token) = sim.with_world(|w| (w.clusters[c].fqdn.clone(), w.clusters[c].user_token.clone()));
+    let url = format!("{}/{fqdn}/api/v1/pods?watch=true", sim.info.kube_endpoint_base);
+    for http1 in [true, false] {
+        let pem = std::fs::read(sim.info.ca_cert.as_ref().unwrap()).unwrap();
+        let mut b = reqwest::Client::builder().add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap());
+        if http1 {
+            b = b.http1_only();
+        }
+        let http = b.build().unwrap();
+        let mut resp = http.get(&url).bearer_auth(&token).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.chunk().await.unwrap().expect("the first ADDED event");
+        assert_eq!(watchers(&sim, c), 1);
+        drop(resp);
+        drop(http);
+        let t = std::time::Instant::now();
+        while watchers(&sim, c) > 0 {
+            assert!(t.elapsed() < Duration::from_secs(10), "watch still open (http1: {http1})");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    sim.shutdown().await;
 }

@@ -3,7 +3,8 @@
 //! A plan says, ring by ring and wave by wave, which steps each cluster needs to reach
 //! the rollout's one target, why each step is there, and when it may start at the
 //! earliest; and which clusters are skipped, and why. The engine executes plans; the CLI
-//! prints them (`ringmaster plan`, [`render::table`] / [`render::json`]).
+//! prints them (`ringmaster plan`, [`render::table`] / [`render::json`]). JSON field names
+//! are camelCase, like the fleet snapshot's and ARM's.
 //!
 //! Order of steps in one cluster, and why (AKS's rules are in `domain::rules`, shared with
 //! the simulator):
@@ -40,6 +41,7 @@ use std::collections::BTreeMap;
 
 /// The whole plan.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Plan {
     pub policy: String,
     /// The `now` the plan was made for.
@@ -65,6 +67,7 @@ impl Plan {
 
 /// The rollout's target, the same for every ring.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ResolvedTarget {
     /// The policy's channel (`stable`, `pinned 1.33`, ...).
     pub channel: String,
@@ -86,6 +89,7 @@ pub struct ResolvedTarget {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct RingPlan {
     pub name: String,
     /// Groups that may approve the ring's start; empty: no approval needed.
@@ -98,12 +102,14 @@ pub struct RingPlan {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct WavePlan {
     pub name: String,
     pub clusters: Vec<ClusterPlan>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ClusterPlan {
     pub id: ClusterId,
     pub location: String,
@@ -114,6 +120,7 @@ pub struct ClusterPlan {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Step {
     #[serde(flatten)]
     pub kind: StepKind,
@@ -127,7 +134,7 @@ pub struct Step {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "camelCase")]
 pub enum StepKind {
     ControlPlane {
         from: KubeVersion,
@@ -147,6 +154,7 @@ pub enum StepKind {
 
 /// A cluster the plan leaves alone, and why.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Skipped {
     pub id: ClusterId,
     /// The ring it belongs to, when it belongs to one.

@@ -378,7 +378,7 @@ fn render_fits_100_columns_and_json_tags_steps() {
     assert!(table.contains("never downgrades"), "{table}");
     let json: serde_json::Value = serde_json::from_str(&render::json(&p)).unwrap();
     let step = &json["rings"][0]["waves"][0]["clusters"][0]["steps"][0];
-    assert_eq!(step["kind"], "control_plane");
+    assert_eq!(step["kind"], "controlPlane");
     assert_eq!(step["to"], "1.32.7");
     assert_eq!(json["skipped"][0]["id"]["name"], "p2");
 }

@@ -8,11 +8,11 @@
 //! Everything else answers 404 (or 405 for a verb the simulator does not serve).
 
 use super::fleet::FaultKind;
-use super::kube_model::{Kind, render_node};
+use super::kube_model::Kind;
 use super::kube_watch::{self, WatchRequest};
 use super::selector::{FieldSelector, LabelSelector, SelectorError};
 use super::shared::Shared;
-use super::world::{EvictError, World};
+use super::world::World;
 use axum::body::Body;
 use axum::extract::Request;
 use axum::response::Response;
@@ -26,6 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod table;
+mod writes;
 
 pub(super) use table::TableOpts;
 
@@ -68,7 +69,11 @@ const GROUPS: &[&str] = &["apps", "policy"];
 
 impl Resource {
     pub fn api_version(&self) -> String {
-        if self.group.is_empty() { "v1".into() } else { format!("{}/v1", self.group) }
+        if self.group.is_empty() {
+            "v1".into()
+        } else {
+            format!("{}/v1", self.group)
+        }
     }
 
     fn find(group: &str, plural: &str) -> Option<&'static Resource> {
@@ -77,7 +82,11 @@ impl Resource {
 
     /// `pods` or `deployments.apps`, as the API server names resources in messages.
     fn qualified(&self) -> String {
-        if self.group.is_empty() { self.plural.into() } else { format!("{}.{}", self.plural, self.group) }
+        if self.group.is_empty() {
+            self.plural.into()
+        } else {
+            format!("{}.{}", self.plural, self.group)
+        }
     }
 }
 
@@ -96,7 +105,12 @@ type Result<T, E = ApiError> = std::result::Result<T, E>;
 
 impl ApiError {
     fn new(code: StatusCode, reason: &'static str, message: impl Into<String>) -> Self {
-        Self { code, reason, message: message.into(), details: None }
+        Self {
+            code,
+            reason,
+            message: message.into(),
+            details: None,
+        }
     }
 
     fn bad_request(message: impl Into<String>) -> Self {
@@ -110,12 +124,20 @@ impl ApiError {
         }
         Self {
             details: Some(details),
-            ..Self::new(StatusCode::NOT_FOUND, "NotFound", format!("{} \"{name}\" not found", res.qualified()))
+            ..Self::new(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                format!("{} \"{name}\" not found", res.qualified()),
+            )
         }
     }
 
     fn path_not_found() -> Self {
-        Self::new(StatusCode::NOT_FOUND, "NotFound", "the server could not find the requested resource")
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            "the server could not find the requested resource",
+        )
     }
 
     fn method_not_allowed() -> Self {
@@ -156,7 +178,8 @@ pub(super) fn status_value(status: &str, code: StatusCode) -> Value {
 pub(super) fn json_response(code: StatusCode, body: &Value) -> Response {
     let mut r = Response::new(Body::from(serde_json::to_vec(body).unwrap_or_default()));
     *r.status_mut() = code;
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     r
 }
 
@@ -213,7 +236,13 @@ fn resource_route<'a>(group: &str, rest: &[&'a str]) -> Route<'a> {
         _ => return Route::NotFound,
     };
     match Resource::find(group, plural) {
-        Some(res) if ns.is_none() || res.kind.namespaced() => Route::Res { res, ns, name, sub, legacy_watch },
+        Some(res) if ns.is_none() || res.kind.namespaced() => Route::Res {
+            res,
+            ns,
+            name,
+            sub,
+            legacy_watch,
+        },
         _ => Route::NotFound,
     }
 }
@@ -233,7 +262,11 @@ pub async fn handle(shared: Arc<Shared>, req: Request) -> Response {
         match axum::body::to_bytes(body, MAX_BODY).await {
             Ok(b) => b,
             Err(_) => {
-                let e = ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLarge", "request body too large");
+                let e = ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "RequestEntityTooLarge",
+                    "request body too large",
+                );
                 return e.into_response();
             }
         }
@@ -243,7 +276,12 @@ pub async fn handle(shared: Arc<Shared>, req: Request) -> Response {
     let query = axum::extract::Query::<HashMap<String, String>>::try_from_uri(&parts.uri)
         .map(|q| q.0)
         .unwrap_or_default();
-    let req = Req { method: &parts.method, headers: &parts.headers, query: &query, body };
+    let req = Req {
+        method: &parts.method,
+        headers: &parts.headers,
+        query: &query,
+        body,
+    };
     let path = parts.uri.path();
     let Some((fqdn, kpath)) = path.strip_prefix("/k8s/").map(|r| r.split_once('/').unwrap_or((r, ""))) else {
         return ApiError::path_not_found().into_response();
@@ -278,13 +316,20 @@ impl Req<'_> {
 
 fn serve(shared: &Arc<Shared>, world: &mut World, c: usize, route: Route<'_>, req: &Req<'_>) -> Result<Response> {
     let read_only = |v: Value| {
-        if req.method == Method::GET { Ok(json_response(StatusCode::OK, &v)) } else { Err(ApiError::method_not_allowed()) }
+        if req.method == Method::GET {
+            Ok(json_response(StatusCode::OK, &v))
+        } else {
+            Err(ApiError::method_not_allowed())
+        }
     };
     match route {
         Route::Version => read_only(version(world, c)),
         Route::Health => {
             let mut r = Response::new(Body::from("ok"));
-            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
             Ok(r)
         }
         Route::Api => read_only(json!({
@@ -299,17 +344,27 @@ fn serve(shared: &Arc<Shared>, world: &mut World, c: usize, route: Route<'_>, re
         })),
         Route::Group(g) => read_only(api_group(g)),
         Route::ResourceList(g) => read_only(resource_list(g)),
-        Route::Res { res, ns, name, sub, legacy_watch } => match (req.method.as_str(), name, sub) {
+        Route::Res {
+            res,
+            ns,
+            name,
+            sub,
+            legacy_watch,
+        } => match (req.method.as_str(), name, sub) {
             ("GET", None, None) => {
                 let watch = legacy_watch || matches!(req.q("watch"), Some("true" | "1"));
-                if watch { Ok(start_watch(shared, world, c, res, ns, None, req)?) } else { list(world, c, res, ns, req) }
+                if watch {
+                    Ok(start_watch(shared, world, c, res, ns, None, req)?)
+                } else {
+                    list(world, c, res, ns, req)
+                }
             }
             ("GET", Some(name), None) if legacy_watch => Ok(start_watch(shared, world, c, res, ns, Some(name), req)?),
             ("GET", Some(name), None | Some("status")) if !legacy_watch => get(world, c, res, ns, name, req),
             ("POST", Some(name), Some("eviction")) if res.kind == Kind::Pod && ns.is_some() => {
-                evict(world, c, ns.unwrap_or_default(), name, req)
+                writes::evict(world, c, ns.unwrap_or_default(), name, req)
             }
-            ("PATCH", Some(name), None) if res.kind == Kind::Node => patch_node(world, c, name, req),
+            ("PATCH", Some(name), None) if res.kind == Kind::Node => writes::patch_node(world, c, name, req),
             (_, _, None | Some("status")) if !legacy_watch => Err(ApiError::method_not_allowed()),
             _ => Err(ApiError::path_not_found()),
         },
@@ -354,9 +409,7 @@ fn resource_list(group: &str) -> Value {
             v["categories"] = json!(["all"]);
         }
         out.push(v);
-        let sub = |name: &str, kind: &str, verbs: &[&str]| {
-            json!({ "name": name, "singularName": "", "namespaced": r.kind.namespaced(), "kind": kind, "verbs": verbs })
-        };
+        let sub = |name: &str, kind: &str, verbs: &[&str]| json!({ "name": name, "singularName": "", "namespaced": r.kind.namespaced(), "kind": kind, "verbs": verbs });
         match r.kind {
             Kind::Pod => {
                 // `kubectl drain` finds the Eviction API by this entry's group and version.
@@ -370,7 +423,11 @@ fn resource_list(group: &str) -> Value {
             _ => {}
         }
     }
-    let gv = if group.is_empty() { "v1".to_string() } else { format!("{group}/v1") };
+    let gv = if group.is_empty() {
+        "v1".to_string()
+    } else {
+        format!("{group}/v1")
+    };
     json!({ "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": out })
 }
 
@@ -418,7 +475,11 @@ fn encode_continue(rv: u64, last: &(String, String)) -> String {
 
 fn decode_continue(token: &str) -> Result<(u64, (String, String))> {
     let bad = || ApiError::bad_request(format!("continue key is not valid: {token}"));
-    let v: Value = B64.decode(token).ok().and_then(|b| serde_json::from_slice(&b).ok()).ok_or_else(bad)?;
+    let v: Value = B64
+        .decode(token)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or_else(bad)?;
     let rv = v["rv"].as_u64().ok_or_else(bad)?;
     let s = |i: usize| v["start"][i].as_str().map(str::to_string).ok_or_else(bad);
     Ok((rv, (s(0)?, s(1)?)))
@@ -444,7 +505,9 @@ fn list(world: &World, c: usize, res: &Resource, ns: Option<&str>, req: &Req<'_>
     }
     let body = match TableOpts::from_request(req.headers, req.query) {
         Some(t) => t.table(res, &items, world.now, meta),
-        None => json!({ "kind": format!("{}List", res.kind_name), "apiVersion": res.api_version(), "metadata": meta, "items": items }),
+        None => {
+            json!({ "kind": format!("{}List", res.kind_name), "apiVersion": res.api_version(), "metadata": meta, "items": items })
+        }
     };
     Ok(json_response(StatusCode::OK, &body))
 }
@@ -463,11 +526,18 @@ fn start_watch(
     let mut fields = req.q("fieldSelector").unwrap_or_default().to_string();
     if let Some(name) = name {
         // The legacy `/watch/.../{name}` path is a watch on one object.
-        fields = if fields.is_empty() { format!("metadata.name={name}") } else { format!("{fields},metadata.name={name}") };
+        fields = if fields.is_empty() {
+            format!("metadata.name={name}")
+        } else {
+            format!("{fields},metadata.name={name}")
+        };
     }
     let rv = match req.q("resourceVersion").unwrap_or_default() {
         "" | "0" => None,
-        s => Some(s.parse::<u64>().map_err(|_| ApiError::bad_request(format!("invalid resource version: {s}")))?),
+        s => Some(
+            s.parse::<u64>()
+                .map_err(|_| ApiError::bad_request(format!("invalid resource version: {s}")))?,
+        ),
     };
     let flag = |k: &str| req.q(k).map(|v| matches!(v, "true" | "1"));
     let timeout = req
@@ -487,164 +557,6 @@ fn start_watch(
         table: TableOpts::from_request(req.headers, req.query),
     };
     Ok(kube_watch::start(shared.clone(), world, c, w))
-}
-
-// ---------------------------------------------------------------- eviction, cordon
-
-fn evict(world: &mut World, c: usize, ns: &str, name: &str, req: &Req<'_>) -> Result<Response> {
-    let body: Value = if req.body.is_empty() {
-        json!({})
-    } else {
-        serde_json::from_slice(&req.body).map_err(|e| ApiError::bad_request(format!("invalid Eviction: {e}")))?
-    };
-    if body["metadata"]["name"].as_str().is_some_and(|n| n != name) {
-        return Err(ApiError::bad_request("name in URL does not match name in Eviction object"));
-    }
-    let dry_run = req.q("dryRun").is_some() || body["deleteOptions"]["dryRun"].as_array().is_some_and(|a| !a.is_empty());
-    let key = (ns.to_string(), name.to_string());
-    let result = if dry_run {
-        // A dry run only checks that the pod exists: it does not consult the budget.
-        if world.clusters[c].kube.pods.contains_key(&key) { Ok(()) } else { Err(EvictError::NotFound) }
-    } else {
-        world.evict(c, &key)
-    };
-    match result {
-        Ok(()) => Ok(json_response(StatusCode::CREATED, &status_value("Success", StatusCode::CREATED))),
-        Err(EvictError::NotFound) => Err(ApiError::not_found(PODS, name)),
-        Err(EvictError::Pdb(pdb)) => {
-            let (pdb_ns, pdb_name) = pdb.split_once('/').unwrap_or((ns, pdb.as_str()));
-            let status = world.clusters[c]
-                .kube
-                .render_all(Kind::PodDisruptionBudget)
-                .into_iter()
-                .find(|p| object_key(p) == (pdb_ns.to_string(), pdb_name.to_string()))
-                .map(|p| p["status"].clone())
-                .unwrap_or_default();
-            let cause = format!(
-                "The disruption budget {pdb_name} needs {} healthy pods and has {} currently",
-                status["desiredHealthy"].as_u64().unwrap_or(0),
-                status["currentHealthy"].as_u64().unwrap_or(0)
-            );
-            let msg = "Cannot evict pod as it would violate the pod's disruption budget.";
-            Err(ApiError {
-                details: Some(json!({ "causes": [{ "reason": "DisruptionBudget", "message": cause }] })),
-                ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "TooManyRequests", msg)
-            })
-        }
-    }
-}
-
-/// What a node patch may change: the simulator models cordon and labels only.
-#[derive(Debug, Default, PartialEq)]
-struct NodePatch {
-    unschedulable: Option<bool>,
-    labels: Vec<(String, Option<String>)>,
-}
-
-const NODE_PATCH_SCOPE: &str = "the simulator can patch only spec.unschedulable and metadata.labels of a node";
-
-impl NodePatch {
-    /// A JSON merge patch or strategic merge patch (same thing for these fields).
-    fn from_merge(p: &Value) -> Result<Self> {
-        let mut out = NodePatch::default();
-        let obj = p.as_object().ok_or_else(|| ApiError::bad_request("a merge patch must be a JSON object"))?;
-        for (k, v) in obj {
-            match (k.as_str(), v) {
-                ("kind" | "apiVersion", _) => {}
-                ("spec", Value::Object(spec)) => {
-                    for (sk, sv) in spec {
-                        match (sk.as_str(), sv) {
-                            ("unschedulable", Value::Bool(b)) => out.unschedulable = Some(*b),
-                            ("unschedulable", Value::Null) => out.unschedulable = Some(false),
-                            _ => return Err(ApiError::invalid(NODE_PATCH_SCOPE)),
-                        }
-                    }
-                }
-                ("metadata", Value::Object(meta)) => {
-                    for (mk, mv) in meta {
-                        match (mk.as_str(), mv) {
-                            ("name" | "resourceVersion", _) => {}
-                            ("labels", Value::Object(l)) => {
-                                for (lk, lv) in l {
-                                    out.labels.push((lk.clone(), label_value(lv)?));
-                                }
-                            }
-                            _ => return Err(ApiError::invalid(NODE_PATCH_SCOPE)),
-                        }
-                    }
-                }
-                _ => return Err(ApiError::invalid(NODE_PATCH_SCOPE)),
-            }
-        }
-        Ok(out)
-    }
-
-    /// A JSON patch (RFC 6902) of `add`, `replace` and `remove` operations.
-    fn from_json_patch(p: &Value) -> Result<Self> {
-        let mut out = NodePatch::default();
-        let ops = p.as_array().ok_or_else(|| ApiError::bad_request("a JSON patch must be an array"))?;
-        for op in ops {
-            let (o, path) = (op["op"].as_str().unwrap_or_default(), op["path"].as_str().unwrap_or_default());
-            let remove = o == "remove";
-            if !matches!(o, "add" | "replace" | "remove") {
-                return Err(ApiError::invalid(format!("unsupported JSON patch operation {o:?}")));
-            }
-            if path == "/spec/unschedulable" {
-                out.unschedulable = Some(!remove && op["value"].as_bool().unwrap_or(false));
-            } else if let Some(k) = path.strip_prefix("/metadata/labels/") {
-                let k = k.replace("~1", "/").replace("~0", "~");
-                out.labels.push((k, if remove { None } else { label_value(&op["value"])? }));
-            } else {
-                return Err(ApiError::invalid(NODE_PATCH_SCOPE));
-            }
-        }
-        Ok(out)
-    }
-}
-
-fn label_value(v: &Value) -> Result<Option<String>> {
-    match v {
-        Value::Null => Ok(None),
-        Value::String(s) => Ok(Some(s.clone())),
-        _ => Err(ApiError::invalid("label values must be strings")),
-    }
-}
-
-fn patch_node(world: &mut World, c: usize, name: &str, req: &Req<'_>) -> Result<Response> {
-    if !world.clusters[c].kube.nodes.contains_key(name) {
-        return Err(ApiError::not_found(NODES, name));
-    }
-    let ct = req.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    let ct = ct.split(';').next().unwrap_or_default().trim();
-    let value: Value =
-        serde_json::from_slice(&req.body).map_err(|e| ApiError::bad_request(format!("invalid patch: {e}")))?;
-    let patch = match ct {
-        "application/json-patch+json" => NodePatch::from_json_patch(&value)?,
-        "application/merge-patch+json" | "application/strategic-merge-patch+json" => NodePatch::from_merge(&value)?,
-        _ => {
-            let msg = format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json (got {ct:?})");
-            return Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "UnsupportedMediaType", msg));
-        }
-    };
-    let was_unschedulable = world.clusters[c].kube.nodes[name].unschedulable;
-    if patch != NodePatch::default() {
-        world.clusters[c].kube.update_node(name, |n| {
-            if let Some(u) = patch.unschedulable {
-                n.unschedulable = u;
-            }
-            for (k, v) in &patch.labels {
-                match v {
-                    Some(v) => n.extra_labels.insert(k.clone(), v.clone()),
-                    None => n.extra_labels.remove(k),
-                };
-            }
-        });
-    }
-    if was_unschedulable && patch.unschedulable == Some(false) {
-        // Pending pods get another chance on the uncordoned node.
-        world.kick_unscheduled(c);
-    }
-    Ok(json_response(StatusCode::OK, &render_node(&world.clusters[c].kube.nodes[name])))
 }
 
 #[cfg(test)]

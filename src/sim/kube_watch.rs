@@ -25,8 +25,12 @@ use tokio::sync::broadcast;
 use tokio::time::{Instant, Interval};
 
 /// How often (wall clock) a watch sends a BOOKMARK and checks that its API server is
-/// still reachable.
-const TICK: Duration = Duration::from_secs(5);
+/// still reachable (faster in unit tests, which must not wait seconds).
+const TICK: Duration = if cfg!(test) {
+    Duration::from_millis(100)
+} else {
+    Duration::from_secs(5)
+};
 
 /// A parsed watch request.
 #[derive(Debug)]
@@ -59,7 +63,9 @@ struct Filter {
 
 impl Filter {
     fn selects(&self, obj: &Value) -> bool {
-        self.ns.as_deref().is_none_or(|ns| obj["metadata"]["namespace"].as_str() == Some(ns))
+        self.ns
+            .as_deref()
+            .is_none_or(|ns| obj["metadata"]["namespace"].as_str() == Some(ns))
             && self.labels.matches(obj)
             && self.fields.matches(obj)
     }
@@ -96,7 +102,10 @@ impl Filter {
         if initial_end {
             meta["annotations"] = json!({ "k8s.io/initial-events-end": "true" });
         }
-        event_line("BOOKMARK", &json!({ "kind": self.res.kind_name, "apiVersion": self.res.api_version(), "metadata": meta }))
+        event_line(
+            "BOOKMARK",
+            &json!({ "kind": self.res.kind_name, "apiVersion": self.res.api_version(), "metadata": meta }),
+        )
     }
 }
 
@@ -130,7 +139,11 @@ pub fn start(shared: Arc<Shared>, world: &mut World, c: usize, req: WatchRequest
         table: req.table,
         known: HashSet::new(),
     };
-    let mut current: Vec<Value> = kube.render_all(req.res.kind).into_iter().filter(|o| filter.selects(o)).collect();
+    let mut current: Vec<Value> = kube
+        .render_all(req.res.kind)
+        .into_iter()
+        .filter(|o| filter.selects(o))
+        .collect();
     current.sort_by_cached_key(object_key);
     filter.known = current.iter().map(object_key).collect();
     let mut pending = VecDeque::new();

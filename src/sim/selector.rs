@@ -83,7 +83,11 @@ fn parse_requirement(term: &str) -> Result<(String, LabelOp), SelectorError> {
     let bad = || SelectorError(term.to_string());
     if let Some(key) = term.strip_prefix('!') {
         let key = key.trim();
-        return if valid_key(key) { Ok((key.to_string(), LabelOp::NotExists)) } else { Err(bad()) };
+        return if valid_key(key) {
+            Ok((key.to_string(), LabelOp::NotExists))
+        } else {
+            Err(bad())
+        };
     }
     let key_end = term
         .find(|c: char| c.is_whitespace() || "=!<>(".contains(c))
@@ -162,7 +166,9 @@ impl FieldSelector {
     }
 
     pub fn matches(&self, obj: &Value) -> bool {
-        self.reqs.iter().all(|(path, eq, want)| (field(obj, path) == *want) == *eq)
+        self.reqs
+            .iter()
+            .all(|(path, eq, want)| (field(obj, path) == *want) == *eq)
     }
 }
 
@@ -242,7 +248,15 @@ mod tests {
 
     #[test]
     fn label_parse_errors() {
-        for bad in ["app in web", "app in ()", "=web", "app=w b", "app ~ web", "app in (a", "!"] {
+        for bad in [
+            "app in web",
+            "app in ()",
+            "=web",
+            "app=w b",
+            "app ~ web",
+            "app in (a",
+            "!",
+        ] {
             assert!(LabelSelector::parse(bad).is_err(), "{bad} should not parse");
         }
         assert!(LabelSelector::parse("kubernetes.io/os=linux").is_ok());
@@ -262,7 +276,11 @@ mod tests {
         assert!(s("spec.unschedulable=false"));
         assert!(!s("spec.unschedulable=true"));
         let cordoned = json!({ "spec": { "unschedulable": true } });
-        assert!(FieldSelector::parse("spec.unschedulable=true").unwrap().matches(&cordoned));
+        assert!(
+            FieldSelector::parse("spec.unschedulable=true")
+                .unwrap()
+                .matches(&cordoned)
+        );
     }
 
     #[test]

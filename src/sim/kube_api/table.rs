@@ -41,11 +41,18 @@ impl TableOpts {
                     Some("Object") => Include::Object,
                     _ => Include::Metadata,
                 };
-                let api_version =
-                    if params.contains(&"v=v1beta1") { "meta.k8s.io/v1beta1" } else { "meta.k8s.io/v1" };
+                let api_version = if params.contains(&"v=v1beta1") {
+                    "meta.k8s.io/v1beta1"
+                } else {
+                    "meta.k8s.io/v1"
+                };
                 return Some(Self { include, api_version });
             }
-            if params.iter().skip(1).all(|p| p.starts_with("q=") || p.starts_with("charset=")) {
+            if params
+                .iter()
+                .skip(1)
+                .all(|p| p.starts_with("q=") || p.starts_with("charset="))
+            {
                 return None;
             }
         }
@@ -133,7 +140,11 @@ fn columns(kind: Kind) -> &'static [Column] {
             ("Allowed Disruptions", "integer", "", 0),
             ("Age", "string", "", 0),
         ],
-        Kind::Namespace => &[("Name", "string", "name", 0), ("Status", "string", "", 0), ("Age", "string", "", 0)],
+        Kind::Namespace => &[
+            ("Name", "string", "name", 0),
+            ("Status", "string", "", 0),
+            ("Age", "string", "", 0),
+        ],
         Kind::Event => &[
             ("Last Seen", "string", "", 0),
             ("Type", "string", "", 0),
@@ -153,17 +164,27 @@ fn cells(kind: Kind, o: &Value, now: SimTime) -> Vec<Value> {
     let age = age(&s("/metadata/creationTimestamp"), now);
     let selector = || {
         let m = o.pointer("/spec/selector/matchLabels").and_then(Value::as_object);
-        m.map(|m| m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default())).collect::<Vec<_>>().join(","))
-            .unwrap_or_default()
+        m.map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default()
     };
     match kind {
         Kind::Pod => {
             let statuses = o.pointer("/status/containerStatuses").and_then(Value::as_array);
-            let containers = o.pointer("/spec/containers").and_then(Value::as_array).map_or(0, Vec::len);
+            let containers = o
+                .pointer("/spec/containers")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len);
             let ready = statuses.map_or(0, |c| c.iter().filter(|c| c["ready"] == true).count());
             let restarts: u64 = statuses.map_or(0, |c| c.iter().filter_map(|c| c["restartCount"].as_u64()).sum());
-            let waiting = statuses
-                .and_then(|c| c.iter().find_map(|c| c.pointer("/state/waiting/reason").and_then(Value::as_str)));
+            let waiting = statuses.and_then(|c| {
+                c.iter()
+                    .find_map(|c| c.pointer("/state/waiting/reason").and_then(Value::as_str))
+            });
             let status = waiting.map_or_else(|| s("/status/phase"), str::to_string);
             let ip = or_none(s("/status/podIP"));
             let node = or_none(s("/spec/nodeName"));
@@ -181,7 +202,9 @@ fn cells(kind: Kind, o: &Value, now: SimTime) -> Vec<Value> {
         }
         Kind::Node => {
             let conditions = o.pointer("/status/conditions").and_then(Value::as_array);
-            let ready = conditions.and_then(|c| c.iter().find(|c| c["type"] == "Ready")).map(|c| c["status"] == "True");
+            let ready = conditions
+                .and_then(|c| c.iter().find(|c| c["type"] == "Ready"))
+                .map(|c| c["status"] == "True");
             let mut status = if ready == Some(true) { "Ready" } else { "NotReady" }.to_string();
             if o.pointer("/spec/unschedulable") == Some(&Value::Bool(true)) {
                 status.push_str(",SchedulingDisabled");
@@ -201,7 +224,11 @@ fn cells(kind: Kind, o: &Value, now: SimTime) -> Vec<Value> {
                 .unwrap_or_default();
             roles.sort();
             roles.dedup();
-            let roles = if roles.is_empty() { "<none>".to_string() } else { roles.join(",") };
+            let roles = if roles.is_empty() {
+                "<none>".to_string()
+            } else {
+                roles.join(",")
+            };
             let info = |k: &str| s(&format!("/status/nodeInfo/{k}"));
             vec![
                 json!(name),
@@ -233,7 +260,11 @@ fn cells(kind: Kind, o: &Value, now: SimTime) -> Vec<Value> {
             json!(selector()),
         ],
         Kind::PodDisruptionBudget => {
-            let spec = |k: &str| o["spec"].get(k).map_or("N/A".to_string(), |v| v.to_string().replace('"', ""));
+            let spec = |k: &str| {
+                o["spec"]
+                    .get(k)
+                    .map_or("N/A".to_string(), |v| v.to_string().replace('"', ""))
+            };
             vec![
                 json!(name),
                 json!(spec("minAvailable")),
@@ -244,7 +275,11 @@ fn cells(kind: Kind, o: &Value, now: SimTime) -> Vec<Value> {
         }
         Kind::Namespace => vec![json!(name), json!(s("/status/phase")), json!(age)],
         Kind::Event => {
-            let object = format!("{}/{}", s("/involvedObject/kind").to_lowercase(), s("/involvedObject/name"));
+            let object = format!(
+                "{}/{}",
+                s("/involvedObject/kind").to_lowercase(),
+                s("/involvedObject/name")
+            );
             vec![
                 json!(self::age(&s("/lastTimestamp"), now)),
                 json!(s("/type")),
@@ -272,7 +307,13 @@ pub fn human_duration(secs: i64) -> String {
     }
     let secs = secs.max(0);
     let (minutes, hours) = (secs / 60, secs / 3600);
-    let two = |a: i64, ua: &str, b: i64, ub: &str| if b == 0 { format!("{a}{ua}") } else { format!("{a}{ua}{b}{ub}") };
+    let two = |a: i64, ua: &str, b: i64, ub: &str| {
+        if b == 0 {
+            format!("{a}{ua}")
+        } else {
+            format!("{a}{ua}{b}{ub}")
+        }
+    };
     match () {
         () if secs < 120 => format!("{secs}s"),
         () if minutes < 10 => two(minutes, "m", secs % 60, "s"),
@@ -294,7 +335,10 @@ mod tests {
     fn opts(accept: &str, include: Option<&str>) -> Option<TableOpts> {
         let mut h = HeaderMap::new();
         h.insert(header::ACCEPT, HeaderValue::from_str(accept).unwrap());
-        let q: HashMap<String, String> = include.map(|i| ("includeObject".to_string(), i.to_string())).into_iter().collect();
+        let q: HashMap<String, String> = include
+            .map(|i| ("includeObject".to_string(), i.to_string()))
+            .into_iter()
+            .collect();
         TableOpts::from_request(&h, &q)
     }
 
@@ -305,8 +349,14 @@ mod tests {
         assert_eq!((t.include, t.api_version), (Include::Metadata, "meta.k8s.io/v1"));
         assert_eq!(opts(kubectl, Some("Object")).unwrap().include, Include::Object);
         assert_eq!(opts("application/json", None), None);
-        assert_eq!(opts("application/json, application/json;as=Table;v=v1;g=meta.k8s.io", None), None);
-        assert_eq!(opts("application/vnd.kubernetes.protobuf, application/json", None), None);
+        assert_eq!(
+            opts("application/json, application/json;as=Table;v=v1;g=meta.k8s.io", None),
+            None
+        );
+        assert_eq!(
+            opts("application/vnd.kubernetes.protobuf, application/json", None),
+            None
+        );
         let old = opts("application/json;as=Table;v=v1beta1;g=meta.k8s.io", None).unwrap();
         assert_eq!(old.api_version, "meta.k8s.io/v1beta1");
     }
@@ -341,20 +391,41 @@ mod tests {
             "status": { "conditions": [{ "type": "Ready", "status": "True" }], "nodeInfo": { "kubeletVersion": "v1.33.2" } },
         });
         let c = cells(Kind::Node, &node, now);
-        assert_eq!(c[..5], [json!("n1"), json!("Ready,SchedulingDisabled"), json!("agent"), json!("60m"), json!("v1.33.2")]);
+        assert_eq!(
+            c[..5],
+            [
+                json!("n1"),
+                json!("Ready,SchedulingDisabled"),
+                json!("agent"),
+                json!("60m"),
+                json!("v1.33.2")
+            ]
+        );
         let pod = json!({
             "metadata": { "name": "p", "creationTimestamp": "2026-01-01T00:59:00Z" },
             "spec": { "containers": [{ "name": "app" }], "nodeName": "n1" },
             "status": { "phase": "Running", "containerStatuses": [{ "ready": false, "restartCount": 3, "state": { "waiting": { "reason": "CrashLoopBackOff" } } }] },
         });
         let c = cells(Kind::Pod, &pod, now);
-        assert_eq!(c[..5], [json!("p"), json!("0/1"), json!("CrashLoopBackOff"), json!(3), json!("60s")]);
+        assert_eq!(
+            c[..5],
+            [
+                json!("p"),
+                json!("0/1"),
+                json!("CrashLoopBackOff"),
+                json!(3),
+                json!("60s")
+            ]
+        );
         assert_eq!(c[6], json!("n1"));
         let t = opts("application/json;as=Table;v=v1;g=meta.k8s.io", None).unwrap();
         let res = super::super::PODS;
         let table = t.table(res, &[pod], now, json!({ "resourceVersion": "7" }));
         assert_eq!(table["kind"], "Table");
-        assert_eq!(table["columnDefinitions"].as_array().unwrap().len(), table["rows"][0]["cells"].as_array().unwrap().len());
+        assert_eq!(
+            table["columnDefinitions"].as_array().unwrap().len(),
+            table["rows"][0]["cells"].as_array().unwrap().len()
+        );
         assert_eq!(table["rows"][0]["object"]["kind"], "PartialObjectMetadata");
         assert_eq!(table["rows"][0]["object"]["metadata"]["name"], "p");
     }

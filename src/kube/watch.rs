@@ -1,0 +1,247 @@
+//! Watches of one cluster (kube-runtime watchers on pods, nodes and ReplicaSets, with
+//! backoff and automatic re-list), folded into compact maps, plus a notification on
+//! every change so gates react to events instead of polling.
+
+use super::snapshot::{KubeSnapshot, NodeInfo, OwnerKey, PodInfo, node_info, owners, pod_info, replicaset_desired};
+use crate::arm::ClusterId;
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::Api;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use tokio::sync::watch as tokio_watch;
+use tokio::task::JoinHandle;
+use tracing::{debug, warn};
+
+#[derive(Debug, Default)]
+struct State {
+    pods: BTreeMap<(String, String), PodInfo>,
+    nodes: BTreeMap<String, NodeInfo>,
+    desired: BTreeMap<OwnerKey, u32>,
+    /// Which of the three watches finished their first list.
+    synced: [bool; 3],
+    api_error: Option<String>,
+    /// The last liveness probe failed: a watch connection can outlive its API server's
+    /// health, so the API is also asked directly now and then.
+    probe_error: Option<String>,
+}
+
+/// The watches of one cluster. Dropping it stops them.
+#[derive(Debug)]
+pub struct ClusterWatch {
+    state: Arc<Mutex<State>>,
+    changes: tokio_watch::Receiver<u64>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for ClusterWatch {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+fn lock(s: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
+    s.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Runs one watcher, applying its events to the shared state with `apply`.
+fn spawn_watch<K, F>(
+    api: Api<K>,
+    state: Arc<Mutex<State>>,
+    tx: Arc<tokio_watch::Sender<u64>>,
+    index: usize,
+    apply: F,
+) -> JoinHandle<()>
+where
+    K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
+    F: Fn(&mut State, Event<K>) + Send + 'static,
+{
+    tokio::spawn(async move {
+        let mut stream = watcher::watcher(api, watcher::Config::default())
+            .default_backoff()
+            .boxed();
+        while let Some(item) = stream.next().await {
+            {
+                let mut s = lock(&state);
+                match item {
+                    Ok(ev) => {
+                        if matches!(ev, Event::InitDone) {
+                            s.synced[index] = true;
+                            s.api_error = None;
+                        }
+                        apply(&mut s, ev);
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "watch failed; the watcher retries with backoff");
+                        s.api_error = Some(e.to_string());
+                    }
+                }
+            }
+            tx.send_modify(|n| *n += 1);
+        }
+        debug!("watch stream ended");
+    })
+}
+
+/// How often the API server is probed while a cluster is watched.
+pub const PROBE_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl ClusterWatch {
+    /// Starts watching pods, nodes and ReplicaSets of the whole cluster.
+    pub fn start(client: kube::Client) -> Self {
+        Self::start_with_probe(client, PROBE_EVERY)
+    }
+
+    /// As [`ClusterWatch::start`], probing the API server every `probe_every`.
+    pub fn start_with_probe(client: kube::Client, probe_every: std::time::Duration) -> Self {
+        let state = Arc::new(Mutex::new(State::default()));
+        let (tx, rx) = tokio_watch::channel(0u64);
+        let tx = Arc::new(tx);
+        let pods = spawn_watch(
+            Api::<Pod>::all(client.clone()),
+            state.clone(),
+            tx.clone(),
+            0,
+            |s, ev| match ev {
+                Event::Init => s.pods.clear(),
+                Event::Apply(p) | Event::InitApply(p) => {
+                    if let Some(i) = pod_info(&p) {
+                        s.pods.insert((i.namespace.clone(), i.name.clone()), i);
+                    }
+                }
+                Event::Delete(p) => {
+                    if let (Some(ns), Some(n)) = (p.metadata.namespace, p.metadata.name) {
+                        s.pods.remove(&(ns, n));
+                    }
+                }
+                Event::InitDone => {}
+            },
+        );
+        let nodes = spawn_watch(
+            Api::<Node>::all(client.clone()),
+            state.clone(),
+            tx.clone(),
+            1,
+            |s, ev| match ev {
+                Event::Init => s.nodes.clear(),
+                Event::Apply(n) | Event::InitApply(n) => {
+                    if let Some(i) = node_info(&n) {
+                        s.nodes.insert(i.name.clone(), i);
+                    }
+                }
+                Event::Delete(n) => {
+                    if let Some(name) = n.metadata.name {
+                        s.nodes.remove(&name);
+                    }
+                }
+                Event::InitDone => {}
+            },
+        );
+        let probe = {
+            let (client, state, tx) = (client.clone(), state.clone(), tx.clone());
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(probe_every);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    // A hung API server is as unreadable as a failing one.
+                    let limit = (probe_every * 5).min(std::time::Duration::from_secs(10));
+                    let new = match tokio::time::timeout(limit, client.apiserver_version()).await {
+                        Ok(Ok(_)) => None,
+                        Ok(Err(e)) => Some(e.to_string()),
+                        Err(_) => Some(format!("the API server did not answer within {}s", limit.as_secs_f64())),
+                    };
+                    let changed = {
+                        let mut s = lock(&state);
+                        let changed = s.probe_error != new;
+                        s.probe_error = new;
+                        changed
+                    };
+                    if changed {
+                        tx.send_modify(|n| *n += 1);
+                    }
+                }
+            })
+        };
+        let rs = spawn_watch(Api::<ReplicaSet>::all(client), state.clone(), tx, 2, |s, ev| match ev {
+            Event::Init => s.desired.clear(),
+            Event::Apply(r) | Event::InitApply(r) => {
+                if let Some((k, d)) = replicaset_desired(&r) {
+                    s.desired.insert(k, d);
+                }
+            }
+            Event::Delete(r) => {
+                if let Some((k, _)) = replicaset_desired(&r) {
+                    s.desired.remove(&k);
+                }
+            }
+            Event::InitDone => {}
+        });
+        Self {
+            state,
+            changes: rx,
+            tasks: vec![pods, nodes, rs, probe],
+        }
+    }
+
+    /// The current facts.
+    pub fn snapshot(&self, now: DateTime<Utc>) -> KubeSnapshot {
+        let s = lock(&self.state);
+        KubeSnapshot {
+            taken_at: now,
+            synced: s.synced.iter().all(|x| *x),
+            api_error: s.api_error.clone().or_else(|| s.probe_error.clone()),
+            owners: owners(&s.pods, &s.desired),
+            nodes: s.nodes.values().cloned().collect(),
+        }
+    }
+
+    /// Resolves on the next change seen by any watch (for event-driven gates).
+    pub async fn changed(&mut self) {
+        let _ = self.changes.changed().await;
+    }
+
+    /// A receiver that ticks on every change (for select loops).
+    pub fn subscribe(&self) -> tokio_watch::Receiver<u64> {
+        self.changes.clone()
+    }
+}
+
+/// The watches of the clusters whose turn it is.
+#[derive(Debug, Default)]
+pub struct WatchSet {
+    active: HashMap<ClusterId, ClusterWatch>,
+}
+
+impl WatchSet {
+    pub fn start(&mut self, id: ClusterId, client: kube::Client) -> &mut ClusterWatch {
+        self.active.entry(id).or_insert_with(|| ClusterWatch::start(client))
+    }
+
+    pub fn get(&self, id: &ClusterId) -> Option<&ClusterWatch> {
+        self.active.get(id)
+    }
+
+    pub fn get_mut(&mut self, id: &ClusterId) -> Option<&mut ClusterWatch> {
+        self.active.get_mut(id)
+    }
+
+    /// Stops a cluster's watches (its turn is over).
+    pub fn stop(&mut self, id: &ClusterId) {
+        self.active.remove(id);
+    }
+
+    pub fn len(&self) -> usize {
+        self.active.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.active.is_empty()
+    }
+}
