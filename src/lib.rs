@@ -8,13 +8,16 @@
 pub mod arm;
 pub mod clock;
 pub mod discovery;
+pub mod engine;
 pub mod domain;
+pub mod gate;
 pub mod identity;
 pub mod kube;
 pub mod plan;
 pub mod policy;
 pub mod schedule;
 pub mod sim;
+pub mod store;
 pub mod upgrades;
 pub mod validate;
 pub mod yaml;

@@ -513,7 +513,10 @@ async fn a_closed_connection_ends_its_watch() {
         drop(http);
         let t = std::time::Instant::now();
         while watchers(&sim, c) > 0 {
-            assert!(t.elapsed() < Duration::from_secs(10), "watch still open (http1: {http1})");
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "watch still open (http1: {http1})"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }

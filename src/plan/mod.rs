@@ -36,11 +36,11 @@ use crate::domain::fleet::{ClusterId, ClusterState, FleetSnapshot};
 use crate::domain::{KubeVersion, MinorVersion};
 use crate::policy::{Membership, Policy, WaveMembers};
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// The whole plan.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Plan {
     pub policy: String,
@@ -66,7 +66,7 @@ impl Plan {
 }
 
 /// The rollout's target, the same for every ring.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ResolvedTarget {
     /// The policy's channel (`stable`, `pinned 1.33`, ...).
@@ -74,21 +74,21 @@ pub struct ResolvedTarget {
     /// The version every cluster moves to (not for `patch` and `node-image`).
     pub version: Option<KubeVersion>,
     /// Channel `patch`: the latest patch per minor, each cluster staying on its minor.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub patch_versions: BTreeMap<MinorVersion, KubeVersion>,
     /// `latest` or `consistent`.
     pub node_image: String,
     /// With `consistent`: per OS SKU, the image the first ring runs, carried to every ring.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub consistent_images: BTreeMap<String, String>,
     /// Regions the target had to be offered in.
     pub regions: Vec<String>,
     /// Why no version could be chosen (every cluster that needs one is then skipped).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RingPlan {
     pub name: String,
@@ -101,25 +101,25 @@ pub struct RingPlan {
     pub up_to_date: Vec<ClusterId>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WavePlan {
     pub name: String,
     pub clusters: Vec<ClusterPlan>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterPlan {
     pub id: ClusterId,
     pub location: String,
     pub steps: Vec<Step>,
     /// Things worth knowing that are not steps (e.g. AKS manages node images itself).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Step {
     #[serde(flatten)]
@@ -133,7 +133,7 @@ pub struct Step {
     pub window_end: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "camelCase")]
 pub enum StepKind {
     ControlPlane {
@@ -153,7 +153,7 @@ pub enum StepKind {
 }
 
 /// A cluster the plan leaves alone, and why.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Skipped {
     pub id: ClusterId,

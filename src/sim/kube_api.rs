@@ -354,12 +354,12 @@ fn serve(shared: &Arc<Shared>, world: &mut World, c: usize, route: Route<'_>, re
             ("GET", None, None) => {
                 let watch = legacy_watch || matches!(req.q("watch"), Some("true" | "1"));
                 if watch {
-                    Ok(start_watch(shared, world, c, res, ns, None, req)?)
+                    start_watch(shared, world, c, res, ns, None, req)
                 } else {
                     list(world, c, res, ns, req)
                 }
             }
-            ("GET", Some(name), None) if legacy_watch => Ok(start_watch(shared, world, c, res, ns, Some(name), req)?),
+            ("GET", Some(name), None) if legacy_watch => start_watch(shared, world, c, res, ns, Some(name), req),
             ("GET", Some(name), None | Some("status")) if !legacy_watch => get(world, c, res, ns, name, req),
             ("POST", Some(name), Some("eviction")) if res.kind == Kind::Pod && ns.is_some() => {
                 writes::evict(world, c, ns.unwrap_or_default(), name, req)

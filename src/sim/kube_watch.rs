@@ -22,7 +22,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::broadcast;
-use tokio::time::{Instant, Interval};
+use tokio::time::{Instant, Interval, MissedTickBehavior};
 
 /// How often (wall clock) a watch sends a BOOKMARK and checks that its API server is
 /// still reachable (faster in unit tests, which must not wait seconds).
@@ -171,6 +171,9 @@ pub fn start(shared: Arc<Shared>, world: &mut World, c: usize, req: WatchRequest
         }
     }
     let start = Instant::now();
+    // A client that reads slowly gets one bookmark late, not a burst of them.
+    let mut tick = tokio::time::interval_at(start + TICK, TICK);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let live = Live {
         rx: kube.subscribe(),
         last_rv: kube.rv.max(req.rv.unwrap_or(0)),
@@ -178,7 +181,7 @@ pub fn start(shared: Arc<Shared>, world: &mut World, c: usize, req: WatchRequest
         c,
         filter,
         bookmarks: req.bookmarks,
-        tick: tokio::time::interval_at(start + TICK, TICK),
+        tick,
         deadline: start + req.timeout,
         pending,
     };

@@ -1,0 +1,863 @@
+//! The transitions. `advance` applies one input, then drives the rollout as far as it
+//! can go at `now`, and asks to be woken at the next time something is due.
+
+use super::input::{Command, Input, NotifyEvent, Scope};
+use super::model::*;
+use super::settings::Settings;
+use crate::plan::StepKind;
+use chrono::{DateTime, Utc};
+
+const ENGINE: &str = "ringmaster";
+
+fn dur(d: std::time::Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
+fn audit(out: &mut Vec<Command>, actor: &str, action: &str, subject: String, reason: impl Into<String>) {
+    out.push(Command::Audit {
+        actor: actor.to_string(),
+        action: action.to_string(),
+        subject,
+        reason: reason.into(),
+    });
+}
+
+fn step_subject(r: &Rollout, s: StepRef) -> String {
+    let c = r.cluster(s.cluster_ref());
+    format!(
+        "{}/{} step {}: {}",
+        r.rings[s.ring].name,
+        c.id.name,
+        s.step + 1,
+        describe(&c.steps[s.step].kind)
+    )
+}
+
+/// A step in words, for logs, audit and the terminal.
+pub fn describe(k: &StepKind) -> String {
+    match k {
+        StepKind::ControlPlane { from, to } => format!("control plane {from} -> {to}"),
+        StepKind::PoolVersion { pool, from, to } => format!("pool {pool} {from} -> {to}"),
+        StepKind::NodeImage { pool, to, .. } => format!("pool {pool} node image -> {to}"),
+    }
+}
+
+/// Applies `input` at `now` and returns what the executor must do.
+pub fn advance(r: &mut Rollout, s: &Settings, input: Input, now: DateTime<Utc>) -> Vec<Command> {
+    let mut out = Vec::new();
+    apply(r, s, input, now, &mut out);
+    // Drive to a fixed point: every transition emits at least one command, so a pass
+    // that emits none changed nothing (a finished wave lets the next one start at once).
+    for _ in 0..64 {
+        let before = out.len();
+        drive(r, s, now, &mut out);
+        if out.len() == before {
+            break;
+        }
+    }
+    if let Some(at) = next_wake(r, s, now) {
+        out.push(Command::WakeAt { at });
+    }
+    r.seq += 1;
+    r.updated_at = now;
+    out
+}
+
+fn valid_step(r: &Rollout, s: StepRef) -> bool {
+    r.rings
+        .get(s.ring)
+        .and_then(|x| x.waves.get(s.wave))
+        .and_then(|w| w.clusters.get(s.cluster))
+        .is_some_and(|c| s.step < c.steps.len())
+}
+
+fn apply(r: &mut Rollout, s: &Settings, input: Input, now: DateTime<Utc>, out: &mut Vec<Command>) {
+    match input {
+        Input::Tick => {}
+        Input::Resumed => resume(r, out),
+        Input::BaselineTaken { cluster, baseline } => {
+            let c = r.cluster_mut(cluster);
+            if c.status == ClusterStatus::Preparing {
+                c.baseline = Some(baseline);
+                c.status = ClusterStatus::Running;
+                let subject = format!("{}/{}", r.rings[cluster.ring].name, r.cluster(cluster).id.name);
+                audit(out, ENGINE, "cluster.started", subject, "baseline taken");
+            }
+        }
+        Input::BaselineFailed { cluster, reason } => {
+            let timeout = dur(s.gate_timeout);
+            let c = r.cluster_mut(cluster);
+            if c.status == ClusterStatus::Preparing {
+                if c.started_at.is_some_and(|t| now - t >= timeout) {
+                    fail_cluster(
+                        r,
+                        cluster,
+                        format!("cannot read the cluster for a baseline: {reason}"),
+                        now,
+                        out,
+                    );
+                } else {
+                    c.retry_at = Some(now + chrono::Duration::seconds(30));
+                }
+            }
+        }
+        Input::StepAccepted { step, op } if valid_step(r, step) => {
+            if matches!(r.step(step).status, StepStatus::Starting { .. }) {
+                r.step_mut(step).status = StepStatus::InFlight { op: op.clone() };
+                let (cluster, kind) = (r.cluster(step.cluster_ref()).id.clone(), r.step(step).kind.clone());
+                audit(
+                    out,
+                    ENGINE,
+                    "step.accepted",
+                    step_subject(r, step),
+                    if op.is_some() {
+                        "AKS accepted the operation"
+                    } else {
+                        "AKS accepted the operation (followed by provisioning state)"
+                    },
+                );
+                out.push(Command::FollowOperation {
+                    step,
+                    cluster,
+                    kind,
+                    op,
+                });
+            }
+        }
+        Input::StepAlreadyDone { step } if valid_step(r, step) => {
+            if matches!(
+                r.step(step).status,
+                StepStatus::Starting { .. } | StepStatus::InFlight { .. }
+            ) {
+                start_gate(r, step, now, out, "the cluster already is where the step leads");
+            }
+        }
+        Input::StepRefused {
+            step,
+            reason,
+            retryable,
+        } if valid_step(r, step) => {
+            if matches!(r.step(step).status, StepStatus::Starting { .. }) {
+                let st = r.step_mut(step);
+                st.attempts += 1;
+                if retryable && st.attempts < s.max_start_attempts {
+                    st.status = StepStatus::Backoff {
+                        until: now + dur(s.retry_after),
+                    };
+                    audit(out, ENGINE, "step.retry", step_subject(r, step), reason);
+                } else {
+                    st.status = StepStatus::Failed { reason: reason.clone() };
+                    st.finished_at = Some(now);
+                    audit(out, ENGINE, "step.failed", step_subject(r, step), reason.clone());
+                    fail_cluster(r, step.cluster_ref(), reason, now, out);
+                }
+            }
+        }
+        Input::OperationFinished { step, result } if valid_step(r, step) => {
+            if matches!(
+                r.step(step).status,
+                StepStatus::InFlight { .. } | StepStatus::Starting { .. }
+            ) {
+                match result {
+                    Ok(()) => start_gate(r, step, now, out, "operation succeeded"),
+                    Err(e) => {
+                        let st = r.step_mut(step);
+                        st.status = StepStatus::Failed { reason: e.clone() };
+                        st.finished_at = Some(now);
+                        audit(out, ENGINE, "step.failed", step_subject(r, step), e.clone());
+                        fail_cluster(r, step.cluster_ref(), format!("operation failed: {e}"), now, out);
+                    }
+                }
+            }
+        }
+        Input::GateObserved { step, healthy, reasons } if valid_step(r, step) => {
+            if let StepStatus::Gating {
+                since, passing_since, ..
+            } = r.step(step).status.clone()
+            {
+                let passing_since = if healthy { passing_since.or(Some(now)) } else { None };
+                let last = (!reasons.is_empty()).then(|| reasons.join("; "));
+                r.step_mut(step).status = StepStatus::Gating {
+                    since,
+                    passing_since,
+                    last,
+                };
+                check_gate(r, s, step, now, out);
+            }
+        }
+        Input::Approve {
+            ring,
+            by,
+            comment,
+            expires_at,
+        } => {
+            if let Some(ri) = r.rings.iter().position(|x| x.name == ring) {
+                let needs = s.ring(&ring).is_some_and(|x| x.approvers.is_some());
+                let waiting = matches!(
+                    r.rings[ri].status,
+                    RingStatus::Pending | RingStatus::AwaitingApproval { .. }
+                );
+                if needs && waiting {
+                    r.rings[ri].approval = Some(ApprovalRecord {
+                        by: by.clone(),
+                        at: now,
+                        expires_at,
+                        comment: comment.clone(),
+                    });
+                    audit(out, &by, "ring.approved", ring, comment);
+                }
+            }
+        }
+        Input::Reject { ring, by, comment } => {
+            if let Some(ri) = r.rings.iter().position(|x| x.name == ring)
+                && matches!(
+                    r.rings[ri].status,
+                    RingStatus::Pending | RingStatus::AwaitingApproval { .. }
+                )
+                && !r.status.is_terminal()
+            {
+                r.rings[ri].status = RingStatus::Failed {
+                    reason: format!("rejected by {by}: {comment}"),
+                };
+                audit(out, &by, "ring.rejected", ring.clone(), comment.clone());
+                halt(r, format!("ring {ring} rejected by {by}: {comment}"), out);
+            }
+        }
+        Input::PromoteNow { ring, by, reason } => {
+            if let Some(ri) = r.rings.iter().position(|x| x.name == ring)
+                && matches!(r.rings[ri].status, RingStatus::Soaking { .. })
+            {
+                r.rings[ri].status = RingStatus::Soaking { until: now };
+                audit(out, &by, "ring.promoted", ring, reason);
+            }
+        }
+        Input::Pause { scope, by, reason } => {
+            match &scope {
+                Scope::Rollout if r.status == RolloutStatus::Running => {
+                    r.status = RolloutStatus::Paused {
+                        by: by.clone(),
+                        reason: reason.clone(),
+                    }
+                }
+                Scope::Ring(name) => r
+                    .rings
+                    .iter_mut()
+                    .filter(|x| &x.name == name)
+                    .for_each(|x| x.paused = true),
+                Scope::Cluster(id) => {
+                    if let Some(c) = r.find(id) {
+                        r.cluster_mut(c).paused = true;
+                    }
+                }
+                Scope::Rollout => return,
+            }
+            audit(out, &by, "paused", scope_name(&scope), reason);
+        }
+        Input::Resume { scope, by } => {
+            match &scope {
+                Scope::Rollout if matches!(r.status, RolloutStatus::Paused { .. }) => r.status = RolloutStatus::Running,
+                Scope::Ring(name) => r
+                    .rings
+                    .iter_mut()
+                    .filter(|x| &x.name == name)
+                    .for_each(|x| x.paused = false),
+                Scope::Cluster(id) => {
+                    if let Some(c) = r.find(id) {
+                        r.cluster_mut(c).paused = false;
+                    }
+                }
+                Scope::Rollout => return,
+            }
+            audit(out, &by, "resumed", scope_name(&scope), "");
+        }
+        Input::Abort { by, reason } => {
+            if r.status.is_terminal() {
+                return;
+            }
+            let inflight: Vec<StepRef> = in_progress_steps(r);
+            for st in inflight {
+                let (cluster, kind) = (r.cluster(st.cluster_ref()).id.clone(), r.step(st).kind.clone());
+                match r.step(st).status {
+                    StepStatus::Starting { .. } | StepStatus::InFlight { .. } => out.push(Command::AbortOperation {
+                        step: st,
+                        cluster,
+                        kind,
+                    }),
+                    StepStatus::Gating { .. } => out.push(Command::StopGate { step: st }),
+                    _ => {}
+                }
+            }
+            for (cref, c) in r.clusters().map(|(a, b)| (a, b.clone())).collect::<Vec<_>>() {
+                if c.status.is_active() {
+                    out.push(Command::StopWatch { cluster: c.id.clone() });
+                    let _ = cref;
+                }
+            }
+            r.status = RolloutStatus::Aborted {
+                by: by.clone(),
+                reason: reason.clone(),
+            };
+            audit(out, &by, "rollout.aborted", r.id.clone(), reason.clone());
+            out.push(Command::Notify {
+                event: NotifyEvent::RolloutHalted,
+                ring: None,
+                cluster: None,
+                message: format!("rollout {} aborted by {by}: {reason}", r.id),
+            });
+        }
+        Input::Skip { cluster, by, reason } => {
+            if let Some(c) = r.find(&cluster)
+                && !r.cluster(c).status.is_finished()
+            {
+                let gating: Vec<StepRef> = (0..r.cluster(c).steps.len())
+                    .map(|i| StepRef {
+                        ring: c.ring,
+                        wave: c.wave,
+                        cluster: c.cluster,
+                        step: i,
+                    })
+                    .filter(|st| matches!(r.step(*st).status, StepStatus::Gating { .. }))
+                    .collect();
+                for st in gating {
+                    out.push(Command::StopGate { step: st });
+                }
+                let run = r.cluster_mut(c);
+                run.status = ClusterStatus::Skipped {
+                    by: by.clone(),
+                    reason: reason.clone(),
+                };
+                run.finished_at = Some(now);
+                out.push(Command::StopWatch {
+                    cluster: cluster.clone(),
+                });
+                audit(out, &by, "cluster.skipped", cluster.name.clone(), reason);
+            }
+        }
+        // Inputs naming a step that does not exist (a stale message) change nothing.
+        Input::StepAccepted { .. }
+        | Input::StepAlreadyDone { .. }
+        | Input::StepRefused { .. }
+        | Input::OperationFinished { .. }
+        | Input::GateObserved { .. } => {}
+    }
+}
+
+fn scope_name(s: &Scope) -> String {
+    match s {
+        Scope::Rollout => "rollout".into(),
+        Scope::Ring(n) => format!("ring {n}"),
+        Scope::Cluster(id) => format!("cluster {}", id.name),
+    }
+}
+
+/// Steps that are past Pending and not finished.
+fn in_progress_steps(r: &Rollout) -> Vec<StepRef> {
+    let mut v = Vec::new();
+    for (c, run) in r.clusters() {
+        for (i, st) in run.steps.iter().enumerate() {
+            if matches!(
+                st.status,
+                StepStatus::Starting { .. } | StepStatus::InFlight { .. } | StepStatus::Gating { .. }
+            ) {
+                v.push(StepRef {
+                    ring: c.ring,
+                    wave: c.wave,
+                    cluster: c.cluster,
+                    step: i,
+                });
+            }
+        }
+    }
+    v
+}
+
+/// After a restart: watches again, and every step in flight picked up where it was.
+fn resume(r: &mut Rollout, out: &mut Vec<Command>) {
+    let clusters: Vec<(ClusterRef, ClusterRun)> = r.clusters().map(|(a, b)| (a, b.clone())).collect();
+    for (cref, c) in clusters {
+        if r.status.is_terminal() || !c.status.is_active() {
+            continue;
+        }
+        out.push(Command::StartWatch { cluster: c.id.clone() });
+        if c.status == ClusterStatus::Preparing {
+            out.push(Command::TakeBaseline {
+                cluster: cref,
+                id: c.id.clone(),
+            });
+            continue;
+        }
+        for (i, st) in c.steps.iter().enumerate() {
+            let step = StepRef {
+                ring: cref.ring,
+                wave: cref.wave,
+                cluster: cref.cluster,
+                step: i,
+            };
+            let (cluster, kind) = (c.id.clone(), st.kind.clone());
+            match &st.status {
+                StepStatus::Starting { .. } => out.push(Command::Reconcile { step, cluster, kind }),
+                StepStatus::InFlight { op } => out.push(Command::FollowOperation {
+                    step,
+                    cluster,
+                    kind,
+                    op: op.clone(),
+                }),
+                StepStatus::Gating { since, .. } => {
+                    // Health must be seen again for the whole settle time.
+                    let since = *since;
+                    r.step_mut(step).status = StepStatus::Gating {
+                        since,
+                        passing_since: None,
+                        last: None,
+                    };
+                    out.push(Command::Gate { step, cluster, kind });
+                }
+                _ => {}
+            }
+        }
+    }
+    // A notification may have died with the previous process: ask again.
+    if !r.status.is_terminal() {
+        for ring in r
+            .rings
+            .iter()
+            .filter(|x| matches!(x.status, RingStatus::AwaitingApproval { .. }))
+        {
+            out.push(Command::Notify {
+                event: NotifyEvent::ApprovalNeeded,
+                ring: Some(ring.name.clone()),
+                cluster: None,
+                message: format!("ring {} is waiting for approval", ring.name),
+            });
+        }
+    }
+    audit(
+        out,
+        ENGINE,
+        "rollout.resumed",
+        r.id.clone(),
+        "daemon started on stored state",
+    );
+}
+
+fn start_gate(r: &mut Rollout, step: StepRef, now: DateTime<Utc>, out: &mut Vec<Command>, why: &str) {
+    r.step_mut(step).status = StepStatus::Gating {
+        since: now,
+        passing_since: None,
+        last: None,
+    };
+    let (cluster, kind) = (r.cluster(step.cluster_ref()).id.clone(), r.step(step).kind.clone());
+    audit(out, ENGINE, "step.operation_done", step_subject(r, step), why);
+    out.push(Command::Gate { step, cluster, kind });
+}
+
+/// Passes a gate healthy for the settle time; fails one unhealthy at the timeout.
+fn check_gate(r: &mut Rollout, s: &Settings, step: StepRef, now: DateTime<Utc>, out: &mut Vec<Command>) {
+    let StepStatus::Gating {
+        since,
+        passing_since,
+        last,
+    } = r.step(step).status.clone()
+    else {
+        return;
+    };
+    if passing_since.is_some_and(|p| now - p >= dur(s.gate_settle)) {
+        out.push(Command::StopGate { step });
+        audit(
+            out,
+            ENGINE,
+            "gate.passed",
+            step_subject(r, step),
+            format!("healthy for {}s", dur(s.gate_settle).num_seconds()),
+        );
+        let pool_step = matches!(
+            r.step(step).kind,
+            StepKind::PoolVersion { .. } | StepKind::NodeImage { .. }
+        );
+        let st = r.step_mut(step);
+        if pool_step && !s.pool_soak.is_zero() {
+            st.status = StepStatus::Soaking {
+                until: now + dur(s.pool_soak),
+            };
+        } else {
+            st.status = StepStatus::Done;
+            st.finished_at = Some(now);
+        }
+    } else if passing_since.is_none() && now - since >= dur(s.gate_timeout) {
+        let reason = format!(
+            "gate failed after {}s: {}",
+            dur(s.gate_timeout).num_seconds(),
+            last.unwrap_or_else(|| "no healthy observation".into())
+        );
+        out.push(Command::StopGate { step });
+        let st = r.step_mut(step);
+        st.status = StepStatus::Failed { reason: reason.clone() };
+        st.finished_at = Some(now);
+        let c = r.cluster(step.cluster_ref()).id.clone();
+        audit(out, ENGINE, "gate.failed", step_subject(r, step), reason.clone());
+        out.push(Command::Notify {
+            event: NotifyEvent::GateFailed,
+            ring: Some(r.rings[step.ring].name.clone()),
+            cluster: Some(c),
+            message: reason.clone(),
+        });
+        fail_cluster(r, step.cluster_ref(), reason, now, out);
+    }
+}
+
+fn fail_cluster(r: &mut Rollout, c: ClusterRef, reason: String, now: DateTime<Utc>, out: &mut Vec<Command>) {
+    let run = r.cluster_mut(c);
+    if run.status.is_finished() {
+        return;
+    }
+    run.status = ClusterStatus::Failed { reason: reason.clone() };
+    run.finished_at = Some(now);
+    let id = run.id.clone();
+    out.push(Command::StopWatch { cluster: id.clone() });
+    audit(
+        out,
+        ENGINE,
+        "cluster.failed",
+        format!("{}/{}", r.rings[c.ring].name, id.name),
+        reason,
+    );
+}
+
+fn halt(r: &mut Rollout, reason: String, out: &mut Vec<Command>) {
+    if r.status.is_terminal() {
+        return;
+    }
+    r.status = RolloutStatus::Halted { reason: reason.clone() };
+    audit(out, ENGINE, "rollout.halted", r.id.clone(), reason.clone());
+    out.push(Command::Notify {
+        event: NotifyEvent::RolloutHalted,
+        ring: None,
+        cluster: None,
+        message: format!("rollout {} halted: {reason}", r.id),
+    });
+}
+
+fn ring_failures(ring: &RingRun) -> u32 {
+    ring.waves
+        .iter()
+        .flat_map(|w| &w.clusters)
+        .filter(|c| matches!(c.status, ClusterStatus::Failed { .. }))
+        .count() as u32
+}
+
+fn approval_valid(ring: &RingRun, now: DateTime<Utc>) -> bool {
+    ring.approval
+        .as_ref()
+        .is_some_and(|a| a.expires_at.is_none_or(|e| e > now))
+}
+
+fn drive(r: &mut Rollout, s: &Settings, now: DateTime<Utc>, out: &mut Vec<Command>) {
+    if r.status.is_terminal() {
+        return;
+    }
+    // Timed transitions of steps: soaks end, backoffs end, gates pass or time out.
+    let all: Vec<StepRef> = r
+        .clusters()
+        .flat_map(|(c, run)| {
+            (0..run.steps.len()).map(move |i| StepRef {
+                ring: c.ring,
+                wave: c.wave,
+                cluster: c.cluster,
+                step: i,
+            })
+        })
+        .collect();
+    for st in all {
+        match r.step(st).status.clone() {
+            StepStatus::Soaking { until } if until <= now => {
+                let x = r.step_mut(st);
+                x.status = StepStatus::Done;
+                x.finished_at = Some(now);
+            }
+            StepStatus::Backoff { until } if until <= now => r.step_mut(st).status = StepStatus::Pending,
+            StepStatus::Gating { .. } => check_gate(r, s, st, now, out),
+            _ => {}
+        }
+    }
+    let paused = matches!(r.status, RolloutStatus::Paused { .. });
+    for ri in 0..r.rings.len() {
+        let settings = s.ring(&r.rings[ri].name).cloned();
+        let needs_approval = settings.as_ref().is_some_and(|x| x.approvers.is_some());
+        match r.rings[ri].status.clone() {
+            RingStatus::Passed => continue,
+            RingStatus::Failed { .. } => return,
+            RingStatus::Pending | RingStatus::AwaitingApproval { .. } => {
+                // An approval that expired before the ring could start is no approval:
+                // someone has to approve again, so ask again.
+                if r.rings[ri].approval.is_some() && !approval_valid(&r.rings[ri], now) {
+                    r.rings[ri].approval = None;
+                    let name = r.rings[ri].name.clone();
+                    audit(
+                        out,
+                        ENGINE,
+                        "ring.approval_expired",
+                        name.clone(),
+                        "expired before the ring started",
+                    );
+                    if matches!(r.rings[ri].status, RingStatus::AwaitingApproval { .. }) {
+                        out.push(Command::Notify {
+                            event: NotifyEvent::ApprovalNeeded,
+                            ring: Some(name.clone()),
+                            cluster: None,
+                            message: format!("the approval of ring {name} expired; approve again"),
+                        });
+                    }
+                }
+                if paused || r.rings[ri].paused {
+                    return;
+                }
+                if needs_approval && !approval_valid(&r.rings[ri], now) {
+                    if matches!(r.rings[ri].status, RingStatus::Pending) {
+                        r.rings[ri].status = RingStatus::AwaitingApproval { since: now };
+                        let name = r.rings[ri].name.clone();
+                        audit(
+                            out,
+                            ENGINE,
+                            "ring.awaiting_approval",
+                            name.clone(),
+                            "the previous ring passed",
+                        );
+                        let who = settings
+                            .as_ref()
+                            .and_then(|x| x.approvers.clone())
+                            .unwrap_or_default()
+                            .join(", ");
+                        out.push(Command::Notify {
+                            event: NotifyEvent::ApprovalNeeded,
+                            ring: Some(name.clone()),
+                            cluster: None,
+                            message: format!("ring {name} is waiting for approval by {who}"),
+                        });
+                    }
+                    return;
+                }
+                r.rings[ri].status = RingStatus::Running;
+                r.rings[ri].started_at = Some(now);
+                audit(out, ENGINE, "ring.started", r.rings[ri].name.clone(), "");
+            }
+            RingStatus::Soaking { until } => {
+                if until <= now {
+                    r.rings[ri].status = RingStatus::Passed;
+                    r.rings[ri].finished_at = Some(now);
+                    audit(out, ENGINE, "ring.passed", r.rings[ri].name.clone(), "soak over");
+                    continue;
+                }
+                return;
+            }
+            RingStatus::Running => {}
+        }
+        // The ring runs.
+        let halt_now = settings
+            .as_ref()
+            .is_some_and(|x| x.halt_on_failure && ring_failures(&r.rings[ri]) > x.max_failed_clusters);
+        if halt_now {
+            let name = r.rings[ri].name.clone();
+            r.rings[ri].status = RingStatus::Failed {
+                reason: "failure budget exceeded".into(),
+            };
+            halt(
+                r,
+                format!(
+                    "ring {name}: {} cluster(s) failed, budget {}",
+                    ring_failures(&r.rings[ri]),
+                    settings.as_ref().map_or(0, |x| x.max_failed_clusters)
+                ),
+                out,
+            );
+            return;
+        }
+        if !drive_ring(r, ri, paused, now, out) {
+            return;
+        }
+        // Every wave is finished.
+        let failures = ring_failures(&r.rings[ri]);
+        let budget = settings.as_ref().map_or(0, |x| x.max_failed_clusters);
+        let name = r.rings[ri].name.clone();
+        if failures > budget {
+            r.rings[ri].status = RingStatus::Failed {
+                reason: format!("{failures} cluster(s) failed, budget {budget}"),
+            };
+            halt(
+                r,
+                format!("ring {name}: {failures} cluster(s) failed, budget {budget}"),
+                out,
+            );
+            return;
+        }
+        let soak = settings.as_ref().map_or(std::time::Duration::ZERO, |x| x.soak);
+        out.push(Command::Notify {
+            event: NotifyEvent::RingDone,
+            ring: Some(name.clone()),
+            cluster: None,
+            message: format!("ring {name} done ({failures} failed); soaking {}s", soak.as_secs()),
+        });
+        audit(out, ENGINE, "ring.done", name, format!("{failures} cluster(s) failed"));
+        r.rings[ri].status = RingStatus::Soaking { until: now + dur(soak) };
+        if soak.is_zero() {
+            r.rings[ri].status = RingStatus::Passed;
+            r.rings[ri].finished_at = Some(now);
+            continue;
+        }
+        return;
+    }
+    if r.rings.iter().all(|x| x.status == RingStatus::Passed) {
+        r.status = RolloutStatus::Succeeded;
+        audit(out, ENGINE, "rollout.succeeded", r.id.clone(), "");
+        out.push(Command::Notify {
+            event: NotifyEvent::RolloutFinished,
+            ring: None,
+            cluster: None,
+            message: format!("rollout {} finished", r.id),
+        });
+    }
+}
+
+/// Drives the current wave of a ring; true when every wave is finished.
+fn drive_ring(r: &mut Rollout, ri: usize, paused: bool, now: DateTime<Utc>, out: &mut Vec<Command>) -> bool {
+    for wi in 0..r.rings[ri].waves.len() {
+        if r.rings[ri].waves[wi].clusters.iter().all(|c| c.status.is_finished()) {
+            continue;
+        }
+        let ring_paused = paused || r.rings[ri].paused;
+        let max = r.rings[ri].waves[wi].max_parallel;
+        for ci in 0..r.rings[ri].waves[wi].clusters.len() {
+            let cref = ClusterRef {
+                ring: ri,
+                wave: wi,
+                cluster: ci,
+            };
+            let active = r.rings[ri].waves[wi]
+                .clusters
+                .iter()
+                .filter(|c| c.status.is_active())
+                .count();
+            let c = r.cluster(cref);
+            match c.status {
+                ClusterStatus::Pending => {
+                    let first_due = c.steps.first().is_none_or(|s| s.earliest_start <= now);
+                    if ring_paused || c.paused || active >= max || !first_due {
+                        continue;
+                    }
+                    let id = c.id.clone();
+                    let run = r.cluster_mut(cref);
+                    run.status = ClusterStatus::Preparing;
+                    run.started_at = Some(now);
+                    out.push(Command::StartWatch { cluster: id.clone() });
+                    out.push(Command::TakeBaseline { cluster: cref, id });
+                }
+                ClusterStatus::Preparing if c.retry_at.is_some_and(|t| t <= now) => {
+                    let id = c.id.clone();
+                    r.cluster_mut(cref).retry_at = None;
+                    out.push(Command::TakeBaseline { cluster: cref, id });
+                }
+                ClusterStatus::Running => drive_cluster(r, cref, ring_paused, now, out),
+                _ => {}
+            }
+        }
+        return false;
+    }
+    true
+}
+
+fn drive_cluster(r: &mut Rollout, cref: ClusterRef, ring_paused: bool, now: DateTime<Utc>, out: &mut Vec<Command>) {
+    let c = r.cluster(cref);
+    let Some(i) = c.steps.iter().position(|s| s.status != StepStatus::Done) else {
+        let run = r.cluster_mut(cref);
+        run.status = ClusterStatus::Done;
+        run.finished_at = Some(now);
+        let id = run.id.clone();
+        out.push(Command::StopWatch { cluster: id.clone() });
+        audit(
+            out,
+            ENGINE,
+            "cluster.done",
+            format!("{}/{}", r.rings[cref.ring].name, id.name),
+            "every step passed its gate",
+        );
+        return;
+    };
+    let step = StepRef {
+        ring: cref.ring,
+        wave: cref.wave,
+        cluster: cref.cluster,
+        step: i,
+    };
+    // One step at a time per cluster: only the first unfinished step may start, and
+    // only when nothing before it may still have an operation running.
+    let busy = c.steps[..i].iter().any(|s| s.status.may_have_operation());
+    if c.steps[i].status != StepStatus::Pending || busy || ring_paused || c.paused || c.steps[i].earliest_start > now {
+        return;
+    }
+    let (id, kind) = (c.id.clone(), c.steps[i].kind.clone());
+    let st = r.step_mut(step);
+    st.status = StepStatus::Starting { since: now };
+    st.started_at.get_or_insert(now);
+    audit(
+        out,
+        ENGINE,
+        "step.started",
+        step_subject(r, step),
+        "intent recorded before the call",
+    );
+    out.push(Command::StartStep {
+        step,
+        cluster: id,
+        kind,
+    });
+}
+
+/// The earliest time something is due.
+fn next_wake(r: &Rollout, s: &Settings, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    if r.status.is_terminal() {
+        return None;
+    }
+    let mut best: Option<DateTime<Utc>> = None;
+    let mut consider = |t: DateTime<Utc>| {
+        if t > now {
+            best = Some(best.map_or(t, |b| b.min(t)));
+        }
+    };
+    for ring in &r.rings {
+        if let RingStatus::Soaking { until } = ring.status {
+            consider(until);
+        }
+        if let (RingStatus::AwaitingApproval { .. } | RingStatus::Pending, Some(a)) = (&ring.status, &ring.approval)
+            && let Some(e) = a.expires_at
+        {
+            consider(e);
+        }
+        for w in &ring.waves {
+            for c in &w.clusters {
+                if let Some(t) = c.retry_at {
+                    consider(t);
+                }
+                if matches!(c.status, ClusterStatus::Pending)
+                    && let Some(first) = c.steps.first()
+                {
+                    consider(first.earliest_start);
+                }
+                for st in &c.steps {
+                    match &st.status {
+                        StepStatus::Soaking { until } | StepStatus::Backoff { until } => consider(*until),
+                        StepStatus::Gating {
+                            since, passing_since, ..
+                        } => {
+                            consider(*since + dur(s.gate_timeout));
+                            if let Some(p) = passing_since {
+                                consider(*p + dur(s.gate_settle));
+                            }
+                        }
+                        StepStatus::Pending if c.status == ClusterStatus::Running => consider(st.earliest_start),
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+    best
+}

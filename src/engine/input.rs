@@ -1,0 +1,171 @@
+//! What goes into the engine and what comes out.
+
+use super::model::{ClusterRef, StepRef};
+use crate::arm::OperationRef;
+use crate::domain::fleet::ClusterId;
+use crate::plan::StepKind;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// An observation, a decision, or the passing of time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "input", rename_all = "camelCase")]
+pub enum Input {
+    /// Time passed (a wake-up the engine asked for, or a periodic tick).
+    Tick,
+    /// The daemon (re)started on this state: re-issue what is in flight.
+    Resumed,
+    BaselineTaken {
+        cluster: ClusterRef,
+        baseline: serde_json::Value,
+    },
+    /// The cluster could not be read for a baseline (fail closed: retried, then failed).
+    BaselineFailed {
+        cluster: ClusterRef,
+        reason: String,
+    },
+    /// AKS accepted the step's call; follow `op` (None: follow the resource's state).
+    StepAccepted {
+        step: StepRef,
+        op: Option<OperationRef>,
+    },
+    /// The cluster already was where the step leads (after a restart, or drift).
+    StepAlreadyDone {
+        step: StepRef,
+    },
+    /// ARM refused the call; `retryable` (409 another operation, 429, 5xx) or not.
+    StepRefused {
+        step: StepRef,
+        reason: String,
+        retryable: bool,
+    },
+    OperationFinished {
+        step: StepRef,
+        result: Result<(), String>,
+    },
+    /// A gate evaluation (the executor sends one per watch change while gating).
+    GateObserved {
+        step: StepRef,
+        healthy: bool,
+        reasons: Vec<String>,
+    },
+    Approve {
+        ring: String,
+        by: String,
+        comment: String,
+        expires_at: Option<DateTime<Utc>>,
+    },
+    Reject {
+        ring: String,
+        by: String,
+        comment: String,
+    },
+    /// End a ring's soak now.
+    PromoteNow {
+        ring: String,
+        by: String,
+        reason: String,
+    },
+    Pause {
+        scope: Scope,
+        by: String,
+        reason: String,
+    },
+    Resume {
+        scope: Scope,
+        by: String,
+    },
+    Abort {
+        by: String,
+        reason: String,
+    },
+    Skip {
+        cluster: ClusterId,
+        by: String,
+        reason: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "scope", content = "name", rename_all = "camelCase")]
+pub enum Scope {
+    Rollout,
+    Ring(String),
+    Cluster(ClusterId),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum NotifyEvent {
+    ApprovalNeeded,
+    GateFailed,
+    RingDone,
+    RolloutFinished,
+    RolloutHalted,
+}
+
+/// What the executor is asked to do. The state that asks is persisted before any
+/// command runs, so a `StartStep` always follows its recorded intent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "camelCase")]
+pub enum Command {
+    StartWatch {
+        cluster: ClusterId,
+    },
+    StopWatch {
+        cluster: ClusterId,
+    },
+    TakeBaseline {
+        cluster: ClusterRef,
+        id: ClusterId,
+    },
+    /// Send the step's mutating call (its intent is in the persisted state).
+    StartStep {
+        step: StepRef,
+        cluster: ClusterId,
+        kind: StepKind,
+    },
+    /// After a restart: the intent exists but the outcome is unknown. Read the resource;
+    /// send the call only if it did not take.
+    Reconcile {
+        step: StepRef,
+        cluster: ClusterId,
+        kind: StepKind,
+    },
+    FollowOperation {
+        step: StepRef,
+        cluster: ClusterId,
+        kind: StepKind,
+        op: Option<OperationRef>,
+    },
+    /// Evaluate the gate now and on every watch change until `StopGate`.
+    Gate {
+        step: StepRef,
+        cluster: ClusterId,
+        kind: StepKind,
+    },
+    StopGate {
+        step: StepRef,
+    },
+    /// Abort AKS's operation for this step (rollout abort).
+    AbortOperation {
+        step: StepRef,
+        cluster: ClusterId,
+        kind: StepKind,
+    },
+    WakeAt {
+        at: DateTime<Utc>,
+    },
+    Notify {
+        event: NotifyEvent,
+        ring: Option<String>,
+        cluster: Option<ClusterId>,
+        message: String,
+    },
+    Audit {
+        actor: String,
+        action: String,
+        subject: String,
+        reason: String,
+    },
+}

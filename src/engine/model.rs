@@ -1,0 +1,340 @@
+//! The rollout's state: everything the engine knows, serializable as one JSON document
+//! (the store keeps it; a restart reloads it). No behaviour here: see `drive.rs`.
+
+use crate::arm::OperationRef;
+use crate::domain::fleet::ClusterId;
+use crate::plan::{Plan, StepKind};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Rollout {
+    pub id: String,
+    /// The policy text the rollout started with: a rollout keeps its policy even when the
+    /// file changes (it is compiled again from here after a restart).
+    pub policy_file: String,
+    pub policy_text: String,
+    pub plan: Plan,
+    pub status: RolloutStatus,
+    pub rings: Vec<RingRun>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// Transitions so far (monotonic: the store and the API use it).
+    pub seq: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "camelCase")]
+pub enum RolloutStatus {
+    Running,
+    Paused { by: String, reason: String },
+    Succeeded,
+    Halted { reason: String },
+    Aborted { by: String, reason: String },
+}
+
+impl RolloutStatus {
+    pub fn is_terminal(&self) -> bool {
+        matches!(
+            self,
+            RolloutStatus::Succeeded | RolloutStatus::Halted { .. } | RolloutStatus::Aborted { .. }
+        )
+    }
+
+    pub fn label(&self) -> &'static str {
+        match self {
+            RolloutStatus::Running => "running",
+            RolloutStatus::Paused { .. } => "paused",
+            RolloutStatus::Succeeded => "succeeded",
+            RolloutStatus::Halted { .. } => "halted",
+            RolloutStatus::Aborted { .. } => "aborted",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RingRun {
+    pub name: String,
+    pub status: RingStatus,
+    pub waves: Vec<WaveRun>,
+    pub approval: Option<ApprovalRecord>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub paused: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "camelCase")]
+pub enum RingStatus {
+    Pending,
+    /// Waiting for a person to approve promoting the target into this ring.
+    AwaitingApproval {
+        since: DateTime<Utc>,
+    },
+    Running,
+    Soaking {
+        until: DateTime<Utc>,
+    },
+    Passed,
+    Failed {
+        reason: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApprovalRecord {
+    pub by: String,
+    pub at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub comment: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WaveRun {
+    pub name: String,
+    /// Clusters of this wave that may run at once.
+    pub max_parallel: usize,
+    pub clusters: Vec<ClusterRun>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterRun {
+    pub id: ClusterId,
+    pub status: ClusterStatus,
+    pub steps: Vec<StepRun>,
+    /// The gate baseline taken before the first step (opaque to the engine).
+    pub baseline: Option<serde_json::Value>,
+    pub paused: bool,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// When to try the baseline again after the cluster could not be read.
+    #[serde(default)]
+    pub retry_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "camelCase")]
+pub enum ClusterStatus {
+    Pending,
+    /// Watches started, baseline being taken.
+    Preparing,
+    Running,
+    Done,
+    Failed {
+        reason: String,
+    },
+    Skipped {
+        by: String,
+        reason: String,
+    },
+}
+
+impl ClusterStatus {
+    pub fn is_finished(&self) -> bool {
+        matches!(
+            self,
+            ClusterStatus::Done | ClusterStatus::Failed { .. } | ClusterStatus::Skipped { .. }
+        )
+    }
+
+    /// Occupies one of the wave's parallel slots.
+    pub fn is_active(&self) -> bool {
+        matches!(self, ClusterStatus::Preparing | ClusterStatus::Running)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StepRun {
+    pub kind: StepKind,
+    pub earliest_start: DateTime<Utc>,
+    pub status: StepStatus,
+    /// Start attempts refused by ARM with a retryable error.
+    pub attempts: u32,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "camelCase")]
+pub enum StepStatus {
+    Pending,
+    /// Retry the start after this time (ARM refused with a retryable error).
+    Backoff {
+        until: DateTime<Utc>,
+    },
+    /// Intent recorded: the mutating call is being (or was) sent. After a restart the
+    /// executor reads the resource before sending anything again.
+    Starting {
+        since: DateTime<Utc>,
+    },
+    /// AKS accepted; `op` is where to follow it (None: follow the resource's state).
+    InFlight {
+        op: Option<OperationRef>,
+    },
+    Gating {
+        since: DateTime<Utc>,
+        passing_since: Option<DateTime<Utc>>,
+        last: Option<String>,
+    },
+    Soaking {
+        until: DateTime<Utc>,
+    },
+    Done,
+    Failed {
+        reason: String,
+    },
+}
+
+impl StepStatus {
+    pub fn label(&self) -> &'static str {
+        match self {
+            StepStatus::Pending => "pending",
+            StepStatus::Backoff { .. } => "backoff",
+            StepStatus::Starting { .. } => "starting",
+            StepStatus::InFlight { .. } => "in-flight",
+            StepStatus::Gating { .. } => "gating",
+            StepStatus::Soaking { .. } => "soaking",
+            StepStatus::Done => "done",
+            StepStatus::Failed { .. } => "failed",
+        }
+    }
+
+    /// An operation may be running on the cluster because of this step.
+    pub fn may_have_operation(&self) -> bool {
+        matches!(self, StepStatus::Starting { .. } | StepStatus::InFlight { .. })
+    }
+}
+
+/// Where a step sits: (ring, wave, cluster, step) indices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct StepRef {
+    pub ring: usize,
+    pub wave: usize,
+    pub cluster: usize,
+    pub step: usize,
+}
+
+/// Where a cluster sits: (ring, wave, cluster) indices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ClusterRef {
+    pub ring: usize,
+    pub wave: usize,
+    pub cluster: usize,
+}
+
+impl StepRef {
+    pub fn cluster_ref(self) -> ClusterRef {
+        ClusterRef {
+            ring: self.ring,
+            wave: self.wave,
+            cluster: self.cluster,
+        }
+    }
+}
+
+impl Rollout {
+    pub fn cluster(&self, c: ClusterRef) -> &ClusterRun {
+        &self.rings[c.ring].waves[c.wave].clusters[c.cluster]
+    }
+
+    pub fn cluster_mut(&mut self, c: ClusterRef) -> &mut ClusterRun {
+        &mut self.rings[c.ring].waves[c.wave].clusters[c.cluster]
+    }
+
+    pub fn step(&self, s: StepRef) -> &StepRun {
+        &self.cluster(s.cluster_ref()).steps[s.step]
+    }
+
+    pub fn step_mut(&mut self, s: StepRef) -> &mut StepRun {
+        &mut self.cluster_mut(s.cluster_ref()).steps[s.step]
+    }
+
+    /// Every cluster with its place, in plan order.
+    pub fn clusters(&self) -> impl Iterator<Item = (ClusterRef, &ClusterRun)> {
+        self.rings.iter().enumerate().flat_map(|(ri, r)| {
+            r.waves.iter().enumerate().flat_map(move |(wi, w)| {
+                w.clusters.iter().enumerate().map(move |(ci, c)| {
+                    (
+                        ClusterRef {
+                            ring: ri,
+                            wave: wi,
+                            cluster: ci,
+                        },
+                        c,
+                    )
+                })
+            })
+        })
+    }
+
+    /// Finds a cluster by id.
+    pub fn find(&self, id: &ClusterId) -> Option<ClusterRef> {
+        self.clusters().find(|(_, c)| &c.id == id).map(|(r, _)| r)
+    }
+
+    /// Builds the initial state from a plan.
+    pub fn new(id: String, policy_file: String, policy_text: String, plan: Plan, now: DateTime<Utc>) -> Self {
+        let rings = plan
+            .rings
+            .iter()
+            .map(|r| RingRun {
+                name: r.name.clone(),
+                status: RingStatus::Pending,
+                waves: r
+                    .waves
+                    .iter()
+                    .map(|w| WaveRun {
+                        name: w.name.clone(),
+                        max_parallel: w.clusters.len().max(1),
+                        clusters: w
+                            .clusters
+                            .iter()
+                            .map(|c| ClusterRun {
+                                id: c.id.clone(),
+                                status: ClusterStatus::Pending,
+                                steps: c
+                                    .steps
+                                    .iter()
+                                    .map(|s| StepRun {
+                                        kind: s.kind.clone(),
+                                        earliest_start: s.earliest_start,
+                                        status: StepStatus::Pending,
+                                        attempts: 0,
+                                        started_at: None,
+                                        finished_at: None,
+                                    })
+                                    .collect(),
+                                baseline: None,
+                                paused: false,
+                                started_at: None,
+                                finished_at: None,
+                                retry_at: None,
+                            })
+                            .collect(),
+                    })
+                    .collect(),
+                approval: None,
+                started_at: None,
+                finished_at: None,
+                paused: false,
+            })
+            .collect();
+        Rollout {
+            id,
+            policy_file,
+            policy_text,
+            plan,
+            status: RolloutStatus::Running,
+            rings,
+            created_at: now,
+            updated_at: now,
+            seq: 0,
+        }
+    }
+}

@@ -1,0 +1,55 @@
+//! What the engine needs of the policy, in plain values.
+
+use crate::policy::{OnFailure, Policy};
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RingSettings {
+    pub name: String,
+    pub soak: Duration,
+    /// Approver groups; `None` when the ring needs no approval.
+    pub approvers: Option<Vec<String>>,
+    pub approval_expires_after: Option<Duration>,
+    pub halt_on_failure: bool,
+    pub max_failed_clusters: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub rings: Vec<RingSettings>,
+    pub gate_settle: Duration,
+    pub gate_timeout: Duration,
+    pub pool_soak: Duration,
+    /// Wait before retrying a start that ARM refused with a retryable error.
+    pub retry_after: Duration,
+    /// Start attempts before a step fails.
+    pub max_start_attempts: u32,
+}
+
+impl Settings {
+    pub fn from_policy(p: &Policy) -> Self {
+        Settings {
+            rings: p
+                .rings
+                .iter()
+                .map(|r| RingSettings {
+                    name: r.name.clone(),
+                    soak: r.soak,
+                    approvers: r.approval.as_ref().map(|a| a.approvers.clone()),
+                    approval_expires_after: r.approval.as_ref().and_then(|a| a.expires_after),
+                    halt_on_failure: r.failure_budget.on_failure == OnFailure::Halt,
+                    max_failed_clusters: r.failure_budget.max_failed_clusters,
+                })
+                .collect(),
+            gate_settle: p.gates.pod_readiness.settle,
+            gate_timeout: p.gates.pod_readiness.timeout,
+            pool_soak: p.steps.pool_soak,
+            retry_after: Duration::from_secs(60),
+            max_start_attempts: 5,
+        }
+    }
+
+    pub fn ring(&self, name: &str) -> Option<&RingSettings> {
+        self.rings.iter().find(|r| r.name == name)
+    }
+}

@@ -1,0 +1,92 @@
+//! The one error type of the store. Every variant names the action that failed, so a
+//! log line says what ringmaster was doing, and [`StoreError::label`] gives a short,
+//! fixed string for a metric label.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The file could not be opened or created (missing directory, permissions, not a
+    /// SQLite file).
+    #[error("opening the state file {path}: {source}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// A pragma the store's durability depends on could not be set, or SQLite
+    /// refused it (WAL on a file system that can't do shared memory, for example).
+    #[error("configuring the state file ({setting}): {message}")]
+    Configure { setting: &'static str, message: String },
+    /// A forward migration failed; its transaction was rolled back, the file is as
+    /// it was at `from`.
+    #[error("migrating the state file from schema v{from} to v{to}: {source}")]
+    Migrate {
+        from: u32,
+        to: u32,
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The file was written by a newer ringmaster: refusing it is safer than
+    /// misreading it.
+    #[error("the state file has schema v{found}; this ringmaster knows up to v{supported}")]
+    SchemaTooNew { found: u32, supported: u32 },
+    /// A statement failed; `action` says which store call it was part of. Nothing of
+    /// that call's transaction was committed.
+    #[error("{action}: {source}")]
+    Sqlite {
+        action: &'static str,
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// A stored value could not be decoded (a timestamp or JSON that the store
+    /// itself wrote): the file was changed by something else.
+    #[error("the state file holds a bad {what}: {message}")]
+    Corrupt { what: &'static str, message: String },
+    #[error("intent {id} is not in the state file")]
+    IntentNotFound { id: i64 },
+    /// An intent keeps its first outcome: closing it again with another one means
+    /// two parts of the daemon disagree about what happened.
+    #[error("intent {id} was already closed as {outcome:?}")]
+    IntentClosed { id: i64, outcome: String },
+    #[error("reading the size of the state file {path}: {source}")]
+    Stat {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl StoreError {
+    /// A short fixed label for metrics (`store_errors_total{error="..."}`).
+    pub fn label(&self) -> &'static str {
+        match self {
+            StoreError::Open { .. } => "open",
+            StoreError::Configure { .. } => "configure",
+            StoreError::Migrate { .. } => "migrate",
+            StoreError::SchemaTooNew { .. } => "schema_too_new",
+            StoreError::Sqlite { action, .. } => action,
+            StoreError::Corrupt { .. } => "corrupt",
+            StoreError::IntentNotFound { .. } => "intent_not_found",
+            StoreError::IntentClosed { .. } => "intent_closed",
+            StoreError::Stat { .. } => "stat",
+        }
+    }
+
+    /// True when the failure was a constraint violation (a UNIQUE, CHECK or foreign
+    /// key): the caller sent something the schema forbids, retrying won't help.
+    pub fn is_constraint(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Sqlite {
+                source: rusqlite::Error::SqliteFailure(e, _),
+                ..
+            } if e.code == rusqlite::ErrorCode::ConstraintViolation
+        )
+    }
+}
+
+/// Attaches the action to a rusqlite error: `stmt.execute(..).map_err(sql("saving a rollout"))`.
+pub(crate) fn sql(action: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
+    move |source| StoreError::Sqlite { action, source }
+}

@@ -1,0 +1,226 @@
+//! Durable state: one SQLite file (WAL, `synchronous=FULL`) holding every rollout's
+//! state, the intents of mutating ARM calls, the audit log, and approvals.
+//!
+//! Why SQLite: the daemon can be SIGKILLed at any instant, and a committed
+//! transaction in WAL mode with `synchronous=FULL` survives that (and a power cut);
+//! an uncommitted one vanishes whole. So each store call is one transaction, and
+//! calls that must go together ([`Store::save_rollout_with_audit`]) share one.
+//!
+//! The API is synchronous and the connection sits behind a mutex: calls are short,
+//! and the async runtime wraps them in `spawn_blocking` where latency matters. The
+//! store does not interpret the engine's state (it is JSON text to it); it only
+//! guarantees that what was committed comes back, and that the append-only parts
+//! (audit log, intents, approvals) stay append-only, enforced by triggers in the
+//! schema rather than by convention.
+
+mod approvals;
+mod audit;
+mod codec;
+mod error;
+mod intents;
+mod rollouts;
+mod schema;
+
+pub use approvals::{Approval, ApprovalOutcome, Rejection};
+pub use audit::{AuditEntry, AuditQuery};
+pub use error::StoreError;
+pub use intents::{Intent, IntentOutcome, IntentRow};
+pub use rollouts::RolloutRecord;
+pub use schema::SCHEMA_VERSION;
+
+use error::sql;
+use rusqlite::{Connection, TransactionBehavior};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+/// How long a call waits for another process holding the write lock (a CLI reading
+/// the file, a second daemon by mistake) before it fails.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// After a checkpoint the WAL file is truncated to at most this size, so a burst of
+/// large writes doesn't leave a large file behind.
+const JOURNAL_SIZE_LIMIT: i64 = 16 * 1024 * 1024;
+
+/// The durable store. `Send + Sync`; share it in an `Arc`.
+#[derive(Debug)]
+pub struct Store {
+    conn: Mutex<Connection>,
+    /// `None` for an in-memory store.
+    path: Option<PathBuf>,
+}
+
+/// Sizes of the state file, for the benchmark and `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreStats {
+    pub page_size: u64,
+    pub page_count: u64,
+    /// Pages inside the file that hold nothing (reused before the file grows).
+    pub freelist_count: u64,
+    /// Bytes of the main file on disk (`page_size * page_count` for an in-memory store).
+    pub file_bytes: u64,
+    /// Bytes of the `-wal` file (committed work not yet checkpointed into the main file).
+    pub wal_bytes: u64,
+}
+
+impl Store {
+    /// Opens the state file, creating it if missing (its directory must exist), and
+    /// brings its schema up to date.
+    pub fn open(path: impl AsRef<Path>) -> Result<Store, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let conn = Connection::open(&path).map_err(|source| StoreError::Open {
+            path: path.clone(),
+            source,
+        })?;
+        Self::setup(conn, Some(path))
+    }
+
+    /// A store that vanishes when dropped: for unit tests only (no WAL, no durability).
+    pub fn open_in_memory() -> Result<Store, StoreError> {
+        let conn = Connection::open_in_memory().map_err(|source| StoreError::Open {
+            path: PathBuf::from(":memory:"),
+            source,
+        })?;
+        Self::setup(conn, None)
+    }
+
+    fn setup(mut conn: Connection, path: Option<PathBuf>) -> Result<Store, StoreError> {
+        let configure = |setting: &'static str| {
+            move |e: rusqlite::Error| StoreError::Configure {
+                setting,
+                message: e.to_string(),
+            }
+        };
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(configure("busy_timeout"))?;
+        if path.is_some() {
+            // WAL: readers don't block the writer, and a commit is one append + fsync.
+            let mode: String = conn
+                .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+                .map_err(configure("journal_mode"))?;
+            if !mode.eq_ignore_ascii_case("wal") {
+                return Err(StoreError::Configure {
+                    setting: "journal_mode",
+                    message: format!("SQLite kept journal mode {mode:?} instead of WAL"),
+                });
+            }
+            conn.pragma_update(None, "journal_size_limit", JOURNAL_SIZE_LIMIT)
+                .map_err(configure("journal_size_limit"))?;
+        }
+        // FULL: the WAL is fsynced at every commit, so a commit survives power loss,
+        // not only a process kill (NORMAL in WAL mode may lose the last commits).
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(configure("synchronous"))?;
+        conn.pragma_update(None, "foreign_keys", true)
+            .map_err(configure("foreign_keys"))?;
+        let fk: bool = conn
+            .pragma_query_value(None, "foreign_keys", |r| r.get(0))
+            .map_err(configure("foreign_keys"))?;
+        if !fk {
+            return Err(StoreError::Configure {
+                setting: "foreign_keys",
+                message: "SQLite was built without foreign key support".into(),
+            });
+        }
+        schema::migrate(&mut conn)?;
+        Ok(Store {
+            conn: Mutex::new(conn),
+            path,
+        })
+    }
+
+    /// The file this store writes, `None` in memory.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// The connection. A panic in another thread while it held the lock can't have
+    /// left a half-done transaction behind (rusqlite rolls back on drop), so a
+    /// poisoned lock is safe to take over.
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Runs `f` in one IMMEDIATE transaction (the write lock is taken at BEGIN, so two
+    /// writers never deadlock upgrading a read lock) and commits it; on any error
+    /// nothing of it is kept.
+    fn write<T>(
+        &self,
+        action: &'static str,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sql(action))?;
+        let out = f(&tx)?;
+        tx.commit().map_err(sql(action))?;
+        Ok(out)
+    }
+
+    /// Sizes of the state file. Cheap: two pragmas and two `stat` calls.
+    pub fn stats(&self) -> Result<StoreStats, StoreError> {
+        let conn = self.conn();
+        let pragma = |name: &str| -> Result<u64, StoreError> {
+            let v: i64 = conn
+                .pragma_query_value(None, name, |r| r.get(0))
+                .map_err(sql("reading page statistics"))?;
+            Ok(u64::try_from(v).unwrap_or(0))
+        };
+        let (page_size, page_count, freelist_count) =
+            (pragma("page_size")?, pragma("page_count")?, pragma("freelist_count")?);
+        let (file_bytes, wal_bytes) = match &self.path {
+            None => (page_size * page_count, 0),
+            Some(path) => {
+                let size = |p: &Path| match std::fs::metadata(p) {
+                    Ok(m) => Ok(m.len()),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+                    Err(source) => Err(StoreError::Stat {
+                        path: p.to_path_buf(),
+                        source,
+                    }),
+                };
+                let mut wal = path.clone().into_os_string();
+                wal.push("-wal");
+                (size(path)?, size(Path::new(&wal))?)
+            }
+        };
+        Ok(StoreStats {
+            page_size,
+            page_count,
+            freelist_count,
+            file_bytes,
+            wal_bytes,
+        })
+    }
+
+    /// Bytes on disk: the main file plus its WAL (both are "the state file" to an
+    /// operator sizing a volume).
+    pub fn file_size(&self) -> Result<u64, StoreError> {
+        let s = self.stats()?;
+        Ok(s.file_bytes + s.wal_bytes)
+    }
+
+    /// Copies the WAL into the main file and truncates the WAL: for a clean shutdown
+    /// and before measuring the file. Committed data is durable without it.
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        self.conn()
+            .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+            .map_err(sql("checkpointing the WAL"))
+    }
+
+    /// Checks the file's integrity (`PRAGMA quick_check`): `Ok(())` or the problems.
+    pub fn quick_check(&self) -> Result<Result<(), Vec<String>>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare("PRAGMA quick_check")
+            .map_err(sql("checking the state file"))?;
+        let rows: Vec<String> = stmt
+            .query_map([], |r| r.get(0))
+            .and_then(|rows| rows.collect())
+            .map_err(sql("checking the state file"))?;
+        Ok(if rows == ["ok"] { Ok(()) } else { Err(rows) })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,105 @@
+//! Rollout records: the engine's whole state as JSON, one row per rollout,
+//! overwritten on every transition. The store keeps the last committed state only;
+//! the history of how it got there is the audit log.
+
+use super::codec::{time_from_sql, time_to_sql};
+use super::error::sql;
+use super::{AuditEntry, Store, StoreError};
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+/// One rollout as stored. `status` is a copy of the state's status, kept in its own
+/// column so the API can list rollouts without parsing every state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RolloutRecord {
+    pub id: String,
+    pub policy_name: String,
+    pub status: String,
+    /// The engine's serialized state; must be valid JSON.
+    pub state_json: String,
+    pub updated_at: DateTime<Utc>,
+}
+
+const UPSERT: &str = "INSERT INTO rollouts (id, policy_name, status, state_json, updated_at)
+     VALUES (?1, ?2, ?3, ?4, ?5)
+     ON CONFLICT (id) DO UPDATE SET
+         policy_name = excluded.policy_name,
+         status = excluded.status,
+         state_json = excluded.state_json,
+         updated_at = excluded.updated_at";
+
+const SELECT: &str = "SELECT id, policy_name, status, state_json, updated_at FROM rollouts";
+
+fn upsert(conn: &Connection, r: &RolloutRecord) -> Result<(), StoreError> {
+    conn.prepare_cached(UPSERT)
+        .and_then(|mut stmt| {
+            stmt.execute(params![
+                r.id,
+                r.policy_name,
+                r.status,
+                r.state_json,
+                time_to_sql(&r.updated_at)
+            ])
+        })
+        .map_err(sql("saving a rollout"))?;
+    Ok(())
+}
+
+/// Reads the columns as text first; times are decoded after, outside rusqlite's
+/// row callback, so a bad time is a `Corrupt` error, not a SQLite one.
+type RawRollout = (String, String, String, String, String);
+
+fn raw(row: &Row<'_>) -> rusqlite::Result<RawRollout> {
+    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?))
+}
+
+fn decode((id, policy_name, status, state_json, updated_at): RawRollout) -> Result<RolloutRecord, StoreError> {
+    Ok(RolloutRecord {
+        id,
+        policy_name,
+        status,
+        state_json,
+        updated_at: time_from_sql(&updated_at)?,
+    })
+}
+
+impl Store {
+    /// Inserts or replaces the rollout's record, in one transaction.
+    pub fn save_rollout(&self, record: &RolloutRecord) -> Result<(), StoreError> {
+        self.write("saving a rollout", |tx| upsert(tx, record))
+    }
+
+    /// Saves the state and appends its audit entries in one transaction: after a
+    /// crash either both are there or neither, so the log never tells of a
+    /// transition the state doesn't have, nor the other way round.
+    pub fn save_rollout_with_audit(
+        &self,
+        record: &RolloutRecord,
+        entries: &[AuditEntry],
+    ) -> Result<Vec<i64>, StoreError> {
+        self.write("saving a rollout with its audit entries", |tx| {
+            upsert(tx, record)?;
+            entries.iter().map(|e| super::audit::insert(tx, e)).collect()
+        })
+    }
+
+    /// Every rollout, ordered by id.
+    pub fn load_rollouts(&self) -> Result<Vec<RolloutRecord>, StoreError> {
+        let conn = self.conn();
+        let raws: Vec<RawRollout> = conn
+            .prepare_cached(&format!("{SELECT} ORDER BY id"))
+            .and_then(|mut stmt| stmt.query_map([], raw)?.collect())
+            .map_err(sql("loading rollouts"))?;
+        raws.into_iter().map(decode).collect()
+    }
+
+    /// One rollout, `None` when there is none with that id.
+    pub fn load_rollout(&self, id: &str) -> Result<Option<RolloutRecord>, StoreError> {
+        let conn = self.conn();
+        let raw = conn
+            .query_row(&format!("{SELECT} WHERE id = ?1"), [id], raw)
+            .optional()
+            .map_err(sql("loading a rollout"))?;
+        raw.map(decode).transpose()
+    }
+}

@@ -1,0 +1,172 @@
+//! The schema and its forward migrations. The version lives in a one-row
+//! `schema_version` table; each migration runs in its own IMMEDIATE transaction
+//! together with the version bump, so a crash mid-migration leaves the file at the
+//! previous version, whole. A file newer than this binary is refused rather than
+//! misread. Migrations are append-only: never edit a released one, add the next.
+//!
+//! Design notes on v1:
+//! - `STRICT` tables, so a wrong type is an error, not a silent conversion.
+//! - Times are fixed-width RFC 3339 text (see `codec`): comparable in SQL.
+//! - JSON columns are `CHECK (json_valid(..))`: the store doesn't interpret them,
+//!   but it refuses to persist text nobody could read back after a restart.
+//! - `audit` and `intents` ids are `AUTOINCREMENT`, so an id is never reused and a
+//!   reader can page with "everything after id N".
+//! - Triggers make the audit log append-only, and intents and approvals never
+//!   deleted; a closed intent's outcome is final; an approval can only go from live
+//!   to not live.
+
+use super::StoreError;
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
+
+/// `(version, SQL)`; versions start at 1 and have no gaps.
+const MIGRATIONS: &[(u32, &str)] = &[(1, V1)];
+
+/// The newest schema this binary knows.
+pub const SCHEMA_VERSION: u32 = 1;
+
+const V1: &str = r#"
+CREATE TABLE rollouts (
+    id          TEXT PRIMARY KEY NOT NULL,
+    policy_name TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    state_json  TEXT NOT NULL CHECK (json_valid(state_json)),
+    updated_at  TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE intents (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    rollout_id  TEXT NOT NULL REFERENCES rollouts(id),
+    cluster     TEXT NOT NULL,
+    step        INTEGER NOT NULL CHECK (step >= 0),
+    kind        TEXT NOT NULL,
+    recorded_at TEXT NOT NULL,
+    operation   TEXT CHECK (operation IS NULL OR json_valid(operation)),
+    outcome     TEXT CHECK (outcome IS NULL OR outcome <> ''),
+    UNIQUE (rollout_id, cluster, step, kind)
+) STRICT;
+CREATE INDEX intents_open ON intents (rollout_id, id) WHERE outcome IS NULL;
+CREATE TRIGGER intents_never_deleted BEFORE DELETE ON intents
+BEGIN SELECT RAISE(ABORT, 'intents are never deleted'); END;
+CREATE TRIGGER intents_identity_fixed
+BEFORE UPDATE OF id, rollout_id, cluster, step, kind, recorded_at ON intents
+BEGIN SELECT RAISE(ABORT, 'an intent''s identity never changes'); END;
+CREATE TRIGGER intents_outcome_final BEFORE UPDATE ON intents WHEN OLD.outcome IS NOT NULL
+BEGIN SELECT RAISE(ABORT, 'a closed intent is final'); END;
+
+CREATE TABLE audit (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    at         TEXT NOT NULL,
+    actor      TEXT NOT NULL CHECK (actor <> ''),
+    action     TEXT NOT NULL CHECK (action <> ''),
+    rollout_id TEXT,
+    subject    TEXT NOT NULL,
+    reason     TEXT NOT NULL,
+    detail     TEXT NOT NULL CHECK (json_valid(detail))
+) STRICT;
+CREATE INDEX audit_by_rollout ON audit (rollout_id, id);
+CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+
+-- Approvals and rejections of a ring's promotion to a target. `live` matters for
+-- approvals only: 1 until the approval expires (noticed when the next one is
+-- recorded) or a rejection revokes it. The partial unique index is what makes two
+-- concurrent approvals record once.
+CREATE TABLE approvals (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    rollout_id  TEXT NOT NULL REFERENCES rollouts(id),
+    ring        TEXT NOT NULL,
+    target      TEXT NOT NULL,
+    decision    TEXT NOT NULL CHECK (decision IN ('approve', 'reject')),
+    decided_by  TEXT NOT NULL CHECK (decided_by <> ''),
+    groups_json TEXT NOT NULL CHECK (json_valid(groups_json)),
+    comment     TEXT NOT NULL,
+    decided_at  TEXT NOT NULL,
+    expires_at  TEXT CHECK (expires_at IS NULL OR expires_at > decided_at),
+    live        INTEGER NOT NULL CHECK (live IN (0, 1))
+) STRICT;
+CREATE UNIQUE INDEX approvals_one_live ON approvals (rollout_id, ring, target)
+    WHERE decision = 'approve' AND live = 1;
+CREATE INDEX approvals_by_rollout ON approvals (rollout_id, id);
+CREATE TRIGGER approvals_never_deleted BEFORE DELETE ON approvals
+BEGIN SELECT RAISE(ABORT, 'approvals are never deleted'); END;
+CREATE TRIGGER approvals_only_end BEFORE UPDATE ON approvals
+WHEN NOT (OLD.live = 1 AND NEW.live = 0 AND NEW.id = OLD.id AND NEW.rollout_id = OLD.rollout_id
+          AND NEW.ring = OLD.ring AND NEW.target = OLD.target AND NEW.decision = OLD.decision
+          AND NEW.decided_by = OLD.decided_by AND NEW.groups_json = OLD.groups_json
+          AND NEW.comment = OLD.comment AND NEW.decided_at = OLD.decided_at
+          AND NEW.expires_at IS OLD.expires_at)
+BEGIN SELECT RAISE(ABORT, 'an approval only ever stops being live'); END;
+"#;
+
+/// Brings the file up to [`SCHEMA_VERSION`], one migration per transaction.
+pub(crate) fn migrate(conn: &mut Connection) -> Result<u32, StoreError> {
+    loop {
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(super::error::sql("locking the state file to migrate it"))?;
+        tx.execute_batch(
+            "CREATE TABLE IF NOT EXISTS schema_version (
+                 id INTEGER PRIMARY KEY CHECK (id = 1),
+                 version INTEGER NOT NULL
+             ) STRICT;",
+        )
+        .map_err(super::error::sql("creating the schema_version table"))?;
+        let current: u32 = tx
+            .query_row("SELECT version FROM schema_version WHERE id = 1", [], |r| r.get(0))
+            .optional()
+            .map_err(super::error::sql("reading the schema version"))?
+            .unwrap_or(0);
+        if current > SCHEMA_VERSION {
+            return Err(StoreError::SchemaTooNew {
+                found: current,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        let Some(&(to, sql)) = MIGRATIONS.iter().find(|(v, _)| *v == current + 1) else {
+            // Nothing to do; committing the (possibly new) empty version table is harmless.
+            tx.commit()
+                .map_err(super::error::sql("committing the schema version"))?;
+            return Ok(current);
+        };
+        let failed = |source| StoreError::Migrate {
+            from: current,
+            to,
+            source,
+        };
+        tx.execute_batch(sql).map_err(failed)?;
+        tx.execute(
+            "INSERT INTO schema_version (id, version) VALUES (1, ?1)
+             ON CONFLICT (id) DO UPDATE SET version = excluded.version",
+            [to],
+        )
+        .map_err(failed)?;
+        tx.commit().map_err(failed)?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_numbered_from_one_without_gaps() {
+        for (i, (v, _)) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(*v as usize, i + 1);
+        }
+        assert_eq!(MIGRATIONS.last().map(|m| m.0), Some(SCHEMA_VERSION));
+    }
+
+    #[test]
+    fn migrating_twice_is_a_no_op_and_a_newer_file_is_refused() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        assert_eq!(migrate(&mut conn).unwrap(), SCHEMA_VERSION);
+        assert_eq!(migrate(&mut conn).unwrap(), SCHEMA_VERSION);
+        conn.execute("UPDATE schema_version SET version = 99", []).unwrap();
+        assert!(matches!(
+            migrate(&mut conn),
+            Err(StoreError::SchemaTooNew { found: 99, .. })
+        ));
+    }
+}
