@@ -101,7 +101,7 @@ async fn watches_follow_a_pool_upgrade() {
     let w = set.get_mut(&dev()).unwrap();
     let s = until(w, &e.clock, "user1 nodes on v1.33.3 and every pod Ready", |s| {
         let user1: Vec<_> = s.nodes.iter().filter(|n| n.pool.as_deref() == Some("user1")).collect();
-        !user1.is_empty()
+        user1.len() == 2
             && user1.iter().all(|n| n.kubelet_version == "v1.33.3" && n.ready)
             && s.owners.iter().all(|o| o.ready == o.desired)
     })

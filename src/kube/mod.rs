@@ -68,8 +68,11 @@ pub async fn client_for(
             }
         }
     }
-    let config = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+    let mut config = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
         .await
         .map_err(|e| bad(e.to_string()))?;
+    // kube's default retries (429/503/504, for minutes) would hide an outage from the
+    // gates; the watchers back off and re-list by themselves.
+    config.default_retry = false;
     kube::Client::try_from(config).map_err(|e| bad(e.to_string()))
 }

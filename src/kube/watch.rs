@@ -71,9 +71,10 @@ where
                 let mut s = lock(&state);
                 match item {
                     Ok(ev) => {
+                        // The API answered: an earlier watch error is over.
+                        s.api_error = None;
                         if matches!(ev, Event::InitDone) {
                             s.synced[index] = true;
-                            s.api_error = None;
                         }
                         apply(&mut s, ev);
                     }
@@ -159,7 +160,12 @@ impl ClusterWatch {
                     };
                     let changed = {
                         let mut s = lock(&state);
-                        let changed = s.probe_error != new;
+                        let changed = s.probe_error != new || (new.is_none() && s.api_error.is_some());
+                        // A successful probe also means a watch that failed earlier can
+                        // read again (a re-established watch may see no event for long).
+                        if new.is_none() {
+                            s.api_error = None;
+                        }
                         s.probe_error = new;
                         changed
                     };

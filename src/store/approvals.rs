@@ -13,9 +13,10 @@ use super::error::sql;
 use super::{Store, StoreError};
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, Row, params};
+use serde::{Deserialize, Serialize};
 
 /// An approval to promote `target` into `ring`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Approval {
     pub rollout_id: String,
     pub ring: String,
@@ -31,7 +32,7 @@ pub struct Approval {
 }
 
 /// A refusal to promote `target` into `ring`; it revokes a live approval of the same.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rejection {
     pub rollout_id: String,
     pub ring: String,

@@ -11,9 +11,10 @@ use super::error::sql;
 use super::{Store, StoreError};
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
+use serde::{Deserialize, Serialize};
 
 /// What the daemon is about to do.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Intent {
     pub rollout_id: String,
     pub cluster: String,
@@ -25,7 +26,7 @@ pub struct Intent {
 }
 
 /// An intent as stored, with what became of it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IntentRow {
     pub id: i64,
     pub intent: Intent,

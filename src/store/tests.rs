@@ -40,6 +40,12 @@ fn store_with(rollouts: &[&str]) -> Store {
 }
 
 #[test]
+fn the_store_can_be_shared_between_threads() {
+    fn shared<T: Send + Sync>() {}
+    shared::<Store>();
+}
+
+#[test]
 fn rollouts_upsert_and_come_back_ordered_by_id() {
     let s = store_with(&[]);
     s.save_rollout(&rollout("b", "running", 1)).unwrap();
