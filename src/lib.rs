@@ -7,6 +7,7 @@
 
 pub mod arm;
 pub mod clock;
+pub mod demo;
 pub mod discovery;
 pub mod engine;
 pub mod domain;
@@ -15,6 +16,7 @@ pub mod identity;
 pub mod kube;
 pub mod plan;
 pub mod policy;
+pub mod runtime;
 pub mod schedule;
 pub mod sim;
 pub mod store;

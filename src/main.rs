@@ -38,6 +38,31 @@ enum Command {
     /// Plan a rollout for the live fleet: every step with its reason and earliest
     /// start, every skipped cluster with why. Changes nothing.
     Plan(PlanArgs),
+    /// Run a whole rollout on a simulated fleet: the simulator in-process with an
+    /// accelerated clock, ring by ring, with live progress, the approval before prod,
+    /// and a summary. Exits 0 when the rollout ended as the policy says it must.
+    Demo(DemoArgs),
+}
+
+#[derive(clap::Args)]
+struct DemoArgs {
+    #[arg(long, default_value = "examples/fleets/demo.yaml")]
+    fleet: PathBuf,
+    #[arg(long, default_value = "policies/demo.yaml")]
+    policy: PathBuf,
+    /// Wait for you to approve the promotion to prod instead of approving it.
+    #[arg(long)]
+    interactive: bool,
+    /// Run without the fleet file's faults (by default one staging cluster's pods never
+    /// become Ready after the upgrade, to show a gate at work).
+    #[arg(long)]
+    no_faults: bool,
+    /// Simulated seconds per wall-clock second.
+    #[arg(long, default_value_t = 240.0)]
+    time_scale: f64,
+    /// SQLite state file (default: a new one in the temp dir).
+    #[arg(long)]
+    state: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -137,6 +162,24 @@ async fn main() -> ExitCode {
             Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(2) })
         }
         Command::Plan(args) => run_plan(args).await,
+        Command::Demo(a) => {
+            let outcome = ringmaster::demo::run(ringmaster::demo::DemoOptions {
+                fleet: a.fleet,
+                policy: a.policy,
+                interactive: a.interactive,
+                faults: !a.no_faults,
+                time_scale: a.time_scale,
+                state: a.state,
+            })
+            .await;
+            outcome.map(|o| {
+                if o.as_policy_says {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(1)
+                }
+            })
+        }
     };
     match result {
         Ok(code) => code,

@@ -260,7 +260,7 @@ fn demo_catalogue_images_and_fault() {
     assert!(behind >= 2, "{behind} pools on an older node image");
 
     assert_eq!(fleet.faults.len(), 1, "exactly the demo's default fault");
-    let FaultKind::PodsNeverReady { cluster, version } = &fleet.faults[0].what else {
+    let FaultKind::PodsNeverReady { cluster, version, .. } = &fleet.faults[0].what else {
         panic!("{:?}", fleet.faults[0].what)
     };
     assert_eq!(*version, VersionSpec::Minor(minor("1.33")));

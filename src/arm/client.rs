@@ -12,10 +12,10 @@ use super::error::ArmError;
 use super::http::{ArmHttp, RawResponse};
 use super::lro::OperationRef;
 use super::models::*;
+use crate::domain::fleet::ClusterId;
 use crate::identity::Redacted;
 use base64::Engine;
 use reqwest::Method;
-use crate::domain::fleet::ClusterId;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -33,9 +33,17 @@ impl ClusterId {
     pub fn from_arm_id(id: &str) -> Option<Self> {
         let parts: Vec<&str> = id.split('/').collect();
         let find = |k: &str| {
-            parts.iter().position(|p| p.eq_ignore_ascii_case(k)).and_then(|i| parts.get(i + 1)).map(|s| s.to_string())
+            parts
+                .iter()
+                .position(|p| p.eq_ignore_ascii_case(k))
+                .and_then(|i| parts.get(i + 1))
+                .map(|s| s.to_string())
         };
-        Some(Self::new(find("subscriptions")?, find("resourceGroups")?, find("managedClusters")?))
+        Some(Self::new(
+            find("subscriptions")?,
+            find("resourceGroups")?,
+            find("managedClusters")?,
+        ))
     }
 }
 
@@ -49,6 +57,13 @@ pub enum Submitted {
     InFlight,
     /// Nothing to do (already there).
     NothingToDo,
+}
+
+/// A policy's overrides of a pool's upgrade settings for its upgrade.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PoolOverrides {
+    pub max_surge: Option<String>,
+    pub drain_timeout_minutes: Option<u32>,
 }
 
 /// How many times an ambiguous write may be re-sent after reading back that it did not take.
@@ -223,12 +238,33 @@ impl AksClient {
 
     /// Upgrades one pool's Kubernetes version (full body, unknown fields kept).
     pub async fn upgrade_pool(&self, c: &ClusterId, pool: &str, version: &str) -> Result<Submitted, ArmError> {
+        self.upgrade_pool_with(c, pool, version, &PoolOverrides::default())
+            .await
+    }
+
+    /// As [`AksClient::upgrade_pool`], with the policy's maxSurge / drainTimeout overrides.
+    pub async fn upgrade_pool_with(
+        &self,
+        c: &ClusterId,
+        pool: &str,
+        version: &str,
+        o: &PoolOverrides,
+    ) -> Result<Submitted, ArmError> {
         let mut ap = self.get_pool(c, pool).await?;
         if ap.properties.current_orchestrator_version.as_deref() == Some(version) {
             return Ok(Submitted::NothingToDo);
         }
         let etag = ap.properties.e_tag.clone();
         ap.properties.orchestrator_version = Some(version.to_string());
+        if o.max_surge.is_some() || o.drain_timeout_minutes.is_some() {
+            let u = ap.properties.upgrade_settings.get_or_insert_with(Default::default);
+            if let Some(s) = &o.max_surge {
+                u.max_surge = Some(s.clone());
+            }
+            if let Some(d) = o.drain_timeout_minutes {
+                u.drain_timeout_in_minutes = Some(d);
+            }
+        }
         let body = serde_json::to_value(&ap).map_err(|e| ArmError::Decode {
             method: "PUT".into(),
             path: c.arm_path(),

@@ -10,7 +10,7 @@ pub mod http;
 pub mod lro;
 pub mod models;
 
-pub use client::{AksClient, Submitted};
+pub use client::{AksClient, PoolOverrides, Submitted};
 pub use crate::domain::fleet::ClusterId;
 pub use error::ArmError;
 pub use http::{ArmHttp, RetryPolicy};

@@ -253,6 +253,8 @@ pub struct RawFault {
     pub code: Option<String>,
     pub message: Option<String>,
     pub workload: Option<String>,
+    /// Limits `pods_never_ready` to one namespace.
+    pub namespace: Option<String>,
     /// Share of requests hit (server_errors), 0..1.
     pub rate: Option<Spanned<f64>>,
     /// 500 | 503 | drop (server_errors). Default 500.
@@ -510,6 +512,8 @@ pub enum FaultKind {
     PodsNeverReady {
         cluster: String,
         version: crate::domain::VersionSpec,
+        /// Only pods of this namespace (default: every namespace).
+        namespace: Option<String>,
     },
     NodesNotReady {
         cluster: String,
@@ -1275,7 +1279,11 @@ fn compile_fault(c: &mut Compiler, f: &Spanned<RawFault>, clusters: &BTreeSet<&s
                 c.d.at(&r.kind, "fault `pods_never_ready` needs `version`");
                 return None;
             };
-            FaultKind::PodsNeverReady { cluster: cl, version }
+            FaultKind::PodsNeverReady {
+                cluster: cl,
+                version,
+                namespace: r.namespace.clone(),
+            }
         }
         "nodes_not_ready" => FaultKind::NodesNotReady {
             cluster: cluster(c)?,

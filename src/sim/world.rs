@@ -604,7 +604,7 @@ impl World {
                 .and_then(|n| kube.nodes.get(n))
                 .map(|n| n.version)
         };
-        let crash = node_version.is_some_and(|v| self.pods_never_ready(c, v));
+        let crash = node_version.is_some_and(|v| self.pods_never_ready(c, &key.0, v));
         let now = self.now;
         self.clusters[c].kube.update_pod(key, |p| {
             p.phase = PodPhase::Running;
@@ -676,11 +676,15 @@ impl World {
         );
     }
 
-    /// Whether pods on a node of `version` never become Ready (fault).
-    fn pods_never_ready(&self, c: usize, version: KubeVersion) -> bool {
+    /// Whether pods of `namespace` on a node of `version` never become Ready (fault).
+    fn pods_never_ready(&self, c: usize, namespace: &str, version: KubeVersion) -> bool {
         let name = &self.clusters[c].name;
         self.active_faults().any(|f| match &f.what {
-            FaultKind::PodsNeverReady { cluster, version: spec } => cluster == name && spec_matches(*spec, version),
+            FaultKind::PodsNeverReady {
+                cluster,
+                version: spec,
+                namespace: ns,
+            } => cluster == name && spec_matches(*spec, version) && ns.as_deref().is_none_or(|n| n == namespace),
             _ => false,
         })
     }

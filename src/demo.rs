@@ -1,0 +1,389 @@
+//! `ringmaster demo`: the simulator in-process on the demo fleet with an accelerated
+//! clock, one rollout of `policies/demo.yaml` ring by ring with live progress, the
+//! approval before prod given as an operator would (or by you with `--interactive`),
+//! and a summary. By default one injected fault shows a gate at work.
+
+use crate::arm;
+use crate::clock::Clock;
+use crate::domain::fleet::{ClusterId, FleetSnapshot};
+use crate::engine::{ClusterStatus, Input, NotifyEvent, Rollout, RolloutStatus, StepStatus};
+use crate::identity::{AzureConfig, AzureTokens};
+use crate::plan::StepKind;
+use crate::runtime::{Notifier, Runtime};
+use crate::sim::shared::SimScaledClock;
+use crate::sim::{ClockMode, SimOptions, Simulator, fleet};
+use anyhow::{Context, Result};
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    pub fleet: PathBuf,
+    pub policy: PathBuf,
+    pub interactive: bool,
+    pub faults: bool,
+    pub time_scale: f64,
+    pub state: Option<PathBuf>,
+}
+
+struct ChannelNotifier(mpsc::UnboundedSender<(NotifyEvent, Option<String>, String)>);
+
+impl Notifier for ChannelNotifier {
+    fn notify(&self, event: NotifyEvent, ring: Option<&str>, _cluster: Option<&ClusterId>, message: &str) {
+        let _ = self.0.send((event, ring.map(str::to_string), message.to_string()));
+    }
+}
+
+/// How the demo ended, for the exit code.
+pub struct DemoOutcome {
+    pub rollout: Rollout,
+    pub as_policy_says: bool,
+}
+
+fn line(out: &mut impl Write, now: chrono::DateTime<chrono::Utc>, text: &str) {
+    let _ = writeln!(out, "[{}] {text}", now.format("%H:%M"));
+}
+
+/// Runs the demo; prints to stdout.
+pub async fn run(o: DemoOptions) -> Result<DemoOutcome> {
+    crate::identity::install_crypto_provider();
+    let mut fleet = fleet::load(&o.fleet).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let faulted: Vec<String> = if o.faults {
+        fleet
+            .faults
+            .iter()
+            .filter_map(|f| match &f.what {
+                fleet::FaultKind::PodsNeverReady { cluster, .. } => Some(cluster.clone()),
+                _ => None,
+            })
+            .collect()
+    } else {
+        fleet.faults.clear();
+        Vec::new()
+    };
+    let sim = Simulator::start(SimOptions {
+        fleet,
+        listen: "127.0.0.1:0".parse()?,
+        clock: ClockMode::Scaled(o.time_scale),
+        seed: 1,
+        plain_http: false,
+        state_dir: None,
+    })
+    .await
+    .context("starting the simulator")?;
+    let clock: Arc<dyn Clock> = Arc::new(SimScaledClock(sim.shared().clone()));
+    let config = AzureConfig::for_simulator(&sim.info);
+    let client = Arc::new(arm::connect(&config, clock.clone())?);
+    let tokens = Arc::new(AzureTokens::new(config.clone(), config.http_client()?)?);
+    let mut out = std::io::stdout();
+    let _ = writeln!(
+        out,
+        "ringmaster demo: simulated AKS at {} ({}x time), {} subscriptions",
+        sim.info.arm_endpoint,
+        o.time_scale,
+        sim.info.subscription_ids.len()
+    );
+
+    let now = clock.now();
+    let mut discovery = crate::discovery::discover(&client, &sim.info.subscription_ids, now).await?;
+    crate::discovery::fetch_maintenance(&client, &mut discovery).await;
+    let before = discovery.snapshot.clone();
+    let text = std::fs::read_to_string(&o.policy).with_context(|| format!("reading {}", o.policy.display()))?;
+    let file = o.policy.display().to_string();
+    let policy =
+        crate::policy::compile_with_snapshot(&file, &text, Some(&before)).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let plan = crate::plan::plan(&before, &policy, now);
+    let _ = writeln!(
+        out,
+        "plan: target {} for {} clusters in {} rings ({} steps, {} skipped)\n",
+        plan.target.version.map_or("-".into(), |v| v.to_string()),
+        plan.rings
+            .iter()
+            .flat_map(|r| &r.waves)
+            .map(|w| w.clusters.len())
+            .sum::<usize>(),
+        plan.rings.len(),
+        plan.steps().count(),
+        plan.skipped.len()
+    );
+
+    let dir = tempfile_dir()?;
+    let state_path = o.state.clone().unwrap_or_else(|| dir.join("ringmaster.db"));
+    let store = Arc::new(crate::store::Store::open(&state_path)?);
+    let rollout = Rollout::new(format!("demo-{}", now.format("%Y%m%d%H%M")), file, text, plan, now);
+    let (ntx, mut nrx) = mpsc::unbounded_channel();
+    let mut rt = Runtime::new(
+        rollout,
+        client.clone(),
+        tokens,
+        clock.clone(),
+        Some(store.clone()),
+        Arc::new(ChannelNotifier(ntx)),
+    )?;
+    let control = rt.control();
+    let mut audit = rt.audit_feed();
+    let mut progress = rt.progress();
+    let real_start = Instant::now();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let runner = tokio::spawn(rt.run(Input::Tick, async {
+        let _ = stop_rx.await;
+    }));
+    let mut ring_times: Vec<(String, chrono::DateTime<chrono::Utc>)> = Vec::new();
+    let mut last_bar = Instant::now();
+    let mut gate_failures: Vec<String> = Vec::new();
+    let interactive = o.interactive;
+    let final_state = loop {
+        tokio::select! {
+            Some(a) = audit.recv() => {
+                let show = matches!(a.action.as_str(), "ring.started" | "ring.done" | "ring.passed" | "ring.awaiting_approval" | "ring.approved" | "step.started" | "gate.passed" | "gate.failed" | "cluster.done" | "cluster.failed" | "rollout.succeeded" | "rollout.halted" | "step.retry" | "step.failed");
+                if a.action == "gate.failed" { gate_failures.push(format!("{}: {}", a.subject, a.reason)); }
+                if a.action == "ring.started" { ring_times.push((a.subject.clone(), a.at)); }
+                if show {
+                    let who = if a.actor == "ringmaster" { String::new() } else { format!(" (by {})", a.actor) };
+                    let reason = if a.reason.is_empty() { String::new() } else { format!(" — {}", truncate(&a.reason, 90)) };
+                    line(&mut out, a.at, &format!("{:<22} {}{who}{reason}", a.action, a.subject));
+                }
+            }
+            Some((event, ring, message)) = nrx.recv() => {
+                if event == NotifyEvent::ApprovalNeeded && let Some(ring) = ring {
+                    line(&mut out, clock.now(), &format!("approval needed: {message}"));
+                    let control = control.clone();
+                    if interactive {
+                        tokio::task::spawn_blocking(move || {
+                            print!("Approve promoting the target into ring {ring}? [y/N] ");
+                            let _ = std::io::stdout().flush();
+                            let mut answer = String::new();
+                            let _ = std::io::stdin().read_line(&mut answer);
+                            if answer.trim().eq_ignore_ascii_case("y") {
+                                control.send(Input::Approve { ring, by: whoami(), comment: "approved at the terminal".into(), expires_at: None });
+                            } else {
+                                control.send(Input::Reject { ring, by: whoami(), comment: "rejected at the terminal".into() });
+                            }
+                        });
+                    } else {
+                        tokio::spawn(async move {
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                            control.send(Input::Approve { ring, by: "demo-operator".into(), comment: "staging looks healthy (auto-approved by the demo; --interactive to decide yourself)".into(), expires_at: None });
+                        });
+                    }
+                }
+            }
+            changed = progress.changed() => {
+                if changed.is_err() { break progress.borrow().clone(); }
+                let r = progress.borrow().clone();
+                if r.status.is_terminal() { break r; }
+                if last_bar.elapsed() > Duration::from_secs(3) {
+                    last_bar = Instant::now();
+                    for bar in bars(&sim, &r) {
+                        line(&mut out, clock.now(), &bar);
+                    }
+                }
+            }
+        }
+    };
+    let _ = stop_tx.send(());
+    let _ = runner.await;
+    let elapsed = real_start.elapsed();
+    let after = crate::discovery::discover(&client, &sim.info.subscription_ids, clock.now())
+        .await?
+        .snapshot;
+    summary(
+        &mut out,
+        &before,
+        &after,
+        &final_state,
+        &ring_times,
+        &gate_failures,
+        elapsed,
+        clock.now(),
+    );
+    let failed: Vec<String> = final_state
+        .clusters()
+        .filter(|(_, c)| matches!(c.status, ClusterStatus::Failed { .. }))
+        .map(|(_, c)| c.id.name.clone())
+        .collect();
+    let mut expected_failed = faulted.clone();
+    expected_failed.sort();
+    let mut failed_sorted = failed.clone();
+    failed_sorted.sort();
+    let as_policy_says = final_state.status == RolloutStatus::Succeeded && failed_sorted == expected_failed;
+    let _ = writeln!(
+        out,
+        "\nstate file: {} ({} bytes)",
+        state_path.display(),
+        store.file_size().unwrap_or(0)
+    );
+    let _ = writeln!(
+        out,
+        "outcome: {} ({})",
+        final_state.status.label(),
+        if as_policy_says {
+            "as the policy says it must end"
+        } else {
+            "NOT as expected"
+        }
+    );
+    sim.shutdown().await;
+    Ok(DemoOutcome {
+        rollout: final_state,
+        as_policy_says,
+    })
+}
+
+fn tempfile_dir() -> Result<PathBuf> {
+    let d = std::env::temp_dir().join(format!("ringmaster-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&d)?;
+    Ok(d)
+}
+
+fn whoami() -> String {
+    std::env::var("USER").unwrap_or_else(|_| "operator".into())
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(n - 1).collect::<String>())
+    }
+}
+
+/// A progress bar per running pool operation: nodes on the target out of the pool's.
+fn bars(sim: &Simulator, r: &Rollout) -> Vec<String> {
+    let mut v = Vec::new();
+    for (_, c) in r.clusters() {
+        for s in &c.steps {
+            if !matches!(s.status, StepStatus::InFlight { .. }) {
+                continue;
+            }
+            let (done, total, what) = sim.with_world(|w| {
+                let Some(ci) = w.cluster_index(&c.id.subscription, &c.id.resource_group, &c.id.name) else {
+                    return (0, 0, String::new());
+                };
+                let cl = &w.clusters[ci];
+                match &s.kind {
+                    StepKind::ControlPlane { to, .. } => (
+                        usize::from(cl.current_version == *to),
+                        1,
+                        format!("control plane -> {to}"),
+                    ),
+                    StepKind::PoolVersion { pool, to, .. } => {
+                        let nodes: Vec<_> = cl.kube.nodes.values().filter(|n| &n.pool == pool).collect();
+                        (
+                            nodes
+                                .iter()
+                                .filter(|n| n.version == *to && n.ready && !n.unschedulable)
+                                .count(),
+                            nodes.len(),
+                            format!("pool {pool} -> {to}"),
+                        )
+                    }
+                    StepKind::NodeImage { pool, to, .. } => {
+                        let nodes: Vec<_> = cl.kube.nodes.values().filter(|n| &n.pool == pool).collect();
+                        (
+                            nodes.iter().filter(|n| &n.image == to && n.ready).count(),
+                            nodes.len(),
+                            format!("pool {pool} image"),
+                        )
+                    }
+                }
+            });
+            let width = 20;
+            let filled = (done * width).checked_div(total).unwrap_or(0);
+            v.push(format!(
+                "  {:<16} {:<24} [{}{}] {done}/{total} nodes",
+                c.id.name,
+                what,
+                "#".repeat(filled),
+                ".".repeat(width - filled)
+            ));
+        }
+    }
+    v
+}
+
+#[allow(clippy::too_many_arguments)]
+fn summary(
+    out: &mut impl Write,
+    before: &FleetSnapshot,
+    after: &FleetSnapshot,
+    r: &Rollout,
+    ring_times: &[(String, chrono::DateTime<chrono::Utc>)],
+    gate_failures: &[String],
+    elapsed: Duration,
+    now: chrono::DateTime<chrono::Utc>,
+) {
+    let _ = writeln!(
+        out,
+        "\nSummary ({:.0}s on this machine, {} simulated)",
+        elapsed.as_secs_f64(),
+        fmt_dur(r.updated_at - r.created_at)
+    );
+    let _ = writeln!(
+        out,
+        "{:<8} {:<16} {:<22} {:<22} RESULT",
+        "RING", "CLUSTER", "BEFORE (cp/pools)", "AFTER (cp/pools)"
+    );
+    for ring in &r.rings {
+        for w in &ring.waves {
+            for c in &w.clusters {
+                let desc = |s: &FleetSnapshot| {
+                    s.clusters.iter().find(|x| x.id == c.id).map_or("?".into(), |x| {
+                        let mut pools: Vec<String> = x
+                            .pools
+                            .iter()
+                            .map(|p| {
+                                format!(
+                                    "{}.{}",
+                                    p.version.minor_version().major,
+                                    p.version.minor_version().minor
+                                )
+                            })
+                            .collect();
+                        pools.dedup();
+                        format!("{}/{}", x.control_plane, pools.join(","))
+                    })
+                };
+                let result = match &c.status {
+                    ClusterStatus::Done => "upgraded".to_string(),
+                    ClusterStatus::Failed { reason } => format!("FAILED: {}", truncate(reason, 60)),
+                    ClusterStatus::Skipped { by, .. } => format!("skipped by {by}"),
+                    other => format!("{other:?}"),
+                };
+                let _ = writeln!(
+                    out,
+                    "{:<8} {:<16} {:<22} {:<22} {}",
+                    ring.name,
+                    c.id.name,
+                    desc(before),
+                    desc(after),
+                    result
+                );
+            }
+        }
+    }
+    for (name, start) in ring_times {
+        let end = r
+            .rings
+            .iter()
+            .find(|x| &x.name == name)
+            .and_then(|x| x.finished_at)
+            .unwrap_or(now);
+        let _ = writeln!(out, "ring {name}: {}", fmt_dur(end - *start));
+    }
+    if gate_failures.is_empty() {
+        let _ = writeln!(out, "gate failures: none");
+    } else {
+        for g in gate_failures {
+            let _ = writeln!(out, "gate failure: {}", truncate(g, 140));
+        }
+    }
+}
+
+fn fmt_dur(d: chrono::Duration) -> String {
+    let m = d.num_minutes();
+    format!("{}h{:02}m", m / 60, m % 60)
+}

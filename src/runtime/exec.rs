@@ -1,0 +1,329 @@
+//! What each engine command does against AKS and the clusters. Every task reports back
+//! with an [`Input`]; none of them decides anything the engine should decide.
+
+use super::{Shared, send};
+use crate::arm::{ArmError, Submitted};
+use crate::domain::fleet::ClusterId;
+use crate::engine::{ClusterRef, Command, Input, StepRef};
+use crate::gate::{self, Baseline, NodeExpectation};
+use crate::kube::ClusterWatch;
+use crate::plan::StepKind;
+use std::sync::Arc;
+use std::time::Duration;
+use tracing::{debug, warn};
+
+/// How often to look at a resource whose operation URL was lost.
+const RESOURCE_POLL: Duration = Duration::from_secs(15);
+
+pub(super) async fn run(sh: Arc<Shared>, cmd: Command) {
+    match cmd {
+        Command::StartWatch { cluster } => {
+            let _ = ensure_watch(&sh, &cluster).await;
+        }
+        Command::TakeBaseline { cluster, id } => baseline(&sh, cluster, &id).await,
+        Command::StartStep { step, cluster, kind } => start(&sh, step, &cluster, &kind, false).await,
+        Command::Reconcile { step, cluster, kind } => start(&sh, step, &cluster, &kind, true).await,
+        Command::FollowOperation {
+            step,
+            cluster,
+            kind,
+            op,
+        } => follow(&sh, step, &cluster, &kind, op).await,
+        Command::AbortOperation { cluster, kind, .. } => {
+            let pool = pool_of(&kind);
+            if let Err(e) = sh.arm.abort(&cluster, pool).await {
+                warn!(cluster = %cluster.name, error = %e, "abort failed");
+            }
+        }
+        _ => {}
+    }
+}
+
+fn pool_of(kind: &StepKind) -> Option<&str> {
+    match kind {
+        StepKind::ControlPlane { .. } => None,
+        StepKind::PoolVersion { pool, .. } | StepKind::NodeImage { pool, .. } => Some(pool),
+    }
+}
+
+/// The cluster's watches, started on first use.
+async fn ensure_watch(sh: &Shared, id: &ClusterId) -> Result<Arc<ClusterWatch>, String> {
+    if let Some(w) = sh.watches.lock().unwrap_or_else(|e| e.into_inner()).get(id) {
+        return Ok(w.clone());
+    }
+    let client = crate::kube::client_for(&sh.arm, sh.tokens.as_ref(), id)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut map = sh.watches.lock().unwrap_or_else(|e| e.into_inner());
+    Ok(map
+        .entry(id.clone())
+        .or_insert_with(|| Arc::new(ClusterWatch::start(client)))
+        .clone())
+}
+
+/// Waits (bounded, wall clock: this is I/O) until the watches listed once.
+async fn synced(w: &ClusterWatch) -> bool {
+    let mut rx = w.subscribe();
+    let wait = async {
+        loop {
+            if w.snapshot(chrono::Utc::now()).synced {
+                return;
+            }
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), wait).await.is_ok()
+}
+
+async fn baseline(sh: &Shared, cluster: ClusterRef, id: &ClusterId) {
+    let input = match ensure_watch(sh, id).await {
+        Err(e) => Input::BaselineFailed { cluster, reason: e },
+        Ok(w) => {
+            synced(&w).await;
+            let snap = w.snapshot(sh.clock.now());
+            let b = Baseline::from_snapshot(&snap, &sh.policy.gates);
+            match b.unreadable() {
+                Some(reason) => Input::BaselineFailed {
+                    cluster,
+                    reason: reason.to_string(),
+                },
+                None => Input::BaselineTaken {
+                    cluster,
+                    baseline: serde_json::to_value(&b).unwrap_or_default(),
+                },
+            }
+        }
+    };
+    send(sh, input);
+}
+
+/// Whether the cluster already is where the step leads.
+async fn at_target(sh: &Shared, id: &ClusterId, kind: &StepKind) -> Result<(bool, bool), ArmError> {
+    // (at target, an operation is running)
+    match kind {
+        StepKind::ControlPlane { to, .. } => {
+            let mc = sh.arm.get_cluster(id).await?;
+            let p = &mc.properties;
+            let running = p
+                .provisioning_state
+                .as_deref()
+                .is_some_and(|s| !crate::arm::models::is_terminal_state(s));
+            Ok((
+                p.current_kubernetes_version.as_deref() == Some(&to.to_string()),
+                running,
+            ))
+        }
+        StepKind::PoolVersion { pool, to, .. } => {
+            let ap = sh.arm.get_pool(id, pool).await?;
+            let p = &ap.properties;
+            let running = p
+                .provisioning_state
+                .as_deref()
+                .is_some_and(|s| !crate::arm::models::is_terminal_state(s));
+            Ok((
+                p.current_orchestrator_version.as_deref() == Some(&to.to_string()),
+                running,
+            ))
+        }
+        StepKind::NodeImage { pool, to, .. } => {
+            let ap = sh.arm.get_pool(id, pool).await?;
+            let p = &ap.properties;
+            let running = p
+                .provisioning_state
+                .as_deref()
+                .is_some_and(|s| !crate::arm::models::is_terminal_state(s));
+            Ok((p.node_image_version.as_deref() == Some(to.as_str()), running))
+        }
+    }
+}
+
+fn refused(step: StepRef, e: &ArmError) -> Input {
+    // 409 (another operation), 429 and 5xx pass; 400 (rules, validation) do not.
+    let retryable = match e {
+        ArmError::Service { status, .. } => *status == 409 || *status == 429 || *status >= 500,
+        ArmError::Transport { .. } | ArmError::Exhausted { .. } | ArmError::Auth(_) => true,
+        ArmError::Decode { .. } | ArmError::Operation { .. } => false,
+    };
+    Input::StepRefused {
+        step,
+        reason: e.to_string(),
+        retryable,
+    }
+}
+
+/// Sends a step's call (or, on `reconcile`, first reads whether an earlier attempt took).
+async fn start(sh: &Shared, step: StepRef, id: &ClusterId, kind: &StepKind, reconcile: bool) {
+    let state = at_target(sh, id, kind).await;
+    let input = match state {
+        Err(e) => refused(step, &e),
+        Ok((true, false)) => Input::StepAlreadyDone { step },
+        // Something runs on the cluster. After a restart it is ours; otherwise wait.
+        Ok((_, true)) if reconcile => Input::StepAccepted { step, op: None },
+        Ok((_, true)) => Input::StepRefused {
+            step,
+            reason: "another operation is in progress on the cluster".into(),
+            retryable: true,
+        },
+        Ok((_, false)) => {
+            let submitted = match kind {
+                StepKind::ControlPlane { to, .. } => {
+                    // Re-check the plan against the cluster's upgrade profile right before acting.
+                    match sh.arm.cluster_upgrade_profile(id).await {
+                        Ok(p)
+                            if !p
+                                .properties
+                                .control_plane_profile
+                                .upgrades
+                                .iter()
+                                .any(|u| u.kubernetes_version == to.to_string()) =>
+                        {
+                            send(
+                                sh,
+                                Input::StepRefused {
+                                    step,
+                                    reason: format!("AKS does not offer {to} to this cluster (upgrade profile)"),
+                                    retryable: false,
+                                },
+                            );
+                            return;
+                        }
+                        Err(e) => {
+                            send(sh, refused(step, &e));
+                            return;
+                        }
+                        Ok(_) => sh.arm.upgrade_control_plane(id, &to.to_string()).await,
+                    }
+                }
+                StepKind::PoolVersion { pool, to, .. } => {
+                    let o = crate::arm::PoolOverrides {
+                        max_surge: sh.policy.steps.max_surge.clone(),
+                        drain_timeout_minutes: sh.policy.steps.drain_timeout_minutes,
+                    };
+                    sh.arm.upgrade_pool_with(id, pool, &to.to_string(), &o).await
+                }
+                StepKind::NodeImage { pool, .. } => sh.arm.upgrade_node_image(id, pool).await,
+            };
+            match submitted {
+                Ok(Submitted::Started(op)) => {
+                    record_operation(sh, id, step, &op);
+                    Input::StepAccepted { step, op: Some(op) }
+                }
+                Ok(Submitted::InFlight) => Input::StepAccepted { step, op: None },
+                Ok(Submitted::NothingToDo) => Input::StepAlreadyDone { step },
+                Err(e) => refused(step, &e),
+            }
+        }
+    };
+    send(sh, input);
+}
+
+fn record_operation(sh: &Shared, id: &ClusterId, step: StepRef, op: &crate::arm::OperationRef) {
+    if let Some(store) = &sh.store {
+        let intent = crate::store::Intent {
+            rollout_id: sh.rollout_id.clone(),
+            cluster: id.to_string(),
+            step: step.step as u32 + 1000 * step.ring as u32,
+            kind: "step".into(),
+            recorded_at: sh.clock.now(),
+        };
+        match store.record_intent(&intent) {
+            Ok(o) => {
+                let _ = store.record_operation(o.id(), &serde_json::to_string(op).unwrap_or_default());
+            }
+            Err(e) => warn!(error = %e, "recording the operation URL failed"),
+        }
+    }
+}
+
+async fn follow(sh: &Shared, step: StepRef, id: &ClusterId, kind: &StepKind, op: Option<crate::arm::OperationRef>) {
+    let result = match op {
+        Some(op) => sh
+            .arm
+            .http()
+            .wait(&op, |_| {})
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+        None => loop {
+            // The operation URL was lost: follow the resource until its state is final.
+            match at_target(sh, id, kind).await {
+                Ok((true, false)) => break Ok(()),
+                Ok((false, false)) => break Err("the operation ended without reaching the target".to_string()),
+                Ok((_, true)) => sh.clock.sleep(RESOURCE_POLL).await,
+                Err(e) => {
+                    debug!(error = %e, "reading the resource failed; trying again");
+                    sh.clock.sleep(RESOURCE_POLL).await;
+                }
+            }
+        },
+    };
+    send(sh, Input::OperationFinished { step, result });
+}
+
+fn expectation(kind: &StepKind) -> NodeExpectation {
+    match kind {
+        StepKind::ControlPlane { .. } => NodeExpectation::default(),
+        StepKind::PoolVersion { pool, to, .. } => NodeExpectation {
+            pool: Some(pool.clone()),
+            kubelet_version: Some(format!("v{to}")),
+            node_image: None,
+        },
+        StepKind::NodeImage { pool, to, .. } => NodeExpectation {
+            pool: Some(pool.clone()),
+            kubelet_version: None,
+            node_image: Some(to.clone()),
+        },
+    }
+}
+
+/// Evaluates the gate now and on every watch change, until the engine stops it.
+pub(super) async fn gate(
+    sh: Arc<Shared>,
+    step: StepRef,
+    id: ClusterId,
+    kind: StepKind,
+    baseline: Option<serde_json::Value>,
+) {
+    let baseline: Option<Baseline> = baseline.and_then(|b| serde_json::from_value(b).ok());
+    let expect = expectation(&kind);
+    let w = match ensure_watch(&sh, &id).await {
+        Ok(w) => w,
+        Err(e) => {
+            send(
+                &sh,
+                Input::GateObserved {
+                    step,
+                    healthy: false,
+                    reasons: vec![format!("cannot watch the cluster: {e}")],
+                },
+            );
+            return;
+        }
+    };
+    let mut changes = w.subscribe();
+    let mut last: Option<(bool, Vec<String>)> = None;
+    loop {
+        let snap = w.snapshot(sh.clock.now());
+        let verdict = gate::evaluate(&snap, &sh.policy.gates, baseline.as_ref(), &expect);
+        let now = match verdict {
+            Ok(_) => (true, Vec::new()),
+            Err(b) => (false, b.reasons.iter().map(|r| r.to_string()).collect()),
+        };
+        // Report changes of verdict; the engine times settle and timeout itself.
+        if last.as_ref() != Some(&now) {
+            send(
+                &sh,
+                Input::GateObserved {
+                    step,
+                    healthy: now.0,
+                    reasons: now.1.clone(),
+                },
+            );
+            last = Some(now);
+        }
+        // Event-driven: wake on the next watch change (or now and then, for the probe).
+        let _ = tokio::time::timeout(Duration::from_secs(5), changes.changed()).await;
+    }
+}

@@ -1,0 +1,269 @@
+//! The daemon loop: feeds the pure engine with what the executor observes, persists
+//! every new state (with its audit entries, in one transaction) before any command it
+//! produced runs, then runs the commands. Time comes from the injected [`Clock`].
+
+mod exec;
+
+use crate::arm::AksClient;
+use crate::clock::Clock;
+use crate::domain::fleet::ClusterId;
+use crate::engine::{self, Command, Input, NotifyEvent, Rollout, Settings};
+use crate::identity::TokenSource;
+use crate::kube::ClusterWatch;
+use crate::policy::Policy;
+use crate::store::{AuditEntry, RolloutRecord, Store};
+use chrono::{DateTime, Utc};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+/// Where notifications go (the demo prints them; the service posts webhooks).
+pub trait Notifier: Send + Sync {
+    fn notify(&self, event: NotifyEvent, ring: Option<&str>, cluster: Option<&ClusterId>, message: &str);
+}
+
+/// A notifier that only logs.
+#[derive(Debug, Default)]
+pub struct LogNotifier;
+
+impl Notifier for LogNotifier {
+    fn notify(&self, event: NotifyEvent, ring: Option<&str>, _cluster: Option<&ClusterId>, message: &str) {
+        info!(?event, ring, "{message}");
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("saving the rollout state failed: {0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("the rollout's policy no longer compiles: {0}")]
+    Policy(String),
+}
+
+/// Everything the executor's tasks share.
+pub(crate) struct Shared {
+    pub arm: Arc<AksClient>,
+    pub tokens: Arc<dyn TokenSource>,
+    pub clock: Arc<dyn Clock>,
+    pub policy: Policy,
+    pub watches: Mutex<HashMap<ClusterId, Arc<ClusterWatch>>>,
+    pub inputs: mpsc::UnboundedSender<Input>,
+    pub store: Option<Arc<Store>>,
+    pub rollout_id: String,
+}
+
+/// One rollout, driven to its end (or until shutdown).
+pub struct Runtime {
+    shared: Arc<Shared>,
+    settings: Settings,
+    rollout: Rollout,
+    rx: mpsc::UnboundedReceiver<Input>,
+    notifier: Arc<dyn Notifier>,
+    gates: HashMap<engine::StepRef, JoinHandle<()>>,
+    tasks: Vec<JoinHandle<()>>,
+    wake: Option<DateTime<Utc>>,
+    progress: watch::Sender<Rollout>,
+    audit: Option<mpsc::UnboundedSender<AuditEntry>>,
+}
+
+/// A handle to send decisions (approve, pause, ...) into a running rollout.
+#[derive(Clone)]
+pub struct Control {
+    inputs: mpsc::UnboundedSender<Input>,
+}
+
+impl Control {
+    pub fn send(&self, input: Input) -> bool {
+        self.inputs.send(input).is_ok()
+    }
+}
+
+impl Runtime {
+    /// A runtime for `rollout` (new, or reloaded from the store: then it resumes).
+    pub fn new(
+        rollout: Rollout,
+        arm: Arc<AksClient>,
+        tokens: Arc<dyn TokenSource>,
+        clock: Arc<dyn Clock>,
+        store: Option<Arc<Store>>,
+        notifier: Arc<dyn Notifier>,
+    ) -> Result<Self, RuntimeError> {
+        let policy = crate::policy::compile(&rollout.policy_file, &rollout.policy_text)
+            .map_err(|e| RuntimeError::Policy(e.to_string()))?;
+        let settings = Settings::from_policy(&policy);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (progress, _) = watch::channel(rollout.clone());
+        let shared = Arc::new(Shared {
+            arm,
+            tokens,
+            clock,
+            policy,
+            watches: Mutex::new(HashMap::new()),
+            inputs: tx,
+            store,
+            rollout_id: rollout.id.clone(),
+        });
+        Ok(Runtime {
+            shared,
+            settings,
+            rollout,
+            rx,
+            notifier,
+            gates: HashMap::new(),
+            tasks: Vec::new(),
+            wake: None,
+            progress,
+            audit: None,
+        })
+    }
+
+    pub fn control(&self) -> Control {
+        Control {
+            inputs: self.shared.inputs.clone(),
+        }
+    }
+
+    /// Follows every state the rollout goes through.
+    pub fn progress(&self) -> watch::Receiver<Rollout> {
+        self.progress.subscribe()
+    }
+
+    /// Sends every audit entry here too (the demo prints them).
+    pub fn audit_feed(&mut self) -> mpsc::UnboundedReceiver<AuditEntry> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.audit = Some(tx);
+        rx
+    }
+
+    /// Runs until the rollout ends or `shutdown` resolves; returns the final state.
+    pub async fn run(
+        mut self,
+        first: Input,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> Result<Rollout, RuntimeError> {
+        tokio::pin!(shutdown);
+        let mut next = Some(first);
+        loop {
+            let input = match next.take() {
+                Some(i) => i,
+                None => {
+                    let sleep = match self.wake {
+                        Some(at) => {
+                            let d = (at - self.shared.clock.now()).to_std().unwrap_or_default();
+                            self.shared.clock.sleep(d)
+                        }
+                        None => self.shared.clock.sleep(std::time::Duration::from_secs(3600)),
+                    };
+                    tokio::select! {
+                        i = self.rx.recv() => match i { Some(i) => i, None => Input::Tick },
+                        _ = sleep => { self.wake = None; Input::Tick },
+                        _ = &mut shutdown => { info!("shutting down: no new steps; operations in flight continue in AKS"); break; }
+                    }
+                }
+            };
+            self.step(input)?;
+            if self.rollout.status.is_terminal() {
+                // Let nothing we started keep running in the background.
+                for (_, g) in self.gates.drain() {
+                    g.abort();
+                }
+                break;
+            }
+        }
+        for t in self.tasks.drain(..) {
+            t.abort();
+        }
+        Ok(self.rollout)
+    }
+
+    /// One engine transition: advance, persist, execute.
+    fn step(&mut self, input: Input) -> Result<(), RuntimeError> {
+        let now = self.shared.clock.now();
+        let cmds = engine::advance(&mut self.rollout, &self.settings, input, now);
+        let audits: Vec<AuditEntry> = cmds
+            .iter()
+            .filter_map(|c| match c {
+                Command::Audit {
+                    actor,
+                    action,
+                    subject,
+                    reason,
+                } => Some(AuditEntry {
+                    at: now,
+                    actor: actor.clone(),
+                    action: action.clone(),
+                    rollout_id: Some(self.rollout.id.clone()),
+                    subject: subject.clone(),
+                    reason: reason.clone(),
+                    detail: serde_json::Value::Null,
+                }),
+                _ => None,
+            })
+            .collect();
+        // Intent before action: the state that asks for a call is durable before the call.
+        if let Some(store) = &self.shared.store {
+            let record = RolloutRecord {
+                id: self.rollout.id.clone(),
+                policy_name: self.rollout.plan.policy.clone(),
+                status: self.rollout.status.label().to_string(),
+                state_json: serde_json::to_string(&self.rollout).unwrap_or_default(),
+                updated_at: now,
+            };
+            store.save_rollout_with_audit(&record, &audits)?;
+        }
+        if let Some(tx) = &self.audit {
+            for a in &audits {
+                let _ = tx.send(a.clone());
+            }
+        }
+        self.progress.send_replace(self.rollout.clone());
+        for c in cmds {
+            self.execute(c);
+        }
+        Ok(())
+    }
+
+    fn execute(&mut self, cmd: Command) {
+        let sh = self.shared.clone();
+        match cmd {
+            Command::Audit { .. } => {}
+            Command::WakeAt { at } => self.wake = Some(self.wake.map_or(at, |w| w.min(at))),
+            Command::Notify {
+                event,
+                ring,
+                cluster,
+                message,
+            } => self.notifier.notify(event, ring.as_deref(), cluster.as_ref(), &message),
+            Command::StopGate { step } => {
+                if let Some(h) = self.gates.remove(&step) {
+                    h.abort();
+                }
+            }
+            Command::StopWatch { cluster } => {
+                sh.watches.lock().unwrap_or_else(|e| e.into_inner()).remove(&cluster);
+            }
+            Command::Gate { step, cluster, kind } => {
+                let baseline = self.rollout.cluster(step.cluster_ref()).baseline.clone();
+                if let Some(h) = self
+                    .gates
+                    .insert(step, tokio::spawn(exec::gate(sh, step, cluster, kind, baseline)))
+                {
+                    h.abort();
+                }
+            }
+            other => {
+                self.tasks.retain(|t| !t.is_finished());
+                self.tasks.push(tokio::spawn(exec::run(sh, other)));
+            }
+        }
+    }
+}
+
+/// Logs a failure of the loop's channel (the runtime is gone).
+pub(crate) fn send(sh: &Shared, input: Input) {
+    if sh.inputs.send(input).is_err() {
+        warn!("the rollout loop is gone; dropping an observation");
+    }
+}
