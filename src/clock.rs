@@ -26,3 +26,34 @@ impl Clock for SystemClock {
         Box::pin(tokio::time::sleep(d))
     }
 }
+
+/// Time that runs `scale` times faster than the wall clock from `base`: the daemon's
+/// clock when it rehearses against a `ringmaster sim` started with `--time-scale`, so
+/// policy soaks and settle times are simulated minutes, in step with the simulator.
+#[derive(Debug, Clone)]
+pub struct ScaledClock {
+    base: DateTime<Utc>,
+    started: std::time::Instant,
+    scale: f64,
+}
+
+impl ScaledClock {
+    pub fn new(base: DateTime<Utc>, scale: f64) -> Self {
+        Self {
+            base,
+            started: std::time::Instant::now(),
+            scale: scale.max(0.001),
+        }
+    }
+}
+
+impl Clock for ScaledClock {
+    fn now(&self) -> DateTime<Utc> {
+        let elapsed = self.started.elapsed().mul_f64(self.scale);
+        self.base + chrono::Duration::from_std(elapsed).unwrap_or_default()
+    }
+
+    fn sleep(&self, d: Duration) -> BoxFuture<'static, ()> {
+        Box::pin(tokio::time::sleep(d.div_f64(self.scale)))
+    }
+}

@@ -10,7 +10,6 @@ use crate::engine::{ClusterStatus, Input, NotifyEvent, Rollout, RolloutStatus, S
 use crate::identity::{AzureConfig, AzureTokens};
 use crate::plan::StepKind;
 use crate::runtime::{Notifier, Runtime};
-use crate::sim::shared::SimScaledClock;
 use crate::sim::{ClockMode, SimOptions, Simulator, fleet};
 use anyhow::{Context, Result};
 use std::io::Write;
@@ -74,7 +73,11 @@ pub async fn run(o: DemoOptions) -> Result<DemoOutcome> {
     })
     .await
     .context("starting the simulator")?;
-    let clock: Arc<dyn Clock> = Arc::new(SimScaledClock(sim.shared().clone()));
+    // The daemon runs in simulated time, in step with the simulator's scaled clock.
+    let clock: Arc<dyn Clock> = Arc::new(crate::clock::ScaledClock::new(
+        sim.shared().clock.now().to_datetime(),
+        o.time_scale,
+    ));
     let config = AzureConfig::for_simulator(&sim.info);
     let client = Arc::new(arm::connect(&config, clock.clone())?);
     let tokens = Arc::new(AzureTokens::new(config.clone(), config.http_client()?)?);
@@ -88,14 +91,9 @@ pub async fn run(o: DemoOptions) -> Result<DemoOutcome> {
     );
 
     let now = clock.now();
-    let mut discovery = crate::discovery::discover(&client, &sim.info.subscription_ids, now).await?;
-    crate::discovery::fetch_maintenance(&client, &mut discovery).await;
-    let before = discovery.snapshot.clone();
-    let text = std::fs::read_to_string(&o.policy).with_context(|| format!("reading {}", o.policy.display()))?;
-    let file = o.policy.display().to_string();
-    let policy =
-        crate::policy::compile_with_snapshot(&file, &text, Some(&before)).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let plan = crate::plan::plan(&before, &policy, now);
+    let (rollout, before) =
+        crate::service::run::new_rollout(&client, &o.policy, &sim.info.subscription_ids, now).await?;
+    let plan = &rollout.plan;
     let _ = writeln!(
         out,
         "plan: target {} for {} clusters in {} rings ({} steps, {} skipped)\n",
@@ -109,11 +107,9 @@ pub async fn run(o: DemoOptions) -> Result<DemoOutcome> {
         plan.steps().count(),
         plan.skipped.len()
     );
-
     let dir = tempfile_dir()?;
     let state_path = o.state.clone().unwrap_or_else(|| dir.join("ringmaster.db"));
     let store = Arc::new(crate::store::Store::open(&state_path)?);
-    let rollout = Rollout::new(format!("demo-{}", now.format("%Y%m%d%H%M")), file, text, plan, now);
     let (ntx, mut nrx) = mpsc::unbounded_channel();
     let mut rt = Runtime::new(
         rollout,
@@ -138,13 +134,10 @@ pub async fn run(o: DemoOptions) -> Result<DemoOutcome> {
     let final_state = loop {
         tokio::select! {
             Some(a) = audit.recv() => {
-                let show = matches!(a.action.as_str(), "ring.started" | "ring.done" | "ring.passed" | "ring.awaiting_approval" | "ring.approved" | "step.started" | "gate.passed" | "gate.failed" | "cluster.done" | "cluster.failed" | "rollout.succeeded" | "rollout.halted" | "step.retry" | "step.failed");
                 if a.action == "gate.failed" { gate_failures.push(format!("{}: {}", a.subject, a.reason)); }
                 if a.action == "ring.started" { ring_times.push((a.subject.clone(), a.at)); }
-                if show {
-                    let who = if a.actor == "ringmaster" { String::new() } else { format!(" (by {})", a.actor) };
-                    let reason = if a.reason.is_empty() { String::new() } else { format!(" — {}", truncate(&a.reason, 90)) };
-                    line(&mut out, a.at, &format!("{:<22} {}{who}{reason}", a.action, a.subject));
+                if let Some(l) = crate::runtime::audit_line(&a) {
+                    let _ = writeln!(out, "{l}");
                 }
             }
             Some((event, ring, message)) = nrx.recv() => {

@@ -42,6 +42,31 @@ enum Command {
     /// accelerated clock, ring by ring, with live progress, the approval before prod,
     /// and a summary. Exits 0 when the rollout ended as the policy says it must.
     Demo(DemoArgs),
+    /// Run one rollout to its end with durable state: resumes the unfinished rollout in
+    /// the state file if there is one (re-attaching to Azure operations in flight),
+    /// else discovers, plans and starts a new one. SIGTERM/SIGINT stop starting steps.
+    Run(RunArgs),
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The rollout policy (YAML; see docs/policy.md).
+    #[arg(long)]
+    policy: PathBuf,
+    /// SQLite state file (created if missing).
+    #[arg(long, env = "RINGMASTER_STATE", default_value = "ringmaster.db")]
+    state: PathBuf,
+    /// Subscriptions when the policy names none (default: every visible subscription).
+    #[arg(long = "subscription", env = "RINGMASTER_SUBSCRIPTION_IDS", value_delimiter = ',')]
+    subscriptions: Vec<String>,
+    /// Rehearsal against `ringmaster sim`: run on the simulator's scaled clock.
+    #[arg(long)]
+    sim_clock: bool,
+    /// Approve every ring that asks, as this name (rehearsals and tests only).
+    #[arg(long)]
+    approve_as: Option<String>,
+    #[command(flatten)]
+    azure: ringmaster::identity::AzureConfig,
 }
 
 #[derive(clap::Args)]
@@ -162,6 +187,20 @@ async fn main() -> ExitCode {
             Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(2) })
         }
         Command::Plan(args) => run_plan(args).await,
+        Command::Run(a) => ringmaster::service::run::run(ringmaster::service::run::RunOptions {
+            policy: a.policy,
+            state: a.state,
+            azure: a.azure,
+            subscriptions: a.subscriptions,
+            sim_clock: a.sim_clock,
+            approve_as: a.approve_as,
+        })
+        .await
+        .map(|o| match (&o.rollout.status, o.interrupted) {
+            (ringmaster::engine::RolloutStatus::Succeeded, _) => ExitCode::SUCCESS,
+            (_, true) => ExitCode::from(4),
+            _ => ExitCode::from(3),
+        }),
         Command::Demo(a) => {
             let outcome = ringmaster::demo::run(ringmaster::demo::DemoOptions {
                 fleet: a.fleet,

@@ -94,6 +94,14 @@ impl SimClock {
         }
     }
 
+    /// Simulated seconds per wall-clock second (None for a manual clock).
+    pub fn scale(&self) -> Option<f64> {
+        match &self.mode {
+            Mode::Scaled { scale, .. } => Some(*scale),
+            Mode::Manual { .. } => None,
+        }
+    }
+
     /// How long a client should wait in wall-clock time for `sim` to pass.
     pub fn to_real(&self, sim: Duration) -> Duration {
         match &self.mode {

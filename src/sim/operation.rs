@@ -91,6 +91,8 @@ pub struct Operation {
     pub ticks: u64,
     /// For an abort's own operation: the operation it cancels.
     pub abort_of: Option<String>,
+    /// What the operation was asked to do (its phases at the start), for inspection.
+    pub work: Vec<String>,
 }
 
 /// Progress of one pool upgrade (version or node image).
@@ -145,6 +147,7 @@ pub fn start(w: &mut World, c: usize, target: Target, phases: Vec<Phase>, kind: 
     bump_etags(w, c, &target);
     w.clusters[c].operation = Some(id.clone());
     let location_returns_resource = matches!(phases.first(), Some(Phase::NodeImage { .. }));
+    let phases_text: Vec<String> = phases.iter().map(|p| format!("{p:?}")).collect();
     w.ops.insert(
         id.clone(),
         Operation {
@@ -163,6 +166,7 @@ pub fn start(w: &mut World, c: usize, target: Target, phases: Vec<Phase>, kind: 
             location_returns_resource,
             ticks: 0,
             abort_of: None,
+            work: phases_text.clone(),
         },
     );
     w.schedule(
@@ -435,7 +439,8 @@ pub fn abort(w: &mut World, c: usize, target: Target) -> Option<String> {
             kind: OpKind::ControlPlane,
             location_returns_resource: false,
             ticks: 0,
-            abort_of: Some(running),
+            abort_of: Some(running.clone()),
+            work: vec![format!("Abort {{ target: {running:?} }}")],
         },
     );
     w.schedule(

@@ -726,8 +726,30 @@ async fn admin(ctx: &Ctx, req: Request, segments: &[String]) -> Response {
             let w = shared.world();
             json_response(
                 StatusCode::OK,
-                &json!({ "now": w.now.rfc3339_millis(), "manual": shared.clock.is_manual(), "events_applied": w.events_applied }),
+                &json!({ "now": w.now.rfc3339_millis(), "manual": shared.clock.is_manual(), "timeScale": shared.clock.scale(), "events_applied": w.events_applied }),
             )
+        }
+        (Method::GET, ["operations"]) => {
+            // Every operation the simulator ever started: tests check that no step ran twice.
+            let w = shared.world();
+            let ops: Vec<serde_json::Value> = w
+                .ops
+                .values()
+                .map(|op| {
+                    let c = &w.clusters[op.cluster];
+                    json!({
+                        "id": op.id,
+                        "cluster": c.name,
+                        "target": match &op.target { super::operation::Target::Cluster => "cluster".to_string(), super::operation::Target::Pool(p) => format!("pool/{p}") },
+                        "work": op.work,
+                        "kind": format!("{:?}", op.kind),
+                        "abortOf": op.abort_of,
+                        "status": op.status.as_str(),
+                        "start": op.start.rfc3339_millis(),
+                    })
+                })
+                .collect();
+            json_response(StatusCode::OK, &json!({ "value": ops }))
         }
         (Method::POST, ["clock", "advance"]) => {
             if !shared.clock.is_manual() {

@@ -95,19 +95,3 @@ impl crate::clock::Clock for ManualSimClock {
         Box::pin(tokio::task::yield_now())
     }
 }
-
-/// A [`crate::clock::Clock`] that reads a running simulator's virtual time and sleeps
-/// the wall-clock equivalent: the daemon runs in simulated time next to a scaled
-/// simulator (the demo), so policy soaks and settle times are simulated minutes.
-#[derive(Debug, Clone)]
-pub struct SimScaledClock(pub std::sync::Arc<Shared>);
-
-impl crate::clock::Clock for SimScaledClock {
-    fn now(&self) -> chrono::DateTime<chrono::Utc> {
-        self.0.clock.now().to_datetime()
-    }
-
-    fn sleep(&self, d: std::time::Duration) -> futures::future::BoxFuture<'static, ()> {
-        Box::pin(tokio::time::sleep(self.0.clock.to_real(d)))
-    }
-}

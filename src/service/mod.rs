@@ -1,0 +1,63 @@
+//! The service side of ringmaster (`ringmaster serve`): what the HTTP API may ask of the
+//! daemon, and the daemon that answers. The API depends only on [`Control`], so it can
+//! be tested against a stand-in, and the daemon only on the engine, runtime and store.
+
+use crate::engine::{Input, Rollout};
+use serde::Serialize;
+pub mod run;
+
+use std::time::Duration;
+
+/// A rollout as listed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutSummary {
+    pub id: String,
+    pub policy: String,
+    pub status: String,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Who may approve a ring, and how long an approval lasts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RingApproval {
+    pub approvers: Vec<String>,
+    #[serde(with = "opt_secs")]
+    pub expires_after: Option<Duration>,
+}
+
+mod opt_secs {
+    pub fn serialize<S: serde::Serializer>(d: &Option<std::time::Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_u64(d.as_secs()),
+            None => s.serialize_none(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ControlError {
+    #[error("no rollout `{0}`")]
+    UnknownRollout(String),
+    #[error("rollout `{0}` is not running in this daemon (finished, or not loaded)")]
+    NotRunning(String),
+    #[error("a rollout is already running: `{0}`")]
+    AlreadyRunning(String),
+    #[error("cannot start a rollout: {0}")]
+    CannotStart(String),
+}
+
+/// What the API may ask of the daemon. Reads come from the store and the live runtime;
+/// every change goes to the engine as an [`Input`] (the engine decides, and audits).
+pub trait Control: Send + Sync {
+    fn list(&self) -> Vec<RolloutSummary>;
+    fn get(&self, id: &str) -> Option<Rollout>;
+    /// The rollout this daemon is driving, if any.
+    fn active(&self) -> Option<String>;
+    fn send(&self, id: &str, input: Input) -> Result<(), ControlError>;
+    /// Who may approve ring `ring` of rollout `id` (from the policy it started with).
+    fn ring_approval(&self, id: &str, ring: &str) -> Option<RingApproval>;
+    /// Plans and starts a rollout now (outside the policy's schedule), returns its id.
+    fn start_now(&self, actor: &str) -> Result<String, ControlError>;
+}

@@ -1,0 +1,198 @@
+//! `ringmaster run`: one rollout, driven to its end with durable state. If the state
+//! file holds an unfinished rollout, it is resumed (in-flight Azure operations are
+//! re-attached, never started again); otherwise the live fleet is discovered, planned
+//! and a new rollout starts. SIGTERM/SIGINT stop starting steps and exit; the state
+//! stays consistent at every instant, even under SIGKILL.
+
+use crate::arm::AksClient;
+use crate::clock::{Clock, ScaledClock, SystemClock};
+use crate::engine::{Input, NotifyEvent, Rollout, RolloutStatus};
+use crate::identity::{AzureConfig, AzureTokens};
+use crate::runtime::{Notifier, Runtime};
+use crate::store::Store;
+use anyhow::{Context, Result, bail};
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub policy: PathBuf,
+    pub state: PathBuf,
+    pub azure: AzureConfig,
+    pub subscriptions: Vec<String>,
+    /// Run on a `ringmaster sim`'s scaled clock (rehearsals): soaks and gates in simulated time.
+    pub sim_clock: bool,
+    /// Approve every ring that asks, as this user (rehearsals and tests only).
+    pub approve_as: Option<String>,
+}
+
+/// Discovers the fleet, compiles the policy against it, plans, and builds a new rollout
+/// (with the snapshot it was planned from).
+pub async fn new_rollout(
+    client: &AksClient,
+    policy: &std::path::Path,
+    subscriptions: &[String],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(Rollout, crate::domain::fleet::FleetSnapshot)> {
+    let text = std::fs::read_to_string(policy).with_context(|| format!("reading {}", policy.display()))?;
+    let file = policy.display().to_string();
+    let compiled = crate::policy::compile(&file, &text).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let subs = if !compiled.fleet.subscriptions.is_empty() {
+        compiled.fleet.subscriptions.clone()
+    } else if !subscriptions.is_empty() {
+        subscriptions.to_vec()
+    } else {
+        crate::discovery::list_subscriptions(client)
+            .await
+            .context("listing subscriptions")?
+    };
+    let mut d = crate::discovery::discover(client, &subs, now).await?;
+    crate::discovery::fetch_maintenance(client, &mut d).await;
+    for p in &d.problems {
+        tracing::warn!(subject = %p.subject, "{}", p.reason);
+    }
+    let compiled =
+        crate::policy::compile_with_snapshot(&file, &text, Some(&d.snapshot)).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let plan = crate::plan::plan(&d.snapshot, &compiled, now);
+    if let Some(p) = &plan.target.problem {
+        bail!("no target to roll out: {p}");
+    }
+    let id = format!("{}-{}", compiled.name, now.format("%Y%m%dT%H%M%SZ"));
+    Ok((Rollout::new(id, file, text, plan, now), d.snapshot))
+}
+
+/// The simulator's clock, read once and then run locally at its scale.
+pub async fn sim_clock(client: &AksClient) -> Result<ScaledClock> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct SimClock {
+        now: chrono::DateTime<chrono::Utc>,
+        time_scale: Option<f64>,
+    }
+    let url = client.http().url("/_sim/clock");
+    let c: SimClock = client
+        .http()
+        .get_json(&url)
+        .await
+        .context("reading the simulator's clock (is RINGMASTER_ARM_ENDPOINT a `ringmaster sim`?)")?;
+    let scale = c
+        .time_scale
+        .context("the simulator runs a manual clock; start it with --time-scale")?;
+    Ok(ScaledClock::new(c.now, scale))
+}
+
+struct AutoApprove {
+    tx: mpsc::UnboundedSender<(NotifyEvent, Option<String>, String)>,
+}
+
+impl Notifier for AutoApprove {
+    fn notify(
+        &self,
+        event: NotifyEvent,
+        ring: Option<&str>,
+        _c: Option<&crate::domain::fleet::ClusterId>,
+        message: &str,
+    ) {
+        tracing::info!(?event, "{message}");
+        let _ = self.tx.send((event, ring.map(str::to_string), message.to_string()));
+    }
+}
+
+/// How `run` ended.
+pub struct RunOutcome {
+    pub rollout: Rollout,
+    pub interrupted: bool,
+}
+
+pub async fn run(o: RunOptions) -> Result<RunOutcome> {
+    crate::identity::install_crypto_provider();
+    let store =
+        Arc::new(Store::open(&o.state).with_context(|| format!("opening the state file {}", o.state.display()))?);
+    let boot: Arc<dyn Clock> = Arc::new(SystemClock);
+    let probe = crate::arm::connect(&o.azure, boot.clone())?;
+    let clock: Arc<dyn Clock> = if o.sim_clock {
+        Arc::new(sim_clock(&probe).await?)
+    } else {
+        boot
+    };
+    let client = Arc::new(crate::arm::connect(&o.azure, clock.clone())?);
+    let tokens = Arc::new(AzureTokens::new(o.azure.clone(), o.azure.http_client()?)?);
+    let unfinished = store
+        .load_rollouts()?
+        .into_iter()
+        .filter_map(|r| serde_json::from_str::<Rollout>(&r.state_json).ok())
+        .find(|r| !r.status.is_terminal());
+    let (rollout, first) = match unfinished {
+        Some(r) => {
+            println!("resuming rollout {} (transition {})", r.id, r.seq);
+            (r, Input::Resumed)
+        }
+        None => {
+            let (r, _) = new_rollout(&client, &o.policy, &o.subscriptions, clock.now()).await?;
+            println!(
+                "starting rollout {}: target {}",
+                r.id,
+                r.plan.target.version.map_or("-".into(), |v| v.to_string())
+            );
+            (r, Input::Tick)
+        }
+    };
+    let (tx, mut notes) = mpsc::unbounded_channel();
+    let mut rt = Runtime::new(
+        rollout,
+        client,
+        tokens,
+        clock,
+        Some(store),
+        Arc::new(AutoApprove { tx }),
+    )?;
+    let control = rt.control();
+    let mut audit = rt.audit_feed();
+    let approve_as = o.approve_as.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                Some(a) = audit.recv() => if let Some(l) = crate::runtime::audit_line(&a) { println!("{l}") },
+                Some((event, ring, _)) = notes.recv() => {
+                    if let (NotifyEvent::ApprovalNeeded, Some(ring), Some(by)) = (event, ring, approve_as.clone()) {
+                        control.send(Input::Approve { ring, by, comment: "approved by `ringmaster run --approve-as`".into(), expires_at: None });
+                    }
+                }
+                else => break,
+            }
+        }
+    });
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! { _ = tokio::signal::ctrl_c() => {}, _ = term.recv() => {} }
+        }
+        let _ = stop_tx.send(());
+    });
+    let interrupted = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = interrupted.clone();
+    let rollout = rt
+        .run(first, async move {
+            if stop_rx.await.is_ok() {
+                flag.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        })
+        .await?;
+    let interrupted = interrupted.load(std::sync::atomic::Ordering::SeqCst);
+    println!(
+        "rollout {}: {}{}",
+        rollout.id,
+        rollout.status.label(),
+        if interrupted {
+            " (interrupted: run again to resume)"
+        } else {
+            ""
+        }
+    );
+    if let RolloutStatus::Halted { reason } = &rollout.status {
+        println!("halted: {reason}");
+    }
+    Ok(RunOutcome { rollout, interrupted })
+}
