@@ -5,6 +5,7 @@
 //! policies and their compiler), `schedule` (cron, time zones, maintenance windows),
 //! `plan` (the pure planner), `validate` (`ringmaster validate`).
 
+pub mod api;
 pub mod arm;
 pub mod clock;
 pub mod demo;

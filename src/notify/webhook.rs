@@ -387,16 +387,38 @@ fn random_unit() -> f64 {
     (h.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
 
-/// Removes the URL and its secret parts (path, query) from a message, should any
-/// library have put them there.
+/// Removes the URL and its secret parts (path, query, and each longer path segment and
+/// query value on its own) from a message, should any library have put them there.
+/// Over-redacts rather than under.
 fn scrub(msg: &str, url: &str) -> String {
     let mut out = msg.replace(url.trim(), "<webhook>");
     if let Ok(u) = reqwest::Url::parse(url.trim()) {
+        let mut parts: Vec<String> = Vec::new();
         if u.path().len() > 1 {
-            out = out.replace(u.path(), "/<redacted>");
+            parts.push(u.path().to_string());
         }
         if let Some(q) = u.query().filter(|q| !q.is_empty()) {
-            out = out.replace(q, "<redacted>");
+            parts.push(q.to_string());
+            for pair in q.split('&') {
+                let value = pair.split_once('=').map_or(pair, |(_, v)| v);
+                if value.len() >= 4 {
+                    parts.push(value.to_string());
+                }
+            }
+            for (_, v) in u.query_pairs() {
+                if v.len() >= 4 {
+                    parts.push(v.into_owned());
+                }
+            }
+        }
+        parts.extend(u.path().split('/').filter(|s| s.len() >= 6).map(str::to_string));
+        if let Some(p) = u.password() {
+            parts.push(p.to_string());
+        }
+        // Longest first, so a part is not broken up by a shorter one inside it.
+        parts.sort_by_key(|p| std::cmp::Reverse(p.len()));
+        for p in parts {
+            out = out.replace(&p, "<redacted>");
         }
     }
     out

@@ -1,0 +1,273 @@
+//! Approvals: which rings wait for one, approving (promoting the target into a ring)
+//! and rejecting.
+//!
+//! An approval is recorded in the store before the engine hears of it. The store keeps
+//! at most one live approval per (rollout, ring, target), so two approvers clicking at
+//! once record one approval: the second gets 200 with `alreadyApproved: true` and the
+//! first approval, and nothing is written for it but its audit entry.
+//!
+//! Expiry, as the API sees it:
+//! - An approval lasts the ring's `expires_after` (from the policy the rollout started
+//!   with), or less if the request gives an earlier `expiresAt`.
+//! - A request whose `expiresAt` is not in the future is refused (400
+//!   `approval_expired`): an expired approval lets nothing start, so recording one would
+//!   only mislead.
+//! - An approval that expires before its ring starts is dropped by the engine, which
+//!   asks again: the ring shows in `GET .../approvals` as pending, with the expired
+//!   approval, and a new approval is recorded afresh (the store retires the expired one).
+
+use super::ApiState;
+use super::auth::{Ctx, forbid, intersects};
+use super::error::{ApiError, Body, P};
+use super::rollouts::{approval_target, load, not_finished, record, ring, ring_state};
+use crate::engine::{Input, RingStatus, Rollout};
+use crate::store::{Approval, ApprovalOutcome, Rejection};
+use axum::extract::State;
+use axum::{Extension, Json};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// Serialises approvals within one API, so a duplicate sees the first one's effect.
+#[derive(Clone, Default)]
+pub(super) struct ApprovalLock(pub Arc<tokio::sync::Mutex<()>>);
+
+fn approval_json(a: &Approval, now: DateTime<Utc>) -> Value {
+    json!({
+        "ring": a.ring, "target": a.target, "approvedBy": a.approved_by, "groups": a.groups,
+        "comment": a.comment, "approvedAt": a.approved_at, "expiresAt": a.expires_at,
+        "expired": a.expires_at.is_some_and(|e| e <= now),
+    })
+}
+
+fn rejection_json(r: &Rejection) -> Value {
+    json!({
+        "ring": r.ring, "target": r.target, "rejectedBy": r.rejected_by, "groups": r.groups,
+        "comment": r.comment, "rejectedAt": r.rejected_at,
+    })
+}
+
+/// True when the engine holds an approval of ring `ri` valid at `now`.
+fn engine_approved(r: &Rollout, ri: usize, now: DateTime<Utc>) -> bool {
+    r.rings[ri]
+        .approval
+        .as_ref()
+        .is_some_and(|a| a.expires_at.is_none_or(|e| e > now))
+}
+
+fn waiting(s: &RingStatus) -> bool {
+    matches!(s, RingStatus::Pending | RingStatus::AwaitingApproval { .. })
+}
+
+/// Rings waiting for an approval (and who may give it), and every decision so far.
+pub(super) async fn pending(
+    State(state): State<ApiState>,
+    Extension(ctx): Extension<Ctx>,
+    P(id): P<String>,
+) -> Result<Json<Value>, ApiError> {
+    let r = load(&state, &id)?;
+    let now = state.clock.now();
+    let store = state.store.clone();
+    let rid = id.clone();
+    let (approvals, rejections) =
+        tokio::task::spawn_blocking(move || Ok::<_, crate::store::StoreError>((store.approvals(&rid)?, store.rejections(&rid)?)))
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))??;
+    let pending: Vec<Value> = r
+        .rings
+        .iter()
+        .enumerate()
+        .filter_map(|(ri, run)| {
+            let RingStatus::AwaitingApproval { since } = run.status else {
+                return None;
+            };
+            if engine_approved(&r, ri, now) {
+                return None;
+            }
+            let a = state.control.ring_approval(&id, &run.name);
+            let approvers = a.as_ref().map(|a| a.approvers.clone()).unwrap_or_default();
+            Some(json!({
+                "ring": run.name,
+                "since": since,
+                "approvers": approvers,
+                "expiresAfterSeconds": a.and_then(|a| a.expires_after).map(|d| d.as_secs()),
+                "mayApprove": intersects(&ctx.caller.groups, &approvers),
+                "expiredApproval": run.approval,
+            }))
+        })
+        .collect();
+    Ok(Json(json!({
+        "rolloutId": id,
+        "target": approval_target(&r),
+        "pending": pending,
+        "approvals": approvals.iter().map(|a| approval_json(a, now)).collect::<Vec<_>>(),
+        "rejections": rejections.iter().map(rejection_json).collect::<Vec<_>>(),
+    })))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct ApproveBody {
+    comment: Option<String>,
+    /// Expire the approval sooner than the policy's `expires_after`.
+    expires_at: Option<DateTime<Utc>>,
+}
+
+/// Approves promoting the rollout's target into `ring` (also `.../promote`).
+pub(super) async fn approve(
+    State(state): State<ApiState>,
+    Extension(ctx): Extension<Ctx>,
+    Extension(lock): Extension<ApprovalLock>,
+    P((id, ring_name)): P<(String, String)>,
+    Body(b): Body<ApproveBody>,
+) -> Result<Json<Value>, ApiError> {
+    let r = load(&state, &id)?;
+    let (ri, run) = ring(&r, &ring_name)?;
+    let rules = state
+        .control
+        .ring_approval(&id, &ring_name)
+        .filter(|a| !a.approvers.is_empty())
+        .ok_or_else(|| ApiError::conflict("approval_not_required", format!("ring `{ring_name}` needs no approval")))?;
+    if !intersects(&ctx.caller.groups, &rules.approvers) {
+        let message = format!(
+            "{} may not approve ring `{ring_name}`: its approvers are the groups {}",
+            ctx.caller.name,
+            rules.approvers.join(", ")
+        );
+        let extra = json!({ "approvers": rules.approvers, "groups": ctx.caller.groups });
+        return Err(forbid(&state, &ctx, message, extra).await);
+    }
+    not_finished(&r)?;
+    if !waiting(&run.status) {
+        return Err(ApiError::conflict(
+            "not_awaiting_approval",
+            format!("ring `{ring_name}` is {}: there is nothing to approve", ring_state(&run.status)),
+        ));
+    }
+    let now = state.clock.now();
+    if let Some(at) = b.expires_at
+        && at <= now
+    {
+        return Err(ApiError::bad_request(
+            "approval_expired",
+            format!("expiresAt {at} is not in the future: an expired approval lets nothing start"),
+        ));
+    }
+    let by_policy = rules
+        .expires_after
+        .and_then(|d| chrono::Duration::from_std(d).ok())
+        .map(|d| now + d);
+    let expires_at = match (by_policy, b.expires_at) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    let approval = Approval {
+        rollout_id: id.clone(),
+        ring: ring_name.clone(),
+        target: approval_target(&r),
+        approved_by: ctx.caller.name.clone(),
+        groups: ctx.caller.groups.clone(),
+        comment: b.comment.unwrap_or_default(),
+        approved_at: now,
+        expires_at,
+    };
+    let _serial = lock.0.lock().await;
+    let store = state.store.clone();
+    let a = approval.clone();
+    let outcome = tokio::task::spawn_blocking(move || store.record_approval(&a))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))??;
+    let (first, already) = match outcome {
+        ApprovalOutcome::Recorded(_) => (approval, false),
+        ApprovalOutcome::AlreadyApproved(first) => (first, true),
+    };
+    let extra = json!({ "target": first.target, "expiresAt": first.expires_at, "alreadyApproved": already });
+    record(&state, &ctx, "api.approve", Some(&id), ring_name.clone(), &first.comment, extra).await?;
+    // A duplicate sends nothing, unless the engine lacks the recorded approval (the
+    // first call's send failed, e.g. the daemon was restarting): then it is re-sent,
+    // as given by its approver.
+    let engine_has_it = state.control.get(&id).is_some_and(|r| engine_approved(&r, ri, now));
+    if !already || !engine_has_it {
+        let input = Input::Approve {
+            ring: ring_name.clone(),
+            by: first.approved_by.clone(),
+            comment: first.comment.clone(),
+            expires_at: first.expires_at,
+        };
+        state.control.send(&id, input)?;
+    }
+    Ok(Json(json!({
+        "rolloutId": id,
+        "ring": ring_name,
+        "alreadyApproved": already,
+        "approval": approval_json(&first, now),
+    })))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RejectBody {
+    comment: Option<String>,
+}
+
+/// Refuses the promotion into `ring`: the ring fails and the rollout halts. For the
+/// ring's approvers and the operators.
+pub(super) async fn reject(
+    State(state): State<ApiState>,
+    Extension(ctx): Extension<Ctx>,
+    Extension(lock): Extension<ApprovalLock>,
+    P((id, ring_name)): P<(String, String)>,
+    Body(b): Body<RejectBody>,
+) -> Result<Json<Value>, ApiError> {
+    let r = load(&state, &id)?;
+    let (_, run) = ring(&r, &ring_name)?;
+    let approvers = state
+        .control
+        .ring_approval(&id, &ring_name)
+        .map(|a| a.approvers)
+        .unwrap_or_default();
+    if !intersects(&ctx.caller.groups, &approvers) && !state.auth.is_operator(&ctx.caller) {
+        let message = format!(
+            "{} may not reject ring `{ring_name}`: that is for its approvers ({}) and the operators",
+            ctx.caller.name,
+            approvers.join(", ")
+        );
+        let extra = json!({ "approvers": approvers, "groups": ctx.caller.groups });
+        return Err(forbid(&state, &ctx, message, extra).await);
+    }
+    not_finished(&r)?;
+    let comment = b.comment.map(|c| c.trim().to_string()).unwrap_or_default();
+    if comment.is_empty() {
+        return Err(ApiError::bad_request("missing_field", "`comment` is required: say why"));
+    }
+    if !waiting(&run.status) {
+        return Err(ApiError::conflict(
+            "not_awaiting_approval",
+            format!("ring `{ring_name}` is {}: it can no longer be rejected", ring_state(&run.status)),
+        ));
+    }
+    let rejection = Rejection {
+        rollout_id: id.clone(),
+        ring: ring_name.clone(),
+        target: approval_target(&r),
+        rejected_by: ctx.caller.name.clone(),
+        groups: ctx.caller.groups.clone(),
+        comment: comment.clone(),
+        rejected_at: state.clock.now(),
+    };
+    let _serial = lock.0.lock().await;
+    let store = state.store.clone();
+    let rj = rejection.clone();
+    tokio::task::spawn_blocking(move || store.record_rejection(&rj))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))??;
+    record(&state, &ctx, "api.reject", Some(&id), ring_name.clone(), &comment, json!({ "target": rejection.target })).await?;
+    let input = Input::Reject {
+        ring: ring_name.clone(),
+        by: ctx.caller.name.clone(),
+        comment,
+    };
+    state.control.send(&id, input)?;
+    Ok(Json(json!({ "rolloutId": id, "ring": ring_name, "rejection": rejection_json(&rejection) })))
+}

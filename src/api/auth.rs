@@ -1,0 +1,435 @@
+//! Who is calling: static bearer tokens from a file (for scripts and CI) and Entra ID
+//! JWTs (for people), and what they may do.
+//!
+//! - Static tokens are stored as SHA-256 digests only, so the tokens file is not a
+//!   secret worth stealing; a presented token is hashed and compared with every stored
+//!   digest in constant time (no early exit), so timing tells nothing about a near miss.
+//! - Entra ID tokens are checked by [`super::entra::EntraValidator`].
+//! - Groups decide everything: ring approvers come from the rollout's policy
+//!   ([`crate::service::Control::ring_approval`]); the operator groups given to `serve`
+//!   may pause, resume, abort, skip, end soaks and start rollouts; any authenticated
+//!   caller may read. With no operator group configured nobody may operate (fail closed).
+//!
+//! Every refusal (401 and 403) is written to the audit log as `auth.denied` with the
+//! method and path, never the token.
+
+use super::ApiState;
+use super::entra::{EntraConfig, EntraValidator};
+use super::error::ApiError;
+use crate::identity::Redacted;
+use crate::store::AuditEntry;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use subtle::ConstantTimeEq;
+
+/// An authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Caller {
+    /// The token's name, or the user's `preferred_username` / `upn` / `oid`.
+    pub name: String,
+    /// Groups (static tokens), or the JWT's `groups` and `roles` claims.
+    pub groups: Vec<String>,
+    pub via: Via,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Via {
+    Token,
+    Entra,
+}
+
+/// A request the API knows: what a denial is recorded against.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    pub caller: Caller,
+    pub method: String,
+    pub path: String,
+}
+
+/// An authentication failure: status 401 (or 503 when Entra's keys can't be fetched).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denied {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    /// Who the caller claims to be, when a token was readable but not acceptable.
+    pub actor: Option<String>,
+}
+
+impl Denied {
+    pub fn unauthorized(code: &'static str, message: impl Into<String>) -> Self {
+        Denied {
+            status: StatusCode::UNAUTHORIZED,
+            code,
+            message: message.into(),
+            actor: None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("reading the tokens file {path}: {source}")]
+    ReadTokens {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{file}: {message}")]
+    BadTokens { file: String, message: String },
+    #[error("no authentication configured: give --tokens-file and/or --entra-tenant with --entra-audience")]
+    NothingConfigured,
+    #[error("--entra-tenant needs at least one --entra-audience (the API's client id or App ID URI)")]
+    NoAudience,
+}
+
+/// One static token: a name, groups, and the SHA-256 of the token.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StaticToken {
+    pub name: String,
+    pub groups: Vec<String>,
+    pub digest: [u8; 32],
+}
+
+impl std::fmt::Debug for StaticToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StaticToken")
+            .field("name", &self.name)
+            .field("groups", &self.groups)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The tokens file: `tokens: [{name, groups: [..], sha256: <hex>}]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokensFile {
+    tokens: Vec<TokenEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenEntry {
+    /// Who uses the token: the actor in the audit log.
+    name: String,
+    #[serde(default)]
+    groups: Vec<String>,
+    /// Lowercase or uppercase hex of SHA-256(token).
+    sha256: String,
+}
+
+/// Parses a tokens file; every problem is reported at once.
+pub fn parse_tokens(file: &str, text: &str) -> Result<Vec<StaticToken>, AuthError> {
+    let bad = |message: String| AuthError::BadTokens {
+        file: file.to_string(),
+        message,
+    };
+    let parsed: TokensFile = serde_saphyr::from_str(text).map_err(|e| bad(e.to_string()))?;
+    let mut problems = Vec::new();
+    let mut out: Vec<StaticToken> = Vec::new();
+    for (i, t) in parsed.tokens.into_iter().enumerate() {
+        let digest = decode_hex32(&t.sha256);
+        if t.name.trim().is_empty() {
+            problems.push(format!("token {}: empty name", i + 1));
+        }
+        if out.iter().any(|o| o.name == t.name) {
+            problems.push(format!("token {}: the name `{}` is used twice", i + 1, t.name));
+        }
+        match digest {
+            None => problems.push(format!("token `{}`: sha256 must be 64 hex digits", t.name)),
+            Some(d) if out.iter().any(|o| o.digest == d) => {
+                problems.push(format!("token `{}`: the same token is listed twice", t.name))
+            }
+            Some(d) => out.push(StaticToken {
+                name: t.name,
+                groups: t.groups,
+                digest: d,
+            }),
+        }
+    }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(bad(problems.join("; ")))
+    }
+}
+
+fn decode_hex32(s: &str) -> Option<[u8; 32]> {
+    let s = s.trim().as_bytes();
+    if s.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in s.chunks(2).enumerate() {
+        let hi = (pair[0] as char).to_digit(16)?;
+        let lo = (pair[1] as char).to_digit(16)?;
+        out[i] = (hi * 16 + lo) as u8;
+    }
+    Some(out)
+}
+
+/// Hex of SHA-256(token): the line that goes into the tokens file.
+pub fn token_digest_hex(token: &str) -> String {
+    Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A new random token (256 bits from the OS, base64url, `rmt_` prefix so it is
+/// recognisable in a secret scanner and never mistaken for a JWT).
+pub fn generate_token() -> Result<Redacted, getrandom::Error> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)?;
+    Ok(Redacted(format!(
+        "rmt_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    )))
+}
+
+/// The tokens-file entry for `token` (YAML, indented for the `tokens:` list).
+pub fn token_entry_yaml(name: &str, groups: &[String], token: &Redacted) -> String {
+    let groups = serde_json::to_string(groups).unwrap_or_else(|_| "[]".into());
+    format!(
+        "  - name: {}\n    groups: {groups}\n    sha256: {}\n",
+        serde_json::Value::from(name),
+        token_digest_hex(&token.0)
+    )
+}
+
+/// How callers are authenticated and which groups may operate.
+#[derive(Debug)]
+pub struct Auth {
+    tokens: Vec<StaticToken>,
+    entra: Option<EntraValidator>,
+    operators: Vec<String>,
+}
+
+impl Auth {
+    pub fn new(tokens: Vec<StaticToken>, entra: Option<EntraValidator>, operators: Vec<String>) -> Self {
+        Auth {
+            tokens,
+            entra,
+            operators,
+        }
+    }
+
+    /// Reads a tokens file.
+    pub fn load_tokens(path: &Path) -> Result<Vec<StaticToken>, AuthError> {
+        let text = std::fs::read_to_string(path).map_err(|source| AuthError::ReadTokens {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        parse_tokens(&path.display().to_string(), &text)
+    }
+
+    /// Groups that may pause, resume, abort, skip, end a soak and start a rollout.
+    pub fn operators(&self) -> &[String] {
+        &self.operators
+    }
+
+    pub fn is_operator(&self, c: &Caller) -> bool {
+        intersects(&c.groups, &self.operators)
+    }
+
+    /// Checks the `Authorization` header.
+    pub async fn authenticate(&self, header: Option<&HeaderValue>) -> Result<Caller, Denied> {
+        let Some(value) = header else {
+            return Err(Denied::unauthorized(
+                "missing_token",
+                "no bearer token: send `Authorization: Bearer <token>`",
+            ));
+        };
+        let value = value
+            .to_str()
+            .map_err(|_| Denied::unauthorized("bad_authorization", "the Authorization header is not text"))?;
+        let token = match value.split_once(' ') {
+            Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") && !t.trim().is_empty() => t.trim(),
+            _ => {
+                return Err(Denied::unauthorized(
+                    "bad_authorization",
+                    "the Authorization header must be `Bearer <token>`",
+                ));
+            }
+        };
+        if token.split('.').count() == 3 {
+            return match &self.entra {
+                Some(v) => v.validate(token).await,
+                None => Err(Denied::unauthorized(
+                    "invalid_token",
+                    "this server accepts no Entra ID tokens (no --entra-tenant)",
+                )),
+            };
+        }
+        self.static_token(token).ok_or_else(|| Denied::unauthorized("invalid_token", "the token is not valid"))
+    }
+
+    /// Looks a static token up by its digest, in time independent of which (if any)
+    /// stored digest matches.
+    fn static_token(&self, token: &str) -> Option<Caller> {
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let mut found: Option<&StaticToken> = None;
+        for t in &self.tokens {
+            if bool::from(t.digest[..].ct_eq(&digest[..])) {
+                found = Some(t);
+            }
+        }
+        found.map(|t| Caller {
+            name: t.name.clone(),
+            groups: t.groups.clone(),
+            via: Via::Token,
+        })
+    }
+}
+
+/// True when the two group lists share a group (case-sensitive: Entra group object
+/// ids and app role values are compared as issued).
+pub fn intersects(a: &[String], b: &[String]) -> bool {
+    a.iter().any(|g| b.contains(g))
+}
+
+/// `serve`'s authentication flags.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct AuthArgs {
+    /// YAML file of static bearer tokens: `tokens: [{name, groups: [..], sha256: <hex>}]`.
+    /// Make entries with `ringmaster token new`.
+    #[arg(long, env = "RINGMASTER_TOKENS_FILE")]
+    pub tokens_file: Option<PathBuf>,
+    /// Entra ID tenant (id or domain) whose access tokens the API accepts.
+    #[arg(long, env = "RINGMASTER_ENTRA_TENANT")]
+    pub entra_tenant: Option<String>,
+    /// Accepted `aud` values: the API app's client id and/or App ID URI (repeat, or
+    /// comma-separated).
+    #[arg(long, env = "RINGMASTER_ENTRA_AUDIENCE", value_delimiter = ',')]
+    pub entra_audience: Vec<String>,
+    /// Entra ID authority host; the OpenID configuration is read from
+    /// `{authority}/{tenant}/v2.0/.well-known/openid-configuration`.
+    #[arg(long, env = "RINGMASTER_ENTRA_AUTHORITY", default_value = "https://login.microsoftonline.com")]
+    pub entra_authority: String,
+    /// More accepted issuers, e.g. `https://sts.windows.net/<tenant-id>/` for v1 tokens
+    /// (by default only the v2 issuer from the OpenID configuration is accepted).
+    #[arg(long, env = "RINGMASTER_ENTRA_ISSUER", value_delimiter = ',')]
+    pub entra_issuer: Vec<String>,
+    /// Groups that may pause, resume, abort, skip clusters, end soaks and start rollouts
+    /// (repeat, or comma-separated). Approvals are decided by each ring's approver groups.
+    #[arg(long = "operator-group", env = "RINGMASTER_OPERATOR_GROUPS", value_delimiter = ',')]
+    pub operator_groups: Vec<String>,
+}
+
+impl AuthArgs {
+    /// Builds the authenticator; `http` fetches Entra's signing keys.
+    pub fn build(&self, http: reqwest::Client) -> Result<Auth, AuthError> {
+        let tokens = match &self.tokens_file {
+            Some(p) => Auth::load_tokens(p)?,
+            None => Vec::new(),
+        };
+        let entra = match &self.entra_tenant {
+            Some(tenant) => {
+                if self.entra_audience.is_empty() {
+                    return Err(AuthError::NoAudience);
+                }
+                let mut cfg = EntraConfig::new(&self.entra_authority, tenant, self.entra_audience.clone());
+                cfg.extra_issuers = self.entra_issuer.clone();
+                Some(EntraValidator::new(cfg, http))
+            }
+            None => None,
+        };
+        if self.tokens_file.is_none() && entra.is_none() {
+            return Err(AuthError::NothingConfigured);
+        }
+        Ok(Auth::new(tokens, entra, self.operator_groups.clone()))
+    }
+}
+
+/// Appends an `auth.denied` entry. A failing store is logged, not returned: the caller
+/// is refused either way.
+pub(crate) async fn record_denial(
+    state: &ApiState,
+    actor: Option<&str>,
+    method: &str,
+    path: &str,
+    status: StatusCode,
+    reason: &str,
+    extra: serde_json::Value,
+) {
+    state.metrics.inc("ringmaster_api_denied_total", &[("status", status.as_str())]);
+    let entry = AuditEntry {
+        at: state.clock.now(),
+        actor: actor.unwrap_or("anonymous").to_string(),
+        action: "auth.denied".into(),
+        rollout_id: rollout_of(path),
+        subject: format!("{method} {path}"),
+        reason: reason.to_string(),
+        detail: serde_json::json!({ "method": method, "path": path, "status": status.as_u16(), "extra": extra }),
+    };
+    let store = state.store.clone();
+    match tokio::task::spawn_blocking(move || store.append_audit(&entry)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, "could not audit a refused call"),
+        Err(e) => tracing::error!(error = %e, "could not audit a refused call"),
+    }
+}
+
+/// The rollout a path is about (`/api/v1/rollouts/{id}/...`), for the audit entry.
+fn rollout_of(path: &str) -> Option<String> {
+    let rest = path.strip_prefix("/api/v1/rollouts/")?;
+    let id = rest.split('/').next().filter(|s| !s.is_empty())?;
+    Some(id.to_string())
+}
+
+/// Refuses a caller who is authenticated but not allowed: audited, 403.
+pub(crate) async fn forbid(state: &ApiState, ctx: &Ctx, message: String, extra: serde_json::Value) -> ApiError {
+    record_denial(
+        state,
+        Some(&ctx.caller.name),
+        &ctx.method,
+        &ctx.path,
+        StatusCode::FORBIDDEN,
+        &message,
+        extra,
+    )
+    .await;
+    ApiError::forbidden(message)
+}
+
+/// Middleware on every route but health: authenticates, or refuses with 401 (audited).
+pub(crate) async fn require_auth(State(state): State<ApiState>, mut req: Request, next: Next) -> Response {
+    let method = req.method().to_string();
+    let path = req.uri().path().to_string();
+    match state.auth.authenticate(req.headers().get(header::AUTHORIZATION)).await {
+        Ok(caller) => {
+            req.extensions_mut().insert(Ctx { caller, method, path });
+            next.run(req).await
+        }
+        Err(d) => {
+            record_denial(
+                &state,
+                d.actor.as_deref(),
+                &method,
+                &path,
+                d.status,
+                &d.message,
+                serde_json::json!({ "code": d.code }),
+            )
+            .await;
+            let mut e = ApiError::new(d.status, d.code, d.message.clone());
+            if d.status == StatusCode::UNAUTHORIZED {
+                // RFC 6750: no error attribute when the request had no credentials.
+                e.challenge = Some(if d.code == "missing_token" {
+                    "Bearer realm=\"ringmaster\"".to_string()
+                } else {
+                    format!(
+                        "Bearer realm=\"ringmaster\", error=\"invalid_token\", error_description=\"{}\"",
+                        d.message.replace(['"', '\\'], "'")
+                    )
+                });
+            }
+            e.into_response()
+        }
+    }
+}

@@ -1,0 +1,256 @@
+//! Entra ID access tokens: RS256 JWTs checked against the tenant's signing keys.
+//!
+//! The keys come from the tenant's OpenID configuration
+//! (`{authority}/{tenant}/v2.0/.well-known/openid-configuration` -> `jwks_uri`), which
+//! also gives the issuer to expect. They are cached; a token signed with a key id not in
+//! the cache makes one refetch (Entra rotates keys, and a new key shows up in tokens
+//! before our cache knows it), but at most once per `refresh_cooldown`, so a stream of
+//! tokens with made-up key ids can't turn the API into a load generator against Entra.
+//! The discovery is lazy: `serve` starts (and static tokens work) while Entra is
+//! unreachable.
+//!
+//! Checked: signature (RS256 only: the algorithm is ours to choose, never the token's),
+//! issuer, audience, `exp` and `nbf` (60 s leeway for clock skew, against the wall
+//! clock: Entra issues tokens in real time even when the daemon runs on a virtual one).
+
+use super::auth::{Caller, Denied, Via};
+use axum::http::StatusCode;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+/// Where the tenant's keys are and which tokens are for us.
+#[derive(Debug, Clone)]
+pub struct EntraConfig {
+    /// `https://login.microsoftonline.com` (or a sovereign cloud's, or a test server's).
+    pub authority: String,
+    pub tenant: String,
+    /// Accepted `aud` values.
+    pub audiences: Vec<String>,
+    /// Accepted besides the issuer of the OpenID configuration.
+    pub extra_issuers: Vec<String>,
+    /// Least time between two fetches caused by unknown key ids.
+    pub refresh_cooldown: Duration,
+    /// Keys older than this are refetched before use.
+    pub max_key_age: Duration,
+}
+
+impl EntraConfig {
+    pub fn new(authority: &str, tenant: &str, audiences: Vec<String>) -> Self {
+        EntraConfig {
+            authority: authority.trim_end_matches('/').to_string(),
+            tenant: tenant.to_string(),
+            audiences,
+            extra_issuers: Vec::new(),
+            refresh_cooldown: Duration::from_secs(60),
+            max_key_age: Duration::from_secs(24 * 3600),
+        }
+    }
+
+    fn discovery_url(&self) -> String {
+        format!(
+            "{}/{}/v2.0/.well-known/openid-configuration",
+            self.authority, self.tenant
+        )
+    }
+}
+
+#[derive(Deserialize)]
+struct Discovery {
+    issuer: String,
+    jwks_uri: String,
+}
+
+#[derive(Deserialize)]
+struct JwkSet {
+    keys: Vec<Jwk>,
+}
+
+#[derive(Deserialize)]
+struct Jwk {
+    kty: String,
+    kid: Option<String>,
+    #[serde(rename = "use")]
+    use_: Option<String>,
+    n: Option<String>,
+    e: Option<String>,
+}
+
+struct KeySet {
+    issuer: String,
+    keys: HashMap<String, DecodingKey>,
+    fetched: Instant,
+}
+
+/// The claims ringmaster reads (the signature check covers the whole token).
+#[derive(Deserialize)]
+struct Claims {
+    preferred_username: Option<String>,
+    upn: Option<String>,
+    oid: Option<String>,
+    sub: Option<String>,
+    #[serde(default)]
+    groups: Vec<String>,
+    #[serde(default)]
+    roles: Vec<String>,
+}
+
+/// Validates Entra ID access tokens.
+pub struct EntraValidator {
+    config: EntraConfig,
+    http: reqwest::Client,
+    /// Held across a fetch, so concurrent requests wait for one fetch, not start many.
+    keys: tokio::sync::Mutex<Option<KeySet>>,
+    /// When an unknown key id last caused a fetch.
+    last_forced: std::sync::Mutex<Option<Instant>>,
+}
+
+impl std::fmt::Debug for EntraValidator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EntraValidator")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+fn unavailable(message: String) -> Denied {
+    Denied {
+        status: StatusCode::SERVICE_UNAVAILABLE,
+        code: "auth_unavailable",
+        message,
+        actor: None,
+    }
+}
+
+impl EntraValidator {
+    pub fn new(config: EntraConfig, http: reqwest::Client) -> Self {
+        // Only rust_crypto is compiled in; installing it explicitly keeps working if
+        // another crate ever turns on jsonwebtoken's aws-lc backend too.
+        let _ = jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER.install_default();
+        EntraValidator {
+            config,
+            http,
+            keys: tokio::sync::Mutex::new(None),
+            last_forced: std::sync::Mutex::new(None),
+        }
+    }
+
+    async fn get_json<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, String> {
+        let resp = self
+            .http
+            .get(url)
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .map_err(|e| format!("{url}: {e}"))?;
+        if !resp.status().is_success() {
+            return Err(format!("{url}: HTTP {}", resp.status()));
+        }
+        resp.json().await.map_err(|e| format!("{url}: {e}"))
+    }
+
+    async fn fetch(&self) -> Result<KeySet, String> {
+        let d: Discovery = self.get_json(&self.config.discovery_url()).await?;
+        let set: JwkSet = self.get_json(&d.jwks_uri).await?;
+        let keys = set
+            .keys
+            .into_iter()
+            .filter(|k| k.kty == "RSA" && k.use_.as_deref().is_none_or(|u| u == "sig"))
+            .filter_map(|k| {
+                let key = DecodingKey::from_rsa_components(k.n.as_deref()?, k.e.as_deref()?).ok()?;
+                Some((k.kid?, key))
+            })
+            .collect();
+        tracing::info!(issuer = %d.issuer, "fetched the Entra ID signing keys");
+        Ok(KeySet {
+            issuer: d.issuer,
+            keys,
+            fetched: Instant::now(),
+        })
+    }
+
+    /// The key `kid` and the issuer, fetching the key set when needed.
+    async fn key(&self, kid: &str) -> Result<(DecodingKey, String), Denied> {
+        let mut guard = self.keys.lock().await;
+        let stale = guard
+            .as_ref()
+            .is_none_or(|k| k.fetched.elapsed() >= self.config.max_key_age);
+        let unknown = guard.as_ref().is_some_and(|k| !k.keys.contains_key(kid));
+        let may_force = {
+            let mut last = self.last_forced.lock().unwrap_or_else(|e| e.into_inner());
+            let ok = last.is_none_or(|t| t.elapsed() >= self.config.refresh_cooldown);
+            if unknown && ok {
+                *last = Some(Instant::now());
+            }
+            ok
+        };
+        if stale || (unknown && may_force) {
+            match self.fetch().await {
+                Ok(k) => *guard = Some(k),
+                // Keep serving from the old keys when a refresh fails.
+                Err(e) if guard.is_some() => tracing::warn!(error = %e, "refreshing the Entra ID keys failed"),
+                Err(e) => return Err(unavailable(format!("cannot fetch the Entra ID signing keys: {e}"))),
+            }
+        }
+        let set = guard.as_ref().ok_or_else(|| unavailable("no Entra ID signing keys".into()))?;
+        match set.keys.get(kid) {
+            Some(k) => Ok((k.clone(), set.issuer.clone())),
+            None => Err(Denied::unauthorized(
+                "invalid_token",
+                format!("the token is signed with a key the tenant does not publish (kid {kid})"),
+            )),
+        }
+    }
+
+    /// Validates `token`; the caller's name and groups come from its claims.
+    pub async fn validate(&self, token: &str) -> Result<Caller, Denied> {
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|_| Denied::unauthorized("invalid_token", "the token is not a well-formed JWT"))?;
+        if header.alg != Algorithm::RS256 {
+            return Err(Denied::unauthorized(
+                "invalid_token",
+                format!("tokens signed with {:?} are not accepted (RS256 only)", header.alg),
+            ));
+        }
+        let kid = header
+            .kid
+            .ok_or_else(|| Denied::unauthorized("invalid_token", "the token names no signing key (kid)"))?;
+        let (key, issuer) = self.key(&kid).await?;
+        let mut v = Validation::new(Algorithm::RS256);
+        let mut issuers = vec![issuer];
+        issuers.extend(self.config.extra_issuers.iter().cloned());
+        v.set_issuer(&issuers);
+        v.set_audience(&self.config.audiences);
+        v.set_required_spec_claims(&["exp", "iss", "aud"]);
+        v.validate_nbf = true;
+        v.leeway = 60;
+        let data = jsonwebtoken::decode::<Claims>(token, &key, &v).map_err(|e| {
+            let message = match e.kind() {
+                ErrorKind::ExpiredSignature => "the token has expired".to_string(),
+                ErrorKind::ImmatureSignature => "the token is not valid yet (nbf)".to_string(),
+                ErrorKind::InvalidAudience => "the token is for another audience".to_string(),
+                ErrorKind::InvalidIssuer => "the token is from another issuer".to_string(),
+                ErrorKind::InvalidSignature => "the token's signature is not valid".to_string(),
+                ErrorKind::MissingRequiredClaim(c) => format!("the token has no `{c}` claim"),
+                _ => "the token is not valid".to_string(),
+            };
+            Denied::unauthorized("invalid_token", message)
+        })?;
+        let c = data.claims;
+        let name = c
+            .preferred_username
+            .or(c.upn)
+            .or(c.oid)
+            .or(c.sub)
+            .ok_or_else(|| Denied::unauthorized("invalid_token", "the token names nobody (no preferred_username, upn, oid or sub)"))?;
+        let mut groups = c.groups;
+        groups.extend(c.roles);
+        Ok(Caller {
+            name,
+            groups,
+            via: Via::Entra,
+        })
+    }
+}

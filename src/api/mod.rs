@@ -1,0 +1,192 @@
+//! The HTTP API of `ringmaster serve` (axum, JSON) and its command-line client.
+//!
+//! Reads come from the daemon ([`Control`]) and the store; every change goes to the
+//! engine as an [`crate::engine::Input`] through [`Control::send`], after the caller was
+//! authenticated ([`auth`]), allowed, and the request written to the audit log, so there
+//! is no change without an audit entry naming who asked. Approvals are also recorded in
+//! the store first, where a unique index makes two concurrent approvals one.
+//!
+//! The routes are one table ([`routes`]): the router is built from it, and the OpenAPI
+//! document ([`openapi`]) is checked against it by a test, so the two can't drift.
+//! Every answer, errors included, is JSON (`{"error": {"code", "message"}}`), except
+//! `/metrics` (Prometheus text).
+
+mod approvals;
+pub mod auth;
+pub mod cli;
+mod client;
+pub mod entra;
+pub mod error;
+pub mod openapi;
+mod rollouts;
+mod table;
+
+pub use auth::{Auth, AuthArgs, Caller};
+pub use error::ApiError;
+
+use crate::clock::Clock;
+use crate::metrics::Metrics;
+use crate::service::Control;
+use crate::store::Store;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get, post};
+use axum::{Json, Router};
+use std::sync::Arc;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct ApiState {
+    pub control: Arc<dyn Control>,
+    pub store: Arc<Store>,
+    pub auth: Arc<Auth>,
+    pub metrics: Arc<Metrics>,
+    /// The engine's clock: approvals expire on the same time line the engine checks.
+    pub clock: Arc<dyn Clock>,
+}
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// No authentication (health probes: a kubelet has no token).
+    Public,
+    /// Any authenticated caller; handlers check groups where it matters.
+    Authenticated,
+}
+
+/// One route of the API.
+pub struct Route {
+    pub method: Method,
+    pub path: &'static str,
+    pub access: Access,
+    handler: MethodRouter<ApiState>,
+}
+
+fn route(method: Method, path: &'static str, access: Access, handler: MethodRouter<ApiState>) -> Route {
+    Route {
+        method,
+        path,
+        access,
+        handler,
+    }
+}
+
+/// Every route, in the order the OpenAPI document lists them.
+pub fn routes() -> Vec<Route> {
+    use Access::*;
+    use Method as M;
+    vec![
+        route(M::GET, "/healthz", Public, get(healthz)),
+        route(M::GET, "/readyz", Public, get(readyz)),
+        route(M::GET, "/metrics", Authenticated, get(metrics)),
+        route(M::GET, "/openapi.json", Authenticated, get(openapi_doc)),
+        route(M::GET, "/api/v1/rollouts", Authenticated, get(rollouts::list)),
+        route(M::POST, "/api/v1/rollouts", Authenticated, post(rollouts::start)),
+        route(M::GET, "/api/v1/rollouts/{id}", Authenticated, get(rollouts::show)),
+        route(M::GET, "/api/v1/rollouts/{id}/approvals", Authenticated, get(approvals::pending)),
+        route(M::POST, "/api/v1/rollouts/{id}/rings/{ring}/approve", Authenticated, post(approvals::approve)),
+        route(M::POST, "/api/v1/rollouts/{id}/rings/{ring}/promote", Authenticated, post(approvals::approve)),
+        route(M::POST, "/api/v1/rollouts/{id}/rings/{ring}/reject", Authenticated, post(approvals::reject)),
+        route(M::POST, "/api/v1/rollouts/{id}/rings/{ring}/promote-now", Authenticated, post(rollouts::promote_now)),
+        route(M::POST, "/api/v1/rollouts/{id}/pause", Authenticated, post(rollouts::pause)),
+        route(M::POST, "/api/v1/rollouts/{id}/resume", Authenticated, post(rollouts::resume)),
+        route(M::POST, "/api/v1/rollouts/{id}/abort", Authenticated, post(rollouts::abort)),
+        route(M::POST, "/api/v1/rollouts/{id}/clusters/{cluster}/skip", Authenticated, post(rollouts::skip)),
+        route(M::GET, "/api/v1/audit", Authenticated, get(rollouts::audit)),
+    ]
+}
+
+/// (method, path) of every route: what the OpenAPI document must describe.
+pub fn route_list() -> Vec<(Method, &'static str)> {
+    routes().into_iter().map(|r| (r.method, r.path)).collect()
+}
+
+/// The API. Unknown paths and methods get JSON 404 and 405.
+pub fn router(state: ApiState) -> Router {
+    describe_metrics(&state.metrics);
+    let mut router = Router::new();
+    for r in routes() {
+        let handler = match r.access {
+            Access::Public => r.handler,
+            Access::Authenticated => r
+                .handler
+                .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_auth)),
+        };
+        // Routes on the same path merge their methods.
+        router = router.route(r.path, handler);
+    }
+    router
+        .fallback(|| async { ApiError::not_found("not_found", "no such endpoint (see /openapi.json)") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed here")
+        })
+        .layer(axum::Extension(approvals::ApprovalLock::default()))
+        .layer(middleware::from_fn_with_state(state.clone(), count_requests))
+        .with_state(state)
+}
+
+/// Serves `router(state)` on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: ApiState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+}
+
+fn describe_metrics(m: &Metrics) {
+    m.describe(
+        "ringmaster_api_requests_total",
+        "counter",
+        "API requests by route, method and status.",
+    );
+    m.describe(
+        "ringmaster_api_denied_total",
+        "counter",
+        "API calls refused by authentication (401) or authorisation (403).",
+    );
+}
+
+/// Counts requests by matched route (not raw path: ids would make unbounded labels).
+async fn count_requests(State(state): State<ApiState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |m| m.as_str())
+        .to_string();
+    let method = req.method().to_string();
+    let response = next.run(req).await;
+    state.metrics.inc(
+        "ringmaster_api_requests_total",
+        &[("route", &route), ("method", &method), ("status", response.status().as_str())],
+    );
+    response
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+/// Ready when the state store answers (the daemon can record what it does).
+async fn readyz(State(state): State<ApiState>) -> Result<Json<serde_json::Value>, ApiError> {
+    let store = state.store.clone();
+    tokio::task::spawn_blocking(move || store.stats())
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(|e| ApiError::unavailable("not_ready", format!("the state store does not answer: {e}")))?;
+    Ok(Json(serde_json::json!({ "status": "ready", "active": state.control.active() })))
+}
+
+async fn metrics(State(state): State<ApiState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn openapi_doc() -> Json<serde_json::Value> {
+    Json(openapi::document())
+}

@@ -1,0 +1,208 @@
+//! The OpenAPI 3.1 document served at `/openapi.json`, written by hand (the API is
+//! small, and a generator would add a dependency and macros on every handler). A test
+//! checks that it describes exactly the routes of [`super::routes`].
+
+use serde_json::{Value, json};
+
+fn error_responses(codes: &[u16]) -> Value {
+    let mut m = serde_json::Map::new();
+    for c in codes {
+        let description = match c {
+            400 => "Bad request (body, query or an expired approval)",
+            401 => "No valid bearer token (audited)",
+            403 => "Authenticated but not allowed (audited)",
+            404 => "Unknown rollout, ring or cluster",
+            409 => "The rollout's state does not allow it",
+            503 => "The state store or Entra ID is unavailable",
+            _ => "Error",
+        };
+        m.insert(
+            c.to_string(),
+            json!({ "description": description,
+                    "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } }),
+        );
+    }
+    Value::Object(m)
+}
+
+fn ok(description: &str, schema: Value) -> Value {
+    json!({ "description": description, "content": { "application/json": { "schema": schema } } })
+}
+
+fn with_errors(status: &str, success: Value, errors: &[u16]) -> Value {
+    let mut r = error_responses(errors);
+    r[status] = success;
+    r
+}
+
+fn param(name: &str, description: &str) -> Value {
+    json!({ "name": name, "in": "path", "required": true, "description": description, "schema": { "type": "string" } })
+}
+
+fn query(name: &str, description: &str, ty: &str) -> Value {
+    json!({ "name": name, "in": "query", "required": false, "description": description, "schema": { "type": ty } })
+}
+
+fn body(schema: &str) -> Value {
+    json!({ "required": false, "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{schema}") } } } })
+}
+
+fn schema(name: &str) -> Value {
+    json!({ "$ref": format!("#/components/schemas/{name}") })
+}
+
+/// A POST that sends one decision to the engine.
+fn decision(summary: &str, description: &str, params: Vec<Value>, req: &str, res: &str) -> Value {
+    json!({ "post": {
+        "summary": summary, "description": description, "parameters": params,
+        "requestBody": body(req),
+        "responses": with_errors("200", ok("Accepted: audited and sent to the engine", schema(res)), &[400, 401, 403, 404, 409, 503]),
+    }})
+}
+
+fn merge(a: Value, b: Value) -> Value {
+    let (Value::Object(mut a), Value::Object(b)) = (a, b) else {
+        return Value::Null;
+    };
+    a.extend(b);
+    Value::Object(a)
+}
+
+fn schemas() -> Value {
+    json!({
+        "Error": { "type": "object", "required": ["error"], "properties": { "error": {
+            "type": "object", "required": ["code", "message"],
+            "properties": { "code": { "type": "string" }, "message": { "type": "string" } } } } },
+        "RolloutList": { "type": "object", "properties": {
+            "rollouts": { "type": "array", "items": { "type": "object", "properties": {
+                "id": { "type": "string" }, "policy": { "type": "string" }, "status": { "type": "string" },
+                "updatedAt": { "type": "string", "format": "date-time" } } } },
+            "active": { "type": ["string", "null"] } } },
+        "Rollout": { "type": "object", "description": "The engine's state of the rollout: rings (status, approval, approvers), waves, clusters (status), steps (status; `gating` has `last`, the gate's reasons), and the plan's skipped clusters.",
+            "properties": {
+                "id": { "type": "string" }, "policy": { "type": "string" }, "policyFile": { "type": "string" },
+                "status": { "type": "object", "properties": { "state": { "enum": ["running", "paused", "succeeded", "halted", "aborted"] } } },
+                "target": { "type": "object" }, "approvalTarget": { "type": "string" },
+                "createdAt": { "type": "string", "format": "date-time" }, "updatedAt": { "type": "string", "format": "date-time" },
+                "seq": { "type": "integer" },
+                "rings": { "type": "array", "items": { "type": "object", "properties": {
+                    "name": { "type": "string" },
+                    "status": { "type": "object", "properties": { "state": { "enum": ["pending", "awaitingApproval", "running", "soaking", "passed", "failed"] } } },
+                    "approvers": { "type": "array", "items": { "type": "string" } },
+                    "approvalExpiresAfterSeconds": { "type": ["integer", "null"] },
+                    "waves": { "type": "array", "items": { "type": "object" } } } } },
+                "skipped": { "type": "array", "items": { "type": "object" } } } },
+        "Approval": { "type": "object", "properties": {
+            "ring": { "type": "string" }, "target": { "type": "string" }, "approvedBy": { "type": "string" },
+            "groups": { "type": "array", "items": { "type": "string" } }, "comment": { "type": "string" },
+            "approvedAt": { "type": "string", "format": "date-time" },
+            "expiresAt": { "type": ["string", "null"], "format": "date-time" }, "expired": { "type": "boolean" } } },
+        "Approvals": { "type": "object", "properties": {
+            "rolloutId": { "type": "string" }, "target": { "type": "string" },
+            "pending": { "type": "array", "items": { "type": "object", "properties": {
+                "ring": { "type": "string" }, "since": { "type": "string", "format": "date-time" },
+                "approvers": { "type": "array", "items": { "type": "string" } },
+                "expiresAfterSeconds": { "type": ["integer", "null"] }, "mayApprove": { "type": "boolean" },
+                "expiredApproval": { "type": ["object", "null"] } } } },
+            "approvals": { "type": "array", "items": schema("Approval") },
+            "rejections": { "type": "array", "items": { "type": "object" } } } },
+        "ApproveRequest": { "type": "object", "additionalProperties": false, "properties": {
+            "comment": { "type": "string" },
+            "expiresAt": { "type": "string", "format": "date-time", "description": "Expire sooner than the ring's expires_after; must be in the future (else 400 approval_expired)." } } },
+        "ApproveResponse": { "type": "object", "properties": {
+            "rolloutId": { "type": "string" }, "ring": { "type": "string" },
+            "alreadyApproved": { "type": "boolean", "description": "True when a live approval of the same ring and target was there first; it is returned and nothing new is recorded." },
+            "approval": schema("Approval") } },
+        "RejectRequest": { "type": "object", "additionalProperties": false, "required": ["comment"], "properties": { "comment": { "type": "string" } } },
+        "ReasonRequest": { "type": "object", "additionalProperties": false, "properties": { "reason": { "type": "string" } } },
+        "ScopeRequest": { "type": "object", "additionalProperties": false, "description": "No ring and no cluster: the whole rollout.", "properties": {
+            "ring": { "type": "string" }, "cluster": { "type": "string", "description": "name, resourceGroup/name or subscription/resourceGroup/name" },
+            "reason": { "type": "string" } } },
+        "Accepted": { "type": "object", "properties": {
+            "rolloutId": { "type": "string" }, "action": { "type": "string" }, "accepted": { "type": "boolean" } } },
+        "Audit": { "type": "object", "properties": {
+            "entries": { "type": "array", "items": { "type": "object", "properties": {
+                "id": { "type": "integer" }, "at": { "type": "string", "format": "date-time" }, "actor": { "type": "string" },
+                "action": { "type": "string" }, "rolloutId": { "type": ["string", "null"] }, "subject": { "type": "string" },
+                "reason": { "type": "string" }, "detail": {} } } },
+            "lastId": { "type": ["integer", "null"] } } },
+    })
+}
+
+/// The document.
+pub fn document() -> Value {
+    let id = param("id", "Rollout id");
+    let ring = param("ring", "Ring name");
+    let cluster = param("cluster", "Cluster: name, resourceGroup/name or subscription/resourceGroup/name (URL-encoded)");
+    let approve = decision(
+        "Approve promoting the target into a ring",
+        "For the ring's approver groups (else 403, audited). Recorded in the store first: a second approval of the same ring and target returns 200 with alreadyApproved. Expires after the ring's expires_after.",
+        vec![id.clone(), ring.clone()],
+        "ApproveRequest",
+        "ApproveResponse",
+    );
+    let paths = json!({
+        "/healthz": { "get": { "summary": "Liveness", "security": [],
+            "responses": { "200": ok("Alive", json!({ "type": "object" })) } } },
+        "/readyz": { "get": { "summary": "Readiness: the state store answers", "security": [],
+            "responses": with_errors("200", ok("Ready", json!({ "type": "object" })), &[503]) } },
+        "/metrics": { "get": { "summary": "Prometheus metrics", "responses": merge(
+            json!({ "200": { "description": "Text exposition format", "content": { "text/plain": { "schema": { "type": "string" } } } } }),
+            error_responses(&[401])) } },
+        "/openapi.json": { "get": { "summary": "This document",
+            "responses": with_errors("200", ok("OpenAPI 3.1", json!({ "type": "object" })), &[401]) } },
+        "/api/v1/rollouts": {
+            "get": { "summary": "Rollouts, and the active one",
+                "responses": with_errors("200", ok("Rollouts", schema("RolloutList")), &[401]) },
+            "post": { "summary": "Plan and start a rollout now, outside the schedule (operators)",
+                "requestBody": body("ReasonRequest"),
+                "responses": with_errors("201", ok("Started", json!({ "type": "object", "properties": { "id": { "type": "string" } } })), &[400, 401, 403, 409, 503]) } },
+        "/api/v1/rollouts/{id}": { "get": { "summary": "A rollout: ring, wave, cluster and step status with gate reasons",
+            "parameters": [id.clone()],
+            "responses": with_errors("200", ok("The rollout", schema("Rollout")), &[401, 404]) } },
+        "/api/v1/rollouts/{id}/approvals": { "get": { "summary": "Rings waiting for approval, who may approve, and every decision",
+            "parameters": [id.clone()],
+            "responses": with_errors("200", ok("Approvals", schema("Approvals")), &[401, 404, 503]) } },
+        "/api/v1/rollouts/{id}/rings/{ring}/approve": approve.clone(),
+        "/api/v1/rollouts/{id}/rings/{ring}/promote": approve,
+        "/api/v1/rollouts/{id}/rings/{ring}/reject": decision(
+            "Reject promoting the target into a ring: the ring fails and the rollout halts",
+            "For the ring's approvers and the operators. `comment` is required.",
+            vec![id.clone(), ring.clone()], "RejectRequest", "Accepted"),
+        "/api/v1/rollouts/{id}/rings/{ring}/promote-now": decision(
+            "End a ring's soak now (operators)", "`reason` is required; the ring must be soaking (else 409).",
+            vec![id.clone(), ring], "ReasonRequest", "Accepted"),
+        "/api/v1/rollouts/{id}/pause": decision(
+            "Pause the rollout, a ring or a cluster (operators)", "No new steps start in the scope; running ones finish.",
+            vec![id.clone()], "ScopeRequest", "Accepted"),
+        "/api/v1/rollouts/{id}/resume": decision(
+            "Resume the rollout, a ring or a cluster (operators)", "",
+            vec![id.clone()], "ScopeRequest", "Accepted"),
+        "/api/v1/rollouts/{id}/abort": decision(
+            "Abort the rollout (operators)", "`reason` is required. AKS operations in flight are aborted.",
+            vec![id.clone()], "ReasonRequest", "Accepted"),
+        "/api/v1/rollouts/{id}/clusters/{cluster}/skip": decision(
+            "Skip a cluster (operators)", "`reason` is required; the cluster must not be finished.",
+            vec![id, cluster], "ReasonRequest", "Accepted"),
+        "/api/v1/audit": { "get": { "summary": "The audit log: who did what, when and why",
+            "parameters": [
+                query("rollout", "Only this rollout's entries", "string"),
+                query("since", "Entries after this id, oldest first (to follow the log); without it, the newest entries", "integer"),
+                query("limit", "At most this many (1..=1000, default 100)", "integer")],
+            "responses": with_errors("200", ok("Entries, oldest first", schema("Audit")), &[400, 401, 503]) } },
+    });
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "ringmaster",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Upgrades fleets of AKS clusters ring by ring. Every call but /healthz and /readyz needs `Authorization: Bearer <token>`: a static token from the tokens file or an Entra ID access token. Refusals (401, 403) change nothing and are audited. Errors are `{\"error\": {\"code\", \"message\"}}`."
+        },
+        "security": [{ "bearer": [] }],
+        "paths": paths,
+        "components": {
+            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer", "description": "A static token or an Entra ID access token (JWT)" } },
+            "schemas": schemas(),
+        },
+    })
+}

@@ -1,0 +1,236 @@
+//! Tables for the CLI client, from the API's JSON: one screen of 100 columns at most,
+//! so they read well in a terminal and in a CI log. The last column gives way (cut with
+//! `…`) when a row would be wider.
+
+use serde_json::Value;
+
+/// Widest line a table prints.
+pub const WIDTH: usize = 100;
+
+pub struct Table {
+    headers: Vec<&'static str>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    pub fn new(headers: &[&'static str]) -> Self {
+        Table {
+            headers: headers.to_vec(),
+            rows: Vec::new(),
+        }
+    }
+
+    pub fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Columns are as wide as their widest cell, but no column but the last takes more
+    /// than 28 characters; the last gets what is left of [`WIDTH`].
+    pub fn render(&self) -> String {
+        let n = self.headers.len();
+        let mut widths: Vec<usize> = self.headers.iter().map(|h| h.chars().count()).collect();
+        for r in &self.rows {
+            for (i, c) in r.iter().enumerate().take(n) {
+                widths[i] = widths[i].max(c.chars().count());
+            }
+        }
+        for w in widths.iter_mut().take(n.saturating_sub(1)) {
+            *w = (*w).min(28);
+        }
+        let used: usize = widths[..n - 1].iter().map(|w| w + 2).sum();
+        widths[n - 1] = widths[n - 1].min(WIDTH.saturating_sub(used).max(8));
+        let line = |cells: Vec<&str>| -> String {
+            let mut out = String::new();
+            for (i, c) in cells.iter().enumerate() {
+                let cell = cut(c, widths[i]);
+                if i + 1 == n {
+                    out.push_str(&cell);
+                } else {
+                    out.push_str(&format!("{cell:<w$}  ", w = widths[i]));
+                }
+            }
+            out.trim_end().to_string() + "\n"
+        };
+        let mut out = line(self.headers.clone());
+        for r in &self.rows {
+            out.push_str(&line(r.iter().map(String::as_str).collect()));
+        }
+        out
+    }
+}
+
+/// `s` in at most `w` characters.
+pub fn cut(s: &str, w: usize) -> String {
+    if s.chars().count() <= w {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(w.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+fn s<'a>(v: &'a Value, key: &str) -> &'a str {
+    v.get(key).and_then(Value::as_str).unwrap_or("")
+}
+
+/// `2026-05-04T10:11:12.345Z` -> `2026-05-04 10:11:12Z`.
+pub fn time(v: &Value) -> String {
+    let t = v.as_str().unwrap_or("");
+    match chrono::DateTime::parse_from_rfc3339(t) {
+        Ok(t) => t.with_timezone(&chrono::Utc).format("%Y-%m-%d %H:%M:%SZ").to_string(),
+        Err(_) => t.to_string(),
+    }
+}
+
+/// A state object (`{"state": "...", ...}`) in words, with its detail.
+fn state(v: &Value) -> (String, String) {
+    let st = s(v, "state");
+    let detail = match st {
+        "awaitingApproval" => format!("since {}", time(&v["since"])),
+        "soaking" | "backoff" => format!("until {}", time(&v["until"])),
+        "failed" | "halted" => s(v, "reason").to_string(),
+        "paused" | "aborted" | "skipped" => format!("by {}: {}", s(v, "by"), s(v, "reason")),
+        "gating" => v["last"].as_str().map_or("waiting for the gate".into(), |l| l.to_string()),
+        _ => String::new(),
+    };
+    let words = match st {
+        "awaitingApproval" => "awaiting approval".to_string(),
+        "inFlight" => "in flight".to_string(),
+        other => other.to_string(),
+    };
+    (words, detail)
+}
+
+fn step_words(kind: &Value) -> String {
+    match s(kind, "kind") {
+        "controlPlane" => format!("control plane {} -> {}", s(kind, "from"), s(kind, "to")),
+        "poolVersion" => format!("pool {} {} -> {}", s(kind, "pool"), s(kind, "from"), s(kind, "to")),
+        "nodeImage" => format!("pool {} image -> {}", s(kind, "pool"), s(kind, "to")),
+        other => other.to_string(),
+    }
+}
+
+/// The rollout list.
+pub fn rollouts(list: &Value) -> String {
+    let mut t = Table::new(&["ROLLOUT", "POLICY", "STATUS", "UPDATED"]);
+    for r in list["rollouts"].as_array().into_iter().flatten() {
+        t.row(vec![s(r, "id").into(), s(r, "policy").into(), s(r, "status").into(), time(&r["updatedAt"])]);
+    }
+    if t.is_empty() {
+        return "No rollouts yet.\n".into();
+    }
+    t.render()
+}
+
+/// A rollout: header, rings, clusters, then what waits for approval.
+pub fn status(r: &Value, approvals: &Value) -> String {
+    let (st, detail) = state(&r["status"]);
+    let mut out = format!(
+        "Rollout {}  policy {}  target {}\nStatus  {st}{}  (updated {})\n\n",
+        s(r, "id"),
+        s(r, "policy"),
+        s(r, "approvalTarget"),
+        if detail.is_empty() { String::new() } else { format!(": {detail}") },
+        time(&r["updatedAt"])
+    );
+    let mut rings = Table::new(&["RING", "STATE", "CLUSTERS", "DETAIL"]);
+    let mut clusters = Table::new(&["RING", "WAVE", "CLUSTER", "STATE", "STEP", "DETAIL"]);
+    for ring in r["rings"].as_array().into_iter().flatten() {
+        let name = s(ring, "name");
+        let (mut rs, mut rd) = state(&ring["status"]);
+        if ring["paused"].as_bool() == Some(true) {
+            rs.push_str(" (paused)");
+        }
+        let approvers: Vec<&str> = ring["approvers"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        if rs.starts_with("awaiting") && !approvers.is_empty() {
+            rd = format!("{rd}; approvers: {}", approvers.join(", "));
+        }
+        let (mut total, mut done, mut failed) = (0, 0, 0);
+        for wave in ring["waves"].as_array().into_iter().flatten() {
+            for c in wave["clusters"].as_array().into_iter().flatten() {
+                total += 1;
+                let (cs, mut cd) = state(&c["status"]);
+                match cs.as_str() {
+                    "done" => done += 1,
+                    "failed" | "skipped" => failed += 1,
+                    _ => {}
+                }
+                let steps: Vec<&Value> = c["steps"].as_array().into_iter().flatten().collect();
+                let current = steps
+                    .iter()
+                    .position(|st| s(&st["status"], "state") != "done")
+                    .unwrap_or(steps.len());
+                let step = match steps.get(current) {
+                    Some(st) if cs != "pending" && !cs.is_empty() => {
+                        let (ss, sd) = state(&st["status"]);
+                        if cd.is_empty() {
+                            cd = sd;
+                        }
+                        format!("{}/{} {ss}: {}", current + 1, steps.len(), step_words(&st["kind"]))
+                    }
+                    _ => format!("{}/{}", current.min(steps.len()), steps.len()),
+                };
+                let cs = if c["paused"].as_bool() == Some(true) { format!("{cs} (paused)") } else { cs };
+                clusters.row(vec![name.into(), s(wave, "name").into(), s(&c["id"], "name").into(), cs, step, cd]);
+            }
+        }
+        let counts = if failed > 0 {
+            format!("{done}/{total} done, {failed} failed/skipped")
+        } else {
+            format!("{done}/{total} done")
+        };
+        rings.row(vec![name.into(), rs, counts, rd]);
+    }
+    out.push_str(&rings.render());
+    if !clusters.is_empty() {
+        out.push('\n');
+        out.push_str(&clusters.render());
+    }
+    for p in approvals["pending"].as_array().into_iter().flatten() {
+        let who: Vec<&str> = p["approvers"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        out.push_str(&format!(
+            "\nRing {} waits for approval by {}{}: `ringmaster approve {}`\n",
+            s(p, "ring"),
+            who.join(", "),
+            if p["mayApprove"].as_bool() == Some(true) { " (you may approve)" } else { "" },
+            s(p, "ring"),
+        ));
+    }
+    out
+}
+
+/// The audit log.
+pub fn history(audit: &Value) -> String {
+    let mut t = Table::new(&["AT", "ACTOR", "ACTION", "SUBJECT", "REASON"]);
+    for e in audit["entries"].as_array().into_iter().flatten() {
+        t.row(vec![
+            time(&e["at"]),
+            s(e, "actor").into(),
+            s(e, "action").into(),
+            s(e, "subject").into(),
+            s(e, "reason").into(),
+        ]);
+    }
+    if t.is_empty() {
+        return "The audit log is empty.\n".into();
+    }
+    t.render()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_fit_100_columns_and_cut_the_last_column() {
+        let mut t = Table::new(&["A", "B"]);
+        t.row(vec!["x".repeat(60), "y".repeat(200)]);
+        let out = t.render();
+        assert!(out.lines().all(|l| l.chars().count() <= WIDTH), "{out}");
+        assert!(out.contains('…'));
+    }
+}

@@ -1,0 +1,322 @@
+//! The API under test: the real router on 127.0.0.1:0, a real store on a temp SQLite
+//! file, and a stand-in daemon ([`StandIn`]) that drives a real engine `Rollout` of the
+//! demo fleet synchronously (no AKS: it never runs the engine's commands), persisting
+//! each state with its audit entries as the daemon does.
+
+use chrono::{DateTime, Duration, Utc};
+use futures::future::BoxFuture;
+use reqwest::StatusCode;
+use ringmaster::api::auth::{Auth, parse_tokens, token_digest_hex};
+use ringmaster::api::entra::{EntraConfig, EntraValidator};
+use ringmaster::api::{ApiState, router};
+use ringmaster::clock::Clock;
+use ringmaster::engine::{self, ClusterStatus, Input, RingStatus, Rollout, Settings, StepStatus};
+use ringmaster::metrics::Metrics;
+use ringmaster::service::{Control, ControlError, RingApproval, RolloutSummary};
+use ringmaster::store::{AuditEntry, AuditQuery, RolloutRecord, Store};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+/// Static tokens: (token, name, groups). Approvers of prod are `platform-admins`; the
+/// operators are `sre`.
+pub const ALICE: &str = "rmt_alice-approver-and-operator";
+pub const BOB: &str = "rmt_bob-approver";
+pub const OPS: &str = "rmt_ops-operator";
+pub const VIEWER: &str = "rmt_viewer-reads-only";
+
+pub fn tokens_yaml() -> String {
+    let entries = [
+        (ALICE, "alice", "[platform-admins, sre]"),
+        (BOB, "bob", "[platform-admins]"),
+        (OPS, "ops", "[sre]"),
+        (VIEWER, "viewer", "[readers]"),
+    ];
+    let mut out = String::from("tokens:\n");
+    for (token, name, groups) in entries {
+        out.push_str(&format!(
+            "  - name: {name}\n    groups: {groups}\n    sha256: {}\n",
+            token_digest_hex(token)
+        ));
+    }
+    out
+}
+
+/// A clock tests move by hand.
+#[derive(Debug)]
+pub struct ManualClock(Mutex<DateTime<Utc>>);
+
+impl ManualClock {
+    pub fn advance(&self, d: Duration) {
+        *self.0.lock().unwrap() += d;
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().unwrap()
+    }
+    fn sleep(&self, _d: std::time::Duration) -> BoxFuture<'static, ()> {
+        Box::pin(std::future::pending())
+    }
+}
+
+/// The daemon, as far as the API can tell.
+pub struct StandIn {
+    pub store: Arc<Store>,
+    pub clock: Arc<ManualClock>,
+    pub rollouts: Mutex<BTreeMap<String, Rollout>>,
+    settings: Settings,
+    template: Rollout,
+    /// Every input the API sent, in order.
+    pub sent: Mutex<Vec<(String, Input)>>,
+}
+
+impl StandIn {
+    fn persist(&self, r: &Rollout, cmds: &[engine::Command]) {
+        let now = self.clock.now();
+        let audits: Vec<AuditEntry> = cmds
+            .iter()
+            .filter_map(|c| match c {
+                engine::Command::Audit {
+                    actor,
+                    action,
+                    subject,
+                    reason,
+                } => Some(AuditEntry {
+                    at: now,
+                    actor: actor.clone(),
+                    action: action.clone(),
+                    rollout_id: Some(r.id.clone()),
+                    subject: subject.clone(),
+                    reason: reason.clone(),
+                    detail: Value::Null,
+                }),
+                _ => None,
+            })
+            .collect();
+        let record = RolloutRecord {
+            id: r.id.clone(),
+            policy_name: r.plan.policy.clone(),
+            status: r.status.label().to_string(),
+            state_json: serde_json::to_string(r).unwrap(),
+            updated_at: now,
+        };
+        self.store.save_rollout_with_audit(&record, &audits).unwrap();
+    }
+
+    /// Applies `input` as the daemon would (also used by tests for time passing).
+    pub fn apply(&self, id: &str, input: Input) -> Result<(), ControlError> {
+        let mut all = self.rollouts.lock().unwrap();
+        let r = all.get_mut(id).ok_or_else(|| ControlError::UnknownRollout(id.into()))?;
+        if r.status.is_terminal() {
+            return Err(ControlError::NotRunning(id.into()));
+        }
+        let cmds = engine::advance(r, &self.settings, input, self.clock.now());
+        self.persist(r, &cmds);
+        Ok(())
+    }
+
+    pub fn rollout(&self, id: &str) -> Rollout {
+        self.rollouts.lock().unwrap()[id].clone()
+    }
+
+    pub fn with(&self, id: &str, f: impl FnOnce(&mut Rollout)) {
+        let mut all = self.rollouts.lock().unwrap();
+        let r = all.get_mut(id).unwrap();
+        f(r);
+        self.persist(r, &[]);
+    }
+}
+
+impl Control for StandIn {
+    fn list(&self) -> Vec<RolloutSummary> {
+        self.rollouts
+            .lock()
+            .unwrap()
+            .values()
+            .map(|r| RolloutSummary {
+                id: r.id.clone(),
+                policy: r.plan.policy.clone(),
+                status: r.status.label().into(),
+                updated_at: r.updated_at,
+            })
+            .collect()
+    }
+    fn get(&self, id: &str) -> Option<Rollout> {
+        self.rollouts.lock().unwrap().get(id).cloned()
+    }
+    fn active(&self) -> Option<String> {
+        let all = self.rollouts.lock().unwrap();
+        all.values().find(|r| !r.status.is_terminal()).map(|r| r.id.clone())
+    }
+    fn send(&self, id: &str, input: Input) -> Result<(), ControlError> {
+        self.sent.lock().unwrap().push((id.to_string(), input.clone()));
+        self.apply(id, input)
+    }
+    fn ring_approval(&self, _id: &str, ring: &str) -> Option<RingApproval> {
+        let r = self.settings.ring(ring)?;
+        Some(RingApproval {
+            approvers: r.approvers.clone()?,
+            expires_after: r.approval_expires_after,
+        })
+    }
+    fn start_now(&self, _actor: &str) -> Result<String, ControlError> {
+        if let Some(a) = self.active() {
+            return Err(ControlError::AlreadyRunning(a));
+        }
+        let mut r = self.template.clone();
+        let id = format!("r{}", self.rollouts.lock().unwrap().len() + 1);
+        r.id = id.clone();
+        self.rollouts.lock().unwrap().insert(id.clone(), r);
+        self.apply(&id, Input::Tick)?;
+        Ok(id)
+    }
+}
+
+/// `r1` of the demo policy at the demo fleet's start time: dev passed, staging soaking
+/// for an hour, prod (approval by platform-admins, 8 h expiry) pending.
+fn fixture() -> (Rollout, Settings, DateTime<Utc>) {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join("policies/demo.yaml")).unwrap();
+    let fleet = crate::support::demo_snapshot::load_fleet("demo.yaml");
+    let snapshot = crate::support::demo_snapshot::snapshot(&fleet);
+    let now = snapshot.taken_at;
+    let policy = ringmaster::policy::compile_with_snapshot("policies/demo.yaml", &text, Some(&snapshot)).unwrap();
+    let plan = ringmaster::plan::plan(&snapshot, &policy, now);
+    let settings = Settings::from_policy(&policy);
+    let mut r = Rollout::new("r1".into(), "policies/demo.yaml".into(), text, plan, now);
+    assert_eq!(r.rings.len(), 3, "the demo policy has dev, staging, prod");
+    for ring in &mut r.rings[..2] {
+        for w in &mut ring.waves {
+            for c in &mut w.clusters {
+                c.status = ClusterStatus::Done;
+                c.steps.iter_mut().for_each(|s| s.status = StepStatus::Done);
+            }
+        }
+    }
+    r.rings[0].status = RingStatus::Passed;
+    r.rings[1].status = RingStatus::Soaking {
+        until: now + Duration::hours(1),
+    };
+    (r, settings, now)
+}
+
+pub struct Harness {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub standin: Arc<StandIn>,
+    pub store: Arc<Store>,
+    pub clock: Arc<ManualClock>,
+    pub metrics: Arc<Metrics>,
+    _dir: tempfile::TempDir,
+}
+
+impl Harness {
+    pub async fn start() -> Harness {
+        Self::start_with(None).await
+    }
+
+    /// With `entra`, Entra ID tokens are accepted too.
+    pub async fn start_with(entra: Option<EntraConfig>) -> Harness {
+        ringmaster::identity::install_crypto_provider();
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path().join("state.db")).unwrap());
+        let (rollout, settings, now) = fixture();
+        let clock = Arc::new(ManualClock(Mutex::new(now)));
+        let standin = Arc::new(StandIn {
+            store: store.clone(),
+            clock: clock.clone(),
+            rollouts: Mutex::new(BTreeMap::new()),
+            settings,
+            template: rollout.clone(),
+            sent: Mutex::new(Vec::new()),
+        });
+        standin.rollouts.lock().unwrap().insert("r1".into(), rollout.clone());
+        standin.persist(&rollout, &[]);
+        let tokens = parse_tokens("tokens.yaml", &tokens_yaml()).unwrap();
+        let http = reqwest::Client::new();
+        let entra = entra.map(|c| EntraValidator::new(c, http.clone()));
+        let metrics = Arc::new(Metrics::default());
+        let state = ApiState {
+            control: standin.clone(),
+            store: store.clone(),
+            auth: Arc::new(Auth::new(tokens, entra, vec!["sre".into()])),
+            metrics: metrics.clone(),
+            clock: clock.clone(),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, router(state)).await.unwrap() });
+        Harness {
+            base,
+            http,
+            standin,
+            store,
+            clock,
+            metrics,
+            _dir: dir,
+        }
+    }
+
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        token: Option<&str>,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap();
+        let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, headers, v)
+    }
+
+    pub async fn get(&self, token: Option<&str>, path: &str) -> (StatusCode, Value) {
+        let (s, _, v) = self.call(reqwest::Method::GET, token, path, None).await;
+        (s, v)
+    }
+
+    pub async fn post(&self, token: Option<&str>, path: &str, body: Value) -> (StatusCode, Value) {
+        let (s, _, v) = self.call(reqwest::Method::POST, token, path, Some(body)).await;
+        (s, v)
+    }
+
+    /// Every audit entry, oldest first.
+    pub fn audit(&self) -> Vec<AuditEntry> {
+        let q = AuditQuery {
+            limit: 10_000,
+            ..Default::default()
+        };
+        self.store.audit(&q).unwrap().into_iter().map(|(_, e)| e).collect()
+    }
+
+    pub fn audit_actions(&self, action: &str) -> Vec<AuditEntry> {
+        self.audit().into_iter().filter(|e| e.action == action).collect()
+    }
+
+    /// Everything but the audit log: rollouts and approval decisions, and the inputs sent.
+    pub fn observable(&self) -> (Vec<RolloutRecord>, String, usize) {
+        let approvals = self.store.approvals("r1").unwrap();
+        let rejections = self.store.rejections("r1").unwrap();
+        (
+            self.store.load_rollouts().unwrap(),
+            format!("{approvals:?}{rejections:?}"),
+            self.standin.sent.lock().unwrap().len(),
+        )
+    }
+}
+
+/// The error code of an API error body.
+pub fn code(v: &Value) -> &str {
+    v["error"]["code"].as_str().unwrap_or("<no error code>")
+}
