@@ -5,15 +5,18 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
 
+/// A series: metric name and its labels, sorted.
+type Series = (String, Vec<(String, String)>);
+
 /// Counters by (name, sorted labels).
 #[derive(Debug, Default)]
 pub struct Metrics {
-    counters: Mutex<BTreeMap<(String, Vec<(String, String)>), f64>>,
-    gauges: Mutex<BTreeMap<(String, Vec<(String, String)>), f64>>,
+    counters: Mutex<BTreeMap<Series, f64>>,
+    gauges: Mutex<BTreeMap<Series, f64>>,
     help: Mutex<BTreeMap<String, (&'static str, &'static str)>>,
 }
 
-fn key(name: &str, labels: &[(&str, &str)]) -> (String, Vec<(String, String)>) {
+fn key(name: &str, labels: &[(&str, &str)]) -> Series {
     let mut l: Vec<(String, String)> = labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     l.sort();
     (name.to_string(), l)
