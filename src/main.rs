@@ -46,6 +46,39 @@ enum Command {
     /// the state file if there is one (re-attaching to Azure operations in flight),
     /// else discovers, plans and starts a new one. SIGTERM/SIGINT stop starting steps.
     Run(RunArgs),
+    /// The daemon: drives rollouts on the policy's schedule (or when asked), resumes an
+    /// unfinished one at start, serves the HTTP API (/api/v1, /metrics, /healthz,
+    /// /readyz, /openapi.json). SIGTERM stops starting steps and exits; SIGHUP re-reads
+    /// the policy for the next rollout.
+    Serve(ServeArgs),
+    #[command(flatten)]
+    Client(ringmaster::api::cli::ClientCommand),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// The rollout policy (YAML; see docs/policy.md).
+    #[arg(long, env = "RINGMASTER_POLICY")]
+    policy: PathBuf,
+    /// SQLite state file (created if missing).
+    #[arg(long, env = "RINGMASTER_STATE", default_value = "ringmaster.db")]
+    state: PathBuf,
+    /// Address of the HTTP API.
+    #[arg(long, env = "RINGMASTER_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Subscriptions when the policy names none (default: every visible subscription).
+    #[arg(long = "subscription", env = "RINGMASTER_SUBSCRIPTION_IDS", value_delimiter = ',')]
+    subscriptions: Vec<String>,
+    /// Rehearsal against `ringmaster sim`: run on the simulator's scaled clock.
+    #[arg(long)]
+    sim_clock: bool,
+    /// Start a rollout right away instead of waiting for the policy's schedule.
+    #[arg(long)]
+    start_now: bool,
+    #[command(flatten)]
+    auth: ringmaster::api::AuthArgs,
+    #[command(flatten)]
+    azure: ringmaster::identity::AzureConfig,
 }
 
 #[derive(clap::Args)]
@@ -201,6 +234,8 @@ async fn main() -> ExitCode {
             (_, true) => ExitCode::from(4),
             _ => ExitCode::from(3),
         }),
+        Command::Serve(a) => run_serve(a).await,
+        Command::Client(c) => Ok(ringmaster::api::cli::run(c).await),
         Command::Demo(a) => {
             let outcome = ringmaster::demo::run(ringmaster::demo::DemoOptions {
                 fleet: a.fleet,
@@ -356,6 +391,95 @@ async fn run_plan(args: PlanArgs) -> Result<ExitCode> {
         Output::Json => println!("{}", ringmaster::plan::render::json(&plan)),
         Output::Table => print!("{}", ringmaster::plan::render::table(&plan)),
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run_serve(a: ServeArgs) -> Result<ExitCode> {
+    use ringmaster::clock::{Clock, SystemClock};
+    use std::sync::Arc;
+    ringmaster::identity::install_crypto_provider();
+    // Fail fast on a broken policy.
+    let text = std::fs::read_to_string(&a.policy).with_context(|| format!("reading {}", a.policy.display()))?;
+    if let Err(e) = ringmaster::policy::compile(&a.policy.display().to_string(), &text) {
+        eprintln!("{e}");
+        return Ok(ExitCode::from(2));
+    }
+    let store =
+        Arc::new(ringmaster::store::Store::open(&a.state).with_context(|| format!("opening {}", a.state.display()))?);
+    let boot: Arc<dyn Clock> = Arc::new(SystemClock);
+    let clock: Arc<dyn Clock> = if a.sim_clock {
+        let probe = ringmaster::arm::connect(&a.azure, boot.clone())?;
+        Arc::new(ringmaster::service::run::sim_clock(&probe).await?)
+    } else {
+        boot
+    };
+    let client = Arc::new(ringmaster::arm::connect(&a.azure, clock.clone())?);
+    let http = a.azure.http_client()?;
+    let tokens = Arc::new(ringmaster::identity::AzureTokens::new(a.azure.clone(), http.clone())?);
+    let auth = Arc::new(a.auth.build(http)?);
+    let metrics = Arc::new(ringmaster::metrics::Metrics::default());
+    let daemon = ringmaster::service::daemon::Daemon::new(
+        store.clone(),
+        client,
+        tokens,
+        clock.clone(),
+        metrics.clone(),
+        Arc::new(ringmaster::runtime::LogNotifier),
+        a.policy.clone(),
+        a.subscriptions.clone(),
+    );
+    let router = ringmaster::api::router(ringmaster::api::ApiState {
+        control: daemon.clone(),
+        store,
+        auth,
+        metrics,
+        clock,
+    });
+    let listener = tokio::net::TcpListener::bind(a.listen)
+        .await
+        .with_context(|| format!("listening on {}", a.listen))?;
+    let addr = listener.local_addr()?;
+    println!("{}", serde_json::json!({ "listen": addr.to_string() }));
+    tracing::info!(%addr, "ringmaster API listening");
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    if a.start_now {
+        use ringmaster::service::Control;
+        let _ = daemon.start_now("serve --start-now");
+    }
+    let daemon_task = tokio::spawn(daemon.clone().run(stop_rx.clone()));
+    let mut api_stop = stop_rx.clone();
+    let api = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = api_stop.wait_for(|s| *s).await;
+            })
+            .await
+    });
+    let policy = a.policy.clone();
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hup = signal(SignalKind::hangup()).expect("SIGHUP handler");
+        while hup.recv().await.is_some() {
+            match std::fs::read_to_string(&policy)
+                .map(|t| ringmaster::policy::compile(&policy.display().to_string(), &t))
+            {
+                Ok(Ok(p)) => {
+                    tracing::info!(policy = %p.name, "policy re-read: it applies to the next rollout; a running rollout keeps its own")
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!("the policy file does not compile; the next rollout would fail to start:\n{e}")
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot read the policy file"),
+            }
+        }
+    });
+    wait_for_signal().await;
+    tracing::info!(
+        "stopping: no new steps; operations in flight continue in Azure and are re-attached at the next start"
+    );
+    let _ = stop_tx.send(true);
+    let _ = daemon_task.await;
+    let _ = api.await;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -186,7 +186,7 @@ struct RingView<'a> {
     approval_expires_after_seconds: Option<u64>,
 }
 
-pub(super) fn ring_views<'a>(state: &ApiState, r: &'a Rollout) -> Vec<Value> {
+fn ring_views(state: &ApiState, r: &Rollout) -> Vec<Value> {
     r.rings
         .iter()
         .map(|run| {

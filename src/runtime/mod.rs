@@ -66,6 +66,7 @@ pub struct Runtime {
     wake: Option<DateTime<Utc>>,
     progress: watch::Sender<Rollout>,
     audit: Option<mpsc::UnboundedSender<AuditEntry>>,
+    metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 /// A handle to send decisions (approve, pause, ...) into a running rollout.
@@ -116,7 +117,14 @@ impl Runtime {
             wake: None,
             progress,
             audit: None,
+            metrics: None,
         })
+    }
+
+    /// Counts steps, gates and operation durations here.
+    pub fn with_metrics(mut self, m: Arc<crate::metrics::Metrics>) -> Self {
+        self.metrics = Some(m);
+        self
     }
 
     pub fn control(&self) -> Control {
@@ -213,6 +221,9 @@ impl Runtime {
             };
             store.save_rollout_with_audit(&record, &audits)?;
         }
+        if let Some(m) = &self.metrics {
+            count(m, &self.rollout, &audits);
+        }
         if let Some(tx) = &self.audit {
             for a in &audits {
                 let _ = tx.send(a.clone());
@@ -265,6 +276,35 @@ impl Runtime {
 pub(crate) fn send(sh: &Shared, input: Input) {
     if sh.inputs.send(input).is_err() {
         warn!("the rollout loop is gone; dropping an observation");
+    }
+}
+
+/// Metrics from the transitions just made.
+fn count(m: &crate::metrics::Metrics, r: &Rollout, audits: &[AuditEntry]) {
+    for a in audits {
+        match a.action.as_str() {
+            "step.started" => m.inc("ringmaster_steps_total", &[("result", "started")]),
+            "gate.passed" => {
+                m.inc("ringmaster_steps_total", &[("result", "succeeded")]);
+                m.inc("ringmaster_gate_evaluations_total", &[("result", "passed")]);
+            }
+            "gate.failed" => m.inc("ringmaster_gate_evaluations_total", &[("result", "failed")]),
+            "step.failed" => m.inc("ringmaster_steps_total", &[("result", "failed")]),
+            "step.operation_done" => {
+                // Operation time: from the step's start to now, for the step named.
+                if let Some(secs) = r
+                    .clusters()
+                    .flat_map(|(_, c)| c.steps.iter())
+                    .filter(|s| matches!(s.status, engine::StepStatus::Gating { .. }))
+                    .filter_map(|s| s.started_at.map(|t| (a.at - t).num_milliseconds() as f64 / 1000.0))
+                    .next()
+                {
+                    m.add("ringmaster_operation_seconds_sum", &[], secs.max(0.0));
+                    m.inc("ringmaster_operation_seconds_count", &[]);
+                }
+            }
+            _ => {}
+        }
     }
 }
 

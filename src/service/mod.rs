@@ -4,6 +4,7 @@
 
 use crate::engine::{Input, Rollout};
 use serde::Serialize;
+pub mod daemon;
 pub mod run;
 
 use std::time::Duration;

@@ -1,0 +1,305 @@
+//! `ringmaster serve`: the daemon. It resumes an unfinished rollout from the state file,
+//! starts new ones on the policy's schedule (or when asked through the API), drives them
+//! with the runtime, and answers the HTTP API through [`Control`].
+//!
+//! One rollout at a time: ringmaster moves one target through the fleet. A policy
+//! reloaded on SIGHUP applies to the next rollout; a running rollout keeps the policy
+//! text it started with (stored in its state). SIGTERM stops starting steps, persists
+//! and exits; operations in flight keep running in Azure and are re-attached at the
+//! next start.
+
+use super::{Control, ControlError, RingApproval, RolloutSummary};
+use crate::arm::AksClient;
+use crate::clock::Clock;
+use crate::engine::{Input, Rollout};
+use crate::identity::TokenSource;
+use crate::metrics::Metrics;
+use crate::runtime::{Notifier, Runtime};
+use crate::store::Store;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+/// The rollout being driven.
+struct Active {
+    id: String,
+    control: crate::runtime::Control,
+    progress: watch::Receiver<Rollout>,
+}
+
+pub struct Daemon {
+    pub store: Arc<Store>,
+    pub client: Arc<AksClient>,
+    pub tokens: Arc<dyn TokenSource>,
+    pub clock: Arc<dyn Clock>,
+    pub metrics: Arc<Metrics>,
+    pub notifier: Arc<dyn Notifier>,
+    pub policy_path: PathBuf,
+    pub subscriptions: Vec<String>,
+    active: Mutex<Option<Active>>,
+    /// Wakes the scheduler (a rollout ended, or someone asked for one).
+    kick: tokio::sync::Notify,
+    start_requests: Mutex<Vec<String>>,
+}
+
+impl Daemon {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        store: Arc<Store>,
+        client: Arc<AksClient>,
+        tokens: Arc<dyn TokenSource>,
+        clock: Arc<dyn Clock>,
+        metrics: Arc<Metrics>,
+        notifier: Arc<dyn Notifier>,
+        policy_path: PathBuf,
+        subscriptions: Vec<String>,
+    ) -> Arc<Self> {
+        describe_metrics(&metrics);
+        Arc::new(Daemon {
+            store,
+            client,
+            tokens,
+            clock,
+            metrics,
+            notifier,
+            policy_path,
+            subscriptions,
+            active: Mutex::new(None),
+            kick: tokio::sync::Notify::new(),
+            start_requests: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn active_lock(&self) -> std::sync::MutexGuard<'_, Option<Active>> {
+        self.active.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn stored(&self) -> Vec<Rollout> {
+        self.store
+            .load_rollouts()
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|r| serde_json::from_str(&r.state_json).ok())
+            .collect()
+    }
+
+    /// Runs until `shutdown` resolves: resumes what was unfinished, then schedules.
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        if let Some(r) = self.stored().into_iter().find(|r| !r.status.is_terminal()) {
+            info!(rollout = %r.id, "resuming an unfinished rollout");
+            self.clone().drive(r, Input::Resumed, shutdown.clone());
+        }
+        let mut last_check = self.clock.now();
+        loop {
+            let requested = std::mem::take(&mut *self.start_requests.lock().unwrap_or_else(|e| e.into_inner()));
+            let due = self.schedule_due(last_check);
+            last_check = self.clock.now();
+            let busy = self
+                .active_lock()
+                .as_ref()
+                .is_some_and(|a| !a.progress.borrow().status.is_terminal());
+            if !busy && (due || !requested.is_empty()) {
+                match super::run::new_rollout(&self.client, &self.policy_path, &self.subscriptions, self.clock.now())
+                    .await
+                {
+                    Ok((r, _)) if r.plan.steps().next().is_none() => {
+                        info!("nothing to upgrade: the fleet is on the target")
+                    }
+                    Ok((r, _)) => {
+                        info!(rollout = %r.id, by = ?requested, "starting a rollout");
+                        self.clone().drive(r, Input::Tick, shutdown.clone());
+                    }
+                    Err(e) => warn!(error = %format!("{e:#}"), "cannot start a rollout"),
+                }
+            }
+            self.refresh_gauges();
+            tokio::select! {
+                _ = self.clock.sleep(std::time::Duration::from_secs(60)) => {}
+                _ = self.kick.notified() => {}
+                _ = shutdown.changed() => break,
+            }
+        }
+        // Give the runtime its chance to stop cleanly.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        while self.active_lock().is_some() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Whether the policy's start cron fired since `since`.
+    fn schedule_due(&self, since: chrono::DateTime<chrono::Utc>) -> bool {
+        let Ok(text) = std::fs::read_to_string(&self.policy_path) else {
+            return false;
+        };
+        let Ok(p) = crate::policy::compile(&self.policy_path.display().to_string(), &text) else {
+            return false;
+        };
+        let now = self.clock.now();
+        p.schedule
+            .start
+            .as_ref()
+            .is_some_and(|c| c.next_fire(since, now).is_some())
+    }
+
+    /// Spawns the runtime for `r`.
+    fn drive(self: Arc<Self>, r: Rollout, first: Input, mut shutdown: watch::Receiver<bool>) {
+        let rt = match Runtime::new(
+            r.clone(),
+            self.client.clone(),
+            self.tokens.clone(),
+            self.clock.clone(),
+            Some(self.store.clone()),
+            self.notifier.clone(),
+        ) {
+            Ok(rt) => rt.with_metrics(self.metrics.clone()),
+            Err(e) => {
+                warn!(rollout = %r.id, error = %e, "cannot drive the rollout");
+                return;
+            }
+        };
+        *self.active_lock() = Some(Active {
+            id: r.id.clone(),
+            control: rt.control(),
+            progress: rt.progress(),
+        });
+        tokio::spawn(async move {
+            let result = rt
+                .run(first, async move {
+                    let _ = shutdown.wait_for(|s| *s).await;
+                })
+                .await;
+            match result {
+                Ok(r) => info!(rollout = %r.id, status = r.status.label(), "rollout loop ended"),
+                Err(e) => warn!(error = %e, "rollout loop failed"),
+            }
+            *self.active_lock() = None;
+            self.refresh_gauges();
+            self.kick.notify_one();
+        });
+    }
+
+    fn refresh_gauges(&self) {
+        let mut by_state: std::collections::BTreeMap<&'static str, f64> = Default::default();
+        for r in self.stored() {
+            *by_state.entry(r.status.label()).or_default() += 1.0;
+        }
+        for s in ["running", "paused", "succeeded", "halted", "aborted"] {
+            self.metrics.set(
+                "ringmaster_rollouts",
+                &[("state", s)],
+                by_state.get(s).copied().unwrap_or(0.0),
+            );
+        }
+        let st = &self.client.http().stats;
+        use crate::arm::http::ArmStats;
+        self.metrics.set(
+            "ringmaster_arm_calls",
+            &[("kind", "read")],
+            ArmStats::get(&st.reads) as f64,
+        );
+        self.metrics.set(
+            "ringmaster_arm_calls",
+            &[("kind", "write")],
+            ArmStats::get(&st.writes) as f64,
+        );
+        self.metrics
+            .set("ringmaster_arm_throttled", &[], ArmStats::get(&st.throttled) as f64);
+        self.metrics
+            .set("ringmaster_arm_retries", &[], ArmStats::get(&st.retries) as f64);
+    }
+}
+
+fn describe_metrics(m: &Metrics) {
+    m.describe("ringmaster_rollouts", "gauge", "Rollouts in the state file, by state.");
+    m.describe("ringmaster_arm_calls", "gauge", "ARM calls made since start, by kind.");
+    m.describe("ringmaster_arm_throttled", "gauge", "ARM answers 429 since start.");
+    m.describe("ringmaster_arm_retries", "gauge", "ARM calls retried since start.");
+    m.describe("ringmaster_steps_total", "counter", "Upgrade steps by result.");
+    m.describe(
+        "ringmaster_gate_evaluations_total",
+        "counter",
+        "Gate evaluations by result.",
+    );
+    m.describe(
+        "ringmaster_operation_seconds_sum",
+        "counter",
+        "Total duration of AKS operations (step start to operation done).",
+    );
+    m.describe(
+        "ringmaster_operation_seconds_count",
+        "counter",
+        "AKS operations measured.",
+    );
+}
+
+impl Control for Daemon {
+    fn list(&self) -> Vec<RolloutSummary> {
+        self.store
+            .load_rollouts()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|r| RolloutSummary {
+                id: r.id,
+                policy: r.policy_name,
+                status: r.status,
+                updated_at: r.updated_at,
+            })
+            .collect()
+    }
+
+    fn get(&self, id: &str) -> Option<Rollout> {
+        if let Some(a) = self.active_lock().as_ref().filter(|a| a.id == id) {
+            return Some(a.progress.borrow().clone());
+        }
+        self.store
+            .load_rollout(id)
+            .ok()
+            .flatten()
+            .and_then(|r| serde_json::from_str(&r.state_json).ok())
+    }
+
+    fn active(&self) -> Option<String> {
+        self.active_lock().as_ref().map(|a| a.id.clone())
+    }
+
+    fn send(&self, id: &str, input: Input) -> Result<(), ControlError> {
+        match self.active_lock().as_ref() {
+            Some(a) if a.id == id => {
+                if a.control.send(input) {
+                    Ok(())
+                } else {
+                    Err(ControlError::NotRunning(id.to_string()))
+                }
+            }
+            _ if self.get(id).is_some() => Err(ControlError::NotRunning(id.to_string())),
+            _ => Err(ControlError::UnknownRollout(id.to_string())),
+        }
+    }
+
+    fn ring_approval(&self, id: &str, ring: &str) -> Option<RingApproval> {
+        let r = self.get(id)?;
+        let p = crate::policy::compile(&r.policy_file, &r.policy_text).ok()?;
+        let ring = p.rings.iter().find(|x| x.name == ring)?;
+        ring.approval.as_ref().map(|a| RingApproval {
+            approvers: a.approvers.clone(),
+            expires_after: a.expires_after,
+        })
+    }
+
+    fn start_now(&self, actor: &str) -> Result<String, ControlError> {
+        if let Some(a) = self
+            .active_lock()
+            .as_ref()
+            .filter(|a| !a.progress.borrow().status.is_terminal())
+        {
+            return Err(ControlError::AlreadyRunning(a.id.clone()));
+        }
+        self.start_requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(actor.to_string());
+        self.kick.notify_one();
+        Ok("requested".into())
+    }
+}
