@@ -5,8 +5,10 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
 
-/// A series: metric name and its labels, sorted.
-type Series = (String, Vec<(String, String)>);
+/// Labels of a series, sorted.
+type Labels = Vec<(String, String)>;
+/// A series: metric name and its labels.
+type Series = (String, Labels);
 
 /// Counters by (name, sorted labels).
 #[derive(Debug, Default)]
@@ -54,7 +56,7 @@ impl Metrics {
     pub fn render(&self) -> String {
         let mut out = String::new();
         let help = self.help.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let mut all: BTreeMap<String, Vec<(Vec<(String, String)>, f64)>> = BTreeMap::new();
+        let mut all: BTreeMap<String, Vec<(Labels, f64)>> = BTreeMap::new();
         for map in [&self.counters, &self.gauges] {
             for ((name, labels), v) in map.lock().unwrap_or_else(|e| e.into_inner()).iter() {
                 all.entry(name.clone()).or_default().push((labels.clone(), *v));

@@ -70,10 +70,11 @@ pub(super) async fn pending(
     let now = state.clock.now();
     let store = state.store.clone();
     let rid = id.clone();
-    let (approvals, rejections) =
-        tokio::task::spawn_blocking(move || Ok::<_, crate::store::StoreError>((store.approvals(&rid)?, store.rejections(&rid)?)))
-            .await
-            .map_err(|e| ApiError::internal(e.to_string()))??;
+    let (approvals, rejections) = tokio::task::spawn_blocking(move || {
+        Ok::<_, crate::store::StoreError>((store.approvals(&rid)?, store.rejections(&rid)?))
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))??;
     let pending: Vec<Value> = r
         .rings
         .iter()
@@ -142,7 +143,10 @@ pub(super) async fn approve(
     if !waiting(&run.status) {
         return Err(ApiError::conflict(
             "not_awaiting_approval",
-            format!("ring `{ring_name}` is {}: there is nothing to approve", ring_state(&run.status)),
+            format!(
+                "ring `{ring_name}` is {}: there is nothing to approve",
+                ring_state(&run.status)
+            ),
         ));
     }
     let now = state.clock.now();
@@ -183,7 +187,16 @@ pub(super) async fn approve(
         ApprovalOutcome::AlreadyApproved(first) => (first, true),
     };
     let extra = json!({ "target": first.target, "expiresAt": first.expires_at, "alreadyApproved": already });
-    record(&state, &ctx, "api.approve", Some(&id), ring_name.clone(), &first.comment, extra).await?;
+    record(
+        &state,
+        &ctx,
+        "api.approve",
+        Some(&id),
+        ring_name.clone(),
+        &first.comment,
+        extra,
+    )
+    .await?;
     // A duplicate sends nothing, unless the engine lacks the recorded approval (the
     // first call's send failed, e.g. the daemon was restarting): then it is re-sent,
     // as given by its approver.
@@ -244,7 +257,10 @@ pub(super) async fn reject(
     if !waiting(&run.status) {
         return Err(ApiError::conflict(
             "not_awaiting_approval",
-            format!("ring `{ring_name}` is {}: it can no longer be rejected", ring_state(&run.status)),
+            format!(
+                "ring `{ring_name}` is {}: it can no longer be rejected",
+                ring_state(&run.status)
+            ),
         ));
     }
     let rejection = Rejection {
@@ -262,12 +278,23 @@ pub(super) async fn reject(
     tokio::task::spawn_blocking(move || store.record_rejection(&rj))
         .await
         .map_err(|e| ApiError::internal(e.to_string()))??;
-    record(&state, &ctx, "api.reject", Some(&id), ring_name.clone(), &comment, json!({ "target": rejection.target })).await?;
+    record(
+        &state,
+        &ctx,
+        "api.reject",
+        Some(&id),
+        ring_name.clone(),
+        &comment,
+        json!({ "target": rejection.target }),
+    )
+    .await?;
     let input = Input::Reject {
         ring: ring_name.clone(),
         by: ctx.caller.name.clone(),
         comment,
     };
     state.control.send(&id, input)?;
-    Ok(Json(json!({ "rolloutId": id, "ring": ring_name, "rejection": rejection_json(&rejection) })))
+    Ok(Json(
+        json!({ "rolloutId": id, "ring": ring_name, "rejection": rejection_json(&rejection) }),
+    ))
 }

@@ -178,7 +178,10 @@ fn decode_hex32(s: &str) -> Option<[u8; 32]> {
 
 /// Hex of SHA-256(token): the line that goes into the tokens file.
 pub fn token_digest_hex(token: &str) -> String {
-    Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// A new random token (256 bits from the OS, base64url, `rmt_` prefix so it is
@@ -266,7 +269,8 @@ impl Auth {
                 )),
             };
         }
-        self.static_token(token).ok_or_else(|| Denied::unauthorized("invalid_token", "the token is not valid"))
+        self.static_token(token)
+            .ok_or_else(|| Denied::unauthorized("invalid_token", "the token is not valid"))
     }
 
     /// Looks a static token up by its digest, in time independent of which (if any)
@@ -309,7 +313,11 @@ pub struct AuthArgs {
     pub entra_audience: Vec<String>,
     /// Entra ID authority host; the OpenID configuration is read from
     /// `{authority}/{tenant}/v2.0/.well-known/openid-configuration`.
-    #[arg(long, env = "RINGMASTER_ENTRA_AUTHORITY", default_value = "https://login.microsoftonline.com")]
+    #[arg(
+        long,
+        env = "RINGMASTER_ENTRA_AUTHORITY",
+        default_value = "https://login.microsoftonline.com"
+    )]
     pub entra_authority: String,
     /// More accepted issuers, e.g. `https://sts.windows.net/<tenant-id>/` for v1 tokens
     /// (by default only the v2 issuer from the OpenID configuration is accepted).
@@ -357,7 +365,9 @@ pub(crate) async fn record_denial(
     reason: &str,
     extra: serde_json::Value,
 ) {
-    state.metrics.inc("ringmaster_api_denied_total", &[("status", status.as_str())]);
+    state
+        .metrics
+        .inc("ringmaster_api_denied_total", &[("status", status.as_str())]);
     let entry = AuditEntry {
         at: state.clock.now(),
         actor: actor.unwrap_or("anonymous").to_string(),

@@ -167,7 +167,10 @@ impl Outcome {
 
 /// Runs `cmd` with the token from RINGMASTER_TOKEN and prints what it says.
 pub async fn run(cmd: ClientCommand) -> ExitCode {
-    let token = std::env::var("RINGMASTER_TOKEN").ok().filter(|t| !t.trim().is_empty()).map(Redacted);
+    let token = std::env::var("RINGMASTER_TOKEN")
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+        .map(Redacted);
     let out = if matches!(cmd, ClientCommand::Token(TokenCommand::Hash)) {
         let mut s = String::new();
         match std::io::stdin().read_to_string(&mut s) {
@@ -200,7 +203,12 @@ pub async fn execute(cmd: &ClientCommand, token: Option<&Redacted>) -> Outcome {
     let Some(token) = token else {
         return usage("RINGMASTER_TOKEN is not set: export the API token in it".into());
     };
-    let client = match ApiClient::new(&api.server, token.clone(), api.server_ca.as_deref(), Duration::from_secs(api.timeout)) {
+    let client = match ApiClient::new(
+        &api.server,
+        token.clone(),
+        api.server_ca.as_deref(),
+        Duration::from_secs(api.timeout),
+    ) {
         Ok(c) => c,
         Err(e) => return failure(e),
     };
@@ -282,7 +290,9 @@ async fn call(cmd: &ClientCommand, api: &ClientArgs, client: &ApiClient) -> Resu
         ClientCommand::Status { .. } => {
             let Some(id) = rollout_id(api, client).await? else {
                 let list = client.get("/api/v1/rollouts").await?;
-                return Ok(show(api, &list, |l| format!("No rollout is running.\n\n{}", table::rollouts(l))));
+                return Ok(show(api, &list, |l| {
+                    format!("No rollout is running.\n\n{}", table::rollouts(l))
+                }));
             };
             let r = client.get(&base(&id)).await?;
             let a = client.get(&format!("{}/approvals", base(&id))).await?;
@@ -301,10 +311,14 @@ async fn call(cmd: &ClientCommand, api: &ClientArgs, client: &ApiClient) -> Resu
             if let Some(e) = expires_at {
                 body["expiresAt"] = json!(e);
             }
-            let v = client.post(&format!("{}/rings/{}/approve", base(&id), seg(ring)), body).await?;
+            let v = client
+                .post(&format!("{}/rings/{}/approve", base(&id), seg(ring)), body)
+                .await?;
             Ok(show(api, &v, |v| {
                 let a = &v["approval"];
-                let expires = a["expiresAt"].as_str().map_or(String::new(), |_| format!("; expires {}", table::time(&a["expiresAt"])));
+                let expires = a["expiresAt"]
+                    .as_str()
+                    .map_or(String::new(), |_| format!("; expires {}", table::time(&a["expiresAt"])));
                 if v["alreadyApproved"].as_bool() == Some(true) {
                     format!(
                         "Ring {ring} of rollout {id} was already approved by {} at {}{expires}; nothing new was recorded.\n",
@@ -323,16 +337,26 @@ async fn call(cmd: &ClientCommand, api: &ClientArgs, client: &ApiClient) -> Resu
         ClientCommand::Reject { ring, comment, .. } => {
             let id = require_rollout(api, client).await?;
             let v = client
-                .post(&format!("{}/rings/{}/reject", base(&id), seg(ring)), json!({ "comment": comment }))
+                .post(
+                    &format!("{}/rings/{}/reject", base(&id), seg(ring)),
+                    json!({ "comment": comment }),
+                )
                 .await?;
-            Ok(show(api, &v, |_| format!("Rejected ring {ring} of rollout {id}: the ring fails and the rollout halts.\n")))
+            Ok(show(api, &v, |_| {
+                format!("Rejected ring {ring} of rollout {id}: the ring fails and the rollout halts.\n")
+            }))
         }
         ClientCommand::PromoteNow { ring, reason, .. } => {
             let id = require_rollout(api, client).await?;
             let v = client
-                .post(&format!("{}/rings/{}/promote-now", base(&id), seg(ring)), json!({ "reason": reason }))
+                .post(
+                    &format!("{}/rings/{}/promote-now", base(&id), seg(ring)),
+                    json!({ "reason": reason }),
+                )
                 .await?;
-            Ok(show(api, &v, |_| format!("Ending the soak of ring {ring} of rollout {id}.\n")))
+            Ok(show(api, &v, |_| {
+                format!("Ending the soak of ring {ring} of rollout {id}.\n")
+            }))
         }
         ClientCommand::Pause {
             ring, cluster, reason, ..
@@ -340,25 +364,42 @@ async fn call(cmd: &ClientCommand, api: &ClientArgs, client: &ApiClient) -> Resu
             let id = require_rollout(api, client).await?;
             let body = json!({ "ring": ring, "cluster": cluster, "reason": reason });
             let v = client.post(&format!("{}/pause", base(&id)), strip_nulls(body)).await?;
-            Ok(show(api, &v, |v| format!("Paused {} of rollout {id}.\n", v["scope"].as_str().unwrap_or("the rollout"))))
+            Ok(show(api, &v, |v| {
+                format!(
+                    "Paused {} of rollout {id}.\n",
+                    v["scope"].as_str().unwrap_or("the rollout")
+                )
+            }))
         }
         ClientCommand::Resume { ring, cluster, .. } => {
             let id = require_rollout(api, client).await?;
             let body = json!({ "ring": ring, "cluster": cluster });
             let v = client.post(&format!("{}/resume", base(&id)), strip_nulls(body)).await?;
-            Ok(show(api, &v, |v| format!("Resumed {} of rollout {id}.\n", v["scope"].as_str().unwrap_or("the rollout"))))
+            Ok(show(api, &v, |v| {
+                format!(
+                    "Resumed {} of rollout {id}.\n",
+                    v["scope"].as_str().unwrap_or("the rollout")
+                )
+            }))
         }
         ClientCommand::Abort { reason, .. } => {
             let id = require_rollout(api, client).await?;
-            let v = client.post(&format!("{}/abort", base(&id)), json!({ "reason": reason })).await?;
+            let v = client
+                .post(&format!("{}/abort", base(&id)), json!({ "reason": reason }))
+                .await?;
             Ok(show(api, &v, |_| format!("Aborted rollout {id}.\n")))
         }
         ClientCommand::Skip { cluster, reason, .. } => {
             let id = require_rollout(api, client).await?;
             let v = client
-                .post(&format!("{}/clusters/{}/skip", base(&id), seg(cluster)), json!({ "reason": reason }))
+                .post(
+                    &format!("{}/clusters/{}/skip", base(&id), seg(cluster)),
+                    json!({ "reason": reason }),
+                )
                 .await?;
-            Ok(show(api, &v, |_| format!("Skipping cluster {cluster} in rollout {id}.\n")))
+            Ok(show(api, &v, |_| {
+                format!("Skipping cluster {cluster} in rollout {id}.\n")
+            }))
         }
         ClientCommand::History { limit, all, .. } => {
             let mut q = format!("/api/v1/audit?limit={limit}");

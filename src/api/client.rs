@@ -66,7 +66,9 @@ impl ApiClient {
                 .ok_or_else(|| ClientError::Usage(format!("{} holds no PEM certificate", path.display())))?;
             b = b.tls_certs_merge(certs);
         }
-        let http = b.build().map_err(|e| ClientError::Transport(format!("building the HTTP client: {e}")))?;
+        let http = b
+            .build()
+            .map_err(|e| ClientError::Transport(format!("building the HTTP client: {e}")))?;
         Ok(ApiClient {
             http,
             base: server.trim_end_matches('/').to_string(),
@@ -79,7 +81,8 @@ impl ApiClient {
     }
 
     pub async fn post(&self, path: &str, body: Value) -> Result<Value, ClientError> {
-        self.call(self.http.post(format!("{}{path}", self.base)).json(&body)).await
+        self.call(self.http.post(format!("{}{path}", self.base)).json(&body))
+            .await
     }
 
     async fn call(&self, req: reqwest::RequestBuilder) -> Result<Value, ClientError> {
@@ -95,7 +98,9 @@ impl ApiClient {
             .map_err(|e| ClientError::Transport(format!("reading the answer of {}: {e}", self.base)))?;
         let body: Option<Value> = serde_json::from_slice(&bytes).ok();
         if status.is_success() {
-            return body.ok_or_else(|| ClientError::Transport(format!("{} answered with something that is not JSON", self.base)));
+            return body.ok_or_else(|| {
+                ClientError::Transport(format!("{} answered with something that is not JSON", self.base))
+            });
         }
         let err = body.as_ref().and_then(|b| b.get("error"));
         Err(ClientError::Refused {

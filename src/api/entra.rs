@@ -194,7 +194,9 @@ impl EntraValidator {
                 Err(e) => return Err(unavailable(format!("cannot fetch the Entra ID signing keys: {e}"))),
             }
         }
-        let set = guard.as_ref().ok_or_else(|| unavailable("no Entra ID signing keys".into()))?;
+        let set = guard
+            .as_ref()
+            .ok_or_else(|| unavailable("no Entra ID signing keys".into()))?;
         match set.keys.get(kid) {
             Some(k) => Ok((k.clone(), set.issuer.clone())),
             None => Err(Denied::unauthorized(
@@ -239,12 +241,12 @@ impl EntraValidator {
             Denied::unauthorized("invalid_token", message)
         })?;
         let c = data.claims;
-        let name = c
-            .preferred_username
-            .or(c.upn)
-            .or(c.oid)
-            .or(c.sub)
-            .ok_or_else(|| Denied::unauthorized("invalid_token", "the token names nobody (no preferred_username, upn, oid or sub)"))?;
+        let name = c.preferred_username.or(c.upn).or(c.oid).or(c.sub).ok_or_else(|| {
+            Denied::unauthorized(
+                "invalid_token",
+                "the token names nobody (no preferred_username, upn, oid or sub)",
+            )
+        })?;
         let mut groups = c.groups;
         groups.extend(c.roles);
         Ok(Caller {

@@ -85,15 +85,60 @@ pub fn routes() -> Vec<Route> {
         route(M::GET, "/api/v1/rollouts", Authenticated, get(rollouts::list)),
         route(M::POST, "/api/v1/rollouts", Authenticated, post(rollouts::start)),
         route(M::GET, "/api/v1/rollouts/{id}", Authenticated, get(rollouts::show)),
-        route(M::GET, "/api/v1/rollouts/{id}/approvals", Authenticated, get(approvals::pending)),
-        route(M::POST, "/api/v1/rollouts/{id}/rings/{ring}/approve", Authenticated, post(approvals::approve)),
-        route(M::POST, "/api/v1/rollouts/{id}/rings/{ring}/promote", Authenticated, post(approvals::approve)),
-        route(M::POST, "/api/v1/rollouts/{id}/rings/{ring}/reject", Authenticated, post(approvals::reject)),
-        route(M::POST, "/api/v1/rollouts/{id}/rings/{ring}/promote-now", Authenticated, post(rollouts::promote_now)),
-        route(M::POST, "/api/v1/rollouts/{id}/pause", Authenticated, post(rollouts::pause)),
-        route(M::POST, "/api/v1/rollouts/{id}/resume", Authenticated, post(rollouts::resume)),
-        route(M::POST, "/api/v1/rollouts/{id}/abort", Authenticated, post(rollouts::abort)),
-        route(M::POST, "/api/v1/rollouts/{id}/clusters/{cluster}/skip", Authenticated, post(rollouts::skip)),
+        route(
+            M::GET,
+            "/api/v1/rollouts/{id}/approvals",
+            Authenticated,
+            get(approvals::pending),
+        ),
+        route(
+            M::POST,
+            "/api/v1/rollouts/{id}/rings/{ring}/approve",
+            Authenticated,
+            post(approvals::approve),
+        ),
+        route(
+            M::POST,
+            "/api/v1/rollouts/{id}/rings/{ring}/promote",
+            Authenticated,
+            post(approvals::approve),
+        ),
+        route(
+            M::POST,
+            "/api/v1/rollouts/{id}/rings/{ring}/reject",
+            Authenticated,
+            post(approvals::reject),
+        ),
+        route(
+            M::POST,
+            "/api/v1/rollouts/{id}/rings/{ring}/promote-now",
+            Authenticated,
+            post(rollouts::promote_now),
+        ),
+        route(
+            M::POST,
+            "/api/v1/rollouts/{id}/pause",
+            Authenticated,
+            post(rollouts::pause),
+        ),
+        route(
+            M::POST,
+            "/api/v1/rollouts/{id}/resume",
+            Authenticated,
+            post(rollouts::resume),
+        ),
+        route(
+            M::POST,
+            "/api/v1/rollouts/{id}/abort",
+            Authenticated,
+            post(rollouts::abort),
+        ),
+        route(
+            M::POST,
+            "/api/v1/rollouts/{id}/clusters/{cluster}/skip",
+            Authenticated,
+            post(rollouts::skip),
+        ),
         route(M::GET, "/api/v1/audit", Authenticated, get(rollouts::audit)),
     ]
 }
@@ -120,7 +165,11 @@ pub fn router(state: ApiState) -> Router {
     router
         .fallback(|| async { ApiError::not_found("not_found", "no such endpoint (see /openapi.json)") })
         .method_not_allowed_fallback(|| async {
-            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed here")
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "method not allowed here",
+            )
         })
         .layer(axum::Extension(approvals::ApprovalLock::default()))
         .layer(middleware::from_fn_with_state(state.clone(), count_requests))
@@ -133,7 +182,9 @@ pub async fn serve(
     state: ApiState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 fn describe_metrics(m: &Metrics) {
@@ -160,7 +211,11 @@ async fn count_requests(State(state): State<ApiState>, req: Request, next: Next)
     let response = next.run(req).await;
     state.metrics.inc(
         "ringmaster_api_requests_total",
-        &[("route", &route), ("method", &method), ("status", response.status().as_str())],
+        &[
+            ("route", &route),
+            ("method", &method),
+            ("status", response.status().as_str()),
+        ],
     );
     response
 }
@@ -176,7 +231,9 @@ async fn readyz(State(state): State<ApiState>) -> Result<Json<serde_json::Value>
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?
         .map_err(|e| ApiError::unavailable("not_ready", format!("the state store does not answer: {e}")))?;
-    Ok(Json(serde_json::json!({ "status": "ready", "active": state.control.active() })))
+    Ok(Json(
+        serde_json::json!({ "status": "ready", "active": state.control.active() }),
+    ))
 }
 
 async fn metrics(State(state): State<ApiState>) -> Response {

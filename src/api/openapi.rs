@@ -133,7 +133,10 @@ fn schemas() -> Value {
 pub fn document() -> Value {
     let id = param("id", "Rollout id");
     let ring = param("ring", "Ring name");
-    let cluster = param("cluster", "Cluster: name, resourceGroup/name or subscription/resourceGroup/name (URL-encoded)");
+    let cluster = param(
+        "cluster",
+        "Cluster: name, resourceGroup/name or subscription/resourceGroup/name (URL-encoded)",
+    );
     let approve = decision(
         "Approve promoting the target into a ring",
         "For the ring's approver groups (else 403, audited). Recorded in the store first: a second approval of the same ring and target returns 200 with alreadyApproved. Expires after the ring's expires_after.",

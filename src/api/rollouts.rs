@@ -32,7 +32,11 @@ pub(super) fn not_finished(r: &Rollout) -> Result<(), ApiError> {
     if r.status.is_terminal() {
         return Err(ApiError::conflict(
             "rollout_finished",
-            format!("rollout `{}` has ended ({}): it takes no more decisions", r.id, r.status.label()),
+            format!(
+                "rollout `{}` has ended ({}): it takes no more decisions",
+                r.id,
+                r.status.label()
+            ),
         ));
     }
     Ok(())
@@ -128,7 +132,10 @@ pub(super) async fn require_operator(state: &ApiState, ctx: &Ctx, what: &str) ->
     let message = if state.auth.operators().is_empty() {
         format!("{what} needs an operator group, and this server has none configured (--operator-group)")
     } else {
-        format!("{what} is for the operator groups ({})", state.auth.operators().join(", "))
+        format!(
+            "{what} is for the operator groups ({})",
+            state.auth.operators().join(", ")
+        )
     };
     Err(forbid(state, ctx, message, json!({ "groups": ctx.caller.groups })).await)
 }
@@ -173,7 +180,10 @@ pub(super) async fn start(
     let reason = b.reason.unwrap_or_default();
     record(&state, &ctx, "api.start", None, "rollout".into(), &reason, json!({})).await?;
     let id = state.control.start_now(&ctx.caller.name)?;
-    Ok((StatusCode::CREATED, Json(json!({ "id": id, "startedBy": ctx.caller.name }))))
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "id": id, "startedBy": ctx.caller.name })),
+    ))
 }
 
 /// A ring as shown: the engine's state plus who may approve it.
@@ -241,7 +251,16 @@ pub(super) async fn promote_now(
             format!("ring `{ring_name}` is not soaking (it is {})", ring_state(&run.status)),
         ));
     }
-    record(&state, &ctx, "api.promote_now", Some(&id), ring_name.clone(), &reason, json!({})).await?;
+    record(
+        &state,
+        &ctx,
+        "api.promote_now",
+        Some(&id),
+        ring_name.clone(),
+        &reason,
+        json!({}),
+    )
+    .await?;
     let input = Input::PromoteNow {
         ring: ring_name.clone(),
         by: ctx.caller.name.clone(),
@@ -299,11 +318,23 @@ pub(super) async fn pause(
     not_finished(&r)?;
     let scope = scope(&r, &b)?;
     if scope == Scope::Rollout && matches!(r.status, RolloutStatus::Paused { .. }) {
-        return Err(ApiError::conflict("already_paused", format!("rollout `{id}` is already paused")));
+        return Err(ApiError::conflict(
+            "already_paused",
+            format!("rollout `{id}` is already paused"),
+        ));
     }
     let reason = b.reason.unwrap_or_default();
     let subject = scope_name(&scope);
-    record(&state, &ctx, "api.pause", Some(&id), subject.clone(), &reason, json!({})).await?;
+    record(
+        &state,
+        &ctx,
+        "api.pause",
+        Some(&id),
+        subject.clone(),
+        &reason,
+        json!({}),
+    )
+    .await?;
     let input = Input::Pause {
         scope,
         by: ctx.caller.name.clone(),
@@ -324,11 +355,23 @@ pub(super) async fn resume(
     not_finished(&r)?;
     let scope = scope(&r, &b)?;
     if scope == Scope::Rollout && !matches!(r.status, RolloutStatus::Paused { .. }) {
-        return Err(ApiError::conflict("not_paused", format!("rollout `{id}` is not paused")));
+        return Err(ApiError::conflict(
+            "not_paused",
+            format!("rollout `{id}` is not paused"),
+        ));
     }
     let subject = scope_name(&scope);
     let reason = b.reason.unwrap_or_default();
-    record(&state, &ctx, "api.resume", Some(&id), subject.clone(), &reason, json!({})).await?;
+    record(
+        &state,
+        &ctx,
+        "api.resume",
+        Some(&id),
+        subject.clone(),
+        &reason,
+        json!({}),
+    )
+    .await?;
     let input = Input::Resume {
         scope,
         by: ctx.caller.name.clone(),
@@ -347,7 +390,16 @@ pub(super) async fn abort(
     require_operator(&state, &ctx, "aborting").await?;
     not_finished(&r)?;
     let reason = required("reason", b.reason)?;
-    record(&state, &ctx, "api.abort", Some(&id), "rollout".into(), &reason, json!({})).await?;
+    record(
+        &state,
+        &ctx,
+        "api.abort",
+        Some(&id),
+        "rollout".into(),
+        &reason,
+        json!({}),
+    )
+    .await?;
     let input = Input::Abort {
         by: ctx.caller.name.clone(),
         reason,
@@ -375,7 +427,16 @@ pub(super) async fn skip(
             format!("cluster `{}` is already finished", cluster.name),
         ));
     }
-    record(&state, &ctx, "api.skip", Some(&id), cluster.name.clone(), &reason, json!({})).await?;
+    record(
+        &state,
+        &ctx,
+        "api.skip",
+        Some(&id),
+        cluster.name.clone(),
+        &reason,
+        json!({}),
+    )
+    .await?;
     let name = cluster.name.clone();
     let input = Input::Skip {
         cluster,

@@ -94,7 +94,9 @@ fn state(v: &Value) -> (String, String) {
         "soaking" | "backoff" => format!("until {}", time(&v["until"])),
         "failed" | "halted" => s(v, "reason").to_string(),
         "paused" | "aborted" | "skipped" => format!("by {}: {}", s(v, "by"), s(v, "reason")),
-        "gating" => v["last"].as_str().map_or("waiting for the gate".into(), |l| l.to_string()),
+        "gating" => v["last"]
+            .as_str()
+            .map_or("waiting for the gate".into(), |l| l.to_string()),
         _ => String::new(),
     };
     let words = match st {
@@ -118,7 +120,12 @@ fn step_words(kind: &Value) -> String {
 pub fn rollouts(list: &Value) -> String {
     let mut t = Table::new(&["ROLLOUT", "POLICY", "STATUS", "UPDATED"]);
     for r in list["rollouts"].as_array().into_iter().flatten() {
-        t.row(vec![s(r, "id").into(), s(r, "policy").into(), s(r, "status").into(), time(&r["updatedAt"])]);
+        t.row(vec![
+            s(r, "id").into(),
+            s(r, "policy").into(),
+            s(r, "status").into(),
+            time(&r["updatedAt"]),
+        ]);
     }
     if t.is_empty() {
         return "No rollouts yet.\n".into();
@@ -134,7 +141,11 @@ pub fn status(r: &Value, approvals: &Value) -> String {
         s(r, "id"),
         s(r, "policy"),
         s(r, "approvalTarget"),
-        if detail.is_empty() { String::new() } else { format!(": {detail}") },
+        if detail.is_empty() {
+            String::new()
+        } else {
+            format!(": {detail}")
+        },
         time(&r["updatedAt"])
     );
     let mut rings = Table::new(&["RING", "STATE", "CLUSTERS", "DETAIL"]);
@@ -145,7 +156,12 @@ pub fn status(r: &Value, approvals: &Value) -> String {
         if ring["paused"].as_bool() == Some(true) {
             rs.push_str(" (paused)");
         }
-        let approvers: Vec<&str> = ring["approvers"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        let approvers: Vec<&str> = ring["approvers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
         if rs.starts_with("awaiting") && !approvers.is_empty() {
             rd = format!("{rd}; approvers: {}", approvers.join(", "));
         }
@@ -174,8 +190,19 @@ pub fn status(r: &Value, approvals: &Value) -> String {
                     }
                     _ => format!("{}/{}", current.min(steps.len()), steps.len()),
                 };
-                let cs = if c["paused"].as_bool() == Some(true) { format!("{cs} (paused)") } else { cs };
-                clusters.row(vec![name.into(), s(wave, "name").into(), s(&c["id"], "name").into(), cs, step, cd]);
+                let cs = if c["paused"].as_bool() == Some(true) {
+                    format!("{cs} (paused)")
+                } else {
+                    cs
+                };
+                clusters.row(vec![
+                    name.into(),
+                    s(wave, "name").into(),
+                    s(&c["id"], "name").into(),
+                    cs,
+                    step,
+                    cd,
+                ]);
             }
         }
         let counts = if failed > 0 {
@@ -191,12 +218,21 @@ pub fn status(r: &Value, approvals: &Value) -> String {
         out.push_str(&clusters.render());
     }
     for p in approvals["pending"].as_array().into_iter().flatten() {
-        let who: Vec<&str> = p["approvers"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        let who: Vec<&str> = p["approvers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
         out.push_str(&format!(
             "\nRing {} waits for approval by {}{}: `ringmaster approve {}`\n",
             s(p, "ring"),
             who.join(", "),
-            if p["mayApprove"].as_bool() == Some(true) { " (you may approve)" } else { "" },
+            if p["mayApprove"].as_bool() == Some(true) {
+                " (you may approve)"
+            } else {
+                ""
+            },
             s(p, "ring"),
         ));
     }

@@ -13,14 +13,27 @@ const APPROVE: &str = "/api/v1/rollouts/r1/rings/prod/approve";
 /// Ends staging's soak: prod then waits for its approval.
 async fn prod_awaits_approval(h: &Harness) {
     let (s, v) = h
-        .post(Some(OPS), "/api/v1/rollouts/r1/rings/staging/promote-now", json!({ "reason": "go" }))
+        .post(
+            Some(OPS),
+            "/api/v1/rollouts/r1/rings/staging/promote-now",
+            json!({ "reason": "go" }),
+        )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    assert!(matches!(h.standin.rollout("r1").rings[2].status, RingStatus::AwaitingApproval { .. }));
+    assert!(matches!(
+        h.standin.rollout("r1").rings[2].status,
+        RingStatus::AwaitingApproval { .. }
+    ));
 }
 
 fn sent_approvals(h: &Harness) -> usize {
-    h.standin.sent.lock().unwrap().iter().filter(|(_, i)| matches!(i, Input::Approve { .. })).count()
+    h.standin
+        .sent
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, i)| matches!(i, Input::Approve { .. }))
+        .count()
 }
 
 #[tokio::test]
@@ -36,7 +49,9 @@ async fn an_approver_approves_and_the_ring_starts() {
     assert_eq!(v["pending"][0]["mayApprove"], false);
 
     let now = h.clock.now();
-    let (s, v) = h.post(Some(BOB), APPROVE, json!({ "comment": "staging looks good" })).await;
+    let (s, v) = h
+        .post(Some(BOB), APPROVE, json!({ "comment": "staging looks good" }))
+        .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["alreadyApproved"], false);
     assert_eq!(v["approval"]["approvedBy"], "bob");
@@ -48,25 +63,44 @@ async fn an_approver_approves_and_the_ring_starts() {
     assert_eq!(r.rings[2].approval.as_ref().unwrap().by, "bob");
     assert_eq!(h.store.approvals("r1").unwrap().len(), 1);
     assert!(h.audit().iter().any(|e| e.action == "api.approve" && e.actor == "bob"));
-    assert!(h.audit().iter().any(|e| e.action == "ring.approved" && e.actor == "bob"));
+    assert!(
+        h.audit()
+            .iter()
+            .any(|e| e.action == "ring.approved" && e.actor == "bob")
+    );
 
     let (s, v) = h.post(Some(BOB), APPROVE, json!({})).await;
     assert_eq!((s, code(&v)), (StatusCode::CONFLICT, "not_awaiting_approval"));
-    let (s, v) = h.post(Some(BOB), "/api/v1/rollouts/r1/rings/dev/approve", json!({})).await;
+    let (s, v) = h
+        .post(Some(BOB), "/api/v1/rollouts/r1/rings/dev/approve", json!({}))
+        .await;
     assert_eq!((s, code(&v)), (StatusCode::CONFLICT, "approval_not_required"));
-    let (s, v) = h.post(Some(BOB), "/api/v1/rollouts/r1/rings/qa/approve", json!({})).await;
+    let (s, v) = h
+        .post(Some(BOB), "/api/v1/rollouts/r1/rings/qa/approve", json!({}))
+        .await;
     assert_eq!((s, code(&v)), (StatusCode::NOT_FOUND, "unknown_ring"));
 }
 
 #[tokio::test]
 async fn promote_is_approve_and_a_ring_may_be_approved_before_it_is_reached() {
     let h = Harness::start().await;
-    let (s, v) = h.post(Some(ALICE), "/api/v1/rollouts/r1/rings/prod/promote", json!({ "comment": "pre" })).await;
+    let (s, v) = h
+        .post(
+            Some(ALICE),
+            "/api/v1/rollouts/r1/rings/prod/promote",
+            json!({ "comment": "pre" }),
+        )
+        .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(h.standin.rollout("r1").rings[2].status, RingStatus::Pending);
     assert_eq!(h.standin.rollout("r1").rings[2].approval.as_ref().unwrap().by, "alice");
     // When staging passes, prod starts without waiting.
-    h.post(Some(OPS), "/api/v1/rollouts/r1/rings/staging/promote-now", json!({ "reason": "go" })).await;
+    h.post(
+        Some(OPS),
+        "/api/v1/rollouts/r1/rings/staging/promote-now",
+        json!({ "reason": "go" }),
+    )
+    .await;
     assert_eq!(h.standin.rollout("r1").rings[2].status, RingStatus::Running);
 }
 
@@ -78,12 +112,24 @@ async fn someone_outside_the_approver_groups_is_refused_and_audited() {
     for token in [OPS, VIEWER] {
         let (s, v) = h.post(Some(token), APPROVE, json!({ "comment": "me too" })).await;
         assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "forbidden"));
-        assert!(v["error"]["message"].as_str().unwrap().contains("platform-admins"), "{v}");
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains("platform-admins"),
+            "{v}"
+        );
     }
-    let (s, _) = h.post(Some(VIEWER), "/api/v1/rollouts/r1/rings/prod/reject", json!({ "comment": "no" })).await;
+    let (s, _) = h
+        .post(
+            Some(VIEWER),
+            "/api/v1/rollouts/r1/rings/prod/reject",
+            json!({ "comment": "no" }),
+        )
+        .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
     assert_eq!(h.observable(), before, "a refused approval changed something");
-    assert!(matches!(h.standin.rollout("r1").rings[2].status, RingStatus::AwaitingApproval { .. }));
+    assert!(matches!(
+        h.standin.rollout("r1").rings[2].status,
+        RingStatus::AwaitingApproval { .. }
+    ));
     let denied = h.audit_actions("auth.denied");
     let actors: Vec<&str> = denied.iter().map(|e| e.actor.as_str()).collect();
     assert_eq!(actors, ["ops", "viewer", "viewer"]);
@@ -106,7 +152,9 @@ async fn an_expired_approval_is_refused_and_the_ring_asks_again() {
     assert_eq!(h.observable(), before);
 
     // Approved ahead of time for 10 minutes (sooner than the policy's 8 hours)...
-    let (s, v) = h.post(Some(BOB), APPROVE, json!({ "expiresAt": now + Duration::minutes(10) })).await;
+    let (s, v) = h
+        .post(Some(BOB), APPROVE, json!({ "expiresAt": now + Duration::minutes(10) }))
+        .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     let expires: DateTime<Utc> = serde_json::from_value(v["approval"]["expiresAt"].clone()).unwrap();
     assert_eq!(expires, now + Duration::minutes(10));
@@ -169,7 +217,11 @@ async fn a_duplicate_resends_an_approval_the_engine_never_got() {
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["alreadyApproved"], true);
     let r = h.standin.rollout("r1");
-    assert_eq!(r.rings[2].approval.as_ref().unwrap().by, "alice", "sent as its approver gave it");
+    assert_eq!(
+        r.rings[2].approval.as_ref().unwrap().by,
+        "alice",
+        "sent as its approver gave it"
+    );
     assert_eq!(r.rings[2].status, RingStatus::Running);
 }
 
@@ -180,7 +232,9 @@ async fn a_rejection_needs_a_comment_and_halts_the_rollout() {
     let reject = "/api/v1/rollouts/r1/rings/prod/reject";
     let (s, v) = h.post(Some(BOB), reject, json!({})).await;
     assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "missing_field"));
-    let (s, v) = h.post(Some(BOB), reject, json!({ "comment": "error budget spent" })).await;
+    let (s, v) = h
+        .post(Some(BOB), reject, json!({ "comment": "error budget spent" }))
+        .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     let r = h.standin.rollout("r1");
     assert!(matches!(r.status, RolloutStatus::Halted { .. }), "{:?}", r.status);

@@ -44,7 +44,10 @@ async fn wrong_and_malformed_tokens_get_401_and_are_audited_without_the_token() 
     assert_eq!(denied.len(), 3);
     assert!(denied.iter().all(|e| e.actor == "anonymous"));
     let everything = serde_json::to_string(&h.audit()).unwrap();
-    assert!(!everything.contains(wrong) && !everything.contains(ALICE), "a token reached the audit log");
+    assert!(
+        !everything.contains(wrong) && !everything.contains(ALICE),
+        "a token reached the audit log"
+    );
     assert_eq!(h.metrics.get("ringmaster_api_denied_total", &[("status", "401")]), 3.0);
 }
 
@@ -89,5 +92,10 @@ fn serve_refuses_to_start_without_authentication() {
         entra_tenant: Some("contoso".into()),
         ..Default::default()
     };
-    assert!(args.build(reqwest::Client::new()).unwrap_err().to_string().contains("audience"));
+    assert!(
+        args.build(reqwest::Client::new())
+            .unwrap_err()
+            .to_string()
+            .contains("audience")
+    );
 }

@@ -36,11 +36,26 @@ async fn status_shows_rings_clusters_and_pending_approvals_in_100_columns() {
     let out = run(&h, Some(BOB), &["status"]).await;
     assert_eq!(out.code, 0, "{out:?}");
     fits(&out.stdout);
-    for needle in ["Rollout r1", "target 1.33.3", "RING", "awaiting approval", "aks-prd-weu-01", "approvers: platform-admins"] {
+    for needle in [
+        "Rollout r1",
+        "target 1.33.3",
+        "RING",
+        "awaiting approval",
+        "aks-prd-weu-01",
+        "approvers: platform-admins",
+    ] {
         assert!(out.stdout.contains(needle), "no `{needle}` in\n{}", out.stdout);
     }
-    assert!(out.stdout.contains("waits for approval by platform-admins (you may approve)"), "{}", out.stdout);
-    assert!(!out.stdout.contains(BOB) && !out.stderr.contains(BOB), "the token was printed");
+    assert!(
+        out.stdout
+            .contains("waits for approval by platform-admins (you may approve)"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        !out.stdout.contains(BOB) && !out.stderr.contains(BOB),
+        "the token was printed"
+    );
 
     let out = run(&h, Some(BOB), &["status", "--output", "json"]).await;
     let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
@@ -60,7 +75,12 @@ async fn approve_reports_the_approval_and_the_apis_refusals() {
 
     let out = run(&h, Some(BOB), &["promote", "prod", "--comment", "lgtm"]).await;
     assert_eq!(out.code, 0, "{out:?}");
-    assert!(out.stdout.starts_with("Approved 1.33.3 into ring prod of rollout r1 as bob"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .starts_with("Approved 1.33.3 into ring prod of rollout r1 as bob"),
+        "{}",
+        out.stdout
+    );
     assert_eq!(h.standin.rollout("r1").rings[2].status, RingStatus::Running);
     let out = run(&h, Some(BOB), &["approve", "prod"]).await;
     assert_eq!(out.code, 1, "the ring runs: nothing to approve");
@@ -115,7 +135,9 @@ async fn usage_errors_exit_2_and_refusals_exit_1() {
     let out = execute(&cli.cmd, Some(&Redacted("t".into()))).await;
     assert_eq!(out.code, 1);
     assert!(out.stderr.contains("cannot reach"), "{}", out.stderr);
-    let e = Cli::try_parse_from(["ringmaster", "reject", "prod", "--server", "http://x"]).err().unwrap();
+    let e = Cli::try_parse_from(["ringmaster", "reject", "prod", "--server", "http://x"])
+        .err()
+        .unwrap();
     assert_eq!(e.exit_code(), 2, "reject needs --comment");
 }
 

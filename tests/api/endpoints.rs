@@ -8,7 +8,9 @@ use serde_json::json;
 
 /// The route's path with its parameters filled in.
 fn concrete(path: &str) -> String {
-    path.replace("{id}", "r1").replace("{ring}", "prod").replace("{cluster}", "aks-prd-weu-01")
+    path.replace("{id}", "r1")
+        .replace("{ring}", "prod")
+        .replace("{cluster}", "aks-prd-weu-01")
 }
 
 #[tokio::test]
@@ -53,8 +55,17 @@ async fn the_openapi_document_describes_exactly_the_routes() {
         assert!(op.is_object(), "{method} {path} is not in /openapi.json");
         assert!(op["responses"].is_object(), "{method} {path} has no responses");
     }
-    let documented: usize = doc["paths"].as_object().unwrap().values().map(|p| p.as_object().unwrap().len()).sum();
-    assert_eq!(documented, routes.len(), "the document describes routes the router lacks");
+    let documented: usize = doc["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|p| p.as_object().unwrap().len())
+        .sum();
+    assert_eq!(
+        documented,
+        routes.len(),
+        "the document describes routes the router lacks"
+    );
     assert_eq!(doc["paths"]["/healthz"]["get"]["security"], json!([]));
 }
 
@@ -79,7 +90,12 @@ async fn reads_show_rings_clusters_steps_and_gate_reasons() {
     assert_eq!(s, StatusCode::OK);
     assert_eq!(r["status"]["state"], "running");
     assert_eq!(r["approvalTarget"], "1.33.3");
-    let names: Vec<&str> = r["rings"].as_array().unwrap().iter().map(|x| x["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = r["rings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["dev", "staging", "prod"]);
     assert_eq!(r["rings"][0]["status"]["state"], "passed");
     assert_eq!(r["rings"][1]["status"]["state"], "soaking");
@@ -109,9 +125,20 @@ async fn reads_show_rings_clusters_steps_and_gate_reasons() {
     let (s, _, v) = h.call(Method::DELETE, Some(VIEWER), "/api/v1/rollouts", None).await;
     assert_eq!((s, code(&v)), (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"));
 
-    let resp = h.http.get(format!("{}/metrics", h.base)).bearer_auth(VIEWER).send().await.unwrap();
+    let resp = h
+        .http
+        .get(format!("{}/metrics", h.base))
+        .bearer_auth(VIEWER)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
-    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
     let text = resp.text().await.unwrap();
     assert!(
         text.contains("ringmaster_api_requests_total{method=\"GET\",route=\"/api/v1/rollouts/{id}\",status=\"200\"} 1"),
@@ -130,7 +157,9 @@ async fn operators_pause_resume_skip_promote_abort_and_start() {
     assert!(h.standin.sent.lock().unwrap().is_empty());
     assert_eq!(h.audit_actions("auth.denied")[0].actor, "bob");
 
-    let (s, v) = h.post(Some(OPS), &p("/pause"), json!({ "reason": "change freeze" })).await;
+    let (s, v) = h
+        .post(Some(OPS), &p("/pause"), json!({ "reason": "change freeze" }))
+        .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["accepted"], true);
     assert!(matches!(h.standin.rollout("r1").status, RolloutStatus::Paused { ref by, .. } if by == "ops"));
@@ -148,11 +177,15 @@ async fn operators_pause_resume_skip_promote_abort_and_start() {
     let (s, _) = h.post(Some(OPS), &p("/resume"), json!({ "ring": "prod" })).await;
     assert_eq!(s, StatusCode::OK);
     assert!(!h.standin.rollout("r1").rings[2].paused);
-    let (s, _) = h.post(Some(OPS), &p("/pause"), json!({ "cluster": "aks-prd-weu-01" })).await;
+    let (s, _) = h
+        .post(Some(OPS), &p("/pause"), json!({ "cluster": "aks-prd-weu-01" }))
+        .await;
     assert_eq!(s, StatusCode::OK);
     let r = h.standin.rollout("r1");
     assert!(r.clusters().any(|(_, c)| c.id.name == "aks-prd-weu-01" && c.paused));
-    let (s, v) = h.post(Some(OPS), &p("/pause"), json!({ "ring": "prod", "cluster": "x" })).await;
+    let (s, v) = h
+        .post(Some(OPS), &p("/pause"), json!({ "ring": "prod", "cluster": "x" }))
+        .await;
     assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "bad_scope"));
     let (s, v) = h.post(Some(OPS), &p("/pause"), json!({ "ring": "qa" })).await;
     assert_eq!((s, code(&v)), (StatusCode::NOT_FOUND, "unknown_ring"));
@@ -161,18 +194,43 @@ async fn operators_pause_resume_skip_promote_abort_and_start() {
 
     let (s, v) = h.post(Some(OPS), &p("/clusters/aks-prd-weu-01/skip"), json!({})).await;
     assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "missing_field"));
-    let (s, _) = h.post(Some(OPS), &p("/clusters/aks-prd-weu-01/skip"), json!({ "reason": "decommissioned" })).await;
+    let (s, _) = h
+        .post(
+            Some(OPS),
+            &p("/clusters/aks-prd-weu-01/skip"),
+            json!({ "reason": "decommissioned" }),
+        )
+        .await;
     assert_eq!(s, StatusCode::OK);
     let r = h.standin.rollout("r1");
-    assert!(r.clusters().any(|(_, c)| c.id.name == "aks-prd-weu-01" && c.status.is_finished()));
-    let (s, v) = h.post(Some(OPS), &p("/clusters/aks-prd-weu-01/skip"), json!({ "reason": "again" })).await;
+    assert!(
+        r.clusters()
+            .any(|(_, c)| c.id.name == "aks-prd-weu-01" && c.status.is_finished())
+    );
+    let (s, v) = h
+        .post(
+            Some(OPS),
+            &p("/clusters/aks-prd-weu-01/skip"),
+            json!({ "reason": "again" }),
+        )
+        .await;
     assert_eq!((s, code(&v)), (StatusCode::CONFLICT, "cluster_finished"));
-    let (s, v) = h.post(Some(OPS), &p("/clusters/nope/skip"), json!({ "reason": "x" })).await;
+    let (s, v) = h
+        .post(Some(OPS), &p("/clusters/nope/skip"), json!({ "reason": "x" }))
+        .await;
     assert_eq!((s, code(&v)), (StatusCode::NOT_FOUND, "unknown_cluster"));
 
-    let (s, v) = h.post(Some(OPS), &p("/rings/prod/promote-now"), json!({ "reason": "x" })).await;
+    let (s, v) = h
+        .post(Some(OPS), &p("/rings/prod/promote-now"), json!({ "reason": "x" }))
+        .await;
     assert_eq!((s, code(&v)), (StatusCode::CONFLICT, "not_soaking"));
-    let (s, _) = h.post(Some(OPS), &p("/rings/staging/promote-now"), json!({ "reason": "hotfix" })).await;
+    let (s, _) = h
+        .post(
+            Some(OPS),
+            &p("/rings/staging/promote-now"),
+            json!({ "reason": "hotfix" }),
+        )
+        .await;
     assert_eq!(s, StatusCode::OK);
     let r = h.standin.rollout("r1");
     assert_eq!(r.rings[1].status, RingStatus::Passed);
@@ -182,7 +240,9 @@ async fn operators_pause_resume_skip_promote_abort_and_start() {
     assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "missing_field"));
     let (s, v) = h.post(Some(ALICE), "/api/v1/rollouts", json!({})).await;
     assert_eq!((s, code(&v)), (StatusCode::CONFLICT, "already_running"));
-    let (s, _) = h.post(Some(OPS), &p("/abort"), json!({ "reason": "bad release" })).await;
+    let (s, _) = h
+        .post(Some(OPS), &p("/abort"), json!({ "reason": "bad release" }))
+        .await;
     assert_eq!(s, StatusCode::OK);
     assert!(matches!(h.standin.rollout("r1").status, RolloutStatus::Aborted { .. }));
     let (s, v) = h.post(Some(OPS), &p("/pause"), json!({})).await;
@@ -190,7 +250,10 @@ async fn operators_pause_resume_skip_promote_abort_and_start() {
 
     let (s, v) = h.post(Some(VIEWER), "/api/v1/rollouts", json!({})).await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
-    let (s, v) = h.call(Method::POST, Some(ALICE), "/api/v1/rollouts", None).await.into_pair();
+    let (s, v) = h
+        .call(Method::POST, Some(ALICE), "/api/v1/rollouts", None)
+        .await
+        .into_pair();
     assert_eq!(s, StatusCode::CREATED, "{v}");
     assert_eq!(v["id"], "r2");
 
@@ -214,7 +277,11 @@ async fn operators_pause_resume_skip_promote_abort_and_start() {
             "{expected:?} not in {actions:?}"
         );
     }
-    assert!(h.audit().iter().any(|e| e.action == "rollout.aborted" && e.actor == "ops"));
+    assert!(
+        h.audit()
+            .iter()
+            .any(|e| e.action == "rollout.aborted" && e.actor == "ops")
+    );
 }
 
 trait IntoPair {

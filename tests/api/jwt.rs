@@ -115,12 +115,18 @@ async fn setup() -> (Harness, Tenant) {
 #[tokio::test]
 async fn a_valid_entra_token_authenticates_with_its_name_and_groups() {
     let (h, t) = setup().await;
-    let token = keys().0.sign(&claims(&t, "carol@contoso.example", &["platform-admins"]));
+    let token = keys()
+        .0
+        .sign(&claims(&t, "carol@contoso.example", &["platform-admins"]));
     let (s, v) = h.get(Some(&token), "/api/v1/rollouts").await;
     assert_eq!(s, StatusCode::OK, "{v}");
     // Her group makes her an approver of prod.
     let (s, v) = h
-        .post(Some(&token), "/api/v1/rollouts/r1/rings/prod/approve", json!({ "comment": "ok" }))
+        .post(
+            Some(&token),
+            "/api/v1/rollouts/r1/rings/prod/approve",
+            json!({ "comment": "ok" }),
+        )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["approval"]["approvedBy"], "carol@contoso.example");
@@ -130,9 +136,15 @@ async fn a_valid_entra_token_authenticates_with_its_name_and_groups() {
     c.as_object_mut().unwrap().remove("preferred_username");
     c["upn"] = json!("dave@contoso.example");
     c["roles"] = json!(["sre"]);
-    let (s, v) = h.post(Some(&keys().0.sign(&c)), "/api/v1/rollouts/r1/pause", json!({})).await;
+    let (s, v) = h
+        .post(Some(&keys().0.sign(&c)), "/api/v1/rollouts/r1/pause", json!({}))
+        .await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    assert!(h.audit().iter().any(|e| e.action == "api.pause" && e.actor == "dave@contoso.example"));
+    assert!(
+        h.audit()
+            .iter()
+            .any(|e| e.action == "api.pause" && e.actor == "dave@contoso.example")
+    );
     assert_eq!(t.fetches.load(Ordering::SeqCst), 1, "the keys are cached");
 }
 
@@ -149,9 +161,21 @@ async fn bad_entra_tokens_get_401_change_nothing_and_are_audited() {
     no_exp.as_object_mut().unwrap().remove("exp");
     let cases: Vec<(&str, String, &str)> = vec![
         ("expired", keys().0.sign(&with("exp", json!(now() - 3600))), "expired"),
-        ("not yet valid", keys().0.sign(&with("nbf", json!(now() + 3600))), "not valid yet"),
-        ("wrong audience", keys().0.sign(&with("aud", json!("api://someone-else"))), "another audience"),
-        ("wrong issuer", keys().0.sign(&with("iss", json!("https://evil.example/v2.0"))), "another issuer"),
+        (
+            "not yet valid",
+            keys().0.sign(&with("nbf", json!(now() + 3600))),
+            "not valid yet",
+        ),
+        (
+            "wrong audience",
+            keys().0.sign(&with("aud", json!("api://someone-else"))),
+            "another audience",
+        ),
+        (
+            "wrong issuer",
+            keys().0.sign(&with("iss", json!("https://evil.example/v2.0"))),
+            "another issuer",
+        ),
         ("no expiry", keys().0.sign(&no_exp), "`exp`"),
         // Signed by another key but claiming the published key's id.
         ("bad signature", keys().1.sign_as("key-1", &base), "signature"),
@@ -168,7 +192,11 @@ async fn bad_entra_tokens_get_401_change_nothing_and_are_audited() {
                 Some(json!({})),
             )
             .await;
-        assert_eq!((s, code(&v)), (StatusCode::UNAUTHORIZED, "invalid_token"), "{what}: {v}");
+        assert_eq!(
+            (s, code(&v)),
+            (StatusCode::UNAUTHORIZED, "invalid_token"),
+            "{what}: {v}"
+        );
         let m = v["error"]["message"].as_str().unwrap();
         assert!(m.contains(message), "{what}: {m}");
         assert!(headers["www-authenticate"].to_str().unwrap().starts_with("Bearer"));
@@ -184,7 +212,10 @@ async fn bad_entra_tokens_get_401_change_nothing_and_are_audited() {
     assert_eq!(h.observable(), before, "a refused token changed something");
     let denied = h.audit_actions("auth.denied");
     assert_eq!(denied.len(), cases.len() + 1);
-    assert!(denied.iter().all(|e| e.actor == "anonymous"), "an unverified name is nobody");
+    assert!(
+        denied.iter().all(|e| e.actor == "anonymous"),
+        "an unverified name is nobody"
+    );
 }
 
 #[tokio::test]
@@ -209,7 +240,14 @@ async fn unknown_key_ids_refetch_at_most_once_per_cooldown() {
     let h = Harness::start_with(Some(cfg)).await;
     for i in 0..5 {
         let token = keys().1.sign_as(&format!("made-up-{i}"), &claims(&t, "x", &[]));
-        assert_eq!(h.get(Some(&token), "/api/v1/rollouts").await.0, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            h.get(Some(&token), "/api/v1/rollouts").await.0,
+            StatusCode::UNAUTHORIZED
+        );
     }
-    assert_eq!(t.fetches.load(Ordering::SeqCst), 2, "the first fetch, then one forced refetch");
+    assert_eq!(
+        t.fetches.load(Ordering::SeqCst),
+        2,
+        "the first fetch, then one forced refetch"
+    );
 }
