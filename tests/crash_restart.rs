@@ -3,80 +3,29 @@
 //! state file each time. The rollout must finish as the policy says, and the
 //! simulator's own record must show that no step's operation was started twice.
 
+mod common;
+
+use common::procs::{Sim, ringmaster, start_sim};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_ringmaster")
-}
-
-struct Sim {
-    child: Child,
-    env: Vec<(String, String)>,
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_sim(dir: &std::path::Path) -> Sim {
-    let env_file = dir.join("sim.env");
-    let mut child = Command::new(bin())
-        .args([
-            "sim",
-            "--fleet",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/examples/fleets/demo.yaml"),
-            "--time-scale",
-            "600",
-            "--env-file",
-        ])
-        .arg(&env_file)
-        .arg("--state-dir")
-        .arg(dir)
-        .env("RINGMASTER_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("sim starts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .expect("ready line");
-    let _ready: Value = serde_json::from_str(&line).expect("ready line is JSON");
-    let env = std::fs::read_to_string(&env_file)
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
-        .collect();
-    Sim { child, env }
-}
-
 fn run_cmd(sim: &Sim, state: &std::path::Path) -> Command {
-    let mut c = Command::new(bin());
-    c.args([
-        "run",
-        "--policy",
-        concat!(env!("CARGO_MANIFEST_DIR"), "/policies/demo.yaml"),
-        "--sim-clock",
-        "--approve-as",
-        "alice",
-        "--state",
-    ])
-    .arg(state)
-    .env_clear()
-    .env("PATH", std::env::var("PATH").unwrap_or_default())
-    .env("RINGMASTER_LOG", "warn")
-    .stdout(Stdio::null())
-    .stderr(Stdio::null());
-    for (k, v) in &sim.env {
-        c.env(k, v);
-    }
+    let policy = concat!(env!("CARGO_MANIFEST_DIR"), "/policies/demo.yaml");
+    let mut c = ringmaster(
+        sim,
+        &[
+            "run",
+            "--policy",
+            policy,
+            "--sim-clock",
+            "--approve-as",
+            "alice",
+            "--state",
+        ],
+    );
+    c.arg(state).stdout(Stdio::null()).stderr(Stdio::null());
     c
 }
 
@@ -109,7 +58,7 @@ fn killed_at_random_moments_the_rollout_finishes_and_no_step_runs_twice() {
         .unwrap_or(7);
     eprintln!("crash test seed {seed} (CRASH_SEED to replay the kill times)");
     let dir = tempfile::tempdir().unwrap();
-    let sim = start_sim(dir.path());
+    let sim = start_sim(dir.path(), "600");
     let state = dir.path().join("state.db");
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let mut kills = 0;

@@ -27,11 +27,18 @@ use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use std::collections::HashSet;
 use std::sync::Arc;
 
-/// Serialises approvals within one API, so a duplicate sees the first one's effect.
+/// Serialises approvals and rejections within one API, and remembers the approvals it
+/// sent to the engine: a duplicate re-sends the first approval only when this process
+/// never delivered it (its send failed, or it was recorded before a restart), not
+/// merely because the daemon has not applied it yet.
 #[derive(Clone, Default)]
-pub(super) struct ApprovalLock(pub Arc<tokio::sync::Mutex<()>>);
+pub(super) struct ApprovalLock(pub Arc<tokio::sync::Mutex<HashSet<Sent>>>);
+
+/// (rollout, ring, target, approved at): one approval.
+type Sent = (String, String, String, DateTime<Utc>);
 
 fn approval_json(a: &Approval, now: DateTime<Utc>) -> Value {
     json!({
@@ -176,7 +183,8 @@ pub(super) async fn approve(
         approved_at: now,
         expires_at,
     };
-    let _serial = lock.0.lock().await;
+    let mut sent = lock.0.lock().await;
+    let own_comment = approval.comment.clone();
     let store = state.store.clone();
     let a = approval.clone();
     let outcome = tokio::task::spawn_blocking(move || store.record_approval(&a))
@@ -193,15 +201,16 @@ pub(super) async fn approve(
         "api.approve",
         Some(&id),
         ring_name.clone(),
-        &first.comment,
+        &own_comment,
         extra,
     )
     .await?;
-    // A duplicate sends nothing, unless the engine lacks the recorded approval (the
-    // first call's send failed, e.g. the daemon was restarting): then it is re-sent,
-    // as given by its approver.
+    // A duplicate sends nothing, unless the engine lacks the recorded approval and this
+    // API never delivered it (the first call's send failed, or the daemon restarted
+    // in between): then it is re-sent, as given by its approver.
+    let key: Sent = (id.clone(), ring_name.clone(), first.target.clone(), first.approved_at);
     let engine_has_it = state.control.get(&id).is_some_and(|r| engine_approved(&r, ri, now));
-    if !already || !engine_has_it {
+    if !already || (!engine_has_it && !sent.contains(&key)) {
         let input = Input::Approve {
             ring: ring_name.clone(),
             by: first.approved_by.clone(),
@@ -209,6 +218,7 @@ pub(super) async fn approve(
             expires_at: first.expires_at,
         };
         state.control.send(&id, input)?;
+        sent.insert(key);
     }
     Ok(Json(json!({
         "rolloutId": id,

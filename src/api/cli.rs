@@ -57,7 +57,9 @@ pub enum ClientCommand {
     /// Approve promoting the rollout's target into RING (for the ring's approver groups).
     #[command(visible_alias = "promote")]
     Approve {
+        /// The ring, e.g. `prod`.
         ring: String,
+        /// Why (kept with the approval and in the audit log).
         #[arg(long, short)]
         comment: Option<String>,
         /// Expire the approval sooner than the policy says (RFC 3339).
@@ -68,7 +70,9 @@ pub enum ClientCommand {
     },
     /// Reject promoting the target into RING: the ring fails and the rollout halts.
     Reject {
+        /// The ring, e.g. `prod`.
         ring: String,
+        /// Why (required; kept in the audit log).
         #[arg(long, short)]
         comment: String,
         #[command(flatten)]
@@ -76,7 +80,9 @@ pub enum ClientCommand {
     },
     /// End RING's soak now (operators).
     PromoteNow {
+        /// The soaking ring.
         ring: String,
+        /// Why the soak may end early (required; kept in the audit log).
         #[arg(long)]
         reason: String,
         #[command(flatten)]
@@ -84,10 +90,13 @@ pub enum ClientCommand {
     },
     /// Pause the rollout, or only a ring or a cluster (operators).
     Pause {
+        /// Pause only this ring.
         #[arg(long, conflicts_with = "cluster")]
         ring: Option<String>,
+        /// Pause only this cluster (name, or resourceGroup/name).
         #[arg(long)]
         cluster: Option<String>,
+        /// Why (kept in the audit log).
         #[arg(long)]
         reason: Option<String>,
         #[command(flatten)]
@@ -95,8 +104,10 @@ pub enum ClientCommand {
     },
     /// Resume the rollout, or only a ring or a cluster (operators).
     Resume {
+        /// Resume only this ring.
         #[arg(long, conflicts_with = "cluster")]
         ring: Option<String>,
+        /// Resume only this cluster (name, or resourceGroup/name).
         #[arg(long)]
         cluster: Option<String>,
         #[command(flatten)]
@@ -104,6 +115,7 @@ pub enum ClientCommand {
     },
     /// Abort the rollout; AKS operations in flight are aborted (operators).
     Abort {
+        /// Why (required; kept in the audit log).
         #[arg(long)]
         reason: String,
         #[command(flatten)]
@@ -111,7 +123,9 @@ pub enum ClientCommand {
     },
     /// Skip CLUSTER (name, or resourceGroup/name) in the rollout (operators).
     Skip {
+        /// The cluster: name, or resourceGroup/name.
         cluster: String,
+        /// Why (required; kept in the audit log).
         #[arg(long)]
         reason: String,
         #[command(flatten)]
@@ -119,8 +133,10 @@ pub enum ClientCommand {
     },
     /// The audit log of the rollout (with --all, of every rollout): who did what, when.
     History {
+        /// The newest this many entries (at most 1000).
         #[arg(long, default_value_t = 50)]
         limit: usize,
+        /// Every rollout's entries, not only the rollout's.
         #[arg(long)]
         all: bool,
         #[command(flatten)]

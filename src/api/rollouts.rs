@@ -196,11 +196,15 @@ struct RingView<'a> {
     approval_expires_after_seconds: Option<u64>,
 }
 
+/// Asks the daemon about approvals only for rings whose plan lists approvers: status
+/// calls are the API's hottest path, and the answer may cost a policy compile.
 fn ring_views(state: &ApiState, r: &Rollout) -> Vec<Value> {
     r.rings
         .iter()
-        .map(|run| {
-            let a: Option<RingApproval> = state.control.ring_approval(&r.id, &run.name);
+        .enumerate()
+        .map(|(ri, run)| {
+            let needs = r.plan.rings.get(ri).is_none_or(|p| !p.approvers.is_empty());
+            let a: Option<RingApproval> = needs.then(|| state.control.ring_approval(&r.id, &run.name)).flatten();
             serde_json::to_value(RingView {
                 run,
                 approvers: a.as_ref().map(|a| a.approvers.clone()).unwrap_or_default(),

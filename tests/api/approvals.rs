@@ -197,6 +197,28 @@ async fn concurrent_approvals_are_recorded_once() {
 }
 
 #[tokio::test]
+async fn a_duplicate_does_not_resend_what_the_daemon_has_not_applied_yet() {
+    let h = Harness::start().await;
+    prod_awaits_approval(&h).await;
+    // The daemon takes inputs from a channel: the first approval is sent, not applied.
+    h.standin.defer.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (s, v) = h.post(Some(ALICE), APPROVE, json!({ "comment": "first" })).await;
+    assert_eq!((s, v["alreadyApproved"].as_bool()), (StatusCode::OK, Some(false)));
+    let (s, v) = h.post(Some(BOB), APPROVE, json!({ "comment": "second" })).await;
+    assert_eq!((s, v["alreadyApproved"].as_bool()), (StatusCode::OK, Some(true)));
+    assert_eq!(sent_approvals(&h), 1);
+    h.standin.flush();
+    assert_eq!(h.standin.rollout("r1").rings[2].status, RingStatus::Running);
+    assert_eq!(h.audit_actions("ring.approved").len(), 1);
+    let api: Vec<(String, String)> = h
+        .audit_actions("api.approve")
+        .into_iter()
+        .map(|e| (e.actor, e.reason))
+        .collect();
+    assert_eq!(api, [("alice".into(), "first".into()), ("bob".into(), "second".into())]);
+}
+
+#[tokio::test]
 async fn a_duplicate_resends_an_approval_the_engine_never_got() {
     let h = Harness::start().await;
     prod_awaits_approval(&h).await;

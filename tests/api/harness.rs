@@ -70,6 +70,10 @@ pub struct StandIn {
     template: Rollout,
     /// Every input the API sent, in order.
     pub sent: Mutex<Vec<(String, Input)>>,
+    /// When set, inputs wait in `queued` until [`StandIn::flush`], as they wait in the
+    /// real daemon's channel until its loop takes them.
+    pub defer: std::sync::atomic::AtomicBool,
+    queued: Mutex<Vec<(String, Input)>>,
 }
 
 impl StandIn {
@@ -117,6 +121,14 @@ impl StandIn {
         Ok(())
     }
 
+    /// Applies the inputs that were deferred.
+    pub fn flush(&self) {
+        let queued: Vec<_> = self.queued.lock().unwrap().drain(..).collect();
+        for (id, input) in queued {
+            self.apply(&id, input).unwrap();
+        }
+    }
+
     pub fn rollout(&self, id: &str) -> Rollout {
         self.rollouts.lock().unwrap()[id].clone()
     }
@@ -152,6 +164,10 @@ impl Control for StandIn {
     }
     fn send(&self, id: &str, input: Input) -> Result<(), ControlError> {
         self.sent.lock().unwrap().push((id.to_string(), input.clone()));
+        if self.defer.load(std::sync::atomic::Ordering::SeqCst) {
+            self.queued.lock().unwrap().push((id.to_string(), input));
+            return Ok(());
+        }
         self.apply(id, input)
     }
     fn ring_approval(&self, _id: &str, ring: &str) -> Option<RingApproval> {
@@ -231,6 +247,8 @@ impl Harness {
             settings,
             template: rollout.clone(),
             sent: Mutex::new(Vec::new()),
+            defer: Default::default(),
+            queued: Mutex::new(Vec::new()),
         });
         standin.rollouts.lock().unwrap().insert("r1".into(), rollout.clone());
         standin.persist(&rollout, &[]);

@@ -2,6 +2,8 @@
 //! it over real HTTPS with reqwest, trusting only the simulator's CA.
 #![allow(dead_code)]
 
+pub mod procs;
+
 use reqwest::{Method, StatusCode};
 use ringmaster::sim::{ClockMode, SimOptions, Simulator, fleet};
 use serde_json::Value;

@@ -1,0 +1,71 @@
+//! Separate processes for end-to-end tests: `ringmaster sim` as a child, and the
+//! environment it hands to the other commands.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_ringmaster")
+}
+
+/// A `ringmaster sim` child process, killed on drop.
+pub struct Sim {
+    pub child: Child,
+    /// The variables its `--env-file` wrote (AZURE_*, RINGMASTER_*).
+    pub env: Vec<(String, String)>,
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the simulator on the demo fleet at `time_scale` and waits for its ready line.
+pub fn start_sim(dir: &std::path::Path, time_scale: &str) -> Sim {
+    let env_file = dir.join("sim.env");
+    let mut child = Command::new(bin())
+        .args([
+            "sim",
+            "--fleet",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/examples/fleets/demo.yaml"),
+            "--time-scale",
+            time_scale,
+            "--env-file",
+        ])
+        .arg(&env_file)
+        .arg("--state-dir")
+        .arg(dir)
+        .env("RINGMASTER_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("sim starts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .expect("ready line");
+    let _ready: Value = serde_json::from_str(&line).expect("ready line is JSON");
+    let env = std::fs::read_to_string(&env_file)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+        .collect();
+    Sim { child, env }
+}
+
+/// A ringmaster command with only the simulator's environment.
+pub fn ringmaster(sim: &Sim, args: &[&str]) -> Command {
+    let mut c = Command::new(bin());
+    c.args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("RINGMASTER_LOG", "warn");
+    for (k, v) in &sim.env {
+        c.env(k, v);
+    }
+    c
+}

@@ -1,0 +1,203 @@
+//! End to end with separate processes: `ringmaster serve` against `ringmaster sim`. The
+//! rollout waits before prod; someone outside the approver groups is refused; `ringmaster
+//! approve prod` (the CLI) lets it finish; the audit log shows who approved and who was
+//! refused; and restarting `serve` (SIGKILL) mid-rollout loses nothing.
+
+mod common;
+
+use common::procs::{Sim, ringmaster, start_sim};
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+const ALICE: &str = "alice-token-0123456789abcdef0123456789";
+const BOB: &str = "bob-token-0123456789abcdef0123456789ab";
+
+struct Serve {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(sim: &Sim, dir: &std::path::Path, start_now: bool) -> Serve {
+    let policy = concat!(env!("CARGO_MANIFEST_DIR"), "/policies/demo.yaml");
+    let state = dir.join("state.db").display().to_string();
+    let tokens = dir.join("tokens.yaml").display().to_string();
+    let mut args = vec![
+        "serve",
+        "--policy",
+        policy,
+        "--state",
+        &state,
+        "--listen",
+        "127.0.0.1:0",
+        "--sim-clock",
+        "--tokens-file",
+        &tokens,
+        "--operator-group",
+        "platform-admins",
+    ];
+    if start_now {
+        args.push("--start-now");
+    }
+    let mut child = ringmaster(sim, &args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve starts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .expect("listen line");
+    let v: Value = serde_json::from_str(&line).expect("JSON listen line");
+    Serve {
+        child,
+        url: format!("http://{}", v["listen"].as_str().unwrap()),
+    }
+}
+
+fn hash(token: &str) -> String {
+    ringmaster::api::auth::token_digest_hex(token)
+}
+
+async fn get(url: &str, token: &str) -> (u16, Value) {
+    let r = reqwest::Client::new().get(url).bearer_auth(token).send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// Polls the rollout until `f` holds (wall clock, bounded: separate processes).
+async fn until(s: &Serve, what: &str, f: impl Fn(&Value) -> bool) -> Value {
+    let t = Instant::now();
+    loop {
+        let (status, list) = get(&format!("{}/api/v1/rollouts", s.url), ALICE).await;
+        if status == 200
+            && let Some(id) = list["rollouts"]
+                .as_array()
+                .and_then(|a| a.first())
+                .and_then(|r| r["id"].as_str())
+        {
+            let (_, r) = get(&format!("{}/api/v1/rollouts/{id}", s.url), ALICE).await;
+            if f(&r) {
+                return r;
+            }
+        }
+        assert!(t.elapsed() < Duration::from_secs(120), "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn ring_state(r: &Value, ring: &str) -> String {
+    let rings = r.get("rings").and_then(Value::as_array).cloned().unwrap_or_default();
+    rings
+        .iter()
+        .find(|x| x["name"] == ring)
+        .map(|x| x["status"]["state"].as_str().unwrap_or("").to_string())
+        .unwrap_or_default()
+}
+
+fn status_of(r: &Value) -> String {
+    r["status"]["state"].as_str().unwrap_or("").to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_waits_for_prod_approval_survives_a_restart_and_records_who_approved() {
+    ringmaster::identity::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("tokens.yaml"),
+        format!("tokens:\n  - name: alice\n    groups: [platform-admins]\n    sha256: {}\n  - name: bob\n    groups: [developers]\n    sha256: {}\n", hash(ALICE), hash(BOB)),
+    )
+    .unwrap();
+    let sim = start_sim(dir.path(), "600");
+    let s = serve(&sim, dir.path(), true);
+    // Mid-rollout (dev running), kill serve without warning and start it again.
+    let before = until(&s, "the dev ring running", |r| ring_state(r, "dev") == "running").await;
+    let id = before["id"].as_str().unwrap().to_string();
+    drop(s);
+    let s = serve(&sim, dir.path(), false);
+    let r = until(&s, "prod awaiting approval", |r| {
+        ring_state(r, "prod") == "awaitingApproval"
+    })
+    .await;
+    assert_eq!(
+        r["id"].as_str(),
+        Some(id.as_str()),
+        "the same rollout resumed after the restart"
+    );
+    assert_eq!(ring_state(&r, "dev"), "passed");
+    // Bob is not an approver of prod.
+    let refused = reqwest::Client::new()
+        .post(format!("{}/api/v1/rollouts/{id}/rings/prod/approve", s.url))
+        .bearer_auth(BOB)
+        .json(&serde_json::json!({ "comment": "ship it" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 403);
+    // Alice approves with the CLI.
+    let out = tokio::task::spawn_blocking({
+        let url = s.url.clone();
+        let env = sim.env.clone();
+        move || {
+            let mut c = std::process::Command::new(common::procs::bin());
+            c.args(["approve", "prod", "--comment", "staging looked fine"])
+                .env_clear()
+                .env("PATH", std::env::var("PATH").unwrap_or_default())
+                .env("RINGMASTER_SERVER", url)
+                .env("RINGMASTER_TOKEN", ALICE);
+            let _ = env;
+            c.output().unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "approve: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains(ALICE),
+        "the token is never printed"
+    );
+    let done = until(&s, "the rollout finished", |r| {
+        status_of(r) == "succeeded" || status_of(r) == "halted"
+    })
+    .await;
+    assert_eq!(status_of(&done), "succeeded", "{done}");
+    // The audit log: who approved, who was refused, and no token anywhere.
+    let (status, audit) = get(&format!("{}/api/v1/audit?rollout={id}&limit=1000", s.url), ALICE).await;
+    assert_eq!(status, 200);
+    let text = audit.to_string();
+    assert!(
+        !text.contains(ALICE) && !text.contains(BOB),
+        "no token in the audit log"
+    );
+    let entries = audit
+        .as_array()
+        .cloned()
+        .or_else(|| audit["entries"].as_array().cloned())
+        .unwrap_or_default();
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["action"] == "ring.approved" && e["actor"] == "alice"),
+        "alice's approval is recorded: {text}"
+    );
+    let (_, all) = get(&format!("{}/api/v1/audit?limit=1000", s.url), ALICE).await;
+    assert!(
+        all.to_string().contains("auth.denied") || all.to_string().contains("bob"),
+        "bob's refusal is recorded"
+    );
+    // One rollout: resumed, never started twice.
+    let (_, list) = get(&format!("{}/api/v1/rollouts", s.url), ALICE).await;
+    assert_eq!(list["rollouts"].as_array().map(Vec::len), Some(1));
+}
