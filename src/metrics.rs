@@ -31,7 +31,10 @@ fn escape(v: &str) -> String {
 impl Metrics {
     /// Declares a metric's help text and type ("counter" or "gauge").
     pub fn describe(&self, name: &str, kind: &'static str, help: &'static str) {
-        self.help.lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_string(), (kind, help));
+        self.help
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.to_string(), (kind, help));
     }
 
     pub fn inc(&self, name: &str, labels: &[(&str, &str)]) {
@@ -39,17 +42,26 @@ impl Metrics {
     }
 
     pub fn add(&self, name: &str, labels: &[(&str, &str)], v: f64) {
-        *self.counters.lock().unwrap_or_else(|e| e.into_inner()).entry(key(name, labels)).or_default() += v;
+        *self
+            .counters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(key(name, labels))
+            .or_default() += v;
     }
 
     pub fn set(&self, name: &str, labels: &[(&str, &str)], v: f64) {
-        self.gauges.lock().unwrap_or_else(|e| e.into_inner()).insert(key(name, labels), v);
+        self.gauges
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key(name, labels), v);
     }
 
     pub fn get(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
         let k = key(name, labels);
         let c = self.counters.lock().unwrap_or_else(|e| e.into_inner()).get(&k).copied();
-        c.or_else(|| self.gauges.lock().unwrap_or_else(|e| e.into_inner()).get(&k).copied()).unwrap_or(0.0)
+        c.or_else(|| self.gauges.lock().unwrap_or_else(|e| e.into_inner()).get(&k).copied())
+            .unwrap_or(0.0)
     }
 
     /// The text exposition format (`text/plain; version=0.0.4`).
@@ -69,7 +81,11 @@ impl Metrics {
             }
             for (labels, v) in series {
                 let l: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{}\"", escape(v))).collect();
-                let l = if l.is_empty() { String::new() } else { format!("{{{}}}", l.join(",")) };
+                let l = if l.is_empty() {
+                    String::new()
+                } else {
+                    format!("{{{}}}", l.join(","))
+                };
                 let _ = writeln!(out, "{name}{l} {v}");
             }
         }

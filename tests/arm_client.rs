@@ -286,7 +286,9 @@ async fn expired_tokens_are_refreshed_on_401_and_stale_etags_get_412() {
     let body = serde_json::to_value(&mc).unwrap();
     // Someone else writes first.
     let raw = Arm::new(&sim).await;
-    let first = raw.call(reqwest::Method::PUT, &dev().arm_path(), Some(&body), &[]).await;
+    let first = raw
+        .call(reqwest::Method::PUT, &dev().arm_path(), Some(&body), &[])
+        .await;
     assert_eq!(first.status, 200);
     c.http()
         .wait(

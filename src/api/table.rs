@@ -28,8 +28,9 @@ impl Table {
         self.rows.is_empty()
     }
 
-    /// Columns are as wide as their widest cell, but no column but the last takes more
-    /// than 28 characters; the last gets what is left of [`WIDTH`].
+    /// Columns are as wide as their widest cell; while the line is wider than
+    /// [`WIDTH`], the widest column gives up a character (never below its header or 6),
+    /// so the cut falls on long text, not on short names.
     pub fn render(&self) -> String {
         let n = self.headers.len();
         let mut widths: Vec<usize> = self.headers.iter().map(|h| h.chars().count()).collect();
@@ -38,11 +39,13 @@ impl Table {
                 widths[i] = widths[i].max(c.chars().count());
             }
         }
-        for w in widths.iter_mut().take(n.saturating_sub(1)) {
-            *w = (*w).min(28);
+        let floor: Vec<usize> = self.headers.iter().map(|h| h.chars().count().max(6)).collect();
+        while widths.iter().sum::<usize>() + 2 * (n - 1) > WIDTH {
+            let Some(i) = (0..n).filter(|&i| widths[i] > floor[i]).max_by_key(|&i| (widths[i], i)) else {
+                break;
+            };
+            widths[i] -= 1;
         }
-        let used: usize = widths[..n - 1].iter().map(|w| w + 2).sum();
-        widths[n - 1] = widths[n - 1].min(WIDTH.saturating_sub(used).max(8));
         let line = |cells: Vec<&str>| -> String {
             let mut out = String::new();
             for (i, c) in cells.iter().enumerate() {
@@ -86,12 +89,43 @@ pub fn time(v: &Value) -> String {
     }
 }
 
+/// `2026-05-04T10:11:12Z` -> `05-04 10:11Z`, for details in a cell.
+fn short_time(v: &Value) -> String {
+    let t = v.as_str().unwrap_or("");
+    match chrono::DateTime::parse_from_rfc3339(t) {
+        Ok(t) => t.with_timezone(&chrono::Utc).format("%m-%d %H:%MZ").to_string(),
+        Err(_) => t.to_string(),
+    }
+}
+
+/// `text` wrapped at `width` columns, continuation lines indented by `indent`.
+pub fn wrap(text: &str, width: usize, indent: usize) -> String {
+    let mut out = String::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        let room = if out.is_empty() { width } else { width - indent };
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > room {
+            out.push_str(&line);
+            out.push('\n');
+            out.push_str(&" ".repeat(indent));
+            line.clear();
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    out.push_str(&line);
+    out.push('\n');
+    out
+}
+
 /// A state object (`{"state": "...", ...}`) in words, with its detail.
 fn state(v: &Value) -> (String, String) {
     let st = s(v, "state");
     let detail = match st {
-        "awaitingApproval" => format!("since {}", time(&v["since"])),
-        "soaking" | "backoff" => format!("until {}", time(&v["until"])),
+        "awaitingApproval" => format!("since {}", short_time(&v["since"])),
+        "soaking" | "backoff" => format!("until {}", short_time(&v["until"])),
         "failed" | "halted" => s(v, "reason").to_string(),
         "paused" | "aborted" | "skipped" => format!("by {}: {}", s(v, "by"), s(v, "reason")),
         "gating" => v["last"]
@@ -149,7 +183,9 @@ pub fn status(r: &Value, approvals: &Value) -> String {
         time(&r["updatedAt"])
     );
     let mut rings = Table::new(&["RING", "STATE", "CLUSTERS", "DETAIL"]);
-    let mut clusters = Table::new(&["RING", "WAVE", "CLUSTER", "STATE", "STEP", "DETAIL"]);
+    let mut clusters = Table::new(&["RING", "WAVE", "CLUSTER", "STATE", "STEP"]);
+    // Gate reasons and failures are the point of looking: printed whole, not cut.
+    let mut details: Vec<String> = Vec::new();
     for ring in r["rings"].as_array().into_iter().flatten() {
         let name = s(ring, "name");
         let (mut rs, mut rd) = state(&ring["status"]);
@@ -195,18 +231,15 @@ pub fn status(r: &Value, approvals: &Value) -> String {
                 } else {
                     cs
                 };
-                clusters.row(vec![
-                    name.into(),
-                    s(wave, "name").into(),
-                    s(&c["id"], "name").into(),
-                    cs,
-                    step,
-                    cd,
-                ]);
+                let cluster = s(&c["id"], "name");
+                if !cd.is_empty() {
+                    details.push(wrap(&format!("  {cluster}: {cd}"), WIDTH, 4));
+                }
+                clusters.row(vec![name.into(), s(wave, "name").into(), cluster.into(), cs, step]);
             }
         }
         let counts = if failed > 0 {
-            format!("{done}/{total} done, {failed} failed/skipped")
+            format!("{done}/{total} done, {failed} failed")
         } else {
             format!("{done}/{total} done")
         };
@@ -216,6 +249,10 @@ pub fn status(r: &Value, approvals: &Value) -> String {
     if !clusters.is_empty() {
         out.push('\n');
         out.push_str(&clusters.render());
+    }
+    if !details.is_empty() {
+        out.push_str("\nGate reasons and failures:\n");
+        out.extend(details);
     }
     for p in approvals["pending"].as_array().into_iter().flatten() {
         let who: Vec<&str> = p["approvers"]

@@ -10,8 +10,8 @@ pub mod http;
 pub mod lro;
 pub mod models;
 
-pub use client::{AksClient, PoolOverrides, Submitted};
 pub use crate::domain::fleet::ClusterId;
+pub use client::{AksClient, PoolOverrides, Submitted};
 pub use error::ArmError;
 pub use http::{ArmHttp, RetryPolicy};
 pub use lro::OperationRef;
