@@ -75,6 +75,10 @@ struct ServeArgs {
     /// Start a rollout right away instead of waiting for the policy's schedule.
     #[arg(long)]
     start_now: bool,
+    /// Service configuration (YAML): `webhooks:` for notifications (see
+    /// examples/deploy/kubernetes/configmap.yaml).
+    #[arg(long, env = "RINGMASTER_CONFIG")]
+    config: Option<PathBuf>,
     #[command(flatten)]
     auth: ringmaster::api::AuthArgs,
     #[command(flatten)]
@@ -418,13 +422,37 @@ async fn run_serve(a: ServeArgs) -> Result<ExitCode> {
     let tokens = Arc::new(ringmaster::identity::AzureTokens::new(a.azure.clone(), http.clone())?);
     let auth = Arc::new(a.auth.build(http)?);
     let metrics = Arc::new(ringmaster::metrics::Metrics::default());
+    let notifier: Arc<dyn ringmaster::runtime::Notifier> = match &a.config {
+        None => Arc::new(ringmaster::runtime::LogNotifier),
+        Some(path) => {
+            #[derive(serde::Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct ServiceConfig {
+                #[serde(default)]
+                webhooks: Vec<ringmaster::notify::WebhookConfig>,
+            }
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            let cfg: ServiceConfig = match ringmaster::yaml::parse(&path.display().to_string(), &text) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            let hooks = ringmaster::notify::WebhookNotifier::new(cfg.webhooks, Default::default(), clock.clone())?;
+            Arc::new(ringmaster::notify::Fanout(vec![
+                Arc::new(ringmaster::runtime::LogNotifier),
+                Arc::new(hooks),
+            ]))
+        }
+    };
     let daemon = ringmaster::service::daemon::Daemon::new(
         store.clone(),
         client,
         tokens,
         clock.clone(),
         metrics.clone(),
-        Arc::new(ringmaster::runtime::LogNotifier),
+        notifier,
         a.policy.clone(),
         a.subscriptions.clone(),
     );

@@ -10,6 +10,8 @@ pub const WIDTH: usize = 100;
 pub struct Table {
     headers: Vec<&'static str>,
     rows: Vec<Vec<String>>,
+    /// Columns never cut (short fixed-form values: times, actions).
+    keep: Vec<usize>,
 }
 
 impl Table {
@@ -17,7 +19,14 @@ impl Table {
         Table {
             headers: headers.to_vec(),
             rows: Vec::new(),
+            keep: Vec::new(),
         }
+    }
+
+    /// Never cuts these columns.
+    pub fn keep(mut self, cols: &[usize]) -> Self {
+        self.keep = cols.to_vec();
+        self
     }
 
     pub fn row(&mut self, cells: Vec<String>) {
@@ -41,7 +50,8 @@ impl Table {
         }
         let floor: Vec<usize> = self.headers.iter().map(|h| h.chars().count().max(6)).collect();
         while widths.iter().sum::<usize>() + 2 * (n - 1) > WIDTH {
-            let Some(i) = (0..n).filter(|&i| widths[i] > floor[i]).max_by_key(|&i| (widths[i], i)) else {
+            let shrinkable = |i: &usize| widths[*i] > floor[*i] && !self.keep.contains(i);
+            let Some(i) = (0..n).filter(shrinkable).max_by_key(|&i| (widths[i], i)) else {
                 break;
             };
             widths[i] -= 1;
@@ -98,16 +108,21 @@ fn short_time(v: &Value) -> String {
     }
 }
 
-/// `text` wrapped at `width` columns, continuation lines indented by `indent`.
-pub fn wrap(text: &str, width: usize, indent: usize) -> String {
-    let mut out = String::new();
+/// `text` wrapped at `width` columns, the first line indented by `first`, the others
+/// by `rest`.
+pub fn wrap(text: &str, width: usize, first: usize, rest: usize) -> String {
+    let mut out = " ".repeat(first);
     let mut line = String::new();
     for word in text.split_whitespace() {
-        let room = if out.is_empty() { width } else { width - indent };
+        let room = if out.contains('\n') {
+            width - rest
+        } else {
+            width - first
+        };
         if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > room {
             out.push_str(&line);
             out.push('\n');
-            out.push_str(&" ".repeat(indent));
+            out.push_str(&" ".repeat(rest));
             line.clear();
         }
         if !line.is_empty() {
@@ -233,7 +248,7 @@ pub fn status(r: &Value, approvals: &Value) -> String {
                 };
                 let cluster = s(&c["id"], "name");
                 if !cd.is_empty() {
-                    details.push(wrap(&format!("  {cluster}: {cd}"), WIDTH, 4));
+                    details.push(wrap(&format!("{cluster}: {cd}"), WIDTH, 2, 4));
                 }
                 clusters.row(vec![name.into(), s(wave, "name").into(), cluster.into(), cs, step]);
             }
@@ -278,15 +293,13 @@ pub fn status(r: &Value, approvals: &Value) -> String {
 
 /// The audit log.
 pub fn history(audit: &Value) -> String {
-    let mut t = Table::new(&["AT", "ACTOR", "ACTION", "SUBJECT", "REASON"]);
+    let mut t = Table::new(&["AT", "ACTOR", "ACTION", "WHAT"]).keep(&[0, 2]);
     for e in audit["entries"].as_array().into_iter().flatten() {
-        t.row(vec![
-            time(&e["at"]),
-            s(e, "actor").into(),
-            s(e, "action").into(),
-            s(e, "subject").into(),
-            s(e, "reason").into(),
-        ]);
+        let what = match (s(e, "subject"), s(e, "reason")) {
+            (subject, "") => subject.to_string(),
+            (subject, reason) => format!("{subject}: {reason}"),
+        };
+        t.row(vec![time(&e["at"]), s(e, "actor").into(), s(e, "action").into(), what]);
     }
     if t.is_empty() {
         return "The audit log is empty.\n".into();
