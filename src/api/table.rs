@@ -319,4 +319,23 @@ mod tests {
         assert!(out.lines().all(|l| l.chars().count() <= WIDTH), "{out}");
         assert!(out.contains('…'));
     }
+
+    #[test]
+    fn kept_columns_are_not_cut_and_wrapped_text_fits() {
+        let mut t = Table::new(&["AT", "ACTION", "WHAT"]).keep(&[1]);
+        t.row(vec![
+            "2026-11-30 08:46:29Z".into(),
+            "ring.awaiting_approval".into(),
+            "w ".repeat(80),
+        ]);
+        let out = t.render();
+        assert!(out.contains("ring.awaiting_approval"), "{out}");
+        assert!(out.lines().all(|l| l.chars().count() <= WIDTH), "{out}");
+        let text = wrap(&"reason ".repeat(60), WIDTH, 2, 4);
+        assert!(text.lines().count() > 3);
+        assert!(
+            text.lines().all(|l| l.chars().count() <= WIDTH && l.starts_with("  ")),
+            "{text}"
+        );
+    }
 }
