@@ -30,6 +30,10 @@ fn fits(out: &str) {
 #[tokio::test]
 async fn status_shows_rings_clusters_and_pending_approvals_in_100_columns() {
     let h = Harness::start().await;
+    let reason = "gate failed after 300s: shop/ReplicaSet/web: 1/3 pods Ready (0.33 < 1.00); ".repeat(4);
+    h.standin.with("r1", |r| {
+        r.rings[1].waves[0].clusters[0].status = ringmaster::engine::ClusterStatus::Failed { reason: reason.clone() };
+    });
     let out = run(&h, Some(OPS), &["promote-now", "staging", "--reason", "hotfix"]).await;
     assert_eq!(out.code, 0, "{out:?}");
     assert!(out.stdout.contains("Ending the soak of ring staging"), "{out:?}");
@@ -51,6 +55,12 @@ async fn status_shows_rings_clusters_and_pending_approvals_in_100_columns() {
             .contains("waits for approval by platform-admins (you may approve)"),
         "{}",
         out.stdout
+    );
+    let details = out.stdout.split("Gate reasons and failures:\n").nth(1).unwrap();
+    assert!(details.starts_with("  aks-stg-"), "{details}");
+    assert!(
+        details.contains("(0.33 < 1.00)"),
+        "reasons are wrapped, not cut: {details}"
     );
     assert!(
         !out.stdout.contains(BOB) && !out.stderr.contains(BOB),
