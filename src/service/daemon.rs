@@ -41,6 +41,9 @@ pub struct Daemon {
     /// Wakes the scheduler (a rollout ended, or someone asked for one).
     kick: tokio::sync::Notify,
     start_requests: Mutex<Vec<String>>,
+    /// Each rollout's compiled policy (it never changes for a rollout): the API asks on
+    /// every status call.
+    policies: Mutex<std::collections::HashMap<String, Arc<crate::policy::Policy>>>,
 }
 
 impl Daemon {
@@ -68,6 +71,7 @@ impl Daemon {
             active: Mutex::new(None),
             kick: tokio::sync::Notify::new(),
             start_requests: Mutex::new(Vec::new()),
+            policies: Mutex::new(std::collections::HashMap::new()),
         })
     }
 
@@ -278,8 +282,16 @@ impl Control for Daemon {
     }
 
     fn ring_approval(&self, id: &str, ring: &str) -> Option<RingApproval> {
-        let r = self.get(id)?;
-        let p = crate::policy::compile(&r.policy_file, &r.policy_text).ok()?;
+        let cached = self.policies.lock().unwrap_or_else(|e| e.into_inner()).get(id).cloned();
+        let p = match cached {
+            Some(p) => p,
+            None => {
+                let r = self.get(id)?;
+                let p = Arc::new(crate::policy::compile(&r.policy_file, &r.policy_text).ok()?);
+                self.policies.lock().unwrap_or_else(|e| e.into_inner()).insert(id.to_string(), p.clone());
+                p
+            }
+        };
         let ring = p.rings.iter().find(|x| x.name == ring)?;
         ring.approval.as_ref().map(|a| RingApproval {
             approvers: a.approvers.clone(),
