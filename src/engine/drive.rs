@@ -146,9 +146,7 @@ fn apply(r: &mut Rollout, s: &Settings, input: Input, now: DateTime<Utc>, out: &
                     };
                     audit(out, ENGINE, "step.retry", step_subject(r, step), reason);
                 } else {
-                    st.status = StepStatus::Failed { reason: reason.clone() };
-                    st.finished_at = Some(now);
-                    audit(out, ENGINE, "step.failed", step_subject(r, step), reason.clone());
+                    fail_step(r, step, "step.failed", reason.clone(), now, out);
                     fail_cluster(r, step.cluster_ref(), reason, now, out);
                 }
             }
@@ -161,10 +159,7 @@ fn apply(r: &mut Rollout, s: &Settings, input: Input, now: DateTime<Utc>, out: &
                 match result {
                     Ok(()) => start_gate(r, step, now, out, "operation succeeded"),
                     Err(e) => {
-                        let st = r.step_mut(step);
-                        st.status = StepStatus::Failed { reason: e.clone() };
-                        st.finished_at = Some(now);
-                        audit(out, ENGINE, "step.failed", step_subject(r, step), e.clone());
+                        fail_step(r, step, "step.failed", e.clone(), now, out);
                         fail_cluster(r, step.cluster_ref(), format!("operation failed: {e}"), now, out);
                     }
                 }
@@ -239,34 +234,16 @@ fn apply(r: &mut Rollout, s: &Settings, input: Input, now: DateTime<Utc>, out: &
                         reason: reason.clone(),
                     }
                 }
-                Scope::Ring(name) => r
-                    .rings
-                    .iter_mut()
-                    .filter(|x| &x.name == name)
-                    .for_each(|x| x.paused = true),
-                Scope::Cluster(id) => {
-                    if let Some(c) = r.find(id) {
-                        r.cluster_mut(c).paused = true;
-                    }
-                }
                 Scope::Rollout => return,
+                _ => set_paused(r, &scope, true),
             }
             audit(out, &by, "paused", scope_name(&scope), reason);
         }
         Input::Resume { scope, by } => {
             match &scope {
                 Scope::Rollout if matches!(r.status, RolloutStatus::Paused { .. }) => r.status = RolloutStatus::Running,
-                Scope::Ring(name) => r
-                    .rings
-                    .iter_mut()
-                    .filter(|x| &x.name == name)
-                    .for_each(|x| x.paused = false),
-                Scope::Cluster(id) => {
-                    if let Some(c) = r.find(id) {
-                        r.cluster_mut(c).paused = false;
-                    }
-                }
                 Scope::Rollout => return,
+                _ => set_paused(r, &scope, false),
             }
             audit(out, &by, "resumed", scope_name(&scope), "");
         }
@@ -339,6 +316,23 @@ fn apply(r: &mut Rollout, s: &Settings, input: Input, now: DateTime<Utc>, out: &
         | Input::StepRefused { .. }
         | Input::OperationFinished { .. }
         | Input::GateObserved { .. } => {}
+    }
+}
+
+/// Pauses or resumes a ring or a cluster (the rollout's own pause is its status).
+fn set_paused(r: &mut Rollout, scope: &Scope, paused: bool) {
+    match scope {
+        Scope::Ring(name) => r
+            .rings
+            .iter_mut()
+            .filter(|x| &x.name == name)
+            .for_each(|x| x.paused = paused),
+        Scope::Cluster(id) => {
+            if let Some(c) = r.find(id) {
+                r.cluster_mut(c).paused = paused;
+            }
+        }
+        Scope::Rollout => {}
     }
 }
 
@@ -490,11 +484,8 @@ fn check_gate(r: &mut Rollout, s: &Settings, step: StepRef, now: DateTime<Utc>, 
             last.unwrap_or_else(|| "no healthy observation".into())
         );
         out.push(Command::StopGate { step });
-        let st = r.step_mut(step);
-        st.status = StepStatus::Failed { reason: reason.clone() };
-        st.finished_at = Some(now);
+        fail_step(r, step, "gate.failed", reason.clone(), now, out);
         let c = r.cluster(step.cluster_ref()).id.clone();
-        audit(out, ENGINE, "gate.failed", step_subject(r, step), reason.clone());
         out.push(Command::Notify {
             event: NotifyEvent::GateFailed,
             ring: Some(r.rings[step.ring].name.clone()),
@@ -503,6 +494,14 @@ fn check_gate(r: &mut Rollout, s: &Settings, step: StepRef, now: DateTime<Utc>, 
         });
         fail_cluster(r, step.cluster_ref(), reason, now, out);
     }
+}
+
+/// Marks a step failed and audits it under `action`.
+fn fail_step(r: &mut Rollout, step: StepRef, action: &str, reason: String, now: DateTime<Utc>, out: &mut Vec<Command>) {
+    let st = r.step_mut(step);
+    st.status = StepStatus::Failed { reason: reason.clone() };
+    st.finished_at = Some(now);
+    audit(out, ENGINE, action, step_subject(r, step), reason);
 }
 
 fn fail_cluster(r: &mut Rollout, c: ClusterRef, reason: String, now: DateTime<Utc>, out: &mut Vec<Command>) {

@@ -99,44 +99,30 @@ async fn baseline(sh: &Shared, cluster: ClusterRef, id: &ClusterId) {
     send(sh, input);
 }
 
-/// Whether the cluster already is where the step leads.
+/// Whether the cluster already is where the step leads, and whether an operation runs.
 async fn at_target(sh: &Shared, id: &ClusterId, kind: &StepKind) -> Result<(bool, bool), ArmError> {
-    // (at target, an operation is running)
-    match kind {
-        StepKind::ControlPlane { to, .. } => {
-            let mc = sh.arm.get_cluster(id).await?;
-            let p = &mc.properties;
-            let running = p
-                .provisioning_state
-                .as_deref()
-                .is_some_and(|s| !crate::arm::models::is_terminal_state(s));
-            Ok((
-                p.current_kubernetes_version.as_deref() == Some(&to.to_string()),
-                running,
-            ))
+    let (current, state) = match kind {
+        StepKind::ControlPlane { .. } => {
+            let p = sh.arm.get_cluster(id).await?.properties;
+            (p.current_kubernetes_version, p.provisioning_state)
         }
-        StepKind::PoolVersion { pool, to, .. } => {
-            let ap = sh.arm.get_pool(id, pool).await?;
-            let p = &ap.properties;
-            let running = p
-                .provisioning_state
-                .as_deref()
-                .is_some_and(|s| !crate::arm::models::is_terminal_state(s));
-            Ok((
-                p.current_orchestrator_version.as_deref() == Some(&to.to_string()),
-                running,
-            ))
+        StepKind::PoolVersion { pool, .. } => {
+            let p = sh.arm.get_pool(id, pool).await?.properties;
+            (p.current_orchestrator_version, p.provisioning_state)
         }
-        StepKind::NodeImage { pool, to, .. } => {
-            let ap = sh.arm.get_pool(id, pool).await?;
-            let p = &ap.properties;
-            let running = p
-                .provisioning_state
-                .as_deref()
-                .is_some_and(|s| !crate::arm::models::is_terminal_state(s));
-            Ok((p.node_image_version.as_deref() == Some(to.as_str()), running))
+        StepKind::NodeImage { pool, .. } => {
+            let p = sh.arm.get_pool(id, pool).await?.properties;
+            (p.node_image_version, p.provisioning_state)
         }
-    }
+    };
+    let target = match kind {
+        StepKind::ControlPlane { to, .. } | StepKind::PoolVersion { to, .. } => to.to_string(),
+        StepKind::NodeImage { to, .. } => to.clone(),
+    };
+    let running = state
+        .as_deref()
+        .is_some_and(|s| !crate::arm::models::is_terminal_state(s));
+    Ok((current.as_deref() == Some(target.as_str()), running))
 }
 
 fn refused(step: StepRef, e: &ArmError) -> Input {

@@ -288,7 +288,10 @@ impl Control for Daemon {
             None => {
                 let r = self.get(id)?;
                 let p = Arc::new(crate::policy::compile(&r.policy_file, &r.policy_text).ok()?);
-                self.policies.lock().unwrap_or_else(|e| e.into_inner()).insert(id.to_string(), p.clone());
+                self.policies
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(id.to_string(), p.clone());
                 p
             }
         };

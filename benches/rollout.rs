@@ -1,0 +1,1291 @@
+//! Whole rollouts, end to end and in-process: the simulator, the runtime (engine,
+//! executor, gates on kube watches) and a SQLite state file in a temp dir. Issue 5's
+//! "Done when" benchmark:
+//!
+//! - for the demo fleet (`examples/fleets/demo.yaml` without its fault, with
+//!   `policies/demo.yaml`) and a 500-cluster fleet (`examples/fleets/large.yaml` with
+//!   `count: 500` and the demo fleet's durations, with a policy written below): the
+//!   rollout's makespan divided by its critical path (goal at most 1.02), and the gate
+//!   reaction time (goal: the next step's ARM call within 1 s of simulated time);
+//! - the daemon's peak memory while it manages a 5,000-cluster fleet (goal under
+//!   256 MiB), with the state file's size.
+//!
+//! ```text
+//! cargo bench --bench rollout
+//! BENCH_DEMO_SCALES=200,1000 BENCH_500_SCALES=250 BENCH_5K_SECONDS=60 cargo bench --bench rollout
+//! BENCH_ONLY=demo|500|5k cargo bench --bench rollout
+//! ```
+//!
+//! Everything is measured in simulated time (the engine's clock, which runs in step
+//! with the simulator's), so the figures do not depend on the machine's speed as long
+//! as the machine keeps up with the time scale: each run prints the CPU it used per
+//! wall-clock second (2.0 = both cores busy), and two time scales are compared.
+//!
+//! **Critical path.** From what the run recorded: the simulator's own record of every
+//! operation (when AKS accepted it, when it ended) and, at each gate pass, when the
+//! cluster's selected pods last became Ready. Per step: the operation as AKS took it,
+//! plus any time the workload needed after the operation to be Ready again, plus the
+//! policy's settle time, plus the pool soak after pool steps; a cluster's steps in
+//! sequence, never before the step's earliest start (maintenance windows); a wave is
+//! its slowest cluster; waves in sequence; then the ring's soak; before a ring that
+//! needs one, the wait for the approval (a person: unavoidable, shown apart; here it
+//! is sent the moment the notifier asks). Everything else is the engine's: discovery
+//! and planning, taking baselines, ARM calls, following operations, watch latency,
+//! timers. The ratio is makespan / critical path.
+//!
+//! **Gate reaction.** For each gate pass followed by another step of the same cluster:
+//! the simulated time from the moment the gate's condition had held for the settle
+//! time (plus the pool soak, when one follows) to the next step's `step.started`
+//! audit entry (its intent, right before the ARM call), and to the moment AKS received
+//! that call. "Engine view" starts from when the engine first saw the cluster healthy;
+//! "end to end" from when it really was (operation ended and pods Ready, from the
+//! simulator), so it also counts following the operation and watch latency.
+//!
+//! **Memory.** The 5,000-cluster run uses two child processes, so that no figure mixes
+//! the simulator's memory with the daemon's: `ringmaster sim` (the release binary
+//! Cargo builds for benchmarks) and this benchmark's own executable in a daemon role,
+//! which discovers, plans and runs the rollout against it with a state file, until the
+//! first ring is done or a time limit passes. Its `VmHWM` (peak resident set) is the
+//! daemon's peak memory; the simulator's is shown apart.
+
+use ringmaster::arm;
+use ringmaster::clock::{Clock, ScaledClock};
+use ringmaster::domain::fleet::ClusterId;
+use ringmaster::engine::{ClusterStatus, Input, NotifyEvent, Rollout, RolloutStatus, StepStatus};
+use ringmaster::identity::{AzureConfig, AzureTokens};
+use ringmaster::plan::StepKind;
+use ringmaster::runtime::{Notifier, Runtime};
+use ringmaster::sim::operation::{OpStatus, Target};
+use ringmaster::sim::{ClockMode, ReadyInfo, SimOptions, Simulator, fleet};
+use ringmaster::store::{AuditEntry, Store};
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+type Time = chrono::DateTime<chrono::Utc>;
+
+const MANIFEST: &str = env!("CARGO_MANIFEST_DIR");
+
+/// The demo fleet's durations, for the generated fleets (the template's defaults are
+/// twice as long; only the time scale would change).
+const DURATIONS: &str = "
+durations:
+  control_plane_upgrade: 4m
+  node_provision: 90s
+  node_reimage: 2m
+  node_delete: 30s
+  pod_schedule: 2s
+  pod_start: 5s
+";
+
+/// The policy for the generated fleets: dev, staging, prod in waves of `max_parallel`
+/// (dev, staging, prod), short soaks and settle, an approval before prod.
+fn generated_policy(name: &str, dev: u32, staging: u32, prod: u32) -> String {
+    format!(
+        "name: {name}
+description: generated fleet to 1.33, dev -> staging -> prod, approval before prod.
+target:
+  channel: pinned
+  version: \"1.33\"
+  node_image: latest
+rings:
+  - name: dev
+    selector: {{ tags: {{ ring: dev }} }}
+    waves:
+      - name: batch
+        max_parallel: {dev}
+    soak: 5m
+    failure_budget: {{ on_failure: halt }}
+  - name: staging
+    selector: {{ tags: {{ ring: staging }} }}
+    waves:
+      - name: batch
+        max_parallel: {staging}
+    soak: 5m
+    failure_budget: {{ on_failure: halt }}
+  - name: prod
+    selector: {{ tags: {{ ring: prod }} }}
+    approval:
+      approvers: [platform-admins]
+      expires_after: 8h
+    waves:
+      - name: batch
+        max_parallel: {prod}
+    failure_budget: {{ on_failure: halt }}
+steps:
+  pool_soak: 30s
+  node_image: true
+  drain_timeout: 10m
+gates:
+  pod_readiness:
+    min_ready_ratio: 1.0
+    exclude_namespaces: [kube-system]
+    settle: 20s
+    timeout: 10m
+  nodes_ready: true
+  no_regression: true
+schedule:
+  time_zone: UTC
+  respect_aks_maintenance: true
+"
+    )
+}
+
+/// `large.yaml` with `count: n` and the demo's durations, as text.
+fn generated_fleet_text(n: usize) -> String {
+    let path = Path::new(MANIFEST).join("examples/fleets/large.yaml");
+    let text = std::fs::read_to_string(&path).expect("large.yaml");
+    let replaced = text.replacen("generate:\n  count: 5000\n", &format!("generate:\n  count: {n}\n"), 1);
+    assert_ne!(replaced, text, "large.yaml no longer has `generate:\\n  count: 5000`");
+    format!("{replaced}{DURATIONS}")
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn env_list(name: &str, default: &str) -> Vec<f64> {
+    std::env::var(name)
+        .unwrap_or_else(|_| default.to_string())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect()
+}
+
+// ------------------------------------------------------------------ process figures
+
+/// A `/proc/<pid>/status` field in MiB (`VmRSS:`, `VmHWM:`).
+fn status_mib(pid: &str, field: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|kib| kib.parse::<f64>().ok())
+        .map_or(f64::NAN, |kib| kib / 1024.0)
+}
+
+/// CPU seconds (user + system) this process used so far (clock ticks of 1/100 s).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let tick = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of the line; 12 and 13 after the ')'.
+    (tick(11) + tick(12)) / 100.0
+}
+
+fn secs(d: chrono::Duration) -> f64 {
+    d.num_milliseconds() as f64 / 1000.0
+}
+
+fn hms(s: f64) -> String {
+    let t = s.round() as i64;
+    format!("{}h{:02}m{:02}s", t / 3600, (t % 3600) / 60, t % 60)
+}
+
+// ------------------------------------------------------------------ in-process runs
+
+struct ChannelNotifier(mpsc::UnboundedSender<(NotifyEvent, Option<String>)>);
+
+impl Notifier for ChannelNotifier {
+    fn notify(&self, event: NotifyEvent, ring: Option<&str>, _cluster: Option<&ClusterId>, _message: &str) {
+        let _ = self.0.send((event, ring.map(str::to_string)));
+    }
+}
+
+/// One operation as the simulator recorded it.
+struct SimOp {
+    cluster: String,
+    target: Target,
+    start: Time,
+    end: Option<Time>,
+    ok: bool,
+}
+
+/// Parses `ring/cluster step N: ...` (the engine's step subjects) into (cluster, N-1).
+fn step_of(subject: &str) -> Option<(String, usize)> {
+    let (_, rest) = subject.split_once('/')?;
+    let (cluster, rest) = rest.split_once(" step ")?;
+    let n: usize = rest.split(':').next()?.trim().parse().ok()?;
+    Some((cluster.to_string(), n.checked_sub(1)?))
+}
+
+fn target_of(kind: &StepKind) -> Target {
+    match kind {
+        StepKind::ControlPlane { .. } => Target::Cluster,
+        StepKind::PoolVersion { pool, .. } | StepKind::NodeImage { pool, .. } => Target::Pool(pool.clone()),
+    }
+}
+
+/// Everything one run recorded.
+struct Recording {
+    rollout: Rollout,
+    created: Time,
+    audit: Vec<AuditEntry>,
+    ops: Vec<SimOp>,
+    /// (cluster, step) -> when the engine first saw the gate healthy (the last time
+    /// health began before the pass).
+    passing_since: HashMap<(String, usize), Time>,
+    /// (cluster, step) -> when the cluster's selected pods last became Ready, read from
+    /// the simulator when the gate passed.
+    pods_ready: HashMap<(String, usize), Time>,
+    settle: Duration,
+    pool_soak: Duration,
+    ring_soaks: Vec<Duration>,
+    state_bytes: u64,
+    wall: Duration,
+    cpu: f64,
+    scale: f64,
+    /// ARM calls, and the reads among them (most are operation polls).
+    arm_calls: u64,
+    arm_reads: u64,
+    /// The Retry-After interval the daemon waited between polls (simulated).
+    poll: Option<Duration>,
+    cost: TransitionCost,
+}
+
+/// Whether to make the daemon honour the simulated poll interval (default: yes).
+fn honest_polls() -> bool {
+    std::env::var("BENCH_RAW_POLLS").is_err()
+}
+
+/// Latest `ready_since` of the Ready pods in the gate's namespaces of cluster `name`.
+fn last_pod_ready(sim: &Simulator, gates: &ringmaster::policy::Gates, name: &str) -> Option<Time> {
+    sim.with_world(|w| {
+        let c = w.clusters.iter().find(|c| c.name == name)?;
+        let now = w.now;
+        c.kube
+            .pods
+            .values()
+            .filter(|p| p.ready && ringmaster::gate::selects_namespace(gates, &p.namespace))
+            .filter_map(|p| p.ready_since)
+            .filter(|t| *t <= now)
+            .max()
+            .map(|t| t.to_datetime())
+    })
+}
+
+async fn record_run(mut fleet: fleet::Fleet, policy_path: &Path, scale: f64, limit: Duration) -> Recording {
+    ringmaster::identity::install_crypto_provider();
+    let poll = fleet.durations.poll_interval;
+    if honest_polls() {
+        // The simulator writes Retry-After in wall-clock time (poll interval / scale) and
+        // the daemon's scaled clock sleeps it as simulated time: it would poll `scale`
+        // times more often than ARM asks. Scaling the interval up by `scale` makes the
+        // daemon wait the simulated interval, as against ARM.
+        fleet.durations.poll_interval = poll.mul_f64(scale);
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sim = Simulator::start(SimOptions {
+        fleet,
+        listen: "127.0.0.1:0".parse().unwrap(),
+        clock: ClockMode::Scaled(scale),
+        seed: 1,
+        plain_http: false,
+        state_dir: Some(dir.path().join("sim")),
+    })
+    .await
+    .expect("simulator");
+    // The daemon's clock runs in step with the simulator's (as in `ringmaster demo`).
+    let clock: Arc<dyn Clock> = Arc::new(ScaledClock::new(sim.shared().clock.now().to_datetime(), scale));
+    let config = AzureConfig::for_simulator(&sim.info);
+    let client = Arc::new(arm::connect(&config, clock.clone()).expect("ARM client"));
+    let tokens = Arc::new(AzureTokens::new(config.clone(), config.http_client().expect("http")).expect("tokens"));
+    let policy_text = std::fs::read_to_string(policy_path).expect("policy");
+    let policy =
+        ringmaster::policy::compile(&policy_path.display().to_string(), &policy_text).expect("policy compiles");
+    let settings = ringmaster::engine::Settings::from_policy(&policy);
+
+    let wall0 = Instant::now();
+    let cpu0 = cpu_seconds();
+    let created = clock.now();
+    if std::env::var("BENCH_DEBUG").is_ok() {
+        eprintln!(
+            "CLOCKMAP real {} sim {}",
+            chrono::Utc::now().to_rfc3339(),
+            created.to_rfc3339()
+        );
+    }
+    let (rollout, _) = ringmaster::service::run::new_rollout(&client, policy_path, &sim.info.subscription_ids, created)
+        .await
+        .expect("discovery and plan");
+    let ring_soaks = rollout
+        .rings
+        .iter()
+        .map(|r| settings.ring(&r.name).map_or(Duration::ZERO, |s| s.soak))
+        .collect();
+    let store = Arc::new(Store::open(dir.path().join("ringmaster.db")).expect("state file"));
+    let (ntx, mut nrx) = mpsc::unbounded_channel();
+    let mut rt = Runtime::new(
+        rollout,
+        client.clone(),
+        tokens,
+        clock.clone(),
+        Some(store.clone()),
+        Arc::new(ChannelNotifier(ntx)),
+    )
+    .expect("runtime");
+    let control = rt.control();
+    let mut audit_rx = rt.audit_feed();
+    let mut progress = rt.progress();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let runner = tokio::spawn(rt.run(Input::Tick, async {
+        let _ = stop_rx.await;
+    }));
+
+    let mut audit = Vec::new();
+    let mut passing_since = HashMap::new();
+    let mut pods_ready = HashMap::new();
+    let deadline = tokio::time::sleep(limit);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            Some(a) = audit_rx.recv() => {
+                if a.action == "gate.passed" && let Some(key) = step_of(&a.subject)
+                    && let Some(t) = last_pod_ready(&sim, &policy.gates, &key.0) {
+                    pods_ready.insert(key, t);
+                }
+                audit.push(a);
+            }
+            Some((event, ring)) = nrx.recv() => {
+                if event == NotifyEvent::ApprovalNeeded && let Some(ring) = ring {
+                    control.send(Input::Approve {
+                        ring,
+                        by: "bench".into(),
+                        comment: "approved by the benchmark as soon as asked".into(),
+                        expires_at: None,
+                    });
+                }
+            }
+            changed = progress.changed() => {
+                if changed.is_err() { break; }
+                let r = progress.borrow_and_update();
+                if r.status.is_terminal() { break; }
+                // Only running clusters can be gating: a short scan, no clone.
+                for (_, c) in r.clusters().filter(|(_, c)| c.status == ClusterStatus::Running) {
+                    for (i, s) in c.steps.iter().enumerate() {
+                        if let StepStatus::Gating { passing_since: Some(p), .. } = &s.status {
+                            passing_since.insert((c.id.name.clone(), i), *p);
+                        }
+                    }
+                }
+            }
+            _ = &mut deadline => {
+                eprintln!("rollout did not end within {}s of wall-clock time", limit.as_secs());
+                break;
+            }
+        }
+    }
+    let _ = stop_tx.send(());
+    let rollout = runner.await.expect("runtime task").expect("runtime");
+    while let Some(a) = audit_rx.recv().await {
+        audit.push(a);
+    }
+    let wall = wall0.elapsed();
+    let cpu = cpu_seconds() - cpu0;
+    if std::env::var("BENCH_DEBUG").is_ok() {
+        sim.with_world(|w| {
+            for o in w.ops.values() {
+                eprintln!(
+                    "SIMOP {} {} {:?} {} {:?}",
+                    o.id,
+                    w.clusters[o.cluster].name,
+                    o.target,
+                    o.start.rfc3339_millis(),
+                    o.end.map(|e| e.rfc3339_millis())
+                );
+            }
+        });
+    }
+    let ops = sim.with_world(|w| {
+        w.ops
+            .values()
+            .map(|o| SimOp {
+                cluster: w.clusters[o.cluster].name.clone(),
+                target: o.target.clone(),
+                start: o.start.to_datetime(),
+                end: o.end.map(|e| e.to_datetime()),
+                ok: o.status == OpStatus::Succeeded,
+            })
+            .collect()
+    });
+    store.checkpoint().expect("checkpoint");
+    let state_bytes = store.file_size().unwrap_or(0);
+    let cost = transition_cost(&rollout, dir.path(), 10);
+    let stats = &client.http().stats;
+    let arm_calls = stats.calls.load(std::sync::atomic::Ordering::Relaxed);
+    let arm_reads = stats.reads.load(std::sync::atomic::Ordering::Relaxed);
+    sim.shutdown().await;
+    Recording {
+        rollout,
+        created,
+        audit,
+        ops,
+        passing_since,
+        pods_ready,
+        settle: policy.gates.pod_readiness.settle,
+        pool_soak: policy.steps.pool_soak,
+        ring_soaks,
+        state_bytes,
+        wall,
+        cpu,
+        scale,
+        arm_calls,
+        arm_reads,
+        poll: honest_polls().then_some(poll),
+        cost,
+    }
+}
+
+/// What one engine transition costs the runtime's loop on this state (wall-clock ms,
+/// mean of `n`): the engine's `advance` (a Tick: every drive pass scans every step),
+/// the clone for the progress channel, the JSON for the store, and the SQLite commit
+/// (WAL, synchronous=FULL) of that JSON, as `Runtime::step` does them, one after the other.
+#[derive(Debug, Default, Clone, Copy, serde::Serialize, serde::Deserialize)]
+struct TransitionCost {
+    json_bytes: usize,
+    advance_ms: f64,
+    clone_ms: f64,
+    json_ms: f64,
+    commit_ms: f64,
+}
+
+impl TransitionCost {
+    fn total_ms(&self) -> f64 {
+        self.advance_ms + self.clone_ms + self.json_ms + self.commit_ms
+    }
+}
+
+fn transition_cost(r: &Rollout, dir: &Path, n: u32) -> TransitionCost {
+    let policy = ringmaster::policy::compile(&r.policy_file, &r.policy_text).expect("policy compiles");
+    let settings = ringmaster::engine::Settings::from_policy(&policy);
+    let store = Store::open(dir.join("cost.db")).expect("store");
+    let mut work = r.clone();
+    // A terminal rollout returns early from `drive`: measure it as running.
+    work.status = RolloutStatus::Running;
+    let mut c = TransitionCost::default();
+    let ms = |t: Instant| t.elapsed().as_secs_f64() * 1000.0 / f64::from(n);
+    let t = Instant::now();
+    for _ in 0..n {
+        let _ = ringmaster::engine::advance(&mut work, &settings, Input::Tick, r.updated_at);
+    }
+    c.advance_ms = ms(t);
+    let t = Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(work.clone());
+    }
+    c.clone_ms = ms(t);
+    let t = Instant::now();
+    let mut json = String::new();
+    for _ in 0..n {
+        json = serde_json::to_string(&work).expect("json");
+    }
+    c.json_ms = ms(t);
+    c.json_bytes = json.len();
+    let record = ringmaster::store::RolloutRecord {
+        id: work.id.clone(),
+        policy_name: work.plan.policy.clone(),
+        status: "running".into(),
+        state_json: json,
+        updated_at: r.updated_at,
+    };
+    let t = Instant::now();
+    for _ in 0..n {
+        store.save_rollout_with_audit(&record, &[]).expect("save");
+    }
+    c.commit_ms = ms(t);
+    c
+}
+
+// ------------------------------------------------------------------ analysis
+
+/// One step's times, as the engine, the simulator and the policy saw them.
+#[derive(Debug, Clone, Default)]
+struct StepTimes {
+    earliest: Option<Time>,
+    started: Option<Time>,
+    op_start: Option<Time>,
+    op_end: Option<Time>,
+    op_done_seen: Option<Time>,
+    healthy_seen: Option<Time>,
+    pods_ready: Option<Time>,
+    passed: Option<Time>,
+    finished: Option<Time>,
+    soak: Duration,
+}
+
+impl StepTimes {
+    /// When the policy let the step's gate start counting: the operation ended (as AKS
+    /// saw it) and the pods were Ready.
+    fn condition(&self) -> Option<Time> {
+        let end = self.op_end.or(self.op_done_seen)?;
+        Some(self.pods_ready.map_or(end, |p| p.max(end)))
+    }
+
+    /// The unavoidable part of the step: the operation as AKS took it, the workload's
+    /// time to be Ready after it, the settle time, the pool soak.
+    fn unavoidable(&self, settle: Duration) -> f64 {
+        let op = match (self.op_start, self.condition()) {
+            (Some(s), Some(c)) => secs(c - s).max(0.0),
+            _ => 0.0,
+        };
+        op + settle.as_secs_f64() + self.soak.as_secs_f64()
+    }
+}
+
+#[derive(Default)]
+struct Stats(Vec<f64>);
+
+impl Stats {
+    fn push(&mut self, v: Option<f64>) {
+        if let Some(v) = v {
+            self.0.push(v);
+        }
+    }
+    fn mean(&self) -> f64 {
+        if self.0.is_empty() {
+            f64::NAN
+        } else {
+            self.0.iter().sum::<f64>() / self.0.len() as f64
+        }
+    }
+    fn max(&self) -> f64 {
+        self.0.iter().copied().fold(f64::NAN, f64::max)
+    }
+    fn p(&self, q: f64) -> f64 {
+        let mut v = self.0.clone();
+        if v.is_empty() {
+            return f64::NAN;
+        }
+        v.sort_by(f64::total_cmp);
+        v[((v.len() - 1) as f64 * q).round() as usize]
+    }
+    fn n(&self) -> usize {
+        self.0.len()
+    }
+    fn show(&self) -> String {
+        format!("{:.2}/{:.2}/{:.2}", self.mean(), self.p(0.95), self.max())
+    }
+}
+
+struct Analysis {
+    label: String,
+    clusters: usize,
+    steps: usize,
+    outcome: String,
+    scale: f64,
+    makespan: f64,
+    critical: f64,
+    approval_wait: f64,
+    window_wait: f64,
+    prestart: f64,
+    reaction_engine: Stats,
+    reaction_e2e: Stats,
+    reaction_call: Stats,
+    lag_call: Stats,
+    lag_follow: Stats,
+    lag_watch: Stats,
+    lag_pass: Stats,
+    lag_soak: Stats,
+    lag_baseline: Stats,
+    lag_wave: Stats,
+    passing_missed: usize,
+    state_bytes: u64,
+    wall: f64,
+    cpu: f64,
+    arm_calls: u64,
+    arm_reads: u64,
+    poll: Option<Duration>,
+    transitions: u64,
+    cost: TransitionCost,
+}
+
+fn analyse(label: &str, rec: &Recording) -> Analysis {
+    let r = &rec.rollout;
+    let at_of = |action: &str, subject: &str| {
+        rec.audit
+            .iter()
+            .find(|a| a.action == action && a.subject == subject)
+            .map(|a| a.at)
+    };
+    // Step-level audit times by (cluster, step).
+    let mut audit_step: HashMap<(&str, (String, usize)), Time> = HashMap::new();
+    for a in &rec.audit {
+        if let Some(k) = step_of(&a.subject) {
+            audit_step.entry((a.action.as_str(), k)).or_insert(a.at);
+        }
+    }
+    // Operations per (cluster, target), in the order AKS received them.
+    let mut ops: HashMap<(String, String), Vec<&SimOp>> = HashMap::new();
+    for o in &rec.ops {
+        ops.entry((o.cluster.clone(), format!("{:?}", o.target)))
+            .or_default()
+            .push(o);
+    }
+    for v in ops.values_mut() {
+        v.sort_by_key(|o| o.start);
+    }
+    let mut a = Analysis {
+        label: label.to_string(),
+        clusters: 0,
+        steps: 0,
+        outcome: r.status.label().to_string(),
+        scale: rec.scale,
+        makespan: 0.0,
+        critical: 0.0,
+        approval_wait: 0.0,
+        window_wait: 0.0,
+        prestart: 0.0,
+        reaction_engine: Stats::default(),
+        reaction_e2e: Stats::default(),
+        reaction_call: Stats::default(),
+        lag_call: Stats::default(),
+        lag_follow: Stats::default(),
+        lag_watch: Stats::default(),
+        lag_pass: Stats::default(),
+        lag_soak: Stats::default(),
+        lag_baseline: Stats::default(),
+        lag_wave: Stats::default(),
+        passing_missed: 0,
+        state_bytes: rec.state_bytes,
+        wall: rec.wall.as_secs_f64(),
+        cpu: rec.cpu,
+        arm_calls: rec.arm_calls,
+        arm_reads: rec.arm_reads,
+        poll: rec.poll,
+        transitions: r.seq,
+        cost: rec.cost,
+    };
+    if r.status != RolloutStatus::Succeeded {
+        a.outcome = format!("{} (NOT a clean run)", r.status.label());
+    }
+    let end = rec
+        .audit
+        .iter()
+        .find(|x| x.action == "rollout.succeeded")
+        .map_or(r.updated_at, |x| x.at);
+    a.makespan = secs(end - rec.created);
+    if let Some(first) = rec.audit.iter().find(|x| x.action == "ring.started") {
+        a.prestart = secs(first.at - rec.created);
+    }
+
+    let settle = rec.settle;
+    // The ideal schedule, with and without maintenance windows.
+    let mut t = rec.created;
+    let mut t_free = rec.created;
+    let mut prev_wave_end: Option<Time> = None;
+    for (ri, ring) in r.rings.iter().enumerate() {
+        if let (Some(asked), Some(ok)) = (
+            at_of("ring.awaiting_approval", &ring.name),
+            at_of("ring.approved", &ring.name),
+        ) {
+            let w = secs(ok - asked).max(0.0);
+            a.approval_wait += w;
+            t += chrono::Duration::milliseconds((w * 1000.0) as i64);
+            t_free += chrono::Duration::milliseconds((w * 1000.0) as i64);
+        }
+        for wave in &ring.waves {
+            let mut wave_end = t;
+            let mut wave_end_free = t_free;
+            let mut first_start: Option<Time> = None;
+            let mut last_finish: Option<Time> = None;
+            for c in &wave.clusters {
+                a.clusters += 1;
+                let mut per_target: HashMap<String, usize> = HashMap::new();
+                let times: Vec<StepTimes> = c
+                    .steps
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| {
+                        let key = (c.id.name.clone(), i);
+                        let tk = format!("{:?}", target_of(&s.kind));
+                        let k = per_target.entry(tk.clone()).or_insert(0);
+                        let op = ops.get(&(c.id.name.clone(), tk)).and_then(|v| v.get(*k)).copied();
+                        *k += 1;
+                        let pool_step = !matches!(s.kind, StepKind::ControlPlane { .. });
+                        StepTimes {
+                            earliest: Some(s.earliest_start),
+                            started: s.started_at,
+                            op_start: op.map(|o| o.start),
+                            op_end: op.filter(|o| o.ok).and_then(|o| o.end),
+                            op_done_seen: audit_step.get(&("step.operation_done", key.clone())).copied(),
+                            healthy_seen: rec.passing_since.get(&key).copied(),
+                            pods_ready: rec.pods_ready.get(&key).copied(),
+                            passed: audit_step.get(&("gate.passed", key.clone())).copied(),
+                            finished: s.finished_at,
+                            soak: if pool_step { rec.pool_soak } else { Duration::ZERO },
+                        }
+                    })
+                    .collect();
+                a.steps += times.len();
+                if std::env::var("BENCH_DEBUG").is_ok() {
+                    for (i, st) in times.iter().enumerate() {
+                        let d = |x: Option<Time>, y: Option<Time>| x.zip(y).map(|(x, y)| secs(x - y));
+                        eprintln!(
+                            "{} step {} {:?}: earliest {:?} started {:?} call {:?} op {:?} follow {:?} healthy {:?} pods {:?} pass {:?} fin {:?}",
+                            c.id.name,
+                            i + 1,
+                            target_of(&c.steps[i].kind),
+                            st.earliest.map(|e| e.format("%H:%M:%S").to_string()),
+                            st.started.map(|e| e.format("%H:%M:%S%.3f").to_string()),
+                            d(st.op_start, st.started),
+                            d(st.op_end, st.op_start),
+                            d(st.op_done_seen, st.op_end),
+                            d(st.healthy_seen, st.op_done_seen),
+                            d(st.pods_ready, st.op_end),
+                            d(st.passed, st.healthy_seen),
+                            d(st.finished, st.passed),
+                        );
+                    }
+                }
+                // The cluster's ideal chain.
+                let mut s_t = t;
+                let mut s_free = t_free;
+                for st in &times {
+                    if let Some(e) = st.earliest {
+                        s_t = s_t.max(e);
+                    }
+                    let u = chrono::Duration::milliseconds((st.unavoidable(settle) * 1000.0) as i64);
+                    s_t += u;
+                    s_free += u;
+                }
+                wave_end = wave_end.max(s_t);
+                wave_end_free = wave_end_free.max(s_free);
+                // Where the engine's time went.
+                if let (Some(cs), Some(first)) = (c.started_at, times.first().and_then(|x| x.started)) {
+                    a.lag_baseline.push(Some(secs(first - cs)));
+                }
+                first_start = match (first_start, c.started_at) {
+                    (Some(x), Some(y)) => Some(x.min(y)),
+                    (x, y) => x.or(y),
+                };
+                last_finish = match (last_finish, c.finished_at) {
+                    (Some(x), Some(y)) => Some(x.max(y)),
+                    (x, y) => x.or(y),
+                };
+                for (i, st) in times.iter().enumerate() {
+                    let d = |x: Option<Time>, y: Option<Time>| x.zip(y).map(|(x, y)| secs(x - y));
+                    a.lag_call.push(d(st.op_start, st.started));
+                    a.lag_follow.push(d(st.op_done_seen, st.op_end));
+                    let cond_seen = st.op_done_seen.map(|o| st.pods_ready.map_or(o, |p| p.max(o)));
+                    a.lag_watch.push(d(st.healthy_seen, cond_seen).map(|x| x.max(0.0)));
+                    let settle_c = chrono::Duration::milliseconds(settle.as_millis() as i64);
+                    let soak_c = chrono::Duration::milliseconds(st.soak.as_millis() as i64);
+                    a.lag_pass.push(d(st.passed, st.healthy_seen.map(|h| h + settle_c)));
+                    if !st.soak.is_zero() {
+                        a.lag_soak.push(d(st.finished, st.passed.map(|p| p + soak_c)));
+                    }
+                    if st.healthy_seen.is_none() && st.passed.is_some() {
+                        a.passing_missed += 1;
+                    }
+                    let Some(next) = times.get(i + 1) else { continue };
+                    // Gate reaction: the next step's intent (and AKS receiving its call)
+                    // after the gate's condition held for the settle time (+ pool soak).
+                    let ready_engine = st.healthy_seen.map(|h| h + settle_c + soak_c);
+                    let ready_true = st.condition().map(|c| c + settle_c + soak_c);
+                    // A later earliest start (a window) is not a reaction.
+                    let ready_engine = ready_engine.map(|x| next.earliest.map_or(x, |e| x.max(e)));
+                    let ready_true = ready_true.map(|x| next.earliest.map_or(x, |e| x.max(e)));
+                    a.reaction_engine.push(d(next.started, ready_engine));
+                    a.reaction_e2e.push(d(next.started, ready_true));
+                    a.reaction_call.push(d(next.op_start, ready_engine));
+                }
+            }
+            if let (Some(prev), Some(fs)) = (prev_wave_end, first_start) {
+                a.lag_wave.push(Some(secs(fs - prev)));
+            }
+            prev_wave_end = last_finish;
+            t = wave_end;
+            t_free = wave_end_free;
+        }
+        let soak = chrono::Duration::milliseconds(rec.ring_soaks[ri].as_millis() as i64);
+        t += soak;
+        t_free += soak;
+        // A ring's first wave starts after the previous ring's soak: not a wave gap.
+        prev_wave_end = None;
+    }
+    a.critical = secs(t - rec.created);
+    a.window_wait = secs(t - t_free);
+    a
+}
+
+fn print_analysis(a: &Analysis) {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    println!(
+        "\n== {} at {}x: {} clusters, {} steps, {}",
+        a.label, a.scale, a.clusters, a.steps, a.outcome
+    );
+    println!(
+        "   makespan {} / critical path {} = {:.4}   (critical path holds {} of window waits, {} of approval wait)",
+        hms(a.makespan),
+        hms(a.critical),
+        a.makespan / a.critical,
+        hms(a.window_wait),
+        hms(a.approval_wait)
+    );
+    println!(
+        "   engine overhead {:.0}s simulated = {:.3}s of wall-clock time at this scale; {:.1}s of it before the first ring started (discovery, maintenance reads, plan)",
+        a.makespan - a.critical,
+        (a.makespan - a.critical) / a.scale,
+        a.prestart
+    );
+    println!(
+        "   gate reaction (s, mean/p95/max over {} passes): engine view {}, end to end {}, AKS receives the call {}",
+        a.reaction_engine.n(),
+        a.reaction_engine.show(),
+        a.reaction_e2e.show(),
+        a.reaction_call.show()
+    );
+    println!(
+        "   per-step lags (s, mean/p95/max): ARM call {}, following the operation {}, watch -> healthy {}, settle timer {}, soak timer {}",
+        a.lag_call.show(),
+        a.lag_follow.show(),
+        a.lag_watch.show(),
+        a.lag_pass.show(),
+        a.lag_soak.show()
+    );
+    println!(
+        "   per-cluster: baseline before the first step {}; between waves {} (last cluster done -> next wave's first cluster)",
+        a.lag_baseline.show(),
+        a.lag_wave.show()
+    );
+    println!(
+        "   ARM calls {} ({} reads; {:.1} per step); operations followed {}",
+        a.arm_calls,
+        a.arm_reads,
+        a.arm_calls as f64 / a.steps.max(1) as f64,
+        match a.poll {
+            Some(p) => format!("every {}s simulated, as the simulator's Retry-After asks", p.as_secs_f64()),
+            None => "as the daemon does today against a scaled simulator (Retry-After taken as simulated time: scale x too often)".into(),
+        }
+    );
+    println!(
+        "   {} engine transitions; each costs the loop {:.2} ms of wall-clock time on the final state (advance {:.2}, clone {:.2}, JSON {:.2} for {} KiB, commit {:.2}) = {:.1}s of simulated time at this scale",
+        a.transitions,
+        a.cost.total_ms(),
+        a.cost.advance_ms,
+        a.cost.clone_ms,
+        a.cost.json_ms,
+        a.cost.json_bytes / 1024,
+        a.cost.commit_ms,
+        a.cost.total_ms() * a.scale / 1000.0
+    );
+    println!(
+        "   wall {:.1}s, CPU {:.1}s ({:.2} of {} cores busy), state file {} KiB{}",
+        a.wall,
+        a.cpu,
+        a.cpu / a.wall,
+        cores,
+        a.state_bytes / 1024,
+        if a.passing_missed > 0 {
+            format!(", {} gate passes without an observed healthy time", a.passing_missed)
+        } else {
+            String::new()
+        }
+    );
+}
+
+// ------------------------------------------------------------------ 5,000 clusters
+
+/// What the daemon child reports (one JSON line).
+#[derive(serde::Serialize, serde::Deserialize, Debug, Default)]
+struct DaemonReport {
+    rss_start_mib: f64,
+    hwm_after_plan_mib: f64,
+    rss_after_plan_mib: f64,
+    hwm_peak_mib: f64,
+    rss_end_mib: f64,
+    discovery_plan_wall_s: f64,
+    run_wall_s: f64,
+    cpu_s: f64,
+    clusters: usize,
+    steps_planned: usize,
+    transitions: u64,
+    steps_started: usize,
+    clusters_done: usize,
+    max_active_clusters: usize,
+    first_ring: String,
+    first_ring_done: bool,
+    sim_elapsed_s: f64,
+    state_json_bytes: usize,
+    state_file_bytes: u64,
+    state_file_checkpointed_bytes: u64,
+    audit_entries: usize,
+    stopped_by: String,
+}
+
+/// The daemon role: discover, plan and run the rollout against the simulator named in
+/// the environment until the first ring is done or `BENCH_5K_SECONDS` pass; print a
+/// [`DaemonReport`].
+async fn daemon_role() {
+    ringmaster::identity::install_crypto_provider();
+    let mut rep = DaemonReport {
+        rss_start_mib: status_mib("self", "VmRSS:"),
+        ..Default::default()
+    };
+    let ready: serde_json::Value =
+        serde_json::from_str(&std::env::var("BENCH_SIM_READY").expect("ready line")).expect("ready line is JSON");
+    let s = |k: &str| ready[k].as_str().unwrap_or_default().to_string();
+    let info = ReadyInfo {
+        arm_endpoint: s("arm_endpoint"),
+        authority_host: s("authority_host"),
+        tenant_id: s("tenant_id"),
+        client_id: s("client_id"),
+        client_secret: s("client_secret"),
+        ca_cert: ready["ca_cert"].as_str().map(str::to_string),
+        subscription_ids: ready["subscription_ids"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+            .unwrap_or_default(),
+        kube_endpoint_base: s("kube_endpoint_base"),
+        manual_clock: false,
+        sim_start: s("sim_start"),
+    };
+    let policy_path = PathBuf::from(std::env::var("BENCH_POLICY").expect("policy"));
+    let state_path = PathBuf::from(std::env::var("BENCH_STATE").expect("state"));
+    let seconds: f64 = env_or("BENCH_5K_SECONDS", 90.0);
+    let config = AzureConfig::for_simulator(&info);
+    let boot: Arc<dyn Clock> = Arc::new(ringmaster::clock::SystemClock);
+    let probe = arm::connect(&config, boot).expect("client");
+    // As `ringmaster run --sim-clock`: the simulator's clock, read once, run locally.
+    let clock: Arc<dyn Clock> = Arc::new(
+        ringmaster::service::run::sim_clock(&probe)
+            .await
+            .expect("simulator clock"),
+    );
+    drop(probe);
+    let client = Arc::new(arm::connect(&config, clock.clone()).expect("client"));
+    let tokens = Arc::new(AzureTokens::new(config.clone(), config.http_client().expect("http")).expect("tokens"));
+    let wall0 = Instant::now();
+    let cpu0 = cpu_seconds();
+    let sim0 = clock.now();
+    let (rollout, snapshot) =
+        ringmaster::service::run::new_rollout(&client, &policy_path, &info.subscription_ids, clock.now())
+            .await
+            .expect("discovery and plan");
+    drop(snapshot);
+    rep.discovery_plan_wall_s = wall0.elapsed().as_secs_f64();
+    rep.hwm_after_plan_mib = status_mib("self", "VmHWM:");
+    rep.rss_after_plan_mib = status_mib("self", "VmRSS:");
+    rep.clusters = rollout.clusters().count();
+    rep.steps_planned = rollout.plan.steps().count();
+    rep.first_ring = rollout.rings.first().map(|r| r.name.clone()).unwrap_or_default();
+    let store = Arc::new(Store::open(&state_path).expect("state file"));
+    let (ntx, mut nrx) = mpsc::unbounded_channel();
+    let mut rt = Runtime::new(
+        rollout,
+        client,
+        tokens,
+        clock.clone(),
+        Some(store.clone()),
+        Arc::new(ChannelNotifier(ntx)),
+    )
+    .expect("runtime");
+    let control = rt.control();
+    let mut audit_rx = rt.audit_feed();
+    let mut progress = rt.progress();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let run0 = Instant::now();
+    let runner = tokio::spawn(rt.run(Input::Tick, async {
+        let _ = stop_rx.await;
+    }));
+    let deadline = tokio::time::sleep(Duration::from_secs_f64(seconds));
+    tokio::pin!(deadline);
+    let mut sample = tokio::time::interval(Duration::from_millis(200));
+    rep.stopped_by = "time limit".into();
+    loop {
+        tokio::select! {
+            Some(a) = audit_rx.recv() => {
+                rep.audit_entries += 1;
+                match a.action.as_str() {
+                    "step.started" => rep.steps_started += 1,
+                    "cluster.done" => rep.clusters_done += 1,
+                    "ring.done" if a.subject == rep.first_ring => {
+                        rep.first_ring_done = true;
+                        rep.stopped_by = format!("ring {} done", rep.first_ring);
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+            Some((event, ring)) = nrx.recv() => {
+                if event == NotifyEvent::ApprovalNeeded && let Some(ring) = ring {
+                    control.send(Input::Approve { ring, by: "bench".into(), comment: String::new(), expires_at: None });
+                }
+            }
+            changed = progress.changed() => {
+                if changed.is_err() { rep.stopped_by = "runtime ended".into(); break; }
+                let r = progress.borrow_and_update();
+                rep.transitions = r.seq;
+                let active = r.clusters().filter(|(_, c)| c.status.is_active()).count();
+                rep.max_active_clusters = rep.max_active_clusters.max(active);
+                if r.status.is_terminal() { rep.stopped_by = format!("rollout {}", r.status.label()); break; }
+            }
+            _ = sample.tick() => {
+                rep.hwm_peak_mib = status_mib("self", "VmHWM:");
+            }
+            _ = &mut deadline => break,
+        }
+    }
+    rep.hwm_peak_mib = status_mib("self", "VmHWM:");
+    let _ = stop_tx.send(());
+    let rollout = runner.await.expect("runtime task").expect("runtime");
+    rep.run_wall_s = run0.elapsed().as_secs_f64();
+    rep.cpu_s = cpu_seconds() - cpu0;
+    rep.transitions = rollout.seq;
+    rep.sim_elapsed_s = secs(clock.now() - sim0);
+    rep.state_json_bytes = serde_json::to_string(&rollout).map_or(0, |s| s.len());
+    rep.state_file_bytes = store.file_size().unwrap_or(0);
+    let _ = store.checkpoint();
+    rep.state_file_checkpointed_bytes = store.file_size().unwrap_or(0);
+    rep.hwm_peak_mib = rep.hwm_peak_mib.max(status_mib("self", "VmHWM:"));
+    rep.rss_end_mib = status_mib("self", "VmRSS:");
+    println!("REPORT {}", serde_json::to_string(&rep).expect("report"));
+}
+
+struct FiveK {
+    daemon: DaemonReport,
+    sim_hwm_mib: f64,
+    sim_rss_ready_mib: f64,
+    scale: f64,
+    max_parallel: u32,
+}
+
+/// Starts `ringmaster sim` and the daemon role as two processes; returns both reports.
+fn run_5k(scale: f64, seconds: f64, dev_parallel: u32) -> FiveK {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let fleet_path = dir.path().join("fleet-5000.yaml");
+    std::fs::write(&fleet_path, generated_fleet_text(5000)).expect("fleet file");
+    let policy_path = dir.path().join("policy-5000.yaml");
+    std::fs::write(&policy_path, generated_policy("bench-5000", dev_parallel, 150, 500)).expect("policy file");
+    let mut sim = std::process::Command::new(env!("CARGO_BIN_EXE_ringmaster"))
+        .arg("sim")
+        .arg("--fleet")
+        .arg(&fleet_path)
+        .arg("--time-scale")
+        .arg(scale.to_string())
+        .arg("--state-dir")
+        .arg(dir.path())
+        .env("RINGMASTER_LOG", "error")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("ringmaster sim starts");
+    let mut ready = String::new();
+    BufReader::new(sim.stdout.take().expect("stdout"))
+        .read_line(&mut ready)
+        .expect("ready line");
+    let sim_pid = sim.id().to_string();
+    let sim_rss_ready_mib = status_mib(&sim_pid, "VmRSS:");
+    let exe = std::env::current_exe().expect("own executable");
+    let mut daemon = std::process::Command::new(exe)
+        .env("BENCH_ROLE", "daemon")
+        .env("BENCH_SIM_READY", ready.trim())
+        .env("BENCH_POLICY", &policy_path)
+        .env("BENCH_STATE", dir.path().join("ringmaster.db"))
+        .env("BENCH_5K_SECONDS", seconds.to_string())
+        .env("RINGMASTER_LOG", "error")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .expect("daemon role starts");
+    let mut out = String::new();
+    let mut lines = BufReader::new(daemon.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    while lines.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
+        if let Some(j) = line.strip_prefix("REPORT ") {
+            out = j.trim().to_string();
+        }
+        line.clear();
+    }
+    let _ = daemon.wait();
+    let sim_hwm_mib = status_mib(&sim_pid, "VmHWM:");
+    let _ = sim.kill();
+    let _ = sim.wait();
+    FiveK {
+        daemon: serde_json::from_str(&out).expect("daemon report"),
+        sim_hwm_mib,
+        sim_rss_ready_mib,
+        scale,
+        max_parallel: dev_parallel,
+    }
+}
+
+fn print_5k(f: &FiveK) {
+    let d = &f.daemon;
+    println!(
+        "\n== 5,000 clusters at {}x: daemon in its own process (the simulator in another)",
+        f.scale
+    );
+    println!(
+        "   measured: discovery + maintenance reads + plan of {} clusters ({} steps) in {:.1}s, then the rollout for {:.1}s wall ({} simulated): stopped by {}",
+        d.clusters,
+        d.steps_planned,
+        d.discovery_plan_wall_s,
+        d.run_wall_s,
+        hms(d.sim_elapsed_s),
+        d.stopped_by
+    );
+    println!(
+        "   progress: {} transitions, {} steps started, {} clusters done (ring {} in waves of {}; at most {} clusters active at once)",
+        d.transitions, d.steps_started, d.clusters_done, d.first_ring, f.max_parallel, d.max_active_clusters
+    );
+    println!(
+        "   daemon memory: peak (VmHWM) {:.1} MiB [goal < 256]; at start {:.1}, after discovery+plan {:.1} (peak so far {:.1}), at the end {:.1}",
+        d.hwm_peak_mib, d.rss_start_mib, d.rss_after_plan_mib, d.hwm_after_plan_mib, d.rss_end_mib
+    );
+    println!(
+        "   state: rollout JSON {:.1} MiB (written at every transition); state file {:.1} MiB with WAL, {:.1} MiB checkpointed; {} audit entries",
+        d.state_json_bytes as f64 / 1048576.0,
+        d.state_file_bytes as f64 / 1048576.0,
+        d.state_file_checkpointed_bytes as f64 / 1048576.0,
+        d.audit_entries
+    );
+    println!(
+        "   daemon CPU {:.1}s over {:.1}s ({:.2} cores); simulator process: {:.1} MiB when ready, peak {:.1} MiB (not counted above)",
+        d.cpu_s,
+        d.discovery_plan_wall_s + d.run_wall_s,
+        d.cpu_s / (d.discovery_plan_wall_s + d.run_wall_s),
+        f.sim_rss_ready_mib,
+        f.sim_hwm_mib
+    );
+}
+
+/// Diagnostic: latency of sequential ARM GETs against the in-process simulator.
+async fn latency_probe() {
+    ringmaster::identity::install_crypto_provider();
+    let mut f = fleet::load(&Path::new(MANIFEST).join("examples/fleets/demo.yaml")).expect("demo fleet");
+    f.faults.clear();
+    let sim = Simulator::start(SimOptions {
+        fleet: f,
+        listen: "127.0.0.1:0".parse().unwrap(),
+        clock: ClockMode::Scaled(1.0),
+        seed: 1,
+        plain_http: false,
+        state_dir: None,
+    })
+    .await
+    .expect("simulator");
+    let clock: Arc<dyn Clock> = Arc::new(ringmaster::clock::SystemClock);
+    let client = arm::connect(&AzureConfig::for_simulator(&sim.info), clock.clone()).expect("client");
+    let d = ringmaster::discovery::discover(&client, &sim.info.subscription_ids, clock.now())
+        .await
+        .expect("discovery");
+    let id = d.snapshot.clusters[0].id.clone();
+    for pause in [0u64, 5, 33] {
+        let mut v = Vec::new();
+        for _ in 0..300 {
+            let t = Instant::now();
+            client.get_cluster(&id).await.expect("get");
+            v.push(t.elapsed().as_secs_f64() * 1000.0);
+            if pause > 0 {
+                tokio::time::sleep(Duration::from_millis(pause)).await;
+            }
+        }
+        v.sort_by(f64::total_cmp);
+        let slow = v.iter().filter(|x| **x > 20.0).count();
+        println!(
+            "GET managedCluster, {pause} ms apart: p50 {:.2} ms, p90 {:.2}, p99 {:.2}, max {:.2}; {slow}/300 over 20 ms",
+            v[150], v[270], v[297], v[299]
+        );
+    }
+    sim.shutdown().await;
+}
+
+// ------------------------------------------------------------------ main
+
+fn main() {
+    if let Ok(f) = std::env::var("BENCH_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(f))
+            .with_writer(std::io::stderr)
+            .init();
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    if std::env::var("BENCH_ROLE").as_deref() == Ok("daemon") {
+        rt.block_on(daemon_role());
+        return;
+    }
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    if only == "latency" {
+        rt.block_on(latency_probe());
+        return;
+    }
+    let want = |k: &str| only.is_empty() || only.split(',').any(|x| x == k);
+    let limit = Duration::from_secs(env_or("BENCH_RUN_LIMIT", 240));
+    let mut table: Vec<Analysis> = Vec::new();
+
+    if want("demo") {
+        let policy = Path::new(MANIFEST).join("policies/demo.yaml");
+        for scale in env_list("BENCH_DEMO_SCALES", "200,1000") {
+            let mut f = fleet::load(&Path::new(MANIFEST).join("examples/fleets/demo.yaml")).expect("demo fleet");
+            f.faults.clear();
+            let rec = rt.block_on(record_run(f, &policy, scale, limit));
+            let a = analyse("demo fleet (no faults)", &rec);
+            print_analysis(&a);
+            table.push(a);
+        }
+    }
+    if want("500") {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let policy = dir.path().join("policy-500.yaml");
+        std::fs::write(&policy, generated_policy("bench-500", 25, 25, 100)).expect("policy");
+        for scale in env_list("BENCH_500_SCALES", "250") {
+            let f = fleet::parse("large.yaml (count 500)", &generated_fleet_text(500)).expect("500 fleet");
+            let rec = rt.block_on(record_run(f, &policy, scale, limit));
+            let a = analyse("500 clusters", &rec);
+            print_analysis(&a);
+            table.push(a);
+        }
+    }
+    let five = want("5k").then(|| {
+        let f = run_5k(
+            env_or("BENCH_5K_SCALE", 100.0),
+            env_or("BENCH_5K_SECONDS", 90.0),
+            env_or("BENCH_5K_PARALLEL", 50),
+        );
+        print_5k(&f);
+        f
+    });
+
+    println!("\n{:-<118}", "");
+    println!(
+        "{:<24} {:>6} {:>9} {:>10} {:>10} {:>8} {:>10} {:>17} {:>17}",
+        "run", "scale", "clusters", "makespan", "crit.path", "ratio", "approval", "gate react. mean", "gate react. max"
+    );
+    for a in &table {
+        println!(
+            "{:<24} {:>6} {:>9} {:>10} {:>10} {:>8.4} {:>9.1}s {:>16.2}s {:>16.2}s",
+            a.label.split(' ').take(2).collect::<Vec<_>>().join(" "),
+            a.scale,
+            a.clusters,
+            hms(a.makespan),
+            hms(a.critical),
+            a.makespan / a.critical,
+            a.approval_wait,
+            a.reaction_engine.mean(),
+            a.reaction_engine.max()
+        );
+    }
+    if let Some(f) = &five {
+        println!(
+            "{:<24} {:>6} {:>9}   daemon peak RSS {:.1} MiB (goal < 256), state file {:.1} MiB ({:.1} MiB checkpointed)",
+            "5,000 clusters",
+            f.scale,
+            f.daemon.clusters,
+            f.daemon.hwm_peak_mib,
+            f.daemon.state_file_bytes as f64 / 1048576.0,
+            f.daemon.state_file_checkpointed_bytes as f64 / 1048576.0
+        );
+    }
+    println!("goals: ratio <= 1.02; gate reaction <= 1 s simulated; daemon peak < 256 MiB");
+}
