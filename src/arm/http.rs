@@ -236,9 +236,20 @@ impl ArmHttp {
             }
             self.stats.calls.fetch_add(1, Ordering::Relaxed);
             if write { &self.stats.writes } else { &self.stats.reads }.fetch_add(1, Ordering::Relaxed);
-            let result = req.send().await;
-            let resp = match result {
+            // The answer in full (status, headers, body), or the error that cut it short.
+            let result = async {
+                let r = req.send().await?;
+                let (status, headers) = (r.status().as_u16(), r.headers().clone());
+                Ok::<_, reqwest::Error>(RawResponse {
+                    status,
+                    headers,
+                    body: r.bytes().await?,
+                })
+            }
+            .await;
+            let raw = match result {
                 Err(e) => {
+                    // A failure to connect never reached ARM; anything later may have.
                     let maybe_sent = !e.is_connect();
                     let message = without_url(e);
                     if write && maybe_sent {
@@ -263,40 +274,9 @@ impl ArmHttp {
                     self.clock.sleep(wait).await;
                     continue;
                 }
-                Ok(r) => r,
+                Ok(raw) => raw,
             };
-            let status = resp.status().as_u16();
-            let headers_out = resp.headers().clone();
-            let body_bytes = match resp.bytes().await {
-                Ok(b) => b,
-                Err(e) => {
-                    let message = without_url(e);
-                    if write {
-                        return Err(ArmError::Transport {
-                            method: method.to_string(),
-                            path,
-                            message,
-                            maybe_sent: true,
-                        });
-                    }
-                    if attempts >= self.policy.max_attempts {
-                        return Err(ArmError::Exhausted {
-                            method: method.to_string(),
-                            path,
-                            attempts,
-                            last: message,
-                        });
-                    }
-                    self.stats.retries.fetch_add(1, Ordering::Relaxed);
-                    self.clock.sleep(self.backoff(attempts)).await;
-                    continue;
-                }
-            };
-            let raw = RawResponse {
-                status,
-                headers: headers_out,
-                body: body_bytes,
-            };
+            let status = raw.status;
             let remaining_header = if write {
                 "x-ms-ratelimit-remaining-subscription-writes"
             } else {
