@@ -1166,7 +1166,7 @@ async fn latency_probe() {
         listen: "127.0.0.1:0".parse().unwrap(),
         clock: ClockMode::Scaled(1.0),
         seed: 1,
-        plain_http: false,
+        plain_http: std::env::var("BENCH_PLAIN").is_ok(),
         state_dir: None,
     })
     .await
