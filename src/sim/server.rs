@@ -275,6 +275,8 @@ async fn serve(
             },
             _ = stop.changed() => return,
         };
+        // Small answers (operation status polls) must not wait for Nagle + delayed ACKs.
+        let _ = tcp.set_nodelay(true);
         let router = router.clone();
         let acceptor = acceptor.clone();
         let mut conn_stop = stop.clone();
