@@ -23,30 +23,30 @@ pub struct ArmReply {
 }
 
 impl ArmReply {
-    pub fn ok(body: Value) -> Self {
+    /// An answer with no extra headers.
+    pub fn with(status: StatusCode, body: Option<Value>) -> Self {
         Self {
-            status: StatusCode::OK,
+            status,
             headers: Vec::new(),
-            body: Some(body),
+            body,
         }
+    }
+
+    pub fn ok(body: Value) -> Self {
+        Self::with(StatusCode::OK, Some(body))
     }
 
     /// A resource-provider error: AKS answers these flat (`{code, message}`).
     pub fn rp_error(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            headers: Vec::new(),
-            body: Some(json!({ "code": code, "message": message.into() })),
-        }
+        Self::with(status, Some(json!({ "code": code, "message": message.into() })))
     }
 
     /// An ARM-level error, wrapped (`{error: {code, message}}`).
     pub fn arm_error(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
-        Self {
+        Self::with(
             status,
-            headers: Vec::new(),
-            body: Some(json!({ "error": { "code": code, "message": message.into() } })),
-        }
+            Some(json!({ "error": { "code": code, "message": message.into() } })),
+        )
     }
 }
 
@@ -415,11 +415,7 @@ fn location_status(shared: &Shared, w: &World, r: &ArmRequest<'_>, id: &str) -> 
                 Target::Cluster => ArmReply::ok(j::managed_cluster(c)),
             }
         }
-        OpStatus::Succeeded => ArmReply {
-            status: StatusCode::NO_CONTENT,
-            headers: Vec::new(),
-            body: None,
-        },
+        OpStatus::Succeeded => ArmReply::with(StatusCode::NO_CONTENT, None),
         OpStatus::Failed | OpStatus::Canceled => {
             let (code, message) = op
                 .error
@@ -764,19 +760,7 @@ fn put_pool(shared: &Shared, w: &mut World, r: &ArmRequest<'_>, ci: usize, pool:
     let id = c.operation.clone().unwrap_or_default();
     let c = &w.clusters[ci];
     let reply_body = c.pool(&p.name).map(|pool| j::agent_pool(c, pool));
-    lro_reply(
-        shared,
-        w,
-        r,
-        ci,
-        &id,
-        ArmReply {
-            status: StatusCode::OK,
-            headers: Vec::new(),
-            body: reply_body,
-        },
-        false,
-    )
+    lro_reply(shared, w, r, ci, &id, ArmReply::with(StatusCode::OK, reply_body), false)
 }
 
 fn node_image(shared: &Shared, w: &mut World, r: &ArmRequest<'_>, ci: usize, pool: &str) -> ArmReply {
@@ -787,11 +771,7 @@ fn node_image(shared: &Shared, w: &mut World, r: &ArmRequest<'_>, ci: usize, poo
     let latest = w.latest_image(&c.location, &p.os_sku);
     if latest.as_deref().is_none_or(|l| l == p.node_image) && c.operation.is_none() {
         // Already on the latest image: nothing to do (unverified: AKS answers 200).
-        return ArmReply {
-            status: StatusCode::OK,
-            headers: Vec::new(),
-            body: None,
-        };
+        return ArmReply::with(StatusCode::OK, None);
     }
     let name = p.name.clone();
     match operation::start(
@@ -805,19 +785,7 @@ fn node_image(shared: &Shared, w: &mut World, r: &ArmRequest<'_>, ci: usize, poo
         Ok(id) => {
             let c = &w.clusters[ci];
             let body = c.pool(&name).map(|pool| j::agent_pool(c, pool));
-            lro_reply(
-                shared,
-                w,
-                r,
-                ci,
-                &id,
-                ArmReply {
-                    status: StatusCode::ACCEPTED,
-                    headers: Vec::new(),
-                    body,
-                },
-                true,
-            )
+            lro_reply(shared, w, r, ci, &id, ArmReply::with(StatusCode::ACCEPTED, body), true)
         }
     }
 }
@@ -831,32 +799,12 @@ fn abort(shared: &Shared, w: &mut World, r: &ArmRequest<'_>, ci: usize, target: 
             .and_then(|id| w.ops.get(id))
             .is_some_and(|op| op.target == Target::Pool(p.clone()));
         if !running_here {
-            return ArmReply {
-                status: StatusCode::NO_CONTENT,
-                headers: Vec::new(),
-                body: None,
-            };
+            return ArmReply::with(StatusCode::NO_CONTENT, None);
         }
     }
     match operation::abort(w, ci, target) {
-        None => ArmReply {
-            status: StatusCode::NO_CONTENT,
-            headers: Vec::new(),
-            body: None,
-        },
-        Some(id) => lro_reply(
-            shared,
-            w,
-            r,
-            ci,
-            &id,
-            ArmReply {
-                status: StatusCode::ACCEPTED,
-                headers: Vec::new(),
-                body: None,
-            },
-            true,
-        ),
+        None => ArmReply::with(StatusCode::NO_CONTENT, None),
+        Some(id) => lro_reply(shared, w, r, ci, &id, ArmReply::with(StatusCode::ACCEPTED, None), true),
     }
 }
 
