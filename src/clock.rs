@@ -11,6 +11,12 @@ pub trait Clock: Send + Sync + std::fmt::Debug {
     fn now(&self) -> DateTime<Utc>;
     /// Waits `d` (on this clock).
     fn sleep(&self, d: Duration) -> BoxFuture<'static, ()>;
+    /// Waits `d` as a server means it (`Retry-After`): wall-clock time. Only a clock
+    /// that runs faster than the wall differs; it must not scale the server's wait a
+    /// second time (a simulator on a scaled clock already converted it to wall time).
+    fn sleep_wall(&self, d: Duration) -> BoxFuture<'static, ()> {
+        self.sleep(d)
+    }
 }
 
 /// The wall clock and tokio's timers.
@@ -55,5 +61,27 @@ impl Clock for ScaledClock {
 
     fn sleep(&self, d: Duration) -> BoxFuture<'static, ()> {
         Box::pin(tokio::time::sleep(d.div_f64(self.scale)))
+    }
+
+    fn sleep_wall(&self, d: Duration) -> BoxFuture<'static, ()> {
+        Box::pin(tokio::time::sleep(d))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A server's `Retry-After` is wall time already: a rehearsal clock running 300x
+    /// must wait it as is, while its own waits (soaks, backoff) are scaled down.
+    #[tokio::test(start_paused = true)]
+    async fn scaled_clock_does_not_scale_a_servers_wait_again() {
+        let c = ScaledClock::new(Utc::now(), 300.0);
+        let t0 = tokio::time::Instant::now();
+        c.sleep(Duration::from_secs(30)).await;
+        assert_eq!(t0.elapsed(), Duration::from_millis(100));
+        let t2 = tokio::time::Instant::now();
+        c.sleep_wall(Duration::from_millis(40)).await;
+        assert_eq!(t2.elapsed(), Duration::from_millis(40));
     }
 }

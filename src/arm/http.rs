@@ -307,20 +307,28 @@ impl ArmHttp {
                             last: format!("{code}: {message}"),
                         });
                     }
-                    let wait = raw.retry_after().unwrap_or(self.policy.default_retry_after);
-                    debug!(%method, %path, wait_ms = wait.as_millis() as u64, "429: waiting as ARM asked");
-                    self.clock.sleep(wait).await;
+                    debug!(%method, %path, retry_after = ?raw.retry_after(), "429: waiting as ARM asked");
+                    self.wait_as_told(raw.retry_after(), self.policy.default_retry_after)
+                        .await;
                     continue;
                 }
                 500..=599 if !write && attempts < self.policy.max_attempts => {
-                    let wait = raw.retry_after().unwrap_or_else(|| self.backoff(attempts));
                     warn!(%method, %path, status, attempt = attempts, "ARM server error; retrying");
                     self.stats.retries.fetch_add(1, Ordering::Relaxed);
-                    self.clock.sleep(wait).await;
+                    self.wait_as_told(raw.retry_after(), self.backoff(attempts)).await;
                     continue;
                 }
                 _ => return Ok(raw),
             }
+        }
+    }
+
+    /// Waits what the server said (wall-clock time, as `Retry-After` means it), or our
+    /// own `fallback` (on the injected clock) when it said nothing.
+    pub(crate) async fn wait_as_told(&self, server: Option<Duration>, fallback: Duration) {
+        match server {
+            Some(d) => self.clock.sleep_wall(d).await,
+            None => self.clock.sleep(fallback).await,
         }
     }
 

@@ -45,6 +45,8 @@ pub enum Progress {
 
 /// Default wait between polls when ARM gives no Retry-After.
 pub const DEFAULT_POLL: Duration = Duration::from_secs(10);
+/// Never poll faster than this, whatever the server says (a `retry-after-ms: 0`).
+const MIN_POLL: Duration = Duration::from_millis(10);
 
 impl ArmHttp {
     /// Polls an operation once.
@@ -104,9 +106,9 @@ impl ArmHttp {
             match p {
                 Progress::Done(f) => return Ok(f),
                 Progress::Running { retry_after } => {
-                    let wait = retry_after.unwrap_or(DEFAULT_POLL).max(Duration::from_millis(10));
-                    debug!(wait_ms = wait.as_millis() as u64, "operation still running");
-                    self.clock().sleep(wait).await;
+                    debug!(?retry_after, "operation still running");
+                    self.wait_as_told(retry_after.map(|d| d.max(MIN_POLL)), DEFAULT_POLL)
+                        .await;
                 }
             }
         }
