@@ -15,7 +15,6 @@
 //! BENCH_ONLY=demo,500,5k                            # pick runs (also: latency, a diagnostic)
 //! BENCH_DEMO_SCALES=300,1000 BENCH_500_SCALES=100   # simulated seconds per wall-clock second
 //! BENCH_5K_SCALE=100 BENCH_5K_SECONDS=90 BENCH_5K_PARALLEL=50
-//! BENCH_RAW_POLLS=1    # follow operations as the daemon does today against a scaled simulator
 //! BENCH_NO_STORE=1     # diagnostic: the runtime without a state file
 //! BENCH_DEBUG=1        # every step's times on stderr
 //! ```
@@ -28,11 +27,8 @@
 //! the CPU it used (2 = both cores busy), and the demo runs at two scales to show it.
 //!
 //! **Following operations.** The simulator writes `Retry-After` in wall-clock time
-//! (its poll interval divided by the scale) and the daemon's scaled clock sleeps it as
-//! simulated time, so it would poll `scale` times more often than ARM asks (and hide
-//! the cost of polling). Unless `BENCH_RAW_POLLS` is set, the fleet's poll interval is
-//! multiplied by the scale, so that the daemon waits the simulated 10 s between polls
-//! that ARM asks for.
+//! (its poll interval divided by the scale) and the daemon waits it on the wall clock,
+//! so the daemon polls every simulated 10 s, as ARM asks.
 //!
 //! **Critical path.** From what the run recorded: the simulator's own record of every
 //! operation (when AKS accepted it, when it ended) and, at each gate pass, when the
@@ -265,13 +261,8 @@ struct Recording {
     arm_calls: u64,
     arm_reads: u64,
     /// The Retry-After interval the daemon waited between polls (simulated).
-    poll: Option<Duration>,
+    poll: Duration,
     cost: TransitionCost,
-}
-
-/// Whether to make the daemon honour the simulated poll interval (default: yes).
-fn honest_polls() -> bool {
-    std::env::var("BENCH_RAW_POLLS").is_err()
 }
 
 /// Latest `ready_since` of the Ready pods in the gate's namespaces of cluster `name`.
@@ -290,16 +281,9 @@ fn last_pod_ready(sim: &Simulator, gates: &ringmaster::policy::Gates, name: &str
     })
 }
 
-async fn record_run(mut fleet: fleet::Fleet, policy_path: &Path, scale: f64, limit: Duration) -> Recording {
+async fn record_run(fleet: fleet::Fleet, policy_path: &Path, scale: f64, limit: Duration) -> Recording {
     ringmaster::identity::install_crypto_provider();
     let poll = fleet.durations.poll_interval;
-    if honest_polls() {
-        // The simulator writes Retry-After in wall-clock time (poll interval / scale) and
-        // the daemon's scaled clock sleeps it as simulated time: it would poll `scale`
-        // times more often than ARM asks. Scaling the interval up by `scale` makes the
-        // daemon wait the simulated interval, as against ARM.
-        fleet.durations.poll_interval = poll.mul_f64(scale);
-    }
     let dir = tempfile::tempdir().expect("temp dir");
     let sim = Simulator::start(SimOptions {
         fleet,
@@ -437,7 +421,7 @@ async fn record_run(mut fleet: fleet::Fleet, policy_path: &Path, scale: f64, lim
         scale,
         arm_calls,
         arm_reads,
-        poll: honest_polls().then_some(poll),
+        poll,
         cost,
     }
 }
@@ -600,7 +584,7 @@ struct Analysis {
     cpu: f64,
     arm_calls: u64,
     arm_reads: u64,
-    poll: Option<Duration>,
+    poll: Duration,
     transitions: u64,
     cost: TransitionCost,
 }
@@ -855,14 +839,11 @@ fn print_analysis(a: &Analysis) {
         a.lag_wave.show()
     );
     println!(
-        "   ARM calls {} ({} reads; {:.1} per step); operations followed {}",
+        "   ARM calls {} ({} reads; {:.1} per step); operations followed every {}s simulated, as the simulator's Retry-After asks",
         a.arm_calls,
         a.arm_reads,
         a.arm_calls as f64 / a.steps.max(1) as f64,
-        match a.poll {
-            Some(p) => format!("every {}s simulated, as the simulator's Retry-After asks", p.as_secs_f64()),
-            None => "as the daemon does today against a scaled simulator (Retry-After taken as simulated time: scale x too often)".into(),
-        }
+        a.poll.as_secs_f64(),
     );
     println!(
         "   {} engine transitions; each costs the loop {:.2} ms of wall-clock time on the final state (advance {:.2}, clone {:.2}, JSON {:.2} for {} KiB, commit {:.2}) = {:.1}s of simulated time at this scale",
@@ -1208,7 +1189,6 @@ async fn latency_probe() {
     let scale: f64 = env_or("BENCH_PROBE_SCALE", 300.0);
     let mut f = fleet::load(&Path::new(MANIFEST).join("examples/fleets/demo.yaml")).expect("demo fleet");
     f.faults.clear();
-    f.durations.poll_interval = f.durations.poll_interval.mul_f64(scale);
     let sim = Simulator::start(SimOptions {
         fleet: f,
         listen: "127.0.0.1:0".parse().unwrap(),

@@ -259,8 +259,17 @@ pub async fn list_subscriptions(client: &AksClient) -> Result<Vec<String>, ArmEr
 /// cluster: for on-demand planning, and for the clusters about to be acted on).
 /// A cluster whose configurations cannot be read keeps none and gets a problem.
 pub async fn fetch_maintenance(client: &AksClient, d: &mut Discovery) {
-    for c in &mut d.snapshot.clusters {
-        match client.maintenance_configurations(&c.id).await {
+    use futures::StreamExt;
+    let ids: Vec<ClusterId> = d.snapshot.clusters.iter().map(|c| c.id.clone()).collect();
+    // One GET per cluster (ARM has no fleet-wide list of them): a few in flight at once,
+    // answers kept in fleet order; the client's ARM budget still paces them.
+    let answers: Vec<_> = futures::stream::iter(ids)
+        .map(|id| async move { client.maintenance_configurations(&id).await })
+        .buffered(MAINTENANCE_READS_IN_FLIGHT)
+        .collect()
+        .await;
+    for (c, answer) in d.snapshot.clusters.iter_mut().zip(answers) {
+        match answer {
             Ok(list) => {
                 c.maintenance = list
                     .into_iter()
@@ -286,3 +295,6 @@ pub async fn fetch_maintenance(client: &AksClient, d: &mut Discovery) {
         }
     }
 }
+
+/// Maintenance-configuration reads in flight at once during discovery.
+const MAINTENANCE_READS_IN_FLIGHT: usize = 16;

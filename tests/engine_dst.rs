@@ -318,10 +318,17 @@ impl Run {
         } else {
             vec!["shop/web: 1/3 Ready".into()]
         };
+        // Seen by the watches up to 5 s before the engine gets it (a backlog).
+        let at = self.now + Duration::seconds(after_s - self.rng.range(0, 5));
         self.push(
             Duration::seconds(after_s),
             true,
-            Input::GateObserved { step, healthy, reasons },
+            Input::GateObserved {
+                step,
+                healthy,
+                reasons,
+                at,
+            },
         );
     }
 }
@@ -612,4 +619,78 @@ fn hundreds_of_seeded_rollouts_keep_every_invariant() {
             std::panic::resume_unwind(e);
         }
     }
+}
+
+/// Health the watches saw before a gate's deadline counts from when it was seen, even
+/// when the engine gets the observation late (a backlog): no false timeout, and the
+/// settle time runs from the watch time, not from when the loop got to it.
+#[test]
+fn a_late_healthy_observation_counts_from_when_it_was_seen() {
+    let fleet = support::demo_snapshot::load_fleet("demo.yaml");
+    let snapshot = support::demo_snapshot::snapshot(&fleet);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/demo.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let file = path.display().to_string();
+    let policy = ringmaster::policy::compile_with_snapshot(&file, &text, Some(&snapshot)).unwrap();
+    let now0 = snapshot.taken_at;
+    let plan = ringmaster::plan::plan(&snapshot, &policy, now0);
+    let settings = Settings::from_policy(&policy);
+    let mut r = Rollout::new("late".into(), file, text, plan, now0);
+    // Answer every command as AKS would until the first gate begins.
+    let mut now = now0;
+    let mut inputs = vec![Input::Tick];
+    let step = 'found: loop {
+        let input = inputs.pop().expect("a gate begins before the inputs run out");
+        for c in engine::advance(&mut r, &settings, input, now) {
+            match c {
+                Command::TakeBaseline { cluster, .. } => inputs.push(Input::BaselineTaken {
+                    cluster,
+                    baseline: serde_json::Value::Null,
+                }),
+                Command::StartStep { step, .. } => inputs.push(Input::StepAccepted { step, op: None }),
+                Command::FollowOperation { step, .. } => inputs.push(Input::OperationFinished { step, result: Ok(()) }),
+                Command::Gate { step, .. } => break 'found step,
+                _ => {}
+            }
+        }
+        now += Duration::seconds(1);
+    };
+    let StepStatus::Gating { since, .. } = r.step(step).status.clone() else {
+        panic!("the step is gating")
+    };
+    let timeout = Duration::from_std(settings.gate_timeout).unwrap();
+    let settle = Duration::from_std(settings.gate_settle).unwrap();
+    let seen = since + timeout - Duration::seconds(2);
+    let late = since + timeout + Duration::seconds(3);
+    let healthy = Input::GateObserved {
+        step,
+        healthy: true,
+        reasons: vec![],
+        at: seen,
+    };
+    let cmds = engine::advance(&mut r, &settings, healthy, late);
+    let actions: Vec<&str> = cmds
+        .iter()
+        .filter_map(|c| match c {
+            Command::Audit { action, .. } => Some(action.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert!(!actions.contains(&"gate.failed"), "{actions:?}");
+    assert!(
+        matches!(r.step(step).status, StepStatus::Gating { passing_since: Some(p), .. } if p == seen),
+        "{:?}",
+        r.step(step).status
+    );
+    let wake = cmds.iter().find_map(|c| match c {
+        Command::WakeAt { at } => Some(*at),
+        _ => None,
+    });
+    assert_eq!(wake, Some(seen + settle), "the engine wakes when the settle time ends");
+    engine::advance(&mut r, &settings, Input::Tick, seen + settle);
+    assert!(
+        !matches!(r.step(step).status, StepStatus::Gating { .. } | StepStatus::Failed { .. }),
+        "passed at seen + settle: {:?}",
+        r.step(step).status
+    );
 }

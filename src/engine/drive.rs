@@ -165,12 +165,19 @@ fn apply(r: &mut Rollout, s: &Settings, input: Input, now: DateTime<Utc>, out: &
                 }
             }
         }
-        Input::GateObserved { step, healthy, reasons } if valid_step(r, step) => {
+        Input::GateObserved {
+            step,
+            healthy,
+            reasons,
+            at,
+        } if valid_step(r, step) => {
             if let StepStatus::Gating {
                 since, passing_since, ..
             } = r.step(step).status.clone()
             {
-                let passing_since = if healthy { passing_since.or(Some(now)) } else { None };
+                // Healthy since the watches said so (never before this gate began).
+                let seen = at.clamp(since, now.max(since));
+                let passing_since = if healthy { passing_since.or(Some(seen)) } else { None };
                 let last = (!reasons.is_empty()).then(|| reasons.join("; "));
                 r.step_mut(step).status = StepStatus::Gating {
                     since,

@@ -44,10 +44,13 @@ pub enum Input {
         result: Result<(), String>,
     },
     /// A gate evaluation (the executor sends one per watch change while gating).
+    /// `at` is when the watches showed it: under a backlog the engine may see it later,
+    /// and health seen before a gate's deadline must count before that deadline.
     GateObserved {
         step: StepRef,
         healthy: bool,
         reasons: Vec<String>,
+        at: DateTime<Utc>,
     },
     Approve {
         ring: String,

@@ -283,6 +283,7 @@ pub(super) async fn gate(
                     step,
                     healthy: false,
                     reasons: vec![format!("cannot watch the cluster: {e}")],
+                    at: sh.clock.now(),
                 },
             );
             return;
@@ -291,7 +292,8 @@ pub(super) async fn gate(
     let mut changes = w.subscribe();
     let mut last: Option<(bool, Vec<String>)> = None;
     loop {
-        let snap = w.snapshot(sh.clock.now());
+        let at = sh.clock.now();
+        let snap = w.snapshot(at);
         let verdict = gate::evaluate(&snap, &sh.policy.gates, baseline.as_ref(), &expect);
         let now = match verdict {
             Ok(_) => (true, Vec::new()),
@@ -305,6 +307,7 @@ pub(super) async fn gate(
                     step,
                     healthy: now.0,
                     reasons: now.1.clone(),
+                    at,
                 },
             );
             last = Some(now);

@@ -154,8 +154,10 @@ impl Runtime {
         tokio::pin!(shutdown);
         let mut next = Some(first);
         loop {
-            let input = match next.take() {
-                Some(i) => i,
+            let mut batch = Vec::new();
+            let mut woke = false;
+            match next.take() {
+                Some(i) => batch.push(i),
                 None => {
                     let sleep = match self.wake {
                         Some(at) => {
@@ -165,13 +167,19 @@ impl Runtime {
                         None => self.shared.clock.sleep(std::time::Duration::from_secs(3600)),
                     };
                     tokio::select! {
-                        i = self.rx.recv() => match i { Some(i) => i, None => Input::Tick },
-                        _ = sleep => { self.wake = None; Input::Tick },
+                        i = self.rx.recv() => match i { Some(i) => batch.push(i), None => woke = true },
+                        _ = sleep => { self.wake = None; woke = true },
                         _ = &mut shutdown => { info!("shutting down: no new steps; operations in flight continue in AKS"); break; }
                     }
                 }
-            };
-            self.step(input)?;
+            }
+            while batch.len() < MAX_BATCH {
+                match self.rx.try_recv() {
+                    Ok(i) => batch.push(i),
+                    Err(_) => break,
+                }
+            }
+            self.step(ticks_last(batch, woke))?;
             if self.rollout.status.is_terminal() {
                 // Let nothing we started keep running in the background.
                 for (_, g) in self.gates.drain() {
@@ -186,10 +194,16 @@ impl Runtime {
         Ok(self.rollout)
     }
 
-    /// One engine transition: advance, persist, execute.
-    fn step(&mut self, input: Input) -> Result<(), RuntimeError> {
+    /// Engine transitions for a batch of inputs, then one save, then the commands:
+    /// intent before action still holds (nothing runs before the state that asked for
+    /// it is durable), and a backlog costs one serialization and one commit, not one
+    /// per input.
+    fn step(&mut self, batch: Vec<Input>) -> Result<(), RuntimeError> {
         let now = self.shared.clock.now();
-        let cmds = engine::advance(&mut self.rollout, &self.settings, input, now);
+        let mut cmds = Vec::new();
+        for input in batch {
+            cmds.extend(engine::advance(&mut self.rollout, &self.settings, input, now));
+        }
         let audits: Vec<AuditEntry> = cmds
             .iter()
             .filter_map(|c| match c {
@@ -210,8 +224,11 @@ impl Runtime {
                 _ => None,
             })
             .collect();
-        // Intent before action: the state that asks for a call is durable before the call.
-        if let Some(store) = &self.shared.store {
+        // Every transition that matters after a restart emits a command (an audit at
+        // least). What emits none is a gate's running observation, which a restart
+        // deliberately forgets (health must be seen again for the whole settle time).
+        let durable = cmds.iter().any(|c| !matches!(c, Command::WakeAt { .. }));
+        if durable && let Some(store) = &self.shared.store {
             let record = RolloutRecord {
                 id: self.rollout.id.clone(),
                 policy_name: self.rollout.plan.policy.clone(),
@@ -270,6 +287,21 @@ impl Runtime {
             }
         }
     }
+}
+
+/// At most this many queued inputs go into one save (bounds the time between saves).
+const MAX_BATCH: usize = 512;
+
+/// Orders a batch so that everything already observed goes in before the passing of
+/// time: a wake-up tick taken before a queued healthy observation would time a gate out
+/// on health the watches had already seen. Several ticks are one.
+fn ticks_last(batch: Vec<Input>, woke: bool) -> Vec<Input> {
+    let ticks = woke || batch.iter().any(|i| matches!(i, Input::Tick));
+    let mut out: Vec<Input> = batch.into_iter().filter(|i| !matches!(i, Input::Tick)).collect();
+    if ticks || out.is_empty() {
+        out.push(Input::Tick);
+    }
+    out
 }
 
 /// Logs a failure of the loop's channel (the runtime is gone).
@@ -353,4 +385,32 @@ pub fn audit_line(a: &AuditEntry) -> Option<String> {
         a.action,
         a.subject
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::StepRef;
+
+    fn observed(healthy: bool) -> Input {
+        Input::GateObserved {
+            step: StepRef {
+                ring: 0,
+                wave: 0,
+                cluster: 0,
+                step: 1,
+            },
+            healthy,
+            reasons: vec![],
+            at: chrono::DateTime::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn observations_go_in_before_the_tick_that_woke_the_loop() {
+        let b = ticks_last(vec![observed(false), Input::Tick, observed(true)], true);
+        assert_eq!(b, vec![observed(false), observed(true), Input::Tick]);
+        assert_eq!(ticks_last(vec![observed(true)], false), vec![observed(true)]);
+        assert_eq!(ticks_last(vec![], true), vec![Input::Tick]);
+    }
 }
