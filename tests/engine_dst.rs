@@ -216,6 +216,17 @@ impl Run {
     fn execute(&mut self, r: &Rollout, cmds: Vec<Command>, seed: u64) {
         for cmd in cmds {
             match cmd {
+                // Watches (warm ones too) only for clusters of a ring that has begun.
+                Command::StartWatch { cluster } => {
+                    let cref = r.find(&cluster).expect("a cluster of the rollout");
+                    let ring = &r.rings[cref.ring];
+                    assert!(
+                        ring.started_at.is_some() && !r.cluster(cref).status.is_finished(),
+                        "seed {seed}: watch started for {} (ring {} not begun or cluster finished)",
+                        cluster.name,
+                        ring.name
+                    );
+                }
                 Command::TakeBaseline { cluster, .. } => {
                     let input = if self.rng.chance(self.faults.baseline_fail) {
                         Input::BaselineFailed {
@@ -689,7 +700,10 @@ fn a_late_healthy_observation_counts_from_when_it_was_seen() {
     assert_eq!(wake, Some(seen + settle), "the engine wakes when the settle time ends");
     engine::advance(&mut r, &settings, Input::Tick, seen + settle);
     assert!(
-        !matches!(r.step(step).status, StepStatus::Gating { .. } | StepStatus::Failed { .. }),
+        !matches!(
+            r.step(step).status,
+            StepStatus::Gating { .. } | StepStatus::Failed { .. }
+        ),
         "passed at seen + settle: {:?}",
         r.step(step).status
     );

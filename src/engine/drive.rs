@@ -376,10 +376,14 @@ fn in_progress_steps(r: &Rollout) -> Vec<StepRef> {
 fn resume(r: &mut Rollout, out: &mut Vec<Command>) {
     let clusters: Vec<(ClusterRef, ClusterRun)> = r.clusters().map(|(a, b)| (a, b.clone())).collect();
     for (cref, c) in clusters {
-        if r.status.is_terminal() || !c.status.is_active() {
+        let warmed = c.status == ClusterStatus::Pending && c.warm;
+        if r.status.is_terminal() || !(c.status.is_active() || warmed) {
             continue;
         }
         out.push(Command::StartWatch { cluster: c.id.clone() });
+        if warmed {
+            continue;
+        }
         if c.status == ClusterStatus::Preparing {
             out.push(Command::TakeBaseline {
                 cluster: cref,
@@ -765,9 +769,33 @@ fn drive_ring(r: &mut Rollout, ri: usize, paused: bool, now: DateTime<Utc>, out:
                 _ => {}
             }
         }
+        if !ring_paused {
+            warm_next_wave(r, ri, wi, out);
+        }
         return false;
     }
     true
+}
+
+/// Once every cluster of wave `wi` has started, starts the watches of the next wave's
+/// clusters (once each): when their turn comes, the baseline is read from watches that
+/// already listed, instead of every cluster of a wave connecting at the same moment.
+fn warm_next_wave(r: &mut Rollout, ri: usize, wi: usize, out: &mut Vec<Command>) {
+    let ring = &mut r.rings[ri];
+    if wi + 1 >= ring.waves.len()
+        || ring.waves[wi]
+            .clusters
+            .iter()
+            .any(|c| c.status == ClusterStatus::Pending)
+    {
+        return;
+    }
+    for c in &mut ring.waves[wi + 1].clusters {
+        if c.status == ClusterStatus::Pending && !c.paused && !c.warm {
+            c.warm = true;
+            out.push(Command::StartWatch { cluster: c.id.clone() });
+        }
+    }
 }
 
 fn drive_cluster(r: &mut Rollout, cref: ClusterRef, ring_paused: bool, now: DateTime<Utc>, out: &mut Vec<Command>) {

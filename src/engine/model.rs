@@ -115,6 +115,10 @@ pub struct ClusterRun {
     /// When to try the baseline again after the cluster could not be read.
     #[serde(default)]
     pub retry_at: Option<DateTime<Utc>>,
+    /// Watches started ahead of the cluster's turn (the previous wave has started all
+    /// its clusters), so that listing them is not on the rollout's critical path.
+    #[serde(default)]
+    pub warm: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -315,6 +319,7 @@ impl Rollout {
                                 started_at: None,
                                 finished_at: None,
                                 retry_at: None,
+                                warm: false,
                             })
                             .collect(),
                     })
