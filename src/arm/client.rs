@@ -215,7 +215,18 @@ impl AksClient {
 
     /// Upgrades the control plane only: pools keep their `orchestratorVersion`.
     pub async fn upgrade_control_plane(&self, c: &ClusterId, version: &str) -> Result<Submitted, ArmError> {
-        let mut mc = self.get_cluster(c).await?;
+        let mc = self.get_cluster(c).await?;
+        self.upgrade_control_plane_from(c, mc, version).await
+    }
+
+    /// As [`AksClient::upgrade_control_plane`], from the cluster as just read (its eTag
+    /// guards the PUT): saves a read when the caller had to read it anyway.
+    pub async fn upgrade_control_plane_from(
+        &self,
+        c: &ClusterId,
+        mut mc: ManagedCluster,
+        version: &str,
+    ) -> Result<Submitted, ArmError> {
         if mc.properties.current_kubernetes_version.as_deref() == Some(version) {
             return Ok(Submitted::NothingToDo);
         }
@@ -250,7 +261,20 @@ impl AksClient {
         version: &str,
         o: &PoolOverrides,
     ) -> Result<Submitted, ArmError> {
-        let mut ap = self.get_pool(c, pool).await?;
+        let ap = self.get_pool(c, pool).await?;
+        self.upgrade_pool_from(c, pool, ap, version, o).await
+    }
+
+    /// As [`AksClient::upgrade_pool_with`], from the pool as just read (its eTag guards
+    /// the PUT).
+    pub async fn upgrade_pool_from(
+        &self,
+        c: &ClusterId,
+        pool: &str,
+        mut ap: AgentPool,
+        version: &str,
+        o: &PoolOverrides,
+    ) -> Result<Submitted, ArmError> {
         if ap.properties.current_orchestrator_version.as_deref() == Some(version) {
             return Ok(Submitted::NothingToDo);
         }

@@ -2,6 +2,7 @@
 //! with an [`Input`]; none of them decides anything the engine should decide.
 
 use super::{Shared, send};
+use crate::arm::models::{AgentPool, ManagedCluster};
 use crate::arm::{ArmError, Submitted};
 use crate::domain::fleet::ClusterId;
 use crate::engine::{ClusterRef, Command, Input, StepRef};
@@ -101,30 +102,48 @@ async fn baseline(sh: &Shared, cluster: ClusterRef, id: &ClusterId) {
     send(sh, input);
 }
 
-/// Whether the cluster already is where the step leads, and whether an operation runs.
+/// The resource a step changes, as just read.
+enum Resource {
+    Cluster(ManagedCluster),
+    Pool(AgentPool),
+}
+
+async fn read(sh: &Shared, id: &ClusterId, kind: &StepKind) -> Result<Resource, ArmError> {
+    Ok(match pool_of(kind) {
+        None => Resource::Cluster(sh.arm.get_cluster(id).await?),
+        Some(pool) => Resource::Pool(sh.arm.get_pool(id, pool).await?),
+    })
+}
+
+impl Resource {
+    /// Whether it already is where the step leads, and whether an operation runs.
+    fn at_target(&self, kind: &StepKind) -> (bool, bool) {
+        let (current, state) = match (self, kind) {
+            (Resource::Cluster(mc), _) => (
+                &mc.properties.current_kubernetes_version,
+                &mc.properties.provisioning_state,
+            ),
+            (Resource::Pool(ap), StepKind::NodeImage { .. }) => {
+                (&ap.properties.node_image_version, &ap.properties.provisioning_state)
+            }
+            (Resource::Pool(ap), _) => (
+                &ap.properties.current_orchestrator_version,
+                &ap.properties.provisioning_state,
+            ),
+        };
+        let target = match kind {
+            StepKind::ControlPlane { to, .. } | StepKind::PoolVersion { to, .. } => to.to_string(),
+            StepKind::NodeImage { to, .. } => to.clone(),
+        };
+        let running = state
+            .as_deref()
+            .is_some_and(|s| !crate::arm::models::is_terminal_state(s));
+        (current.as_deref() == Some(target.as_str()), running)
+    }
+}
+
 async fn at_target(sh: &Shared, id: &ClusterId, kind: &StepKind) -> Result<(bool, bool), ArmError> {
-    let (current, state) = match kind {
-        StepKind::ControlPlane { .. } => {
-            let p = sh.arm.get_cluster(id).await?.properties;
-            (p.current_kubernetes_version, p.provisioning_state)
-        }
-        StepKind::PoolVersion { pool, .. } => {
-            let p = sh.arm.get_pool(id, pool).await?.properties;
-            (p.current_orchestrator_version, p.provisioning_state)
-        }
-        StepKind::NodeImage { pool, .. } => {
-            let p = sh.arm.get_pool(id, pool).await?.properties;
-            (p.node_image_version, p.provisioning_state)
-        }
-    };
-    let target = match kind {
-        StepKind::ControlPlane { to, .. } | StepKind::PoolVersion { to, .. } => to.to_string(),
-        StepKind::NodeImage { to, .. } => to.clone(),
-    };
-    let running = state
-        .as_deref()
-        .is_some_and(|s| !crate::arm::models::is_terminal_state(s));
-    Ok((current.as_deref() == Some(target.as_str()), running))
+    Ok(read(sh, id, kind).await?.at_target(kind))
 }
 
 fn refused(step: StepRef, e: &ArmError) -> Input {
@@ -143,20 +162,22 @@ fn refused(step: StepRef, e: &ArmError) -> Input {
 
 /// Sends a step's call (or, on `reconcile`, first reads whether an earlier attempt took).
 async fn start(sh: &Shared, step: StepRef, id: &ClusterId, kind: &StepKind, reconcile: bool) {
-    let state = at_target(sh, id, kind).await;
-    let input = match state {
-        Err(e) => refused(step, &e),
-        Ok((true, false)) => Input::StepAlreadyDone { step },
+    let resource = match read(sh, id, kind).await {
+        Ok(r) => r,
+        Err(e) => return send(sh, refused(step, &e)),
+    };
+    let input = match resource.at_target(kind) {
+        (true, false) => Input::StepAlreadyDone { step },
         // Something runs on the cluster. After a restart it is ours; otherwise wait.
-        Ok((_, true)) if reconcile => Input::StepAccepted { step, op: None },
-        Ok((_, true)) => Input::StepRefused {
+        (_, true) if reconcile => Input::StepAccepted { step, op: None },
+        (_, true) => Input::StepRefused {
             step,
             reason: "another operation is in progress on the cluster".into(),
             retryable: true,
         },
-        Ok((_, false)) => {
-            let submitted = match kind {
-                StepKind::ControlPlane { to, .. } => {
+        (_, false) => {
+            let submitted = match (kind, resource) {
+                (StepKind::ControlPlane { to, .. }, Resource::Cluster(mc)) => {
                     // Re-check the plan against the cluster's upgrade profile right before acting.
                     match sh.arm.cluster_upgrade_profile(id).await {
                         Ok(p)
@@ -181,17 +202,28 @@ async fn start(sh: &Shared, step: StepRef, id: &ClusterId, kind: &StepKind, reco
                             send(sh, refused(step, &e));
                             return;
                         }
-                        Ok(_) => sh.arm.upgrade_control_plane(id, &to.to_string()).await,
+                        Ok(_) => sh.arm.upgrade_control_plane_from(id, mc, &to.to_string()).await,
                     }
                 }
-                StepKind::PoolVersion { pool, to, .. } => {
+                (StepKind::PoolVersion { pool, to, .. }, Resource::Pool(ap)) => {
                     let o = crate::arm::PoolOverrides {
                         max_surge: sh.policy.steps.max_surge.clone(),
                         drain_timeout_minutes: sh.policy.steps.drain_timeout_minutes,
                     };
-                    sh.arm.upgrade_pool_with(id, pool, &to.to_string(), &o).await
+                    sh.arm.upgrade_pool_from(id, pool, ap, &to.to_string(), &o).await
                 }
-                StepKind::NodeImage { pool, .. } => sh.arm.upgrade_node_image(id, pool).await,
+                (StepKind::NodeImage { pool, .. }, _) => sh.arm.upgrade_node_image(id, pool).await,
+                // `read` returns the resource the step's kind names: never reached.
+                _ => {
+                    return send(
+                        sh,
+                        Input::StepRefused {
+                            step,
+                            reason: "internal error: the step read the wrong resource".into(),
+                            retryable: false,
+                        },
+                    );
+                }
             };
             match submitted {
                 Ok(Submitted::Started(op)) => {
