@@ -227,7 +227,7 @@ async fn start(sh: &Shared, step: StepRef, id: &ClusterId, kind: &StepKind, reco
             };
             match submitted {
                 Ok(Submitted::Started(op)) => {
-                    record_operation(sh, id, step, &op);
+                    record_operation(sh, id, step, &op).await;
                     Input::StepAccepted { step, op: Some(op) }
                 }
                 Ok(Submitted::InFlight) => Input::StepAccepted { step, op: None },
@@ -239,21 +239,26 @@ async fn start(sh: &Shared, step: StepRef, id: &ClusterId, kind: &StepKind, reco
     send(sh, input);
 }
 
-fn record_operation(sh: &Shared, id: &ClusterId, step: StepRef, op: &crate::arm::OperationRef) {
-    if let Some(store) = &sh.store {
-        let intent = crate::store::Intent {
-            rollout_id: sh.rollout_id.clone(),
-            cluster: id.to_string(),
-            step: step.step as u32 + 1000 * step.ring as u32,
-            kind: "step".into(),
-            recorded_at: sh.clock.now(),
-        };
-        match store.record_intent(&intent) {
-            Ok(o) => {
-                let _ = store.record_operation(o.id(), &serde_json::to_string(op).unwrap_or_default());
-            }
-            Err(e) => warn!(error = %e, "recording the operation URL failed"),
-        }
+/// Records the operation URL beside the step's intent (on a blocking thread: it commits).
+async fn record_operation(sh: &Shared, id: &ClusterId, step: StepRef, op: &crate::arm::OperationRef) {
+    let Some(store) = sh.store.clone() else { return };
+    let intent = crate::store::Intent {
+        rollout_id: sh.rollout_id.clone(),
+        cluster: id.to_string(),
+        step: step.step as u32 + 1000 * step.ring as u32,
+        kind: "step".into(),
+        recorded_at: sh.clock.now(),
+    };
+    let op = serde_json::to_string(op).unwrap_or_default();
+    let saved = tokio::task::spawn_blocking(move || {
+        let o = store.record_intent(&intent)?;
+        store.record_operation(o.id(), &op)
+    })
+    .await;
+    match saved {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => warn!(error = %e, "recording the operation URL failed"),
+        Err(e) => warn!(error = %e, "recording the operation URL did not finish"),
     }
 }
 

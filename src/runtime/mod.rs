@@ -38,6 +38,8 @@ impl Notifier for LogNotifier {
 pub enum RuntimeError {
     #[error("saving the rollout state failed: {0}")]
     Store(#[from] crate::store::StoreError),
+    #[error("saving the rollout state did not finish: {0}")]
+    Saving(String),
     #[error("the rollout's policy no longer compiles: {0}")]
     Policy(String),
 }
@@ -179,7 +181,7 @@ impl Runtime {
                     Err(_) => break,
                 }
             }
-            self.step(ticks_last(batch, woke))?;
+            self.step(ticks_last(batch, woke)).await?;
             if self.rollout.status.is_terminal() {
                 // Let nothing we started keep running in the background.
                 for (_, g) in self.gates.drain() {
@@ -198,7 +200,7 @@ impl Runtime {
     /// intent before action still holds (nothing runs before the state that asked for
     /// it is durable), and a backlog costs one serialization and one commit, not one
     /// per input.
-    fn step(&mut self, batch: Vec<Input>) -> Result<(), RuntimeError> {
+    async fn step(&mut self, batch: Vec<Input>) -> Result<(), RuntimeError> {
         let now = self.shared.clock.now();
         let mut cmds = Vec::new();
         for input in batch {
@@ -236,7 +238,12 @@ impl Runtime {
                 state_json: serde_json::to_string(&self.rollout).unwrap_or_default(),
                 updated_at: now,
             };
-            store.save_rollout_with_audit(&record, &audits)?;
+            // On a blocking thread: an fsync must not hold one of the async workers
+            // (with two cores, the executor, the watches and the API would all wait).
+            let (store, entries) = (store.clone(), audits.clone());
+            tokio::task::spawn_blocking(move || store.save_rollout_with_audit(&record, &entries))
+                .await
+                .map_err(|e| RuntimeError::Saving(e.to_string()))??;
         }
         if let Some(m) = &self.metrics {
             count(m, &self.rollout, &audits);
