@@ -47,9 +47,6 @@ pub enum Progress {
 pub const DEFAULT_POLL: Duration = Duration::from_secs(10);
 /// Never poll faster than this, whatever the server says (a `retry-after-ms: 0`).
 const MIN_POLL: Duration = Duration::from_millis(10);
-/// Reads beyond ARM's pace that hints may trigger per operation (a flapping watch must
-/// not turn following into polling).
-pub const MAX_EARLY_POLLS: u32 = 5;
 
 impl ArmHttp {
     /// Polls an operation once.
@@ -97,33 +94,6 @@ impl ArmHttp {
                     },
                     other => other,
                 })
-            }
-        }
-    }
-
-    /// Follows an operation until it ends, polling as ARM asks, and also each time
-    /// `early` yields (at most `MAX_EARLY_POLLS` times): a watch that shows the work done
-    /// lets the operation's end be seen at once instead of up to a Retry-After later.
-    pub async fn wait_or_early(
-        &self,
-        op: &OperationRef,
-        mut early: impl futures::Stream<Item = ()> + Unpin,
-    ) -> Result<Finished, ArmError> {
-        use futures::StreamExt;
-        let mut early_left = MAX_EARLY_POLLS;
-        loop {
-            match self.poll_once(op).await? {
-                Progress::Done(f) => return Ok(f),
-                Progress::Running { retry_after } => {
-                    let wait = self.wait_as_told(retry_after.map(|d| d.max(MIN_POLL)), DEFAULT_POLL);
-                    tokio::select! {
-                        _ = wait => {}
-                        Some(()) = early.next(), if early_left > 0 => {
-                            early_left -= 1;
-                            debug!(early_left, "the work looks done: reading the operation's status now");
-                        }
-                    }
-                }
             }
         }
     }

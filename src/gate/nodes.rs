@@ -26,29 +26,6 @@ fn targeted(expect: &NodeExpectation, node: &NodeInfo) -> bool {
     }
 }
 
-/// Whether a pool step's nodes all look finished: at least one node targeted, and every
-/// one Ready, schedulable (no surge node left cordoned) and on the expected version and
-/// image. AKS ends a pool operation when the last surge node goes, so this is a hint to
-/// read the operation's status now rather than a Retry-After later; never a verdict.
-pub fn pool_looks_done(nodes: &[NodeInfo], expect: &NodeExpectation) -> bool {
-    let mut targeted_nodes = nodes.iter().filter(|n| expect.pool.is_some() && targeted(expect, n));
-    let mut any = false;
-    let all = targeted_nodes.all(|n| {
-        any = true;
-        n.ready
-            && !n.unschedulable
-            && expect
-                .kubelet_version
-                .as_deref()
-                .is_none_or(|v| same_version(&n.kubelet_version, v))
-            && expect
-                .node_image
-                .as_deref()
-                .is_none_or(|i| n.node_image.as_deref() == Some(i))
-    });
-    any && all
-}
-
 /// Appends a reason per node that is wrong (nodes by name) and returns how many nodes
 /// were looked at.
 pub(super) fn check(

@@ -208,11 +208,6 @@ impl ClusterWatch {
         }
     }
 
-    /// The nodes as last seen (cheaper than a whole snapshot: no pod aggregation).
-    pub fn nodes(&self) -> Vec<NodeInfo> {
-        lock(&self.state).nodes.values().cloned().collect()
-    }
-
     /// Resolves on the next change seen by any watch (for event-driven gates).
     pub async fn changed(&mut self) {
         let _ = self.changes.changed().await;

@@ -9,8 +9,6 @@ use crate::engine::{ClusterRef, Command, Input, StepRef};
 use crate::gate::{self, Baseline, NodeExpectation};
 use crate::kube::ClusterWatch;
 use crate::plan::StepKind;
-use futures::StreamExt;
-use futures::stream::BoxStream;
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::{debug, warn};
@@ -264,15 +262,13 @@ async fn record_operation(sh: &Shared, id: &ClusterId, step: StepRef, op: &crate
 
 async fn follow(sh: &Shared, step: StepRef, id: &ClusterId, kind: &StepKind, op: Option<crate::arm::OperationRef>) {
     let result = match op {
-        Some(op) => {
-            let hints = done_hints(sh, id, kind).await;
-            sh.arm
-                .http()
-                .wait_or_early(&op, hints)
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string())
-        }
+        Some(op) => sh
+            .arm
+            .http()
+            .wait(&op, |_| {})
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
         None => loop {
             // The operation URL was lost: follow the resource until its state is final.
             match at_target(sh, id, kind).await {
@@ -287,26 +283,6 @@ async fn follow(sh: &Shared, step: StepRef, id: &ClusterId, kind: &StepKind, op:
         },
     };
     send(sh, Input::OperationFinished { step, result });
-}
-
-/// For a pool step: a stream that yields on each watch change after which the pool's
-/// nodes all look finished (see [`gate::nodes::pool_looks_done`]). Nothing otherwise: a
-/// control plane's end shows in no watch.
-async fn done_hints(sh: &Shared, id: &ClusterId, kind: &StepKind) -> BoxStream<'static, ()> {
-    let expect = expectation(kind);
-    let watch = match kind {
-        StepKind::ControlPlane { .. } => None,
-        _ => ensure_watch(sh, id).await.ok(),
-    };
-    match watch {
-        None => futures::stream::pending().boxed(),
-        Some(w) => tokio_stream::wrappers::WatchStream::from_changes(w.subscribe())
-            .filter_map(move |_| {
-                let done = gate::nodes::pool_looks_done(&w.nodes(), &expect);
-                async move { done.then_some(()) }
-            })
-            .boxed(),
-    }
 }
 
 fn expectation(kind: &StepKind) -> NodeExpectation {

@@ -233,30 +233,3 @@ fn nodes_come_before_pods_in_the_reasons() {
         .collect();
     assert_eq!(kinds, ["node", "pods", "regression"]);
 }
-
-/// The hint that a pool operation ended: every node of the pool on target, Ready and
-/// schedulable; a cordoned surge node, a node on the old version, or no node at all
-/// says "not yet".
-#[test]
-fn a_pool_looks_done_only_when_every_node_is_on_target_and_schedulable() {
-    use crate::gate::nodes::pool_looks_done;
-    let version = expect(Some("user1"), Some("1.33.3"), None);
-    let a = node("a", "user1", true, "v1.33.3", "img");
-    let b = node("b", "user1", true, "v1.33.3", "img");
-    let other = node("x", "system", false, "v1.32.7", "img");
-    assert!(pool_looks_done(&[a.clone(), b.clone(), other.clone()], &version));
-    let mut surge = node("surge", "user1", true, "v1.33.3", "img");
-    surge.unschedulable = true;
-    assert!(!pool_looks_done(&[a.clone(), b.clone(), surge], &version));
-    let old = node("c", "user1", true, "v1.32.7", "img");
-    assert!(!pool_looks_done(&[a.clone(), old], &version));
-    let not_ready = node("d", "user1", false, "v1.33.3", "img");
-    assert!(!pool_looks_done(&[a.clone(), not_ready], &version));
-    assert!(!pool_looks_done(&[other], &version));
-    let image = expect(Some("user1"), None, Some("img-new"));
-    assert!(!pool_looks_done(&[a, b], &image));
-    assert!(pool_looks_done(
-        &[node("e", "user1", true, "v1.33.3", "img-new")],
-        &image
-    ));
-}
