@@ -13,7 +13,7 @@
 //! ```text
 //! cargo bench --bench rollout                       # about 4-5 minutes on 2 cores
 //! BENCH_ONLY=demo,500,5k                            # pick runs (also: latency, a diagnostic)
-//! BENCH_DEMO_SCALES=300,1000 BENCH_500_SCALES=100   # simulated seconds per wall-clock second
+//! BENCH_DEMO_SCALES=300,1000 BENCH_500_SCALES=50,100   # simulated seconds per wall-clock second
 //! BENCH_5K_SCALE=100 BENCH_5K_SECONDS=90 BENCH_5K_PARALLEL=50
 //! BENCH_NO_STORE=1     # diagnostic: the runtime without a state file
 //! BENCH_DEBUG=1        # every step's times on stderr
@@ -1287,7 +1287,8 @@ fn main() {
         return;
     }
     let want = |k: &str| only.is_empty() || only.split(',').any(|x| x == k);
-    let limit = Duration::from_secs(env_or("BENCH_RUN_LIMIT", 240));
+    // Long enough for the 500-cluster fleet at 25x (about 6.5 minutes).
+    let limit = Duration::from_secs(env_or("BENCH_RUN_LIMIT", 480));
     let mut table: Vec<Analysis> = Vec::new();
 
     if want("demo") {
@@ -1305,7 +1306,7 @@ fn main() {
         let dir = tempfile::tempdir().expect("temp dir");
         let policy = dir.path().join("policy-500.yaml");
         std::fs::write(&policy, generated_policy("bench-500", 25, 25, 100)).expect("policy");
-        for scale in env_list("BENCH_500_SCALES", "100") {
+        for scale in env_list("BENCH_500_SCALES", "50,100") {
             let f = fleet::parse("large.yaml (count 500)", &generated_fleet_text(500)).expect("500 fleet");
             let rec = rt.block_on(record_run(f, &policy, scale, limit));
             let a = analyse("500 clusters", &rec);
@@ -1354,6 +1355,30 @@ fn main() {
             a.reaction_e2e.mean()
         );
     }
+    for label in ["demo fleet", "500 clusters"] {
+        // Only runs that ended as they must: an unfinished one has no makespan.
+        let runs: Vec<&Analysis> = table
+            .iter()
+            .filter(|a| a.label.starts_with(label) && a.outcome == RolloutStatus::Succeeded.label())
+            .collect();
+        let over: Vec<(f64, f64)> = runs.iter().map(|a| (a.scale, a.makespan - a.critical)).collect();
+        let react: Vec<(f64, f64)> = runs.iter().map(|a| (a.scale, a.reaction_engine.mean())).collect();
+        if let (Some((a0, b0)), Some((r0, r1))) = (fit_line(&over), fit_line(&react)) {
+            let critical = runs[0].critical;
+            println!(
+                "{:<15} {:>6} {:>8} {:>10} {:>10} {:>7.4} {:>22} {:>6.2}s mean   (projected to 1x from {} scales: see below)",
+                label,
+                "1x",
+                runs[0].clusters,
+                hms(critical + a0 + b0),
+                hms(critical),
+                (critical + a0 + b0) / critical,
+                "",
+                (r0 + r1).max(0.0),
+                runs.len()
+            );
+        }
+    }
     if let Some(f) = &five {
         println!(
             "{:<15} {:>5}x {:>8}   daemon peak RSS {:.1} MiB (goal < 256), state file {:.1} MiB ({:.1} MiB checkpointed)",
@@ -1371,5 +1396,21 @@ fn main() {
     println!(
         "gate reaction: engine view in simulated s (max also in wall-clock ms); end-to-end: from the true condition (op ended, pods Ready)"
     );
+    println!(
+        "1x: overhead = a + b x scale fitted over the runs (a: simulated waits the engine adds, e.g. polling at Retry-After; b: wall-clock latency, which weighs scale x more when accelerated); underestimates a if latency grows with scale"
+    );
     println!("goals: ratio <= 1.02; gate reaction <= 1 s simulated; daemon peak < 256 MiB");
+}
+
+/// Least-squares line `y = a + b x` through the points (None below two distinct x).
+fn fit_line(points: &[(f64, f64)]) -> Option<(f64, f64)> {
+    let n = points.len() as f64;
+    let (sx, sy) = points.iter().fold((0.0, 0.0), |(x, y), p| (x + p.0, y + p.1));
+    let (mx, my) = (sx / n, sy / n);
+    let sxx: f64 = points.iter().map(|p| (p.0 - mx).powi(2)).sum();
+    if points.len() < 2 || sxx == 0.0 {
+        return None;
+    }
+    let b = points.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum::<f64>() / sxx;
+    Some((my - b * mx, b))
 }
