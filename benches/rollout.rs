@@ -11,9 +11,9 @@
 //!   256 MiB), with the state file's size.
 //!
 //! ```text
-//! cargo bench --bench rollout                       # about 4-5 minutes on 2 cores
+//! cargo bench --bench rollout                       # about 11 minutes on 2 cores
 //! BENCH_ONLY=demo,500,5k                            # pick runs (also: latency, a diagnostic)
-//! BENCH_DEMO_SCALES=300,1000 BENCH_500_SCALES=50,100   # simulated seconds per wall-clock second
+//! BENCH_DEMO_SCALES=300,1000 BENCH_500_SCALES=25,100   # simulated seconds per wall-clock second
 //! BENCH_5K_SCALE=100 BENCH_5K_SECONDS=90 BENCH_5K_PARALLEL=50
 //! BENCH_NO_STORE=1     # diagnostic: the runtime without a state file
 //! BENCH_DEBUG=1        # every step's times on stderr
@@ -1306,7 +1306,7 @@ fn main() {
         let dir = tempfile::tempdir().expect("temp dir");
         let policy = dir.path().join("policy-500.yaml");
         std::fs::write(&policy, generated_policy("bench-500", 25, 25, 100)).expect("policy");
-        for scale in env_list("BENCH_500_SCALES", "50,100") {
+        for scale in env_list("BENCH_500_SCALES", "25,100") {
             let f = fleet::parse("large.yaml (count 500)", &generated_fleet_text(500)).expect("500 fleet");
             let rec = rt.block_on(record_run(f, &policy, scale, limit));
             let a = analyse("500 clusters", &rec);

@@ -591,6 +591,22 @@ const ARM_CALLS: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        // PUT guarded by the eTag of the cluster the caller read; reads it back after
+        // an ambiguous failure.
+        "upgrade_control_plane_from",
+        &[
+            "Microsoft.ContainerService/managedClusters/read",
+            "Microsoft.ContainerService/managedClusters/write",
+        ],
+    ),
+    (
+        "upgrade_pool_from",
+        &[
+            "Microsoft.ContainerService/managedClusters/agentPools/read",
+            "Microsoft.ContainerService/managedClusters/agentPools/write",
+        ],
+    ),
+    (
         "upgrade_pool",
         &[
             "Microsoft.ContainerService/managedClusters/agentPools/read",

@@ -200,4 +200,19 @@ async fn serve_waits_for_prod_approval_survives_a_restart_and_records_who_approv
     // One rollout: resumed, never started twice.
     let (_, list) = get(&format!("{}/api/v1/rollouts", s.url), ALICE).await;
     assert_eq!(list["rollouts"].as_array().map(Vec::len), Some(1));
+    // Asking for another: the daemon takes the request (202) and plans first; the fleet
+    // is on target now, so nothing starts.
+    let asked = reqwest::Client::new()
+        .post(format!("{}/api/v1/rollouts", s.url))
+        .bearer_auth(ALICE)
+        .json(&serde_json::json!({ "reason": "again" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(asked.status().as_u16(), 202);
+    let body: Value = asked.json().await.unwrap();
+    assert_eq!(
+        (body["status"].as_str(), body["requestedBy"].as_str()),
+        (Some("queued"), Some("alice"))
+    );
 }

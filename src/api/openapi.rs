@@ -144,6 +144,19 @@ pub fn document() -> Value {
         "ApproveRequest",
         "ApproveResponse",
     );
+    // The daemon plans before it starts (202); a control that starts at once says 201.
+    let mut start_responses = with_errors(
+        "202",
+        ok(
+            "Queued: the daemon discovers the fleet and plans, then starts it",
+            json!({ "type": "object", "properties": { "status": { "type": "string", "enum": ["queued"] }, "requestedBy": { "type": "string" }, "message": { "type": "string" } } }),
+        ),
+        &[400, 401, 403, 409, 503],
+    );
+    start_responses["201"] = ok(
+        "Started at once",
+        json!({ "type": "object", "properties": { "id": { "type": "string" } } }),
+    );
     let paths = json!({
         "/healthz": { "get": { "summary": "Liveness", "security": [],
             "responses": { "200": ok("Alive", json!({ "type": "object" })) } } },
@@ -159,7 +172,7 @@ pub fn document() -> Value {
                 "responses": with_errors("200", ok("Rollouts", schema("RolloutList")), &[401]) },
             "post": { "summary": "Plan and start a rollout now, outside the schedule (operators)",
                 "requestBody": body("ReasonRequest"),
-                "responses": with_errors("201", ok("Started", json!({ "type": "object", "properties": { "id": { "type": "string" } } })), &[400, 401, 403, 409, 503]) } },
+                "responses": start_responses } },
         "/api/v1/rollouts/{id}": { "get": { "summary": "A rollout: ring, wave, cluster and step status with gate reasons",
             "parameters": [id.clone()],
             "responses": with_errors("200", ok("The rollout", schema("Rollout")), &[401, 404]) } },

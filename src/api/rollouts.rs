@@ -11,7 +11,7 @@ use super::auth::{Ctx, forbid};
 use super::error::{ApiError, Body, P, Q};
 use crate::domain::fleet::ClusterId;
 use crate::engine::{Input, RingRun, RingStatus, Rollout, RolloutStatus, Scope};
-use crate::service::RingApproval;
+use crate::service::{RingApproval, StartRequest};
 use crate::store::{AuditEntry, AuditQuery};
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -179,11 +179,20 @@ pub(super) async fn start(
     }
     let reason = b.reason.unwrap_or_default();
     record(&state, &ctx, "api.start", None, "rollout".into(), &reason, json!({})).await?;
-    let id = state.control.start_now(&ctx.caller.name)?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({ "id": id, "startedBy": ctx.caller.name })),
-    ))
+    Ok(match state.control.start_now(&ctx.caller.name)? {
+        StartRequest::Started(id) => (
+            StatusCode::CREATED,
+            Json(json!({ "id": id, "startedBy": ctx.caller.name })),
+        ),
+        StartRequest::Queued => (
+            StatusCode::ACCEPTED,
+            Json(json!({
+                "status": "queued",
+                "requestedBy": ctx.caller.name,
+                "message": "the daemon discovers the fleet and plans, then starts the rollout (GET /api/v1/rollouts lists it); nothing starts when the fleet is already on target",
+            })),
+        ),
+    })
 }
 
 /// A ring as shown: the engine's state plus who may approve it.

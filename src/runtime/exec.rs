@@ -185,33 +185,31 @@ async fn start(sh: &Shared, step: StepRef, id: &ClusterId, kind: &StepKind, reco
         },
         (_, false) => {
             let submitted = match (kind, resource, profile) {
-                (StepKind::ControlPlane { to, .. }, Resource::Cluster(mc), Some(profile)) => {
-                    match profile {
-                        Ok(p)
-                            if !p
-                                .properties
-                                .control_plane_profile
-                                .upgrades
-                                .iter()
-                                .any(|u| u.kubernetes_version == to.to_string()) =>
-                        {
-                            send(
-                                sh,
-                                Input::StepRefused {
-                                    step,
-                                    reason: format!("AKS does not offer {to} to this cluster (upgrade profile)"),
-                                    retryable: false,
-                                },
-                            );
-                            return;
-                        }
-                        Err(e) => {
-                            send(sh, refused(step, &e));
-                            return;
-                        }
-                        Ok(_) => sh.arm.upgrade_control_plane_from(id, mc, &to.to_string()).await,
+                (StepKind::ControlPlane { to, .. }, Resource::Cluster(mc), Some(profile)) => match profile {
+                    Ok(p)
+                        if !p
+                            .properties
+                            .control_plane_profile
+                            .upgrades
+                            .iter()
+                            .any(|u| u.kubernetes_version == to.to_string()) =>
+                    {
+                        send(
+                            sh,
+                            Input::StepRefused {
+                                step,
+                                reason: format!("AKS does not offer {to} to this cluster (upgrade profile)"),
+                                retryable: false,
+                            },
+                        );
+                        return;
                     }
-                }
+                    Err(e) => {
+                        send(sh, refused(step, &e));
+                        return;
+                    }
+                    Ok(_) => sh.arm.upgrade_control_plane_from(id, mc, &to.to_string()).await,
+                },
                 (StepKind::PoolVersion { pool, to, .. }, Resource::Pool(ap), _) => {
                     let o = crate::arm::PoolOverrides {
                         max_surge: sh.policy.steps.max_surge.clone(),

@@ -302,7 +302,7 @@ impl Control for Daemon {
         })
     }
 
-    fn start_now(&self, actor: &str) -> Result<String, ControlError> {
+    fn start_now(&self, actor: &str) -> Result<super::StartRequest, ControlError> {
         if let Some(a) = self
             .active_lock()
             .as_ref()
@@ -315,6 +315,6 @@ impl Control for Daemon {
             .unwrap_or_else(|e| e.into_inner())
             .push(actor.to_string());
         self.kick.notify_one();
-        Ok("requested".into())
+        Ok(super::StartRequest::Queued)
     }
 }

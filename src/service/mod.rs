@@ -49,6 +49,16 @@ pub enum ControlError {
     CannotStart(String),
 }
 
+/// What became of a request to start a rollout now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartRequest {
+    /// Started at once, under this id.
+    Started(String),
+    /// Taken: the daemon discovers the fleet and plans first (the rollout appears in the
+    /// list when it starts; nothing starts when the fleet is already on target).
+    Queued,
+}
+
 /// What the API may ask of the daemon. Reads come from the store and the live runtime;
 /// every change goes to the engine as an [`Input`] (the engine decides, and audits).
 pub trait Control: Send + Sync {
@@ -59,6 +69,6 @@ pub trait Control: Send + Sync {
     fn send(&self, id: &str, input: Input) -> Result<(), ControlError>;
     /// Who may approve ring `ring` of rollout `id` (from the policy it started with).
     fn ring_approval(&self, id: &str, ring: &str) -> Option<RingApproval>;
-    /// Plans and starts a rollout now (outside the policy's schedule), returns its id.
-    fn start_now(&self, actor: &str) -> Result<String, ControlError>;
+    /// Plans and starts a rollout now (outside the policy's schedule).
+    fn start_now(&self, actor: &str) -> Result<StartRequest, ControlError>;
 }

@@ -12,7 +12,7 @@ use ringmaster::api::{ApiState, router};
 use ringmaster::clock::Clock;
 use ringmaster::engine::{self, ClusterStatus, Input, RingStatus, Rollout, Settings, StepStatus};
 use ringmaster::metrics::Metrics;
-use ringmaster::service::{Control, ControlError, RingApproval, RolloutSummary};
+use ringmaster::service::{Control, ControlError, RingApproval, RolloutSummary, StartRequest};
 use ringmaster::store::{AuditEntry, AuditQuery, RolloutRecord, Store};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -177,7 +177,7 @@ impl Control for StandIn {
             expires_after: r.approval_expires_after,
         })
     }
-    fn start_now(&self, _actor: &str) -> Result<String, ControlError> {
+    fn start_now(&self, _actor: &str) -> Result<StartRequest, ControlError> {
         if let Some(a) = self.active() {
             return Err(ControlError::AlreadyRunning(a));
         }
@@ -186,7 +186,7 @@ impl Control for StandIn {
         r.id = id.clone();
         self.rollouts.lock().unwrap().insert(id.clone(), r);
         self.apply(&id, Input::Tick)?;
-        Ok(id)
+        Ok(StartRequest::Started(id))
     }
 }
 
