@@ -1,11 +1,14 @@
 //! ringmaster's Kubernetes access against simulated clusters: a kube-rs client from the
 //! ARM kubeconfig (and from an Entra token on an Entra-ID cluster), watches that follow
 //! a pool upgrade (nodes change version, pods move and come back Ready), and an API
-//! server outage that the snapshot reports (gates fail closed on it).
+//! server outage that the snapshot reports (gates fail closed on it), and an Entra
+//! token that expires under a long-lived client.
 
 mod common;
 
 use common::*;
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
 use ringmaster::arm::{self, ClusterId, Submitted};
 use ringmaster::clock::Clock;
 use ringmaster::identity::{AzureConfig, AzureTokens};
@@ -24,7 +27,7 @@ fn dev() -> ClusterId {
 struct Env {
     sim: Simulator,
     arm: arm::AksClient,
-    tokens: AzureTokens,
+    tokens: Arc<AzureTokens>,
     clock: Arc<dyn Clock>,
 }
 
@@ -33,7 +36,7 @@ async fn env(fleet: fleet::Fleet) -> Env {
     let clock: Arc<dyn Clock> = Arc::new(ManualSimClock(sim.shared().clone()));
     let config = AzureConfig::for_simulator(&sim.info);
     let arm = arm::connect(&config, clock.clone()).unwrap();
-    let tokens = AzureTokens::new(config.clone(), config.http_client().unwrap()).unwrap();
+    let tokens = Arc::new(AzureTokens::new(config.clone(), config.http_client().unwrap()).unwrap());
     Env {
         sim,
         arm,
@@ -66,7 +69,9 @@ async fn until(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watches_follow_a_pool_upgrade() {
     let e = env(demo_fleet()).await;
-    let client = ringmaster::kube::client_for(&e.arm, &e.tokens, &dev()).await.unwrap();
+    let client = ringmaster::kube::client_for(&e.arm, e.tokens.clone(), &dev())
+        .await
+        .unwrap();
     let mut set = WatchSet::default();
     let w = set.start(dev(), client);
     let s = until(w, &e.clock, "initial sync", |s| s.synced).await;
@@ -121,7 +126,9 @@ async fn an_api_outage_shows_in_the_snapshot_and_the_watch_recovers() {
     let mut text = std::fs::read_to_string(demo_fleet_path()).unwrap();
     text.push_str("  - kind: api_unreachable\n    cluster: aks-dev-weu-01\n    from: 10m\n    to: 20m\n");
     let e = env(fleet::parse("demo", &text).unwrap()).await;
-    let client = ringmaster::kube::client_for(&e.arm, &e.tokens, &dev()).await.unwrap();
+    let client = ringmaster::kube::client_for(&e.arm, e.tokens.clone(), &dev())
+        .await
+        .unwrap();
     let mut w = ClusterWatch::start_with_probe(client, Duration::from_millis(100));
     until(&mut w, &e.clock, "initial sync", |s| s.synced).await;
     e.sim.advance(Duration::from_secs(600));
@@ -140,22 +147,62 @@ async fn an_api_outage_shows_in_the_snapshot_and_the_watch_recovers() {
     e.sim.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn entra_id_clusters_get_an_entra_token() {
+/// The demo fleet with aks-dev-weu-01 on Entra ID (local accounts disabled).
+fn entra_fleet() -> fleet::Fleet {
     let text = std::fs::read_to_string(demo_fleet_path()).unwrap().replacen(
         "    kubernetes_version: 1.32.7\n",
         "    kubernetes_version: 1.32.7\n    entra_id: true\n    disable_local_accounts: true\n",
         1,
     );
-    let e = env(fleet::parse("demo", &text).unwrap()).await;
+    fleet::parse("demo", &text).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entra_id_clusters_get_an_entra_token() {
+    let e = env(entra_fleet()).await;
     let kubeconfig = e.arm.user_kubeconfig(&dev()).await.unwrap();
     assert!(
         kubeconfig.0.contains("kubelogin"),
         "an Entra-ID cluster's kubeconfig runs kubelogin"
     );
-    let client = ringmaster::kube::client_for(&e.arm, &e.tokens, &dev()).await.unwrap();
+    let client = ringmaster::kube::client_for(&e.arm, e.tokens.clone(), &dev())
+        .await
+        .unwrap();
     let mut w = ClusterWatch::start(client);
     let s = until(&mut w, &e.clock, "sync with an Entra token", |s| s.synced).await;
+    assert!(!s.nodes.is_empty());
+    e.sim.shutdown().await;
+}
+
+/// Entra tokens expire (after about an hour in Azure) under a client that lives for a
+/// whole rollout. The API server's 401 makes the client's next request carry a
+/// force-refreshed token, so the client, and a watch started on it, read again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entra_id_client_outlives_its_token() {
+    let e = env(entra_fleet()).await;
+    let client = ringmaster::kube::client_for(&e.arm, e.tokens.clone(), &dev())
+        .await
+        .unwrap();
+    let pods: Api<Pod> = Api::all(client.clone());
+    let before = pods.list(&Default::default()).await.unwrap();
+    assert!(!before.items.is_empty());
+
+    let hook = Arm::new(&e.sim).await;
+    assert_eq!(hook.post("/_sim/tokens/expire").await.status, 200);
+    // The request that still carries the expired token is refused...
+    let err = pods.list(&Default::default()).await.unwrap_err();
+    assert!(matches!(&err, kube::Error::Api(s) if s.code == 401), "{err}");
+    let shown = format!("{err} {err:?}");
+    let issued = e.sim.shared().tokens().issued();
+    assert!(!issued.is_empty());
+    assert!(issued.iter().all(|t| !shown.contains(t.as_str())), "a token in {shown}");
+    // ...and the next one carries a fresh token.
+    let after = pods.list(&Default::default()).await.unwrap();
+    assert_eq!(after.items.len(), before.items.len());
+
+    let mut w = ClusterWatch::start(client);
+    let s = until(&mut w, &e.clock, "sync after the token expired", |s| s.synced).await;
+    assert!(s.api_error.is_none(), "{:?}", s.api_error);
     assert!(!s.nodes.is_empty());
     e.sim.shutdown().await;
 }

@@ -6,6 +6,7 @@
 //! Watches start when a cluster's turn comes and stop after ([`WatchSet`]), so a
 //! 1,000-cluster fleet does not hold 1,000 watches.
 
+mod auth;
 mod snapshot;
 mod watch;
 
@@ -14,6 +15,7 @@ pub use watch::{ClusterWatch, WatchSet};
 
 use crate::arm::{AksClient, ArmError, ClusterId};
 use crate::identity::{AKS_SCOPE, TokenSource};
+use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KubeAccessError {
@@ -30,11 +32,12 @@ pub enum KubeAccessError {
 }
 
 /// Builds a kube-rs client for a cluster. Entra-ID clusters' kubeconfigs run
-/// `kubelogin`; instead of a subprocess ringmaster puts its own Entra token for the
-/// AKS server application in place (same identity, no extra binary).
+/// `kubelogin`; instead of a subprocess ringmaster sends its own Entra token for the
+/// AKS server application (same identity, no extra binary), the current one on every
+/// request, so that the client outlives the token ([`auth`]).
 pub async fn client_for(
     arm: &AksClient,
-    tokens: &dyn TokenSource,
+    tokens: Arc<dyn TokenSource>,
     cluster: &ClusterId,
 ) -> Result<kube::Client, KubeAccessError> {
     let raw = arm
@@ -54,7 +57,8 @@ pub async fn client_for(
         .iter()
         .any(|a| a.auth_info.as_ref().is_some_and(|i| i.exec.is_some()));
     if uses_exec {
-        let token = tokens
+        // Fail here, with a clear error, when no token can be had at all.
+        tokens
             .token(AKS_SCOPE, false)
             .await
             .map_err(|e| KubeAccessError::Token {
@@ -64,7 +68,7 @@ pub async fn client_for(
         for a in &mut kc.auth_infos {
             if let Some(info) = a.auth_info.as_mut() {
                 info.exec = None;
-                info.token = Some(token.secret().to_string().into());
+                info.token = None;
             }
         }
     }
@@ -74,5 +78,9 @@ pub async fn client_for(
     // kube's default retries (429/503/504, for minutes) would hide an outage from the
     // gates; the watchers back off and re-list by themselves.
     config.default_retry = false;
-    kube::Client::try_from(config).map_err(|e| bad(e.to_string()))
+    if uses_exec {
+        auth::entra_client(config, tokens).map_err(|e| bad(e.to_string()))
+    } else {
+        kube::Client::try_from(config).map_err(|e| bad(e.to_string()))
+    }
 }

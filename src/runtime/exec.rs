@@ -52,7 +52,7 @@ async fn ensure_watch(sh: &Shared, id: &ClusterId) -> Result<Arc<ClusterWatch>, 
     if let Some(w) = sh.watches.lock().unwrap_or_else(|e| e.into_inner()).get(id) {
         return Ok(w.clone());
     }
-    let client = crate::kube::client_for(&sh.arm, sh.tokens.as_ref(), id)
+    let client = crate::kube::client_for(&sh.arm, sh.tokens.clone(), id)
         .await
         .map_err(|e| e.to_string())?;
     let mut map = sh.watches.lock().unwrap_or_else(|e| e.into_inner());
