@@ -244,7 +244,7 @@ async fn start(sh: &Shared, step: StepRef, id: &ClusterId, kind: &StepKind, reco
     send(sh, input);
 }
 
-/// Records the operation URL beside the step's intent (on a blocking thread: it commits).
+/// Records the operation URL beside the step's intent (on the store's thread: it commits).
 async fn record_operation(sh: &Shared, id: &ClusterId, step: StepRef, op: &crate::arm::OperationRef) {
     let Some(store) = sh.store.clone() else { return };
     let intent = crate::store::Intent {
@@ -255,11 +255,12 @@ async fn record_operation(sh: &Shared, id: &ClusterId, step: StepRef, op: &crate
         recorded_at: sh.clock.now(),
     };
     let op = serde_json::to_string(op).unwrap_or_default();
-    let saved = tokio::task::spawn_blocking(move || {
-        let o = store.record_intent(&intent)?;
-        store.record_operation(o.id(), &op)
-    })
-    .await;
+    let saved = store
+        .run(move |s| {
+            let o = s.record_intent(&intent)?;
+            s.record_operation(o.id(), &op)
+        })
+        .await;
     match saved {
         Ok(Ok(_)) => {}
         Ok(Err(e)) => warn!(error = %e, "recording the operation URL failed"),

@@ -11,7 +11,7 @@ use crate::engine::{self, Command, Input, NotifyEvent, Rollout, Settings};
 use crate::identity::TokenSource;
 use crate::kube::ClusterWatch;
 use crate::policy::Policy;
-use crate::store::{AuditEntry, RolloutRecord, Store};
+use crate::store::{AuditEntry, RolloutRecord, Store, StoreWriter};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -52,7 +52,8 @@ pub(crate) struct Shared {
     pub policy: Policy,
     pub watches: Mutex<HashMap<ClusterId, Arc<ClusterWatch>>>,
     pub inputs: mpsc::UnboundedSender<Input>,
-    pub store: Option<Arc<Store>>,
+    /// Commits, on the store's own thread.
+    pub store: Option<StoreWriter>,
     pub rollout_id: String,
 }
 
@@ -69,6 +70,8 @@ pub struct Runtime {
     progress: watch::Sender<Rollout>,
     audit: Option<mpsc::UnboundedSender<AuditEntry>>,
     metrics: Option<Arc<crate::metrics::Metrics>>,
+    /// The state's JSON buffer, kept between saves.
+    json: String,
 }
 
 /// A handle to send decisions (approve, pause, ...) into a running rollout.
@@ -105,7 +108,7 @@ impl Runtime {
             policy,
             watches: Mutex::new(HashMap::new()),
             inputs: tx,
-            store,
+            store: store.map(StoreWriter::start),
             rollout_id: rollout.id.clone(),
         });
         Ok(Runtime {
@@ -120,6 +123,7 @@ impl Runtime {
             progress,
             audit: None,
             metrics: None,
+            json: String::new(),
         })
     }
 
@@ -231,19 +235,27 @@ impl Runtime {
         // deliberately forgets (health must be seen again for the whole settle time).
         let durable = cmds.iter().any(|c| !matches!(c, Command::WakeAt { .. }));
         if durable && let Some(store) = &self.shared.store {
+            // Into the same buffer every time: a 5,000-cluster state is 8 MiB of JSON.
+            let mut json = std::mem::take(&mut self.json).into_bytes();
+            json.clear();
+            serde_json::to_writer(&mut json, &self.rollout).map_err(|e| RuntimeError::Saving(e.to_string()))?;
             let record = RolloutRecord {
                 id: self.rollout.id.clone(),
                 policy_name: self.rollout.plan.policy.clone(),
                 status: self.rollout.status.label().to_string(),
-                state_json: serde_json::to_string(&self.rollout).unwrap_or_default(),
+                state_json: String::from_utf8(json).map_err(|e| RuntimeError::Saving(e.to_string()))?,
                 updated_at: now,
             };
-            // On a blocking thread: an fsync must not hold one of the async workers
-            // (with two cores, the executor, the watches and the API would all wait).
-            let (store, entries) = (store.clone(), audits.clone());
-            tokio::task::spawn_blocking(move || store.save_rollout_with_audit(&record, &entries))
+            let entries = audits.clone();
+            let (saved, buffer) = store
+                .run(move |s| {
+                    let saved = s.save_rollout_with_audit(&record, &entries);
+                    (saved, record.state_json)
+                })
                 .await
-                .map_err(|e| RuntimeError::Saving(e.to_string()))??;
+                .map_err(|e| RuntimeError::Saving(e.to_string()))?;
+            self.json = buffer;
+            saved?;
         }
         if let Some(m) = &self.metrics {
             count(m, &self.rollout, &audits);

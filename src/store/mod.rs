@@ -20,6 +20,7 @@ mod error;
 mod intents;
 mod rollouts;
 mod schema;
+mod writer;
 
 pub use approvals::{Approval, ApprovalOutcome, Rejection};
 pub use audit::{AuditEntry, AuditQuery};
@@ -27,6 +28,7 @@ pub use error::StoreError;
 pub use intents::{Intent, IntentOutcome, IntentRow};
 pub use rollouts::RolloutRecord;
 pub use schema::SCHEMA_VERSION;
+pub use writer::{StoreWriter, WriterGone};
 
 use error::sql;
 use rusqlite::{Connection, TransactionBehavior};
