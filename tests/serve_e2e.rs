@@ -73,6 +73,18 @@ async fn get(url: &str, token: &str) -> (u16, Value) {
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
+async fn post(url: &str, token: &str, body: Value) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .post(url)
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
 /// Polls the rollout until `f` holds (wall clock, bounded: separate processes).
 async fn until(s: &Serve, what: &str, f: impl Fn(&Value) -> bool) -> Value {
     let t = Instant::now();
@@ -134,14 +146,9 @@ async fn serve_waits_for_prod_approval_survives_a_restart_and_records_who_approv
     );
     assert_eq!(ring_state(&r, "dev"), "passed");
     // Bob is not an approver of prod.
-    let refused = reqwest::Client::new()
-        .post(format!("{}/api/v1/rollouts/{id}/rings/prod/approve", s.url))
-        .bearer_auth(BOB)
-        .json(&serde_json::json!({ "comment": "ship it" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(refused.status().as_u16(), 403);
+    let url = format!("{}/api/v1/rollouts/{id}/rings/prod/approve", s.url);
+    let (refused, _) = post(&url, BOB, serde_json::json!({ "comment": "ship it" })).await;
+    assert_eq!(refused, 403);
     // Alice approves with the CLI.
     let out = tokio::task::spawn_blocking({
         let url = s.url.clone();
@@ -202,15 +209,9 @@ async fn serve_waits_for_prod_approval_survives_a_restart_and_records_who_approv
     assert_eq!(list["rollouts"].as_array().map(Vec::len), Some(1));
     // Asking for another: the daemon takes the request (202) and plans first; the fleet
     // is on target now, so nothing starts.
-    let asked = reqwest::Client::new()
-        .post(format!("{}/api/v1/rollouts", s.url))
-        .bearer_auth(ALICE)
-        .json(&serde_json::json!({ "reason": "again" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(asked.status().as_u16(), 202);
-    let body: Value = asked.json().await.unwrap();
+    let url = format!("{}/api/v1/rollouts", s.url);
+    let (asked, body) = post(&url, ALICE, serde_json::json!({ "reason": "again" })).await;
+    assert_eq!(asked, 202, "{body}");
     assert_eq!(
         (body["status"].as_str(), body["requestedBy"].as_str()),
         (Some("queued"), Some("alice"))
