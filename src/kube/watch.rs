@@ -24,10 +24,69 @@ struct State {
     desired: BTreeMap<OwnerKey, u32>,
     /// Which of the three watches finished their first list.
     synced: [bool; 3],
-    api_error: Option<String>,
+    /// The last error of each watch, until that watch reads again (or, for an error
+    /// that is not a refusal, until a probe shows the API server answering).
+    watch_errors: [Option<WatchError>; 3],
     /// The last liveness probe failed: a watch connection can outlive its API server's
     /// health, so the API is also asked directly now and then.
     probe_error: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+struct WatchError {
+    message: String,
+    /// 403: the API answers but may not show us this resource (RBAC). A successful
+    /// probe of `/version` says nothing about it, so only the watch itself clears it;
+    /// otherwise the error would come and go and a gate could pass on stale pods.
+    forbidden: bool,
+}
+
+impl State {
+    fn watch_read(&mut self, index: usize) {
+        self.watch_errors[index] = None;
+    }
+
+    fn watch_failed(&mut self, index: usize, message: String, forbidden: bool) {
+        self.watch_errors[index] = Some(WatchError { message, forbidden });
+    }
+
+    /// Records a probe's result; true when what the snapshot reports changed.
+    fn probed(&mut self, error: Option<String>) -> bool {
+        let before = self.api_error();
+        if error.is_none() {
+            // The API server answers: a watch that failed on the connection and came
+            // back may see no event for long; a refusal stays until its watch reads.
+            for e in &mut self.watch_errors {
+                if e.as_ref().is_some_and(|e| !e.forbidden) {
+                    *e = None;
+                }
+            }
+        }
+        self.probe_error = error;
+        self.api_error() != before
+    }
+
+    /// What makes the cluster unreadable now, if anything.
+    fn api_error(&self) -> Option<String> {
+        self.watch_errors
+            .iter()
+            .flatten()
+            .map(|e| e.message.clone())
+            .next()
+            .or_else(|| self.probe_error.clone())
+    }
+}
+
+/// Whether the API server refused a watch with 403.
+fn forbidden(e: &watcher::Error) -> bool {
+    let code = match e {
+        watcher::Error::InitialListFailed(kube::Error::Api(s))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(s))
+        | watcher::Error::WatchFailed(kube::Error::Api(s)) => s.code,
+        watcher::Error::WatchError(s) => s.code,
+        _ => 0,
+    };
+    code == 403
 }
 
 /// The watches of one cluster. Dropping it stops them.
@@ -71,8 +130,8 @@ where
                 let mut s = lock(&state);
                 match item {
                     Ok(ev) => {
-                        // The API answered: an earlier watch error is over.
-                        s.api_error = None;
+                        // This watch reads again: its earlier error is over.
+                        s.watch_read(index);
                         if matches!(ev, Event::InitDone) {
                             s.synced[index] = true;
                         }
@@ -80,7 +139,7 @@ where
                     }
                     Err(e) => {
                         warn!(error = %e, "watch failed; the watcher retries with backoff");
-                        s.api_error = Some(e.to_string());
+                        s.watch_failed(index, e.to_string(), forbidden(&e));
                     }
                 }
             }
@@ -158,17 +217,7 @@ impl ClusterWatch {
                         Ok(Err(e)) => Some(e.to_string()),
                         Err(_) => Some(format!("the API server did not answer within {}s", limit.as_secs_f64())),
                     };
-                    let changed = {
-                        let mut s = lock(&state);
-                        let changed = s.probe_error != new || (new.is_none() && s.api_error.is_some());
-                        // A successful probe also means a watch that failed earlier can
-                        // read again (a re-established watch may see no event for long).
-                        if new.is_none() {
-                            s.api_error = None;
-                        }
-                        s.probe_error = new;
-                        changed
-                    };
+                    let changed = lock(&state).probed(new);
                     if changed {
                         tx.send_modify(|n| *n += 1);
                     }
@@ -202,7 +251,7 @@ impl ClusterWatch {
         KubeSnapshot {
             taken_at: now,
             synced: s.synced.iter().all(|x| *x),
-            api_error: s.api_error.clone().or_else(|| s.probe_error.clone()),
+            api_error: s.api_error(),
             owners: owners(&s.pods, &s.desired),
             nodes: s.nodes.values().cloned().collect(),
         }
@@ -249,5 +298,28 @@ impl WatchSet {
 
     pub fn is_empty(&self) -> bool {
         self.active.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_stays_until_its_watch_reads_and_a_probe_clears_only_connection_errors() {
+        let mut s = State::default();
+        s.watch_failed(0, "pods is forbidden".into(), true);
+        s.watch_failed(1, "connection reset".into(), false);
+        assert!(!s.probed(None), "the refusal still makes the cluster unreadable");
+        assert_eq!(s.api_error().as_deref(), Some("pods is forbidden"));
+        assert!(s.watch_errors[1].is_none(), "the probe cleared the connection error");
+        // Another watch reading again does not clear the pods watch's refusal.
+        s.watch_read(2);
+        assert_eq!(s.api_error().as_deref(), Some("pods is forbidden"));
+        s.watch_read(0);
+        assert_eq!(s.api_error(), None);
+        assert!(s.probed(Some("timeout".into())));
+        assert!(s.probed(None));
+        assert_eq!(s.api_error(), None);
     }
 }
