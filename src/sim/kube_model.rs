@@ -134,6 +134,10 @@ pub struct KEvent {
     pub message: String,
     pub involved_kind: &'static str,
     pub involved_name: String,
+    /// The involved object's namespace ("" for a node) and uid: `kubectl describe`
+    /// finds an object's events by both.
+    pub involved_namespace: String,
+    pub involved_uid: String,
     pub typ: &'static str,
     pub time: SimTime,
     pub rv: u64,
@@ -638,7 +642,7 @@ pub fn render_event(e: &KEvent) -> Value {
         "kind": "Event",
         "apiVersion": "v1",
         "metadata": { "name": e.name, "namespace": e.namespace, "uid": e.uid, "resourceVersion": e.rv.to_string(), "creationTimestamp": t },
-        "involvedObject": { "kind": e.involved_kind, "name": e.involved_name, "apiVersion": "v1" },
+        "involvedObject": { "kind": e.involved_kind, "name": e.involved_name, "namespace": e.involved_namespace, "uid": e.involved_uid, "apiVersion": "v1" },
         "reason": e.reason,
         "message": e.message,
         "type": e.typ,

@@ -834,6 +834,17 @@ impl World {
         typ: &'static str,
     ) {
         let seed = self.cluster_seed(c);
+        let kube = &self.clusters[c].kube;
+        let (involved_namespace, involved_uid) = match kind {
+            "Node" => (String::new(), kube.nodes.get(name).map(|n| n.uid.clone())),
+            _ => (
+                ns.to_string(),
+                kube.pods
+                    .get(&(ns.to_string(), name.to_string()))
+                    .map(|p| p.uid.clone()),
+            ),
+        };
+        let involved_uid = involved_uid.unwrap_or_default();
         let uid = self.clusters[c].kube.next_uid(&seed);
         let suffix = self.rng.hex(16);
         let ev = KEvent {
@@ -844,6 +855,8 @@ impl World {
             message: message.to_string(),
             involved_kind: kind,
             involved_name: name.to_string(),
+            involved_namespace,
+            involved_uid,
             typ,
             time: self.now,
             rv: 0,

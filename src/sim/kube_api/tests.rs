@@ -690,3 +690,24 @@ async fn table_watch_for_kubectl_get_w() {
     assert_eq!((&e["type"], &e["object"]["kind"]), (&json!("ADDED"), &json!("Table")));
     assert_eq!(e["object"]["rows"].as_array().unwrap().len(), 1);
 }
+
+/// `kubectl describe pod` finds the pod's events by involvedObject name, namespace and
+/// uid: an event names all three.
+#[tokio::test]
+async fn events_name_their_object_by_namespace_and_uid() {
+    let s = sim();
+    let pod = s.ready_web_pod();
+    let uid = s.kube(|k| k.pods[&("shop".to_string(), pod.clone())].uid.clone());
+    s.shared
+        .world()
+        .kube_event(0, "shop", "Pod", &pod, "BackOff", "Back-off restarting", "Warning");
+    let (code, list) = s
+        .get(&format!(
+            "/api/v1/namespaces/shop/events?fieldSelector=involvedObject.name%3D{pod},involvedObject.namespace%3Dshop,involvedObject.uid%3D{uid}"
+        ))
+        .await;
+    assert_eq!(code, StatusCode::OK, "{list}");
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{list}");
+    assert_eq!(items[0]["involvedObject"]["uid"], uid.as_str());
+}
