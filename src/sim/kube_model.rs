@@ -521,6 +521,13 @@ pub fn render_pod(p: &Pod, w: &Workload, node: Option<&Node>) -> Value {
             "10.224.0.{}",
             4 + (fnv(&n.name) % 200)
         )));
+        if p.phase == PodPhase::Running {
+            // From the pod overlay range, stable for the pod's life (kubectl -o wide shows it).
+            let h = fnv(&p.uid);
+            let ip = format!("10.244.{}.{}", (h >> 8) % 256, 2 + h % 250);
+            status["podIP"] = json!(ip);
+            status["podIPs"] = json!([{ "ip": ip }]);
+        }
     } else {
         status["conditions"][0]["reason"] = json!("Unschedulable");
         status["conditions"][0]["message"] =

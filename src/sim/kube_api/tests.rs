@@ -317,6 +317,10 @@ async fn list_get_and_selectors() {
     let ns = list["items"][0]["metadata"]["namespace"].as_str().unwrap();
     let (code, pod) = s.get(&format!("/api/v1/namespaces/{ns}/pods/{name}")).await;
     assert_eq!((code, &pod["metadata"]["name"]), (StatusCode::OK, &json!(name)));
+    // A running pod has an address in the pod range, listed in podIPs too.
+    let ip = pod["status"]["podIP"].as_str().unwrap_or_default();
+    assert!(ip.starts_with("10.244."), "{pod}");
+    assert_eq!(pod["status"]["podIPs"][0]["ip"], ip);
     let (code, missing) = s.get("/apis/apps/v1/namespaces/shop/deployments/nope").await;
     assert_eq!(code, StatusCode::NOT_FOUND);
     assert_eq!(missing["message"], "deployments.apps \"nope\" not found");
