@@ -198,9 +198,10 @@ struct SimArgs {
     check: bool,
 }
 
-fn init_logs() {
+/// Logs to stderr (JSON when it is not a terminal); `RINGMASTER_LOG` overrides `default`.
+fn init_logs(default: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("RINGMASTER_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_env("RINGMASTER_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -214,7 +215,13 @@ fn init_logs() {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logs();
+    // The demo draws its own progress: the in-process simulator's and daemon's info
+    // lines would only interleave with it.
+    init_logs(if matches!(cli.command, Command::Demo(_)) {
+        "warn"
+    } else {
+        "info"
+    });
     let result = match cli.command {
         Command::Sim(args) => run_sim(args).await,
         Command::Upgrades(args) => run_upgrades(args).await,
