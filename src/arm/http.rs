@@ -79,20 +79,26 @@ impl RawResponse {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
-    /// How long the server asked us to wait (`retry-after-ms` first, then `Retry-After`).
+    /// How long the server asked us to wait (`retry-after-ms` first, then `Retry-After`),
+    /// at most [`MAX_RETRY_AFTER`]; a value that is not a number of seconds is ignored.
     pub fn retry_after(&self) -> Option<Duration> {
         if let Some(ms) = self
             .header("retry-after-ms")
             .or(self.header("x-ms-retry-after-ms"))
-            .and_then(|v| v.parse::<u64>().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
         {
-            return Some(Duration::from_millis(ms));
+            return Some(Duration::from_millis(ms).min(MAX_RETRY_AFTER));
         }
         self.header("retry-after")
             .and_then(|v| v.trim().parse::<f64>().ok())
-            .map(Duration::from_secs_f64)
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .map(|s| Duration::from_secs_f64(s.min(MAX_RETRY_AFTER.as_secs_f64())))
     }
 }
+
+/// The longest wait a `Retry-After` can impose (a broken or hostile value must not park
+/// a step for ever).
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
 
 #[derive(Debug)]
 pub struct ArmHttp {
@@ -386,5 +392,33 @@ mod tests {
         assert_eq!(subscription_of(u), "abc");
         assert_eq!(path_of(u), "/subscriptions/abc/resourceGroups/rg");
         assert_eq!(subscription_of("/providers/x"), "");
+    }
+
+    fn answer(headers: &[(&'static str, &str)]) -> RawResponse {
+        let mut h = HeaderMap::new();
+        for (k, v) in headers {
+            h.insert(*k, v.parse().unwrap());
+        }
+        RawResponse {
+            status: 429,
+            headers: h,
+            body: Bytes::new(),
+        }
+    }
+
+    /// Milliseconds win; nonsense is ignored, not a panic; a huge wait is capped.
+    #[test]
+    fn retry_after_is_read_safely() {
+        let ra = |h: &[(&'static str, &str)]| answer(h).retry_after();
+        assert_eq!(
+            ra(&[("retry-after", "7"), ("retry-after-ms", "250")]),
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(ra(&[("retry-after", "1.5")]), Some(Duration::from_millis(1500)));
+        for bad in ["-1", "NaN", "inf", "soon"] {
+            assert_eq!(ra(&[("retry-after", bad)]), None, "{bad}");
+        }
+        assert_eq!(ra(&[("retry-after", "1e12")]), Some(MAX_RETRY_AFTER));
+        assert_eq!(ra(&[("retry-after-ms", "99999999999")]), Some(MAX_RETRY_AFTER));
     }
 }

@@ -74,7 +74,7 @@ fn valid_step(r: &Rollout, s: StepRef) -> bool {
 fn apply(r: &mut Rollout, s: &Settings, input: Input, now: DateTime<Utc>, out: &mut Vec<Command>) {
     match input {
         Input::Tick => {}
-        Input::Resumed => resume(r, out),
+        Input::Resumed => resume(r, now, out),
         Input::BaselineTaken { cluster, baseline } => {
             let c = r.cluster_mut(cluster);
             if c.status == ClusterStatus::Preparing {
@@ -373,7 +373,7 @@ fn in_progress_steps(r: &Rollout) -> Vec<StepRef> {
 }
 
 /// After a restart: watches again, and every step in flight picked up where it was.
-fn resume(r: &mut Rollout, out: &mut Vec<Command>) {
+fn resume(r: &mut Rollout, now: DateTime<Utc>, out: &mut Vec<Command>) {
     let clusters: Vec<(ClusterRef, ClusterRun)> = r.clusters().map(|(a, b)| (a, b.clone())).collect();
     for (cref, c) in clusters {
         let warmed = c.status == ClusterStatus::Pending && c.warm;
@@ -407,11 +407,13 @@ fn resume(r: &mut Rollout, out: &mut Vec<Command>) {
                     kind,
                     op: op.clone(),
                 }),
-                StepStatus::Gating { since, .. } => {
-                    // Health must be seen again for the whole settle time.
-                    let since = *since;
+                StepStatus::Gating { .. } => {
+                    // Health must be seen again for the whole settle time, and the
+                    // gate gets its whole timeout again: nothing could be observed
+                    // while the daemon was down, so a timeout that ran out meanwhile
+                    // says nothing about the cluster.
                     r.step_mut(step).status = StepStatus::Gating {
-                        since,
+                        since: now,
                         passing_since: None,
                         last: None,
                     };

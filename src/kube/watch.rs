@@ -42,8 +42,21 @@ struct WatchError {
 }
 
 impl State {
+    /// The watch read something: its earlier error is over.
     fn watch_read(&mut self, index: usize) {
         self.watch_errors[index] = None;
+    }
+
+    /// A (re-)list begins. kube's watcher says so before it asks the API, so this
+    /// proves nothing was read; until the list is done the watch holds a partial set:
+    /// not synced (gates fail closed on that, and no baseline is taken from it).
+    fn list_started(&mut self, index: usize) {
+        self.synced[index] = false;
+    }
+
+    fn list_done(&mut self, index: usize) {
+        self.synced[index] = true;
+        self.watch_read(index);
     }
 
     fn watch_failed(&mut self, index: usize, message: String, forbidden: bool) {
@@ -130,10 +143,10 @@ where
                 let mut s = lock(&state);
                 match item {
                     Ok(ev) => {
-                        // This watch reads again: its earlier error is over.
-                        s.watch_read(index);
-                        if matches!(ev, Event::InitDone) {
-                            s.synced[index] = true;
+                        match ev {
+                            Event::Init => s.list_started(index),
+                            Event::InitDone => s.list_done(index),
+                            _ => s.watch_read(index),
                         }
                         apply(&mut s, ev);
                     }
@@ -321,5 +334,22 @@ mod tests {
         assert!(s.probed(Some("timeout".into())));
         assert!(s.probed(None));
         assert_eq!(s.api_error(), None);
+    }
+
+    /// kube's watcher retries a refused list by yielding `Init` first, before asking:
+    /// that must neither clear the refusal nor leave the partial set looking synced.
+    #[test]
+    fn a_relist_is_not_synced_and_clears_no_error_until_it_is_done() {
+        let mut s = State::default();
+        for i in 0..3 {
+            s.list_done(i);
+        }
+        s.watch_failed(0, "pods is forbidden".into(), true);
+        s.list_started(0);
+        assert_eq!(s.api_error().as_deref(), Some("pods is forbidden"));
+        assert!(!s.synced[0]);
+        s.list_done(0);
+        assert_eq!(s.api_error(), None);
+        assert!(s.synced.iter().all(|x| *x));
     }
 }

@@ -66,6 +66,9 @@ pub struct Runtime {
     notifier: Arc<dyn Notifier>,
     gates: HashMap<engine::StepRef, JoinHandle<()>>,
     tasks: Vec<JoinHandle<()>>,
+    /// Calls to AKS's abort: they are the point of an abort, so the loop's end waits
+    /// for them (bounded) instead of cancelling them with the other tasks.
+    aborts: Vec<JoinHandle<()>>,
     wake: Option<DateTime<Utc>>,
     progress: watch::Sender<Rollout>,
     audit: Option<mpsc::UnboundedSender<AuditEntry>>,
@@ -119,6 +122,7 @@ impl Runtime {
             notifier,
             gates: HashMap::new(),
             tasks: Vec::new(),
+            aborts: Vec::new(),
             wake: None,
             progress,
             audit: None,
@@ -185,7 +189,7 @@ impl Runtime {
                     Err(_) => break,
                 }
             }
-            self.step(ticks_last(batch, woke)).await?;
+            self.step(order_batch(batch, woke)).await?;
             if self.rollout.status.is_terminal() {
                 // Let nothing we started keep running in the background.
                 for (_, g) in self.gates.drain() {
@@ -196,6 +200,11 @@ impl Runtime {
         }
         for t in self.tasks.drain(..) {
             t.abort();
+        }
+        for a in self.aborts.drain(..) {
+            if tokio::time::timeout(ABORT_WAIT, a).await.is_err() {
+                warn!("an abort call to AKS did not finish in time");
+            }
         }
         Ok(self.rollout)
     }
@@ -300,6 +309,10 @@ impl Runtime {
                     h.abort();
                 }
             }
+            abort @ Command::AbortOperation { .. } => {
+                self.aborts.retain(|t| !t.is_finished());
+                self.aborts.push(tokio::spawn(exec::run(sh, abort)));
+            }
             other => {
                 self.tasks.retain(|t| !t.is_finished());
                 self.tasks.push(tokio::spawn(exec::run(sh, other)));
@@ -308,19 +321,45 @@ impl Runtime {
     }
 }
 
+/// How long (wall clock) the end of a rollout waits for its abort calls to AKS.
+const ABORT_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// At most this many queued inputs go into one save (bounds the time between saves).
 const MAX_BATCH: usize = 512;
 
-/// Orders a batch so that everything already observed goes in before the passing of
-/// time: a wake-up tick taken before a queued healthy observation would time a gate out
-/// on health the watches had already seen. Several ticks are one.
-fn ticks_last(batch: Vec<Input>, woke: bool) -> Vec<Input> {
+/// Orders a batch: gate observations first, only the latest per step; then the other
+/// inputs as they came; then one tick if time woke the loop or a tick was queued.
+///
+/// Every `advance` drives the whole rollout at `now`, so what the watches already saw
+/// must be known before anything is decided: a tick (or any input) taken before a
+/// queued observation could pass a gate on health that has since gone, or time one out
+/// on health the watches had already seen. Only the latest observation per step
+/// counts: an older healthy one, applied first, would pass a gate at once (health is
+/// counted from its watch time) before the newer unhealthy one is seen.
+fn order_batch(batch: Vec<Input>, woke: bool) -> Vec<Input> {
     let ticks = woke || batch.iter().any(|i| matches!(i, Input::Tick));
-    let mut out: Vec<Input> = batch.into_iter().filter(|i| !matches!(i, Input::Tick)).collect();
-    if ticks || out.is_empty() {
-        out.push(Input::Tick);
+    let latest: std::collections::HashMap<engine::StepRef, usize> = batch
+        .iter()
+        .enumerate()
+        .filter_map(|(i, x)| match x {
+            Input::GateObserved { step, .. } => Some((*step, i)),
+            _ => None,
+        })
+        .collect();
+    let (mut observed, mut rest) = (Vec::new(), Vec::new());
+    for (i, x) in batch.into_iter().enumerate() {
+        match &x {
+            Input::Tick => {}
+            Input::GateObserved { step, .. } if latest.get(step) == Some(&i) => observed.push(x),
+            Input::GateObserved { .. } => {}
+            _ => rest.push(x),
+        }
     }
-    out
+    observed.append(&mut rest);
+    if ticks || observed.is_empty() {
+        observed.push(Input::Tick);
+    }
+    observed
 }
 
 /// Logs a failure of the loop's channel (the runtime is gone).
@@ -411,13 +450,13 @@ mod tests {
     use super::*;
     use crate::engine::StepRef;
 
-    fn observed(healthy: bool) -> Input {
+    fn observed(step: usize, healthy: bool) -> Input {
         Input::GateObserved {
             step: StepRef {
                 ring: 0,
                 wave: 0,
                 cluster: 0,
-                step: 1,
+                step,
             },
             healthy,
             reasons: vec![],
@@ -425,11 +464,32 @@ mod tests {
         }
     }
 
+    fn pause() -> Input {
+        Input::Pause {
+            scope: engine::Scope::Rollout,
+            by: "alice".into(),
+            reason: String::new(),
+        }
+    }
+
     #[test]
-    fn observations_go_in_before_the_tick_that_woke_the_loop() {
-        let b = ticks_last(vec![observed(false), Input::Tick, observed(true)], true);
-        assert_eq!(b, vec![observed(false), observed(true), Input::Tick]);
-        assert_eq!(ticks_last(vec![observed(true)], false), vec![observed(true)]);
-        assert_eq!(ticks_last(vec![], true), vec![Input::Tick]);
+    fn observations_go_first_only_the_latest_per_step_and_ticks_last() {
+        let b = order_batch(
+            vec![
+                pause(),
+                observed(1, true),
+                Input::Tick,
+                observed(2, true),
+                observed(1, false),
+            ],
+            false,
+        );
+        assert_eq!(b, vec![observed(2, true), observed(1, false), pause(), Input::Tick]);
+        assert_eq!(order_batch(vec![observed(1, true)], false), vec![observed(1, true)]);
+        assert_eq!(
+            order_batch(vec![observed(1, false)], true),
+            vec![observed(1, false), Input::Tick]
+        );
+        assert_eq!(order_batch(vec![], true), vec![Input::Tick]);
     }
 }
