@@ -64,14 +64,15 @@
 //! serialized and written at every transition.
 
 use ringmaster::arm;
-use ringmaster::clock::{Clock, ScaledClock};
+use ringmaster::clock::Clock;
+use ringmaster::demo::Rehearsal;
 use ringmaster::domain::fleet::ClusterId;
 use ringmaster::engine::{ClusterStatus, Input, NotifyEvent, Rollout, RolloutStatus, StepStatus};
 use ringmaster::identity::{AzureConfig, AzureTokens};
 use ringmaster::plan::StepKind;
 use ringmaster::runtime::{Notifier, Runtime};
 use ringmaster::sim::operation::{OpStatus, Target};
-use ringmaster::sim::{ClockMode, ReadyInfo, SimOptions, Simulator, fleet};
+use ringmaster::sim::{ReadyInfo, Simulator, fleet};
 use ringmaster::store::{AuditEntry, Store};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -287,21 +288,15 @@ async fn record_run(fleet: fleet::Fleet, policy_path: &Path, scale: f64, limit: 
     ringmaster::identity::install_crypto_provider();
     let poll = fleet.durations.poll_interval;
     let dir = tempfile::tempdir().expect("temp dir");
-    let sim = Simulator::start(SimOptions {
-        fleet,
-        listen: "127.0.0.1:0".parse().unwrap(),
-        clock: ClockMode::Scaled(scale),
-        seed: 1,
-        plain_http: false,
-        state_dir: Some(dir.path().join("sim")),
-    })
-    .await
-    .expect("simulator");
     // The daemon's clock runs in step with the simulator's (as in `ringmaster demo`).
-    let clock: Arc<dyn Clock> = Arc::new(ScaledClock::new(sim.shared().clock.now().to_datetime(), scale));
-    let config = AzureConfig::for_simulator(&sim.info);
-    let client = Arc::new(arm::connect(&config, clock.clone()).expect("ARM client"));
-    let tokens = Arc::new(AzureTokens::new(config.clone(), config.http_client().expect("http")).expect("tokens"));
+    let Rehearsal {
+        sim,
+        clock,
+        client,
+        tokens,
+    } = Rehearsal::start(fleet, scale, Some(dir.path().join("sim")))
+        .await
+        .expect("simulator");
     let policy_text = std::fs::read_to_string(policy_path).expect("policy");
     let policy =
         ringmaster::policy::compile(&policy_path.display().to_string(), &policy_text).expect("policy compiles");
@@ -1191,18 +1186,7 @@ async fn latency_probe() {
     let scale: f64 = env_or("BENCH_PROBE_SCALE", 300.0);
     let mut f = fleet::load(&Path::new(MANIFEST).join("examples/fleets/demo.yaml")).expect("demo fleet");
     f.faults.clear();
-    let sim = Simulator::start(SimOptions {
-        fleet: f,
-        listen: "127.0.0.1:0".parse().unwrap(),
-        clock: ClockMode::Scaled(scale),
-        seed: 1,
-        plain_http: false,
-        state_dir: None,
-    })
-    .await
-    .expect("simulator");
-    let clock: Arc<dyn Clock> = Arc::new(ScaledClock::new(sim.shared().clock.now().to_datetime(), scale));
-    let client = Arc::new(arm::connect(&AzureConfig::for_simulator(&sim.info), clock.clone()).expect("client"));
+    let Rehearsal { sim, clock, client, .. } = Rehearsal::start(f, scale, None).await.expect("simulator");
     let d = ringmaster::discovery::discover(&client, &sim.info.subscription_ids, clock.now())
         .await
         .expect("discovery");

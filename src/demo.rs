@@ -46,6 +46,47 @@ fn line(out: &mut impl Write, now: chrono::DateTime<chrono::Utc>, text: &str) {
     let _ = writeln!(out, "[{}] {text}", now.format("%H:%M"));
 }
 
+/// A simulated fleet in-process and a daemon's access to it, on one scaled clock: what
+/// the demo, the rollout benchmark and the runtime's tests rehearse on.
+pub struct Rehearsal {
+    pub sim: Simulator,
+    /// Simulated time, in step with the simulator's scaled clock.
+    pub clock: Arc<dyn Clock>,
+    pub client: Arc<arm::AksClient>,
+    pub tokens: Arc<AzureTokens>,
+}
+
+impl Rehearsal {
+    /// Starts the simulator on loopback (seed 1) at `scale` simulated seconds per
+    /// wall-clock second; `state_dir` keeps its operation log.
+    pub async fn start(fleet: fleet::Fleet, scale: f64, state_dir: Option<PathBuf>) -> Result<Rehearsal> {
+        crate::identity::install_crypto_provider();
+        let sim = Simulator::start(SimOptions {
+            fleet,
+            listen: "127.0.0.1:0".parse()?,
+            clock: ClockMode::Scaled(scale),
+            seed: 1,
+            plain_http: false,
+            state_dir,
+        })
+        .await
+        .context("starting the simulator")?;
+        let clock: Arc<dyn Clock> = Arc::new(crate::clock::ScaledClock::new(
+            sim.shared().clock.now().to_datetime(),
+            scale,
+        ));
+        let config = AzureConfig::for_simulator(&sim.info);
+        let client = Arc::new(arm::connect(&config, clock.clone())?);
+        let tokens = Arc::new(AzureTokens::new(config.clone(), config.http_client()?)?);
+        Ok(Rehearsal {
+            sim,
+            clock,
+            client,
+            tokens,
+        })
+    }
+}
+
 /// Runs the demo; prints to stdout.
 pub async fn run(o: DemoOptions) -> Result<DemoOutcome> {
     crate::identity::install_crypto_provider();
@@ -63,24 +104,12 @@ pub async fn run(o: DemoOptions) -> Result<DemoOutcome> {
         fleet.faults.clear();
         Vec::new()
     };
-    let sim = Simulator::start(SimOptions {
-        fleet,
-        listen: "127.0.0.1:0".parse()?,
-        clock: ClockMode::Scaled(o.time_scale),
-        seed: 1,
-        plain_http: false,
-        state_dir: None,
-    })
-    .await
-    .context("starting the simulator")?;
-    // The daemon runs in simulated time, in step with the simulator's scaled clock.
-    let clock: Arc<dyn Clock> = Arc::new(crate::clock::ScaledClock::new(
-        sim.shared().clock.now().to_datetime(),
-        o.time_scale,
-    ));
-    let config = AzureConfig::for_simulator(&sim.info);
-    let client = Arc::new(arm::connect(&config, clock.clone())?);
-    let tokens = Arc::new(AzureTokens::new(config.clone(), config.http_client()?)?);
+    let Rehearsal {
+        sim,
+        clock,
+        client,
+        tokens,
+    } = Rehearsal::start(fleet, o.time_scale, None).await?;
     let mut out = std::io::stdout();
     let _ = writeln!(
         out,

@@ -5,35 +5,23 @@
 
 mod common;
 
-use ringmaster::clock::{Clock, ScaledClock};
+use ringmaster::demo::Rehearsal;
 use ringmaster::engine::{Input, RolloutStatus, StepStatus};
-use ringmaster::identity::{AzureConfig, AzureTokens};
 use ringmaster::runtime::{LogNotifier, Runtime};
 use ringmaster::sim::operation::OpStatus;
-use ringmaster::sim::{ClockMode, SimOptions, Simulator};
 use std::sync::Arc;
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_abort_cancels_the_operation_in_flight_in_aks() {
-    ringmaster::identity::install_crypto_provider();
     let mut fleet = common::demo_fleet();
     fleet.faults.clear();
-    let scale = 200.0;
-    let sim = Simulator::start(SimOptions {
-        fleet,
-        listen: "127.0.0.1:0".parse().unwrap(),
-        clock: ClockMode::Scaled(scale),
-        seed: 1,
-        plain_http: false,
-        state_dir: None,
-    })
-    .await
-    .unwrap();
-    let clock: Arc<dyn Clock> = Arc::new(ScaledClock::new(sim.shared().clock.now().to_datetime(), scale));
-    let config = AzureConfig::for_simulator(&sim.info);
-    let client = Arc::new(ringmaster::arm::connect(&config, clock.clone()).unwrap());
-    let tokens = Arc::new(AzureTokens::new(config.clone(), config.http_client().unwrap()).unwrap());
+    let Rehearsal {
+        sim,
+        clock,
+        client,
+        tokens,
+    } = Rehearsal::start(fleet, 200.0, None).await.unwrap();
     let policy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/demo.yaml");
     let (rollout, _) = ringmaster::service::run::new_rollout(&client, &policy, &sim.info.subscription_ids, clock.now())
         .await
