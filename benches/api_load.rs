@@ -9,10 +9,9 @@
 //! `cargo bench --bench api_load` (BENCH_SECONDS, BENCH_CLIENTS to change the load).
 
 use ringmaster::api::{ApiState, Auth};
-use ringmaster::clock::{Clock, ScaledClock};
-use ringmaster::identity::{AzureConfig, AzureTokens};
+use ringmaster::demo::Rehearsal;
 use ringmaster::service::Control;
-use ringmaster::sim::{ClockMode, SimOptions, Simulator, fleet};
+use ringmaster::sim::fleet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -45,7 +44,6 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    ringmaster::identity::install_crypto_provider();
     let seconds: u64 = env_or("BENCH_SECONDS", 10);
     let clients: usize = env_or("BENCH_CLIENTS", 8);
     let scale = 60.0;
@@ -64,20 +62,14 @@ async fn main() {
         per_second: 10_000_000.0,
     };
     let dir = tempfile::tempdir().unwrap();
-    let sim = Simulator::start(SimOptions {
-        fleet: f,
-        listen: "127.0.0.1:0".parse().unwrap(),
-        clock: ClockMode::Scaled(scale),
-        seed: 1,
-        plain_http: false,
-        state_dir: Some(dir.path().to_path_buf()),
-    })
-    .await
-    .expect("simulator");
-    let clock: Arc<dyn Clock> = Arc::new(ScaledClock::new(sim.shared().clock.now().to_datetime(), scale));
-    let config = AzureConfig::for_simulator(&sim.info);
-    let client = Arc::new(ringmaster::arm::connect(&config, clock.clone()).unwrap());
-    let tokens = Arc::new(AzureTokens::new(config.clone(), config.http_client().unwrap()).unwrap());
+    let Rehearsal {
+        sim,
+        clock,
+        client,
+        tokens,
+    } = Rehearsal::start(f, scale, Some(dir.path().to_path_buf()))
+        .await
+        .expect("simulator");
     let policy = dir.path().join("bench.yaml");
     std::fs::write(&policy, POLICY).unwrap();
     let store = Arc::new(ringmaster::store::Store::open(dir.path().join("state.db")).unwrap());

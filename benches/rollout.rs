@@ -285,7 +285,6 @@ fn last_pod_ready(sim: &Simulator, gates: &ringmaster::policy::Gates, name: &str
 }
 
 async fn record_run(fleet: fleet::Fleet, policy_path: &Path, scale: f64, limit: Duration) -> Recording {
-    ringmaster::identity::install_crypto_provider();
     let poll = fleet.durations.poll_interval;
     let dir = tempfile::tempdir().expect("temp dir");
     // The daemon's clock runs in step with the simulator's (as in `ringmaster demo`).
@@ -1182,7 +1181,6 @@ fn print_5k(f: &FiveK) {
 /// against the in-process simulator at a scale: two control-plane upgrades followed
 /// at once, every poll's time; and sequential GET latencies.
 async fn latency_probe() {
-    ringmaster::identity::install_crypto_provider();
     let scale: f64 = env_or("BENCH_PROBE_SCALE", 300.0);
     let mut f = fleet::load(&Path::new(MANIFEST).join("examples/fleets/demo.yaml")).expect("demo fleet");
     f.faults.clear();

@@ -89,7 +89,6 @@ impl Rehearsal {
 
 /// Runs the demo; prints to stdout.
 pub async fn run(o: DemoOptions) -> Result<DemoOutcome> {
-    crate::identity::install_crypto_provider();
     let mut fleet = fleet::load(&o.fleet).map_err(|e| anyhow::anyhow!("{e}"))?;
     let faulted: Vec<String> = if o.faults {
         fleet
