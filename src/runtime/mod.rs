@@ -240,8 +240,10 @@ impl Runtime {
             })
             .collect();
         // Every transition that matters after a restart emits a command (an audit at
-        // least). What emits none is a gate's running observation, which a restart
-        // deliberately forgets (health must be seen again for the whole settle time).
+        // least). What emits none is bookkeeping a restart redoes or forgets on purpose:
+        // a gate's running observation (health must be seen again for the whole settle
+        // time), a baseline's retry time (resume takes the baseline again), timers that
+        // `drive` recomputes from the state.
         let durable = cmds.iter().any(|c| !matches!(c, Command::WakeAt { .. }));
         if durable && let Some(store) = &self.shared.store {
             // Into the same buffer every time: a 5,000-cluster state is 8 MiB of JSON.
