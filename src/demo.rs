@@ -20,8 +20,10 @@ use tokio::sync::mpsc;
 
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
-    pub fleet: PathBuf,
-    pub policy: PathBuf,
+    /// The fleet file; `None` is the built-in demo fleet.
+    pub fleet: Option<PathBuf>,
+    /// The policy file; `None` is the built-in demo policy.
+    pub policy: Option<PathBuf>,
     pub interactive: bool,
     pub faults: bool,
     pub time_scale: f64,
@@ -89,7 +91,8 @@ impl Rehearsal {
 
 /// Runs the demo; prints to stdout.
 pub async fn run(o: DemoOptions) -> Result<DemoOutcome> {
-    let mut fleet = fleet::load(&o.fleet).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (_, mut fleet) = crate::embedded::fleet_or_demo(o.fleet.as_ref()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let policy = crate::embedded::PolicySource::demo_or(o.policy.as_deref())?;
     let faulted: Vec<String> = if o.faults {
         fleet
             .faults
@@ -120,7 +123,7 @@ pub async fn run(o: DemoOptions) -> Result<DemoOutcome> {
 
     let now = clock.now();
     let (rollout, before) =
-        crate::service::run::new_rollout(&client, &o.policy, &sim.info.subscription_ids, now).await?;
+        crate::service::run::new_rollout_from(&client, policy, &sim.info.subscription_ids, now).await?;
     let plan = &rollout.plan;
     let _ = writeln!(
         out,

@@ -11,6 +11,7 @@ pub mod clock;
 pub mod demo;
 pub mod discovery;
 pub mod domain;
+pub mod embedded;
 pub mod engine;
 pub mod gate;
 pub mod identity;

@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use ringmaster::sim::{ClockMode, SimOptions, Simulator, fleet};
+use ringmaster::sim::{ClockMode, SimOptions, Simulator};
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -108,10 +108,14 @@ struct RunArgs {
 
 #[derive(clap::Args)]
 struct DemoArgs {
-    #[arg(long, default_value = "examples/fleets/demo.yaml")]
-    fleet: PathBuf,
-    #[arg(long, default_value = "policies/demo.yaml")]
-    policy: PathBuf,
+    /// The fleet file (default: the demo fleet built into the binary, a copy of
+    /// examples/fleets/demo.yaml).
+    #[arg(long)]
+    fleet: Option<PathBuf>,
+    /// The rollout policy (default: the demo policy built into the binary, a copy of
+    /// policies/demo.yaml).
+    #[arg(long)]
+    policy: Option<PathBuf>,
     /// Wait for you to approve the promotion to prod instead of approving it.
     #[arg(long)]
     interactive: bool,
@@ -168,9 +172,10 @@ struct UpgradesArgs {
 
 #[derive(clap::Args)]
 struct SimArgs {
-    /// The fleet file (YAML; see docs/fleet.md).
-    #[arg(long, default_value = "examples/fleets/demo.yaml")]
-    fleet: PathBuf,
+    /// The fleet file (YAML; see docs/fleet.md). Default: the demo fleet built into the
+    /// binary (a copy of examples/fleets/demo.yaml).
+    #[arg(long)]
+    fleet: Option<PathBuf>,
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, default_value = "127.0.0.1:0")]
     listen: SocketAddr,
@@ -276,7 +281,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run_sim(args: SimArgs) -> Result<ExitCode> {
-    let fleet = match fleet::load(&args.fleet) {
+    let (fleet_name, fleet) = match ringmaster::embedded::fleet_or_demo(args.fleet.as_ref()) {
         Ok(f) => f,
         Err(errors) => {
             eprintln!("{errors}");
@@ -287,7 +292,7 @@ async fn run_sim(args: SimArgs) -> Result<ExitCode> {
         let pools: usize = fleet.clusters.iter().map(|c| c.pools.len()).sum();
         println!(
             "{}: valid: {} subscriptions, {} clusters, {} pools, {} faults",
-            args.fleet.display(),
+            fleet_name,
             fleet.subscriptions.len(),
             fleet.clusters.len(),
             pools,

@@ -4,8 +4,12 @@
 //! script `tests/python/sdk_upgrade.py` prints what it saw; this test checks it against
 //! the simulator's own state.
 //!
-//! Needs `python3` with `pip install azure-identity azure-mgmt-containerservice`; the
-//! test fails (never skips) without them. `RINGMASTER_PYTHON` picks another interpreter.
+//! The SDK's pinned versions (`tests/python/requirements.txt`) go into a virtual
+//! environment under the cargo target directory, made on first use and reused after (a
+//! stamp holds the requirements it was made from; change a pin and it is made again), so
+//! `cargo test` needs only `python3` with its `venv` module and the package index. The
+//! test fails (never skips) when that cannot be done. `RINGMASTER_PYTHON` names an
+//! interpreter that already has the SDK instead.
 
 use ringmaster::sim::{ClockMode, SimOptions, Simulator, fleet};
 use serde_json::Value;
@@ -15,7 +19,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 const SUB: &str = "3f2a8c1e-6b4d-4e7a-9c05-1d2e3f405a61";
-const INSTALL: &str = "pip install azure-identity azure-mgmt-containerservice";
+const INSTALL: &str = "apt-get install -y python3 python3-venv";
 
 /// What the simulator holds for one pool.
 #[derive(Debug, Clone)]
@@ -47,7 +51,14 @@ fn s(v: &Value) -> &str {
 async fn run_script(sim: &Simulator) -> Value {
     let info = &sim.info;
     let ca = info.ca_cert.as_deref().expect("the simulator serves TLS");
-    let python = std::env::var("RINGMASTER_PYTHON").unwrap_or_else(|_| "python3".into());
+    let python = match std::env::var("RINGMASTER_PYTHON") {
+        Ok(p) => p,
+        Err(_) => tokio::task::spawn_blocking(sdk_python)
+            .await
+            .expect("venv set-up ran")
+            .display()
+            .to_string(),
+    };
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/sdk_upgrade.py");
     let child = tokio::process::Command::new(&python)
         .arg(&script)
@@ -69,7 +80,7 @@ async fn run_script(sim: &Simulator) -> Value {
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot run `{python}` ({e}): install Python 3 and then `{INSTALL}`"));
+        .unwrap_or_else(|e| panic!("cannot run `{python}` ({e}): `{INSTALL}`"));
     let out = tokio::time::timeout(Duration::from_secs(300), child.wait_with_output())
         .await
         .expect("the SDK script did not finish within 300 s")
@@ -79,7 +90,9 @@ async fn run_script(sim: &Simulator) -> Value {
     match out.status.code() {
         Some(0) => {}
         Some(3) => {
-            panic!("the Azure Python SDK is not installed for `{python}`: run `{INSTALL}` (CI installs them)\n{stderr}")
+            panic!(
+                "the Azure Python SDK is not importable by `{python}` (RINGMASTER_PYTHON must have `pip install -r tests/python/requirements.txt`)\n{stderr}"
+            )
         }
         _ => panic!(
             "the SDK script failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
@@ -92,6 +105,49 @@ async fn run_script(sim: &Simulator) -> Value {
         .find(|l| l.trim_start().starts_with('{'))
         .unwrap_or_else(|| panic!("the SDK script printed no JSON line:\n--- stdout\n{stdout}\n--- stderr\n{stderr}"));
     serde_json::from_str(line).unwrap_or_else(|e| panic!("bad JSON from the SDK script ({e}): {line}"))
+}
+
+/// Runs `cmd` to completion; panics with its output and `what` when it fails.
+fn must(cmd: &mut std::process::Command, what: &str) {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: cannot run {cmd:?} ({e}); install Python 3: `{INSTALL}`"));
+    assert!(
+        out.status.success(),
+        "{what} failed ({}); `{INSTALL}` installs what it needs\n--- stdout\n{}\n--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The interpreter of a virtual environment holding the pinned SDK, made when missing or
+/// when its stamp differs from `tests/python/requirements.txt`.
+fn sdk_python() -> std::path::PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let requirements = root.join("tests/python/requirements.txt");
+    let wanted = std::fs::read_to_string(&requirements).expect("tests/python/requirements.txt");
+    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("azure-sdk-venv");
+    let python = venv.join("bin/python");
+    let stamp = venv.join("ringmaster-requirements.txt");
+    if python.exists() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()) {
+        return python;
+    }
+    eprintln!("making {} with the pinned Azure SDK (once)", venv.display());
+    let _ = std::fs::remove_dir_all(&venv);
+    must(
+        std::process::Command::new("python3").args(["-m", "venv"]).arg(&venv),
+        "python3 -m venv",
+    );
+    must(
+        std::process::Command::new(&python)
+            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"])
+            .arg(&requirements),
+        "pip install -r tests/python/requirements.txt",
+    );
+    std::fs::write(&stamp, &wanted).expect("write the venv's stamp");
+    python
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

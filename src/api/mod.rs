@@ -17,6 +17,7 @@ pub mod cli;
 mod client;
 pub mod entra;
 pub mod error;
+mod jwt;
 pub mod openapi;
 mod rollouts;
 mod table;

@@ -298,7 +298,7 @@ mod tests {
     /// The official example answers parse, and writing them back loses nothing.
     #[test]
     fn official_examples_round_trip() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/arm-examples");
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/azure/arm-examples");
         let read = |f: &str| -> Value {
             let v: Value = serde_json::from_str(&std::fs::read_to_string(dir.join(f)).unwrap()).unwrap();
             v["responses"]["200"]["body"].clone()

@@ -35,8 +35,18 @@ pub async fn new_rollout(
     subscriptions: &[String],
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<(Rollout, crate::domain::fleet::FleetSnapshot)> {
-    let text = std::fs::read_to_string(policy).with_context(|| format!("reading {}", policy.display()))?;
-    let file = policy.display().to_string();
+    let source = crate::embedded::PolicySource::read(policy)?;
+    new_rollout_from(client, source, subscriptions, now).await
+}
+
+/// [`new_rollout`] for a policy already read (the demo's may be built in).
+pub async fn new_rollout_from(
+    client: &AksClient,
+    policy: crate::embedded::PolicySource,
+    subscriptions: &[String],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(Rollout, crate::domain::fleet::FleetSnapshot)> {
+    let crate::embedded::PolicySource { name: file, text } = policy;
     let compiled = crate::policy::compile(&file, &text).map_err(|e| anyhow::anyhow!("{e}"))?;
     let subs = if !compiled.fleet.subscriptions.is_empty() {
         compiled.fleet.subscriptions.clone()

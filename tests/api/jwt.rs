@@ -1,15 +1,14 @@
-//! Entra ID tokens: RS256 JWTs signed with locally generated RSA keys, the keys served
-//! by a tiny OpenID configuration + JWKS server on loopback, as Entra ID serves them.
+//! Entra ID tokens: RS256 JWTs signed with test-only RSA keys (`tests/fixtures/jwt/`),
+//! the keys served by a tiny OpenID configuration + JWKS server on loopback, as Entra ID
+//! serves them. Tokens are made here with ring, independently of the code under test.
 
 use crate::harness::{Harness, code};
 use axum::routing::get;
 use axum::{Json, Router};
 use base64::Engine;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::StatusCode;
+use ring::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
 use ringmaster::api::entra::EntraConfig;
-use rsa::pkcs1::EncodeRsaPrivateKey;
-use rsa::traits::PublicKeyParts;
 use serde_json::{Value, json};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -20,29 +19,50 @@ const AUDIENCE: &str = "api://ringmaster";
 
 struct Key {
     kid: String,
-    private: rsa::PrivateKey,
+    private: RsaKeyPair,
+}
+
+fn b64(b: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+}
+
+/// A compact JWS of `header` and `claims`, signed by `sign` over `header.claims`.
+fn compact(header: &Value, claims: &Value, sign: impl FnOnce(&[u8]) -> Vec<u8>) -> String {
+    let signed = format!(
+        "{}.{}",
+        b64(header.to_string().as_bytes()),
+        b64(claims.to_string().as_bytes())
+    );
+    let signature = sign(signed.as_bytes());
+    format!("{signed}.{}", b64(&signature))
 }
 
 impl Key {
-    fn new(kid: &str) -> Key {
+    fn load(kid: &str, file: &str) -> Key {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/jwt")
+            .join(file);
+        let der = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         Key {
             kid: kid.into(),
-            private: rsa::PrivateKey::new(&mut getrandom::SysRng, 2048).unwrap(),
+            private: RsaKeyPair::from_der(&der).expect("a PKCS#1 RSA key"),
         }
     }
 
     fn jwk(&self) -> Value {
-        let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
-        let public = self.private.to_public_key();
-        json!({ "kty": "RSA", "use": "sig", "kid": self.kid, "n": b64(&public.n_bytes()), "e": b64(&public.e_bytes()) })
+        let public = ring::rsa::PublicKeyComponents::<Vec<u8>>::from(self.private.public());
+        json!({ "kty": "RSA", "use": "sig", "kid": self.kid, "n": b64(&public.n), "e": b64(&public.e) })
     }
 
     /// A token with `kid` in its header (normally our own).
     fn sign_as(&self, kid: &str, claims: &Value) -> String {
-        let mut header = Header::new(Algorithm::RS256);
-        header.kid = Some(kid.into());
-        let der = self.private.to_pkcs1_der().unwrap();
-        jsonwebtoken::encode(&header, claims, &EncodingKey::from_rsa_der(der.as_bytes())).unwrap()
+        let header = json!({ "alg": "RS256", "typ": "JWT", "kid": kid });
+        compact(&header, claims, |msg| {
+            let mut sig = vec![0; self.private.public().modulus_len()];
+            let rng = ring::rand::SystemRandom::new();
+            self.private.sign(&RSA_PKCS1_SHA256, &rng, msg, &mut sig).unwrap();
+            sig
+        })
     }
 
     fn sign(&self, claims: &Value) -> String {
@@ -50,10 +70,14 @@ impl Key {
     }
 }
 
-/// RSA key generation is slow in a debug build: two keys for the whole binary.
 fn keys() -> &'static (Key, Key) {
     static KEYS: OnceLock<(Key, Key)> = OnceLock::new();
-    KEYS.get_or_init(|| (Key::new("key-1"), Key::new("key-2")))
+    KEYS.get_or_init(|| {
+        (
+            Key::load("key-1", "test-key-1.der"),
+            Key::load("key-2", "test-key-2.der"),
+        )
+    })
 }
 
 /// The tenant's OpenID configuration and JWKS on loopback; `published` are the keys
@@ -202,9 +226,11 @@ async fn bad_entra_tokens_get_401_change_nothing_and_are_audited() {
         assert!(headers["www-authenticate"].to_str().unwrap().starts_with("Bearer"));
     }
     // HS256 with the public key as secret: the classic algorithm confusion.
-    let mut header = Header::new(Algorithm::HS256);
-    header.kid = Some("key-1".into());
-    let hs = jsonwebtoken::encode(&header, &base, &EncodingKey::from_secret(b"public key bytes").unwrap()).unwrap();
+    let header = json!({ "alg": "HS256", "typ": "JWT", "kid": "key-1" });
+    let hs = compact(&header, &base, |msg| {
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"public key bytes");
+        ring::hmac::sign(&key, msg).as_ref().to_vec()
+    });
     let (s, v) = h.get(Some(&hs), "/api/v1/rollouts").await;
     assert_eq!(s, StatusCode::UNAUTHORIZED, "{v}");
     assert!(v["error"]["message"].as_str().unwrap().contains("RS256"));
