@@ -231,8 +231,9 @@ impl AzureConfig {
     }
 }
 
-/// Installs rustls's ring provider as the process default (both ring and aws-lc-rs are
-/// compiled in through dependencies, so rustls cannot pick one by itself).
+/// Installs rustls's ring provider as the process default. ring is the only crypto
+/// library in the tree (aws-lc-rs is kept out: see Cargo.toml), but reqwest is built
+/// without a provider of its own and asks for the process default.
 pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }

@@ -113,5 +113,8 @@ fn sim_and_demo_start_from_an_empty_directory() {
     let plan = wait_for_line(&mut demo, Duration::from_secs(120), |l| l.starts_with("plan: "));
     let _ = demo.kill();
     let _ = demo.wait();
-    assert!(plan.contains("target 1.33") && plan.contains("7 clusters in 3 rings"), "{plan}");
+    assert!(
+        plan.contains("target 1.33") && plan.contains("7 clusters in 3 rings"),
+        "{plan}"
+    );
 }
