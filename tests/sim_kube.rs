@@ -71,7 +71,9 @@ or see https://kubernetes.io/docs/tasks/tools/";
 /// Panics with [`KUBECTL_MISSING`] unless `program version --client` runs: a test that
 /// silently passed without kubectl would claim compatibility nobody checked.
 fn require_kubectl_at(program: &str) {
-    let out = std::process::Command::new(program).args(["version", "--client"]).output();
+    let out = std::process::Command::new(program)
+        .args(["version", "--client"])
+        .output();
     match out {
         Ok(o) if o.status.success() => {}
         Ok(o) => panic!(
