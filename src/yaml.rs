@@ -1,7 +1,9 @@
 //! YAML input with positions: every error a user sees names `file:line:col`.
-//! Shared by the fleet file (simulator) and, later, rollout policies.
+//! Shared by the fleet file (simulator), rollout policies and the service configuration.
 
-use serde::de::DeserializeOwned;
+mod blank;
+
+use serde::de::{DeserializeOwned, IgnoredAny};
 use std::fmt;
 use std::path::Path;
 
@@ -89,19 +91,65 @@ impl Diagnostics {
 }
 
 /// Parses YAML into `T` (whose types should deny unknown fields); a syntax or shape
-/// error comes back with its position.
+/// error comes back with its position, together with every unknown field.
 pub fn parse<T: DeserializeOwned>(file: &str, text: &str) -> Result<T, SourceErrors> {
-    let options = serde_saphyr::options! { with_snippet: false };
-    serde_saphyr::from_str_with_options(text, options).map_err(|e| {
-        let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
-        let message = strip_position(&e.to_string());
-        SourceErrors(vec![SourceError {
-            file: file.to_string(),
-            line,
-            column,
-            message,
-        }])
-    })
+    match parse_reporting_unknown(file, text)? {
+        (value, unknown) if unknown.is_empty() => Ok(value),
+        (_, unknown) => Err(SourceErrors(unknown)),
+    }
+}
+
+/// How many unknown fields one file may have before checking stops (each costs a parse).
+const MAX_UNKNOWN_FIELDS: usize = 100;
+
+/// Parses YAML into `T` (whose types deny unknown fields), going on past unknown fields:
+/// each is reported at its key, blanked out of the text ([`blank`]) and the text parsed
+/// again, so that the caller can check what remains and report everything in one run
+/// (serde alone stops at the first). `Ok((value, unknown_fields))` when the rest parses;
+/// `Err` (the unknown fields so far and the error that stopped parsing) otherwise.
+pub fn parse_reporting_unknown<T: DeserializeOwned>(
+    file: &str,
+    text: &str,
+) -> Result<(T, Vec<SourceError>), SourceErrors> {
+    let options = || serde_saphyr::options! { with_snippet: false };
+    let mut text = std::borrow::Cow::Borrowed(text);
+    let mut unknown = Vec::new();
+    loop {
+        let e = match serde_saphyr::from_str_with_options::<T>(&text, options()) {
+            Ok(v) => return Ok((v, unknown)),
+            Err(e) => e,
+        };
+        let fatal = |mut unknown: Vec<SourceError>, e: Option<&serde_saphyr::Error>| {
+            unknown.extend(e.map(|e| source_error(file, e)));
+            unknown.sort_by_key(|e| (e.line, e.column));
+            Err(SourceErrors(unknown))
+        };
+        let serde_saphyr::Error::SerdeUnknownField { location, .. } = &e else {
+            return fatal(unknown, Some(&e));
+        };
+        unknown.push(source_error(file, &e));
+        if unknown.len() >= MAX_UNKNOWN_FIELDS {
+            return fatal(unknown, None);
+        }
+        let blanked = blank::offset_of(&text, location.line(), location.column())
+            .and_then(|at| blank::blank_entry(&text, at))
+            .filter(|t| serde_saphyr::from_str_with_options::<IgnoredAny>(t, options()).is_ok());
+        match blanked {
+            Some(t) => text = std::borrow::Cow::Owned(t),
+            // The layout defeated the blanking: what was found stands, the rest is unchecked.
+            None => return fatal(unknown, None),
+        }
+    }
+}
+
+fn source_error(file: &str, e: &serde_saphyr::Error) -> SourceError {
+    let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
+    SourceError {
+        file: file.to_string(),
+        line,
+        column,
+        message: strip_position(&e.to_string()),
+    }
 }
 
 /// Reads and parses a YAML file.
