@@ -964,6 +964,16 @@ fn compile_cluster(c: &mut Compiler, rc: &Spanned<RawCluster>, subs: &[String]) 
         {
             c.d.at(props, format!("maintenanceWindow.durationHours {h} is outside 4..24"));
         }
+        // The shape ARM's typed model reads (a string where a number belongs would be
+        // refused by ARM itself); what it means is left to the planner, which skips a
+        // cluster whose window cannot be used (fail closed, and a scenario to rehearse).
+        let typed = serde_json::json!({ "name": name, "properties": props.value });
+        if let Err(e) = serde_json::from_value::<crate::domain::fleet::MaintenanceConfig>(typed) {
+            c.d.at(
+                props,
+                format!("maintenance configuration `{name}` is not ARM's shape: {e}"),
+            );
+        }
         maintenance.insert(name.clone(), props.value.clone());
     }
     let cv = version?;
