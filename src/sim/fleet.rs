@@ -567,6 +567,12 @@ pub fn parse(file: &str, text: &str) -> Result<Fleet, SourceErrors> {
     compile(file, raw)
 }
 
+/// The longest duration a fleet file may give: 366 days, as for policies. Simulated time
+/// is milliseconds in an `i64` and every duration is added to it (`SimTime::plus`): a
+/// duration near `u64::MAX` milliseconds overflowed that sum (a panic in debug builds,
+/// time running backwards in release).
+pub const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
+
 const CLUSTER_NAME_RULE: &str = "^[a-zA-Z0-9][-_a-zA-Z0-9]{0,61}[a-zA-Z0-9]$";
 const POOL_NAME_RULE: &str = "^[a-z][a-z0-9]{0,11}$";
 
@@ -599,16 +605,27 @@ pub(super) struct Compiler {
 }
 
 impl Compiler {
+    /// A duration of at most [`MAX_DURATION`]; an invalid one is reported and `default`
+    /// stands in for it.
     fn duration(&mut self, s: &Option<Spanned<String>>, default: Duration) -> Duration {
-        match s {
-            None => default,
-            Some(s) => match parse_duration(&s.value) {
-                Ok(v) => v,
-                Err(e) => {
-                    self.d.at(s, e.to_string());
-                    default
-                }
-            },
+        let Some(s) = s else { return default };
+        match parse_duration(&s.value) {
+            Ok(v) if v > MAX_DURATION => {
+                self.d.at(
+                    s,
+                    format!(
+                        "`{}` is longer than {}, the longest duration a fleet file may give",
+                        s.value,
+                        crate::domain::duration::format_duration(MAX_DURATION)
+                    ),
+                );
+                default
+            }
+            Ok(v) => v,
+            Err(e) => {
+                self.d.at(s, e.to_string());
+                default
+            }
         }
     }
 
