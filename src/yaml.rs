@@ -175,3 +175,83 @@ fn strip_position(msg: &str) -> String {
         None => first.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    struct Outer {
+        name: String,
+        #[serde(default)]
+        inner: Vec<Inner>,
+    }
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    struct Inner {
+        a: u32,
+        b: Option<u32>,
+    }
+
+    fn shown(e: &SourceErrors) -> Vec<String> {
+        e.0.iter().map(|e| e.to_string()).collect()
+    }
+
+    /// serde stops at the first unknown field; every one is found, in file order, and
+    /// the value is what the known fields say.
+    #[test]
+    fn every_unknown_field_is_reported_and_the_rest_still_parses() {
+        let text = "name: x\nbogus: [1, 2]\ninner:\n  - a: 1\n    zz: { deep: [1] }\n  - { a: 2, yy: 3, b: 4 }\n";
+        let (v, unknown) = parse_reporting_unknown::<Outer>("f.yaml", text).unwrap();
+        assert_eq!(
+            v,
+            Outer {
+                name: "x".into(),
+                inner: vec![Inner { a: 1, b: None }, Inner { a: 2, b: Some(4) }],
+            }
+        );
+        let got: Vec<String> = unknown.iter().map(|e| e.to_string()).collect();
+        assert_eq!(got.len(), 3, "{got:#?}");
+        assert!(got[0].starts_with("f.yaml:2:1: unknown field `bogus`"), "{got:#?}");
+        assert!(got[1].starts_with("f.yaml:5:5: unknown field `zz`"), "{got:#?}");
+        assert!(got[2].starts_with("f.yaml:6:13: unknown field `yy`"), "{got:#?}");
+        // The strict form refuses the same text with the same errors.
+        let strict = parse::<Outer>("f.yaml", text).unwrap_err();
+        assert_eq!(shown(&strict), got);
+    }
+
+    /// An unknown field that was the only thing there leaves a hole: the error that
+    /// follows (an empty list item, a missing field) is reported too, after it.
+    #[test]
+    fn a_stopping_error_comes_with_the_unknown_fields_before_it() {
+        let text = "name: x\ninner:\n  - aa: 1\n";
+        let e = parse_reporting_unknown::<Outer>("f.yaml", text).unwrap_err();
+        let got = shown(&e);
+        assert!(got[0].starts_with("f.yaml:3:5: unknown field `aa`"), "{got:#?}");
+        assert_eq!(got.len(), 2, "{got:#?}");
+        assert!(got[1].starts_with("f.yaml:3:"), "{got:#?}");
+        let text = "name: x\ninner:\n  - b: 1\n    aa: 1\n";
+        let got = shown(&parse_reporting_unknown::<Outer>("f.yaml", text).unwrap_err());
+        assert_eq!(
+            got,
+            [
+                "f.yaml:3:5: missing field `a`",
+                "f.yaml:4:5: unknown field `aa`, expected one of a, b"
+            ]
+        );
+    }
+
+    /// When blanking would break the YAML (here an anchor the rest refers to), checking
+    /// stops with what was found: never a wrong error.
+    #[test]
+    fn blanking_that_would_break_the_text_stops_cleanly() {
+        let text = "bogus: &n x\nname: *n\n";
+        let e = parse_reporting_unknown::<Outer>("f.yaml", text).unwrap_err();
+        let got = shown(&e);
+        assert_eq!(got.len(), 1, "{got:#?}");
+        assert!(got[0].starts_with("f.yaml:1:1: unknown field `bogus`"), "{got:#?}");
+    }
+}
