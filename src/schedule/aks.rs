@@ -189,13 +189,17 @@ fn recurrence(s: &MaintenanceSchedule) -> Result<Recurrence, ScheduleError> {
 impl Calendar for AksWindow {
     fn next_open(&self, t: DateTime<Utc>, until: DateTime<Utc>) -> Option<Window> {
         // Windows last at most 24h, so one that is open at `t` started at most a day before.
-        let first_day = t
-            .with_timezone(&self.offset)
-            .date_naive()
+        let first_day = super::wall_time(&self.offset, t)
+            .date()
             .checked_sub_days(Days::new(2))
             .unwrap_or(NaiveDate::MIN);
+        // Days after `until` are not looked at: with a `startDate` far ahead (or a
+        // schedule that never matches) the filter below would otherwise walk every day
+        // to the end of the range of dates (about 95 million of them).
+        let last_day = super::wall_time(&self.offset, until).date();
         let occurrences = first_day
             .iter_days()
+            .take_while(move |d| *d <= last_day)
             .filter(|d| self.occurs_on(*d))
             .map(|d| {
                 let start = at(self.offset, d, self.start_time);

@@ -89,9 +89,7 @@ impl CronSchedule {
         // Start a few hours of wall time early: a wall time before `t`'s may map to an
         // instant at or after `t` (a fire in a spring gap moves to the gap's end). The
         // `cron` crate's `after` is exclusive, hence the extra second.
-        let local = t
-            .with_timezone(&self.tz)
-            .naive_local()
+        let local = super::wall_time(&self.tz, t)
             .checked_sub_signed(Duration::hours(3) + Duration::seconds(1))
             .unwrap_or(chrono::NaiveDateTime::MIN);
         let tz = self.tz;
