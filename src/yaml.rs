@@ -152,18 +152,33 @@ fn source_error(file: &str, e: &serde_saphyr::Error) -> SourceError {
     }
 }
 
-/// Reads and parses a YAML file.
-pub fn load<T: DeserializeOwned>(path: &Path) -> Result<(String, T), SourceErrors> {
+/// Reads a file to parse: `(file name for errors, text)`, or "cannot read" (line 0: the
+/// problem is the file, not a place in it).
+pub fn read(path: &Path) -> Result<(String, String), SourceErrors> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        SourceErrors(vec![SourceError {
-            file: file.clone(),
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok((file, text)),
+        Err(e) => Err(SourceErrors(vec![SourceError {
+            file,
             line: 0,
             column: 0,
             message: format!("cannot read: {e}"),
-        }])
-    })?;
-    parse(&file, &text).map(|v| (file, v))
+        }])),
+    }
+}
+
+/// The outcome of checking what [`parse_reporting_unknown`] returned, refused as well
+/// when unknown fields were found: every error of both, in file order.
+pub fn with_unknown<T>(checked: Result<T, SourceErrors>, unknown: Vec<SourceError>) -> Result<T, SourceErrors> {
+    match checked {
+        Ok(v) if unknown.is_empty() => Ok(v),
+        Ok(_) => Err(SourceErrors(unknown)),
+        Err(SourceErrors(mut errors)) => {
+            errors.extend(unknown);
+            errors.sort_by_key(|e| (e.line, e.column));
+            Err(SourceErrors(errors))
+        }
+    }
 }
 
 /// The parser appends " at line L column C" to its messages; the position is

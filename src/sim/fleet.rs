@@ -557,14 +557,15 @@ impl Fault {
 
 /// Reads, parses and validates a fleet file.
 pub fn load(path: &Path) -> Result<Fleet, SourceErrors> {
-    let (file, raw) = crate::yaml::load::<FleetFile>(path)?;
-    compile(&file, raw)
+    let (file, text) = crate::yaml::read(path)?;
+    parse(&file, &text)
 }
 
-/// Parses and validates fleet YAML from a string (`file` names it in errors).
+/// Parses and validates fleet YAML from a string (`file` names it in errors). Unknown
+/// fields are errors, and checking goes on without them, so one run shows every problem.
 pub fn parse(file: &str, text: &str) -> Result<Fleet, SourceErrors> {
-    let raw = crate::yaml::parse::<FleetFile>(file, text)?;
-    compile(file, raw)
+    let (raw, unknown) = crate::yaml::parse_reporting_unknown::<FleetFile>(file, text)?;
+    crate::yaml::with_unknown(compile(file, raw), unknown)
 }
 
 /// The longest duration a fleet file may give: 366 days, as for policies. Simulated time

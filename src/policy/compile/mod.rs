@@ -22,15 +22,7 @@ pub fn compile_with_snapshot(file: &str, text: &str, snapshot: Option<&FleetSnap
     // Unknown fields are errors, but checking goes on without them: one run shows every
     // problem (an unknown field and a bad cron elsewhere are both reported).
     let (raw, unknown) = crate::yaml::parse_reporting_unknown::<RawPolicy>(file, text)?;
-    match compile_raw(file, &raw, snapshot) {
-        Ok(policy) if unknown.is_empty() => Ok(policy),
-        Ok(_) => Err(SourceErrors(unknown)),
-        Err(SourceErrors(mut errors)) => {
-            errors.extend(unknown);
-            errors.sort_by_key(|e| (e.line, e.column));
-            Err(SourceErrors(errors))
-        }
-    }
+    crate::yaml::with_unknown(compile_raw(file, &raw, snapshot), unknown)
 }
 
 /// Validates a parsed document.
