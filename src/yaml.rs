@@ -66,11 +66,18 @@ impl Diagnostics {
         self.at_location(at.referenced, message);
     }
 
+    /// Records an error at a location. A problem with no place of its own (a section
+    /// that is missing altogether) is about the whole document: it is reported at 1:1,
+    /// so that every error names a line an editor can jump to.
     pub fn at_location(&mut self, loc: serde_saphyr::Location, message: impl Into<String>) {
+        let (line, column) = match loc.line() {
+            0 => (1, 1),
+            line => (line, loc.column().max(1)),
+        };
         self.errors.push(SourceError {
             file: self.file.clone(),
-            line: loc.line(),
-            column: loc.column(),
+            line,
+            column,
             message: message.into(),
         });
     }

@@ -362,7 +362,7 @@ proptest! {
 
 proptest! {
     // Fewer: each accepted fleet is also planned and driven.
-    #![proptest_config(ProptestConfig { cases: 800, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 500, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn mutated_fleet_files_never_crash_and_every_refusal_has_a_line(
