@@ -149,8 +149,13 @@ pub fn parse_reporting_unknown<T: DeserializeOwned>(
     }
 }
 
+/// The parser's error with its position; one without (an empty document, say) is about
+/// the whole document and shows at 1:1, as in [`Diagnostics::at_location`].
 fn source_error(file: &str, e: &serde_saphyr::Error) -> SourceError {
-    let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
+    let (line, column) = e
+        .location()
+        .filter(|l| l.line() > 0)
+        .map_or((1, 1), |l| (l.line(), l.column().max(1)));
     SourceError {
         file: file.to_string(),
         line,
@@ -264,6 +269,15 @@ mod tests {
                 "f.yaml:4:5: unknown field `aa`, expected one of a, b"
             ]
         );
+    }
+
+    /// Every error names a line, even for a document with nothing in it.
+    #[test]
+    fn errors_about_the_whole_document_show_at_its_top() {
+        for text in ["", "# only a comment\n", "---\n", "~\n"] {
+            let e = parse::<Outer>("f.yaml", text).unwrap_err();
+            assert!(e.0.iter().all(|e| e.line >= 1 && e.column >= 1), "{text:?}: {e}");
+        }
     }
 
     /// When blanking would break the YAML (here an anchor the rest refers to), checking
