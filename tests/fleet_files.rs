@@ -414,14 +414,15 @@ fn errors_show_as_file_line_col_message() {
         err.to_string(),
         "inline.yaml:8:14: fault names cluster `nowhere`, which the fleet does not have"
     );
-    // Errors with no position in the file (a missing section) show line and column 0.
+    // Errors with no position of their own (a missing section) are about the whole
+    // document: they show at 1:1, so that every error names a line.
     let err = parse("empty.yaml", "clusters: []\n").unwrap_err();
     let lines: Vec<String> = err.0.iter().map(ToString::to_string).collect();
     assert_eq!(
         lines,
         [
-            "empty.yaml:0:0: `subscriptions` must list at least one subscription id",
-            "empty.yaml:0:0: `versions` must list at least one minor version",
+            "empty.yaml:1:1: `subscriptions` must list at least one subscription id",
+            "empty.yaml:1:1: `versions` must list at least one minor version",
         ]
     );
 }

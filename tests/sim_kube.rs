@@ -1,5 +1,6 @@
 //! The simulated Kubernetes API end to end, with the clients ringmaster's users and
-//! ringmaster itself use: kubectl (skipped when not installed) and kube-rs, over real
+//! ringmaster itself use: kubectl (required: its tests fail, never skip, when it is not
+//! installed, so a green run always means kubectl worked) and kube-rs, over real
 //! HTTPS with the kubeconfig that ARM's `listClusterUserCredential` hands out.
 
 mod common;
@@ -62,15 +63,43 @@ fn ready_web_pod(sim: &Simulator, c: usize) -> String {
 
 // ---------------------------------------------------------------- kubectl
 
-fn kubectl_available() -> bool {
-    let ok = std::process::Command::new("kubectl")
+/// What a kubectl test says when kubectl is missing: the command that installs it.
+const KUBECTL_MISSING: &str = "kubectl is not installed (or not on PATH); the kubectl tests need it: \
+install it with `apt-get install -y kubectl` (Debian/Ubuntu with the Kubernetes apt repository) \
+or see https://kubernetes.io/docs/tasks/tools/";
+
+/// Panics with [`KUBECTL_MISSING`] unless `program version --client` runs: a test that
+/// silently passed without kubectl would claim compatibility nobody checked.
+fn require_kubectl_at(program: &str) {
+    let out = std::process::Command::new(program)
         .args(["version", "--client"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        eprintln!("kubectl not installed: skipping");
+        .output();
+    match out {
+        Ok(o) if o.status.success() => {}
+        Ok(o) => panic!(
+            "`{program} version --client` failed ({}): {}\n{KUBECTL_MISSING}",
+            o.status,
+            String::from_utf8_lossy(&o.stderr)
+        ),
+        Err(e) => panic!("cannot run `{program}`: {e}\n{KUBECTL_MISSING}"),
     }
-    ok
+}
+
+fn require_kubectl() {
+    require_kubectl_at("kubectl");
+}
+
+#[test]
+fn a_missing_kubectl_fails_naming_the_install_command() {
+    let err = std::panic::catch_unwind(|| require_kubectl_at("kubectl-not-installed-anywhere"))
+        .expect_err("a missing kubectl must fail the test");
+    let msg = err
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| err.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default();
+    assert!(msg.contains("apt-get install -y kubectl"), "{msg}");
+    assert!(msg.contains("kubectl-not-installed-anywhere"), "{msg}");
 }
 
 struct Kubectl {
@@ -156,9 +185,7 @@ async fn next_value(rx: &mut mpsc::UnboundedReceiver<Value>) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_gets_and_watches() {
-    if !kubectl_available() {
-        return;
-    }
+    require_kubectl();
     let sim = common::start(common::demo_fleet(), 1).await;
     let c = cluster_index(&sim);
     let k = Kubectl::new(&kubeconfig(&sim).await);
@@ -222,9 +249,7 @@ async fn kubectl_gets_and_watches() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_drains_a_node() {
-    if !kubectl_available() {
-        return;
-    }
+    require_kubectl();
     let sim = common::start(common::demo_fleet(), 1).await;
     let c = cluster_index(&sim);
     let k = Kubectl::new(&kubeconfig(&sim).await);

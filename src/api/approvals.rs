@@ -165,10 +165,8 @@ pub(super) async fn approve(
             format!("expiresAt {at} is not in the future: an expired approval lets nothing start"),
         ));
     }
-    let by_policy = rules
-        .expires_after
-        .and_then(|d| chrono::Duration::from_std(d).ok())
-        .map(|d| now + d);
+    // Saturating: a policy stored before durations were bounded may say `99999999d`.
+    let by_policy = rules.expires_after.map(|d| crate::domain::duration::later(now, d));
     let expires_at = match (by_policy, b.expires_at) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),

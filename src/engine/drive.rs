@@ -4,13 +4,16 @@
 use super::input::{Command, Input, NotifyEvent, Scope};
 use super::model::*;
 use super::settings::Settings;
+use crate::domain::duration::later;
 use crate::plan::StepKind;
 use chrono::{DateTime, Utc};
 
 const ENGINE: &str = "ringmaster";
 
+/// A policy duration as a chrono delta; too long ones saturate (never a panic: a rollout
+/// stores its policy, so a panic here would come back on every restart).
 fn dur(d: std::time::Duration) -> chrono::Duration {
-    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+    crate::domain::duration::delta(d)
 }
 
 fn audit(out: &mut Vec<Command>, actor: &str, action: &str, subject: String, reason: impl Into<String>) {
@@ -97,7 +100,7 @@ fn apply(r: &mut Rollout, s: &Settings, input: Input, now: DateTime<Utc>, out: &
                         out,
                     );
                 } else {
-                    c.retry_at = Some(now + chrono::Duration::seconds(30));
+                    c.retry_at = Some(later(now, std::time::Duration::from_secs(30)));
                 }
             }
         }
@@ -142,7 +145,7 @@ fn apply(r: &mut Rollout, s: &Settings, input: Input, now: DateTime<Utc>, out: &
                 st.attempts += 1;
                 if retryable && st.attempts < s.max_start_attempts {
                     st.status = StepStatus::Backoff {
-                        until: now + dur(s.retry_after),
+                        until: later(now, s.retry_after),
                     };
                     audit(out, ENGINE, "step.retry", step_subject(r, step), reason);
                 } else {
@@ -484,7 +487,7 @@ fn check_gate(r: &mut Rollout, s: &Settings, step: StepRef, now: DateTime<Utc>, 
         let st = r.step_mut(step);
         if pool_step && !s.pool_soak.is_zero() {
             st.status = StepStatus::Soaking {
-                until: now + dur(s.pool_soak),
+                until: later(now, s.pool_soak),
             };
         } else {
             st.status = StepStatus::Done;
@@ -709,7 +712,9 @@ fn drive(r: &mut Rollout, s: &Settings, now: DateTime<Utc>, out: &mut Vec<Comman
             message: format!("ring {name} done ({failures} failed); soaking {}s", soak.as_secs()),
         });
         audit(out, ENGINE, "ring.done", name, format!("{failures} cluster(s) failed"));
-        r.rings[ri].status = RingStatus::Soaking { until: now + dur(soak) };
+        r.rings[ri].status = RingStatus::Soaking {
+            until: later(now, soak),
+        };
         if soak.is_zero() {
             r.rings[ri].status = RingStatus::Passed;
             r.rings[ri].finished_at = Some(now);
@@ -883,9 +888,9 @@ fn next_wake(r: &Rollout, s: &Settings, now: DateTime<Utc>) -> Option<DateTime<U
                         StepStatus::Gating {
                             since, passing_since, ..
                         } => {
-                            consider(*since + dur(s.gate_timeout));
+                            consider(later(*since, s.gate_timeout));
                             if let Some(p) = passing_since {
-                                consider(*p + dur(s.gate_settle));
+                                consider(later(*p, s.gate_settle));
                             }
                         }
                         StepStatus::Pending if c.status == ClusterStatus::Running => consider(st.earliest_start),

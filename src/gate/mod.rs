@@ -1,9 +1,9 @@
 //! Health gates: after each step of a cluster's upgrade, is the cluster healthy enough to
 //! go on? Pure functions over a [`KubeSnapshot`] (what the watches saw), the policy's
 //! [`GateSpec`], the [`Baseline`] taken before the step and what the step should have
-//! left behind ([`NodeExpectation`]). No I/O, no clock: the engine calls [`evaluate`] on
-//! every watch change and feeds the result to a [`GateClock`], which decides pass, wait or
-//! time out.
+//! left behind ([`NodeExpectation`]). No I/O, no clock: the runtime calls [`evaluate`] on
+//! every watch change and hands the verdict to the engine, whose `check_gate`
+//! (`engine::drive`) alone decides pass, wait or time out from the settle and timeout.
 //!
 //! **Fail closed.** A gate passes only on positive evidence: an unreadable API, watches
 //! that have not listed yet, or a baseline that cannot be trusted are [`Blocked`], never
@@ -25,7 +25,6 @@
 //! cluster compared with itself, so only the absolute checks can block.
 
 mod baseline;
-mod clock;
 pub mod nodes;
 pub mod pods;
 mod reason;
@@ -33,7 +32,6 @@ mod reason;
 mod tests;
 
 pub use baseline::{Baseline, NodeBaseline, OwnerBaseline};
-pub use clock::{GateClock, GateState};
 pub use reason::{Blocked, MAX_PODS_LISTED, OwnerRef, Reason};
 
 use crate::kube::KubeSnapshot;

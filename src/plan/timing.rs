@@ -8,18 +8,19 @@
 
 use super::cluster::Ctx;
 use super::{Step, StepKind};
+use crate::domain::duration::{days, later, later_by};
 use crate::domain::fleet::{
     AUTO_UPGRADE_SCHEDULE, ClusterState, DEFAULT_MAINTENANCE, MaintenanceConfig, NODE_OS_UPGRADE_SCHEDULE,
 };
 use crate::policy::{Policy, applies_to};
 use crate::schedule::{AnyOf, Blackouts, Calendar, DEFAULT_HORIZON_DAYS, earliest_start, maintenance_calendar};
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 
 /// When the rollout may start: the first fire of `schedule.start` at or after `now`.
 pub(super) fn rollout_start(policy: &Policy, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
     match &policy.schedule.start {
         None => Some(now),
-        Some(cron) => cron.next_fire(now, now + Duration::days(DEFAULT_HORIZON_DAYS)),
+        Some(cron) => cron.next_fire(now, later_by(now, days(DEFAULT_HORIZON_DAYS))),
     }
 }
 
@@ -85,8 +86,8 @@ pub(super) fn schedule_steps(c: &ClusterState, kinds: Vec<(StepKind, String)>, c
             .map(|b| b.span)
             .collect(),
     );
-    let pool_soak = Duration::from_std(ctx.policy.steps.pool_soak).unwrap_or_default();
-    let horizon = Duration::days(DEFAULT_HORIZON_DAYS);
+    let pool_soak = ctx.policy.steps.pool_soak;
+    let horizon = days(DEFAULT_HORIZON_DAYS);
 
     let mut at = ctx.not_before;
     let mut out = Vec::new();
@@ -115,7 +116,7 @@ pub(super) fn schedule_steps(c: &ClusterState, kinds: Vec<(StepKind, String)>, c
         })?;
         let mut reason = reason;
         if window.start > at {
-            let until = at + horizon;
+            let until = later_by(at, horizon);
             let waiting: Vec<&str> = cals
                 .iter()
                 .filter(|(_, c)| c.next_open(at, until).is_none_or(|w| w.start > at))
@@ -133,7 +134,7 @@ pub(super) fn schedule_steps(c: &ClusterState, kinds: Vec<(StepKind, String)>, c
             window_end: window.bounded_end(),
         });
         at = if soak_after {
-            window.start + pool_soak
+            later(window.start, pool_soak)
         } else {
             window.start
         };

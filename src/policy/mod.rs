@@ -22,6 +22,18 @@ use chrono::NaiveDate;
 use chrono_tz::Tz;
 use std::time::Duration;
 
+/// The longest duration a policy may give (soaks, approval expiry, gate settle and
+/// timeout, pool soak, window length): 366 days.
+///
+/// Why a bound at all: chrono panics when a date plus a duration leaves its range, and a
+/// rollout stores its policy, so `soak: 99999999d` would crash the daemon again on every
+/// restart. Why a year: longer than any real wait (a Kubernetes minor leaves AKS support
+/// about a year after it arrives, so a longer soak would outlive the target), shorter than
+/// the planner's 400-day look-ahead for windows, and far from chrono's limits, so that
+/// sums of a few of them stay exact. The engine's date arithmetic saturates anyway
+/// ([`crate::domain::duration::later`]) for policies stored before this bound.
+pub const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
+
 /// A validated rollout policy.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Policy {

@@ -14,6 +14,7 @@
 //!   whole day (*unverified*).
 
 use super::{Calendar, ScheduleError, Window, first_open, merge};
+use crate::domain::duration::later_by;
 use crate::domain::fleet::{MaintenanceConfig, MaintenanceSchedule, MaintenanceWindow, TimeInWeek, WeekIndex};
 use chrono::{DateTime, Datelike, Days, Duration, FixedOffset, NaiveDate, NaiveTime, TimeZone, Timelike, Utc, Weekday};
 
@@ -85,7 +86,10 @@ impl AksWindow {
                 )));
             }
             let start = at(offset, span.start, NaiveTime::MIN);
-            let end = at(offset, span.end + Days::new(1), NaiveTime::MIN);
+            let end = span
+                .end
+                .checked_add_days(Days::new(1))
+                .map_or(DateTime::<Utc>::MAX_UTC, |d| at(offset, d, NaiveTime::MIN));
             not_allowed.push(Window::new(start, end));
         }
         Ok(Self {
@@ -114,9 +118,8 @@ impl AksWindow {
             Recurrence::Daily { every } => (d - anchor).num_days().rem_euclid(every) == 0,
             Recurrence::Weekly { every, day } => {
                 // Weeks start on Monday; count them between the anchor's week and d's.
-                let week = |x: NaiveDate| {
-                    i64::from((x - Days::new(u64::from(x.weekday().num_days_from_monday()))).num_days_from_ce())
-                };
+                let week =
+                    |x: NaiveDate| i64::from(x.num_days_from_ce()) - i64::from(x.weekday().num_days_from_monday());
                 d.weekday() == day && ((week(d) - week(anchor)) / 7).rem_euclid(every) == 0
             }
             Recurrence::AbsoluteMonthly { every, day } => d.day() == day && months_since(d).rem_euclid(every) == 0,
@@ -126,7 +129,7 @@ impl AksWindow {
                     WeekIndex::Second => (8..=14).contains(&d.day()),
                     WeekIndex::Third => (15..=21).contains(&d.day()),
                     WeekIndex::Fourth => (22..=28).contains(&d.day()),
-                    WeekIndex::Last => (d + Days::new(7)).month() != d.month(),
+                    WeekIndex::Last => d.checked_add_days(Days::new(7)).is_none_or(|n| n.month() != d.month()),
                 };
                 d.weekday() == day && in_week && months_since(d).rem_euclid(every) == 0
             }
@@ -134,12 +137,16 @@ impl AksWindow {
     }
 }
 
+/// Local `d t` at a fixed offset, in UTC. A fixed offset maps every local time once,
+/// except at the very ends of the range of dates (a `notAllowedDates` of year 262143):
+/// those saturate instead of panicking.
 fn at(offset: FixedOffset, d: NaiveDate, t: NaiveTime) -> DateTime<Utc> {
-    offset
-        .from_local_datetime(&d.and_time(t))
-        .single()
-        .expect("a fixed offset maps every local time once")
-        .with_timezone(&Utc)
+    let local = d.and_time(t);
+    match offset.from_local_datetime(&local).single() {
+        Some(x) => x.with_timezone(&Utc),
+        None if local.date() > NaiveDate::from_ymd_opt(2000, 1, 1).expect("valid date") => DateTime::<Utc>::MAX_UTC,
+        None => DateTime::<Utc>::MIN_UTC,
+    }
 }
 
 fn recurrence(s: &MaintenanceSchedule) -> Result<Recurrence, ScheduleError> {
@@ -182,13 +189,21 @@ fn recurrence(s: &MaintenanceSchedule) -> Result<Recurrence, ScheduleError> {
 impl Calendar for AksWindow {
     fn next_open(&self, t: DateTime<Utc>, until: DateTime<Utc>) -> Option<Window> {
         // Windows last at most 24h, so one that is open at `t` started at most a day before.
-        let first_day = (t.with_timezone(&self.offset) - Duration::days(2)).date_naive();
+        let first_day = super::wall_time(&self.offset, t)
+            .date()
+            .checked_sub_days(Days::new(2))
+            .unwrap_or(NaiveDate::MIN);
+        // Days after `until` are not looked at: with a `startDate` far ahead (or a
+        // schedule that never matches) the filter below would otherwise walk every day
+        // to the end of the range of dates (about 95 million of them).
+        let last_day = super::wall_time(&self.offset, until).date();
         let occurrences = first_day
             .iter_days()
+            .take_while(move |d| *d <= last_day)
             .filter(|d| self.occurs_on(*d))
             .map(|d| {
                 let start = at(self.offset, d, self.start_time);
-                Window::new(start, start + self.duration)
+                Window::new(start, later_by(start, self.duration))
             })
             .take_while(move |w| w.start < until);
         first_open(t, until, occurrences, &self.not_allowed)
@@ -242,15 +257,16 @@ impl Calendar for LegacyWindow {
             return first_open(t, until, [Window::from(t)], &self.not_allowed);
         };
         // From the previous midnight, so that a run of slots open at `t` is reported whole.
-        let start = Utc.from_utc_datetime(&(t.date_naive() - Days::new(1)).and_time(NaiveTime::MIN));
+        let day_before = t.date_naive().checked_sub_days(Days::new(1)).unwrap_or(NaiveDate::MIN);
+        let start = Utc.from_utc_datetime(&day_before.and_time(NaiveTime::MIN));
         let hours = (0..)
-            .map(move |h| start + Duration::hours(h))
+            .map_while(move |h| start.checked_add_signed(Duration::hours(h)))
             .take_while(move |h| *h < until)
             .filter(move |h| {
                 let day = h.weekday().num_days_from_monday() as usize;
                 slots[day][h.hour() as usize]
             })
-            .map(|h| Window::new(h, h + Duration::hours(1)));
+            .map(|h| Window::new(h, later_by(h, Duration::hours(1))));
         first_open(t, until, hours, &self.not_allowed)
     }
 }

@@ -17,6 +17,7 @@
 //! from 02:00 to 03:00 fires at 03:00). So "every day at 02:30" fires every day.
 
 use super::{Calendar, ScheduleError, Window, first_open, local_to_utc};
+use crate::domain::duration::{earlier, later};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use chrono_tz::Tz;
 use std::str::FromStr;
@@ -88,7 +89,9 @@ impl CronSchedule {
         // Start a few hours of wall time early: a wall time before `t`'s may map to an
         // instant at or after `t` (a fire in a spring gap moves to the gap's end). The
         // `cron` crate's `after` is exclusive, hence the extra second.
-        let local = t.with_timezone(&self.tz).naive_local() - Duration::hours(3) - Duration::seconds(1);
+        let local = super::wall_time(&self.tz, t)
+            .checked_sub_signed(Duration::hours(3) + Duration::seconds(1))
+            .unwrap_or(chrono::NaiveDateTime::MIN);
         let tz = self.tz;
         let mut last: Option<DateTime<Utc>> = None;
         self.schedule
@@ -140,8 +143,10 @@ pub struct CronWindow {
 
 impl Calendar for CronWindow {
     fn next_open(&self, t: DateTime<Utc>, until: DateTime<Utc>) -> Option<Window> {
-        let d = Duration::from_std(self.duration).ok()?;
-        let occurrences = self.cron.fires(t - d, until).map(|f| Window::new(f, f + d));
+        let occurrences = self
+            .cron
+            .fires(earlier(t, self.duration), until)
+            .map(|f| Window::new(f, later(f, self.duration)));
         first_open(t, until, occurrences, &[])
     }
 }

@@ -217,7 +217,7 @@ pub fn local_to_utc(tz: Tz, local: NaiveDateTime) -> DateTime<Utc> {
             // is past `local`. Offsets are within ±26h, so the answer is in this range.
             let base = Utc.from_utc_datetime(&local).timestamp();
             let (mut lo, mut hi) = (base - 26 * 3600, base + 26 * 3600);
-            let local_at = |secs: i64| DateTime::from_timestamp(secs, 0).map(|u| u.with_timezone(&tz).naive_local());
+            let local_at = |secs: i64| DateTime::from_timestamp(secs, 0).map(|u| wall_time(&tz, u));
             while hi - lo > 1 {
                 let mid = lo + (hi - lo) / 2;
                 if local_at(mid).is_some_and(|l| l >= local) {
@@ -229,6 +229,20 @@ pub fn local_to_utc(tz: Tz, local: NaiveDateTime) -> DateTime<Utc> {
             DateTime::from_timestamp(hi, 0).unwrap_or(DateTime::<Utc>::MAX_UTC)
         }
     }
+}
+
+/// `t` as wall-clock time in `tz`. chrono's `naive_local` panics when the offset pushes
+/// the last (first) instant past the range of dates; this saturates there instead.
+pub fn wall_time<Z: TimeZone>(tz: &Z, t: DateTime<Utc>) -> NaiveDateTime {
+    use chrono::Offset;
+    let offset = tz.offset_from_utc_datetime(&t.naive_utc()).fix();
+    t.naive_utc()
+        .checked_add_offset(offset)
+        .unwrap_or(if offset.local_minus_utc() > 0 {
+            NaiveDateTime::MAX
+        } else {
+            NaiveDateTime::MIN
+        })
 }
 
 /// Parses an IANA zone name.

@@ -401,3 +401,27 @@ fn earliest_start_intersects_calendars() {
     let w = earliest_start(utc("2026-12-01T00:00:00Z"), &[&Always], h).unwrap();
     assert_eq!(w.bounded_end(), None);
 }
+
+/// Dates at the ends of chrono's range in an AKS window (ARM's JSON or a fleet file may
+/// say `+262142-12-31`) used to panic: `end + 1 day` past `NaiveDate::MAX`, and a local
+/// time at a negative offset past the last UTC instant. Now they saturate: the window
+/// is never open again after such a `notAllowedDates` starts, and nothing panics. A
+/// `startDate` at the end of time also no longer walks ~95 million days per question.
+#[test]
+fn aks_windows_at_the_ends_of_the_range_of_dates_do_not_panic() {
+    use serde_json::json;
+    let max = NaiveDate::MAX.format("%Y-%m-%d").to_string();
+    let min = NaiveDate::MIN.format("%Y-%m-%d").to_string();
+    for offset in ["+14:00", "-12:00", "+00:00"] {
+        let w = window(
+            json!({"schedule": {"weekly": {"intervalWeeks": 1, "dayOfWeek": "Monday"}},
+            "durationHours": 24, "utcOffset": offset, "startTime": "23:59",
+            "startDate": max,
+            "notAllowedDates": [{"start": min, "end": max}]}),
+        );
+        assert_eq!(open(&w, "2026-12-05T00:00:00Z"), None, "{offset}");
+        let until = DateTime::<Utc>::MAX_UTC;
+        let _ = w.next_open(DateTime::<Utc>::MAX_UTC, until);
+        let _ = w.next_open(DateTime::<Utc>::MIN_UTC, DateTime::<Utc>::MIN_UTC + Duration::days(10));
+    }
+}

@@ -557,15 +557,22 @@ impl Fault {
 
 /// Reads, parses and validates a fleet file.
 pub fn load(path: &Path) -> Result<Fleet, SourceErrors> {
-    let (file, raw) = crate::yaml::load::<FleetFile>(path)?;
-    compile(&file, raw)
+    let (file, text) = crate::yaml::read(path)?;
+    parse(&file, &text)
 }
 
-/// Parses and validates fleet YAML from a string (`file` names it in errors).
+/// Parses and validates fleet YAML from a string (`file` names it in errors). Unknown
+/// fields are errors, and checking goes on without them, so one run shows every problem.
 pub fn parse(file: &str, text: &str) -> Result<Fleet, SourceErrors> {
-    let raw = crate::yaml::parse::<FleetFile>(file, text)?;
-    compile(file, raw)
+    let (raw, unknown) = crate::yaml::parse_reporting_unknown::<FleetFile>(file, text)?;
+    crate::yaml::with_unknown(compile(file, raw), unknown)
 }
+
+/// The longest duration a fleet file may give: 366 days, as for policies. Simulated time
+/// is milliseconds in an `i64` and every duration is added to it (`SimTime::plus`): a
+/// duration near `u64::MAX` milliseconds overflowed that sum (a panic in debug builds,
+/// time running backwards in release).
+pub const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
 
 const CLUSTER_NAME_RULE: &str = "^[a-zA-Z0-9][-_a-zA-Z0-9]{0,61}[a-zA-Z0-9]$";
 const POOL_NAME_RULE: &str = "^[a-z][a-z0-9]{0,11}$";
@@ -599,16 +606,27 @@ pub(super) struct Compiler {
 }
 
 impl Compiler {
+    /// A duration of at most [`MAX_DURATION`]; an invalid one is reported and `default`
+    /// stands in for it.
     fn duration(&mut self, s: &Option<Spanned<String>>, default: Duration) -> Duration {
-        match s {
-            None => default,
-            Some(s) => match parse_duration(&s.value) {
-                Ok(v) => v,
-                Err(e) => {
-                    self.d.at(s, e.to_string());
-                    default
-                }
-            },
+        let Some(s) = s else { return default };
+        match parse_duration(&s.value) {
+            Ok(v) if v > MAX_DURATION => {
+                self.d.at(
+                    s,
+                    format!(
+                        "`{}` is longer than {}, the longest duration a fleet file may give",
+                        s.value,
+                        crate::domain::duration::format_duration(MAX_DURATION)
+                    ),
+                );
+                default
+            }
+            Ok(v) => v,
+            Err(e) => {
+                self.d.at(s, e.to_string());
+                default
+            }
         }
     }
 
@@ -963,6 +981,16 @@ fn compile_cluster(c: &mut Compiler, rc: &Spanned<RawCluster>, subs: &[String]) 
             && !(4..=24).contains(&h)
         {
             c.d.at(props, format!("maintenanceWindow.durationHours {h} is outside 4..24"));
+        }
+        // The shape ARM's typed model reads (a string where a number belongs would be
+        // refused by ARM itself); what it means is left to the planner, which skips a
+        // cluster whose window cannot be used (fail closed, and a scenario to rehearse).
+        let typed = serde_json::json!({ "name": name, "properties": props.value });
+        if let Err(e) = serde_json::from_value::<crate::domain::fleet::MaintenanceConfig>(typed) {
+            c.d.at(
+                props,
+                format!("maintenance configuration `{name}` is not ARM's shape: {e}"),
+            );
         }
         maintenance.insert(name.clone(), props.value.clone());
     }

@@ -1,7 +1,6 @@
 //! Gate tests: builders for snapshots and specs, then the fail-closed cases and the
 //! output formats; pods, nodes and the clock have their own files.
 
-mod clock;
 mod nodes;
 mod pods;
 

@@ -19,8 +19,10 @@ pub fn compile(file: &str, text: &str) -> Result<Policy, SourceErrors> {
 /// Like [`compile`], and also checks the policy against a fleet snapshot: no cluster in
 /// two rings, every cluster a wave names is in its ring, every ring cluster in a wave.
 pub fn compile_with_snapshot(file: &str, text: &str, snapshot: Option<&FleetSnapshot>) -> Result<Policy, SourceErrors> {
-    let raw = crate::yaml::parse::<RawPolicy>(file, text)?;
-    compile_raw(file, &raw, snapshot)
+    // Unknown fields are errors, but checking goes on without them: one run shows every
+    // problem (an unknown field and a bad cron elsewhere are both reported).
+    let (raw, unknown) = crate::yaml::parse_reporting_unknown::<RawPolicy>(file, text)?;
+    crate::yaml::with_unknown(compile_raw(file, &raw, snapshot), unknown)
 }
 
 /// Validates a parsed document.
@@ -81,12 +83,32 @@ pub(super) fn valid_ring_name(s: &str) -> bool {
 }
 
 impl Compiler {
+    /// A duration, at most [`MAX_DURATION`]; an invalid one is reported and `default`
+    /// stands in for it (so that checking goes on).
     pub(super) fn duration(&mut self, s: Option<&Spanned<String>>, default: Duration) -> Duration {
-        let Some(s) = s else { return default };
-        parse_duration(&s.value).unwrap_or_else(|e| {
-            self.d.at(s, e.to_string());
-            default
-        })
+        s.and_then(|s| self.valid_duration(s)).unwrap_or(default)
+    }
+
+    /// A duration, at most [`MAX_DURATION`]; `None` (reported) when invalid.
+    pub(super) fn valid_duration(&mut self, s: &Spanned<String>) -> Option<Duration> {
+        match parse_duration(&s.value) {
+            Ok(d) if d > MAX_DURATION => {
+                self.d.at(
+                    s,
+                    format!(
+                        "`{}` is longer than {}, the longest duration a policy may give (a longer wait is a typo, and no plan looks that far ahead)",
+                        s.value,
+                        format_duration(MAX_DURATION)
+                    ),
+                );
+                None
+            }
+            Ok(d) => Some(d),
+            Err(e) => {
+                self.d.at(s, e.to_string());
+                None
+            }
+        }
     }
 
     pub(super) fn ratio(&mut self, s: Option<&Spanned<f64>>, default: f64, field: &str) -> f64 {
@@ -304,7 +326,14 @@ impl Compiler {
             ok.then(|| m.value.clone())
         });
         let drain_timeout_minutes = s.drain_timeout.as_ref().and_then(|d| {
-            let v = self.duration(Some(d), Duration::ZERO);
+            // Its own bound (24h) is much tighter than MAX_DURATION: one error, not two.
+            let v = match parse_duration(&d.value) {
+                Ok(v) => v,
+                Err(e) => {
+                    self.d.at(d, e.to_string());
+                    return None;
+                }
+            };
             let secs = v.as_secs();
             if v.subsec_nanos() != 0 || !secs.is_multiple_of(60) || !(1..=1440).contains(&(secs / 60)) {
                 self.d.at(

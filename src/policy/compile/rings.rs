@@ -4,7 +4,6 @@
 use super::super::raw::*;
 use super::super::*;
 use super::{Compiler, valid_ring_name};
-use crate::domain::duration::parse_duration;
 use crate::yaml::Spanned;
 use std::time::Duration;
 
@@ -161,13 +160,12 @@ impl Compiler {
                 self.d.at(g, "empty approver group");
             }
         }
-        let expires_after = r.expires_after.as_ref().map(|e| self.duration(Some(e), Duration::ZERO));
-        if let (Some(e), Some(raw)) = (expires_after, &r.expires_after)
-            && e.is_zero()
-            && parse_duration(&raw.value).is_ok()
-        {
+        let valid = r.expires_after.as_ref().map(|e| (e, self.valid_duration(e)));
+        if let Some((raw, Some(Duration::ZERO))) = valid {
             self.d.at(raw, "expires_after must be longer than 0");
         }
+        // An invalid expiry (reported) stands as none, as before.
+        let expires_after = valid.map(|(_, e)| e.unwrap_or(Duration::ZERO));
         if r.required == Some(false) {
             if !r.approvers.is_empty() || r.expires_after.is_some() {
                 self.d.at(

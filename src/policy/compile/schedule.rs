@@ -4,7 +4,6 @@
 use super::super::raw::*;
 use super::super::*;
 use super::Compiler;
-use crate::domain::duration::parse_duration;
 use crate::domain::fleet::FleetSnapshot;
 use crate::schedule::{day_span, parse_time_zone};
 use crate::yaml::Spanned;
@@ -44,10 +43,11 @@ impl Compiler {
             let cron = CronSchedule::parse(&r.cron.value, tz)
                 .inspect_err(|e| self.d.at(&r.cron, e.to_string()))
                 .ok();
-            let duration = self.duration(Some(&r.duration), Duration::ZERO);
-            if duration.is_zero() && parse_duration(&r.duration.value).is_ok() {
+            let valid = self.valid_duration(&r.duration);
+            if valid == Some(Duration::ZERO) {
                 self.d.at(&r.duration, "window duration must be longer than 0");
             }
+            let duration = valid.unwrap_or(Duration::ZERO);
             let ring_list = self.ring_refs(&r.rings, rings);
             if let Some(cron) = cron {
                 windows.push(OwnWindow {
