@@ -13,6 +13,7 @@ pub mod discovery;
 pub mod domain;
 pub mod engine;
 pub mod gate;
+pub mod health;
 pub mod identity;
 pub mod kube;
 pub mod metrics;
