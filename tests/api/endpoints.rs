@@ -3,6 +3,7 @@
 
 use crate::harness::{ALICE, BOB, Harness, OPS, VIEWER, code};
 use reqwest::{Method, StatusCode};
+use ringmaster::clock::Clock;
 use ringmaster::engine::{RingStatus, RolloutStatus, StepStatus};
 use serde_json::json;
 

@@ -5,6 +5,7 @@
 
 use crate::harness::{ALICE, Harness, OPS, code};
 use reqwest::StatusCode;
+use ringmaster::clock::Clock;
 use ringmaster::engine::RolloutStatus;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};

@@ -226,7 +226,6 @@ pub struct Harness {
     pub store: Arc<Store>,
     pub clock: Arc<ManualClock>,
     pub metrics: Arc<Metrics>,
-    pub dir: std::path::PathBuf,
     pub health: Arc<ringmaster::health::Health>,
     pub denials: Arc<ringmaster::api::denials::DenialLog>,
     _dir: tempfile::TempDir,
@@ -292,7 +291,6 @@ impl Harness {
             metrics,
             health,
             denials,
-            dir: dir.path().to_path_buf(),
             _dir: dir,
         }
     }
