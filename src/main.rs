@@ -481,6 +481,16 @@ async fn run_serve(a: ServeArgs) -> Result<ExitCode> {
     }
     let store =
         Arc::new(ringmaster::store::Store::open(&a.state).with_context(|| format!("opening {}", a.state.display()))?);
+    // Read what the file holds before anything else: a state that can't be read stops
+    // here, with the reason, instead of looking like "no rollouts".
+    match ringmaster::service::daemon::stored(&store) {
+        Ok(all) => {
+            if let Some(r) = all.iter().find(|r| !r.status.is_terminal()) {
+                tracing::info!(rollout = %r.id, "the state file holds an unfinished rollout; resuming it");
+            }
+        }
+        Err(e) => anyhow::bail!("{e}; see `ringmaster state check --state {}`", a.state.display()),
+    }
     let boot: Arc<dyn Clock> = Arc::new(SystemClock);
     let clock: Arc<dyn Clock> = if a.sim_clock {
         let probe = ringmaster::arm::connect(&a.azure, boot.clone())?;
@@ -527,13 +537,6 @@ async fn run_serve(a: ServeArgs) -> Result<ExitCode> {
         a.policy.clone(),
         a.subscriptions.clone(),
     );
-    // Read what the file holds before serving: a state that can't be read stops here,
-    // with the reason, instead of looking like "no rollouts".
-    match daemon.unfinished() {
-        Ok(Some(r)) => tracing::info!(rollout = %r.id, "the state file holds an unfinished rollout; resuming it"),
-        Ok(None) => {}
-        Err(e) => anyhow::bail!("{e}; see `ringmaster state check --state {}`", a.state.display()),
-    }
     let mut state = ringmaster::api::ApiState::new(daemon.clone(), store.clone(), auth, metrics.clone(), clock.clone());
     state.health = daemon.health.clone();
     state.limits = a.http.limits();

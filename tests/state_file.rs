@@ -94,6 +94,27 @@ fn serve_refuses_a_damaged_state_file_and_state_check_says_so() {
     assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
+/// A whole file whose rollout state this binary cannot decode: `serve` used to list
+/// nothing and resume nothing, silently.
+#[test]
+fn serve_refuses_a_state_it_cannot_read_instead_of_listing_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    populated(&path);
+    let policy = concat!(env!("CARGO_MANIFEST_DIR"), "/policies/demo.yaml");
+    let out = Command::new(common::procs::bin())
+        .args(["serve", "--policy", policy, "--listen", "127.0.0.1:0", "--state"])
+        .arg(&path)
+        .env_clear()
+        .env("RINGMASTER_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "serve started on a state it cannot read");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("rollout `r1` cannot be read"), "{stderr}");
+    assert!(out.stdout.is_empty());
+}
+
 #[test]
 fn backup_and_restore_bring_back_the_running_rollout() {
     let dir = tempfile::tempdir().unwrap();

@@ -86,12 +86,7 @@ impl Daemon {
     /// is an error: taking it for "nothing stored" would leave a running rollout
     /// unresumed, silently.
     pub fn stored(&self) -> Result<Vec<Rollout>, ControlError> {
-        self.store
-            .load_rollouts()
-            .map_err(|e| ControlError::Store(e.to_string()))?
-            .into_iter()
-            .map(|r| decode(&r.id, &r.state_json))
-            .collect()
+        stored(&self.store)
     }
 
     /// The unfinished rollout to resume, if any. `serve` calls this before it listens,
@@ -242,6 +237,16 @@ impl Daemon {
         self.metrics
             .set("ringmaster_arm_retries", &[], ArmStats::get(&st.retries) as f64);
     }
+}
+
+/// Every rollout in `store`, decoded; `serve` calls this right after opening the file.
+pub fn stored(store: &Store) -> Result<Vec<Rollout>, ControlError> {
+    store
+        .load_rollouts()
+        .map_err(|e| ControlError::Store(e.to_string()))?
+        .into_iter()
+        .map(|r| decode(&r.id, &r.state_json))
+        .collect()
 }
 
 /// A stored state, decoded; one that doesn't decode is an error naming the rollout.
