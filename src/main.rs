@@ -50,7 +50,7 @@ enum Command {
     /// unfinished one at start, serves the HTTP API (/api/v1, /metrics, /healthz,
     /// /readyz, /openapi.json). SIGTERM stops starting steps and exits; SIGHUP re-reads
     /// the policy for the next rollout.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// The state file: check it, back it up (online, safe while `serve` runs), or
     /// restore a backup (only while nothing uses the file).
     #[command(subcommand)]
@@ -308,7 +308,7 @@ async fn main() -> ExitCode {
             (_, true) => ExitCode::from(4),
             _ => ExitCode::from(3),
         }),
-        Command::Serve(a) => run_serve(a).await,
+        Command::Serve(a) => run_serve(*a).await,
         Command::State(c) => run_state(c),
         Command::Client(c) => Ok(ringmaster::api::cli::run(c).await),
         Command::Demo(a) => {

@@ -81,7 +81,9 @@ fn checkpointed_size(path: &Path) -> u64 {
     let conn = rusqlite::Connection::open(path).unwrap();
     conn.busy_timeout(Duration::from_secs(5)).unwrap();
     let _: (i64, i64, i64) = conn
-        .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
         .unwrap();
     std::fs::metadata(path).unwrap().len()
 }
@@ -144,7 +146,7 @@ async fn flood(s: &Serve, state: &Path, clients: usize, secs: u64) -> Figures {
             while Instant::now() < deadline {
                 i += 1;
                 let path = format!("/api/v1/rollouts/{}{c}-{i}/abort", "x".repeat(6000));
-                let method = if i % 3 == 0 {
+                let method = if i.is_multiple_of(3) {
                     reqwest::Method::from_bytes(format!("M{c}X{i}").as_bytes()).unwrap()
                 } else {
                     reqwest::Method::POST
@@ -196,7 +198,11 @@ async fn flood_test(secs: u64) -> Figures {
     // The daemon is still ready and the rollout still there.
     let r = reqwest::get(format!("{}/readyz", s.url)).await.unwrap();
     assert_eq!(r.status().as_u16(), 200);
-    assert!(f.requests > 100 * secs, "the flood was too thin to show anything: {}", f.requests);
+    assert!(
+        f.requests > 100 * secs,
+        "the flood was too thin to show anything: {}",
+        f.requests
+    );
     assert!(f.growth < 1024 * 1024, "the state file grew by {} bytes", f.growth);
     assert!(f.progress > 0, "the rollout did not move during the flood");
     f
@@ -244,12 +250,18 @@ async fn sigterm_ends_serve_within_its_grace_despite_a_half_sent_request() {
         if let Some(st) = s.child.try_wait().unwrap() {
             break st;
         }
-        assert!(t.elapsed() < Duration::from_secs(15), "serve still running after SIGTERM");
+        assert!(
+            t.elapsed() < Duration::from_secs(15),
+            "serve still running after SIGTERM"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(status.success(), "{status}");
     assert!(t.elapsed() < Duration::from_secs(10), "took {:?}", t.elapsed());
-    eprintln!("serve exited {:?} after SIGTERM with two half-sent requests open", t.elapsed());
+    eprintln!(
+        "serve exited {:?} after SIGTERM with two half-sent requests open",
+        t.elapsed()
+    );
     // What it committed is whole.
     let store = ringmaster::store::Store::open(dir.path().join("state.db")).unwrap();
     assert!(store.check().is_ok());

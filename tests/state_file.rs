@@ -85,7 +85,11 @@ fn serve_refuses_a_damaged_state_file_and_state_check_says_so() {
     assert!(!out.status.success(), "serve started on a damaged file");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("damaged") && stderr.contains("state.db"), "{stderr}");
-    assert!(out.stdout.is_empty(), "it never listened: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.stdout.is_empty(),
+        "it never listened: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let out = Command::new(common::procs::bin())
         .args(["state", "check", "--state"])
         .arg(&path)
@@ -123,7 +127,11 @@ fn backup_and_restore_bring_back_the_running_rollout() {
     populated(&path);
     let run = |args: &[&str]| {
         let out = Command::new(common::procs::bin()).args(args).output().unwrap();
-        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).to_string()
     };
     let (p, b) = (path.display().to_string(), backup.display().to_string());
@@ -202,7 +210,11 @@ fn retention_archives_old_entries_and_only_it_can_delete() {
     assert_eq!(lines[0]["detail"]["i"], 0);
     assert_eq!(mode(&done.files[0]), 0o600);
     assert_eq!(s.check().unwrap().audit_entries, 10);
-    assert_eq!(s.apply_retention(&policy, now).unwrap().entries, 0, "nothing more is due");
+    assert_eq!(
+        s.apply_retention(&policy, now).unwrap().entries,
+        0,
+        "nothing more is due"
+    );
     // The count limit archives the oldest beyond it.
     let by_count = RetentionPolicy {
         max_entries: 4,
@@ -212,7 +224,10 @@ fn retention_archives_old_entries_and_only_it_can_delete() {
     assert_eq!(s.check().unwrap().audit_entries, 4);
     // The mark never moves back.
     let conn = rusqlite::Connection::open(&path).unwrap();
-    assert!(conn.execute("UPDATE audit_archived SET up_to = 1 WHERE id = 1", []).is_err());
+    assert!(
+        conn.execute("UPDATE audit_archived SET up_to = 1 WHERE id = 1", [])
+            .is_err()
+    );
 }
 
 #[test]

@@ -394,7 +394,8 @@ pub(crate) async fn write_denial_rows(state: &ApiState, rows: Vec<AuditEntry>) {
         return;
     }
     let store = state.store.clone();
-    let written = tokio::task::spawn_blocking(move || rows.iter().try_for_each(|e| store.append_audit(e).map(|_| ()))).await;
+    let written =
+        tokio::task::spawn_blocking(move || rows.iter().try_for_each(|e| store.append_audit(e).map(|_| ()))).await;
     match written {
         Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::error!(error = %e, "could not audit a refused call"),

@@ -107,7 +107,10 @@ impl DenialLog {
                 reason: "other".into(),
             };
         }
-        let actor = d.actor.as_deref().map_or_else(|| "anonymous".to_string(), |a| cut(a, MAX_TEXT));
+        let actor = d
+            .actor
+            .as_deref()
+            .map_or_else(|| "anonymous".to_string(), |a| cut(a, MAX_TEXT));
         let bucket = w.buckets.entry(key.clone()).or_insert(Bucket { actor, count: 0 });
         bucket.count += 1;
         if bucket.count == 1 {
@@ -215,7 +218,10 @@ mod tests {
         let long = format!("/api/v1/rollouts/{}", "x".repeat(64 * 1024));
         let mut rows = Vec::new();
         for i in 0..1000 {
-            rows.extend(log.record(t("2026-12-02T10:00:00Z") + TimeDelta::milliseconds(i), &denial("127.0.0.1", &long)));
+            rows.extend(log.record(
+                t("2026-12-02T10:00:00Z") + TimeDelta::milliseconds(i),
+                &denial("127.0.0.1", &long),
+            ));
         }
         assert_eq!(rows.len(), 1);
         assert!(rows[0].subject.len() <= MAX_PATH + 20, "{}", rows[0].subject.len());
@@ -231,7 +237,12 @@ mod tests {
     fn many_sources_share_one_other_key_beyond_the_cap() {
         let log = DenialLog::default();
         let now = t("2026-12-02T10:00:00Z");
-        let rows: usize = (0..10_000).map(|i| log.record(now, &denial(&format!("10.0.{}.{}", i / 256, i % 256), "/x")).len()).sum();
+        let rows: usize = (0..10_000)
+            .map(|i| {
+                log.record(now, &denial(&format!("10.0.{}.{}", i / 256, i % 256), "/x"))
+                    .len()
+            })
+            .sum();
         assert_eq!(rows, MAX_KEYS + 1);
         let closing = log.flush_all(now);
         assert_eq!(closing.len(), 1, "only the shared key repeated");

@@ -116,7 +116,10 @@ impl<T: DeserializeOwned + Default> FromRequest<super::ApiState> for Body<T> {
                 ApiError::new(
                     StatusCode::REQUEST_TIMEOUT,
                     "body_timeout",
-                    format!("the request body did not arrive within {} s", limits.body_timeout.as_secs()),
+                    format!(
+                        "the request body did not arrive within {} s",
+                        limits.body_timeout.as_secs()
+                    ),
                 )
             })?
             .map_err(|e| {

@@ -69,7 +69,10 @@ fn decision(summary: &str, description: &str, params: Vec<Value>, req: &str, res
 fn operator_decision(summary: &str, description: &str, params: Vec<Value>, req: &str) -> Value {
     let mut responses = with_errors(
         "200",
-        ok("Applied by the engine, or unchanged (it was so already); recorded once", schema("Decision")),
+        ok(
+            "Applied by the engine, or unchanged (it was so already); recorded once",
+            schema("Decision"),
+        ),
         &[400, 401, 403, 404, 408, 409, 413, 415, 503],
     );
     responses["202"] = ok(

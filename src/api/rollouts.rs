@@ -159,7 +159,11 @@ pub(super) struct OperatorLock(Arc<tokio::sync::Mutex<()>>);
 const APPLY_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Waits until the rollout satisfies `done`; the rollout as last seen, and whether it did.
-async fn wait_applied(state: &ApiState, id: &str, done: impl Fn(&Rollout) -> bool) -> Result<(Rollout, bool), ApiError> {
+async fn wait_applied(
+    state: &ApiState,
+    id: &str,
+    done: impl Fn(&Rollout) -> bool,
+) -> Result<(Rollout, bool), ApiError> {
     let deadline = tokio::time::Instant::now() + APPLY_WAIT;
     loop {
         let r = load(state, id)?;
@@ -207,7 +211,16 @@ async fn decide(
     extra: Value,
     done: impl Fn(&Rollout) -> bool,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    record(state, ctx, &format!("api.{}", action.replace('-', "_")), Some(id), subject, reason, json!({})).await?;
+    record(
+        state,
+        ctx,
+        &format!("api.{}", action.replace('-', "_")),
+        Some(id),
+        subject,
+        reason,
+        json!({}),
+    )
+    .await?;
     state.control.send(id, input)?;
     let (r, applied) = wait_applied(state, id, done).await?;
     Ok(outcome(&r, action, if applied { "applied" } else { "queued" }, extra))
@@ -473,9 +486,17 @@ pub(super) async fn abort(
         by: ctx.caller.name.clone(),
         reason: reason.clone(),
     };
-    decide(&state, &ctx, &id, "abort", "rollout".into(), &reason, input, json!({}), |r| {
-        r.status.is_terminal()
-    })
+    decide(
+        &state,
+        &ctx,
+        &id,
+        "abort",
+        "rollout".into(),
+        &reason,
+        input,
+        json!({}),
+        |r| r.status.is_terminal(),
+    )
     .await
 }
 

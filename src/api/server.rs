@@ -17,8 +17,8 @@
 //!   [`Limits::shutdown_grace`], then drops what is left and returns.
 
 use super::{ApiError, ApiState};
-use axum::extract::connect_info::ConnectInfo;
 use axum::extract::Request;
+use axum::extract::connect_info::ConnectInfo;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -176,16 +176,15 @@ pub(crate) async fn guard(
 ) -> Response {
     let limits = state.limits;
     let uri_len = req.uri().to_string().len();
-    let header_bytes: usize = req
-        .headers()
-        .iter()
-        .map(|(k, v)| k.as_str().len() + v.len() + 4)
-        .sum();
+    let header_bytes: usize = req.headers().iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
     let mut response = if uri_len > limits.max_uri {
         ApiError::new(
             StatusCode::URI_TOO_LONG,
             "uri_too_long",
-            format!("the request URI is {uri_len} bytes; at most {} are accepted", limits.max_uri),
+            format!(
+                "the request URI is {uri_len} bytes; at most {} are accepted",
+                limits.max_uri
+            ),
         )
         .into_response()
     } else if header_bytes > limits.max_header_bytes {

@@ -325,7 +325,10 @@ impl Runtime {
             };
             let now = self.shared.clock.now();
             let message = format!("saving the state of rollout {}: {error}", self.rollout.id);
-            let first = self.health.as_ref().is_none_or(|h| h.persist_failed(message.clone(), now));
+            let first = self
+                .health
+                .as_ref()
+                .is_none_or(|h| h.persist_failed(message.clone(), now));
             if let Some(m) = &self.metrics {
                 m.inc("ringmaster_store_write_failures_total", &[("error", error.label())]);
                 m.set("ringmaster_store_write_failing", &[], 1.0);

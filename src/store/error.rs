@@ -61,7 +61,11 @@ pub enum StoreError {
     Damaged { path: PathBuf, problems: Vec<String> },
     /// Copying the file with SQLite's online backup (`ringmaster state backup|restore`).
     #[error("copying {from} to {to}: {message}")]
-    Backup { from: PathBuf, to: PathBuf, message: String },
+    Backup {
+        from: PathBuf,
+        to: PathBuf,
+        message: String,
+    },
     #[error("setting the permissions of {path}: {source}")]
     Permissions {
         path: PathBuf,

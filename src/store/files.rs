@@ -46,8 +46,12 @@ pub(super) fn tighten(path: &Path) -> Result<(), StoreError> {
     for p in [path.to_path_buf(), sibling(path, "-wal"), sibling(path, "-shm")] {
         let Ok(meta) = std::fs::metadata(&p) else { continue };
         if meta.permissions().mode() & 0o077 != 0 {
-            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))
-                .map_err(|source| StoreError::Permissions { path: p.clone(), source })?;
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).map_err(|source| {
+                StoreError::Permissions {
+                    path: p.clone(),
+                    source,
+                }
+            })?;
             tracing::warn!(file = %p.display(), "the state file was readable by others; it is now 0600");
         }
     }
@@ -68,7 +72,10 @@ pub(super) fn check(conn: &Connection, path: &Path) -> Result<(), StoreError> {
         Ok(rows) if rows == ["ok"] => Ok(()),
         Ok(rows) => Err(damaged(rows)),
         Err(rusqlite::Error::SqliteFailure(e, msg))
-            if matches!(e.code, rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt) =>
+            if matches!(
+                e.code,
+                rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt
+            ) =>
         {
             Err(damaged(vec![msg.unwrap_or_else(|| e.to_string())]))
         }

@@ -15,9 +15,9 @@
 
 mod approvals;
 mod audit;
-mod files;
 mod codec;
 mod error;
+mod files;
 mod intents;
 pub mod retention;
 mod rollouts;
@@ -28,8 +28,8 @@ pub use approvals::{Approval, ApprovalOutcome, Rejection};
 pub use audit::{AuditEntry, AuditQuery};
 pub use error::StoreError;
 pub use files::{CheckReport, restore};
-pub use retention::{RetentionArgs, RetentionPolicy};
 pub use intents::{Intent, IntentOutcome, IntentRow};
+pub use retention::{RetentionArgs, RetentionPolicy};
 pub use rollouts::RolloutRecord;
 pub use schema::SCHEMA_VERSION;
 pub use writer::{StoreWriter, WriterGone};

@@ -29,7 +29,10 @@ async fn a_flood_of_refused_calls_is_one_sampled_row_with_bounded_fields() {
     assert_eq!(row.rollout_id, None, "a refused path is never a rollout id");
     assert!(row.subject.len() <= 256, "subject is cut: {} bytes", row.subject.len());
     assert!(row.detail.to_string().len() <= 2048, "detail is bounded");
-    assert_eq!(h.metrics.get("ringmaster_api_denied_total", &[("status", "401")]), 300.0);
+    assert_eq!(
+        h.metrics.get("ringmaster_api_denied_total", &[("status", "401")]),
+        300.0
+    );
     // The minute closes: one more row with the count.
     h.clock.advance(chrono::Duration::minutes(1));
     for e in h.denials.flush(h.clock.now()) {
@@ -53,7 +56,10 @@ async fn unknown_methods_fold_into_one_metric_series() {
         assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED);
     }
     let text = h.metrics.render();
-    let series = text.lines().filter(|l| l.starts_with("ringmaster_api_requests_total")).count();
+    let series = text
+        .lines()
+        .filter(|l| l.starts_with("ringmaster_api_requests_total"))
+        .count();
     assert_eq!(series, 1, "{text}");
     assert!(text.contains("method=\"other\""), "{text}");
     assert!(!text.contains("YYYY"), "a client's method is no label value");
@@ -150,7 +156,12 @@ async fn every_answer_has_security_headers_and_errors_are_json() {
 
     // Long URI: JSON 414; large headers: JSON 431.
     let (s, headers, v) = h
-        .call(reqwest::Method::GET, None, &format!("/healthz?{}", "q".repeat(20_000)), None)
+        .call(
+            reqwest::Method::GET,
+            None,
+            &format!("/healthz?{}", "q".repeat(20_000)),
+            None,
+        )
         .await;
     assert_eq!(s, StatusCode::URI_TOO_LONG);
     check("414", &headers);
@@ -192,7 +203,9 @@ async fn audit_pages_are_bounded_and_follow_on() {
     assert!(v.to_string().len() < 1_200_000);
     assert_eq!(v["more"], true);
     let next = v["nextSince"].as_i64().unwrap();
-    let (_, v2) = h.get(Some(ALICE), &format!("/api/v1/audit?since={next}&limit=1000")).await;
+    let (_, v2) = h
+        .get(Some(ALICE), &format!("/api/v1/audit?since={next}&limit=1000"))
+        .await;
     assert!(v2["entries"][0]["id"].as_i64().unwrap() > next);
 }
 
@@ -200,7 +213,8 @@ async fn audit_pages_are_bounded_and_follow_on() {
 #[tokio::test]
 async fn readyz_is_503_with_the_reason_while_saves_fail_and_healthz_stays_up() {
     let h = Harness::start().await;
-    h.health.persist_failed("database or disk is full".into(), h.clock.now());
+    h.health
+        .persist_failed("database or disk is full".into(), h.clock.now());
     let (s, v) = h.get(None, "/readyz").await;
     assert_eq!((s, code(&v)), (StatusCode::SERVICE_UNAVAILABLE, "persist_failed"));
     assert!(v["error"]["message"].as_str().unwrap().contains("disk is full"), "{v}");
@@ -236,13 +250,19 @@ async fn half_sent_heads_are_closed_and_do_not_starve_healthz() {
     let mut slow = Vec::new();
     for _ in 0..40 {
         let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
-        s.write_all(b"GET /api/v1/rollouts HTTP/1.1\r\nHost: x\r\nX-Slow: ").await.unwrap();
+        s.write_all(b"GET /api/v1/rollouts HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            .await
+            .unwrap();
         slow.push(s);
     }
     let t = Instant::now();
     let (s, _) = h.get(None, "/healthz").await;
     assert_eq!(s, StatusCode::OK);
-    assert!(t.elapsed() < Duration::from_millis(500), "healthz took {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_millis(500),
+        "healthz took {:?}",
+        t.elapsed()
+    );
     // Each half-sent head is dropped by the server within the timeout (+ slack).
     for s in &mut slow {
         let (closed, _) = closed_within(s, Duration::from_secs(5)).await;
@@ -279,5 +299,8 @@ async fn connections_beyond_the_limit_wait_and_are_served_once_slots_free() {
     let (s, _) = h.get(None, "/healthz").await;
     assert_eq!(s, StatusCode::OK);
     let waited = t.elapsed();
-    assert!(waited < Duration::from_secs(5), "served once the idle ones timed out ({waited:?})");
+    assert!(
+        waited < Duration::from_secs(5),
+        "served once the idle ones timed out ({waited:?})"
+    );
 }
