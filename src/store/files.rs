@@ -17,21 +17,14 @@ use std::path::{Path, PathBuf};
 const BACKUP_PAGES_PER_STEP: std::ffi::c_int = 1024;
 
 /// Creates `path` empty with mode 0600 if it does not exist (SQLite would create it with
-/// the umask's mode, usually 0644).
-pub(super) fn create_private(path: &Path) -> Result<(), StoreError> {
-    match std::fs::OpenOptions::new()
+/// the umask's mode, usually 0644). When it can't be created (missing directory, no
+/// permission), SQLite's own open fails next with the error callers expect.
+pub(super) fn create_private(path: &Path) {
+    let _ = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(path)
-    {
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(source) => Err(StoreError::Permissions {
-            path: path.to_path_buf(),
-            source,
-        }),
-    }
+        .open(path);
 }
 
 /// The file with `suffix` appended (`state.db-wal`).
@@ -143,7 +136,7 @@ impl Store {
         if to.exists() {
             return Err(fail("the destination exists; remove it or pick another name".into()));
         }
-        create_private(to)?;
+        create_private(to);
         let mut dst = Connection::open(to).map_err(|e| fail(e.to_string()))?;
         let conn = self.conn();
         let backup = rusqlite::backup::Backup::new(&conn, &mut dst).map_err(|e| fail(e.to_string()))?;

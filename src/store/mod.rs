@@ -79,7 +79,7 @@ impl Store {
     /// [`StoreError::Damaged`], which says how to recover.
     pub fn open(path: impl AsRef<Path>) -> Result<Store, StoreError> {
         let path = path.as_ref().to_path_buf();
-        files::create_private(&path)?;
+        files::create_private(&path);
         let conn = Connection::open(&path).map_err(|source| StoreError::Open {
             path: path.clone(),
             source,
