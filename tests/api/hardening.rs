@@ -245,10 +245,14 @@ async fn closed_within(s: &mut tokio::net::TcpStream, within: Duration) -> (bool
 /// many of them don't keep `/healthz` from answering.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn half_sent_heads_are_closed_and_do_not_starve_healthz() {
-    let h = Harness::start_limited(short_limits()).await;
+    let limits = ringmaster::api::Limits {
+        max_connections: 512,
+        ..short_limits()
+    };
+    let h = Harness::start_limited(limits).await;
     let addr = h.base.trim_start_matches("http://").to_string();
     let mut slow = Vec::new();
-    for _ in 0..40 {
+    for _ in 0..300 {
         let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
         s.write_all(b"GET /api/v1/rollouts HTTP/1.1\r\nHost: x\r\nX-Slow: ")
             .await
