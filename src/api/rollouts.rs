@@ -150,9 +150,10 @@ fn required(field: &'static str, v: Option<String>) -> Result<String, ApiError> 
 
 /// Serializes operator decisions: two concurrent `pause` calls must not both see the
 /// rollout running and both say they paused it. One lock for the API is enough (these
-/// calls are rare and short).
+/// calls are rare and short). It holds the decisions sent but not yet applied (answered
+/// `queued`), so asking again while the engine is busy is not recorded or sent twice.
 #[derive(Clone, Default)]
-pub(super) struct OperatorLock(Arc<tokio::sync::Mutex<()>>);
+pub(super) struct OperatorLock(Arc<tokio::sync::Mutex<std::collections::HashSet<String>>>);
 
 /// How long a decision waits (wall clock) for the engine to apply it before answering
 /// `queued` (the engine is busy or cannot persist; the input stays in its queue).
@@ -198,11 +199,15 @@ fn outcome(r: &Rollout, action: &str, result: &str, extra: Value) -> (StatusCode
     (status, Json(v))
 }
 
-/// Records the decision, sends it, and answers once the engine applied it.
+/// Answers `unchanged` when the rollout is already as asked, `queued` when the same
+/// decision was sent and is not applied yet; else records the decision, sends it, and
+/// answers once the engine applied it (or `queued` after [`APPLY_WAIT`]). Called with
+/// the [`OperatorLock`] held; `pending` is what it guards.
 #[allow(clippy::too_many_arguments)]
 async fn decide(
     state: &ApiState,
     ctx: &Ctx,
+    pending: &mut std::collections::HashSet<String>,
     id: &str,
     action: &str,
     subject: String,
@@ -211,18 +216,24 @@ async fn decide(
     extra: Value,
     done: impl Fn(&Rollout) -> bool,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    record(
-        state,
-        ctx,
-        &format!("api.{}", action.replace('-', "_")),
-        Some(id),
-        subject,
-        reason,
-        json!({}),
-    )
-    .await?;
+    let key = format!("{id}\n{action}\n{subject}");
+    let r = load(state, id)?;
+    if done(&r) {
+        pending.remove(&key);
+        return Ok(outcome(&r, action, "unchanged", extra));
+    }
+    if pending.contains(&key) {
+        return Ok(outcome(&r, action, "queued", extra));
+    }
+    let audit_action = format!("api.{}", action.replace('-', "_"));
+    record(state, ctx, &audit_action, Some(id), subject, reason, json!({})).await?;
     state.control.send(id, input)?;
     let (r, applied) = wait_applied(state, id, done).await?;
+    if applied {
+        pending.remove(&key);
+    } else {
+        pending.insert(key);
+    }
     Ok(outcome(&r, action, if applied { "applied" } else { "queued" }, extra))
 }
 
@@ -340,7 +351,7 @@ pub(super) async fn promote_now(
     ring(&r, &ring_name)?;
     require_operator(&state, &ctx, "ending a soak early").await?;
     let reason = required("reason", b.reason)?;
-    let _one = lock.0.lock().await;
+    let mut pending = lock.0.lock().await;
     let r = load(&state, &id)?;
     not_finished(&r)?;
     let (ri, run) = ring(&r, &ring_name)?;
@@ -359,6 +370,7 @@ pub(super) async fn promote_now(
     decide(
         &state,
         &ctx,
+        &mut pending,
         &id,
         "promote-now",
         ring_name.clone(),
@@ -366,7 +378,7 @@ pub(super) async fn promote_now(
         input,
         json!({ "ring": ring_name }),
         move |r| match r.rings.get(ri).map(|x| &x.status) {
-            Some(RingStatus::Soaking { until }) => *until <= now,
+            Some(RingStatus::Soaking { until }) => until <= &now,
             _ => true,
         },
     )
@@ -419,14 +431,11 @@ pub(super) async fn pause(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let r = load(&state, &id)?;
     require_operator(&state, &ctx, "pausing").await?;
-    let _one = lock.0.lock().await;
+    let mut pending = lock.0.lock().await;
     let r = load(&state, &r.id)?;
     not_finished(&r)?;
     let scope = scope(&r, &b)?;
     let subject = scope_name(&scope);
-    if paused_in(&r, &scope) {
-        return Ok(outcome(&r, "pause", "unchanged", json!({ "scope": subject })));
-    }
     let reason = b.reason.unwrap_or_default();
     let input = Input::Pause {
         scope: scope.clone(),
@@ -434,9 +443,18 @@ pub(super) async fn pause(
         reason: reason.clone(),
     };
     let extra = json!({ "scope": subject });
-    decide(&state, &ctx, &id, "pause", subject, &reason, input, extra, move |r| {
-        paused_in(r, &scope) || r.status.is_terminal()
-    })
+    decide(
+        &state,
+        &ctx,
+        &mut pending,
+        &id,
+        "pause",
+        subject,
+        &reason,
+        input,
+        extra,
+        move |r| paused_in(r, &scope) || r.status.is_terminal(),
+    )
     .await
 }
 
@@ -449,23 +467,29 @@ pub(super) async fn resume(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let r = load(&state, &id)?;
     require_operator(&state, &ctx, "resuming").await?;
-    let _one = lock.0.lock().await;
+    let mut pending = lock.0.lock().await;
     let r = load(&state, &r.id)?;
     not_finished(&r)?;
     let scope = scope(&r, &b)?;
     let subject = scope_name(&scope);
-    if !paused_in(&r, &scope) {
-        return Ok(outcome(&r, "resume", "unchanged", json!({ "scope": subject })));
-    }
     let reason = b.reason.unwrap_or_default();
     let input = Input::Resume {
         scope: scope.clone(),
         by: ctx.caller.name.clone(),
     };
     let extra = json!({ "scope": subject });
-    decide(&state, &ctx, &id, "resume", subject, &reason, input, extra, move |r| {
-        !paused_in(r, &scope) || r.status.is_terminal()
-    })
+    decide(
+        &state,
+        &ctx,
+        &mut pending,
+        &id,
+        "resume",
+        subject,
+        &reason,
+        input,
+        extra,
+        move |r| !paused_in(r, &scope) || r.status.is_terminal(),
+    )
     .await
 }
 
@@ -479,7 +503,7 @@ pub(super) async fn abort(
     let r = load(&state, &id)?;
     require_operator(&state, &ctx, "aborting").await?;
     let reason = required("reason", b.reason)?;
-    let _one = lock.0.lock().await;
+    let mut pending = lock.0.lock().await;
     let r = load(&state, &r.id)?;
     not_finished(&r)?;
     let input = Input::Abort {
@@ -489,6 +513,7 @@ pub(super) async fn abort(
     decide(
         &state,
         &ctx,
+        &mut pending,
         &id,
         "abort",
         "rollout".into(),
@@ -510,7 +535,7 @@ pub(super) async fn skip(
     let r = load(&state, &id)?;
     require_operator(&state, &ctx, "skipping a cluster").await?;
     let reason = required("reason", b.reason)?;
-    let _one = lock.0.lock().await;
+    let mut pending = lock.0.lock().await;
     let r = load(&state, &r.id)?;
     not_finished(&r)?;
     let cluster = find_cluster(&r, &cluster)?;
@@ -531,6 +556,7 @@ pub(super) async fn skip(
     decide(
         &state,
         &ctx,
+        &mut pending,
         &id,
         "skip",
         name.clone(),
