@@ -308,3 +308,20 @@ async fn connections_beyond_the_limit_wait_and_are_served_once_slots_free() {
         "served once the idle ones timed out ({waited:?})"
     );
 }
+
+/// An engine that does not apply a decision in time gets it once: the caller hears
+/// `queued` (202), and asking again hears `queued` without a second record or send.
+#[tokio::test]
+async fn a_decision_not_applied_in_time_is_queued_once() {
+    let h = Harness::start().await;
+    h.standin.defer.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (s, v) = h.post(Some(OPS), "/api/v1/rollouts/r1/pause", json!({})).await;
+    assert_eq!((s, v["result"].as_str()), (StatusCode::ACCEPTED, Some("queued")), "{v}");
+    let (s, v) = h.post(Some(OPS), "/api/v1/rollouts/r1/pause", json!({})).await;
+    assert_eq!((s, v["result"].as_str()), (StatusCode::ACCEPTED, Some("queued")), "{v}");
+    assert_eq!(h.audit_actions("api.pause").len(), 1);
+    assert_eq!(h.standin.sent.lock().unwrap().len(), 1);
+    h.standin.flush();
+    let (s, v) = h.post(Some(OPS), "/api/v1/rollouts/r1/pause", json!({})).await;
+    assert_eq!((s, v["result"].as_str()), (StatusCode::OK, Some("unchanged")), "{v}");
+}
