@@ -325,3 +325,20 @@ async fn a_decision_not_applied_in_time_is_queued_once() {
     let (s, v) = h.post(Some(OPS), "/api/v1/rollouts/r1/pause", json!({})).await;
     assert_eq!((s, v["result"].as_str()), (StatusCode::OK, Some("unchanged")), "{v}");
 }
+
+/// Finding 2, the API side: a read the store fails is a 503 the caller sees, never an
+/// empty list.
+#[tokio::test]
+async fn a_failing_state_read_is_503_not_an_empty_list() {
+    let h = Harness::start().await;
+    h.standin.fail_reads.store(true, std::sync::atomic::Ordering::SeqCst);
+    for path in ["/api/v1/rollouts", "/api/v1/rollouts/r1"] {
+        let (s, v) = h.get(Some(ALICE), path).await;
+        assert_eq!(
+            (s, code(&v)),
+            (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
+            "{path}: {v}"
+        );
+        assert!(v["error"]["message"].as_str().unwrap().contains("malformed"), "{v}");
+    }
+}

@@ -73,6 +73,8 @@ pub struct StandIn {
     /// When set, inputs wait in `queued` until [`StandIn::flush`], as they wait in the
     /// real daemon's channel until its loop takes them.
     pub defer: std::sync::atomic::AtomicBool,
+    /// When set, reads fail as a damaged state file makes them fail.
+    pub fail_reads: std::sync::atomic::AtomicBool,
     queued: Mutex<Vec<(String, Input)>>,
 }
 
@@ -121,6 +123,13 @@ impl StandIn {
         Ok(())
     }
 
+    fn read_fails(&self) -> Result<(), ControlError> {
+        if self.fail_reads.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(ControlError::Store("database disk image is malformed".into()));
+        }
+        Ok(())
+    }
+
     /// Applies the inputs that were deferred.
     pub fn flush(&self) {
         let queued: Vec<_> = self.queued.lock().unwrap().drain(..).collect();
@@ -143,6 +152,7 @@ impl StandIn {
 
 impl Control for StandIn {
     fn list(&self) -> Result<Vec<RolloutSummary>, ControlError> {
+        self.read_fails()?;
         Ok(self
             .rollouts
             .lock()
@@ -157,6 +167,7 @@ impl Control for StandIn {
             .collect())
     }
     fn get(&self, id: &str) -> Result<Option<Rollout>, ControlError> {
+        self.read_fails()?;
         Ok(self.rollouts.lock().unwrap().get(id).cloned())
     }
     fn active(&self) -> Option<String> {
@@ -260,6 +271,7 @@ impl Harness {
             template: rollout.clone(),
             sent: Mutex::new(Vec::new()),
             defer: Default::default(),
+            fail_reads: Default::default(),
             queued: Mutex::new(Vec::new()),
         });
         standin.rollouts.lock().unwrap().insert("r1".into(), rollout.clone());
