@@ -93,16 +93,10 @@ async fn main() {
         None,
         vec!["ops".into()],
     ));
-    let router = ringmaster::api::router(ApiState {
-        control: daemon.clone(),
-        store,
-        auth,
-        metrics,
-        clock,
-    });
+    let state = ApiState::new(daemon.clone(), store, auth, metrics, clock);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, router).await });
+    tokio::spawn(ringmaster::api::serve(listener, state, std::future::pending()));
     let (_stop, stop_rx) = tokio::sync::watch::channel(false);
     let _ = daemon.start_now("bench");
     tokio::spawn(daemon.clone().run(stop_rx));
@@ -116,7 +110,7 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let clusters = daemon.get(&id).map_or(0, |r| r.clusters().count());
+    let clusters = daemon.get(&id).ok().flatten().map_or(0, |r| r.clusters().count());
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let mut tasks = Vec::new();
     for i in 0..clients {
@@ -150,7 +144,7 @@ async fn main() {
     lat.sort();
     let n = lat.len();
     let pct = |p: f64| lat[((n as f64 * p) as usize).min(n - 1)].as_secs_f64() * 1000.0;
-    let r = daemon.get(&id).unwrap();
+    let r = daemon.get(&id).unwrap().unwrap();
     let active = r.clusters().filter(|(_, c)| c.status.is_active()).count();
     let done = r.clusters().filter(|(_, c)| c.status.is_finished()).count();
     println!(

@@ -14,6 +14,7 @@ pub mod domain;
 pub mod embedded;
 pub mod engine;
 pub mod gate;
+pub mod health;
 pub mod identity;
 pub mod kube;
 pub mod metrics;

@@ -50,7 +50,11 @@ enum Command {
     /// unfinished one at start, serves the HTTP API (/api/v1, /metrics, /healthz,
     /// /readyz, /openapi.json). SIGTERM stops starting steps and exits; SIGHUP re-reads
     /// the policy for the next rollout.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
+    /// The state file: check it, back it up (online, safe while `serve` runs), or
+    /// restore a backup (only while nothing uses the file).
+    #[command(subcommand)]
+    State(StateCommand),
     #[command(flatten)]
     Client(ringmaster::api::cli::ClientCommand),
 }
@@ -82,7 +86,66 @@ struct ServeArgs {
     #[command(flatten)]
     auth: ringmaster::api::AuthArgs,
     #[command(flatten)]
+    http: HttpLimitArgs,
+    #[command(flatten)]
+    retention: ringmaster::store::RetentionArgs,
+    #[command(flatten)]
     azure: ringmaster::identity::AzureConfig,
+}
+
+#[derive(Subcommand)]
+enum StateCommand {
+    /// Full integrity check and a summary (rollouts, unfinished ones, audit entries).
+    /// Exit 0 when whole, 1 when damaged.
+    Check {
+        #[arg(long, env = "RINGMASTER_STATE", default_value = "ringmaster.db")]
+        state: PathBuf,
+    },
+    /// Copies a consistent snapshot of the state file to `--to` (created 0600).
+    Backup {
+        #[arg(long, env = "RINGMASTER_STATE", default_value = "ringmaster.db")]
+        state: PathBuf,
+        #[arg(long)]
+        to: PathBuf,
+    },
+    /// Replaces the state file by a checked backup. Stop `serve` first.
+    Restore {
+        #[arg(long)]
+        from: PathBuf,
+        #[arg(long, env = "RINGMASTER_STATE", default_value = "ringmaster.db")]
+        state: PathBuf,
+    },
+}
+
+/// `serve`'s HTTP limits (see `ringmaster::api::Limits` for why these defaults).
+#[derive(clap::Args)]
+struct HttpLimitArgs {
+    /// Most open API connections; more wait in the listen backlog. Keep it well under
+    /// the process's file limit.
+    #[arg(long, env = "RINGMASTER_MAX_CONNECTIONS", default_value_t = 512)]
+    max_connections: usize,
+    /// Seconds a client has to send a request's head (and an idle connection stays open).
+    #[arg(long, env = "RINGMASTER_HEADER_TIMEOUT", default_value_t = 10)]
+    header_timeout: u64,
+    /// Seconds a client has to send a request's body.
+    #[arg(long, env = "RINGMASTER_BODY_TIMEOUT", default_value_t = 10)]
+    body_timeout: u64,
+    /// Seconds requests in flight get to finish after SIGTERM.
+    #[arg(long, env = "RINGMASTER_SHUTDOWN_GRACE", default_value_t = 5)]
+    shutdown_grace: u64,
+}
+
+impl HttpLimitArgs {
+    fn limits(&self) -> ringmaster::api::Limits {
+        use std::time::Duration;
+        ringmaster::api::Limits {
+            max_connections: self.max_connections.max(1),
+            header_timeout: Duration::from_secs(self.header_timeout.max(1)),
+            body_timeout: Duration::from_secs(self.body_timeout.max(1)),
+            shutdown_grace: Duration::from_secs(self.shutdown_grace),
+            ..Default::default()
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -250,7 +313,8 @@ async fn main() -> ExitCode {
             (_, true) => ExitCode::from(4),
             _ => ExitCode::from(3),
         }),
-        Command::Serve(a) => run_serve(a).await,
+        Command::Serve(a) => run_serve(*a).await,
+        Command::State(c) => run_state(c),
         Command::Client(c) => Ok(ringmaster::api::cli::run(c).await),
         Command::Demo(a) => {
             let outcome = ringmaster::demo::run(ringmaster::demo::DemoOptions {
@@ -319,7 +383,7 @@ async fn run_sim(args: SimArgs) -> Result<ExitCode> {
     .await
     .context("starting the simulator")?;
     if let Some(path) = &args.env_file {
-        std::fs::write(path, sim.info.env_file()).with_context(|| format!("writing {}", path.display()))?;
+        write_private(path, sim.info.env_file().as_bytes()).with_context(|| format!("writing {}", path.display()))?;
     }
     let mut out = std::io::stdout().lock();
     writeln!(out, "{}", serde_json::to_string(&sim.info)?)?;
@@ -422,6 +486,16 @@ async fn run_serve(a: ServeArgs) -> Result<ExitCode> {
     }
     let store =
         Arc::new(ringmaster::store::Store::open(&a.state).with_context(|| format!("opening {}", a.state.display()))?);
+    // Read what the file holds before anything else: a state that can't be read stops
+    // here, with the reason, instead of looking like "no rollouts".
+    match ringmaster::service::daemon::stored(&store) {
+        Ok(all) => {
+            if let Some(r) = all.iter().find(|r| !r.status.is_terminal()) {
+                tracing::info!(rollout = %r.id, "the state file holds an unfinished rollout; resuming it");
+            }
+        }
+        Err(e) => anyhow::bail!("{e}; see `ringmaster state check --state {}`", a.state.display()),
+    }
     let boot: Arc<dyn Clock> = Arc::new(SystemClock);
     let clock: Arc<dyn Clock> = if a.sim_clock {
         let probe = ringmaster::arm::connect(&a.azure, boot.clone())?;
@@ -468,13 +542,9 @@ async fn run_serve(a: ServeArgs) -> Result<ExitCode> {
         a.policy.clone(),
         a.subscriptions.clone(),
     );
-    let router = ringmaster::api::router(ringmaster::api::ApiState {
-        control: daemon.clone(),
-        store,
-        auth,
-        metrics,
-        clock,
-    });
+    let mut state = ringmaster::api::ApiState::new(daemon.clone(), store.clone(), auth, metrics.clone(), clock.clone());
+    state.health = daemon.health.clone();
+    state.limits = a.http.limits();
     let listener = tokio::net::TcpListener::bind(a.listen)
         .await
         .with_context(|| format!("listening on {}", a.listen))?;
@@ -487,14 +557,17 @@ async fn run_serve(a: ServeArgs) -> Result<ExitCode> {
         let _ = daemon.start_now("serve --start-now");
     }
     let daemon_task = tokio::spawn(daemon.clone().run(stop_rx.clone()));
+    let retention = tokio::spawn(ringmaster::store::retention::run(
+        store.clone(),
+        a.retention.policy(&a.state),
+        clock.clone(),
+        metrics.clone(),
+        stop_rx.clone(),
+    ));
     let mut api_stop = stop_rx.clone();
-    let api = tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                let _ = api_stop.wait_for(|s| *s).await;
-            })
-            .await
-    });
+    let api = tokio::spawn(ringmaster::api::serve(listener, state, async move {
+        let _ = api_stop.wait_for(|s| *s).await;
+    }));
     let policy = a.policy.clone();
     tokio::spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};
@@ -518,9 +591,88 @@ async fn run_serve(a: ServeArgs) -> Result<ExitCode> {
         "stopping: no new steps; operations in flight continue in Azure and are re-attached at the next start"
     );
     let _ = stop_tx.send(true);
-    let _ = daemon_task.await;
-    let _ = api.await;
+    // The API gets its grace period, the rollout loop saves and stops; past the
+    // deadline the process exits anyway (what was committed is what a restart resumes).
+    let deadline = a.http.limits().shutdown_grace + std::time::Duration::from_secs(5);
+    let all = async {
+        let _ = tokio::join!(daemon_task, api, retention);
+    };
+    if tokio::time::timeout(deadline, all).await.is_err() {
+        tracing::warn!("shutdown: gave up waiting after {} s", deadline.as_secs());
+    }
+    if let Err(e) = store.checkpoint() {
+        tracing::warn!(error = %e, "checkpointing the state file at shutdown");
+    }
+    tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes `bytes` to `path` readable by the owner only (0600, also when it existed):
+/// the simulator's env file holds a client secret.
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+fn run_state(c: StateCommand) -> Result<ExitCode> {
+    use ringmaster::store::{Store, StoreError};
+    let show = |r: &ringmaster::store::CheckReport| {
+        println!(
+            "ok: schema v{}, {} rollouts ({} unfinished{}), {} audit entries, {} bytes",
+            r.schema_version,
+            r.rollouts,
+            r.unfinished.len(),
+            if r.unfinished.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", r.unfinished.join(", "))
+            },
+            r.audit_entries,
+            r.file_bytes
+        )
+    };
+    match c {
+        StateCommand::Check { state } => {
+            if !state.exists() {
+                anyhow::bail!("{} does not exist", state.display());
+            }
+            match Store::open(&state).and_then(|s| s.check()) {
+                Ok(r) => {
+                    show(&r);
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e @ StoreError::Damaged { .. }) => {
+                    eprintln!("error: {e}");
+                    Ok(ExitCode::from(1))
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
+        StateCommand::Backup { state, to } => {
+            if !state.exists() {
+                anyhow::bail!("{} does not exist", state.display());
+            }
+            Store::open(&state)?.backup_to(&to)?;
+            let r = Store::open(&to)?.check()?;
+            print!("{}: ", to.display());
+            show(&r);
+            Ok(ExitCode::SUCCESS)
+        }
+        StateCommand::Restore { from, state } => {
+            let r = ringmaster::store::restore(&from, &state)?;
+            print!("{} restored from {}: ", state.display(), from.display());
+            show(&r);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }
 
 async fn wait_for_signal() {

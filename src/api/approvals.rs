@@ -207,7 +207,7 @@ pub(super) async fn approve(
     // API never delivered it (the first call's send failed, or the daemon restarted
     // in between): then it is re-sent, as given by its approver.
     let key: Sent = (id.clone(), ring_name.clone(), first.target.clone(), first.approved_at);
-    let engine_has_it = state.control.get(&id).is_some_and(|r| engine_approved(&r, ri, now));
+    let engine_has_it = state.control.get(&id)?.is_some_and(|r| engine_approved(&r, ri, now));
     if !already || (!engine_has_it && !sent.contains(&key)) {
         let input = Input::Approve {
             ring: ring_name.clone(),

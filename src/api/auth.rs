@@ -10,8 +10,9 @@
 //!   may pause, resume, abort, skip, end soaks and start rollouts; any authenticated
 //!   caller may read. With no operator group configured nobody may operate (fail closed).
 //!
-//! Every refusal (401 and 403) is written to the audit log as `auth.denied` with the
-//! method and path, never the token.
+//! Every refusal (401 and 403) is counted in the audit log as `auth.denied` with the
+//! method and (cut) path, never the token: the first of each source and reason per
+//! minute as a row, the rest as a count (see [`super::denials`]).
 
 use super::ApiState;
 use super::entra::{EntraConfig, EntraValidator};
@@ -357,11 +358,14 @@ impl AuthArgs {
     }
 }
 
-/// Appends an `auth.denied` entry. A failing store is logged, not returned: the caller
-/// is refused either way.
+/// Counts a refusal and appends what [`super::denials::DenialLog`] says to keep (the
+/// first of its source and reason this minute). A failing store is logged, not
+/// returned: the caller is refused either way.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn record_denial(
     state: &ApiState,
     actor: Option<&str>,
+    peer: &str,
     method: &str,
     path: &str,
     status: StatusCode,
@@ -371,28 +375,32 @@ pub(crate) async fn record_denial(
     state
         .metrics
         .inc("ringmaster_api_denied_total", &[("status", status.as_str())]);
-    let entry = AuditEntry {
-        at: state.clock.now(),
-        actor: actor.unwrap_or("anonymous").to_string(),
-        action: "auth.denied".into(),
-        rollout_id: rollout_of(path),
-        subject: format!("{method} {path}"),
+    let denial = super::denials::Denial {
+        actor: actor.map(str::to_string),
+        peer: peer.to_string(),
+        method: method.to_string(),
+        path: path.to_string(),
+        status: status.as_u16(),
         reason: reason.to_string(),
-        detail: serde_json::json!({ "method": method, "path": path, "status": status.as_u16(), "extra": extra }),
+        extra,
     };
+    let rows = state.denials.record(state.clock.now(), &denial);
+    write_denial_rows(state, rows).await;
+}
+
+/// Appends refusal rows (none most of the time).
+pub(crate) async fn write_denial_rows(state: &ApiState, rows: Vec<AuditEntry>) {
+    if rows.is_empty() {
+        return;
+    }
     let store = state.store.clone();
-    match tokio::task::spawn_blocking(move || store.append_audit(&entry)).await {
-        Ok(Ok(_)) => {}
+    let written =
+        tokio::task::spawn_blocking(move || rows.iter().try_for_each(|e| store.append_audit(e).map(|_| ()))).await;
+    match written {
+        Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::error!(error = %e, "could not audit a refused call"),
         Err(e) => tracing::error!(error = %e, "could not audit a refused call"),
     }
-}
-
-/// The rollout a path is about (`/api/v1/rollouts/{id}/...`), for the audit entry.
-fn rollout_of(path: &str) -> Option<String> {
-    let rest = path.strip_prefix("/api/v1/rollouts/")?;
-    let id = rest.split('/').next().filter(|s| !s.is_empty())?;
-    Some(id.to_string())
 }
 
 /// Refuses a caller who is authenticated but not allowed: audited, 403.
@@ -400,6 +408,7 @@ pub(crate) async fn forbid(state: &ApiState, ctx: &Ctx, message: String, extra: 
     record_denial(
         state,
         Some(&ctx.caller.name),
+        "",
         &ctx.method,
         &ctx.path,
         StatusCode::FORBIDDEN,
@@ -414,6 +423,7 @@ pub(crate) async fn forbid(state: &ApiState, ctx: &Ctx, message: String, extra: 
 pub(crate) async fn require_auth(State(state): State<ApiState>, mut req: Request, next: Next) -> Response {
     let method = req.method().to_string();
     let path = req.uri().path().to_string();
+    let peer = super::server::peer(&req);
     match state.auth.authenticate(req.headers().get(header::AUTHORIZATION)).await {
         Ok(caller) => {
             req.extensions_mut().insert(Ctx { caller, method, path });
@@ -423,6 +433,7 @@ pub(crate) async fn require_auth(State(state): State<ApiState>, mut req: Request
             record_denial(
                 &state,
                 d.actor.as_deref(),
+                &peer,
                 &method,
                 &path,
                 d.status,

@@ -381,9 +381,11 @@ async fn call(cmd: &ClientCommand, api: &ClientArgs, client: &ApiClient) -> Resu
             let body = json!({ "ring": ring, "cluster": cluster, "reason": reason });
             let v = client.post(&format!("{}/pause", base(&id)), strip_nulls(body)).await?;
             Ok(show(api, &v, |v| {
-                format!(
-                    "Paused {} of rollout {id}.\n",
-                    v["scope"].as_str().unwrap_or("the rollout")
+                let scope = v["scope"].as_str().unwrap_or("the rollout");
+                said(
+                    v,
+                    format!("Paused {scope} of rollout {id}."),
+                    format!("{scope} of rollout {id} was already paused; nothing changed."),
                 )
             }))
         }
@@ -392,9 +394,11 @@ async fn call(cmd: &ClientCommand, api: &ClientArgs, client: &ApiClient) -> Resu
             let body = json!({ "ring": ring, "cluster": cluster });
             let v = client.post(&format!("{}/resume", base(&id)), strip_nulls(body)).await?;
             Ok(show(api, &v, |v| {
-                format!(
-                    "Resumed {} of rollout {id}.\n",
-                    v["scope"].as_str().unwrap_or("the rollout")
+                let scope = v["scope"].as_str().unwrap_or("the rollout");
+                said(
+                    v,
+                    format!("Resumed {scope} of rollout {id}."),
+                    format!("{scope} of rollout {id} was not paused; nothing changed."),
                 )
             }))
         }
@@ -426,6 +430,16 @@ async fn call(cmd: &ClientCommand, api: &ClientArgs, client: &ApiClient) -> Resu
             Ok(show(api, &v, table::history))
         }
         ClientCommand::Token(_) => unreachable!("handled by execute"),
+    }
+}
+
+/// What a decision did, from its answer's `result`: `applied` says `done`, `unchanged`
+/// says `unchanged`, `queued` says the daemon has it but has not applied it yet.
+fn said(v: &Value, done: String, unchanged: String) -> String {
+    match v["result"].as_str() {
+        Some("unchanged") => format!("{unchanged}\n"),
+        Some("queued") => format!("{done} (sent; the daemon has not applied it yet: see `ringmaster status`)\n"),
+        _ => format!("{done}\n"),
     }
 }
 

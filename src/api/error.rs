@@ -71,6 +71,10 @@ impl From<crate::service::ControlError> for ApiError {
             E::NotRunning(_) => "not_running",
             E::AlreadyRunning(_) => "already_running",
             E::CannotStart(_) => "cannot_start",
+            E::Store(_) => {
+                tracing::error!(error = %e, "reading the state file failed");
+                return ApiError::unavailable("store_unavailable", e.to_string());
+            }
         };
         ApiError::conflict(code, e.to_string())
     }
@@ -90,22 +94,65 @@ impl IntoResponse for ApiError {
 /// A JSON request body; an empty body is `T::default()` (every field of every body is
 /// optional or checked by the handler, so `curl -X POST` without `-d` works), unknown
 /// fields are refused (a typo like `{"reson": ..}` should not pass silently).
+///
+/// A body must arrive within the server's body timeout (408), be at most its body limit
+/// (413) and, when not empty, say `Content-Type: application/json` (415): a form or
+/// text body is not parsed as JSON by accident.
 pub struct Body<T>(pub T);
 
-impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for Body<T> {
+impl<T: DeserializeOwned + Default> FromRequest<super::ApiState> for Body<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = axum::body::Bytes::from_request(req, state)
+    async fn from_request(req: Request, state: &super::ApiState) -> Result<Self, Self::Rejection> {
+        let json_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(is_json);
+        let limits = state.limits;
+        let bytes = tokio::time::timeout(limits.body_timeout, axum::body::Bytes::from_request(req, state))
             .await
-            .map_err(|e| ApiError::bad_request("bad_body", format!("reading the request body: {e}")))?;
+            .map_err(|_| {
+                ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "body_timeout",
+                    format!(
+                        "the request body did not arrive within {} s",
+                        limits.body_timeout.as_secs()
+                    ),
+                )
+            })?
+            .map_err(|e| {
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "body_too_large",
+                        format!("the request body is over {} bytes", limits.body_bytes),
+                    )
+                } else {
+                    ApiError::bad_request("bad_body", format!("reading the request body: {e}"))
+                }
+            })?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Body(T::default()));
+        }
+        if json_type != Some(true) {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the body as JSON, with `Content-Type: application/json`",
+            ));
         }
         serde_json::from_slice(&bytes)
             .map(Body)
             .map_err(|e| ApiError::bad_request("bad_body", format!("the request body is not valid: {e}")))
     }
+}
+
+/// `application/json`, or any `+json` type, with or without parameters.
+fn is_json(content_type: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 /// `axum::extract::Path` with a JSON rejection.

@@ -15,15 +15,18 @@ mod approvals;
 pub mod auth;
 pub mod cli;
 mod client;
+pub mod denials;
 pub mod entra;
 pub mod error;
 mod jwt;
 pub mod openapi;
 mod rollouts;
+pub mod server;
 mod table;
 
 pub use auth::{Auth, AuthArgs, Caller};
 pub use error::ApiError;
+pub use server::Limits;
 
 use crate::clock::Clock;
 use crate::metrics::Metrics;
@@ -46,6 +49,33 @@ pub struct ApiState {
     pub metrics: Arc<Metrics>,
     /// The engine's clock: approvals expire on the same time line the engine checks.
     pub clock: Arc<dyn Clock>,
+    /// Refused calls, counted per source and reason per minute.
+    pub denials: Arc<denials::DenialLog>,
+    /// What the runtime reports about persisting (for `/readyz`).
+    pub health: Arc<crate::health::Health>,
+    pub limits: Limits,
+}
+
+impl ApiState {
+    /// The state with default limits, a new denial log and a healthy [`crate::health::Health`].
+    pub fn new(
+        control: Arc<dyn Control>,
+        store: Arc<Store>,
+        auth: Arc<Auth>,
+        metrics: Arc<Metrics>,
+        clock: Arc<dyn Clock>,
+    ) -> ApiState {
+        ApiState {
+            control,
+            store,
+            auth,
+            metrics,
+            clock,
+            denials: Default::default(),
+            health: Default::default(),
+            limits: Limits::default(),
+        }
+    }
 }
 
 /// Who may call a route.
@@ -173,20 +203,14 @@ pub fn router(state: ApiState) -> Router {
             )
         })
         .layer(axum::Extension(approvals::ApprovalLock::default()))
+        .layer(axum::Extension(rollouts::OperatorLock::default()))
+        .layer(axum::extract::DefaultBodyLimit::max(state.limits.body_bytes))
         .layer(middleware::from_fn_with_state(state.clone(), count_requests))
+        .layer(middleware::from_fn_with_state(state.clone(), server::guard))
         .with_state(state)
 }
 
-/// Serves `router(state)` on `listener` until `shutdown` resolves.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    state: ApiState,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
-}
+pub use server::serve;
 
 fn describe_metrics(m: &Metrics) {
     m.describe(
@@ -201,32 +225,61 @@ fn describe_metrics(m: &Metrics) {
     );
 }
 
-/// Counts requests by matched route (not raw path: ids would make unbounded labels).
+/// Counts requests by matched route (not raw path: ids would make unbounded labels)
+/// and by method, folded to `other` for anything but the standard ones (a client picks
+/// the method: 20,000 random ones made 20,000 series).
 async fn count_requests(State(state): State<ApiState>, req: Request, next: Next) -> Response {
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map_or("unmatched", |m| m.as_str())
         .to_string();
-    let method = req.method().to_string();
+    let method = method_label(req.method());
     let response = next.run(req).await;
     state.metrics.inc(
         "ringmaster_api_requests_total",
         &[
             ("route", &route),
-            ("method", &method),
+            ("method", method),
             ("status", response.status().as_str()),
         ],
     );
     response
 }
 
+/// A metric label for `m`: one of a fixed set.
+pub fn method_label(m: &Method) -> &'static str {
+    match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::HEAD => "HEAD",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+/// Liveness: the process answers. It never reads the store (see [`crate::health`]).
 async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
-/// Ready when the state store answers (the daemon can record what it does).
+/// Ready when the daemon can record what it does: the rollout loop's last save
+/// succeeded and the state store answers. 503 with the reason otherwise.
 async fn readyz(State(state): State<ApiState>) -> Result<Json<serde_json::Value>, ApiError> {
+    if let Some(f) = state.health.failure() {
+        return Err(ApiError::unavailable(
+            f.code,
+            format!(
+                "the rollout cannot persist its state since {} ({} attempts; it retries): {}",
+                f.since.to_rfc3339(),
+                f.attempts,
+                f.message
+            ),
+        ));
+    }
     let store = state.store.clone();
     tokio::task::spawn_blocking(move || store.stats())
         .await

@@ -12,7 +12,12 @@ fn error_responses(codes: &[u16]) -> Value {
             401 => "No valid bearer token (audited)",
             403 => "Authenticated but not allowed (audited)",
             404 => "Unknown rollout, ring or cluster",
+            408 => "The request body did not arrive within the body timeout",
             409 => "The rollout's state does not allow it",
+            413 => "The request body is over the limit (64 KiB)",
+            414 => "The request URI is over the limit (8 KiB)",
+            415 => "A body that is not `Content-Type: application/json`",
+            431 => "The request headers are over the limit (16 KiB)",
             503 => "The state store or Entra ID is unavailable",
             _ => "Error",
         };
@@ -56,7 +61,27 @@ fn decision(summary: &str, description: &str, params: Vec<Value>, req: &str, res
     json!({ "post": {
         "summary": summary, "description": description, "parameters": params,
         "requestBody": body(req),
-        "responses": with_errors("200", ok("Accepted: audited and sent to the engine", schema(res)), &[400, 401, 403, 404, 409, 503]),
+        "responses": with_errors("200", ok("Accepted: audited and sent to the engine", schema(res)), &[400, 401, 403, 404, 408, 409, 413, 415, 503]),
+    }})
+}
+
+/// An operator's decision: it answers what it did (`Decision`).
+fn operator_decision(summary: &str, description: &str, params: Vec<Value>, req: &str) -> Value {
+    let mut responses = with_errors(
+        "200",
+        ok(
+            "Applied by the engine, or unchanged (it was so already); recorded once",
+            schema("Decision"),
+        ),
+        &[400, 401, 403, 404, 408, 409, 413, 415, 503],
+    );
+    responses["202"] = ok(
+        "Queued: audited and sent, not applied within 5 s (the engine is busy or cannot save; see /readyz)",
+        schema("Decision"),
+    );
+    json!({ "post": {
+        "summary": summary, "description": description, "parameters": params,
+        "requestBody": body(req), "responses": responses,
     }})
 }
 
@@ -120,12 +145,21 @@ fn schemas() -> Value {
             "reason": { "type": "string" } } },
         "Accepted": { "type": "object", "properties": {
             "rolloutId": { "type": "string" }, "action": { "type": "string" }, "accepted": { "type": "boolean" } } },
+        "Decision": { "type": "object", "required": ["rolloutId", "action", "result", "status"], "properties": {
+            "rolloutId": { "type": "string" }, "action": { "type": "string" },
+            "result": { "enum": ["applied", "unchanged", "queued"], "description": "applied: the engine applied it; unchanged: it was so already, nothing was recorded or sent; queued: recorded and sent, not applied yet" },
+            "accepted": { "type": "boolean", "description": "false when unchanged" },
+            "status": { "type": "object", "description": "The rollout's status after the call" },
+            "scope": { "type": "string" }, "ring": { "type": "string" }, "cluster": { "type": "string" } } },
         "Audit": { "type": "object", "properties": {
             "entries": { "type": "array", "items": { "type": "object", "properties": {
                 "id": { "type": "integer" }, "at": { "type": "string", "format": "date-time" }, "actor": { "type": "string" },
                 "action": { "type": "string" }, "rolloutId": { "type": ["string", "null"] }, "subject": { "type": "string" },
                 "reason": { "type": "string" }, "detail": {} } } },
-            "lastId": { "type": ["integer", "null"] } } },
+            "lastId": { "type": ["integer", "null"] },
+            "firstId": { "type": ["integer", "null"] },
+            "nextSince": { "type": ["integer", "null"], "description": "Pass as `since` for the next page" },
+            "more": { "type": "boolean", "description": "The page was cut by `limit` or by the 1 MiB budget: more entries follow" } } },
     })
 }
 
@@ -158,9 +192,10 @@ pub fn document() -> Value {
         json!({ "type": "object", "properties": { "id": { "type": "string" } } }),
     );
     let paths = json!({
-        "/healthz": { "get": { "summary": "Liveness", "security": [],
+        "/healthz": { "get": { "summary": "Liveness: the process answers HTTP (never depends on the state store)", "security": [],
             "responses": { "200": ok("Alive", json!({ "type": "object" })) } } },
-        "/readyz": { "get": { "summary": "Readiness: the state store answers", "security": [],
+        "/readyz": { "get": { "summary": "Readiness: the rollout loop can save its state and the state store answers", "security": [],
+            "description": "503 `persist_failed` with the reason while the rollout loop cannot save (disk full, I/O error; it retries), 503 `not_ready` when the store does not answer.",
             "responses": with_errors("200", ok("Ready", json!({ "type": "object" })), &[503]) } },
         "/metrics": { "get": { "summary": "Prometheus metrics", "responses": merge(
             json!({ "200": { "description": "Text exposition format", "content": { "text/plain": { "schema": { "type": "string" } } } } }),
@@ -185,25 +220,26 @@ pub fn document() -> Value {
             "Reject promoting the target into a ring: the ring fails and the rollout halts",
             "For the ring's approvers and the operators. `comment` is required.",
             vec![id.clone(), ring.clone()], "RejectRequest", "Accepted"),
-        "/api/v1/rollouts/{id}/rings/{ring}/promote-now": decision(
+        "/api/v1/rollouts/{id}/rings/{ring}/promote-now": operator_decision(
             "End a ring's soak now (operators)", "`reason` is required; the ring must be soaking (else 409).",
-            vec![id.clone(), ring], "ReasonRequest", "Accepted"),
-        "/api/v1/rollouts/{id}/pause": decision(
-            "Pause the rollout, a ring or a cluster (operators)", "No new steps start in the scope; running ones finish.",
-            vec![id.clone()], "ScopeRequest", "Accepted"),
-        "/api/v1/rollouts/{id}/resume": decision(
-            "Resume the rollout, a ring or a cluster (operators)", "",
-            vec![id.clone()], "ScopeRequest", "Accepted"),
-        "/api/v1/rollouts/{id}/abort": decision(
+            vec![id.clone(), ring], "ReasonRequest"),
+        "/api/v1/rollouts/{id}/pause": operator_decision(
+            "Pause the rollout, a ring or a cluster (operators)", "No new steps start in the scope; running ones finish. Pausing what is paused answers `unchanged`.",
+            vec![id.clone()], "ScopeRequest"),
+        "/api/v1/rollouts/{id}/resume": operator_decision(
+            "Resume the rollout, a ring or a cluster (operators)", "Resuming what is not paused answers `unchanged`.",
+            vec![id.clone()], "ScopeRequest"),
+        "/api/v1/rollouts/{id}/abort": operator_decision(
             "Abort the rollout (operators)", "`reason` is required. AKS operations in flight are aborted.",
-            vec![id.clone()], "ReasonRequest", "Accepted"),
-        "/api/v1/rollouts/{id}/clusters/{cluster}/skip": decision(
+            vec![id.clone()], "ReasonRequest"),
+        "/api/v1/rollouts/{id}/clusters/{cluster}/skip": operator_decision(
             "Skip a cluster (operators)", "`reason` is required; the cluster must not be finished.",
-            vec![id, cluster], "ReasonRequest", "Accepted"),
+            vec![id, cluster], "ReasonRequest"),
         "/api/v1/audit": { "get": { "summary": "The audit log: who did what, when and why",
+            "description": "Paged: at most `limit` entries and about 1 MiB per answer. Refused calls appear as `auth.denied` (the first of each source and reason per minute, fields cut) and `auth.denied.repeated` (the count of the others). Entries older than the retention policy are archived to JSON Lines files and leave the log.",
             "parameters": [
                 query("rollout", "Only this rollout's entries", "string"),
-                query("since", "Entries after this id, oldest first (to follow the log); without it, the newest entries", "integer"),
+                query("since", "Entries after this id, oldest first (to follow the log, or page through it from 0); without it, the newest entries", "integer"),
                 query("limit", "At most this many (1..=1000, default 100)", "integer")],
             "responses": with_errors("200", ok("Entries, oldest first", schema("Audit")), &[400, 401, 503]) } },
     });
@@ -212,7 +248,7 @@ pub fn document() -> Value {
         "info": {
             "title": "ringmaster",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Upgrades fleets of AKS clusters ring by ring. Every call but /healthz and /readyz needs `Authorization: Bearer <token>`: a static token from the tokens file or an Entra ID access token. Refusals (401, 403) change nothing and are audited. Errors are `{\"error\": {\"code\", \"message\"}}`."
+            "description": "Upgrades fleets of AKS clusters ring by ring. Every call but /healthz and /readyz needs `Authorization: Bearer <token>`: a static token from the tokens file or an Entra ID access token. Refusals (401, 403) change nothing and are audited (counted and sampled per source and reason per minute). Errors are `{\"error\": {\"code\", \"message\"}}`, whatever the status (except a request head over 64 KiB, which the HTTP layer closes with a bare 431). Every answer carries `X-Content-Type-Options: nosniff` and `Cache-Control: no-store`. Bodies are JSON (`Content-Type: application/json`, else 415), at most 64 KiB (else 413), sent within 10 s (else 408)."
         },
         "security": [{ "bearer": [] }],
         "paths": paths,

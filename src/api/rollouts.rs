@@ -18,12 +18,13 @@ use axum::http::StatusCode;
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use std::sync::Arc;
 
 /// The rollout, or 404.
 pub(super) fn load(state: &ApiState, id: &str) -> Result<Rollout, ApiError> {
     state
         .control
-        .get(id)
+        .get(id)?
         .ok_or_else(|| ApiError::not_found("unknown_rollout", format!("no rollout `{id}`")))
 }
 
@@ -147,16 +148,108 @@ fn required(field: &'static str, v: Option<String>) -> Result<String, ApiError> 
     }
 }
 
-fn accepted(id: &str, action: &str, extra: Value) -> Json<Value> {
-    let mut v = json!({ "rolloutId": id, "action": action, "accepted": true });
+/// Serializes operator decisions: two concurrent `pause` calls must not both see the
+/// rollout running and both say they paused it. One lock for the API is enough (these
+/// calls are rare and short). It holds the decisions sent but not yet applied (answered
+/// `queued`), so asking again while the engine is busy is not recorded or sent twice.
+#[derive(Clone, Default)]
+pub(super) struct OperatorLock(Arc<tokio::sync::Mutex<std::collections::HashSet<String>>>);
+
+/// How long a decision waits (wall clock) for the engine to apply it before answering
+/// `queued` (the engine is busy or cannot persist; the input stays in its queue).
+const APPLY_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Waits until the rollout satisfies `done`; the rollout as last seen, and whether it did.
+async fn wait_applied(
+    state: &ApiState,
+    id: &str,
+    done: impl Fn(&Rollout) -> bool,
+) -> Result<(Rollout, bool), ApiError> {
+    let deadline = tokio::time::Instant::now() + APPLY_WAIT;
+    loop {
+        let r = load(state, id)?;
+        if done(&r) {
+            return Ok((r, true));
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok((r, false));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// The answer to a decision: what happened (`applied`, `unchanged`: it was so already,
+/// or `queued`: sent, not applied yet) and the rollout's state now.
+fn outcome(r: &Rollout, action: &str, result: &str, extra: Value) -> (StatusCode, Json<Value>) {
+    let status = if result == "queued" {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    let mut v = json!({
+        "rolloutId": r.id,
+        "action": action,
+        "result": result,
+        "accepted": result != "unchanged",
+        "status": r.status,
+    });
     if let (Some(o), Value::Object(e)) = (v.as_object_mut(), extra) {
         o.extend(e);
     }
-    Json(v)
+    (status, Json(v))
 }
 
-pub(super) async fn list(State(state): State<ApiState>) -> Json<Value> {
-    Json(json!({ "rollouts": state.control.list(), "active": state.control.active() }))
+/// Answers `unchanged` when the rollout is already as asked, `queued` when the same
+/// decision was sent and is not applied yet; else records the decision, sends it, and
+/// answers once the engine applied it (or `queued` after [`APPLY_WAIT`]). Called with
+/// the [`OperatorLock`] held; `pending` is what it guards.
+#[allow(clippy::too_many_arguments)]
+async fn decide(
+    state: &ApiState,
+    ctx: &Ctx,
+    pending: &mut std::collections::HashSet<String>,
+    id: &str,
+    action: &str,
+    subject: String,
+    reason: &str,
+    input: Input,
+    extra: Value,
+    done: impl Fn(&Rollout) -> bool,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let key = format!("{id}\n{action}\n{subject}");
+    let r = load(state, id)?;
+    if done(&r) {
+        pending.remove(&key);
+        return Ok(outcome(&r, action, "unchanged", extra));
+    }
+    if pending.contains(&key) {
+        return Ok(outcome(&r, action, "queued", extra));
+    }
+    let audit_action = format!("api.{}", action.replace('-', "_"));
+    record(state, ctx, &audit_action, Some(id), subject, reason, json!({})).await?;
+    state.control.send(id, input)?;
+    let (r, applied) = wait_applied(state, id, done).await?;
+    if applied {
+        pending.remove(&key);
+    } else {
+        pending.insert(key);
+    }
+    Ok(outcome(&r, action, if applied { "applied" } else { "queued" }, extra))
+}
+
+/// Whether `scope` is paused in `r`.
+fn paused_in(r: &Rollout, scope: &Scope) -> bool {
+    match scope {
+        Scope::Rollout => matches!(r.status, RolloutStatus::Paused { .. }),
+        Scope::Ring(name) => r.rings.iter().any(|x| &x.name == name && x.paused),
+        Scope::Cluster(id) => r.find(id).is_some_and(|c| r.cluster(c).paused),
+    }
+}
+
+pub(super) async fn list(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
+    Ok(Json(
+        json!({ "rollouts": state.control.list()?, "active": state.control.active() }),
+    ))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -250,37 +343,46 @@ pub(super) struct ReasonBody {
 pub(super) async fn promote_now(
     State(state): State<ApiState>,
     Extension(ctx): Extension<Ctx>,
+    Extension(lock): Extension<OperatorLock>,
     P((id, ring_name)): P<(String, String)>,
     Body(b): Body<ReasonBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     let r = load(&state, &id)?;
-    let (_, run) = ring(&r, &ring_name)?;
+    ring(&r, &ring_name)?;
     require_operator(&state, &ctx, "ending a soak early").await?;
-    not_finished(&r)?;
     let reason = required("reason", b.reason)?;
+    let mut pending = lock.0.lock().await;
+    let r = load(&state, &id)?;
+    not_finished(&r)?;
+    let (ri, run) = ring(&r, &ring_name)?;
     if !matches!(run.status, RingStatus::Soaking { .. }) {
         return Err(ApiError::conflict(
             "not_soaking",
             format!("ring `{ring_name}` is not soaking (it is {})", ring_state(&run.status)),
         ));
     }
-    record(
-        &state,
-        &ctx,
-        "api.promote_now",
-        Some(&id),
-        ring_name.clone(),
-        &reason,
-        json!({}),
-    )
-    .await?;
     let input = Input::PromoteNow {
         ring: ring_name.clone(),
         by: ctx.caller.name.clone(),
-        reason,
+        reason: reason.clone(),
     };
-    state.control.send(&id, input)?;
-    Ok(accepted(&id, "promote-now", json!({ "ring": ring_name })))
+    let now = state.clock.now();
+    decide(
+        &state,
+        &ctx,
+        &mut pending,
+        &id,
+        "promote-now",
+        ring_name.clone(),
+        &reason,
+        input,
+        json!({ "ring": ring_name }),
+        move |r| match r.rings.get(ri).map(|x| &x.status) {
+            Some(RingStatus::Soaking { until }) => until <= &now,
+            _ => true,
+        },
+    )
+    .await
 }
 
 pub(super) fn ring_state(s: &RingStatus) -> &'static str {
@@ -323,115 +425,120 @@ fn scope_name(s: &Scope) -> String {
 pub(super) async fn pause(
     State(state): State<ApiState>,
     Extension(ctx): Extension<Ctx>,
+    Extension(lock): Extension<OperatorLock>,
     P(id): P<String>,
     Body(b): Body<ScopeBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     let r = load(&state, &id)?;
     require_operator(&state, &ctx, "pausing").await?;
+    let mut pending = lock.0.lock().await;
+    let r = load(&state, &r.id)?;
     not_finished(&r)?;
     let scope = scope(&r, &b)?;
-    if scope == Scope::Rollout && matches!(r.status, RolloutStatus::Paused { .. }) {
-        return Err(ApiError::conflict(
-            "already_paused",
-            format!("rollout `{id}` is already paused"),
-        ));
-    }
-    let reason = b.reason.unwrap_or_default();
     let subject = scope_name(&scope);
-    record(
+    let reason = b.reason.unwrap_or_default();
+    let input = Input::Pause {
+        scope: scope.clone(),
+        by: ctx.caller.name.clone(),
+        reason: reason.clone(),
+    };
+    let extra = json!({ "scope": subject });
+    decide(
         &state,
         &ctx,
-        "api.pause",
-        Some(&id),
-        subject.clone(),
+        &mut pending,
+        &id,
+        "pause",
+        subject,
         &reason,
-        json!({}),
+        input,
+        extra,
+        move |r| paused_in(r, &scope) || r.status.is_terminal(),
     )
-    .await?;
-    let input = Input::Pause {
-        scope,
-        by: ctx.caller.name.clone(),
-        reason,
-    };
-    state.control.send(&id, input)?;
-    Ok(accepted(&id, "pause", json!({ "scope": subject })))
+    .await
 }
 
 pub(super) async fn resume(
     State(state): State<ApiState>,
     Extension(ctx): Extension<Ctx>,
+    Extension(lock): Extension<OperatorLock>,
     P(id): P<String>,
     Body(b): Body<ScopeBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     let r = load(&state, &id)?;
     require_operator(&state, &ctx, "resuming").await?;
+    let mut pending = lock.0.lock().await;
+    let r = load(&state, &r.id)?;
     not_finished(&r)?;
     let scope = scope(&r, &b)?;
-    if scope == Scope::Rollout && !matches!(r.status, RolloutStatus::Paused { .. }) {
-        return Err(ApiError::conflict(
-            "not_paused",
-            format!("rollout `{id}` is not paused"),
-        ));
-    }
     let subject = scope_name(&scope);
     let reason = b.reason.unwrap_or_default();
-    record(
-        &state,
-        &ctx,
-        "api.resume",
-        Some(&id),
-        subject.clone(),
-        &reason,
-        json!({}),
-    )
-    .await?;
     let input = Input::Resume {
-        scope,
+        scope: scope.clone(),
         by: ctx.caller.name.clone(),
     };
-    state.control.send(&id, input)?;
-    Ok(accepted(&id, "resume", json!({ "scope": subject })))
+    let extra = json!({ "scope": subject });
+    decide(
+        &state,
+        &ctx,
+        &mut pending,
+        &id,
+        "resume",
+        subject,
+        &reason,
+        input,
+        extra,
+        move |r| !paused_in(r, &scope) || r.status.is_terminal(),
+    )
+    .await
 }
 
 pub(super) async fn abort(
     State(state): State<ApiState>,
     Extension(ctx): Extension<Ctx>,
+    Extension(lock): Extension<OperatorLock>,
     P(id): P<String>,
     Body(b): Body<ReasonBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     let r = load(&state, &id)?;
     require_operator(&state, &ctx, "aborting").await?;
-    not_finished(&r)?;
     let reason = required("reason", b.reason)?;
-    record(
-        &state,
-        &ctx,
-        "api.abort",
-        Some(&id),
-        "rollout".into(),
-        &reason,
-        json!({}),
-    )
-    .await?;
+    let mut pending = lock.0.lock().await;
+    let r = load(&state, &r.id)?;
+    not_finished(&r)?;
     let input = Input::Abort {
         by: ctx.caller.name.clone(),
-        reason,
+        reason: reason.clone(),
     };
-    state.control.send(&id, input)?;
-    Ok(accepted(&id, "abort", json!({})))
+    decide(
+        &state,
+        &ctx,
+        &mut pending,
+        &id,
+        "abort",
+        "rollout".into(),
+        &reason,
+        input,
+        json!({}),
+        |r| r.status.is_terminal(),
+    )
+    .await
 }
 
 pub(super) async fn skip(
     State(state): State<ApiState>,
     Extension(ctx): Extension<Ctx>,
+    Extension(lock): Extension<OperatorLock>,
     P((id, cluster)): P<(String, String)>,
     Body(b): Body<ReasonBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     let r = load(&state, &id)?;
     require_operator(&state, &ctx, "skipping a cluster").await?;
+    let reason = required("reason", b.reason)?;
+    let mut pending = lock.0.lock().await;
+    let r = load(&state, &r.id)?;
     not_finished(&r)?;
     let cluster = find_cluster(&r, &cluster)?;
-    let reason = required("reason", b.reason)?;
     if let Some(c) = r.find(&cluster).map(|c| r.cluster(c))
         && c.status.is_finished()
     {
@@ -440,24 +547,25 @@ pub(super) async fn skip(
             format!("cluster `{}` is already finished", cluster.name),
         ));
     }
-    record(
-        &state,
-        &ctx,
-        "api.skip",
-        Some(&id),
-        cluster.name.clone(),
-        &reason,
-        json!({}),
-    )
-    .await?;
     let name = cluster.name.clone();
     let input = Input::Skip {
-        cluster,
+        cluster: cluster.clone(),
         by: ctx.caller.name.clone(),
-        reason,
+        reason: reason.clone(),
     };
-    state.control.send(&id, input)?;
-    Ok(accepted(&id, "skip", json!({ "cluster": name })))
+    decide(
+        &state,
+        &ctx,
+        &mut pending,
+        &id,
+        "skip",
+        name.clone(),
+        &reason,
+        input,
+        json!({ "cluster": name }),
+        move |r| r.status.is_terminal() || r.find(&cluster).is_none_or(|c| r.cluster(c).status.is_finished()),
+    )
+    .await
 }
 
 #[derive(Debug, Deserialize)]
@@ -470,7 +578,13 @@ pub(super) struct AuditParams {
 
 /// Most entries one call returns.
 const MAX_AUDIT: usize = 1000;
+/// Most bytes of entries one call returns (one entry always, however large): a page
+/// of old rows with 64 KiB paths was 59 MB in one answer.
+const MAX_AUDIT_BYTES: usize = 1024 * 1024;
 
+/// A page of the audit log. `since` pages forward (oldest first, `nextSince` for the next
+/// page); without it, the newest entries. `more` says a page was cut by `limit` or by
+/// the byte budget.
 pub(super) async fn audit(State(state): State<ApiState>, Q(p): Q<AuditParams>) -> Result<Json<Value>, ApiError> {
     let limit = p.limit.unwrap_or(100);
     if limit == 0 || limit > MAX_AUDIT {
@@ -479,6 +593,7 @@ pub(super) async fn audit(State(state): State<ApiState>, Q(p): Q<AuditParams>) -
             format!("`limit` must be 1..={MAX_AUDIT}"),
         ));
     }
+    let forward = p.since.is_some();
     let q = AuditQuery {
         rollout_id: p.rollout,
         since_id: p.since,
@@ -488,15 +603,41 @@ pub(super) async fn audit(State(state): State<ApiState>, Q(p): Q<AuditParams>) -
     let entries = tokio::task::spawn_blocking(move || store.audit(&q))
         .await
         .map_err(|e| ApiError::internal(e.to_string()))??;
-    let last = entries.last().map(|(id, _)| *id);
-    let entries: Vec<Value> = entries
+    let full = entries.len() == limit;
+    let mut values: Vec<(i64, Value)> = entries
         .into_iter()
         .map(|(id, e)| {
-            json!({
+            let v = json!({
                 "id": id, "at": e.at, "actor": e.actor, "action": e.action, "rolloutId": e.rollout_id,
                 "subject": e.subject, "reason": e.reason, "detail": e.detail,
-            })
+            });
+            (id, v)
         })
         .collect();
-    Ok(Json(json!({ "entries": entries, "lastId": last })))
+    if !forward {
+        values.reverse();
+    }
+    let (mut kept, mut bytes, mut cut) = (Vec::new(), 0usize, false);
+    for (id, v) in values {
+        let size = v.to_string().len();
+        if !kept.is_empty() && bytes + size > MAX_AUDIT_BYTES {
+            cut = true;
+            break;
+        }
+        bytes += size;
+        kept.push((id, v));
+    }
+    if !forward {
+        kept.reverse();
+    }
+    let last = kept.last().map(|(id, _)| *id);
+    let first = kept.first().map(|(id, _)| *id);
+    let entries: Vec<Value> = kept.into_iter().map(|(_, v)| v).collect();
+    Ok(Json(json!({
+        "entries": entries,
+        "lastId": last,
+        "firstId": first,
+        "nextSince": last,
+        "more": full || cut,
+    })))
 }

@@ -105,6 +105,11 @@ pub enum NotifyEvent {
     RingDone,
     RolloutFinished,
     RolloutHalted,
+    /// The daemon cannot save the rollout's state (disk full, I/O error): the rollout
+    /// waits and retries. Sent by the runtime, not the engine.
+    StateNotSaved,
+    /// Saving works again after [`NotifyEvent::StateNotSaved`]; the rollout goes on.
+    StateSaved,
 }
 
 /// What the executor is asked to do. The state that asks is persisted before any

@@ -49,6 +49,8 @@ pub fn event_name(e: NotifyEvent) -> &'static str {
         NotifyEvent::RingDone => "ringDone",
         NotifyEvent::RolloutFinished => "rolloutFinished",
         NotifyEvent::RolloutHalted => "rolloutHalted",
+        NotifyEvent::StateNotSaved => "stateNotSaved",
+        NotifyEvent::StateSaved => "stateSaved",
     }
 }
 
@@ -60,6 +62,8 @@ pub fn title(e: NotifyEvent) -> &'static str {
         NotifyEvent::RingDone => "Ring done",
         NotifyEvent::RolloutFinished => "Rollout finished",
         NotifyEvent::RolloutHalted => "Rollout halted",
+        NotifyEvent::StateNotSaved => "State not saved: rollout waiting",
+        NotifyEvent::StateSaved => "State saved again: rollout going on",
     }
 }
 
@@ -70,6 +74,8 @@ fn slack_emoji(e: NotifyEvent) -> &'static str {
         NotifyEvent::RingDone => ":white_check_mark:",
         NotifyEvent::RolloutFinished => ":checkered_flag:",
         NotifyEvent::RolloutHalted => ":octagonal_sign:",
+        NotifyEvent::StateNotSaved => ":rotating_light:",
+        NotifyEvent::StateSaved => ":white_check_mark:",
     }
 }
 
@@ -77,8 +83,8 @@ fn slack_emoji(e: NotifyEvent) -> &'static str {
 fn teams_color(e: NotifyEvent) -> &'static str {
     match e {
         NotifyEvent::ApprovalNeeded => "Warning",
-        NotifyEvent::GateFailed | NotifyEvent::RolloutHalted => "Attention",
-        NotifyEvent::RingDone | NotifyEvent::RolloutFinished => "Good",
+        NotifyEvent::GateFailed | NotifyEvent::RolloutHalted | NotifyEvent::StateNotSaved => "Attention",
+        NotifyEvent::RingDone | NotifyEvent::RolloutFinished | NotifyEvent::StateSaved => "Good",
     }
 }
 
@@ -282,6 +288,8 @@ mod tests {
             NotifyEvent::RingDone,
             NotifyEvent::RolloutFinished,
             NotifyEvent::RolloutHalted,
+            NotifyEvent::StateNotSaved,
+            NotifyEvent::StateSaved,
         ] {
             assert_eq!(serde_json::to_value(e).unwrap(), json!(event_name(e)));
         }

@@ -73,6 +73,8 @@ pub struct Runtime {
     progress: watch::Sender<Rollout>,
     audit: Option<mpsc::UnboundedSender<AuditEntry>>,
     metrics: Option<Arc<crate::metrics::Metrics>>,
+    /// Where a save that fails is reported (`/readyz`).
+    health: Option<Arc<crate::health::Health>>,
     /// The state's JSON buffer, kept between saves.
     json: String,
 }
@@ -127,8 +129,15 @@ impl Runtime {
             progress,
             audit: None,
             metrics: None,
+            health: None,
             json: String::new(),
         })
+    }
+
+    /// Reports failed saves here (readiness), as well as in logs, metrics and webhooks.
+    pub fn with_health(mut self, h: Arc<crate::health::Health>) -> Self {
+        self.health = Some(h);
+        self
     }
 
     /// Counts steps, gates and operation durations here.
@@ -189,7 +198,7 @@ impl Runtime {
                     Err(_) => break,
                 }
             }
-            self.step(order_batch(batch, woke)).await?;
+            self.step(order_batch(batch, woke), shutdown.as_mut()).await?;
             if self.rollout.status.is_terminal() {
                 // Let nothing we started keep running in the background.
                 for (_, g) in self.gates.drain() {
@@ -213,7 +222,11 @@ impl Runtime {
     /// intent before action still holds (nothing runs before the state that asked for
     /// it is durable), and a backlog costs one serialization and one commit, not one
     /// per input.
-    async fn step(&mut self, batch: Vec<Input>) -> Result<(), RuntimeError> {
+    async fn step(
+        &mut self,
+        batch: Vec<Input>,
+        shutdown: std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+    ) -> Result<(), RuntimeError> {
         let now = self.shared.clock.now();
         let mut cmds = Vec::new();
         for input in batch {
@@ -257,16 +270,8 @@ impl Runtime {
                 state_json: String::from_utf8(json).map_err(|e| RuntimeError::Saving(e.to_string()))?,
                 updated_at: now,
             };
-            let entries = audits.clone();
-            let (saved, buffer) = store
-                .run(move |s| {
-                    let saved = s.save_rollout_with_audit(&record, &entries);
-                    (saved, record.state_json)
-                })
-                .await
-                .map_err(|e| RuntimeError::Saving(e.to_string()))?;
-            self.json = buffer;
-            saved?;
+            let store = store.clone();
+            self.json = self.persist(&store, record, audits.clone(), shutdown).await?;
         }
         if let Some(m) = &self.metrics {
             count(m, &self.rollout, &audits);
@@ -281,6 +286,98 @@ impl Runtime {
             self.execute(c);
         }
         Ok(())
+    }
+
+    /// Saves `record` with its audit entries, retrying until it is saved or shutdown.
+    ///
+    /// A save that fails (disk full, I/O error) is not the end of the rollout: the state
+    /// is kept in memory, nothing it asks for runs, and the save is tried again with
+    /// backoff (1 s doubling to 60 s, wall clock); no input is taken meanwhile. The
+    /// first failure of a run is an ERROR log, a webhook (`stateNotSaved`), a metric and
+    /// a 503 from `/readyz`; the save that ends it says so the same ways. So a step is
+    /// neither lost (its transition is saved before it runs) nor repeated (the state is
+    /// saved once, then the commands run once). Returns the JSON buffer for reuse.
+    async fn persist(
+        &mut self,
+        store: &StoreWriter,
+        record: RolloutRecord,
+        entries: Vec<AuditEntry>,
+        mut shutdown: std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+    ) -> Result<String, RuntimeError> {
+        let mut backoff = SAVE_RETRY_FIRST;
+        let mut record = record;
+        loop {
+            let entries = entries.clone();
+            let (saved, back) = store
+                .run(move |s| {
+                    let saved = s.save_rollout_with_audit(&record, &entries);
+                    (saved, record)
+                })
+                .await
+                .map_err(|e| RuntimeError::Saving(e.to_string()))?;
+            record = back;
+            let error = match saved {
+                Ok(_) => {
+                    self.saved_again();
+                    return Ok(record.state_json);
+                }
+                Err(e) => e,
+            };
+            let now = self.shared.clock.now();
+            let message = format!("saving the state of rollout {}: {error}", self.rollout.id);
+            let first = self
+                .health
+                .as_ref()
+                .is_none_or(|h| h.persist_failed(message.clone(), now));
+            if let Some(m) = &self.metrics {
+                m.inc("ringmaster_store_write_failures_total", &[("error", error.label())]);
+                m.set("ringmaster_store_write_failing", &[], 1.0);
+            }
+            if first {
+                tracing::error!(rollout = %self.rollout.id, error = %error, retry_in_s = backoff.as_secs(),
+                    "cannot save the rollout's state; nothing more runs until it is saved (retrying)");
+                self.notifier.notify(
+                    NotifyEvent::StateNotSaved,
+                    None,
+                    None,
+                    &format!("{message}. The rollout waits and retries; free space on the state volume."),
+                );
+            } else {
+                warn!(rollout = %self.rollout.id, error = %error, retry_in_s = backoff.as_secs(), "still cannot save the rollout's state");
+            }
+            tokio::select! {
+                _ = self.shared.clock.sleep_wall(backoff) => {}
+                _ = &mut shutdown => {
+                    return Err(RuntimeError::Saving(format!(
+                        "stopped before the state could be saved (the last saved state resumes at the next start): {error}"
+                    )));
+                }
+            }
+            backoff = (backoff * 2).min(SAVE_RETRY_MAX);
+        }
+    }
+
+    /// After a successful save: ends a run of failures, if there was one.
+    fn saved_again(&self) {
+        let Some(ended) = self.health.as_ref().and_then(|h| h.persisted()) else {
+            if let Some(m) = &self.metrics {
+                m.set("ringmaster_store_write_failing", &[], 0.0);
+            }
+            return;
+        };
+        if let Some(m) = &self.metrics {
+            m.set("ringmaster_store_write_failing", &[], 0.0);
+        }
+        info!(rollout = %self.rollout.id, attempts = ended.attempts, since = %ended.since, "the rollout's state is saved again; going on");
+        self.notifier.notify(
+            NotifyEvent::StateSaved,
+            None,
+            None,
+            &format!(
+                "the state of rollout {} is saved again after {} failed attempts since {}; the rollout goes on",
+                self.rollout.id, ended.attempts, ended.since
+            ),
+        );
     }
 
     fn execute(&mut self, cmd: Command) {
@@ -322,6 +419,10 @@ impl Runtime {
         }
     }
 }
+
+/// First wait before saving again after a failed save; it doubles up to the max.
+const SAVE_RETRY_FIRST: std::time::Duration = std::time::Duration::from_secs(1);
+const SAVE_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// How long (wall clock) the end of a rollout waits for its abort calls to AKS.
 const ABORT_WAIT: std::time::Duration = std::time::Duration::from_secs(30);

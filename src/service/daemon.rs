@@ -19,7 +19,7 @@ use crate::store::Store;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 /// The rollout being driven.
 struct Active {
@@ -37,6 +37,8 @@ pub struct Daemon {
     pub notifier: Arc<dyn Notifier>,
     pub policy_path: PathBuf,
     pub subscriptions: Vec<String>,
+    /// Whether the rollout loop can save (shared with the API's `/readyz`).
+    pub health: Arc<crate::health::Health>,
     active: Mutex<Option<Active>>,
     /// Wakes the scheduler (a rollout ended, or someone asked for one).
     kick: tokio::sync::Notify,
@@ -68,6 +70,7 @@ impl Daemon {
             notifier,
             policy_path,
             subscriptions,
+            health: Default::default(),
             active: Mutex::new(None),
             kick: tokio::sync::Notify::new(),
             start_requests: Mutex::new(Vec::new()),
@@ -79,20 +82,34 @@ impl Daemon {
         self.active.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn stored(&self) -> Vec<Rollout> {
-        self.store
-            .load_rollouts()
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|r| serde_json::from_str(&r.state_json).ok())
-            .collect()
+    /// Every stored rollout, decoded. A read error or a state this binary cannot decode
+    /// is an error: taking it for "nothing stored" would leave a running rollout
+    /// unresumed, silently.
+    pub fn stored(&self) -> Result<Vec<Rollout>, ControlError> {
+        stored(&self.store)
+    }
+
+    /// The unfinished rollout to resume, if any. `serve` calls this before it listens,
+    /// so a state file it cannot read stops it with the reason.
+    pub fn unfinished(&self) -> Result<Option<Rollout>, ControlError> {
+        Ok(self.stored()?.into_iter().find(|r| !r.status.is_terminal()))
     }
 
     /// Runs until `shutdown` resolves: resumes what was unfinished, then schedules.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
-        if let Some(r) = self.stored().into_iter().find(|r| !r.status.is_terminal()) {
-            info!(rollout = %r.id, "resuming an unfinished rollout");
-            self.clone().drive(r, Input::Resumed, shutdown.clone());
+        match self.unfinished() {
+            Ok(Some(r)) => {
+                info!(rollout = %r.id, "resuming an unfinished rollout");
+                self.clone().drive(r, Input::Resumed, shutdown.clone());
+            }
+            Ok(None) => {}
+            Err(e) => {
+                // Nothing is started over a state that can't be read: a new rollout
+                // could collide with the one the file holds.
+                error!(error = %e, "cannot read the state file: no rollout is resumed or started");
+                let _ = shutdown.wait_for(|s| *s).await;
+                return;
+            }
         }
         let mut last_check = self.clock.now();
         loop {
@@ -156,7 +173,7 @@ impl Daemon {
             Some(self.store.clone()),
             self.notifier.clone(),
         ) {
-            Ok(rt) => rt.with_metrics(self.metrics.clone()),
+            Ok(rt) => rt.with_metrics(self.metrics.clone()).with_health(self.health.clone()),
             Err(e) => {
                 warn!(rollout = %r.id, error = %e, "cannot drive the rollout");
                 return;
@@ -175,7 +192,7 @@ impl Daemon {
                 .await;
             match result {
                 Ok(r) => info!(rollout = %r.id, status = r.status.label(), "rollout loop ended"),
-                Err(e) => warn!(error = %e, "rollout loop failed"),
+                Err(e) => error!(error = %e, "rollout loop stopped"),
             }
             *self.active_lock() = None;
             self.refresh_gauges();
@@ -185,8 +202,16 @@ impl Daemon {
 
     fn refresh_gauges(&self) {
         let mut by_state: std::collections::BTreeMap<&'static str, f64> = Default::default();
-        for r in self.stored() {
-            *by_state.entry(r.status.label()).or_default() += 1.0;
+        match self.stored() {
+            Ok(all) => {
+                for r in all {
+                    *by_state.entry(r.status.label()).or_default() += 1.0;
+                }
+            }
+            Err(e) => {
+                warn!(error = %e, "cannot count the stored rollouts");
+                return;
+            }
         }
         for s in ["running", "paused", "succeeded", "halted", "aborted"] {
             self.metrics.set(
@@ -214,12 +239,38 @@ impl Daemon {
     }
 }
 
+/// Every rollout in `store`, decoded; `serve` calls this right after opening the file.
+pub fn stored(store: &Store) -> Result<Vec<Rollout>, ControlError> {
+    store
+        .load_rollouts()
+        .map_err(|e| ControlError::Store(e.to_string()))?
+        .into_iter()
+        .map(|r| decode(&r.id, &r.state_json))
+        .collect()
+}
+
+/// A stored state, decoded; one that doesn't decode is an error naming the rollout.
+fn decode(id: &str, json: &str) -> Result<Rollout, ControlError> {
+    serde_json::from_str(json)
+        .map_err(|e| ControlError::Store(format!("the stored state of rollout `{id}` cannot be read: {e}")))
+}
+
 fn describe_metrics(m: &Metrics) {
     m.describe("ringmaster_rollouts", "gauge", "Rollouts in the state file, by state.");
     m.describe("ringmaster_arm_calls", "gauge", "ARM calls made since start, by kind.");
     m.describe("ringmaster_arm_throttled", "gauge", "ARM answers 429 since start.");
     m.describe("ringmaster_arm_retries", "gauge", "ARM calls retried since start.");
     m.describe("ringmaster_steps_total", "counter", "Upgrade steps by result.");
+    m.describe(
+        "ringmaster_store_write_failing",
+        "gauge",
+        "1 while the rollout loop cannot save its state (it retries; /readyz is 503).",
+    );
+    m.describe(
+        "ringmaster_store_write_failures_total",
+        "counter",
+        "Failed saves of a rollout's state, by error.",
+    );
     m.describe(
         "ringmaster_gate_evaluations_total",
         "counter",
@@ -238,10 +289,11 @@ fn describe_metrics(m: &Metrics) {
 }
 
 impl Control for Daemon {
-    fn list(&self) -> Vec<RolloutSummary> {
-        self.store
+    fn list(&self) -> Result<Vec<RolloutSummary>, ControlError> {
+        Ok(self
+            .store
             .load_rollouts()
-            .unwrap_or_default()
+            .map_err(|e| ControlError::Store(e.to_string()))?
             .into_iter()
             .map(|r| RolloutSummary {
                 id: r.id,
@@ -249,18 +301,18 @@ impl Control for Daemon {
                 status: r.status,
                 updated_at: r.updated_at,
             })
-            .collect()
+            .collect())
     }
 
-    fn get(&self, id: &str) -> Option<Rollout> {
+    fn get(&self, id: &str) -> Result<Option<Rollout>, ControlError> {
         if let Some(a) = self.active_lock().as_ref().filter(|a| a.id == id) {
-            return Some(a.progress.borrow().clone());
+            return Ok(Some(a.progress.borrow().clone()));
         }
         self.store
             .load_rollout(id)
-            .ok()
-            .flatten()
-            .and_then(|r| serde_json::from_str(&r.state_json).ok())
+            .map_err(|e| ControlError::Store(e.to_string()))?
+            .map(|r| decode(&r.id, &r.state_json))
+            .transpose()
     }
 
     fn active(&self) -> Option<String> {
@@ -276,7 +328,7 @@ impl Control for Daemon {
                     Err(ControlError::NotRunning(id.to_string()))
                 }
             }
-            _ if self.get(id).is_some() => Err(ControlError::NotRunning(id.to_string())),
+            _ if self.get(id)?.is_some() => Err(ControlError::NotRunning(id.to_string())),
             _ => Err(ControlError::UnknownRollout(id.to_string())),
         }
     }
@@ -286,7 +338,7 @@ impl Control for Daemon {
         let p = match cached {
             Some(p) => p,
             None => {
-                let r = self.get(id)?;
+                let r = self.get(id).ok().flatten()?;
                 let p = Arc::new(crate::policy::compile(&r.policy_file, &r.policy_text).ok()?);
                 self.policies
                     .lock()

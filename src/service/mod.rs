@@ -47,6 +47,10 @@ pub enum ControlError {
     AlreadyRunning(String),
     #[error("cannot start a rollout: {0}")]
     CannotStart(String),
+    /// The state file could not be read (or holds a state this binary cannot decode):
+    /// never taken for "no rollouts".
+    #[error("reading the state file: {0}")]
+    Store(String),
 }
 
 /// What became of a request to start a rollout now.
@@ -62,8 +66,10 @@ pub enum StartRequest {
 /// What the API may ask of the daemon. Reads come from the store and the live runtime;
 /// every change goes to the engine as an [`Input`] (the engine decides, and audits).
 pub trait Control: Send + Sync {
-    fn list(&self) -> Vec<RolloutSummary>;
-    fn get(&self, id: &str) -> Option<Rollout>;
+    /// Every rollout; an unreadable state file is an error, never an empty list.
+    fn list(&self) -> Result<Vec<RolloutSummary>, ControlError>;
+    /// One rollout, `Ok(None)` when there is none with that id.
+    fn get(&self, id: &str) -> Result<Option<Rollout>, ControlError>;
     /// The rollout this daemon is driving, if any.
     fn active(&self) -> Option<String>;
     fn send(&self, id: &str, input: Input) -> Result<(), ControlError>;

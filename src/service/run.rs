@@ -128,10 +128,10 @@ pub async fn run(o: RunOptions) -> Result<RunOutcome> {
     };
     let client = Arc::new(crate::arm::connect(&o.azure, clock.clone())?);
     let tokens = Arc::new(AzureTokens::new(o.azure.clone(), o.azure.http_client()?)?);
-    let unfinished = store
-        .load_rollouts()?
+    // A stored state that can't be read is an error, never "nothing stored": starting
+    // a new rollout over it would drive the fleet twice.
+    let unfinished = super::daemon::stored(&store)?
         .into_iter()
-        .filter_map(|r| serde_json::from_str::<Rollout>(&r.state_json).ok())
         .find(|r| !r.status.is_terminal());
     let (rollout, first) = match unfinished {
         Some(r) => {

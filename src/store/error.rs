@@ -49,6 +49,29 @@ pub enum StoreError {
     /// two parts of the daemon disagree about what happened.
     #[error("intent {id} was already closed as {outcome:?}")]
     IntentClosed { id: i64, outcome: String },
+    /// The file fails SQLite's integrity check (or is not a SQLite file at all): the
+    /// store refuses it rather than take what it can read for the whole state.
+    #[error(
+        "the state file {path} is damaged ({}); ringmaster will not start on it. Stop \
+         every ringmaster using it, then restore a backup: `ringmaster state restore --from BACKUP --state {path}` \
+         (backups are made with `ringmaster state backup`). Without a backup, move the file away to start with \
+         no state: unfinished rollouts are then forgotten, so check their clusters in Azure first",
+        problems.join("; ")
+    )]
+    Damaged { path: PathBuf, problems: Vec<String> },
+    /// Copying the file with SQLite's online backup (`ringmaster state backup|restore`).
+    #[error("copying {from} to {to}: {message}")]
+    Backup {
+        from: PathBuf,
+        to: PathBuf,
+        message: String,
+    },
+    #[error("setting the permissions of {path}: {source}")]
+    Permissions {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("reading the size of the state file {path}: {source}")]
     Stat {
         path: PathBuf,
@@ -70,6 +93,9 @@ impl StoreError {
             StoreError::IntentNotFound { .. } => "intent_not_found",
             StoreError::IntentClosed { .. } => "intent_closed",
             StoreError::Stat { .. } => "stat",
+            StoreError::Damaged { .. } => "damaged",
+            StoreError::Backup { .. } => "backup",
+            StoreError::Permissions { .. } => "permissions",
         }
     }
 

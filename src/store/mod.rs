@@ -17,7 +17,9 @@ mod approvals;
 mod audit;
 mod codec;
 mod error;
+mod files;
 mod intents;
+pub mod retention;
 mod rollouts;
 mod schema;
 mod writer;
@@ -25,7 +27,9 @@ mod writer;
 pub use approvals::{Approval, ApprovalOutcome, Rejection};
 pub use audit::{AuditEntry, AuditQuery};
 pub use error::StoreError;
+pub use files::{CheckReport, restore};
 pub use intents::{Intent, IntentOutcome, IntentRow};
+pub use retention::{RetentionArgs, RetentionPolicy};
 pub use rollouts::RolloutRecord;
 pub use schema::SCHEMA_VERSION;
 pub use writer::{StoreWriter, WriterGone};
@@ -68,13 +72,22 @@ pub struct StoreStats {
 impl Store {
     /// Opens the state file, creating it if missing (its directory must exist), and
     /// brings its schema up to date.
+    ///
+    /// The file (and its `-wal` and `-shm`, which SQLite creates with the main file's
+    /// mode) is private to the owner: 0600, tightened if it was looser. A file that
+    /// fails `PRAGMA quick_check`, or is not a SQLite file, is refused with
+    /// [`StoreError::Damaged`], which says how to recover.
     pub fn open(path: impl AsRef<Path>) -> Result<Store, StoreError> {
         let path = path.as_ref().to_path_buf();
+        files::create_private(&path);
         let conn = Connection::open(&path).map_err(|source| StoreError::Open {
             path: path.clone(),
             source,
         })?;
-        Self::setup(conn, Some(path))
+        files::check(&conn, &path)?;
+        let store = Self::setup(conn, Some(path.clone()))?;
+        files::tighten(&path)?;
+        Ok(store)
     }
 
     /// A store that vanishes when dropped: for unit tests only (no WAL, no durability).
@@ -208,6 +221,18 @@ impl Store {
         self.conn()
             .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
             .map_err(sql("checkpointing the WAL"))
+    }
+
+    /// Caps the file at `pages` pages (`PRAGMA max_page_count`, this connection only):
+    /// a write that would grow it further fails as on a full disk. Returns the cap now
+    /// in force (SQLite never sets it below the current size). Tests use it to make
+    /// writes fail on demand and come back.
+    pub fn set_max_pages(&self, pages: u64) -> Result<u64, StoreError> {
+        let v: i64 = self
+            .conn()
+            .pragma_update_and_check(None, "max_page_count", pages as i64, |r| r.get(0))
+            .map_err(sql("setting max_page_count"))?;
+        Ok(u64::try_from(v).unwrap_or(0))
     }
 
     /// Checks the file's integrity (`PRAGMA quick_check`): `Ok(())` or the problems.

@@ -19,10 +19,33 @@ use super::StoreError;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
 /// `(version, SQL)`; versions start at 1 and have no gaps.
-const MIGRATIONS: &[(u32, &str)] = &[(1, V1)];
+const MIGRATIONS: &[(u32, &str)] = &[(1, V1), (2, V2)];
 
 /// The newest schema this binary knows.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// v2: the audit log gets a retention path. Entries are still never updated, and
+/// deleted only up to the archive mark, which only the retention job moves, and only
+/// after the entries are written to an archive file (`store::retention`). The mark only
+/// moves forward; the trigger refuses any other delete.
+const V2: &str = r#"
+CREATE TABLE audit_archived (
+    id    INTEGER PRIMARY KEY CHECK (id = 1),
+    up_to INTEGER NOT NULL CHECK (up_to >= 0),
+    file  TEXT NOT NULL,
+    at    TEXT NOT NULL
+) STRICT;
+INSERT INTO audit_archived (id, up_to, file, at) VALUES (1, 0, '', '');
+CREATE TRIGGER audit_archived_forward BEFORE UPDATE ON audit_archived
+WHEN NEW.id <> OLD.id OR NEW.up_to < OLD.up_to
+BEGIN SELECT RAISE(ABORT, 'the audit archive mark only moves forward'); END;
+CREATE TRIGGER audit_archived_kept BEFORE DELETE ON audit_archived
+BEGIN SELECT RAISE(ABORT, 'the audit archive mark is never deleted'); END;
+DROP TRIGGER audit_no_delete;
+CREATE TRIGGER audit_delete_archived_only BEFORE DELETE ON audit
+WHEN OLD.id > (SELECT up_to FROM audit_archived WHERE id = 1)
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only; only archived entries are removed, by the retention job'); END;
+"#;
 
 const V1: &str = r#"
 CREATE TABLE rollouts (

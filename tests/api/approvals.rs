@@ -134,7 +134,7 @@ async fn someone_outside_the_approver_groups_is_refused_and_audited() {
     let actors: Vec<&str> = denied.iter().map(|e| e.actor.as_str()).collect();
     assert_eq!(actors, ["ops", "viewer", "viewer"]);
     assert_eq!(denied[0].subject, format!("POST {APPROVE}"));
-    assert_eq!(denied[0].rollout_id.as_deref(), Some("r1"));
+    assert_eq!(denied[0].rollout_id, None, "a refused path is never a rollout id");
     assert_eq!(denied[0].detail["status"], 403);
     assert_eq!(denied[0].detail["extra"]["approvers"], json!(["platform-admins"]));
 }

@@ -3,6 +3,7 @@
 
 use crate::harness::{ALICE, BOB, Harness, OPS, VIEWER, code};
 use reqwest::{Method, StatusCode};
+use ringmaster::clock::Clock;
 use ringmaster::engine::{RingStatus, RolloutStatus, StepStatus};
 use serde_json::json;
 
@@ -35,12 +36,24 @@ async fn every_route_but_health_needs_a_token_and_refusals_change_nothing() {
         assert!(challenge.starts_with("Bearer"), "{challenge}");
     }
     assert_eq!(h.observable(), before, "a refused call changed something");
+    // Counted and sampled: one row for the first refusal of this source and reason in
+    // the minute, and one with the count when the minute closes.
     let denied = h.audit_actions("auth.denied");
-    assert_eq!(denied.len(), protected);
-    assert!(denied.iter().all(|e| e.actor == "anonymous"));
-    assert!(denied.iter().any(|e| e.subject == "POST /api/v1/rollouts/r1/abort"
-        && e.rollout_id.as_deref() == Some("r1")
-        && e.detail["method"] == "POST"));
+    assert_eq!(denied.len(), 1, "{denied:?}");
+    assert_eq!(denied[0].actor, "anonymous");
+    assert_eq!(denied[0].rollout_id, None);
+    assert_eq!(denied[0].detail["source"], "127.0.0.1");
+    assert_eq!(
+        h.metrics.get("ringmaster_api_denied_total", &[("status", "401")]),
+        protected as f64
+    );
+    h.clock.advance(chrono::Duration::minutes(1));
+    for e in h.denials.flush(h.clock.now()) {
+        h.store.append_audit(&e).unwrap();
+    }
+    let repeated = h.audit_actions("auth.denied.repeated");
+    assert_eq!(repeated.len(), 1);
+    assert_eq!(repeated[0].detail["count"], protected as u64 - 1);
 }
 
 #[tokio::test]
@@ -162,14 +175,19 @@ async fn operators_pause_resume_skip_promote_abort_and_start() {
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["accepted"], true);
+    assert_eq!(v["result"], "applied");
+    assert_eq!(v["status"]["state"], "paused");
     assert!(matches!(h.standin.rollout("r1").status, RolloutStatus::Paused { ref by, .. } if by == "ops"));
+    // Pausing again changes nothing, says so, and is not recorded again.
     let (s, v) = h.post(Some(OPS), &p("/pause"), json!({})).await;
-    assert_eq!((s, code(&v)), (StatusCode::CONFLICT, "already_paused"));
-    let (s, _) = h.post(Some(OPS), &p("/resume"), json!({})).await;
-    assert_eq!(s, StatusCode::OK);
+    assert_eq!((s, v["result"].as_str()), (StatusCode::OK, Some("unchanged")), "{v}");
+    assert_eq!(v["status"]["state"], "paused");
+    assert_eq!(h.audit_actions("api.pause").len(), 1);
+    let (s, v) = h.post(Some(OPS), &p("/resume"), json!({})).await;
+    assert_eq!((s, v["result"].as_str()), (StatusCode::OK, Some("applied")), "{v}");
     assert_eq!(h.standin.rollout("r1").status, RolloutStatus::Running);
     let (s, v) = h.post(Some(OPS), &p("/resume"), json!({})).await;
-    assert_eq!((s, code(&v)), (StatusCode::CONFLICT, "not_paused"));
+    assert_eq!((s, v["result"].as_str()), (StatusCode::OK, Some("unchanged")), "{v}");
 
     let (s, _) = h.post(Some(OPS), &p("/pause"), json!({ "ring": "prod" })).await;
     assert_eq!(s, StatusCode::OK);

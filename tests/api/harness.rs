@@ -8,7 +8,7 @@ use futures::future::BoxFuture;
 use reqwest::StatusCode;
 use ringmaster::api::auth::{Auth, parse_tokens, token_digest_hex};
 use ringmaster::api::entra::{EntraConfig, EntraValidator};
-use ringmaster::api::{ApiState, router};
+use ringmaster::api::{ApiState, serve};
 use ringmaster::clock::Clock;
 use ringmaster::engine::{self, ClusterStatus, Input, RingStatus, Rollout, Settings, StepStatus};
 use ringmaster::metrics::Metrics;
@@ -73,6 +73,8 @@ pub struct StandIn {
     /// When set, inputs wait in `queued` until [`StandIn::flush`], as they wait in the
     /// real daemon's channel until its loop takes them.
     pub defer: std::sync::atomic::AtomicBool,
+    /// When set, reads fail as a damaged state file makes them fail.
+    pub fail_reads: std::sync::atomic::AtomicBool,
     queued: Mutex<Vec<(String, Input)>>,
 }
 
@@ -121,6 +123,13 @@ impl StandIn {
         Ok(())
     }
 
+    fn read_fails(&self) -> Result<(), ControlError> {
+        if self.fail_reads.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(ControlError::Store("database disk image is malformed".into()));
+        }
+        Ok(())
+    }
+
     /// Applies the inputs that were deferred.
     pub fn flush(&self) {
         let queued: Vec<_> = self.queued.lock().unwrap().drain(..).collect();
@@ -142,8 +151,10 @@ impl StandIn {
 }
 
 impl Control for StandIn {
-    fn list(&self) -> Vec<RolloutSummary> {
-        self.rollouts
+    fn list(&self) -> Result<Vec<RolloutSummary>, ControlError> {
+        self.read_fails()?;
+        Ok(self
+            .rollouts
             .lock()
             .unwrap()
             .values()
@@ -153,10 +164,11 @@ impl Control for StandIn {
                 status: r.status.label().into(),
                 updated_at: r.updated_at,
             })
-            .collect()
+            .collect())
     }
-    fn get(&self, id: &str) -> Option<Rollout> {
-        self.rollouts.lock().unwrap().get(id).cloned()
+    fn get(&self, id: &str) -> Result<Option<Rollout>, ControlError> {
+        self.read_fails()?;
+        Ok(self.rollouts.lock().unwrap().get(id).cloned())
     }
     fn active(&self) -> Option<String> {
         let all = self.rollouts.lock().unwrap();
@@ -225,6 +237,8 @@ pub struct Harness {
     pub store: Arc<Store>,
     pub clock: Arc<ManualClock>,
     pub metrics: Arc<Metrics>,
+    pub health: Arc<ringmaster::health::Health>,
+    pub denials: Arc<ringmaster::api::denials::DenialLog>,
     _dir: tempfile::TempDir,
 }
 
@@ -235,6 +249,15 @@ impl Harness {
 
     /// With `entra`, Entra ID tokens are accepted too.
     pub async fn start_with(entra: Option<EntraConfig>) -> Harness {
+        Self::start_full(entra, ringmaster::api::Limits::default()).await
+    }
+
+    /// With the server's limits set (short timeouts for the slow-client tests).
+    pub async fn start_limited(limits: ringmaster::api::Limits) -> Harness {
+        Self::start_full(None, limits).await
+    }
+
+    async fn start_full(entra: Option<EntraConfig>, limits: ringmaster::api::Limits) -> Harness {
         ringmaster::identity::install_crypto_provider();
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open(dir.path().join("state.db")).unwrap());
@@ -248,6 +271,7 @@ impl Harness {
             template: rollout.clone(),
             sent: Mutex::new(Vec::new()),
             defer: Default::default(),
+            fail_reads: Default::default(),
             queued: Mutex::new(Vec::new()),
         });
         standin.rollouts.lock().unwrap().insert("r1".into(), rollout.clone());
@@ -256,16 +280,20 @@ impl Harness {
         let http = reqwest::Client::new();
         let entra = entra.map(|c| EntraValidator::new(c, http.clone()));
         let metrics = Arc::new(Metrics::default());
-        let state = ApiState {
-            control: standin.clone(),
-            store: store.clone(),
-            auth: Arc::new(Auth::new(tokens, entra, vec!["sre".into()])),
-            metrics: metrics.clone(),
-            clock: clock.clone(),
-        };
+        let state = ApiState::new(
+            standin.clone(),
+            store.clone(),
+            Arc::new(Auth::new(tokens, entra, vec!["sre".into()])),
+            metrics.clone(),
+            clock.clone(),
+        );
+        let mut state = state;
+        state.limits = limits;
+        let health = state.health.clone();
+        let denials = state.denials.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, router(state)).await.unwrap() });
+        tokio::spawn(async move { serve(listener, state, std::future::pending()).await.unwrap() });
         Harness {
             base,
             http,
@@ -273,6 +301,8 @@ impl Harness {
             store,
             clock,
             metrics,
+            health,
+            denials,
             _dir: dir,
         }
     }

@@ -10,5 +10,6 @@ mod approvals;
 mod auth;
 mod cli;
 mod endpoints;
+mod hardening;
 mod harness;
 mod jwt;

@@ -22,6 +22,9 @@ pub fn demo_fleet() -> fleet::Fleet {
 
 /// Starts a simulator with a manual clock (tests move time explicitly; no sleeping).
 pub async fn start(fleet: fleet::Fleet, seed: u64) -> Simulator {
+    // reqwest is built without a crypto provider of its own: a test that builds its own
+    // client must find ring installed, whichever test of the binary runs first.
+    ringmaster::identity::install_crypto_provider();
     let dir = tempfile::tempdir().expect("temp dir").keep();
     Simulator::start(SimOptions {
         fleet,

@@ -1,0 +1,344 @@
+//! The API probed as an attacker and an unlucky operator would (issue 12): refused calls
+//! that cannot grow the state file, metric labels a client cannot multiply, slow
+//! clients that cannot hold the server, decisions that say what they did, and answers
+//! that carry the security headers and the JSON error shape whatever the status.
+
+use crate::harness::{ALICE, Harness, OPS, code};
+use reqwest::StatusCode;
+use ringmaster::clock::Clock;
+use ringmaster::engine::RolloutStatus;
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Finding 1: 300 unauthenticated requests with 60 KiB paths used to add 300 rows of
+/// ~180 KiB each (the path three times). Now: one row and a count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_refused_calls_is_one_sampled_row_with_bounded_fields() {
+    let h = Harness::start().await;
+    h.store.checkpoint().unwrap();
+    let before = h.store.file_size().unwrap();
+    let long = format!("/api/v1/rollouts/{}/pause", "a".repeat(6 * 1024));
+    for _ in 0..300 {
+        let (s, _) = h.post(None, &long, json!({})).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+    }
+    let denied = h.audit_actions("auth.denied");
+    assert_eq!(denied.len(), 1, "one row for one source and reason in a minute");
+    let row = &denied[0];
+    assert_eq!(row.rollout_id, None, "a refused path is never a rollout id");
+    assert!(row.subject.len() <= 256, "subject is cut: {} bytes", row.subject.len());
+    assert!(row.detail.to_string().len() <= 2048, "detail is bounded");
+    assert_eq!(
+        h.metrics.get("ringmaster_api_denied_total", &[("status", "401")]),
+        300.0
+    );
+    // The minute closes: one more row with the count.
+    h.clock.advance(chrono::Duration::minutes(1));
+    for e in h.denials.flush(h.clock.now()) {
+        h.store.append_audit(&e).unwrap();
+    }
+    let repeated = h.audit_actions("auth.denied.repeated");
+    assert_eq!(repeated.len(), 1);
+    assert_eq!(repeated[0].detail["count"], 299);
+    h.store.checkpoint().unwrap();
+    let grown = h.store.file_size().unwrap().saturating_sub(before);
+    assert!(grown < 64 * 1024, "the state file grew by {grown} bytes");
+}
+
+/// Finding 3: the method label took whatever a client sent.
+#[tokio::test]
+async fn unknown_methods_fold_into_one_metric_series() {
+    let h = Harness::start().await;
+    for i in 0..50 {
+        let m = reqwest::Method::from_bytes(format!("X{i}{}", "Y".repeat(100)).as_bytes()).unwrap();
+        let (s, _, _) = h.call(m, None, "/healthz", None).await;
+        assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED);
+    }
+    let text = h.metrics.render();
+    let series = text
+        .lines()
+        .filter(|l| l.starts_with("ringmaster_api_requests_total"))
+        .count();
+    assert_eq!(series, 1, "{text}");
+    assert!(text.contains("method=\"other\""), "{text}");
+    assert!(!text.contains("YYYY"), "a client's method is no label value");
+}
+
+/// Finding 5: 25 concurrent pauses all said `accepted` while the engine applied one.
+/// The engine here applies inputs a little later, as the daemon's loop does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_pauses_apply_once_and_the_others_say_unchanged() {
+    let h = std::sync::Arc::new(Harness::start().await);
+    h.standin.defer.store(true, std::sync::atomic::Ordering::SeqCst);
+    let engine = {
+        let h = h.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                h.standin.flush();
+            }
+        })
+    };
+    let calls: Vec<_> = (0..25)
+        .map(|_| {
+            let h = h.clone();
+            tokio::spawn(async move {
+                h.post(Some(OPS), "/api/v1/rollouts/r1/pause", json!({ "reason": "freeze" }))
+                    .await
+            })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for c in calls {
+        let (s, v) = c.await.unwrap();
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert_eq!(v["status"]["state"], "paused", "the answer carries the state: {v}");
+        results.push(v["result"].as_str().unwrap().to_string());
+    }
+    engine.abort();
+    assert_eq!(results.iter().filter(|r| *r == "applied").count(), 1, "{results:?}");
+    assert_eq!(results.iter().filter(|r| *r == "unchanged").count(), 24, "{results:?}");
+    assert_eq!(h.audit_actions("api.pause").len(), 1, "recorded once");
+    assert_eq!(h.audit_actions("paused").len(), 1, "applied once");
+    assert_eq!(h.standin.sent.lock().unwrap().len(), 1, "sent once");
+    assert!(matches!(h.standin.rollout("r1").status, RolloutStatus::Paused { .. }));
+}
+
+/// Finding 7: headers, and the JSON error shape for 413, 414, 415 and 431.
+#[tokio::test]
+async fn every_answer_has_security_headers_and_errors_are_json() {
+    let h = Harness::start().await;
+    let check = |what: &str, headers: &reqwest::header::HeaderMap| {
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{what}");
+        assert_eq!(headers["cache-control"], "no-store", "{what}");
+    };
+    let (s, headers, _) = h.call(reqwest::Method::GET, None, "/healthz", None).await;
+    assert_eq!(s, StatusCode::OK);
+    check("healthz", &headers);
+    let (s, headers, _) = h.call(reqwest::Method::GET, Some(ALICE), "/api/v1/audit", None).await;
+    assert_eq!(s, StatusCode::OK);
+    check("audit", &headers);
+    let (s, headers, v) = h.call(reqwest::Method::GET, None, "/api/v1/audit", None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    check("401", &headers);
+    assert_eq!(code(&v), "missing_token");
+
+    // 10 MB body: 413, not 400.
+    let resp = h
+        .http
+        .post(format!("{}/api/v1/rollouts/r1/pause", h.base))
+        .bearer_auth(OPS)
+        .header("content-type", "application/json")
+        .body(vec![b' '; 10 * 1024 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    check("413", resp.headers());
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(code(&v), "body_too_large");
+
+    // A form body is not parsed as JSON.
+    let resp = h
+        .http
+        .post(format!("{}/api/v1/rollouts/r1/pause", h.base))
+        .bearer_auth(OPS)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(r#"{"reason":"x"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(code(&v), "unsupported_media_type");
+    assert!(h.standin.sent.lock().unwrap().is_empty(), "nothing was sent");
+
+    // Long URI: JSON 414; large headers: JSON 431.
+    let (s, headers, v) = h
+        .call(
+            reqwest::Method::GET,
+            None,
+            &format!("/healthz?{}", "q".repeat(20_000)),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::URI_TOO_LONG);
+    check("414", &headers);
+    assert_eq!(code(&v), "uri_too_long");
+    let resp = h
+        .http
+        .get(format!("{}/healthz", h.base))
+        .header("x-filler", "f".repeat(30_000))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(code(&v), "headers_too_large");
+}
+
+/// Audit reads are paged and bounded in bytes.
+#[tokio::test]
+async fn audit_pages_are_bounded_and_follow_on() {
+    let h = Harness::start().await;
+    let big = "r".repeat(60 * 1024);
+    for i in 0..40 {
+        h.store
+            .append_audit(&ringmaster::store::AuditEntry {
+                at: h.clock.now(),
+                actor: "someone".into(),
+                action: format!("test.{i}"),
+                rollout_id: None,
+                subject: "s".into(),
+                reason: big.clone(),
+                detail: Value::Null,
+            })
+            .unwrap();
+    }
+    let (s, v) = h.get(Some(ALICE), "/api/v1/audit?since=0&limit=1000").await;
+    assert_eq!(s, StatusCode::OK);
+    let n = v["entries"].as_array().unwrap().len();
+    assert!(n < 40 && n > 0, "{n} entries in one page");
+    assert!(v.to_string().len() < 1_200_000);
+    assert_eq!(v["more"], true);
+    let next = v["nextSince"].as_i64().unwrap();
+    let (_, v2) = h
+        .get(Some(ALICE), &format!("/api/v1/audit?since={next}&limit=1000"))
+        .await;
+    assert!(v2["entries"][0]["id"].as_i64().unwrap() > next);
+}
+
+/// `/readyz` says why the daemon is not ready; `/healthz` stays up (liveness).
+#[tokio::test]
+async fn readyz_is_503_with_the_reason_while_saves_fail_and_healthz_stays_up() {
+    let h = Harness::start().await;
+    h.health
+        .persist_failed("database or disk is full".into(), h.clock.now());
+    let (s, v) = h.get(None, "/readyz").await;
+    assert_eq!((s, code(&v)), (StatusCode::SERVICE_UNAVAILABLE, "persist_failed"));
+    assert!(v["error"]["message"].as_str().unwrap().contains("disk is full"), "{v}");
+    let (s, _) = h.get(None, "/healthz").await;
+    assert_eq!(s, StatusCode::OK);
+    h.health.persisted();
+    let (s, _) = h.get(None, "/readyz").await;
+    assert_eq!(s, StatusCode::OK);
+}
+
+fn short_limits() -> ringmaster::api::Limits {
+    ringmaster::api::Limits {
+        max_connections: 64,
+        header_timeout: Duration::from_secs(1),
+        body_timeout: Duration::from_secs(1),
+        ..Default::default()
+    }
+}
+
+/// Reads until the server closes the connection (or `within` passes: then false).
+async fn closed_within(s: &mut tokio::net::TcpStream, within: Duration) -> (bool, String) {
+    let mut buf = Vec::new();
+    let r = tokio::time::timeout(within, s.read_to_end(&mut buf)).await;
+    (r.is_ok(), String::from_utf8_lossy(&buf).to_string())
+}
+
+/// Finding 4: a connection that sends half a header is closed after the header timeout;
+/// many of them don't keep `/healthz` from answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_sent_heads_are_closed_and_do_not_starve_healthz() {
+    let limits = ringmaster::api::Limits {
+        max_connections: 512,
+        ..short_limits()
+    };
+    let h = Harness::start_limited(limits).await;
+    let addr = h.base.trim_start_matches("http://").to_string();
+    let mut slow = Vec::new();
+    for _ in 0..300 {
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        s.write_all(b"GET /api/v1/rollouts HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            .await
+            .unwrap();
+        slow.push(s);
+    }
+    let t = Instant::now();
+    let (s, _) = h.get(None, "/healthz").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        t.elapsed() < Duration::from_millis(500),
+        "healthz took {:?}",
+        t.elapsed()
+    );
+    // Each half-sent head is dropped by the server within the timeout (+ slack).
+    for s in &mut slow {
+        let (closed, _) = closed_within(s, Duration::from_secs(5)).await;
+        assert!(closed, "a half-sent request was kept open");
+    }
+    // A body that never finishes: 408 with the JSON shape.
+    let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /api/v1/rollouts/r1/pause HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {OPS}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"reason\""
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    let (closed, answer) = closed_within(&mut s, Duration::from_secs(5)).await;
+    assert!(closed, "a half-sent body was kept open");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("body_timeout"), "{answer}");
+    assert!(h.standin.sent.lock().unwrap().is_empty());
+}
+
+/// Connections beyond the limit wait for a slot instead of taking file descriptors; the
+/// slots come back as the header timeout closes idle ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_the_limit_wait_and_are_served_once_slots_free() {
+    let limits = ringmaster::api::Limits {
+        max_connections: 8,
+        ..short_limits()
+    };
+    let h = Harness::start_limited(limits).await;
+    let addr = h.base.trim_start_matches("http://").to_string();
+    let mut idle = Vec::new();
+    for _ in 0..8 {
+        idle.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+    }
+    let t = Instant::now();
+    let (s, _) = h.get(None, "/healthz").await;
+    assert_eq!(s, StatusCode::OK);
+    let waited = t.elapsed();
+    assert!(
+        waited < Duration::from_secs(5),
+        "served once the idle ones timed out ({waited:?})"
+    );
+}
+
+/// An engine that does not apply a decision in time gets it once: the caller hears
+/// `queued` (202), and asking again hears `queued` without a second record or send.
+#[tokio::test]
+async fn a_decision_not_applied_in_time_is_queued_once() {
+    let h = Harness::start().await;
+    h.standin.defer.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (s, v) = h.post(Some(OPS), "/api/v1/rollouts/r1/pause", json!({})).await;
+    assert_eq!((s, v["result"].as_str()), (StatusCode::ACCEPTED, Some("queued")), "{v}");
+    let (s, v) = h.post(Some(OPS), "/api/v1/rollouts/r1/pause", json!({})).await;
+    assert_eq!((s, v["result"].as_str()), (StatusCode::ACCEPTED, Some("queued")), "{v}");
+    assert_eq!(h.audit_actions("api.pause").len(), 1);
+    assert_eq!(h.standin.sent.lock().unwrap().len(), 1);
+    h.standin.flush();
+    let (s, v) = h.post(Some(OPS), "/api/v1/rollouts/r1/pause", json!({})).await;
+    assert_eq!((s, v["result"].as_str()), (StatusCode::OK, Some("unchanged")), "{v}");
+}
+
+/// Finding 2, the API side: a read the store fails is a 503 the caller sees, never an
+/// empty list.
+#[tokio::test]
+async fn a_failing_state_read_is_503_not_an_empty_list() {
+    let h = Harness::start().await;
+    h.standin.fail_reads.store(true, std::sync::atomic::Ordering::SeqCst);
+    for path in ["/api/v1/rollouts", "/api/v1/rollouts/r1"] {
+        let (s, v) = h.get(Some(ALICE), path).await;
+        assert_eq!(
+            (s, code(&v)),
+            (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
+            "{path}: {v}"
+        );
+        assert!(v["error"]["message"].as_str().unwrap().contains("malformed"), "{v}");
+    }
+}

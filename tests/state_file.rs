@@ -1,0 +1,246 @@
+//! The state file as a file (issue 12): a damaged one is refused with a way to recover
+//! (findings 2), it and the simulator's env file are private (finding 6), backups and
+//! restores go through SQLite's online backup, and the audit log has a retention path
+//! that only the retention job can take.
+
+mod common;
+
+use chrono::{TimeDelta, Utc};
+use ringmaster::store::{AuditEntry, RetentionPolicy, RolloutRecord, Store, StoreError};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
+
+fn entry(at: chrono::DateTime<Utc>, i: usize) -> AuditEntry {
+    AuditEntry {
+        at,
+        actor: "ringmaster".into(),
+        action: format!("test.{i}"),
+        rollout_id: Some("r1".into()),
+        subject: "s".into(),
+        reason: "x".repeat(200),
+        detail: serde_json::json!({ "i": i }),
+    }
+}
+
+fn running(id: &str) -> RolloutRecord {
+    RolloutRecord {
+        id: id.into(),
+        policy_name: "demo".into(),
+        status: "running".into(),
+        state_json: format!("{{\"id\":\"{id}\",\"pad\":\"{}\"}}", "p".repeat(20_000)),
+        updated_at: Utc::now(),
+    }
+}
+
+/// A state file with a running rollout and some audit, closed (WAL checkpointed).
+fn populated(path: &Path) {
+    let s = Store::open(path).unwrap();
+    let now = Utc::now();
+    let entries: Vec<AuditEntry> = (0..300).map(|i| entry(now, i)).collect();
+    s.save_rollout_with_audit(&running("r1"), &entries).unwrap();
+    s.checkpoint().unwrap();
+}
+
+fn overwrite_page(path: &Path, page: u64) {
+    use std::io::{Seek, SeekFrom, Write};
+    let mut f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    f.seek(SeekFrom::Start(page * 4096)).unwrap();
+    f.write_all(&[0xA5; 4096]).unwrap();
+    f.sync_all().unwrap();
+}
+
+fn mode(p: &Path) -> u32 {
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn a_damaged_state_file_is_refused_with_how_to_recover() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    populated(&path);
+    overwrite_page(&path, 2);
+    overwrite_page(&path, 5);
+    let err = Store::open(&path).unwrap_err();
+    assert!(matches!(err, StoreError::Damaged { .. }), "{err}");
+    let text = err.to_string();
+    assert!(text.contains(&path.display().to_string()), "names the file: {text}");
+    assert!(text.contains("ringmaster state restore"), "says how to recover: {text}");
+}
+
+#[test]
+fn serve_refuses_a_damaged_state_file_and_state_check_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    populated(&path);
+    overwrite_page(&path, 3);
+    let policy = concat!(env!("CARGO_MANIFEST_DIR"), "/policies/demo.yaml");
+    let out = Command::new(common::procs::bin())
+        .args(["serve", "--policy", policy, "--listen", "127.0.0.1:0", "--state"])
+        .arg(&path)
+        .env_clear()
+        .env("RINGMASTER_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "serve started on a damaged file");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("damaged") && stderr.contains("state.db"), "{stderr}");
+    assert!(
+        out.stdout.is_empty(),
+        "it never listened: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = Command::new(common::procs::bin())
+        .args(["state", "check", "--state"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A whole file whose rollout state this binary cannot decode: `serve` used to list
+/// nothing and resume nothing, silently.
+#[test]
+fn serve_refuses_a_state_it_cannot_read_instead_of_listing_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    populated(&path);
+    let policy = concat!(env!("CARGO_MANIFEST_DIR"), "/policies/demo.yaml");
+    let out = Command::new(common::procs::bin())
+        .args(["serve", "--policy", policy, "--listen", "127.0.0.1:0", "--state"])
+        .arg(&path)
+        .env_clear()
+        .env("RINGMASTER_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "serve started on a state it cannot read");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("rollout `r1` cannot be read"), "{stderr}");
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn backup_and_restore_bring_back_the_running_rollout() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let backup = dir.path().join("backup.db");
+    populated(&path);
+    let run = |args: &[&str]| {
+        let out = Command::new(common::procs::bin()).args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let (p, b) = (path.display().to_string(), backup.display().to_string());
+    let shown = run(&["state", "backup", "--state", &p, "--to", &b]);
+    assert!(shown.contains("1 unfinished: r1"), "{shown}");
+    assert_eq!(mode(&backup), 0o600);
+    overwrite_page(&path, 2);
+    assert!(Store::open(&path).is_err());
+    run(&["state", "restore", "--from", &b, "--state", &p]);
+    let s = Store::open(&path).unwrap();
+    assert_eq!(s.load_rollouts().unwrap()[0].status, "running");
+    assert_eq!(s.check().unwrap().audit_entries, 300);
+}
+
+#[test]
+fn the_state_file_and_its_wal_and_shm_are_private() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let s = Store::open(&path).unwrap();
+    s.save_rollout(&running("r1")).unwrap();
+    for suffix in ["", "-wal", "-shm"] {
+        let p = dir.path().join(format!("state.db{suffix}"));
+        assert_eq!(mode(&p), 0o600, "{}", p.display());
+    }
+    drop(s);
+    // A file made readable by others is tightened at open.
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let _s = Store::open(&path).unwrap();
+    assert_eq!(mode(&path), 0o600);
+}
+
+#[test]
+fn the_simulators_env_file_is_private() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = common::procs::start_sim(dir.path(), "60");
+    let env = dir.path().join("sim.env");
+    assert!(std::fs::read_to_string(&env).unwrap().contains("AZURE_CLIENT_SECRET"));
+    assert_eq!(mode(&env), 0o600);
+    drop(sim);
+}
+
+#[test]
+fn retention_archives_old_entries_and_only_it_can_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let s = Store::open(&path).unwrap();
+    let now = Utc::now();
+    let old: Vec<AuditEntry> = (0..50).map(|i| entry(now - TimeDelta::days(100), i)).collect();
+    let new: Vec<AuditEntry> = (50..60).map(|i| entry(now, i)).collect();
+    s.save_rollout_with_audit(&running("r1"), &old).unwrap();
+    s.save_rollout_with_audit(&running("r1"), &new).unwrap();
+    // Nothing else may delete an entry.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let refused = conn.execute("DELETE FROM audit WHERE id = 1", []).unwrap_err();
+    assert!(refused.to_string().contains("append-only"), "{refused}");
+    let moved = conn
+        .execute("UPDATE audit_archived SET up_to = 0 WHERE id = 1", [])
+        .map(|_| ());
+    assert!(moved.is_ok(), "setting the mark to where it is is allowed");
+    drop(conn);
+    let policy = RetentionPolicy {
+        max_age: TimeDelta::days(90),
+        max_entries: 1_000_000,
+        archive_dir: dir.path().join("audit-archive"),
+    };
+    let done = s.apply_retention(&policy, now).unwrap();
+    assert_eq!(done.entries, 50);
+    assert_eq!(done.files.len(), 1);
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&done.files[0])
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 50);
+    assert_eq!(lines[0]["action"], "test.0");
+    assert_eq!(lines[0]["detail"]["i"], 0);
+    assert_eq!(mode(&done.files[0]), 0o600);
+    assert_eq!(s.check().unwrap().audit_entries, 10);
+    assert_eq!(
+        s.apply_retention(&policy, now).unwrap().entries,
+        0,
+        "nothing more is due"
+    );
+    // The count limit archives the oldest beyond it.
+    let by_count = RetentionPolicy {
+        max_entries: 4,
+        ..policy
+    };
+    assert_eq!(s.apply_retention(&by_count, now).unwrap().entries, 6);
+    assert_eq!(s.check().unwrap().audit_entries, 4);
+    // The mark never moves back.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    assert!(
+        conn.execute("UPDATE audit_archived SET up_to = 1 WHERE id = 1", [])
+            .is_err()
+    );
+}
+
+#[test]
+fn a_v1_state_file_is_migrated_to_the_retention_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    {
+        // A v1 file as released: its schema and one audit entry.
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(include_str!("support/schema_v1.sql")).unwrap();
+    }
+    let s = Store::open(&path).unwrap();
+    assert_eq!(s.check().unwrap().schema_version, ringmaster::store::SCHEMA_VERSION);
+    assert_eq!(s.check().unwrap().audit_entries, 1);
+    assert_eq!(s.audit_archived_up_to().unwrap(), 0);
+}
