@@ -491,6 +491,15 @@ async fn run_serve(a: ServeArgs) -> Result<ExitCode> {
     match ringmaster::service::daemon::stored(&store) {
         Ok(all) => {
             if let Some(r) = all.iter().find(|r| !r.status.is_terminal()) {
+                // The rollout resumes with the policy it was started with. One this binary
+                // refuses (e.g. stored before a bound was added) stops serve here: neither
+                // resumed nor left unfinished beside a new rollout that could collide with it.
+                if let Err(e) = ringmaster::policy::compile(&r.policy_file, &r.policy_text) {
+                    anyhow::bail!(
+                        "the unfinished rollout `{}` was started with a policy this ringmaster refuses, so it cannot be resumed:\n{e}\nfinish or abort it with the ringmaster version that started it, or restore a backup (`ringmaster state restore`)",
+                        r.id
+                    );
+                }
                 tracing::info!(rollout = %r.id, "the state file holds an unfinished rollout; resuming it");
             }
         }

@@ -4,6 +4,8 @@
 //! that only the retention job can take.
 
 mod common;
+#[path = "support/mod.rs"]
+mod support;
 
 use chrono::{TimeDelta, Utc};
 use ringmaster::store::{AuditEntry, RetentionPolicy, RolloutRecord, Store, StoreError};
@@ -117,6 +119,69 @@ fn serve_refuses_a_state_it_cannot_read_instead_of_listing_nothing() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("rollout `r1` cannot be read"), "{stderr}");
     assert!(out.stdout.is_empty());
+}
+
+/// A rollout stored with a policy this binary refuses (here a soak longer than the bound
+/// added since): resuming it used to be logged as a warning while the daemon went on to
+/// start new rollouts beside it. `serve` now refuses to start, naming the rollout.
+#[test]
+fn serve_refuses_an_unfinished_rollout_whose_policy_it_no_longer_accepts() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let policy_path = concat!(env!("CARGO_MANIFEST_DIR"), "/policies/demo.yaml");
+    let text = std::fs::read_to_string(policy_path).unwrap();
+    let fleet = support::demo_snapshot::load_fleet("demo.yaml");
+    let snapshot = support::demo_snapshot::snapshot(&fleet);
+    let now = fleet.start_time.unwrap();
+    let plan = ringmaster::plan::plan(
+        &snapshot,
+        &ringmaster::policy::compile("demo.yaml", &text).unwrap(),
+        now,
+    );
+    let stale = text.replacen("soak: 2m", "soak: 99999999d", 1);
+    assert_ne!(stale, text);
+    assert!(ringmaster::policy::compile("demo.yaml", &stale).is_err());
+    let rollout = ringmaster::engine::Rollout::new("r-old".into(), "demo.yaml".into(), stale, plan, now);
+    Store::open(&path)
+        .unwrap()
+        .save_rollout(&RolloutRecord {
+            id: rollout.id.clone(),
+            policy_name: "demo".into(),
+            status: "running".into(),
+            state_json: serde_json::to_string(&rollout).unwrap(),
+            updated_at: Utc::now(),
+        })
+        .unwrap();
+    let mut child = Command::new(common::procs::bin())
+        .args(["serve", "--policy", policy_path, "--listen", "127.0.0.1:0", "--state"])
+        .arg(&path)
+        .env_clear()
+        .env("RINGMASTER_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A serve that starts anyway would run until killed: give it 30 s to refuse.
+    let t = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if t.elapsed() > std::time::Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("serve started beside a rollout it cannot resume");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "serve started beside a rollout it cannot resume: {stderr}"
+    );
+    assert!(
+        stderr.contains("`r-old`") && stderr.contains("cannot be resumed"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("99999999d"), "the reason is shown: {stderr}");
+    assert!(out.stdout.is_empty(), "it never listened");
 }
 
 #[test]

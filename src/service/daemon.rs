@@ -100,7 +100,13 @@ impl Daemon {
         match self.unfinished() {
             Ok(Some(r)) => {
                 info!(rollout = %r.id, "resuming an unfinished rollout");
-                self.clone().drive(r, Input::Resumed, shutdown.clone());
+                if !self.clone().drive(r, Input::Resumed, shutdown.clone()) {
+                    // Same as an unreadable state: a new rollout could collide with the
+                    // operations the unfinished one may have in flight.
+                    error!("the unfinished rollout cannot be resumed: no rollout is started");
+                    let _ = shutdown.wait_for(|s| *s).await;
+                    return;
+                }
             }
             Ok(None) => {}
             Err(e) => {
@@ -163,8 +169,8 @@ impl Daemon {
             .is_some_and(|c| c.next_fire(since, now).is_some())
     }
 
-    /// Spawns the runtime for `r`.
-    fn drive(self: Arc<Self>, r: Rollout, first: Input, mut shutdown: watch::Receiver<bool>) {
+    /// Spawns the runtime for `r`; false (logged) when it cannot be driven.
+    fn drive(self: Arc<Self>, r: Rollout, first: Input, mut shutdown: watch::Receiver<bool>) -> bool {
         let rt = match Runtime::new(
             r.clone(),
             self.client.clone(),
@@ -175,8 +181,8 @@ impl Daemon {
         ) {
             Ok(rt) => rt.with_metrics(self.metrics.clone()).with_health(self.health.clone()),
             Err(e) => {
-                warn!(rollout = %r.id, error = %e, "cannot drive the rollout");
-                return;
+                error!(rollout = %r.id, error = %e, "cannot drive the rollout");
+                return false;
             }
         };
         *self.active_lock() = Some(Active {
@@ -198,6 +204,7 @@ impl Daemon {
             self.refresh_gauges();
             self.kick.notify_one();
         });
+        true
     }
 
     fn refresh_gauges(&self) {

@@ -26,6 +26,8 @@ impl Drop for Sim {
 
 /// Starts the simulator on the demo fleet at `time_scale` and waits for its ready line.
 pub fn start_sim(dir: &std::path::Path, time_scale: &str) -> Sim {
+    // The test's own reqwest clients need a crypto provider (reqwest is built without one).
+    ringmaster::identity::install_crypto_provider();
     let env_file = dir.join("sim.env");
     let mut child = Command::new(bin())
         .args([
