@@ -5,62 +5,15 @@
 
 mod common;
 
-use common::procs::{Sim, ringmaster, start_sim};
+use common::procs::{Serve, Sim, spawn_serve, start_sim};
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 const ALICE: &str = "alice-token-0123456789abcdef0123456789";
 const BOB: &str = "bob-token-0123456789abcdef0123456789ab";
 
-struct Serve {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn serve(sim: &Sim, dir: &std::path::Path, start_now: bool) -> Serve {
-    let policy = concat!(env!("CARGO_MANIFEST_DIR"), "/policies/demo.yaml");
-    let state = dir.join("state.db").display().to_string();
-    let tokens = dir.join("tokens.yaml").display().to_string();
-    let mut args = vec![
-        "serve",
-        "--policy",
-        policy,
-        "--state",
-        &state,
-        "--listen",
-        "127.0.0.1:0",
-        "--sim-clock",
-        "--tokens-file",
-        &tokens,
-        "--operator-group",
-        "platform-admins",
-    ];
-    if start_now {
-        args.push("--start-now");
-    }
-    let mut child = ringmaster(sim, &args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("serve starts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .expect("listen line");
-    let v: Value = serde_json::from_str(&line).expect("JSON listen line");
-    Serve {
-        child,
-        url: format!("http://{}", v["listen"].as_str().unwrap()),
-    }
+    spawn_serve(sim, dir, if start_now { &["--start-now"] } else { &[] })
 }
 
 fn hash(token: &str) -> String {

@@ -7,29 +7,15 @@
 
 mod common;
 
-use common::procs::{Sim, ringmaster, start_sim};
+use common::procs::{Serve, Sim, spawn_serve, start_sim};
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 
 const ALICE: &str = "alice-token-0123456789abcdef0123456789";
-
-struct Serve {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn serve(sim: &Sim, dir: &Path, extra: &[&str]) -> Serve {
     std::fs::write(
@@ -40,39 +26,9 @@ fn serve(sim: &Sim, dir: &Path, extra: &[&str]) -> Serve {
         ),
     )
     .unwrap();
-    let policy = concat!(env!("CARGO_MANIFEST_DIR"), "/policies/demo.yaml");
-    let state = dir.join("state.db").display().to_string();
-    let tokens = dir.join("tokens.yaml").display().to_string();
-    let mut args = vec![
-        "serve",
-        "--policy",
-        policy,
-        "--state",
-        &state,
-        "--listen",
-        "127.0.0.1:0",
-        "--sim-clock",
-        "--tokens-file",
-        &tokens,
-        "--operator-group",
-        "platform-admins",
-        "--start-now",
-    ];
+    let mut args = vec!["--start-now"];
     args.extend_from_slice(extra);
-    let mut child = ringmaster(sim, &args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("serve starts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .expect("listen line");
-    let v: Value = serde_json::from_str(&line).expect("JSON listen line");
-    Serve {
-        child,
-        url: format!("http://{}", v["listen"].as_str().unwrap()),
-    }
+    spawn_serve(sim, dir, &args)
 }
 
 /// The main file's size after copying the WAL into it (the file as a volume sees it

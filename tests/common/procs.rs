@@ -71,3 +71,54 @@ pub fn ringmaster(sim: &Sim, args: &[&str]) -> Command {
     }
     c
 }
+
+/// A `ringmaster serve` child process and its API's base URL, killed on drop.
+pub struct Serve {
+    pub child: Child,
+    pub url: String,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `ringmaster serve` against `sim` on the demo policy with `dir`'s `state.db` and
+/// `tokens.yaml` (the caller writes it), `platform-admins` as the operator group; `extra`
+/// flags go last. Returns once serve printed its listen line.
+pub fn spawn_serve(sim: &Sim, dir: &std::path::Path, extra: &[&str]) -> Serve {
+    let policy = concat!(env!("CARGO_MANIFEST_DIR"), "/policies/demo.yaml");
+    let state = dir.join("state.db").display().to_string();
+    let tokens = dir.join("tokens.yaml").display().to_string();
+    let mut args = vec![
+        "serve",
+        "--policy",
+        policy,
+        "--state",
+        &state,
+        "--listen",
+        "127.0.0.1:0",
+        "--sim-clock",
+        "--tokens-file",
+        &tokens,
+        "--operator-group",
+        "platform-admins",
+    ];
+    args.extend_from_slice(extra);
+    let mut child = ringmaster(sim, &args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve starts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .expect("listen line");
+    let v: Value = serde_json::from_str(&line).expect("JSON listen line");
+    Serve {
+        child,
+        url: format!("http://{}", v["listen"].as_str().unwrap()),
+    }
+}
