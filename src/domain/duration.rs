@@ -43,6 +43,25 @@ pub fn days(n: i64) -> TimeDelta {
     TimeDelta::try_days(n).unwrap_or(if n < 0 { TimeDelta::MIN } else { TimeDelta::MAX })
 }
 
+/// The longest duration a policy or a fleet file may give: 366 days. The reasons are
+/// written where each compiler uses it ([`crate::policy::MAX_DURATION`],
+/// [`crate::sim::fleet::MAX_DURATION`]); one constant, so that the two cannot drift.
+pub const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
+
+/// `text` as a duration of at most [`MAX_DURATION`]. A longer one is an error saying it is
+/// longer than the longest duration `whose` may give (for example "a fleet file"), and
+/// `why` follows (empty, or e.g. " (a longer wait is a typo)").
+pub fn parse_bounded(text: &str, whose: &str, why: &str) -> Result<Duration, String> {
+    match parse_duration(text) {
+        Ok(d) if d > MAX_DURATION => Err(format!(
+            "`{text}` is longer than {}, the longest duration {whose} may give{why}",
+            format_duration(MAX_DURATION)
+        )),
+        Ok(d) => Ok(d),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// A duration string that does not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("`{0}` is not a duration (expected e.g. 30s, 10m, 1h30m, 2d)")]

@@ -32,7 +32,7 @@ use std::time::Duration;
 /// the planner's 400-day look-ahead for windows, and far from chrono's limits, so that
 /// sums of a few of them stay exact. The engine's date arithmetic saturates anyway
 /// ([`crate::domain::duration::later`]) for policies stored before this bound.
-pub const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
+pub use crate::domain::duration::MAX_DURATION;
 
 /// A validated rollout policy.
 #[derive(Debug, Clone, PartialEq)]

@@ -2,7 +2,6 @@
 //! `docs/fleet.md`; parsed strictly (unknown fields are errors) and then compiled,
 //! reporting every problem at once as `file:line:col: message`.
 
-use crate::domain::duration::parse_duration;
 use crate::domain::{KubeVersion, MinorVersion};
 use crate::yaml::{Diagnostics, SourceErrors, Spanned};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -572,7 +571,7 @@ pub fn parse(file: &str, text: &str) -> Result<Fleet, SourceErrors> {
 /// is milliseconds in an `i64` and every duration is added to it (`SimTime::plus`): a
 /// duration near `u64::MAX` milliseconds overflowed that sum (a panic in debug builds,
 /// time running backwards in release).
-pub const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
+pub use crate::domain::duration::MAX_DURATION;
 
 const CLUSTER_NAME_RULE: &str = "^[a-zA-Z0-9][-_a-zA-Z0-9]{0,61}[a-zA-Z0-9]$";
 const POOL_NAME_RULE: &str = "^[a-z][a-z0-9]{0,11}$";
@@ -610,24 +609,10 @@ impl Compiler {
     /// stands in for it.
     fn duration(&mut self, s: &Option<Spanned<String>>, default: Duration) -> Duration {
         let Some(s) = s else { return default };
-        match parse_duration(&s.value) {
-            Ok(v) if v > MAX_DURATION => {
-                self.d.at(
-                    s,
-                    format!(
-                        "`{}` is longer than {}, the longest duration a fleet file may give",
-                        s.value,
-                        crate::domain::duration::format_duration(MAX_DURATION)
-                    ),
-                );
-                default
-            }
-            Ok(v) => v,
-            Err(e) => {
-                self.d.at(s, e.to_string());
-                default
-            }
-        }
+        crate::domain::duration::parse_bounded(&s.value, "a fleet file", "").unwrap_or_else(|e| {
+            self.d.at(s, e);
+            default
+        })
     }
 
     fn date(&mut self, s: &Spanned<String>) -> Option<NaiveDate> {

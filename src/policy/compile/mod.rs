@@ -91,24 +91,10 @@ impl Compiler {
 
     /// A duration, at most [`MAX_DURATION`]; `None` (reported) when invalid.
     pub(super) fn valid_duration(&mut self, s: &Spanned<String>) -> Option<Duration> {
-        match parse_duration(&s.value) {
-            Ok(d) if d > MAX_DURATION => {
-                self.d.at(
-                    s,
-                    format!(
-                        "`{}` is longer than {}, the longest duration a policy may give (a longer wait is a typo, and no plan looks that far ahead)",
-                        s.value,
-                        format_duration(MAX_DURATION)
-                    ),
-                );
-                None
-            }
-            Ok(d) => Some(d),
-            Err(e) => {
-                self.d.at(s, e.to_string());
-                None
-            }
-        }
+        let why = " (a longer wait is a typo, and no plan looks that far ahead)";
+        crate::domain::duration::parse_bounded(&s.value, "a policy", why)
+            .map_err(|e| self.d.at(s, e))
+            .ok()
     }
 
     pub(super) fn ratio(&mut self, s: Option<&Spanned<f64>>, default: f64, field: &str) -> f64 {
