@@ -56,6 +56,30 @@ fn mode(p: &Path) -> u32 {
     std::fs::metadata(p).unwrap().permissions().mode() & 0o777
 }
 
+/// Runs `serve` on `state` with the demo policy and no Azure settings, expecting it to
+/// refuse to start; a serve that starts anyway runs until killed, so it gets 30 s.
+fn serve_refusal(state: &Path) -> std::process::Output {
+    let policy = concat!(env!("CARGO_MANIFEST_DIR"), "/policies/demo.yaml");
+    let mut child = Command::new(common::procs::bin())
+        .args(["serve", "--policy", policy, "--listen", "127.0.0.1:0", "--state"])
+        .arg(state)
+        .env_clear()
+        .env("RINGMASTER_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if t.elapsed() > std::time::Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("serve started instead of refusing {}", state.display());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
 #[test]
 fn a_damaged_state_file_is_refused_with_how_to_recover() {
     let dir = tempfile::tempdir().unwrap();
@@ -76,14 +100,7 @@ fn serve_refuses_a_damaged_state_file_and_state_check_says_so() {
     let path = dir.path().join("state.db");
     populated(&path);
     overwrite_page(&path, 3);
-    let policy = concat!(env!("CARGO_MANIFEST_DIR"), "/policies/demo.yaml");
-    let out = Command::new(common::procs::bin())
-        .args(["serve", "--policy", policy, "--listen", "127.0.0.1:0", "--state"])
-        .arg(&path)
-        .env_clear()
-        .env("RINGMASTER_LOG", "warn")
-        .output()
-        .unwrap();
+    let out = serve_refusal(&path);
     assert!(!out.status.success(), "serve started on a damaged file");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("damaged") && stderr.contains("state.db"), "{stderr}");
@@ -107,14 +124,7 @@ fn serve_refuses_a_state_it_cannot_read_instead_of_listing_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state.db");
     populated(&path);
-    let policy = concat!(env!("CARGO_MANIFEST_DIR"), "/policies/demo.yaml");
-    let out = Command::new(common::procs::bin())
-        .args(["serve", "--policy", policy, "--listen", "127.0.0.1:0", "--state"])
-        .arg(&path)
-        .env_clear()
-        .env("RINGMASTER_LOG", "warn")
-        .output()
-        .unwrap();
+    let out = serve_refusal(&path);
     assert!(!out.status.success(), "serve started on a state it cannot read");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("rollout `r1` cannot be read"), "{stderr}");
@@ -152,25 +162,7 @@ fn serve_refuses_an_unfinished_rollout_whose_policy_it_no_longer_accepts() {
             updated_at: Utc::now(),
         })
         .unwrap();
-    let mut child = Command::new(common::procs::bin())
-        .args(["serve", "--policy", policy_path, "--listen", "127.0.0.1:0", "--state"])
-        .arg(&path)
-        .env_clear()
-        .env("RINGMASTER_LOG", "warn")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // A serve that starts anyway would run until killed: give it 30 s to refuse.
-    let t = std::time::Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if t.elapsed() > std::time::Duration::from_secs(30) {
-            let _ = child.kill();
-            panic!("serve started beside a rollout it cannot resume");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().unwrap();
+    let out = serve_refusal(&path);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         !out.status.success(),
