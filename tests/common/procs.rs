@@ -46,11 +46,7 @@ pub fn start_sim(dir: &std::path::Path, time_scale: &str) -> Sim {
         .stderr(Stdio::null())
         .spawn()
         .expect("sim starts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .expect("ready line");
-    let _ready: Value = serde_json::from_str(&line).expect("ready line is JSON");
+    first_json_line(&mut child, "the simulator's ready line");
     let env = std::fs::read_to_string(&env_file)
         .unwrap()
         .lines()
@@ -112,13 +108,19 @@ pub fn spawn_serve(sim: &Sim, dir: &std::path::Path, extra: &[&str]) -> Serve {
         .stderr(Stdio::null())
         .spawn()
         .expect("serve starts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .expect("listen line");
-    let v: Value = serde_json::from_str(&line).expect("JSON listen line");
+    let v = first_json_line(&mut child, "serve's listen line");
     Serve {
         child,
         url: format!("http://{}", v["listen"].as_str().unwrap()),
     }
+}
+
+/// The first line `child` prints on its (piped) stdout, as JSON: what `sim` and `serve`
+/// print once they are ready.
+fn first_json_line(child: &mut Child, what: &str) -> Value {
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    serde_json::from_str(&line).unwrap_or_else(|e| panic!("{what} is not JSON ({e}): {line:?}"))
 }
