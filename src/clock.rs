@@ -39,7 +39,9 @@ impl Clock for SystemClock {
 #[derive(Debug, Clone)]
 pub struct ScaledClock {
     base: DateTime<Utc>,
-    started: std::time::Instant,
+    /// tokio's Instant: std's in production, virtual under a paused tokio clock (the
+    /// simulation campaign runs the real runtime that way, without waiting).
+    started: tokio::time::Instant,
     scale: f64,
 }
 
@@ -47,7 +49,7 @@ impl ScaledClock {
     pub fn new(base: DateTime<Utc>, scale: f64) -> Self {
         Self {
             base,
-            started: std::time::Instant::now(),
+            started: tokio::time::Instant::now(),
             scale: scale.max(0.001),
         }
     }

@@ -4,7 +4,10 @@
 
 use chrono::{DateTime, Utc};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+// tokio's Instant is std's in production; under a paused tokio clock (the simulation
+// campaign) simulated time then follows tokio's virtual time, with no wall-clock wait.
+use tokio::time::Instant;
 
 /// A point in simulated time (ms since the Unix epoch).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -28,12 +31,20 @@ impl SimTime {
         self.to_datetime().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
     }
 
+    /// Saturates instead of overflowing: a fleet file's longest duration is bounded, but
+    /// a sum of them must not panic the simulator either.
     pub fn plus(self, d: Duration) -> SimTime {
-        SimTime(self.0 + d.as_millis() as i64)
+        SimTime(self.0.saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)))
     }
 
     pub fn since(self, earlier: SimTime) -> Duration {
         Duration::from_millis((self.0 - earlier.0).max(0) as u64)
+    }
+}
+
+impl serde::Serialize for SimTime {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.rfc3339_millis())
     }
 }
 
@@ -122,5 +133,6 @@ mod tests {
         c.advance(Duration::from_secs(2));
         assert_eq!(c.now(), SimTime(3_000));
         assert_eq!(SimTime(0).rfc3339(), "1970-01-01T00:00:00Z");
+        assert_eq!(SimTime(i64::MAX - 1).plus(Duration::from_secs(1)), SimTime(i64::MAX));
     }
 }

@@ -9,7 +9,7 @@ use super::clock::{SimClock, SimTime};
 use super::fleet::{FaultKind, Fleet, ServerErrorKind};
 use super::shared::Shared;
 use super::throttle::{Take, Throttle};
-use super::world::World;
+use super::world::{World, WriteRecord};
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
@@ -501,11 +501,45 @@ async fn arm_entry(ctx: &Ctx, req: Request, segments: Vec<String>) -> Response {
         return reply_to_response(r, &request_id);
     }
     let write = parts.method != Method::GET && parts.method != Method::HEAD;
+    let resp = arm_answer(ctx, &mut w, &parts, &body, segments, query, api_version, principal, &request_id);
+    if write {
+        let record = WriteRecord {
+            at: w.now,
+            method: parts.method.to_string(),
+            path: parts.uri.path().to_string(),
+            status: resp.status().as_u16(),
+            body: serde_json::from_slice(&body).ok(),
+            dropped: resp.extensions().get::<DropConnection>().is_some(),
+        };
+        w.writes.push(record);
+    }
+    drop(w);
+    shared.wake.notify_one();
+    resp
+}
+
+/// The answer to an authenticated ARM request to a known subscription: injected
+/// faults, throttling, then the resource provider.
+#[allow(clippy::too_many_arguments)]
+fn arm_answer(
+    ctx: &Ctx,
+    w: &mut World,
+    parts: &http::request::Parts,
+    body: &Bytes,
+    segments: Vec<String>,
+    query: Vec<(String, String)>,
+    api_version: String,
+    principal: String,
+    request_id: &str,
+) -> Response {
+    let shared = &ctx.shared;
+    let sub = segments.get(1).cloned().unwrap_or_default();
+    let write = parts.method != Method::GET && parts.method != Method::HEAD;
     // Faults that answer before the request is processed.
     let mut drop_after = false;
     let storm = w.active_faults().any(|f| matches!(&f.what, FaultKind::ThrottleStorm { subscription } if subscription.as_deref().is_none_or(|s| s.eq_ignore_ascii_case(&sub))));
     if storm {
-        return throttled(shared, &w, Duration::from_secs(5), &request_id, write);
+        return throttled(shared, w, Duration::from_secs(5), request_id, write);
     }
     let server_fault = w.active_faults().find_map(|f| match f.what {
         FaultKind::ServerErrors { rate, status } => Some((rate, status)),
@@ -525,7 +559,7 @@ async fn arm_entry(ctx: &Ctx, req: Request, segments: Vec<String>) -> Response {
                 warn!(method = %parts.method, path = %parts.uri.path(), status = st.as_u16(), "injected server error");
                 return reply_to_response(
                     ArmReply::arm_error(st, code, "An internal error occurred (injected fault)."),
-                    &request_id,
+                    request_id,
                 );
             }
         }
@@ -539,17 +573,17 @@ async fn arm_entry(ctx: &Ctx, req: Request, segments: Vec<String>) -> Response {
         .take(&sub, &principal, write, bucket, now);
     let remaining = match take {
         Take::Allowed { remaining } => remaining,
-        Take::Throttled { retry_after } => return throttled(shared, &w, retry_after, &request_id, write),
+        Take::Throttled { retry_after } => return throttled(shared, w, retry_after, request_id, write),
     };
     let r = ArmRequest {
         method: &parts.method,
         segments,
         query,
         headers: &parts.headers,
-        body: &body,
+        body,
         api_version,
     };
-    let mut reply = arm::dispatch(shared, &mut w, &r);
+    let mut reply = arm::dispatch(shared, w, &r);
     let header = if write {
         "x-ms-ratelimit-remaining-subscription-writes"
     } else {
@@ -561,9 +595,7 @@ async fn arm_entry(ctx: &Ctx, req: Request, segments: Vec<String>) -> Response {
     } else {
         debug!(method = %parts.method, path = %parts.uri.path(), status = reply.status.as_u16(), "ARM read");
     }
-    drop(w);
-    shared.wake.notify_one();
-    let mut resp = reply_to_response(reply, &request_id);
+    let mut resp = reply_to_response(reply, request_id);
     if drop_after {
         warn!(method = %parts.method, path = %parts.uri.path(), "dropping the connection after processing (injected fault)");
         resp.extensions_mut().insert(DropConnection);
@@ -752,6 +784,12 @@ async fn admin(ctx: &Ctx, req: Request, segments: &[String]) -> Response {
                 })
                 .collect();
             json_response(StatusCode::OK, &json!({ "value": ops }))
+        }
+        (Method::GET, ["requests"]) => {
+            // Every mutating ARM request, whatever it was answered: duplicates that AKS
+            // refused (409) or took as a no-op (200) are visible here, not in `operations`.
+            let w = shared.world();
+            json_response(StatusCode::OK, &json!({ "value": w.writes }))
         }
         (Method::POST, ["clock", "advance"]) => {
             if !shared.clock.is_manual() {

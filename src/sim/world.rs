@@ -142,6 +142,26 @@ pub struct World {
     pub ops: BTreeMap<String, Operation>,
     /// Counts events applied (a cheap progress figure for benchmarks and logs).
     pub events_applied: u64,
+    /// Every mutating ARM request that got past authentication, whatever it was
+    /// answered (throttled, refused, 409, a no-op 200): the record the safety tests
+    /// judge ringmaster by, since an operation log alone misses refused repeats.
+    pub writes: Vec<WriteRecord>,
+}
+
+/// One mutating ARM request as the simulator saw it.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WriteRecord {
+    pub at: SimTime,
+    pub method: String,
+    /// The path as sent (no query).
+    pub path: String,
+    /// The answer's status; for an injected dropped connection, what was processed.
+    pub status: u16,
+    /// The request body when it was JSON (a PUT's resource).
+    pub body: Option<serde_json::Value>,
+    /// The answer never reached the client (injected fault).
+    pub dropped: bool,
 }
 
 fn lower3(sub: &str, rg: &str, name: &str) -> (String, String, String) {
@@ -166,6 +186,7 @@ impl World {
             rng: Rng::new(seed),
             ops: BTreeMap::new(),
             events_applied: 0,
+            writes: Vec::new(),
             fleet,
         };
         let defs = std::mem::take(&mut w.fleet.clusters);
