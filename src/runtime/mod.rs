@@ -215,7 +215,8 @@ impl Runtime {
                 warn!("an abort call to AKS did not finish in time");
             }
         }
-        Ok(self.rollout)
+        // A clone: the rest of `self` drops here (see its `Drop`).
+        Ok(self.rollout.clone())
     }
 
     /// Engine transitions for a batch of inputs, then one save, then the commands:
@@ -417,6 +418,21 @@ impl Runtime {
                 self.tasks.push(tokio::spawn(exec::run(sh, other)));
             }
         }
+    }
+}
+
+/// A runtime dropped without finishing `run` (its task cancelled, or a test's simulated
+/// crash) takes its tasks with it, as a killed process would: no gate, watch or call
+/// of a gone daemon may go on acting beside the one that resumes the rollout.
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        for (_, g) in self.gates.drain() {
+            g.abort();
+        }
+        for t in self.tasks.drain(..).chain(self.aborts.drain(..)) {
+            t.abort();
+        }
+        self.shared.watches.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 }
 

@@ -148,6 +148,7 @@ pub fn start(w: &mut World, c: usize, target: Target, phases: Vec<Phase>, kind: 
     w.clusters[c].operation = Some(id.clone());
     let location_returns_resource = matches!(phases.first(), Some(Phase::NodeImage { .. }));
     let phases_text: Vec<String> = phases.iter().map(|p| format!("{p:?}")).collect();
+    w.last_started = Some(id.clone());
     w.ops.insert(
         id.clone(),
         Operation {
@@ -420,6 +421,7 @@ pub fn abort(w: &mut World, c: usize, target: Target) -> Option<String> {
         }
     }
     let id = w.rng.guid();
+    w.last_started = Some(id.clone());
     w.ops.insert(
         id.clone(),
         Operation {

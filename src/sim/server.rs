@@ -501,7 +501,18 @@ async fn arm_entry(ctx: &Ctx, req: Request, segments: Vec<String>) -> Response {
         return reply_to_response(r, &request_id);
     }
     let write = parts.method != Method::GET && parts.method != Method::HEAD;
-    let resp = arm_answer(ctx, &mut w, &parts, &body, segments, query, api_version, principal, &request_id);
+    w.last_started = None;
+    let resp = arm_answer(
+        ctx,
+        &mut w,
+        &parts,
+        &body,
+        segments,
+        query,
+        api_version,
+        principal,
+        &request_id,
+    );
     if write {
         let record = WriteRecord {
             at: w.now,
@@ -510,6 +521,7 @@ async fn arm_entry(ctx: &Ctx, req: Request, segments: Vec<String>) -> Response {
             status: resp.status().as_u16(),
             body: serde_json::from_slice(&body).ok(),
             dropped: resp.extensions().get::<DropConnection>().is_some(),
+            operation: w.last_started.take(),
         };
         w.writes.push(record);
     }

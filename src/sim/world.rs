@@ -146,6 +146,8 @@ pub struct World {
     /// answered (throttled, refused, 409, a no-op 200): the record the safety tests
     /// judge ringmaster by, since an operation log alone misses refused repeats.
     pub writes: Vec<WriteRecord>,
+    /// The operation started last (the write log names the operation a request began).
+    pub last_started: Option<String>,
 }
 
 /// One mutating ARM request as the simulator saw it.
@@ -162,6 +164,8 @@ pub struct WriteRecord {
     pub body: Option<serde_json::Value>,
     /// The answer never reached the client (injected fault).
     pub dropped: bool,
+    /// The operation this request started, if it started one.
+    pub operation: Option<String>,
 }
 
 fn lower3(sub: &str, rg: &str, name: &str) -> (String, String, String) {
@@ -187,6 +191,7 @@ impl World {
             ops: BTreeMap::new(),
             events_applied: 0,
             writes: Vec::new(),
+            last_started: None,
             fleet,
         };
         let defs = std::mem::take(&mut w.fleet.clusters);

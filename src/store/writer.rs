@@ -46,7 +46,16 @@ impl StoreWriter {
                 let _ = tx.send(f(s));
             }))
             .map_err(|_| WriterGone)?;
-        rx.await.map_err(|_| WriterGone)
+        // The wait runs as a blocking task: it allocates nothing (the JSON stays on the
+        // writer thread, see above), and tokio then knows work is under way outside the
+        // runtime. Under a paused tokio clock (the simulation campaign) time does not
+        // jump ahead while a blocking task runs, so a commit costs no simulated time;
+        // awaited directly, an idle runtime would skip to its next timer, again and
+        // again, for as long as the disk takes.
+        tokio::task::spawn_blocking(move || rx.blocking_recv())
+            .await
+            .map_err(|_| WriterGone)?
+            .map_err(|_| WriterGone)
     }
 }
 

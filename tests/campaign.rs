@@ -1,0 +1,40 @@
+//! The simulation campaign under `cargo test`: a few hundred seeds through the real
+//! runtime and executor against the simulator (see `tests/sim_campaign/mod.rs`).
+//! `CAMPAIGN_SEED=<n>` replays one seed; `CAMPAIGN_SEEDS=<n>` runs that many. The
+//! 1,000-seed run with a summary: `cargo run --release --example campaign -- --seeds 1000`.
+
+mod sim_campaign;
+
+use sim_campaign::{Outcome, run_seed};
+
+#[test]
+fn seeded_rollouts_through_the_real_runtime_keep_every_safety_rule() {
+    if let Some(seed) = std::env::var("CAMPAIGN_SEED").ok().and_then(|s| s.parse().ok()) {
+        let r = run_seed(seed);
+        eprintln!("{r:?}");
+        return;
+    }
+    let seeds: u64 = std::env::var("CAMPAIGN_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200);
+    let t = std::time::Instant::now();
+    let reports = sim_campaign::run_seeds(1..=seeds);
+    let count = |o: Outcome| reports.iter().filter(|r| r.outcome == o).count();
+    let clean = reports.iter().filter(|r| r.clean).count();
+    eprintln!(
+        "{seeds} seeds in {:.1}s: {} succeeded, {} halted, {} aborted, {} waiting; {clean} clean; {} restarts; {} checks",
+        t.elapsed().as_secs_f64(),
+        count(Outcome::Succeeded),
+        count(Outcome::Halted),
+        count(Outcome::Aborted),
+        count(Outcome::Waiting),
+        reports.iter().map(|r| r.restarts).sum::<u32>(),
+        reports.iter().map(|r| r.checks).sum::<u64>(),
+    );
+    // The campaign must exercise what it claims to: successes (progress), failures
+    // caught, restarts, and seeds that were not clean.
+    assert!(count(Outcome::Succeeded) > 0 && count(Outcome::Halted) + count(Outcome::Aborted) > 0);
+    assert!(reports.iter().any(|r| r.restarts > 0));
+    assert!(reports.iter().any(|r| r.failed_clusters > 0));
+}

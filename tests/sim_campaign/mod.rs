@@ -1,0 +1,353 @@
+//! The simulation campaign: for each seed, a generated fleet and policy run through the
+//! real runtime and executor (`ringmaster::runtime::Runtime`, with its SQLite state
+//! file) against the in-process simulator over real HTTPS, with the seed's faults,
+//! operator inputs and daemon restarts. The whole run is on tokio's paused clock: the
+//! simulator's time and the daemon's follow tokio's virtual time, which jumps to the
+//! next timer whenever nothing is left to do, so hours of rollout take a fraction of a
+//! second and nothing sleeps.
+//!
+//! The invariants are judged from outside the engine: from the simulator's own log of
+//! every mutating request (whatever it was answered: 409 and no-op 200 count) and its
+//! operation log, and from each rollout state the daemon publishes. See `check.rs`.
+//!
+//! A seed names its scenario (fleet, policy, faults, operator inputs, restart times).
+//! The interleaving of network I/O inside one instant of simulated time is the
+//! kernel's, so a replay runs the same scenario but may order two simultaneous events
+//! differently.
+#![allow(dead_code)]
+
+pub mod check;
+pub mod scenario;
+
+use chrono::{DateTime, Utc};
+use ringmaster::clock::{Clock, ScaledClock};
+use ringmaster::domain::fleet::ClusterId;
+use ringmaster::embedded::PolicySource;
+use ringmaster::engine::{Input, NotifyEvent, Rollout, RolloutStatus, Scope};
+use ringmaster::identity::{AzureConfig, AzureTokens};
+use ringmaster::runtime::{Notifier, Runtime};
+use ringmaster::sim::{ClockMode, SimOptions, Simulator, fleet};
+use scenario::{Action, Answer, Scenario};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// How a seed's rollout ended.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Outcome {
+    Succeeded,
+    Halted,
+    Aborted,
+    /// Still waiting (an approval never given, a pause never lifted) at the horizon.
+    Waiting,
+}
+
+/// What one seed did.
+#[derive(Debug)]
+pub struct Report {
+    pub seed: u64,
+    pub outcome: Outcome,
+    pub clean: bool,
+    pub restarts: u32,
+    pub writes: usize,
+    pub checks: u64,
+    pub failed_clusters: usize,
+    pub simulated: chrono::Duration,
+}
+
+/// Simulated time after which a rollout still running counts as waiting forever.
+const HORIZON: Duration = Duration::from_secs(10 * 24 * 3600);
+
+struct ChannelNotifier(mpsc::UnboundedSender<(NotifyEvent, Option<String>)>);
+
+impl Notifier for ChannelNotifier {
+    fn notify(&self, event: NotifyEvent, ring: Option<&str>, _c: Option<&ClusterId>, _m: &str) {
+        let _ = self.0.send((event, ring.map(str::to_string)));
+    }
+}
+
+/// Runs one seed on a fresh current-thread runtime with a paused clock; panics (with
+/// the seed and what broke) when an invariant does not hold.
+pub fn run_seed(seed: u64) -> Report {
+    if let Ok(filter) = std::env::var("CAMPAIGN_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .expect("a tokio runtime");
+    rt.block_on(run(Scenario::generate(seed)))
+}
+
+/// Runs `seeds` on one thread per core (each seed on its own runtime); reports in seed
+/// order. A broken invariant panics the whole run with its seed.
+pub fn run_seeds(seeds: std::ops::RangeInclusive<u64>) -> Vec<Report> {
+    let next = std::sync::Mutex::new(seeds);
+    let out = std::sync::Mutex::new(Vec::new());
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| {
+                loop {
+                    let Some(seed) = next.lock().unwrap().next() else { break };
+                    let r = run_seed(seed);
+                    out.lock().unwrap().push(r);
+                }
+            });
+        }
+    });
+    let mut v = out.into_inner().unwrap();
+    v.sort_by_key(|r| r.seed);
+    v
+}
+
+fn id_of(rollout: &Rollout, name: &str) -> Option<ClusterId> {
+    rollout
+        .clusters()
+        .map(|(_, c)| &c.id)
+        .find(|id| id.name == name)
+        .cloned()
+}
+
+async fn run(sc: Scenario) -> Report {
+    let seed = sc.seed;
+    // The daemon's audit trail across restarts, printed with a failure.
+    let trail: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+    let fail = |what: String| -> ! {
+        panic!(
+            "campaign seed {seed}: {what}\n(replay: CAMPAIGN_SEED={seed} cargo test --test campaign)\n--- fleet\n{}\n--- policy\n{}\n--- actions {:?}\n--- answers {:?}\n--- audit\n{}",
+            sc.fleet_yaml,
+            sc.policy_yaml,
+            sc.actions,
+            sc.answers,
+            trail.lock().unwrap().join("\n")
+        )
+    };
+    let follow = |feed: mpsc::UnboundedReceiver<ringmaster::store::AuditEntry>| {
+        let trail = trail.clone();
+        tokio::spawn(async move {
+            let mut feed = feed;
+            while let Some(a) = feed.recv().await {
+                trail.lock().unwrap().push(format!(
+                    "{} {} {} {}: {}",
+                    a.at.format("%d %H:%M:%S%.3f"),
+                    a.actor,
+                    a.action,
+                    a.subject,
+                    a.reason
+                ));
+            }
+        });
+    };
+    ringmaster::identity::install_crypto_provider();
+    let fleet = fleet::parse("campaign fleet", &sc.fleet_yaml).unwrap_or_else(|e| fail(format!("fleet: {e}")));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sim = Simulator::start(SimOptions {
+        fleet,
+        listen: "127.0.0.1:0".parse().unwrap(),
+        clock: ClockMode::Scaled(1.0),
+        seed,
+        plain_http: false,
+        state_dir: None,
+    })
+    .await
+    .unwrap_or_else(|e| fail(format!("simulator: {e}")));
+    let start = sim.shared().clock.now().to_datetime();
+    let clock: Arc<dyn Clock> = Arc::new(ScaledClock::new(start, 1.0));
+    let config = AzureConfig::for_simulator(&sim.info);
+    let client = Arc::new(ringmaster::arm::connect(&config, clock.clone()).unwrap());
+    let tokens = Arc::new(AzureTokens::new(config.clone(), config.http_client().unwrap()).unwrap());
+    let policy = PolicySource {
+        name: format!("campaign-{seed}.yaml"),
+        text: sc.policy_yaml.clone(),
+    };
+    let (rollout, _) = ringmaster::service::run::new_rollout_from(&client, policy, &sim.info.subscription_ids, start)
+        .await
+        .unwrap_or_else(|e| fail(format!("planning: {e:#}")));
+    let state = dir.path().join("state.db");
+    let store = Arc::new(ringmaster::store::Store::open(&state).unwrap());
+    let (ntx, mut notes) = mpsc::unbounded_channel();
+    let notifier: Arc<dyn Notifier> = Arc::new(ChannelNotifier(ntx));
+    let mut checker = check::Checker::new(&sc, &rollout);
+    let plan_ids: Vec<(String, ClusterId)> = sc
+        .rings
+        .iter()
+        .flat_map(|r| r.clusters.iter())
+        .filter_map(|n| id_of(&rollout, n).map(|id| (n.clone(), id)))
+        .collect();
+    let cluster = |name: &str| plan_ids.iter().find(|(n, _)| n == name).map(|(_, id)| id.clone());
+
+    let mut runtime = Runtime::new(
+        rollout,
+        client.clone(),
+        tokens.clone(),
+        clock.clone(),
+        Some(store),
+        notifier.clone(),
+    )
+    .unwrap_or_else(|e| fail(format!("runtime: {e}")));
+    follow(runtime.audit_feed());
+    let mut control = runtime.control();
+    let mut progress = runtime.progress();
+    let mut runner = tokio::spawn(runtime.run(Input::Tick, std::future::pending()));
+
+    // The operator's inputs, at simulated times (they outlive restarts: they are the
+    // world's, not the daemon's).
+    let mut pending: Vec<(DateTime<Utc>, Action)> = sc
+        .actions
+        .iter()
+        .map(|(d, a)| (start + chrono::Duration::from_std(*d).unwrap(), a.clone()))
+        .collect();
+    let mut approvals: Vec<(DateTime<Utc>, Input)> = Vec::new();
+    let mut asked: Vec<String> = Vec::new();
+    let mut delivered: Vec<(String, Input)> = Vec::new();
+    let mut restarts = 0;
+    let horizon = start + chrono::Duration::from_std(HORIZON).unwrap();
+    let mut last: Rollout = progress.borrow().clone();
+    let outcome = loop {
+        let next_action = pending.first().map(|(t, _)| *t);
+        let next_approval = approvals.iter().map(|(t, _)| *t).min();
+        let next = [next_action, next_approval, Some(horizon)]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap();
+        let wait = (next - clock.now()).to_std().unwrap_or_default();
+        tokio::select! {
+            biased;
+            changed = progress.changed() => {
+                if changed.is_ok() {
+                    last = progress.borrow_and_update().clone();
+                    let writes = sim.with_world(|w| w.writes.clone());
+                    if let Err(e) = checker.on_state(&last, &writes) { fail(e) }
+                }
+                if last.status.is_terminal() || changed.is_err() {
+                    // The loop ends on a terminal state; let it finish its own shutdown.
+                    let _ = (&mut runner).await;
+                    break match &last.status {
+                        RolloutStatus::Succeeded => Outcome::Succeeded,
+                        RolloutStatus::Halted { .. } => Outcome::Halted,
+                        RolloutStatus::Aborted { .. } => Outcome::Aborted,
+                        _ => fail(format!("the runtime stopped on a state that is not terminal: {:?}", last.status)),
+                    };
+                }
+            }
+            Some((event, ring)) = notes.recv() => {
+                if event == NotifyEvent::ApprovalNeeded && let Some(ring) = ring && !asked.contains(&ring) {
+                    asked.push(ring.clone());
+                    let now = clock.now();
+                    match sc.answers.iter().find(|(r, _)| *r == ring).map(|(_, a)| *a) {
+                        Some(Answer::Approve { after, expires }) => {
+                            let at = now + chrono::Duration::from_std(after).unwrap();
+                            let expires_at = expires.map(|e| at + chrono::Duration::from_std(e).unwrap());
+                            approvals.push((at, Input::Approve { ring, by: "alice".into(), comment: "campaign".into(), expires_at }));
+                        }
+                        Some(Answer::Reject { after }) => {
+                            approvals.push((now + chrono::Duration::from_std(after).unwrap(), Input::Reject { ring, by: "bob".into(), comment: "campaign".into() }));
+                        }
+                        Some(Answer::Never) => {}
+                        None => fail(format!("approval asked for ring {ring}, whose policy asks none")),
+                    }
+                }
+            }
+            _ = tokio::time::sleep(wait) => {
+                let now = clock.now();
+                if now >= horizon {
+                    break Outcome::Waiting;
+                }
+                while let Some(i) = approvals.iter().position(|(t, _)| *t <= now) {
+                    let input = approvals.remove(i).1;
+                    if let Input::Approve { ring, .. } | Input::Reject { ring, .. } = &input {
+                        delivered.retain(|(r, _)| r != ring);
+                        delivered.push((ring.clone(), input.clone()));
+                    }
+                    control.send(input);
+                }
+                while pending.first().is_some_and(|(t, _)| *t <= now) {
+                    let (_, action) = pending.remove(0);
+                    let input = match action {
+                        Action::Restart => {
+                            // SIGKILL, in-process: the runtime and every task it spawned
+                            // are dropped wherever they are (between an unsaved batch and
+                            // its save included); the state file is all that survives.
+                            runner.abort();
+                            let _ = (&mut runner).await;
+                            restarts += 1;
+                            let store = Arc::new(ringmaster::store::Store::open(&state).unwrap());
+                            let now = clock.now();
+                            let stored = ringmaster::service::daemon::stored(&store).unwrap_or_else(|e| fail(format!("state after a restart: {e}")));
+                            let Some(r) = stored.into_iter().find(|r| !r.status.is_terminal()) else {
+                                fail("the daemon was restarted after the rollout ended".into())
+                            };
+                            // An answer the killed daemon took but had not saved is given
+                            // again, as an operator who sees the ring still waiting would.
+                            for (ring, input) in &delivered {
+                                if r.rings.iter().any(|x| &x.name == ring && x.approval.is_none() && matches!(x.status, ringmaster::engine::RingStatus::Pending | ringmaster::engine::RingStatus::AwaitingApproval { .. })) {
+                                    approvals.push((now, input.clone()));
+                                }
+                            }
+                            let mut runtime = Runtime::new(r, client.clone(), tokens.clone(), clock.clone(), Some(store), notifier.clone())
+                                .unwrap_or_else(|e| fail(format!("runtime after a restart: {e}")));
+                            trail.lock().unwrap().push(format!("{} -- restart", now.format("%d %H:%M:%S%.3f")));
+                            follow(runtime.audit_feed());
+                            control = runtime.control();
+                            progress = runtime.progress();
+                            runner = tokio::spawn(runtime.run(Input::Resumed, std::future::pending()));
+                            continue;
+                        }
+                        Action::PauseRollout => Input::Pause { scope: Scope::Rollout, by: "carol".into(), reason: "campaign".into() },
+                        Action::ResumeRollout => Input::Resume { scope: Scope::Rollout, by: "carol".into() },
+                        Action::PauseRing(r) => Input::Pause { scope: Scope::Ring(r), by: "carol".into(), reason: "campaign".into() },
+                        Action::ResumeRing(r) => Input::Resume { scope: Scope::Ring(r), by: "carol".into() },
+                        Action::PauseCluster(c) => match cluster(&c) {
+                            Some(id) => Input::Pause { scope: Scope::Cluster(id), by: "carol".into(), reason: "campaign".into() },
+                            None => continue,
+                        },
+                        Action::ResumeCluster(c) => match cluster(&c) {
+                            Some(id) => Input::Resume { scope: Scope::Cluster(id), by: "carol".into() },
+                            None => continue,
+                        },
+                        Action::Skip(c) => match cluster(&c) {
+                            Some(id) => Input::Skip { cluster: id, by: "carol".into(), reason: "campaign".into() },
+                            None => continue,
+                        },
+                        Action::PromoteNow(r) => {
+                            checker.promoted(&r);
+                            Input::PromoteNow { ring: r, by: "carol".into(), reason: "campaign".into() }
+                        }
+                        Action::Abort => Input::Abort { by: "carol".into(), reason: "campaign".into() },
+                    };
+                    control.send(input);
+                }
+            }
+        }
+    };
+    if outcome == Outcome::Waiting {
+        runner.abort();
+        let _ = runner.await;
+    }
+    // Whatever the daemon started runs to its end in AKS before the final checks.
+    tokio::time::sleep(Duration::from_secs(3 * 3600)).await;
+    let (writes, world) = sim.with_world(|w| (w.writes.clone(), check::WorldView::of(w)));
+    let checks = checker
+        .finish(&last, &writes, &world, outcome.clone())
+        .unwrap_or_else(|e| fail(e));
+    sim.shutdown().await;
+    Report {
+        seed,
+        outcome,
+        clean: sc.clean,
+        restarts,
+        writes: writes.len(),
+        checks,
+        failed_clusters: last
+            .clusters()
+            .filter(|(_, c)| matches!(c.status, ringmaster::engine::ClusterStatus::Failed { .. }))
+            .count(),
+        simulated: last.updated_at - start,
+    }
+}
