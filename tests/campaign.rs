@@ -1,5 +1,6 @@
-//! The simulation campaign under `cargo test`: a few hundred seeds through the real
-//! runtime and executor against the simulator (see `tests/sim_campaign/mod.rs`).
+//! The simulation campaign under `cargo test`: seeded rollouts through the real
+//! runtime and executor against the simulator (see `tests/sim_campaign/mod.rs`): 24
+//! seeds by default, about a minute in a debug build on 2 cores.
 //! `CAMPAIGN_SEED=<n>` replays one seed; `CAMPAIGN_SEEDS=<n>` runs that many. The
 //! 1,000-seed run with a summary: `cargo run --release --example campaign -- --seeds 1000`.
 
@@ -17,7 +18,7 @@ fn seeded_rollouts_through_the_real_runtime_keep_every_safety_rule() {
     let seeds: u64 = std::env::var("CAMPAIGN_SEEDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(200);
+        .unwrap_or(24);
     let t = std::time::Instant::now();
     let reports = sim_campaign::run_seeds(1..=seeds);
     let count = |o: Outcome| reports.iter().filter(|r| r.outcome == o).count();

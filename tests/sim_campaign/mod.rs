@@ -56,7 +56,7 @@ pub struct Report {
 }
 
 /// Simulated time after which a rollout still running counts as waiting forever.
-const HORIZON: Duration = Duration::from_secs(10 * 24 * 3600);
+const HORIZON: Duration = Duration::from_secs(3 * 24 * 3600);
 
 struct ChannelNotifier(mpsc::UnboundedSender<(NotifyEvent, Option<String>)>);
 
