@@ -524,6 +524,7 @@ async fn arm_entry(ctx: &Ctx, req: Request, segments: Vec<String>) -> Response {
             operation: w.last_started.take(),
         };
         w.writes.push(record);
+        shared.writes_logged.send_replace(w.writes.len());
     }
     drop(w);
     shared.wake.notify_one();

@@ -21,6 +21,9 @@ pub struct Shared {
     pub ca_pem: Option<String>,
     /// Wakes the driver task when the clock moved or an earlier event was scheduled.
     pub wake: Notify,
+    /// How many mutating requests the world's log holds: a test can act at the moment
+    /// AKS took a call and before its answer reached the client (a crash right there).
+    pub writes_logged: tokio::sync::watch::Sender<usize>,
 }
 
 impl Shared {
@@ -35,6 +38,7 @@ impl Shared {
             client_secret,
             ca_pem,
             wake: Notify::new(),
+            writes_logged: tokio::sync::watch::Sender::new(0),
         }
     }
 

@@ -433,6 +433,16 @@ impl Checker {
                 self.ensure(c.status != ClusterStatus::Done, || {
                     format!("{name}'s fault fails its upgrade, but it ended Done")
                 })?;
+                // A rollout that succeeded went through the cluster: its budget took
+                // the failure (or an operator skipped it).
+                let ok = outcome != Outcome::Succeeded
+                    || matches!(c.status, ClusterStatus::Failed { .. } | ClusterStatus::Skipped { .. });
+                self.ensure(ok, || {
+                    format!(
+                        "the rollout succeeded, and {name}, whose fault fails its upgrade, ended {:?}",
+                        c.status
+                    )
+                })?;
             }
             if c.status == ClusterStatus::Done {
                 let (cp, pools) = &world.clusters[name];

@@ -27,7 +27,7 @@ use ringmaster::engine::{Input, NotifyEvent, Rollout, RolloutStatus, Scope};
 use ringmaster::identity::{AzureConfig, AzureTokens};
 use ringmaster::runtime::{Notifier, Runtime};
 use ringmaster::sim::{ClockMode, SimOptions, Simulator, fleet};
-use scenario::{Action, Answer, Scenario};
+use scenario::{Action, Answer, CrashAt, Scenario};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -105,6 +105,13 @@ pub fn run_seeds(seeds: std::ops::RangeInclusive<u64>) -> Vec<Report> {
     v
 }
 
+/// The cluster a logged request was for.
+fn cluster_of_path(w: &ringmaster::sim::world::WriteRecord) -> Option<String> {
+    let mut segs = w.path.split('/');
+    segs.by_ref().find(|s| s.eq_ignore_ascii_case("managedClusters"))?;
+    segs.next().map(str::to_string)
+}
+
 fn id_of(rollout: &Rollout, name: &str) -> Option<ClusterId> {
     rollout
         .clusters()
@@ -119,10 +126,11 @@ async fn run(sc: Scenario) -> Report {
     let trail: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
     let fail = |what: String| -> ! {
         panic!(
-            "campaign seed {seed}: {what}\n(replay: CAMPAIGN_SEED={seed} cargo test --test campaign)\n--- fleet\n{}\n--- policy\n{}\n--- actions {:?}\n--- answers {:?}\n--- audit\n{}",
+            "campaign seed {seed}: {what}\n(replay: CAMPAIGN_SEED={seed} cargo test --test campaign)\n--- fleet\n{}\n--- policy\n{}\n--- actions {:?}, crashes {:?}\n--- answers {:?}\n--- audit\n{}",
             sc.fleet_yaml,
             sc.policy_yaml,
             sc.actions,
+            sc.crashes,
             sc.answers,
             trail.lock().unwrap().join("\n")
         )
@@ -208,6 +216,8 @@ async fn run(sc: Scenario) -> Report {
     let mut restarts = 0;
     let horizon = start + chrono::Duration::from_std(HORIZON).unwrap();
     let mut last: Rollout = progress.borrow().clone();
+    let mut crashes = sc.crashes.clone();
+    let mut logged = sim.shared().writes_logged.subscribe();
     let outcome = loop {
         let next_action = pending.first().map(|(t, _)| *t);
         let next_approval = approvals.iter().map(|(t, _)| *t).min();
@@ -234,6 +244,21 @@ async fn run(sc: Scenario) -> Report {
                         RolloutStatus::Aborted { .. } => Outcome::Aborted,
                         _ => fail(format!("the runtime stopped on a state that is not terminal: {:?}", last.status)),
                     };
+                }
+            }
+            // A crash the moment AKS took a call, before the daemon saw the answer.
+            Ok(()) = logged.changed(), if !crashes.is_empty() => {
+                logged.borrow_and_update();
+                let started: Vec<Option<String>> = sim.with_world(|w| {
+                    w.writes.iter().filter(|x| x.operation.is_some()).map(cluster_of_path).collect()
+                });
+                let hit = crashes.iter().position(|(at, _)| match at {
+                    CrashAt::NthOperation(n) => started.len() >= *n,
+                    CrashAt::FirstOperationOn(c) => started.last().is_some_and(|x| x.as_deref() == Some(c.as_str())),
+                });
+                if let Some(i) = hit {
+                    let (_, down) = crashes.remove(i);
+                    pending.insert(0, (clock.now(), Action::Restart { down }));
                 }
             }
             Some((event, ring)) = notes.recv() => {
@@ -270,13 +295,15 @@ async fn run(sc: Scenario) -> Report {
                 while pending.first().is_some_and(|(t, _)| *t <= now) {
                     let (_, action) = pending.remove(0);
                     let input = match action {
-                        Action::Restart => {
+                        Action::Restart { down } => {
                             // SIGKILL, in-process: the runtime and every task it spawned
                             // are dropped wherever they are (between an unsaved batch and
                             // its save included); the state file is all that survives.
                             runner.abort();
                             let _ = (&mut runner).await;
                             restarts += 1;
+                            // Down for a while: AKS finishes (or fails) what it took.
+                            tokio::time::sleep(down).await;
                             let store = Arc::new(ringmaster::store::Store::open(&state).unwrap());
                             let now = clock.now();
                             let stored = ringmaster::service::daemon::stored(&store).unwrap_or_else(|e| fail(format!("state after a restart: {e}")));

@@ -86,8 +86,20 @@ pub enum Action {
     PromoteNow(String),
     Abort,
     /// Kill the daemon (drop its runtime and every task it started) and start a new one
-    /// on the state file.
-    Restart,
+    /// on the state file after it was down this long (AKS goes on meanwhile).
+    Restart {
+        down: Duration,
+    },
+}
+
+/// Which accepted call a crash follows.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum CrashAt {
+    /// The n-th call (1-based) that started an operation, anywhere.
+    NthOperation(usize),
+    /// The first call that started an operation on this cluster (one whose fault fails
+    /// its operations: the operation then fails while the daemon is down).
+    FirstOperationOn(String),
 }
 
 /// How the operator answers a ring's approval request.
@@ -111,6 +123,9 @@ pub struct Scenario {
     pub rings: Vec<RingSpec>,
     pub faults: Vec<FaultSpec>,
     pub actions: Vec<(Duration, Action)>,
+    /// Kill the daemon the moment AKS took a call that started an operation, before
+    /// the daemon saw the answer; then it stays down for the duration.
+    pub crashes: Vec<(CrashAt, Duration)>,
     /// Per ring with an approval, in ring order: (ring, answer).
     pub answers: Vec<(String, Answer)>,
     /// No fault that changes an outcome and an operator who only approves in time,
@@ -216,7 +231,8 @@ impl Scenario {
         let mut actions = Vec::new();
         let horizon = 4 * 3600;
         for _ in 0..g.range(0, 4) {
-            actions.push((Duration::from_secs(g.range(1, horizon)), Action::Restart));
+            let down = Duration::from_secs(*g.pick(&[0, 0, 30, 300, 1200]));
+            actions.push((Duration::from_secs(g.range(1, horizon)), Action::Restart { down }));
         }
         if g.chance(0.3) {
             let at = g.range(1, horizon);
@@ -254,6 +270,20 @@ impl Scenario {
             clean = false;
         }
         actions.sort_by_key(|(t, _)| *t);
+        let mut crashes: Vec<(CrashAt, Duration)> = (0..g.range(0, 2))
+            .map(|_| {
+                let down = Duration::from_secs(*g.pick(&[0, 30, 300, 1200]));
+                (CrashAt::NthOperation(g.range(1, 15) as usize), down)
+            })
+            .collect();
+        if let Some(c) = faults
+            .iter()
+            .find(|f| f.yaml.contains("operation_fails"))
+            .and_then(|f| f.cluster.clone())
+            && g.chance(0.7)
+        {
+            crashes.push((CrashAt::FirstOperationOn(c), Duration::from_secs(1200)));
+        }
         let (policy_yaml, blackout) = policy_yaml(&mut g, seed, &rings);
         // An approval that lapses while a blackout holds its ring is never renewed.
         if blackout
@@ -278,6 +308,7 @@ impl Scenario {
             rings,
             faults,
             actions,
+            crashes,
             answers,
             clean,
         }
