@@ -39,3 +39,15 @@ fn seeded_rollouts_through_the_real_runtime_keep_every_safety_rule() {
     assert!(reports.iter().any(|r| r.restarts > 0));
     assert!(reports.iter().any(|r| r.failed_clusters > 0));
 }
+
+/// Seeds that found bugs, kept (they replay the same scenario while the generator in
+/// `tests/sim_campaign/scenario.rs` is unchanged; a change there needs them found again).
+#[test]
+fn seeds_that_found_bugs_stay_fixed() {
+    // 12: killed the moment AKS took a control-plane call whose operation then failed
+    // while the daemon was down 20 minutes; on restart, reconcile saw the cluster idle
+    // and not at target, and sent the call again (fixed in `runtime::exec::start`).
+    for seed in [12] {
+        run_seed(seed);
+    }
+}
