@@ -209,7 +209,10 @@ async fn killed_between_a_call_and_its_record_a_failed_operation_is_not_called_a
         if failed {
             break;
         }
-        assert!(t.elapsed() < Duration::from_secs(30), "the failing operation did not fail");
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "the failing operation did not fail"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // Where a kill before the record leaves the state file.

@@ -83,6 +83,8 @@ pub struct Checker {
     ring_names: Vec<String>,
     effects: BTreeMap<String, Effect>,
     clean: bool,
+    /// Every cluster of the fleet.
+    all: Vec<String>,
     pub checks: u64,
 }
 
@@ -170,6 +172,7 @@ impl Checker {
                 .filter_map(|c| sc.effect_on(c).map(|e| (c.clone(), e)))
                 .collect(),
             clean: sc.clean,
+            all: sc.rings.iter().flat_map(|r| r.clusters.clone()).collect(),
             checks: 0,
         }
     }
@@ -453,6 +456,13 @@ impl Checker {
             }
         }
         if self.clean {
+            // Progress: a planner that skipped clusters would leave them out of the
+            // rollout; a clean fleet has no reason to skip any.
+            let planned: BTreeSet<String> = r.clusters().map(|(_, c)| c.id.name.clone()).collect();
+            let missing: Vec<String> = self.all.iter().filter(|c| !planned.contains(*c)).cloned().collect();
+            self.ensure(missing.is_empty(), || {
+                format!("a clean seed's plan left out {missing:?}")
+            })?;
             let not_done: Vec<String> = r
                 .clusters()
                 .filter(|(_, c)| c.status != ClusterStatus::Done)
