@@ -1,11 +1,11 @@
 //! ARM's JSON shapes (api-version 2026-10-01) for what the simulator serves:
 //! managed clusters, agent pools, upgrade profiles, Kubernetes versions, maintenance
-//! configurations, operation status. Checked against `shared/arm-examples/` and the
+//! configurations, operation status. Checked against `tests/fixtures/azure/arm-examples/` and the
 //! OpenAPI document by the tests.
 
 use super::operation::{OpStatus, Operation};
+use super::version::KubeVersion;
 use super::world::{Cluster, Pool, World};
-use crate::domain::KubeVersion;
 use serde_json::{Map, Value, json};
 
 /// Fields of a managed cluster's `properties` that the simulator models; everything
