@@ -193,3 +193,72 @@ async fn a_maintenance_window_written_through_the_api_governs_the_plan() {
     assert!(step.earliest_start < opens, "{} {}", step.earliest_start, step.reason);
     sim.shutdown().await;
 }
+
+/// ringmaster's rules (`domain::rules`, what the planner and `ringmaster upgrades` use)
+/// and the oracle's (`sim::rules`, written separately from AKS's docs) give the same
+/// answer, AKS error code included, for every upgrade on a grid of versions around the
+/// 1.28 change of skew, and offer the same upgrades. Before issue 11 they shared one
+/// table; written apart, they disagreed on two points that the docs settled in the
+/// oracle's favour: the skew is three minors from 1.28 (it said two), and a pool upgrade
+/// may cross several minors (it said one at a time, from no source).
+#[test]
+fn the_planners_rules_agree_with_the_oracles() {
+    use ringmaster::domain::rules as planner;
+    use ringmaster::sim::rules as oracle;
+    let texts: Vec<String> = (25..=36)
+        .flat_map(|m| [0, 4].map(|p| format!("1.{m}.{p}")))
+        .chain(["2.0.0".to_string()])
+        .collect();
+    let ours = |s: &str| s.parse::<ringmaster::domain::KubeVersion>().unwrap();
+    let its = |s: &str| s.parse::<ringmaster::sim::version::KubeVersion>().unwrap();
+    let mut checked = 0;
+    for cp in &texts {
+        for from in &texts {
+            for to in &texts {
+                let p = planner::check_pool_upgrade(ours(from), ours(to), ours(cp)).err();
+                let o = oracle::check_pool_upgrade(its(from), its(to), its(cp)).err();
+                assert_eq!(
+                    p.as_ref().map(|e| e.aks_code()),
+                    o.as_ref().map(|r| r.code),
+                    "pool {from} -> {to} under {cp}: planner {p:?}, oracle {o:?}"
+                );
+                // Control plane `from -> to` with one pool on `cp`.
+                let p = planner::check_control_plane_upgrade(ours(from), ours(to), [("p", ours(cp))]).err();
+                let o = oracle::check_control_plane_upgrade(its(from), its(to), [("p", its(cp))]).err();
+                assert_eq!(
+                    p.as_ref().map(|e| e.aks_code()),
+                    o.as_ref().map(|r| r.code),
+                    "control plane {from} -> {to} with a pool on {cp}: planner {p:?}, oracle {o:?}"
+                );
+                checked += 2;
+            }
+        }
+    }
+    assert!(checked > 20_000, "{checked}");
+    // What the upgrade profiles offer.
+    let patches_ours: Vec<_> = texts.iter().map(|t| (ours(t), t.ends_with(".4"))).collect();
+    let patches_its: Vec<_> = texts.iter().map(|t| (its(t), t.ends_with(".4"))).collect();
+    let text = |v: &[(String, bool)]| format!("{v:?}");
+    for cp in &texts {
+        let p: Vec<(String, bool)> = planner::control_plane_offers(ours(cp), &patches_ours)
+            .iter()
+            .map(|(v, pre)| (v.to_string(), *pre))
+            .collect();
+        let o: Vec<(String, bool)> = oracle::control_plane_offers(its(cp), &patches_its)
+            .iter()
+            .map(|(v, pre)| (v.to_string(), *pre))
+            .collect();
+        assert_eq!(text(&p), text(&o), "control plane offers from {cp}");
+        for pool in &texts {
+            let p: Vec<String> = planner::pool_offers(ours(pool), ours(cp), &patches_ours)
+                .iter()
+                .map(|(v, _)| v.to_string())
+                .collect();
+            let o: Vec<String> = oracle::pool_offers(its(pool), its(cp), &patches_its)
+                .iter()
+                .map(|(v, _)| v.to_string())
+                .collect();
+            assert_eq!(p, o, "pool offers for {pool} under {cp}");
+        }
+    }
+}

@@ -167,8 +167,9 @@ impl fmt::Display for VersionSpec {
 /// `<SKU>-<build>.<rev>.<YYMMDD>`, so each dotted part compares as a number, the date
 /// parts included. Text that is not dotted numbers compares as text.
 ///
-/// Source: AKS docs, `articles/aks/node-image-upgrade.md` and `node-images.md`
-/// (image names such as `AKSUbuntu-2204gen2containerd-202401.12.0`).
+/// Source: AKS docs, `upgrade-node-image.md`: "You can't downgrade a node image version
+/// (for example, ... _AKSUbuntu-2404-202601.27.0_ to _AKSUbuntu-2404-202601.13.0_)", so
+/// `202601.27.0` is the later of the two: the parts order as numbers.
 pub fn compare_image_versions(a: &str, b: &str) -> Ordering {
     let parts = |v: &str| -> Option<Vec<u64>> { v.split('.').map(|p| p.parse().ok()).collect() };
     match (parts(a), parts(b)) {
@@ -201,6 +202,7 @@ mod tests {
 
     #[test]
     fn node_images_order_by_their_dated_parts() {
+        assert_eq!(compare_image_versions("202601.13.0", "202601.27.0"), Ordering::Less);
         assert_eq!(compare_image_versions("202410.15.0", "202411.2.0"), Ordering::Less);
         assert_eq!(compare_image_versions("202411.2.1", "202411.2.0"), Ordering::Greater);
         assert_eq!(
