@@ -606,3 +606,35 @@ async fn same_seed_same_results() {
     let c = run(43).await;
     assert_ne!(a, c, "another seed gives other names and ids");
 }
+
+/// `availableAgentPoolVersions`: what a new pool of the cluster may run, i.e. every patch
+/// of the region within AKS's skew below the control plane (1.32.7 here: nothing newer),
+/// in the shape of the official example.
+#[tokio::test]
+async fn available_agent_pool_versions_are_those_within_the_skew() {
+    let sim = start(demo_fleet(), 1).await;
+    let arm = Arm::new(&sim).await;
+    let r = arm.get(&format!("{}/availableAgentPoolVersions", dev(&arm))).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let versions: Vec<&str> = r.body["properties"]["agentPoolVersions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["kubernetesVersion"].as_str().unwrap())
+        .collect();
+    assert_eq!(versions, ["1.31.10", "1.31.11", "1.32.6", "1.32.7"]);
+    let example: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/azure/arm-examples/AgentPoolsGetAgentPoolAvailableVersions.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let official = &example["responses"]["200"]["body"];
+    assert_eq!(r.body["type"], official["type"]);
+    for key in r.body.as_object().unwrap().keys() {
+        assert!(official.get(key).is_some(), "{key} is not in the official answer");
+    }
+    sim.shutdown().await;
+}

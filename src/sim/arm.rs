@@ -198,6 +198,9 @@ pub fn dispatch(shared: &Shared, w: &mut World, r: &ArmRequest<'_>) -> ArmReply 
         (Method::GET, []) => ArmReply::ok(j::managed_cluster(&w.clusters[ci])),
         (Method::PUT, []) => put_cluster(shared, w, r, ci),
         (Method::GET, ["upgradeprofiles", "default"]) => ArmReply::ok(j::cluster_upgrade_profile(w, &w.clusters[ci])),
+        (Method::GET, ["availableagentpoolversions"]) => {
+            ArmReply::ok(j::available_agent_pool_versions(w, &w.clusters[ci]))
+        }
         (Method::POST, ["abort"]) => abort(shared, w, r, ci, Target::Cluster),
         (Method::POST, [cred @ ("listclusterusercredential" | "listclusteradmincredential")]) => {
             credentials(shared, w, r, ci, *cred == "listclusteradmincredential")
@@ -266,6 +269,7 @@ fn is_known_cluster_child(lower: &[&str]) -> bool {
     matches!(
         lower,
         [] | ["upgradeprofiles", "default"]
+            | ["availableagentpoolversions"]
             | ["abort"]
             | ["listclusterusercredential"]
             | ["listclusteradmincredential"]

@@ -167,6 +167,18 @@ pub fn pool_offers(
         .collect()
 }
 
+/// The versions a new pool may be created with under a control plane on
+/// `control_plane` (`availableAgentPoolVersions`): "Other node pools have their Kubernetes
+/// version set when they are added to the cluster" (`upgrade-node-pools.md`), within the
+/// same skew as any pool ([`check_skew`]).
+pub fn new_pool_versions(control_plane: KubeVersion, patches: &[(KubeVersion, bool)]) -> Vec<(KubeVersion, bool)> {
+    patches
+        .iter()
+        .copied()
+        .filter(|(p, _)| check_skew(*p, control_plane).is_ok())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -328,5 +340,10 @@ mod tests {
             .map(|(p, _)| p.to_string())
             .collect();
         assert_eq!(pool, ["1.33.1", "1.33.5", "1.34.0"]);
+        let new: Vec<String> = new_pool_versions(v("1.34.0"), &patches)
+            .iter()
+            .map(|(p, _)| p.to_string())
+            .collect();
+        assert_eq!(new, ["1.32.1", "1.33.1", "1.33.5", "1.34.0"]);
     }
 }
