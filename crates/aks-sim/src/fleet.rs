@@ -3,13 +3,13 @@
 //! reporting every problem at once as `file:line:col: message`.
 
 use super::version::{KubeVersion, MinorVersion};
-use crate::yaml::{Diagnostics, SourceErrors, Spanned};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
 use serde_saphyr::Location;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
+use yaml_spans::{Diagnostics, SourceErrors, Spanned};
 
 // ---------------------------------------------------------------- raw (serde) shape
 
@@ -556,22 +556,22 @@ impl Fault {
 
 /// Reads, parses and validates a fleet file.
 pub fn load(path: &Path) -> Result<Fleet, SourceErrors> {
-    let (file, text) = crate::yaml::read(path)?;
+    let (file, text) = yaml_spans::read(path)?;
     parse(&file, &text)
 }
 
 /// Parses and validates fleet YAML from a string (`file` names it in errors). Unknown
 /// fields are errors, and checking goes on without them, so one run shows every problem.
 pub fn parse(file: &str, text: &str) -> Result<Fleet, SourceErrors> {
-    let (raw, unknown) = crate::yaml::parse_reporting_unknown::<FleetFile>(file, text)?;
-    crate::yaml::with_unknown(compile(file, raw), unknown)
+    let (raw, unknown) = yaml_spans::parse_reporting_unknown::<FleetFile>(file, text)?;
+    yaml_spans::with_unknown(compile(file, raw), unknown)
 }
 
 /// The longest duration a fleet file may give: 366 days, as for policies. Simulated time
 /// is milliseconds in an `i64` and every duration is added to it (`SimTime::plus`): a
 /// duration near `u64::MAX` milliseconds overflowed that sum (a panic in debug builds,
 /// time running backwards in release).
-pub use crate::yaml::duration::MAX_DURATION;
+pub use yaml_spans::duration::MAX_DURATION;
 
 const CLUSTER_NAME_RULE: &str = "^[a-zA-Z0-9][-_a-zA-Z0-9]{0,61}[a-zA-Z0-9]$";
 const POOL_NAME_RULE: &str = "^[a-z][a-z0-9]{0,11}$";
@@ -609,7 +609,7 @@ impl Compiler {
     /// stands in for it.
     fn duration(&mut self, s: &Option<Spanned<String>>, default: Duration) -> Duration {
         let Some(s) = s else { return default };
-        crate::yaml::duration::parse_bounded(&s.value, "a fleet file", "").unwrap_or_else(|e| {
+        yaml_spans::duration::parse_bounded(&s.value, "a fleet file", "").unwrap_or_else(|e| {
             self.d.at(s, e);
             default
         })

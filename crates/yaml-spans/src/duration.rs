@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 /// The longest duration a policy or a fleet file may give: 366 days. The reasons are
-/// written where each compiler uses it (`crate::policy::MAX_DURATION`,
-/// `crate::sim::fleet::MAX_DURATION`); one constant, so that the two cannot drift.
+/// written where each compiler uses it (`ringmaster::policy::MAX_DURATION`,
+/// `aks_sim::fleet::MAX_DURATION`); one constant, so that the two cannot drift.
 pub const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
 
 /// `text` as a duration of at most [`MAX_DURATION`]. A longer one is an error saying it is
