@@ -70,6 +70,21 @@ impl Clock for ScaledClock {
     }
 }
 
+/// ringmaster's clock on a simulator's manual clock: sleeping moves simulated time
+/// forward at once, so a client that honours `Retry-After` or backs off runs in step with
+/// the simulator without any wall-clock wait. For single-flow tests: two tasks sleeping
+/// at once both advance the clock.
+impl Clock for crate::sim::shared::ManualSimClock {
+    fn now(&self) -> DateTime<Utc> {
+        crate::sim::shared::ManualSimClock::now(self)
+    }
+
+    fn sleep(&self, d: Duration) -> BoxFuture<'static, ()> {
+        self.advance(d);
+        Box::pin(tokio::task::yield_now())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -290,7 +290,7 @@ fn bars(sim: &Simulator, r: &Rollout) -> Vec<String> {
                 let cl = &w.clusters[ci];
                 match &s.kind {
                     StepKind::ControlPlane { to, .. } => (
-                        usize::from(cl.current_version == *to),
+                        usize::from(cl.current_version.to_string() == to.to_string()),
                         1,
                         format!("control plane -> {to}"),
                     ),
@@ -299,7 +299,7 @@ fn bars(sim: &Simulator, r: &Rollout) -> Vec<String> {
                         (
                             nodes
                                 .iter()
-                                .filter(|n| n.version == *to && n.ready && !n.unschedulable)
+                                .filter(|n| n.version.to_string() == to.to_string() && n.ready && !n.unschedulable)
                                 .count(),
                             nodes.len(),
                             format!("pool {pool} -> {to}"),

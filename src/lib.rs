@@ -24,8 +24,10 @@ pub mod policy;
 pub mod runtime;
 pub mod schedule;
 pub mod service;
-pub mod sim;
+/// The AKS simulator, its own crate (`crates/aks-sim`): ringmaster's test oracle.
+pub use aks_sim as sim;
 pub mod store;
 pub mod upgrades;
 pub mod validate;
-pub mod yaml;
+/// YAML input with positions and human durations (`crates/yaml-spans`).
+pub use yaml_spans as yaml;

@@ -3,8 +3,8 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use ringmaster::domain::image::compare_versions;
-use ringmaster::domain::{MinorVersion, VersionSpec};
 use ringmaster::sim::fleet::{ClusterDef, FaultKind, Fleet, ImageLine, OsType, Pdb, PoolMode, load, parse};
+use ringmaster::sim::version::{MinorVersion, VersionSpec};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 

@@ -246,14 +246,21 @@ fn case() -> impl Strategy<Value = Case> {
         )
 }
 
-/// The fewest pool upgrades AKS's rules allow from `from` to `to` (one minor at a time).
-fn min_drains(from: KubeVersion, to: KubeVersion) -> usize {
-    let minors = to.minors_after(from) as usize;
-    if minors > 0 {
-        minors.div_ceil(ringmaster::domain::rules::POOL_MAX_MINOR_STEP as usize)
-    } else {
-        usize::from(from < to)
+/// The fewest pool upgrades AKS's rules allow to bring a pool on `from` to `to` while
+/// its control plane walks from `cp` to `to` one minor at a time: a pool may cross any
+/// number of minors in one upgrade, but must move (at best to the control plane's
+/// version) whenever the next control-plane minor would leave it too far behind.
+fn min_drains(cp: KubeVersion, from: KubeVersion, to: KubeVersion) -> usize {
+    let mut pool_minor = from.minor;
+    let mut forced = 0;
+    for m in cp.minor + 1..=to.minor {
+        let lag = ringmaster::domain::rules::pool_max_minor_lag(KubeVersion::new(to.major, m, 0));
+        if i64::from(m) - i64::from(pool_minor) > lag {
+            pool_minor = m - 1;
+            forced += 1;
+        }
     }
+    forced + usize::from(from < to)
 }
 
 fn check(case: &Case) -> Result<(), TestCaseError> {
@@ -300,7 +307,13 @@ fn check(case: &Case) -> Result<(), TestCaseError> {
                     .iter()
                     .filter(|s| matches!(&s.kind, StepKind::PoolVersion { pool: n, .. } if *n == pool.name))
                     .count();
-                prop_assert_eq!(drains, min_drains(pool.version, t), "{} {} drains", cp.id, pool.name);
+                prop_assert_eq!(
+                    drains,
+                    min_drains(before.control_plane, pool.version, t),
+                    "{} {} drains",
+                    cp.id,
+                    pool.name
+                );
             }
         }
         for s in &cp.steps {

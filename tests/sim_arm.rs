@@ -181,31 +181,35 @@ async fn version_rules_give_aks_error_codes() {
     sim.shutdown().await;
 }
 
+/// AKS's skew from 1.28 on: "the control plane can be up to three minor versions ahead
+/// of node pools" (`upgrade-aks-control-plane.md`), and nothing limits how many minors one
+/// pool upgrade crosses.
 #[tokio::test]
-async fn pool_more_than_two_minors_behind_blocks_the_control_plane() {
+async fn a_pool_three_minors_behind_blocks_the_control_plane_and_catches_up_at_once() {
     let text = std::fs::read_to_string(demo_fleet_path()).unwrap().replacen(
         "    kubernetes_version: 1.32.7\n",
-        "    kubernetes_version: 1.33.2\n",
+        "    kubernetes_version: 1.34.1\n",
         1,
     );
     let mut fleet = fleet::parse("demo", &text).unwrap();
-    // The first cluster: control plane on 1.33.2, pool user1 pinned to 1.31.
-    let v131: ringmaster::domain::KubeVersion = "1.31.11".parse().unwrap();
+    // The first cluster: control plane on 1.34.1, pool user1 pinned to 1.31 (three behind).
+    let v131: ringmaster::sim::version::KubeVersion = "1.31.11".parse().unwrap();
     fleet.clusters[0].pools[1].version = v131;
     let sim = start(fleet, 1).await;
     let arm = Arm::new(&sim).await;
     let cp = dev(&arm);
     let mut mc = arm.get(&cp).await.body;
-    mc["properties"]["kubernetesVersion"] = json!("1.34.1");
+    mc["properties"]["kubernetesVersion"] = json!("1.35.0");
     let r = arm.put(&cp, &mc).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{:?}", r.body);
     assert_eq!(r.body["code"], "NodePoolMcVersionIncompatible");
-    // And the pool may not skip a minor either.
+    assert!(r.body["message"].as_str().unwrap().contains("user1"), "{:?}", r.body);
+    // The pool may go from 1.31 to its control plane's 1.34 in one upgrade.
     let pool_path = format!("{cp}/agentPools/user1");
     let mut pool = arm.get(&pool_path).await.body;
-    pool["properties"]["orchestratorVersion"] = json!("1.33.2");
+    pool["properties"]["orchestratorVersion"] = json!("1.34.1");
     let r = arm.put(&pool_path, &pool).await;
-    assert_eq!(r.body["code"], "AgentPoolUpgradeVersionNotAllowed", "{:?}", r.body);
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     sim.shutdown().await;
 }
 
@@ -418,8 +422,115 @@ async fn node_image_upgrade_follows_location_and_abort_cancels() {
     let mc = arm.get(&cp).await.body;
     assert_eq!(mc["properties"]["provisioningState"], "Canceled");
     assert_eq!(mc["properties"]["currentKubernetesVersion"], "1.32.7");
+    // ARM's async contract: a Canceled status carries `error {code, message}`.
+    let canceled = op_status(&arm, &url).await;
+    assert_eq!(canceled["error"]["code"], "Canceled", "{canceled}");
+    assert!(
+        canceled["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{canceled}"
+    );
     // Nothing runs now, so abort has nothing to do.
     assert_eq!(arm.post(&format!("{cp}/abort")).await.status, StatusCode::NO_CONTENT);
+    // A later operation on one of its pools succeeds: the cluster's provisioningState is
+    // that of its latest operation again (`list-aks-clusters.md`), not Canceled forever.
+    let pool_path = format!("{cp}/agentPools/system");
+    let pool = arm.get(&pool_path).await.body;
+    let r = arm.put(&pool_path, &pool).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let url = r.header("azure-asyncoperation").unwrap();
+    assert_eq!(arm.get(&cp).await.body["properties"]["provisioningState"], "Canceled");
+    advance_until(&sim, Duration::from_secs(10), Duration::from_secs(600), || async {
+        op_status(&arm, &url).await["status"] == "Succeeded"
+    })
+    .await;
+    assert_eq!(arm.get(&cp).await.body["properties"]["provisioningState"], "Succeeded");
+    sim.shutdown().await;
+}
+
+/// AKS gives a cluster with a system-assigned identity a kubelet identity in its node
+/// resource group, and `az aks show --query identityProfile.kubeletidentity.objectId`
+/// is how AKS's own docs read it.
+#[tokio::test]
+async fn system_assigned_clusters_show_their_kubelet_identity() {
+    let sim = start(demo_fleet(), 1).await;
+    let arm = Arm::new(&sim).await;
+    let list = arm
+        .get(&format!(
+            "/subscriptions/{SUB}/providers/Microsoft.ContainerService/managedClusters"
+        ))
+        .await
+        .body;
+    let mut client_ids = Vec::new();
+    for mc in list["value"].as_array().unwrap() {
+        assert_eq!(mc["identity"]["type"], "SystemAssigned");
+        let k = &mc["properties"]["identityProfile"]["kubeletidentity"];
+        let node_rg = mc["properties"]["nodeResourceGroup"].as_str().unwrap();
+        let name = mc["name"].as_str().unwrap();
+        assert_eq!(
+            k["resourceId"],
+            format!(
+                "/subscriptions/{SUB}/resourcegroups/{node_rg}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}-agentpool"
+            )
+        );
+        for field in ["clientId", "objectId"] {
+            let id = k[field].as_str().unwrap_or_default();
+            assert!(id.len() == 36 && id.matches('-').count() == 4, "{field} {id}");
+        }
+        assert_ne!(k["clientId"], k["objectId"]);
+        client_ids.push(k["clientId"].as_str().unwrap().to_string());
+    }
+    let n = client_ids.len();
+    client_ids.sort();
+    client_ids.dedup();
+    assert_eq!(client_ids.len(), n, "each cluster has its own kubelet identity");
+    sim.shutdown().await;
+}
+
+/// The cloud-metadata document Azure tools read to configure a custom cloud
+/// (azure-cli: `ARM_CLOUD_METADATA_URL`): every endpoint is the simulator, and a token
+/// asked for the first audience, from the login endpoint it names, opens ARM.
+#[tokio::test]
+async fn cloud_metadata_points_azure_tools_at_the_simulator() {
+    let sim = start(demo_fleet(), 1).await;
+    let http = client(&sim);
+    let base = &sim.info.arm_endpoint;
+    let r = to_reply(
+        http.get(format!("{base}/metadata/endpoints?api-version=2022-09-01"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let cloud = &r.body.as_array().expect("an array of clouds since 2019-05-01")[0];
+    assert!(cloud["name"].is_string());
+    assert_eq!(cloud["resourceManager"], format!("{base}/"));
+    assert!(cloud["graph"].as_str().unwrap().starts_with(base.as_str()));
+    assert!(cloud["suffixes"].is_object());
+    let login = cloud["authentication"]["loginEndpoint"].as_str().unwrap();
+    let audience = cloud["authentication"]["audiences"][0].as_str().unwrap();
+    let info = &sim.info;
+    let t = to_reply(
+        http.post(format!("{}{}/oauth2/v2.0/token", login, info.tenant_id))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", info.client_id.as_str()),
+                ("client_secret", info.client_secret.as_str()),
+                ("scope", &format!("{audience}.default")),
+            ])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(t.status, StatusCode::OK, "{:?}", t.body);
+    let arm = Arm {
+        http: http.clone(),
+        base: base.clone(),
+        token: t.body["access_token"].as_str().unwrap().to_string(),
+        sub: SUB.into(),
+    };
+    assert_eq!(arm.get(&dev(&arm)).await.status, StatusCode::OK);
     sim.shutdown().await;
 }
 
@@ -494,4 +605,36 @@ async fn same_seed_same_results() {
     }
     let c = run(43).await;
     assert_ne!(a, c, "another seed gives other names and ids");
+}
+
+/// `availableAgentPoolVersions`: what a new pool of the cluster may run, i.e. every patch
+/// of the region within AKS's skew below the control plane (1.32.7 here: nothing newer),
+/// in the shape of the official example.
+#[tokio::test]
+async fn available_agent_pool_versions_are_those_within_the_skew() {
+    let sim = start(demo_fleet(), 1).await;
+    let arm = Arm::new(&sim).await;
+    let r = arm.get(&format!("{}/availableAgentPoolVersions", dev(&arm))).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let versions: Vec<&str> = r.body["properties"]["agentPoolVersions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["kubernetesVersion"].as_str().unwrap())
+        .collect();
+    assert_eq!(versions, ["1.31.10", "1.31.11", "1.32.6", "1.32.7"]);
+    let example: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/azure/arm-examples/AgentPoolsGetAgentPoolAvailableVersions.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let official = &example["responses"]["200"]["body"];
+    assert_eq!(r.body["type"], official["type"]);
+    for key in r.body.as_object().unwrap().keys() {
+        assert!(official.get(key).is_some(), "{key} is not in the official answer");
+    }
+    sim.shutdown().await;
 }

@@ -1,5 +1,6 @@
 //! Vocabulary shared by every layer: Kubernetes versions, node image versions,
-//! durations, and AKS's version rules (one table for the planner and the simulator).
+//! durations, and AKS's version rules as the planner applies them (the simulator keeps its
+//! own reading of them, `sim::rules`, so that each checks the other).
 
 pub mod duration;
 pub mod fleet;

@@ -4,7 +4,7 @@
 use super::target::compare_images;
 use super::{ClusterPlan, ResolvedTarget, StepKind, timing};
 use crate::domain::fleet::{Catalogue, ClusterState, PoolMode, PoolState, RegionCatalogue};
-use crate::domain::rules::{POOL_MAX_MINOR_LAG, POOL_MAX_MINOR_STEP, check_control_plane_upgrade, check_pool_upgrade};
+use crate::domain::rules::{check_control_plane_upgrade, check_pool_upgrade, pool_max_minor_lag};
 use crate::domain::{KubeVersion, MinorVersion};
 use crate::policy::{Channel, NodeImageMode, Policy, Ring};
 use chrono::{DateTime, Utc};
@@ -56,9 +56,10 @@ pub(super) fn plan_cluster(c: &ClusterState, ctx: &Ctx) -> Result<ClusterPlan, S
                 p.name, p.version, c.control_plane
             ));
         }
-        if c.control_plane.minors_after(p.version) > POOL_MAX_MINOR_LAG {
+        let lag = pool_max_minor_lag(c.control_plane);
+        if c.control_plane.minors_after(p.version) > lag {
             return Err(format!(
-                "pool {} runs {}, more than {POOL_MAX_MINOR_LAG} minors behind the control plane {}: no upgrade AKS allows fixes that",
+                "pool {} runs {}, more than {lag} minors behind the control plane {}: no upgrade AKS allows fixes that",
                 p.name, p.version, c.control_plane
             ));
         }
@@ -121,10 +122,6 @@ pub(super) fn ordered_pools<'a>(c: &'a ClusterState, order: &[String]) -> Vec<&'
         (explicit, p.mode != PoolMode::System, p.name.clone())
     });
     pools
-}
-
-fn minor_plus(m: MinorVersion, n: i64) -> MinorVersion {
-    MinorVersion::new(m.major, (i64::from(m.minor) + n).clamp(0, i64::from(u16::MAX)) as u16)
 }
 
 /// The version to install for `minor` on the way to `target`: the target itself on its
@@ -190,21 +187,20 @@ fn version_steps(
     };
     while cp.minor_version() < target.minor_version() {
         let next = via(cp.minor_version().next(), target, region, ctx, &c.location)?;
-        // Only the pools this move would leave too far behind, each as far as allowed.
+        // Only the pools this move would leave too far behind, each straight to the
+        // control plane's version (one upgrade may cross several minors).
+        let lag = pool_max_minor_lag(next);
         for (i, p) in pools.iter().enumerate() {
-            while next.minors_after(pv[i]) > POOL_MAX_MINOR_LAG {
-                let to_minor = minor_plus(pv[i].minor_version(), POOL_MAX_MINOR_STEP).min(cp.minor_version());
-                let to = if to_minor == cp.minor_version() {
-                    cp
-                } else {
-                    via(to_minor, target, region, ctx, &c.location)?
-                };
+            if next.minors_after(pv[i]) > lag {
+                let to = cp;
                 check_pool_upgrade(pv[i], to, cp).map_err(rule_err)?;
                 out.push((
-                    StepKind::PoolVersion { pool: p.name.clone(), from: pv[i], to },
-                    format!(
-                        "before the control plane moves to {next}: a pool may be at most {POOL_MAX_MINOR_LAG} minors behind it"
-                    ),
+                    StepKind::PoolVersion {
+                        pool: p.name.clone(),
+                        from: pv[i],
+                        to,
+                    },
+                    format!("before the control plane moves to {next}: a pool may be at most {lag} minors behind it"),
                 ));
                 pv[i] = to;
             }
@@ -231,35 +227,22 @@ fn version_steps(
         ));
         cp = target;
     }
-    // Rounds: every pool still behind moves by one upgrade per round, in pool order.
-    loop {
-        let mut moved = false;
-        for (i, p) in pools.iter().enumerate() {
-            if pv[i] >= target {
-                continue;
-            }
-            let to_minor = minor_plus(pv[i].minor_version(), POOL_MAX_MINOR_STEP).min(target.minor_version());
-            let to = via(to_minor, target, region, ctx, &c.location)?;
-            check_pool_upgrade(pv[i], to, cp).map_err(rule_err)?;
-            let why = if to == target {
-                format!("pool follows the control plane to {target} (and gets the region's latest node image)")
-            } else {
-                format!("pool one minor at a time (AKS's rule): {to} on the way to {target}")
-            };
-            out.push((
-                StepKind::PoolVersion {
-                    pool: p.name.clone(),
-                    from: pv[i],
-                    to,
-                },
-                why,
-            ));
-            pv[i] = to;
-            moved = true;
+    // Then every pool still behind follows, in pool order, straight to the target: one
+    // upgrade (one drain) per pool, whatever minor it starts from.
+    for (i, p) in pools.iter().enumerate() {
+        if pv[i] >= target {
+            continue;
         }
-        if !moved {
-            break;
-        }
+        check_pool_upgrade(pv[i], target, cp).map_err(rule_err)?;
+        out.push((
+            StepKind::PoolVersion {
+                pool: p.name.clone(),
+                from: pv[i],
+                to: target,
+            },
+            format!("pool follows the control plane to {target} (and gets the region's latest node image)"),
+        ));
+        pv[i] = target;
     }
     Ok(out)
 }

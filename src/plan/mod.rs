@@ -6,19 +6,16 @@
 //! prints them (`ringmaster plan`, [`render::table`] / [`render::json`]). JSON field names
 //! are camelCase, like the fleet snapshot's and ARM's.
 //!
-//! Order of steps in one cluster, and why (AKS's rules are in `domain::rules`, shared with
-//! the simulator):
+//! Order of steps in one cluster, and why (AKS's rules are in `domain::rules`; the
+//! simulator checks them against its own reading of AKS's docs):
 //! 1. The control plane moves one minor at a time towards the target.
 //! 2. Before each control-plane move, only the pools that the move would leave more than
-//!    `POOL_MAX_MINOR_LAG` minors behind are upgraded, each as far as one upgrade may take
-//!    it (`POOL_MAX_MINOR_STEP`, never past the control plane). Upgrading pools lazily, and
-//!    as far as allowed when forced, gives each pool the fewest drains the rules permit:
-//!    every drain moves it the maximum distance, and no drain lands on a version it must
-//!    leave again before the target (with one minor per upgrade, a pool `d` minors behind
-//!    the target is drained exactly `d` times; one patch behind, once).
-//! 3. With the control plane on the target, the pools follow in rounds: each round moves
-//!    every pool still behind by one upgrade, system pools first (or the policy's
-//!    `pool_order`), so a cluster's pools never drift more than one upgrade apart.
+//!    `pool_max_minor_lag` minors behind (three from 1.28) are upgraded, straight to the
+//!    control plane's current version: AKS lets one pool upgrade cross several minors, so
+//!    every drain moves a pool as far as the rules permit and none lands on a version it
+//!    must leave again sooner than necessary.
+//! 3. With the control plane on the target, the pools follow, system pools first (or the
+//!    policy's `pool_order`), each in one upgrade to the target.
 //! 4. Node images last, and only for pools without a version step: a version upgrade
 //!    already installs the region's latest image.
 

@@ -104,7 +104,7 @@ fn kinds(plan: &Plan, cluster: &str) -> Vec<String> {
 }
 
 #[test]
-fn two_minors_control_plane_first_then_pools_in_rounds() {
+fn two_minors_control_plane_first_then_each_pool_in_one_upgrade() {
     let s = snapshot(vec![cluster(
         "d1",
         "dev",
@@ -116,15 +116,14 @@ fn two_minors_control_plane_first_then_pools_in_rounds() {
     )]);
     let p = plan(&s, &policy("{ channel: pinned, version: \"1.33\" }", ""), t(NOW));
     assert_eq!(p.target.version, Some(v("1.33.3")));
+    // AKS lets a pool cross several minors in one upgrade: one drain per pool.
     assert_eq!(
         kinds(&p, "d1"),
         [
             "cp 1.31.11->1.32.7",
             "cp 1.32.7->1.33.3",
-            "system 1.31.11->1.32.7",
-            "user1 1.31.10->1.32.7",
-            "system 1.32.7->1.33.3",
-            "user1 1.32.7->1.33.3",
+            "system 1.31.11->1.33.3",
+            "user1 1.31.10->1.33.3",
         ]
     );
     let after = apply(&s, &p).unwrap();
@@ -138,24 +137,32 @@ fn two_minors_control_plane_first_then_pools_in_rounds() {
 }
 
 #[test]
-fn a_pool_two_behind_moves_only_when_forced() {
+fn a_pool_moves_before_the_control_plane_only_when_forced() {
+    let pinned = policy("{ channel: pinned, version: \"1.33.2\" }", "");
+    // Three minors behind 1.33 is within AKS's window (from 1.28): the pool waits.
     let s = snapshot(vec![cluster(
         "d1",
         "dev",
         "1.32.7",
         vec![pool("system", PoolMode::System, "1.30.9")],
     )]);
-    let p = plan(&s, &policy("{ channel: pinned, version: \"1.33.2\" }", ""), t(NOW));
+    assert_eq!(
+        kinds(&plan(&s, &pinned, t(NOW)), "d1"),
+        ["cp 1.32.7->1.33.2", "system 1.30.9->1.33.2"]
+    );
+    // Four would not be: first the pool, straight to the control plane's version.
+    let s = snapshot(vec![cluster(
+        "d1",
+        "dev",
+        "1.32.7",
+        vec![pool("system", PoolMode::System, "1.29.9")],
+    )]);
+    let p = plan(&s, &pinned, t(NOW));
     assert_eq!(
         kinds(&p, "d1"),
-        [
-            "system 1.30.9->1.31.11",
-            "cp 1.32.7->1.33.2",
-            "system 1.31.11->1.32.7",
-            "system 1.32.7->1.33.2"
-        ]
+        ["system 1.29.9->1.32.7", "cp 1.32.7->1.33.2", "system 1.32.7->1.33.2"]
     );
-    assert!(p.steps().next().unwrap().1.reason.contains("at most 2 minors behind"));
+    assert!(p.steps().next().unwrap().1.reason.contains("at most 3 minors behind"));
 }
 
 #[test]

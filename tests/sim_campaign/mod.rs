@@ -105,6 +105,23 @@ pub fn run_seeds(seeds: std::ops::RangeInclusive<u64>) -> Vec<Report> {
     v
 }
 
+/// Opens the state file again after a kill. A killed process's locks go with it; here
+/// the dead runtime's writer thread may still be finishing the commit it had taken, so
+/// the file may be busy for a few (wall-clock) milliseconds.
+fn reopen(state: &std::path::Path) -> ringmaster::store::Store {
+    let t = std::time::Instant::now();
+    loop {
+        match ringmaster::store::Store::open(state) {
+            Ok(s) => return s,
+            Err(e) if t.elapsed() < Duration::from_secs(10) => {
+                let _ = e;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => panic!("the state file stays busy after a restart: {e}"),
+        }
+    }
+}
+
 /// The cluster a logged request was for.
 fn cluster_of_path(w: &ringmaster::sim::world::WriteRecord) -> Option<String> {
     let mut segs = w.path.split('/');
@@ -304,7 +321,7 @@ async fn run(sc: Scenario) -> Report {
                             restarts += 1;
                             // Down for a while: AKS finishes (or fails) what it took.
                             tokio::time::sleep(down).await;
-                            let store = Arc::new(ringmaster::store::Store::open(&state).unwrap());
+                            let store = Arc::new(reopen(&state));
                             let now = clock.now();
                             let stored = ringmaster::service::daemon::stored(&store).unwrap_or_else(|e| fail(format!("state after a restart: {e}")));
                             let Some(r) = stored.into_iter().find(|r| !r.status.is_terminal()) else {

@@ -25,6 +25,15 @@ fn latest_image(f: &Fleet, region: &str, os_sku: &str, at: DateTime<Utc>) -> Opt
     Some(format!("{}-{version}", line.family))
 }
 
+/// A version as ringmaster reads it: the simulator has its own version type (it is an
+/// independent oracle), so a snapshot goes through the text both write.
+fn ours<T: std::str::FromStr>(v: impl std::fmt::Display) -> T
+where
+    T::Err: std::fmt::Debug,
+{
+    v.to_string().parse().unwrap()
+}
+
 pub fn snapshot(f: &Fleet) -> FleetSnapshot {
     let at = f.start_time.expect("fixed start time");
     let regions: Vec<String> = f.clusters.iter().map(|c| c.location.clone()).collect();
@@ -35,8 +44,8 @@ pub fn snapshot(f: &Fleet) -> FleetSnapshot {
             .iter()
             .filter(|m| m.offered_in(r))
             .map(|m| MinorRelease {
-                minor: m.minor,
-                patches: m.patches.clone(),
+                minor: ours(m.minor),
+                patches: m.patches.iter().map(ours).collect(),
                 is_preview: m.preview,
                 is_default: m.default,
                 support_plans: m.support_plans.clone(),
@@ -59,7 +68,7 @@ pub fn snapshot(f: &Fleet) -> FleetSnapshot {
             id: ClusterId::new(&c.subscription, &c.resource_group, &c.name),
             location: c.location.clone(),
             tags: c.tags.clone(),
-            control_plane: c.kubernetes_version,
+            control_plane: ours(c.kubernetes_version),
             provisioning_state: "Succeeded".into(),
             auto_upgrade_channel: c.auto_upgrade_channel.clone(),
             node_os_upgrade_channel: c.node_os_upgrade_channel.clone(),
@@ -86,7 +95,7 @@ pub fn snapshot(f: &Fleet) -> FleetSnapshot {
                             OsType::Linux
                         },
                         os_sku: p.os_sku.clone(),
-                        version: p.version,
+                        version: ours(p.version),
                         node_image: match &p.node_image {
                             Some(v) => format!("{family}-{v}"),
                             None => latest_image(f, &c.location, &p.os_sku, at).unwrap_or_default(),

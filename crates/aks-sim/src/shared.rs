@@ -81,21 +81,21 @@ impl Shared {
     }
 }
 
-/// A [`crate::clock::Clock`] on a simulator's manual clock: sleeping moves simulated
-/// time forward at once, so a client that honours `Retry-After` or backs off runs in
-/// step with the simulator without any wall-clock wait. For single-flow tests: two
-/// tasks sleeping at once both advance the clock.
+/// A handle on a simulator's manual clock for a client running in step with it:
+/// ringmaster's `Clock` is implemented for it on ringmaster's side (its `clock` module), so the
+/// simulator knows nothing of ringmaster.
 #[derive(Debug, Clone)]
 pub struct ManualSimClock(pub std::sync::Arc<Shared>);
 
-impl crate::clock::Clock for ManualSimClock {
-    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+impl ManualSimClock {
+    /// Simulated now.
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
         self.0.clock.now().to_datetime()
     }
 
-    fn sleep(&self, d: std::time::Duration) -> futures::future::BoxFuture<'static, ()> {
+    /// Moves simulated time forward by `d` at once and brings the world up to it.
+    pub fn advance(&self, d: std::time::Duration) {
         self.0.clock.advance(d);
         drop(self.0.world());
-        Box::pin(tokio::task::yield_now())
     }
 }

@@ -11,7 +11,7 @@ use super::fleet::{ClusterDef, Fault, FaultKind, Fleet, OsType, Pdb, PoolDef, Po
 use super::kube_model::{ChangeType, KEvent, KubeState, Node, Pod, PodPhase, Workload};
 use super::operation::Operation;
 use super::rng::Rng;
-use crate::domain::{KubeVersion, MinorVersion, VersionSpec};
+use super::version::{KubeVersion, MinorVersion, VersionSpec};
 use chrono::NaiveDate;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};
@@ -235,6 +235,25 @@ impl World {
                 "serviceCidr": "10.0.0.0/16", "dnsServiceIP": "10.0.0.10", "outboundType": "loadBalancer",
                 "loadBalancerSku": "standard"
             }),
+        );
+        // The kubelet's identity AKS creates in the node resource group (`<name>-agentpool`)
+        // for a cluster with a system-assigned identity: AKS's docs read it with `az aks
+        // show --query identityProfile.kubeletidentity.objectId` (`create-valkey-infrastructure.md`),
+        // shape as in `pre-created-kubelet-managed-identity.md`.
+        let mut ids = Rng::keyed(&format!(
+            "kubelet/{}/{}/{}",
+            def.subscription, def.resource_group, def.name
+        ));
+        extra_properties.insert(
+            "identityProfile".into(),
+            serde_json::json!({ "kubeletidentity": {
+                "resourceId": format!(
+                    "/subscriptions/{}/resourcegroups/MC_{}_{}_{}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{}-agentpool",
+                    def.subscription, def.resource_group, def.name, def.location, def.name
+                ),
+                "clientId": ids.guid(),
+                "objectId": ids.guid(),
+            } }),
         );
         let mut extra_top = Map::new();
         extra_top.insert("sku".into(), serde_json::json!({ "name": "Base", "tier": "Standard" }));
@@ -479,7 +498,7 @@ impl World {
         line.releases
             .iter()
             .filter(|r| r.day_in(region).is_some_and(|d| d <= today))
-            .max_by(|a, b| crate::domain::image::compare_versions(&a.version, &b.version))
+            .max_by(|a, b| super::version::compare_image_versions(&a.version, &b.version))
             .map(|r| format!("{}-{}", line.family, r.version))
     }
 
@@ -525,12 +544,12 @@ impl World {
 
     /// Control-plane upgrades AKS offers from `current` in `region` (the shared rules).
     pub fn control_plane_upgrades(&self, region: &str, current: KubeVersion) -> Vec<(KubeVersion, bool)> {
-        crate::domain::rules::control_plane_offers(current, &self.region_patches(region))
+        super::rules::control_plane_offers(current, &self.region_patches(region))
     }
 
     /// Pool upgrades AKS offers under a control plane on `cp` (the shared rules).
     pub fn pool_upgrades(&self, region: &str, pool: KubeVersion, cp: KubeVersion) -> Vec<(KubeVersion, bool)> {
-        crate::domain::rules::pool_offers(pool, cp, &self.region_patches(region))
+        super::rules::pool_offers(pool, cp, &self.region_patches(region))
     }
 
     // ---------------------------------------------------------------- time
@@ -710,7 +729,7 @@ impl World {
                 cluster,
                 version: spec,
                 namespace: ns,
-            } => cluster == name && spec_matches(*spec, version) && ns.as_deref().is_none_or(|n| n == namespace),
+            } => cluster == name && spec.matches(version) && ns.as_deref().is_none_or(|n| n == namespace),
             _ => false,
         })
     }
@@ -723,9 +742,7 @@ impl World {
                 cluster,
                 pool: p,
                 version: v,
-            } => {
-                cluster == name && p.as_deref().is_none_or(|p| p == pool) && v.is_none_or(|v| spec_matches(v, version))
-            }
+            } => cluster == name && p.as_deref().is_none_or(|p| p == pool) && v.is_none_or(|v| v.matches(version)),
             _ => false,
         })
     }
@@ -897,14 +914,6 @@ pub enum EvictError {
     NotFound,
     /// The named PDB (`namespace/name`) allows no disruption now.
     Pdb(String),
-}
-
-/// Whether a node version matches a fault's version (a minor matches all its patches).
-pub fn spec_matches(spec: VersionSpec, v: KubeVersion) -> bool {
-    match spec {
-        VersionSpec::Minor(m) => v.minor_version() == m,
-        VersionSpec::Exact(e) => e == v,
-    }
 }
 
 /// The node the scheduler picks for a workload's pod: Ready, schedulable, right OS and

@@ -1,8 +1,8 @@
 //! The handler exercised in-process: requests built by hand, no server, manual clock.
 
 use super::*;
-use crate::sim::clock::{SimClock, SimTime};
-use crate::sim::fleet;
+use crate::clock::{SimClock, SimTime};
+use crate::fleet;
 use futures::StreamExt;
 
 const FLEET: &str = r#"
@@ -90,7 +90,7 @@ impl Sim {
         }
     }
 
-    fn kube<R>(&self, f: impl FnOnce(&crate::sim::kube_model::KubeState) -> R) -> R {
+    fn kube<R>(&self, f: impl FnOnce(&crate::kube_model::KubeState) -> R) -> R {
         f(&self.shared.world().clusters[0].kube)
     }
 

@@ -1,11 +1,11 @@
 //! ARM's JSON shapes (api-version 2026-10-01) for what the simulator serves:
 //! managed clusters, agent pools, upgrade profiles, Kubernetes versions, maintenance
-//! configurations, operation status. Checked against `shared/arm-examples/` and the
+//! configurations, operation status. Checked against `tests/fixtures/azure/arm-examples/` and the
 //! OpenAPI document by the tests.
 
 use super::operation::{OpStatus, Operation};
+use super::version::KubeVersion;
 use super::world::{Cluster, Pool, World};
-use crate::domain::KubeVersion;
 use serde_json::{Map, Value, json};
 
 /// Fields of a managed cluster's `properties` that the simulator models; everything
@@ -214,6 +214,37 @@ pub fn pool_upgrade_profile(w: &World, c: &Cluster, p: &Pool) -> Value {
     })
 }
 
+/// `GET .../managedClusters/{name}/availableAgentPoolVersions`: what a new pool of this
+/// cluster may run; the region's default minor's newest GA patch is the `default`.
+pub fn available_agent_pool_versions(w: &World, c: &Cluster) -> Value {
+    let patches = w.region_patches(&c.location);
+    let default = w
+        .fleet
+        .catalogue
+        .iter()
+        .find(|m| m.default && m.offered_in(&c.location))
+        .and_then(|m| w.latest_patch(&c.location, m.minor));
+    let versions: Vec<Value> = super::rules::new_pool_versions(c.current_version, &patches)
+        .iter()
+        .map(|(v, pre)| {
+            let mut o = json!({ "kubernetesVersion": v.to_string() });
+            if *pre {
+                o["isPreview"] = json!(true);
+            }
+            if Some(*v) == default {
+                o["default"] = json!(true);
+            }
+            o
+        })
+        .collect();
+    json!({
+        "id": format!("{}/availableagentpoolversions", c.id()),
+        "name": "default",
+        "type": "Microsoft.ContainerService/managedClusters/availableAgentpoolVersions",
+        "properties": { "agentPoolVersions": versions },
+    })
+}
+
 /// `GET .../locations/{loc}/kubernetesVersions`: every minor offered in the region with
 /// its patches and where each patch may go.
 pub fn kubernetes_versions(w: &World, region: &str) -> Value {
@@ -226,9 +257,8 @@ pub fn kubernetes_versions(w: &World, region: &str) -> Value {
         .map(|m| {
             let mut pv = Map::new();
             for p in &m.patches {
-                let ups: Vec<String> = patches
+                let ups: Vec<String> = super::rules::control_plane_offers(*p, &patches)
                     .iter()
-                    .filter(|(q, _)| q > p && q.minors_after(*p) <= 1)
                     .map(|(q, _)| q.to_string())
                     .collect();
                 pv.insert(p.to_string(), json!({ "upgrades": ups }));

@@ -3,8 +3,8 @@
 //! kubectl could not do itself (it would compare simulated timestamps to its wall clock).
 
 use super::Resource;
-use crate::sim::clock::SimTime;
-use crate::sim::kube_model::Kind;
+use crate::clock::SimTime;
+use crate::kube_model::Kind;
 use chrono::DateTime;
 use http::{HeaderMap, header};
 use serde_json::{Value, json};

@@ -3,8 +3,8 @@
 //! patches limited to cordon and labels.
 
 use super::{ApiError, NODES, PODS, Req, Result, json_response, object_key, status_value};
-use crate::sim::kube_model::{Kind, render_node};
-use crate::sim::world::{EvictError, World};
+use crate::kube_model::{Kind, render_node};
+use crate::world::{EvictError, World};
 use axum::response::Response;
 use http::{StatusCode, header};
 use serde_json::{Value, json};

@@ -6,10 +6,10 @@
 use super::arm_json as j;
 use super::fleet::{OpKind, parse_count_or_percent};
 use super::operation::{self, OpStatus, Phase, Target};
+use super::rules::{check_control_plane_upgrade, check_pool_upgrade};
 use super::shared::Shared;
+use super::version::{KubeVersion, VersionSpec};
 use super::world::World;
-use crate::domain::rules::{check_control_plane_upgrade, check_pool_upgrade};
-use crate::domain::{KubeVersion, VersionSpec};
 use base64::Engine;
 use http::{HeaderMap, Method, StatusCode};
 use serde_json::{Map, Value, json};
@@ -198,6 +198,9 @@ pub fn dispatch(shared: &Shared, w: &mut World, r: &ArmRequest<'_>) -> ArmReply 
         (Method::GET, []) => ArmReply::ok(j::managed_cluster(&w.clusters[ci])),
         (Method::PUT, []) => put_cluster(shared, w, r, ci),
         (Method::GET, ["upgradeprofiles", "default"]) => ArmReply::ok(j::cluster_upgrade_profile(w, &w.clusters[ci])),
+        (Method::GET, ["availableagentpoolversions"]) => {
+            ArmReply::ok(j::available_agent_pool_versions(w, &w.clusters[ci]))
+        }
         (Method::POST, ["abort"]) => abort(shared, w, r, ci, Target::Cluster),
         (Method::POST, [cred @ ("listclusterusercredential" | "listclusteradmincredential")]) => {
             credentials(shared, w, r, ci, *cred == "listclusteradmincredential")
@@ -222,6 +225,17 @@ pub fn dispatch(shared: &Shared, w: &mut World, r: &ArmRequest<'_>) -> ArmReply 
                 ),
             }
         }
+        (Method::PUT, ["maintenanceconfigurations", _]) => put_maintenance(w, r, ci, rest[1]),
+        (Method::DELETE, ["maintenanceconfigurations", _]) => {
+            let c = &mut w.clusters[ci];
+            match c.maintenance.keys().find(|n| eq(n, rest[1])).cloned() {
+                Some(n) => {
+                    c.maintenance.remove(&n);
+                    ArmReply::with(StatusCode::OK, None)
+                }
+                None => ArmReply::with(StatusCode::NO_CONTENT, None),
+            }
+        }
         (Method::GET, ["agentpools"]) => {
             let c = &w.clusters[ci];
             ArmReply::ok(json!({ "value": c.pools.iter().map(|p| j::agent_pool(c, p)).collect::<Vec<_>>() }))
@@ -232,10 +246,30 @@ pub fn dispatch(shared: &Shared, w: &mut World, r: &ArmRequest<'_>) -> ArmReply 
     }
 }
 
+/// `PUT .../maintenanceConfigurations/{name}` (200 when it replaced one, 201 when new):
+/// the body's `properties` checked as ARM checks them, then stored as sent, so that a
+/// GET (and ringmaster's schedule) sees exactly what was written.
+fn put_maintenance(w: &mut World, r: &ArmRequest<'_>, ci: usize, name: &str) -> ArmReply {
+    let body = match parse_body(r) {
+        Ok(b) => b,
+        Err(e) => return e,
+    };
+    let props = body.get("properties").cloned().unwrap_or_else(|| json!({}));
+    if let Err(problems) = super::maintenance::check(name, &props) {
+        return ArmReply::rp_error(StatusCode::BAD_REQUEST, "InvalidParameter", problems.join("; "));
+    }
+    let name = super::maintenance::known_name(name).unwrap_or_default();
+    let c = &mut w.clusters[ci];
+    let existed = c.maintenance.insert(name.to_string(), props.clone()).is_some();
+    let status = if existed { StatusCode::OK } else { StatusCode::CREATED };
+    ArmReply::with(status, Some(j::maintenance_configuration(c, name, &props)))
+}
+
 fn is_known_cluster_child(lower: &[&str]) -> bool {
     matches!(
         lower,
         [] | ["upgradeprofiles", "default"]
+            | ["availableagentpoolversions"]
             | ["abort"]
             | ["listclusterusercredential"]
             | ["listclusteradmincredential"]
@@ -581,14 +615,18 @@ fn put_cluster(shared: &Shared, w: &mut World, r: &ArmRequest<'_>, ci: usize) ->
     {
         return ArmReply::rp_error(
             StatusCode::BAD_REQUEST,
-            e.aks_code(),
-            format!("{e}. Available upgrades: {}", available(w, ci)),
+            e.code,
+            format!("{} Available upgrades: {}", e.message, available(w, ci)),
         );
     }
     for (name, v, _) in &pool_targets {
         let from = c.pool(name).map_or(*v, |p| p.current_version);
         if let Err(e) = check_pool_upgrade(from, *v, cp_target) {
-            return ArmReply::rp_error(StatusCode::BAD_REQUEST, e.aks_code(), format!("Agent pool {name}: {e}"));
+            return ArmReply::rp_error(
+                StatusCode::BAD_REQUEST,
+                e.code,
+                format!("Agent pool {name}: {}", e.message),
+            );
         }
     }
     let mut phases = Vec::new();
@@ -702,7 +740,7 @@ fn put_pool(shared: &Shared, w: &mut World, r: &ArmRequest<'_>, ci: usize, pool:
     if target != p.current_version
         && let Err(e) = check_pool_upgrade(p.current_version, target, c.current_version)
     {
-        return ArmReply::rp_error(StatusCode::BAD_REQUEST, e.aks_code(), format!("{e}"));
+        return ArmReply::rp_error(StatusCode::BAD_REQUEST, e.code, e.message);
     }
     // upgradeSettings are applied as sent (validated like the fleet file).
     let mut settings = p.upgrade.clone();

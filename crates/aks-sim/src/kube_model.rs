@@ -8,7 +8,7 @@
 
 use super::clock::SimTime;
 use super::fleet::{OsType, Pdb};
-use crate::domain::KubeVersion;
+use super::version::KubeVersion;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;

@@ -2,14 +2,14 @@
 //! `docs/fleet.md`; parsed strictly (unknown fields are errors) and then compiled,
 //! reporting every problem at once as `file:line:col: message`.
 
-use crate::domain::{KubeVersion, MinorVersion};
-use crate::yaml::{Diagnostics, SourceErrors, Spanned};
+use super::version::{KubeVersion, MinorVersion};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
 use serde_saphyr::Location;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
+use yaml_spans::{Diagnostics, SourceErrors, Spanned};
 
 // ---------------------------------------------------------------- raw (serde) shape
 
@@ -510,14 +510,14 @@ pub enum FaultKind {
     },
     PodsNeverReady {
         cluster: String,
-        version: crate::domain::VersionSpec,
+        version: super::version::VersionSpec,
         /// Only pods of this namespace (default: every namespace).
         namespace: Option<String>,
     },
     NodesNotReady {
         cluster: String,
         pool: Option<String>,
-        version: Option<crate::domain::VersionSpec>,
+        version: Option<super::version::VersionSpec>,
     },
     PdbBlocksDrain {
         cluster: String,
@@ -556,22 +556,22 @@ impl Fault {
 
 /// Reads, parses and validates a fleet file.
 pub fn load(path: &Path) -> Result<Fleet, SourceErrors> {
-    let (file, text) = crate::yaml::read(path)?;
+    let (file, text) = yaml_spans::read(path)?;
     parse(&file, &text)
 }
 
 /// Parses and validates fleet YAML from a string (`file` names it in errors). Unknown
 /// fields are errors, and checking goes on without them, so one run shows every problem.
 pub fn parse(file: &str, text: &str) -> Result<Fleet, SourceErrors> {
-    let (raw, unknown) = crate::yaml::parse_reporting_unknown::<FleetFile>(file, text)?;
-    crate::yaml::with_unknown(compile(file, raw), unknown)
+    let (raw, unknown) = yaml_spans::parse_reporting_unknown::<FleetFile>(file, text)?;
+    yaml_spans::with_unknown(compile(file, raw), unknown)
 }
 
 /// The longest duration a fleet file may give: 366 days, as for policies. Simulated time
 /// is milliseconds in an `i64` and every duration is added to it (`SimTime::plus`): a
 /// duration near `u64::MAX` milliseconds overflowed that sum (a panic in debug builds,
 /// time running backwards in release).
-pub use crate::domain::duration::MAX_DURATION;
+pub use yaml_spans::duration::MAX_DURATION;
 
 const CLUSTER_NAME_RULE: &str = "^[a-zA-Z0-9][-_a-zA-Z0-9]{0,61}[a-zA-Z0-9]$";
 const POOL_NAME_RULE: &str = "^[a-z][a-z0-9]{0,11}$";
@@ -609,7 +609,7 @@ impl Compiler {
     /// stands in for it.
     fn duration(&mut self, s: &Option<Spanned<String>>, default: Duration) -> Duration {
         let Some(s) = s else { return default };
-        crate::domain::duration::parse_bounded(&s.value, "a fleet file", "").unwrap_or_else(|e| {
+        yaml_spans::duration::parse_bounded(&s.value, "a fleet file", "").unwrap_or_else(|e| {
             self.d.at(s, e);
             default
         })
@@ -820,7 +820,7 @@ fn compile_images(c: &mut Compiler, raw: &[Spanned<RawImageLine>]) -> Vec<ImageL
         }
         let mut releases = Vec::new();
         for r in &l.value.releases {
-            if crate::domain::image::compare_versions(&r.value.version.value, "0") == std::cmp::Ordering::Equal
+            if super::version::compare_image_versions(&r.value.version.value, "0") == std::cmp::Ordering::Equal
                 || !r.value.version.value.split('.').all(|p| p.parse::<u64>().is_ok())
             {
                 c.d.at(
@@ -850,7 +850,7 @@ fn compile_images(c: &mut Compiler, raw: &[Spanned<RawImageLine>]) -> Vec<ImageL
                 regions,
             });
         }
-        releases.sort_by(|a, b| crate::domain::image::compare_versions(&a.version, &b.version));
+        releases.sort_by(|a, b| super::version::compare_image_versions(&a.version, &b.version));
         out.push(ImageLine {
             os_sku: l.value.os_sku.value.clone(),
             family: l.value.family.value.clone(),
@@ -950,32 +950,8 @@ fn compile_cluster(c: &mut Compiler, rc: &Spanned<RawCluster>, subs: &[String]) 
     );
     let mut maintenance = BTreeMap::new();
     for (name, props) in &r.maintenance {
-        if ![
-            "default",
-            "aksManagedAutoUpgradeSchedule",
-            "aksManagedNodeOSUpgradeSchedule",
-        ]
-        .contains(&name.as_str())
-        {
-            c.d.at(props, format!("maintenance configuration `{name}` is not one of: default, aksManagedAutoUpgradeSchedule, aksManagedNodeOSUpgradeSchedule"));
-        }
-        if let Some(h) = props
-            .value
-            .pointer("/maintenanceWindow/durationHours")
-            .and_then(|v| v.as_u64())
-            && !(4..=24).contains(&h)
-        {
-            c.d.at(props, format!("maintenanceWindow.durationHours {h} is outside 4..24"));
-        }
-        // The shape ARM's typed model reads (a string where a number belongs would be
-        // refused by ARM itself); what it means is left to the planner, which skips a
-        // cluster whose window cannot be used (fail closed, and a scenario to rehearse).
-        let typed = serde_json::json!({ "name": name, "properties": props.value });
-        if let Err(e) = serde_json::from_value::<crate::domain::fleet::MaintenanceConfig>(typed) {
-            c.d.at(
-                props,
-                format!("maintenance configuration `{name}` is not ARM's shape: {e}"),
-            );
+        for problem in super::maintenance::check(name, &props.value).err().unwrap_or_default() {
+            c.d.at(props, problem);
         }
         maintenance.insert(name.clone(), props.value.clone());
     }
@@ -1090,9 +1066,9 @@ pub(super) fn compile_pool(c: &mut Compiler, p: &Spanned<RawPool>, cluster_versi
         None => cluster_version,
     };
     if let Some(v) = &r.version
-        && let Err(e) = crate::domain::rules::check_pool_upgrade(version, version, cluster_version)
+        && let Err(e) = super::rules::check_skew(version, cluster_version)
     {
-        c.d.at(v, format!("{e}"));
+        c.d.at(v, e.message);
     }
     let u = &r.upgrade_settings;
     let mut count_or_percent = |s: &Option<Spanned<String>>, default: &str, field: &str| match s {
@@ -1250,7 +1226,7 @@ fn compile_fault(c: &mut Compiler, f: &Spanned<RawFault>, clusters: &BTreeSet<&s
             Some(name) => Some(name.value.clone()),
         }
     };
-    let spec = |c: &mut Compiler, v: &Option<Spanned<String>>| -> Option<crate::domain::VersionSpec> {
+    let spec = |c: &mut Compiler, v: &Option<Spanned<String>>| -> Option<super::version::VersionSpec> {
         let v = v.as_ref()?;
         match v.value.parse() {
             Ok(s) => Some(s),

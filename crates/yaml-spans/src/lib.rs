@@ -2,6 +2,7 @@
 //! Shared by the fleet file (simulator), rollout policies and the service configuration.
 
 mod blank;
+pub mod duration;
 
 use serde::de::{DeserializeOwned, IgnoredAny};
 use std::fmt;

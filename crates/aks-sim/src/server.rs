@@ -333,7 +333,54 @@ async fn entry(State(ctx): State<Arc<Ctx>>, req: Request) -> Response {
     if segments.first().is_some_and(|s| s == "_sim") {
         return admin(&ctx, req, &segments).await;
     }
+    if req.method() == Method::GET
+        && segments.len() == 2
+        && segments[0].eq_ignore_ascii_case("metadata")
+        && segments[1].eq_ignore_ascii_case("endpoints")
+    {
+        return json_response(StatusCode::OK, &cloud_metadata(&ctx.shared.base_url));
+    }
     identity(&ctx, req, &segments).await
+}
+
+/// `GET /metadata/endpoints?api-version=2022-09-01`: the cloud-metadata document Azure
+/// tools read to configure a custom cloud (azure-cli's `ARM_CLOUD_METADATA_URL`, the SDKs'
+/// cloud settings). Since api-version 2019-05-01 ARM answers an array of clouds; azure-cli
+/// (`azure/cli/core/cloud.py`, `_arm_to_cli_mapper`) reads `name`, `resourceManager`,
+/// `authentication.loginEndpoint`, `authentication.audiences[0]` (the scope it asks tokens
+/// for), `graph`, `graphAudience`, `portal`, ... and `suffixes`. Here every endpoint is the
+/// simulator itself; the first audience is the one its ARM accepts tokens for.
+fn cloud_metadata(base_url: &str) -> serde_json::Value {
+    let base = format!("{base_url}/");
+    let host = base_url.split("://").nth(1).unwrap_or(base_url);
+    json!([{
+        "name": "AksSimulator",
+        "portal": base,
+        "resourceManager": base,
+        "authentication": {
+            "loginEndpoint": base,
+            "audiences": [format!("{ARM_AUDIENCE}/"), "https://management.core.windows.net/"],
+            "tenant": "common",
+            "identityProvider": "AAD",
+        },
+        "graph": base,
+        "graphAudience": base,
+        "microsoftGraphResourceId": base,
+        "media": base,
+        "batch": base,
+        "sqlManagement": base,
+        "gallery": base,
+        "activeDirectoryDataLake": base,
+        "suffixes": {
+            "azureDataLakeStoreFileSystem": host,
+            "acrLoginServer": host,
+            "sqlServerHostname": host,
+            "azureDataLakeAnalyticsCatalogAndJob": host,
+            "keyVaultDns": host,
+            "storage": host,
+            "azureFrontDoorEndpointSuffix": host,
+        },
+    }])
 }
 
 fn percent_decode(s: &str) -> String {

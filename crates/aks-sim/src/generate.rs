@@ -2,8 +2,8 @@
 //! benchmarks (`examples/fleets/large.yaml` holds 5,000 clusters in a dozen lines).
 
 use super::fleet::{ClusterDef, Compiler, RawGenerate, compile_pool, compile_workload};
-use crate::yaml::Spanned;
 use std::collections::BTreeMap;
+use yaml_spans::Spanned;
 
 /// Expands the template into clusters named `{prefix}-{ring}-{index:05}`, spread over
 /// subscriptions and locations round-robin and over rings by their shares, in order.

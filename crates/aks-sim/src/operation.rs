@@ -12,8 +12,8 @@
 use super::clock::SimTime;
 use super::fleet::{FaultKind, OpKind, Undrainable, parse_count_or_percent};
 use super::kube_model::ChangeType;
+use super::version::KubeVersion;
 use super::world::{Event, World, with_cluster};
-use crate::domain::KubeVersion;
 use std::collections::VecDeque;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -378,6 +378,13 @@ fn finish(w: &mut World, id: &str, mut status: OpStatus, error: Option<(String, 
                 if let Some(pool) = cluster.pool_mut(p) {
                     pool.provisioning_state = state;
                 }
+                // "The `provisioningState` property indicates the status of the latest
+                // Azure resource operation" (`list-aks-clusters.md`): a cluster left
+                // Canceled or Failed by an earlier operation reads Succeeded once a later
+                // operation on it (here on one of its pools) succeeds.
+                if status == OpStatus::Succeeded && matches!(cluster.provisioning_state, "Canceled" | "Failed") {
+                    cluster.provisioning_state = "Succeeded";
+                }
             }
         }
         bump_etags(w, c, &target);
@@ -402,7 +409,14 @@ pub fn cancel(w: &mut World, id: &str) {
         }
         w.kick_unscheduled(c);
     }
-    finish(w, id, OpStatus::Canceled, None);
+    // ARM's async-operation contract: a Failed or Canceled status carries `error`. The
+    // shape is Azure's for a canceled operation (`{"code": "Canceled", "message":
+    // "Operation was canceled."}`, as Azure's network RP answers it).
+    let why = (
+        "Canceled".to_string(),
+        "Operation was canceled: an abort request stopped it.".to_string(),
+    );
+    finish(w, id, OpStatus::Canceled, Some(why));
 }
 
 /// Marks the running operation of cluster `c` Canceling and starts the abort

@@ -11,13 +11,16 @@ mod generate;
 pub mod kube_api;
 pub mod kube_model;
 mod kube_watch;
+pub mod maintenance;
 pub mod operation;
 pub mod rng;
+pub mod rules;
 mod selector;
 pub mod server;
 pub mod shared;
 mod throttle;
 mod tls;
+pub mod version;
 pub mod world;
 
 pub use server::{ClockMode, ReadyInfo, SimError, SimOptions, Simulator};
