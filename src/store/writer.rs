@@ -73,4 +73,18 @@ mod tests {
         assert_eq!(a, b, "one thread for every job");
         assert_ne!(a, std::thread::current().id());
     }
+
+    /// Under a paused tokio clock, a commit that takes wall-clock time takes no
+    /// simulated time, even with a timer pending: the campaign's runs depend on it
+    /// (awaited directly, the idle runtime jumped to the timer, again and again).
+    #[tokio::test(start_paused = true)]
+    async fn a_commit_holds_a_paused_clock_still() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = StoreWriter::start(Arc::new(Store::open(dir.path().join("s.db")).unwrap()));
+        let timer = tokio::spawn(tokio::time::sleep(std::time::Duration::from_millis(1)));
+        let t0 = tokio::time::Instant::now();
+        w.run(|_| std::thread::sleep(std::time::Duration::from_millis(50))).await.unwrap();
+        assert_eq!(t0.elapsed(), std::time::Duration::ZERO);
+        timer.await.unwrap();
+    }
 }
