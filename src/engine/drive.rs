@@ -296,28 +296,21 @@ fn apply(r: &mut Rollout, s: &Settings, input: Input, now: DateTime<Utc>, out: &
             if let Some(c) = r.find(&cluster)
                 && !r.cluster(c).status.is_finished()
             {
-                let gating: Vec<StepRef> = (0..r.cluster(c).steps.len())
-                    .map(|i| StepRef {
-                        ring: c.ring,
-                        wave: c.wave,
-                        cluster: c.cluster,
-                        step: i,
-                    })
-                    .filter(|st| matches!(r.step(*st).status, StepStatus::Gating { .. }))
-                    .collect();
-                for st in gating {
-                    out.push(Command::StopGate { step: st });
+                if r.cluster(c).steps.iter().any(|s| s.status.may_have_operation()) {
+                    // AKS goes on with the operation whatever we decide: the cluster
+                    // keeps its wave slot (the next wave must not start beside a
+                    // running upgrade) and is skipped when the operation ends.
+                    audit(
+                        out,
+                        &by,
+                        "cluster.skip_requested",
+                        cluster.name.clone(),
+                        format!("{reason} (skipped when its running operation ends)"),
+                    );
+                    r.cluster_mut(c).skip_requested = Some((by, reason));
+                } else {
+                    skip_cluster(r, c, by, reason, now, out);
                 }
-                let run = r.cluster_mut(c);
-                run.status = ClusterStatus::Skipped {
-                    by: by.clone(),
-                    reason: reason.clone(),
-                };
-                run.finished_at = Some(now);
-                out.push(Command::StopWatch {
-                    cluster: cluster.clone(),
-                });
-                audit(out, &by, "cluster.skipped", cluster.name.clone(), reason);
             }
         }
         // Inputs naming a step that does not exist (a stale message) change nothing.
@@ -327,6 +320,41 @@ fn apply(r: &mut Rollout, s: &Settings, input: Input, now: DateTime<Utc>, out: &
         | Input::OperationFinished { .. }
         | Input::GateObserved { .. } => {}
     }
+}
+
+/// Skips a cluster now: its gates stop, its watches end, it counts as finished.
+fn skip_cluster(
+    r: &mut Rollout,
+    c: ClusterRef,
+    by: String,
+    reason: String,
+    now: DateTime<Utc>,
+    out: &mut Vec<Command>,
+) {
+    let gating: Vec<StepRef> = (0..r.cluster(c).steps.len())
+        .map(|i| StepRef {
+            ring: c.ring,
+            wave: c.wave,
+            cluster: c.cluster,
+            step: i,
+        })
+        .filter(|st| matches!(r.step(*st).status, StepStatus::Gating { .. }))
+        .collect();
+    for st in gating {
+        out.push(Command::StopGate { step: st });
+    }
+    let run = r.cluster_mut(c);
+    run.status = ClusterStatus::Skipped {
+        by: by.clone(),
+        reason: reason.clone(),
+    };
+    run.finished_at = Some(now);
+    run.skip_requested = None;
+    let name = run.id.name.clone();
+    out.push(Command::StopWatch {
+        cluster: run.id.clone(),
+    });
+    audit(out, &by, "cluster.skipped", name, reason);
 }
 
 /// Pauses or resumes a ring or a cluster (the rollout's own pause is its status).
@@ -592,6 +620,21 @@ fn drive(r: &mut Rollout, s: &Settings, now: DateTime<Utc>, out: &mut Vec<Comman
             StepStatus::Backoff { until } if until <= now => r.step_mut(st).status = StepStatus::Pending,
             StepStatus::Gating { .. } => check_gate(r, s, st, now, out),
             _ => {}
+        }
+    }
+    // Skips that waited for a running operation, now that it ended.
+    let waiting: Vec<ClusterRef> = r
+        .clusters()
+        .filter(|(_, c)| {
+            c.skip_requested.is_some()
+                && !c.status.is_finished()
+                && !c.steps.iter().any(|s| s.status.may_have_operation())
+        })
+        .map(|(c, _)| c)
+        .collect();
+    for c in waiting {
+        if let Some((by, reason)) = r.cluster_mut(c).skip_requested.take() {
+            skip_cluster(r, c, by, reason, now, out);
         }
     }
     let paused = matches!(r.status, RolloutStatus::Paused { .. });

@@ -119,6 +119,10 @@ pub struct ClusterRun {
     /// its clusters), so that listing them is not on the rollout's critical path.
     #[serde(default)]
     pub warm: bool,
+    /// An operator's skip that waits for the operation running on the cluster: (by,
+    /// reason). Until it ends the cluster holds its wave slot and starts nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip_requested: Option<(String, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -320,6 +324,7 @@ impl Rollout {
                                 finished_at: None,
                                 retry_at: None,
                                 warm: false,
+                                skip_requested: None,
                             })
                             .collect(),
                     })

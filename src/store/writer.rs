@@ -83,7 +83,9 @@ mod tests {
         let w = StoreWriter::start(Arc::new(Store::open(dir.path().join("s.db")).unwrap()));
         let timer = tokio::spawn(tokio::time::sleep(std::time::Duration::from_millis(1)));
         let t0 = tokio::time::Instant::now();
-        w.run(|_| std::thread::sleep(std::time::Duration::from_millis(50))).await.unwrap();
+        w.run(|_| std::thread::sleep(std::time::Duration::from_millis(50)))
+            .await
+            .unwrap();
         assert_eq!(t0.elapsed(), std::time::Duration::ZERO);
         timer.await.unwrap();
     }
