@@ -26,18 +26,20 @@ impl Drop for Sim {
 
 /// Starts the simulator on the demo fleet at `time_scale` and waits for its ready line.
 pub fn start_sim(dir: &std::path::Path, time_scale: &str) -> Sim {
+    start_sim_on(
+        dir,
+        concat!(env!("CARGO_MANIFEST_DIR"), "/examples/fleets/demo.yaml"),
+        time_scale,
+    )
+}
+
+/// Starts the simulator on the fleet file `fleet` at `time_scale` and waits for its ready line.
+pub fn start_sim_on(dir: &std::path::Path, fleet: &str, time_scale: &str) -> Sim {
     // The test's own reqwest clients need a crypto provider (reqwest is built without one).
     ringmaster::identity::install_crypto_provider();
     let env_file = dir.join("sim.env");
     let mut child = Command::new(bin())
-        .args([
-            "sim",
-            "--fleet",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/examples/fleets/demo.yaml"),
-            "--time-scale",
-            time_scale,
-            "--env-file",
-        ])
+        .args(["sim", "--fleet", fleet, "--time-scale", time_scale, "--env-file"])
         .arg(&env_file)
         .arg("--state-dir")
         .arg(dir)
