@@ -138,6 +138,15 @@ impl Resource {
             .is_some_and(|s| !crate::arm::models::is_terminal_state(s));
         (current.as_deref() == Some(target.as_str()), running)
     }
+
+    /// Whether the last operation on it ended without success (`Failed`, `Canceled`).
+    fn last_operation_failed(&self) -> bool {
+        let state = match self {
+            Resource::Cluster(mc) => &mc.properties.provisioning_state,
+            Resource::Pool(ap) => &ap.properties.provisioning_state,
+        };
+        matches!(state.as_deref(), Some("Failed" | "Canceled"))
+    }
 }
 
 async fn at_target(sh: &Shared, id: &ClusterId, kind: &StepKind) -> Result<(bool, bool), ArmError> {
@@ -178,6 +187,16 @@ async fn start(sh: &Shared, step: StepRef, id: &ClusterId, kind: &StepKind, reco
         (true, false) => Input::StepAlreadyDone { step },
         // Something runs on the cluster. After a restart it is ours; otherwise wait.
         (_, true) if reconcile => Input::StepAccepted { step, op: None },
+        // After a restart, a resource whose last operation failed may be this step's
+        // call, sent before the kill and failed since: sending it again would repeat a
+        // failed operation (the policy allows no retry of one). Fail closed: the step
+        // fails as its operation did.
+        (false, false) if reconcile && resource.last_operation_failed() => Input::OperationFinished {
+            step,
+            result: Err(
+                "the resource's last operation failed (found on reconciling after a restart; not sent again)".into(),
+            ),
+        },
         (_, true) => Input::StepRefused {
             step,
             reason: "another operation is in progress on the cluster".into(),
