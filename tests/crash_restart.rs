@@ -7,7 +7,9 @@
 //! Failed) and a cluster whose pods never become Ready on the target (fault
 //! `pods_never_ready`: the health gate fails it). The policy is `policies/demo.yaml`:
 //! dev and staging each allow one failed cluster (skip and continue), prod needs an
-//! approval (given by `--approve-as alice`, or through serve's API).
+//! approval (given by `--approve-as alice`, or through serve's API) and halts on its
+//! first failure. One seed in three uses `fleet-halts.yaml` instead, where the prod
+//! canary's control-plane upgrade fails too: the rollout ends `halted`.
 //!
 //! # What is checked
 //! * **No duplicate call**, judged on the simulator's request log (`/_sim/requests`:
@@ -37,9 +39,10 @@
 //!   - aborts (`…/abort`) are not steps; none is expected here and any is reported.
 //! * **Outcomes**: one rollout in the state file (resumed, never started again), ended as
 //!   the policy says (`succeeded`: each of dev and staging loses one cluster, within its
-//!   budget); the two faulted clusters `failed`, every other `done`; and, read from the
-//!   simulator's ARM, every clean cluster's control plane and pools on 1.33.3, the
-//!   failing pool not.
+//!   budget; or `halted` on the halting fleet, `run` exiting 3); the faulted clusters
+//!   `failed`, the clusters behind a halt never called (`pending`), every other `done`;
+//!   and, read from the simulator's ARM, every clean cluster's control plane and pools
+//!   on 1.33.3, the failing pool and the clusters behind a halt not.
 //!
 //! # Kill points
 //! Seeded (xorshift from the seed), printed with the outcome of each kill on failure:
@@ -49,9 +52,11 @@
 //! a call and the record of its answer (and, with N > 1, mid-operation).
 //!
 //! `cargo test --test crash_restart` runs a bounded campaign (2 seeds, 4 kills each, one
-//! with `run`, one with `serve`). The full campaign is ignored by default:
-//! `CRASH_SEEDS=10 CRASH_KILLS=10 cargo test --release --test crash_restart -- --ignored`
-//! (`CRASH_SEED=n` first seed). See the README's section on safety for its figures.
+//! with `serve`, one with `run`) and the regression test below. The full campaign is
+//! ignored by default (even seeds drive `run`, odd ones `serve`):
+//! `CRASH_SEEDS=10 CRASH_KILLS=10 cargo test --test crash_restart -- --ignored --nocapture`
+//! (`CRASH_SEED=n`: first seed; `CRASH_TIME_SCALE`: the simulator's, default 600). See
+//! the README's section on safety for its figures.
 
 mod common;
 
@@ -63,14 +68,59 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 const FLEET: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/crash/fleet.yaml");
+const FLEET_HALTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/crash/fleet-halts.yaml");
 const POLICY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/policies/demo.yaml");
 /// The version every clean cluster ends on (1.33's latest GA patch in the fleet).
 const TARGET: &str = "1.33.3";
-/// Clusters the fleet's faults make fail.
-const FAULTED: [&str; 2] = ["aks-dev-neu-01", "aks-stg-weu-01"];
+/// A fleet and how the rollout on it ends.
+#[derive(Debug)]
+struct Scenario {
+    fleet: &'static str,
+    /// The rollout's final state (`succeeded`: `run` exits 0; `halted`: 3).
+    ends: &'static str,
+    /// Clusters that end failed.
+    failed: &'static [&'static str],
+    /// Clusters never called: their ring halted before their wave.
+    untouched: &'static [&'static str],
+    /// Longest wall-clock delay of a timed kill: about the rollout's length (at the
+    /// default time scale) over 10 kills, so that the kills spread over all of it.
+    kill_span: Duration,
+}
+
+/// Each of dev and staging loses one cluster (within its budget); prod upgrades.
+const SUCCEEDS: Scenario = Scenario {
+    fleet: FLEET,
+    ends: "succeeded",
+    failed: &["aks-dev-neu-01", "aks-stg-weu-01"],
+    untouched: &[],
+    kill_span: Duration::from_millis(1400),
+};
+
+/// As `SUCCEEDS`, and prod's canary fails its control plane: prod halts before its
+/// other wave.
+const HALTS: Scenario = Scenario {
+    fleet: FLEET_HALTS,
+    ends: "halted",
+    failed: &["aks-dev-neu-01", "aks-stg-weu-01", "aks-prd-weu-02"],
+    untouched: &["aks-prd-weu-01", "aks-prd-neu-01"],
+    kill_span: Duration::from_millis(500),
+};
+
+/// Seeds 2, 5, 8, ... (mod 3 = 2) halt; the others succeed.
+fn scenario(seed: u64) -> &'static Scenario {
+    if seed % 3 == 2 { &HALTS } else { &SUCCEEDS }
+}
+
+impl Scenario {
+    fn exit_code(&self) -> i32 {
+        if self.ends == "succeeded" { 0 } else { 3 }
+    }
+}
+/// The cluster upgraded whose gate fails (pods_never_ready): it is on the target.
+const GATE_FAILS: &str = "aks-stg-weu-01";
 /// The pool whose upgrades fail (operation_fails).
 const FAILING_POOL: (&str, &str) = ("aks-dev-neu-01", "user1");
-/// Simulated seconds per wall second.
+/// Simulated seconds per wall second (`CRASH_TIME_SCALE` for the full campaign).
 const TIME_SCALE: &str = "600";
 /// How long one rollout may take to finish once the kills are over.
 const FINISH_WITHIN: Duration = Duration::from_secs(240);
@@ -110,16 +160,17 @@ impl Rng {
 }
 
 fn kill_plan(seed: u64, kills: usize) -> Vec<KillAt> {
+    let span = scenario(seed).kill_span.as_millis() as u64;
     let mut rng = Rng::new(seed);
     (0..kills)
         .map(|_| {
             if rng.below(2) == 0 {
-                KillAt::After(Duration::from_millis(150 + rng.below(3000)))
+                KillAt::After(Duration::from_millis(100 + rng.below(span)))
             } else {
                 KillAt::AfterWrite {
                     n: 1 + rng.below(3) as usize,
                     delay: Duration::from_millis(rng.below(40)),
-                    cap: Duration::from_millis(1500 + rng.below(3000)),
+                    cap: Duration::from_millis(span / 2 + rng.below(span)),
                 }
             }
         })
@@ -242,6 +293,8 @@ struct Killed {
     at: KillAt,
     after: Duration,
     writes_seen: usize,
+    /// Where the rollout stood, as the state file says after the kill.
+    phase: Vec<String>,
 }
 
 struct Campaign {
@@ -269,10 +322,11 @@ impl Campaign {
         for (i, k) in self.kills.iter().enumerate() {
             let _ = writeln!(
                 s,
-                "  kill {i}: {:?} -> killed {} ms after start, {} new requests seen",
+                "  kill {i}: {:?} -> killed {} ms after start, {} new requests seen; {}",
                 k.at,
                 k.after.as_millis(),
-                k.writes_seen
+                k.writes_seen,
+                k.phase.join(", ")
             );
         }
         s
@@ -383,6 +437,47 @@ async fn start(mode: Mode, sim: &Sim, dir: &std::path::Path) -> Proc {
     }
 }
 
+/// Where a (dead) daemon left its rollout: the rings neither pending nor over
+/// (`ring dev running`, `ring prod awaitingApproval`, ...) and the steps under way
+/// (`step starting`, `step inFlight`, `step gating`, ...), or `no rollout yet`.
+fn phase_at(state: &std::path::Path) -> Vec<String> {
+    let Ok(store) = ringmaster::store::Store::open(state) else {
+        return vec!["no state file yet".into()];
+    };
+    let Some(r) = store.load_rollouts().ok().and_then(|mut v| v.pop()) else {
+        return vec!["no rollout yet".into()];
+    };
+    let v: Value = serde_json::from_str(&r.state_json).unwrap_or_default();
+    let mut out = std::collections::BTreeSet::new();
+    for ring in v["rings"].as_array().into_iter().flatten() {
+        let rs = ring["status"]["state"].as_str().unwrap_or_default();
+        if !matches!(rs, "pending" | "passed" | "failed") {
+            out.insert(format!("ring {} {rs}", ring["name"].as_str().unwrap_or_default()));
+        }
+        for cl in ring["waves"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|w| w["clusters"].as_array().into_iter().flatten())
+        {
+            let cs = cl["status"]["state"].as_str().unwrap_or_default();
+            if cs == "preparing" {
+                out.insert("cluster preparing".into());
+            }
+            for st in cl["steps"].as_array().into_iter().flatten() {
+                let ss = st["status"]["state"].as_str().unwrap_or_default();
+                if !matches!(ss, "pending" | "done" | "failed") {
+                    out.insert(format!("step {ss}"));
+                }
+            }
+        }
+    }
+    if out.is_empty() {
+        out.insert(format!("rollout {}", r.status));
+    }
+    out.into_iter().collect()
+}
+
 /// One seed: kill the daemon `kills` times at the seed's points, then let it finish,
 /// then check everything the module docs list. Panics with the kill record on failure.
 async fn campaign(seed: u64, kills: usize, mode: Mode) -> Campaign {
@@ -396,7 +491,9 @@ async fn campaign(seed: u64, kills: usize, mode: Mode) -> Campaign {
         ),
     )
     .unwrap();
-    let sim = start_sim_on(dir.path(), FLEET, TIME_SCALE);
+    let scale = std::env::var("CRASH_TIME_SCALE").unwrap_or_else(|_| TIME_SCALE.into());
+    let sc = scenario(seed);
+    let sim = start_sim_on(dir.path(), sc.fleet, &scale);
     let arm = SimArm::new(&sim).await;
     let mut c = Campaign {
         seed,
@@ -417,7 +514,7 @@ async fn campaign(seed: u64, kills: usize, mode: Mode) -> Campaign {
             if let Some(status) = p.child().try_wait().unwrap() {
                 // `run` ended before its kill: the rollout is over (checked below).
                 assert!(
-                    mode == Mode::Run && status.success(),
+                    mode == Mode::Run && status.code() == Some(sc.exit_code()),
                     "the daemon exited by itself ({status:?}):\n{}",
                     c.describe()
                 );
@@ -458,7 +555,13 @@ async fn campaign(seed: u64, kills: usize, mode: Mode) -> Campaign {
         p.child().kill().unwrap(); // SIGKILL
         p.child().wait().unwrap();
         let writes_seen = arm.count_requests().await - w0;
-        c.kills.push(Killed { at, after, writes_seen });
+        let phase = phase_at(&dir.path().join("state.db"));
+        c.kills.push(Killed {
+            at,
+            after,
+            writes_seen,
+            phase,
+        });
     }
     // Then let it finish.
     if !c.ended_early {
@@ -469,8 +572,9 @@ async fn campaign(seed: u64, kills: usize, mode: Mode) -> Campaign {
             match &mut p {
                 Proc::Run(child) => {
                     if let Some(status) = child.try_wait().unwrap() {
-                        assert!(
-                            status.success(),
+                        assert_eq!(
+                            status.code(),
+                            Some(sc.exit_code()),
                             "the rollout ended as the policy says (exit {status:?}):\n{}",
                             c.describe()
                         );
@@ -529,7 +633,7 @@ async fn campaign(seed: u64, kills: usize, mode: Mode) -> Campaign {
         c.describe()
     );
     c.status = rollouts[0].status.clone();
-    assert_eq!(c.status, "succeeded", "{}", c.describe());
+    assert_eq!(c.status, sc.ends, "{}", c.describe());
     let state: Value = serde_json::from_str(&rollouts[0].state_json).unwrap();
     let mut clusters = BTreeMap::new();
     for ring in state["rings"].as_array().unwrap() {
@@ -542,12 +646,23 @@ async fn campaign(seed: u64, kills: usize, mode: Mode) -> Campaign {
     }
     assert_eq!(clusters.len(), 7, "every cluster in the rollout: {clusters:?}");
     for (name, st) in &clusters {
-        let want = if FAULTED.contains(&name.as_str()) {
-            "failed"
+        let want: &[&str] = if sc.failed.contains(&name.as_str()) {
+            &["failed"]
+        } else if sc.untouched.contains(&name.as_str()) {
+            &["pending", "skipped"]
         } else {
-            "done"
+            &["done"]
         };
-        assert_eq!(st, want, "{name} ended {st}:\n{}", c.describe());
+        assert!(
+            want.contains(&st.as_str()),
+            "{name} ended {st}, not {want:?}:\n{}",
+            c.describe()
+        );
+    }
+    // Clusters behind a halt: never called.
+    for name in sc.untouched {
+        let called: Vec<String> = writes.iter().map(step_of).filter(|k| k.contains(name)).collect();
+        assert!(called.is_empty(), "{name} is behind the halt, yet called: {called:?}");
     }
     // The simulator: clean clusters on the target, the failing pool not.
     let subs: Value = arm.get("/subscriptions").await;
@@ -581,7 +696,13 @@ async fn campaign(seed: u64, kills: usize, mode: Mode) -> Campaign {
                     versions.iter().any(|(p, v)| p == FAILING_POOL.1 && v != TARGET),
                     "{name}'s failing pool is not on {TARGET}: {versions:?}"
                 );
-            } else if !FAULTED.contains(&name) {
+            } else if sc.failed.contains(&name) || sc.untouched.contains(&name) {
+                assert!(
+                    name == GATE_FAILS || mc["properties"]["currentKubernetesVersion"].as_str() != Some(TARGET),
+                    "{name} (failed or behind the halt) is not on {TARGET}:\n{}",
+                    c.describe()
+                );
+            } else {
                 assert_eq!(
                     mc["properties"]["currentKubernetesVersion"].as_str(),
                     Some(TARGET),
@@ -616,18 +737,29 @@ async fn campaigns(first: u64, seeds: u64, kills: usize) -> Vec<Campaign> {
     }
     let killed: usize = out.iter().map(|c| c.kills.len()).sum();
     let wall: f64 = out.iter().map(|c| c.wall.as_secs_f64()).sum();
+    let mut outcomes: BTreeMap<&str, usize> = BTreeMap::new();
+    for c in &out {
+        *outcomes.entry(c.status.as_str()).or_default() += 1;
+    }
+    let mut phases: BTreeMap<&str, usize> = BTreeMap::new();
+    for k in out.iter().flat_map(|c| &c.kills) {
+        for p in &k.phase {
+            *phases.entry(p.as_str()).or_default() += 1;
+        }
+    }
     eprintln!(
-        "crash test: {} seeds, {killed} kills, 0 duplicates, outcomes {:?}, {wall:.0} s",
+        "crash test: {} seeds, {killed} kills, 0 duplicates, rollouts {outcomes:?}, {wall:.0} s\n  kills that found (a kill counts under each): {phases:?}",
         out.len(),
-        out.iter().map(|c| c.status.as_str()).collect::<Vec<_>>()
     );
     out
 }
 
-/// The bounded campaign `cargo test` runs: 2 seeds (one `run`, one `serve`), 4 kills each.
+/// The bounded campaign `cargo test` runs: 2 seeds (one `serve` that succeeds, one `run`
+/// that halts), 4 kills each.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_at_seeded_moments_the_rollout_ends_as_the_policy_says_and_no_step_is_called_twice() {
-    let first = env_u64("CRASH_SEED", 6);
+    // Seed 7: serve, succeeds; seed 8: run, halts (see `scenario`).
+    let first = env_u64("CRASH_SEED", 7);
     let out = campaigns(first, 2, 4).await;
     for c in &out {
         assert!(
@@ -724,7 +856,10 @@ async fn killed_between_a_call_and_its_record_a_failed_operation_is_not_called_a
         if failed {
             break;
         }
-        assert!(t.elapsed() < Duration::from_secs(30), "the failing operation did not fail");
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "the failing operation did not fail"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // Where a kill before the record leaves the state file.
