@@ -5,7 +5,8 @@
 //! The fleet (`tests/fixtures/crash/fleet.yaml`) has clean clusters, a cluster whose pool
 //! upgrades fail (fault `operation_fails`: AKS accepts the call, the operation ends
 //! Failed) and a cluster whose pods never become Ready on the target (fault
-//! `pods_never_ready`: the health gate fails it). The policy is `policies/demo.yaml`:
+//! `pods_never_ready`: the health gate fails it). The policy is `policies/demo.yaml` with
+//! a longer gate timeout (`tests/fixtures/crash/policy.yaml`, which says why):
 //! dev and staging each allow one failed cluster (skip and continue), prod needs an
 //! approval (given by `--approve-as alice`, or through serve's API) and halts on its
 //! first failure. One seed in three uses `fleet-halts.yaml` instead, where the prod
@@ -60,7 +61,7 @@
 
 mod common;
 
-use common::procs::{Serve, Sim, ringmaster, spawn_serve, start_sim_on};
+use common::procs::{Serve, Sim, ringmaster, spawn_serve_on, start_sim_on};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -69,7 +70,7 @@ use std::time::{Duration, Instant};
 
 const FLEET: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/crash/fleet.yaml");
 const FLEET_HALTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/crash/fleet-halts.yaml");
-const POLICY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/policies/demo.yaml");
+const POLICY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/crash/policy.yaml");
 /// The version every clean cluster ends on (1.33's latest GA patch in the fleet).
 const TARGET: &str = "1.33.3";
 /// A fleet and how the rollout on it ends.
@@ -93,7 +94,7 @@ const SUCCEEDS: Scenario = Scenario {
     ends: "succeeded",
     failed: &["aks-dev-neu-01", "aks-stg-weu-01"],
     untouched: &[],
-    kill_span: Duration::from_millis(1400),
+    kill_span: Duration::from_millis(1600),
 };
 
 /// As `SUCCEEDS`, and prod's canary fails its control plane: prod halts before its
@@ -103,7 +104,7 @@ const HALTS: Scenario = Scenario {
     ends: "halted",
     failed: &["aks-dev-neu-01", "aks-stg-weu-01", "aks-prd-weu-02"],
     untouched: &["aks-prd-weu-01", "aks-prd-neu-01"],
-    kill_span: Duration::from_millis(500),
+    kill_span: Duration::from_millis(700),
 };
 
 /// Seeds 2, 5, 8, ... (mod 3 = 2) halt; the others succeed.
@@ -433,7 +434,7 @@ async fn start(mode: Mode, sim: &Sim, dir: &std::path::Path) -> Proc {
     match mode {
         Mode::Run => Proc::Run(spawn_run(sim, &dir.join("state.db"))),
         // spawn_serve blocks on serve's listen line.
-        Mode::Serve => Proc::Serve(tokio::task::block_in_place(|| spawn_serve(sim, dir, &[]))),
+        Mode::Serve => Proc::Serve(tokio::task::block_in_place(|| spawn_serve_on(sim, dir, POLICY, &[]))),
     }
 }
 
@@ -476,6 +477,32 @@ fn phase_at(state: &std::path::Path) -> Vec<String> {
         out.insert(format!("rollout {}", r.status));
     }
     out.into_iter().collect()
+}
+
+/// The rollout's status and every failed cluster's reason, from the state file.
+fn outcome_detail(state: &std::path::Path) -> String {
+    let Some(r) = ringmaster::store::Store::open(state)
+        .ok()
+        .and_then(|s| s.load_rollouts().ok())
+        .and_then(|mut v| v.pop())
+    else {
+        return "no rollout in the state file".into();
+    };
+    let v: Value = serde_json::from_str(&r.state_json).unwrap_or_default();
+    let mut out = format!("rollout {}", v["status"]);
+    for ring in v["rings"].as_array().into_iter().flatten() {
+        for cl in ring["waves"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|w| w["clusters"].as_array().into_iter().flatten())
+        {
+            if cl["status"]["state"] == "failed" {
+                let _ = write!(out, "\n  {} failed: {}", cl["id"]["name"], cl["status"]["reason"]);
+            }
+        }
+    }
+    out
 }
 
 /// One seed: kill the daemon `kills` times at the seed's points, then let it finish,
@@ -575,7 +602,8 @@ async fn campaign(seed: u64, kills: usize, mode: Mode) -> Campaign {
                         assert_eq!(
                             status.code(),
                             Some(sc.exit_code()),
-                            "the rollout ended as the policy says (exit {status:?}):\n{}",
+                            "the rollout ended as the policy says (exit {status:?}): {}\n{}",
+                            outcome_detail(&dir.path().join("state.db")),
                             c.describe()
                         );
                         break;
@@ -633,7 +661,13 @@ async fn campaign(seed: u64, kills: usize, mode: Mode) -> Campaign {
         c.describe()
     );
     c.status = rollouts[0].status.clone();
-    assert_eq!(c.status, sc.ends, "{}", c.describe());
+    assert_eq!(
+        c.status,
+        sc.ends,
+        "{}\n{}",
+        outcome_detail(&dir.path().join("state.db")),
+        c.describe()
+    );
     let state: Value = serde_json::from_str(&rollouts[0].state_json).unwrap();
     let mut clusters = BTreeMap::new();
     for ring in state["rings"].as_array().unwrap() {

@@ -87,7 +87,16 @@ impl Drop for Serve {
 /// `tokens.yaml` (the caller writes it), `platform-admins` as the operator group; `extra`
 /// flags go last. Returns once serve printed its listen line.
 pub fn spawn_serve(sim: &Sim, dir: &std::path::Path, extra: &[&str]) -> Serve {
-    let policy = concat!(env!("CARGO_MANIFEST_DIR"), "/policies/demo.yaml");
+    spawn_serve_on(
+        sim,
+        dir,
+        concat!(env!("CARGO_MANIFEST_DIR"), "/policies/demo.yaml"),
+        extra,
+    )
+}
+
+/// As [`spawn_serve`], on the policy file `policy`.
+pub fn spawn_serve_on(sim: &Sim, dir: &std::path::Path, policy: &str, extra: &[&str]) -> Serve {
     let state = dir.join("state.db").display().to_string();
     let tokens = dir.join("tokens.yaml").display().to_string();
     let mut args = vec![
