@@ -83,9 +83,11 @@ struct Scenario {
     failed: &'static [&'static str],
     /// Clusters never called: their ring halted before their wave.
     untouched: &'static [&'static str],
-    /// Longest wall-clock delay of a timed kill: about the rollout's length (at the
-    /// default time scale) over 10 kills, so that the kills spread over all of it.
-    kill_span: Duration,
+    /// About how long the rollout lasts in wall-clock time at the default time scale
+    /// when it is killed 10 times (measured: the simulated clock runs on while the
+    /// daemon is down). Kill delays are drawn so that the kills spread over about 80%
+    /// of it, whatever their number.
+    wall: Duration,
 }
 
 /// Each of dev and staging loses one cluster (within its budget); prod upgrades.
@@ -94,7 +96,7 @@ const SUCCEEDS: Scenario = Scenario {
     ends: "succeeded",
     failed: &["aks-dev-neu-01", "aks-stg-weu-01"],
     untouched: &[],
-    kill_span: Duration::from_millis(1600),
+    wall: Duration::from_secs(24),
 };
 
 /// As `SUCCEEDS`, and prod's canary fails its control plane: prod halts before its
@@ -104,7 +106,7 @@ const HALTS: Scenario = Scenario {
     ends: "halted",
     failed: &["aks-dev-neu-01", "aks-stg-weu-01", "aks-prd-weu-02"],
     untouched: &["aks-prd-weu-01", "aks-prd-neu-01"],
-    kill_span: Duration::from_millis(700),
+    wall: Duration::from_secs(12),
 };
 
 /// Seeds 2, 5, 8, ... (mod 3 = 2) halt; the others succeed.
@@ -160,8 +162,10 @@ impl Rng {
     }
 }
 
-fn kill_plan(seed: u64, kills: usize) -> Vec<KillAt> {
-    let span = scenario(seed).kill_span.as_millis() as u64;
+fn kill_plan(seed: u64, kills: usize, scale: f64) -> Vec<KillAt> {
+    // Mean delay 100 + span / 2 ms: the kills' delays add up to about 80% of the rollout.
+    let wall = (scenario(seed).wall.as_millis() as f64 * 600.0 / scale) as u64;
+    let span = (wall * 16 / 10 / kills.max(1) as u64).max(300) - 100;
     let mut rng = Rng::new(seed);
     (0..kills)
         .map(|_| {
@@ -531,7 +535,7 @@ async fn campaign(seed: u64, kills: usize, mode: Mode) -> Campaign {
         wall: Duration::ZERO,
         status: String::new(),
     };
-    for at in kill_plan(seed, kills) {
+    for at in kill_plan(seed, kills, scale.parse().expect("CRASH_TIME_SCALE is a number")) {
         let mut p = start(mode, &sim, dir.path()).await;
         let t = Instant::now();
         let w0 = arm.count_requests().await;
