@@ -46,11 +46,14 @@
 //!   on 1.33.3, the failing pool and the clusters behind a halt not.
 //!
 //! # Kill points
-//! Seeded (xorshift from the seed), printed with the outcome of each kill on failure:
-//! either a wall-clock delay after the start (spread over the whole rollout, so kills
-//! fall early, during soaks, gates and approval waits), or "right after the N-th new
-//! mutating request reaches the simulator, plus a few milliseconds", which lands between
-//! a call and the record of its answer (and, with N > 1, mid-operation).
+//! Seeded (xorshift from the seed), printed with the outcome of each kill on failure and
+//! with `--nocapture`: "once the simulator has logged the k-th mutating request, plus a
+//! delay". The targets k climb through the rollout's calls (kill i in the i-th slice),
+//! so kills spread over the whole rollout whatever the machine's speed (the simulated
+//! clock runs on while the daemon is down); half the delays are a few milliseconds
+//! (between a call and the record of its answer), half up to 2 s (mid-operation, in a
+//! gate, a soak, the prod approval or a maintenance-window wait). After each kill the
+//! state file says where the rollout stood, and the campaign sums it up.
 //!
 //! `cargo test --test crash_restart` runs a bounded campaign (2 seeds, 4 kills each, one
 //! with `serve`, one with `run`) and the regression test below. The full campaign is
@@ -83,11 +86,9 @@ struct Scenario {
     failed: &'static [&'static str],
     /// Clusters never called: their ring halted before their wave.
     untouched: &'static [&'static str],
-    /// About how long the rollout lasts in wall-clock time at the default time scale
-    /// when it is killed 10 times (measured: the simulated clock runs on while the
-    /// daemon is down). Kill delays are drawn so that the kills spread over about 80%
-    /// of it, whatever their number.
-    wall: Duration,
+    /// Mutating requests the rollout makes (measured; they mark its progress for the
+    /// kill plan, and are not asserted).
+    calls: usize,
 }
 
 /// Each of dev and staging loses one cluster (within its budget); prod upgrades.
@@ -96,7 +97,7 @@ const SUCCEEDS: Scenario = Scenario {
     ends: "succeeded",
     failed: &["aks-dev-neu-01", "aks-stg-weu-01"],
     untouched: &[],
-    wall: Duration::from_secs(24),
+    calls: 22,
 };
 
 /// As `SUCCEEDS`, and prod's canary fails its control plane: prod halts before its
@@ -106,7 +107,7 @@ const HALTS: Scenario = Scenario {
     ends: "halted",
     failed: &["aks-dev-neu-01", "aks-stg-weu-01", "aks-prd-weu-02"],
     untouched: &["aks-prd-weu-01", "aks-prd-neu-01"],
-    wall: Duration::from_secs(12),
+    calls: 13,
 };
 
 /// Seeds 2, 5, 8, ... (mod 3 = 2) halt; the others succeed.
@@ -137,12 +138,16 @@ enum Mode {
 
 /// Where a kill falls.
 #[derive(Debug, Clone, Copy)]
-enum KillAt {
-    /// This long after the process started.
-    After(Duration),
-    /// `delay` after the `n`-th mutating request (counted from the process's start)
-    /// reached the simulator; at `cap` after the start if fewer came.
-    AfterWrite { n: usize, delay: Duration, cap: Duration },
+struct KillAt {
+    /// Kill once the simulator's log holds this many mutating requests (the rollout's
+    /// progress, whatever the machine's speed) ...
+    calls: usize,
+    /// ... and this much later: a few milliseconds (between a call and the record of
+    /// its answer) or up to 2 simulated-time-scaled seconds (mid-operation, in a gate, a
+    /// soak, the approval or a maintenance window wait).
+    delay: Duration,
+    /// Or this long after the process's start, if the rollout gets no further.
+    cap: Duration,
 }
 
 struct Rng(u64);
@@ -163,21 +168,22 @@ impl Rng {
 }
 
 fn kill_plan(seed: u64, kills: usize, scale: f64) -> Vec<KillAt> {
-    // Mean delay 100 + span / 2 ms: the kills' delays add up to about 80% of the rollout.
-    let wall = (scenario(seed).wall.as_millis() as f64 * 600.0 / scale) as u64;
-    let span = (wall * 16 / 10 / kills.max(1) as u64).max(300) - 100;
+    // The kills' targets climb through the rollout's calls (kill i aims at a call in the
+    // i-th of `kills` equal slices of all but the last call), so they spread over the
+    // whole rollout; half the delays are short, half long.
+    let n = scenario(seed).calls.saturating_sub(1) as u64;
+    let kills_u = kills.max(1) as u64;
+    let scaled = |ms: u64| Duration::from_millis((ms as f64 * 600.0 / scale) as u64);
     let mut rng = Rng::new(seed);
-    (0..kills)
-        .map(|_| {
-            if rng.below(2) == 0 {
-                KillAt::After(Duration::from_millis(100 + rng.below(span)))
+    (0..kills_u)
+        .map(|i| KillAt {
+            calls: ((i * n + rng.below(n.max(1))) / kills_u) as usize,
+            delay: if rng.below(2) == 0 {
+                Duration::from_millis(rng.below(40))
             } else {
-                KillAt::AfterWrite {
-                    n: 1 + rng.below(3) as usize,
-                    delay: Duration::from_millis(rng.below(40)),
-                    cap: Duration::from_millis(span / 2 + rng.below(span)),
-                }
-            }
+                scaled(100 + rng.below(1900))
+            },
+            cap: scaled(6000),
         })
         .collect()
 }
@@ -541,6 +547,7 @@ async fn campaign(seed: u64, kills: usize, mode: Mode) -> Campaign {
         let w0 = arm.count_requests().await;
         let mut last_drive = Instant::now() - Duration::from_secs(1);
         let mut asked = false;
+        let mut kill_at: Option<Instant> = None;
         let ended = loop {
             if let Some(status) = p.child().try_wait().unwrap() {
                 // `run` ended before its kill: the rollout is over (checked below).
@@ -560,20 +567,10 @@ async fn campaign(seed: u64, kills: usize, mode: Mode) -> Campaign {
                 }
             }
             let elapsed = t.elapsed();
-            let due = match at {
-                KillAt::After(d) => elapsed >= d,
-                KillAt::AfterWrite { n, delay, cap } => {
-                    if elapsed >= cap {
-                        true
-                    } else if arm.count_requests().await >= w0 + n {
-                        tokio::time::sleep(delay).await;
-                        true
-                    } else {
-                        false
-                    }
-                }
-            };
-            if due {
+            if kill_at.is_none() && arm.count_requests().await >= at.calls {
+                kill_at = Some(Instant::now() + at.delay);
+            }
+            if elapsed >= at.cap || kill_at.is_some_and(|k| Instant::now() >= k) {
                 break false;
             }
             tokio::time::sleep(Duration::from_millis(15)).await;
