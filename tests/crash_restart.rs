@@ -128,6 +128,8 @@ const FAILING_POOL: (&str, &str) = ("aks-dev-neu-01", "user1");
 const TIME_SCALE: &str = "600";
 /// How long one rollout may take to finish once the kills are over.
 const FINISH_WITHIN: Duration = Duration::from_secs(240);
+/// How long the operator of a `serve` campaign takes to approve prod (wall clock).
+const APPROVAL_AFTER: Duration = Duration::from_millis(1500);
 const ALICE: &str = "alice-token-0123456789abcdef0123456789";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,7 +185,10 @@ fn kill_plan(seed: u64, kills: usize, scale: f64) -> Vec<KillAt> {
             } else {
                 scaled(100 + rng.below(1900))
             },
-            cap: scaled(6000),
+            // Above the policy's gate timeout (1h: 6 s at 600x): a daemon restarted more
+            // often than that never times a gate out (each restart gives a gate its whole
+            // timeout again, by design), and the never-Ready cluster would never fail.
+            cap: scaled(9000),
         })
         .collect()
 }
@@ -404,7 +409,7 @@ async fn serve_rollout(s: &Serve) -> Option<Value> {
 /// Drives serve as an operator would: start a rollout when none exists (once per
 /// process: `asked`), approve prod when it waits. Returns the rollout's state when it is
 /// terminal.
-async fn drive_serve(s: &Serve, asked: &mut bool) -> Option<String> {
+async fn drive_serve(s: &Serve, asked: &mut bool, waiting_since: &mut Option<Instant>) -> Option<String> {
     let http = reqwest::Client::new();
     let Some(r) = serve_rollout(s).await else {
         if std::mem::replace(asked, true) {
@@ -428,7 +433,15 @@ async fn drive_serve(s: &Serve, asked: &mut bool) -> Option<String> {
         .into_iter()
         .flatten()
         .any(|x| x["name"] == "prod" && x["status"]["state"] == "awaitingApproval");
-    if waiting && let Some(id) = r["id"].as_str() {
+    // The operator takes a while (`APPROVAL_AFTER`): kills fall in the approval wait too.
+    let since = *waiting_since.get_or_insert_with(Instant::now);
+    if !waiting {
+        *waiting_since = None;
+    }
+    if waiting
+        && since.elapsed() >= APPROVAL_AFTER
+        && let Some(id) = r["id"].as_str()
+    {
         let _ = http
             .post(format!("{}/api/v1/rollouts/{id}/rings/prod/approve", s.url))
             .bearer_auth(ALICE)
@@ -532,6 +545,8 @@ async fn campaign(seed: u64, kills: usize, mode: Mode) -> Campaign {
     let sc = scenario(seed);
     let sim = start_sim_on(dir.path(), sc.fleet, &scale);
     let arm = SimArm::new(&sim).await;
+    // When serve's prod ring was first seen waiting for its approval (across restarts).
+    let mut waiting_since: Option<Instant> = None;
     let mut c = Campaign {
         seed,
         mode,
@@ -561,7 +576,7 @@ async fn campaign(seed: u64, kills: usize, mode: Mode) -> Campaign {
             if mode == Mode::Serve && last_drive.elapsed() >= Duration::from_millis(200) {
                 last_drive = Instant::now();
                 if let Proc::Serve(s) = &p
-                    && drive_serve(s, &mut asked).await.is_some()
+                    && drive_serve(s, &mut asked, &mut waiting_since).await.is_some()
                 {
                     break true;
                 }
@@ -611,7 +626,7 @@ async fn campaign(seed: u64, kills: usize, mode: Mode) -> Campaign {
                     }
                 }
                 Proc::Serve(s) => {
-                    if drive_serve(s, &mut asked).await.is_some() {
+                    if drive_serve(s, &mut asked, &mut waiting_since).await.is_some() {
                         break;
                     }
                 }
