@@ -26,18 +26,20 @@ impl Drop for Sim {
 
 /// Starts the simulator on the demo fleet at `time_scale` and waits for its ready line.
 pub fn start_sim(dir: &std::path::Path, time_scale: &str) -> Sim {
+    start_sim_on(
+        dir,
+        concat!(env!("CARGO_MANIFEST_DIR"), "/examples/fleets/demo.yaml"),
+        time_scale,
+    )
+}
+
+/// Starts the simulator on the fleet file `fleet` at `time_scale` and waits for its ready line.
+pub fn start_sim_on(dir: &std::path::Path, fleet: &str, time_scale: &str) -> Sim {
     // The test's own reqwest clients need a crypto provider (reqwest is built without one).
     ringmaster::identity::install_crypto_provider();
     let env_file = dir.join("sim.env");
     let mut child = Command::new(bin())
-        .args([
-            "sim",
-            "--fleet",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/examples/fleets/demo.yaml"),
-            "--time-scale",
-            time_scale,
-            "--env-file",
-        ])
+        .args(["sim", "--fleet", fleet, "--time-scale", time_scale, "--env-file"])
         .arg(&env_file)
         .arg("--state-dir")
         .arg(dir)
@@ -85,7 +87,16 @@ impl Drop for Serve {
 /// `tokens.yaml` (the caller writes it), `platform-admins` as the operator group; `extra`
 /// flags go last. Returns once serve printed its listen line.
 pub fn spawn_serve(sim: &Sim, dir: &std::path::Path, extra: &[&str]) -> Serve {
-    let policy = concat!(env!("CARGO_MANIFEST_DIR"), "/policies/demo.yaml");
+    spawn_serve_on(
+        sim,
+        dir,
+        concat!(env!("CARGO_MANIFEST_DIR"), "/policies/demo.yaml"),
+        extra,
+    )
+}
+
+/// As [`spawn_serve`], on the policy file `policy`.
+pub fn spawn_serve_on(sim: &Sim, dir: &std::path::Path, policy: &str, extra: &[&str]) -> Serve {
     let state = dir.join("state.db").display().to_string();
     let tokens = dir.join("tokens.yaml").display().to_string();
     let mut args = vec![
