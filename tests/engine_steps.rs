@@ -149,35 +149,13 @@ fn audits(cmds: &[Command]) -> Vec<String> {
 /// settle time runs from the watch time, not from when the loop got to it.
 #[test]
 fn a_late_healthy_observation_counts_from_when_it_was_seen() {
-    let fleet = support::demo_snapshot::load_fleet("demo.yaml");
-    let snapshot = support::demo_snapshot::snapshot(&fleet);
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/demo.yaml");
-    let text = std::fs::read_to_string(&path).unwrap();
-    let file = path.display().to_string();
-    let policy = ringmaster::policy::compile_with_snapshot(&file, &text, Some(&snapshot)).unwrap();
-    let now0 = snapshot.taken_at;
-    let plan = ringmaster::plan::plan(&snapshot, &policy, now0);
-    let settings = Settings::from_policy(&policy);
-    let mut r = Rollout::new("late".into(), file, text, plan, now0);
+    let (mut r, settings) = demo();
     // Answer every command as AKS would until the first gate begins.
-    let mut now = now0;
-    let mut inputs = vec![Input::Tick];
-    let step = 'found: loop {
-        let input = inputs.pop().expect("a gate begins before the inputs run out");
-        for c in engine::advance(&mut r, &settings, input, now) {
-            match c {
-                Command::TakeBaseline { cluster, .. } => inputs.push(Input::BaselineTaken {
-                    cluster,
-                    baseline: serde_json::Value::Null,
-                }),
-                Command::StartStep { step, .. } => inputs.push(Input::StepAccepted { step, op: None }),
-                Command::FollowOperation { step, .. } => inputs.push(Input::OperationFinished { step, result: Ok(()) }),
-                Command::Gate { step, .. } => break 'found step,
-                _ => {}
-            }
-        }
-        now += Duration::seconds(1);
-    };
+    let start = r.created_at;
+    let (step, _) = run_until(&mut r, &settings, start, |_, c| match c {
+        Command::Gate { step, .. } => Some(*step),
+        _ => None,
+    });
     let StepStatus::Gating { since, .. } = r.step(step).status.clone() else {
         panic!("the step is gating")
     };
