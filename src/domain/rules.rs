@@ -20,7 +20,10 @@ pub const THREE_MINOR_LAG_FROM: MinorVersion = MinorVersion::new(1, 28);
 /// How many minors a pool may be behind a control plane on `control_plane`
 /// (`NodePoolMcVersionIncompatible` beyond). A pool upgrade may cross any number of minors
 /// within this window: AKS's docs set no per-upgrade limit for pools (an earlier reading
-/// here, one minor per pool upgrade, had no source and is gone).
+/// here, one minor per pool upgrade, had no source and is gone). The 2026-10-01 OpenAPI's
+/// `orchestratorVersion` text still says "within two minor versions"; if AKS enforced
+/// that, a 1.28+ control-plane step leaving a pool 3 behind would be refused (a failed
+/// step, never a broken cluster): to confirm against a real subscription.
 pub fn pool_max_minor_lag(control_plane: KubeVersion) -> i64 {
     if control_plane.minor_version() >= THREE_MINOR_LAG_FROM {
         3
