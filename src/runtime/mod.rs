@@ -200,16 +200,11 @@ impl Runtime {
             }
             self.step(order_batch(batch, woke), shutdown.as_mut()).await?;
             if self.rollout.status.is_terminal() {
-                // Let nothing we started keep running in the background.
-                for (_, g) in self.gates.drain() {
-                    g.abort();
-                }
                 break;
             }
         }
-        for t in self.tasks.drain(..) {
-            t.abort();
-        }
+        // Let nothing we started keep running in the background, but the aborts.
+        self.stop_tasks();
         for a in self.aborts.drain(..) {
             if tokio::time::timeout(ABORT_WAIT, a).await.is_err() {
                 warn!("an abort call to AKS did not finish in time");
@@ -381,6 +376,16 @@ impl Runtime {
         );
     }
 
+    /// Cancels the gates and the executor's tasks (not the calls to AKS's abort).
+    fn stop_tasks(&mut self) {
+        for (_, g) in self.gates.drain() {
+            g.abort();
+        }
+        for t in self.tasks.drain(..) {
+            t.abort();
+        }
+    }
+
     fn execute(&mut self, cmd: Command) {
         let sh = self.shared.clone();
         match cmd {
@@ -426,11 +431,9 @@ impl Runtime {
 /// of a gone daemon may go on acting beside the one that resumes the rollout.
 impl Drop for Runtime {
     fn drop(&mut self) {
-        for (_, g) in self.gates.drain() {
-            g.abort();
-        }
-        for t in self.tasks.drain(..).chain(self.aborts.drain(..)) {
-            t.abort();
+        self.stop_tasks();
+        for a in self.aborts.drain(..) {
+            a.abort();
         }
         self.shared.watches.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
