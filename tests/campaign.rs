@@ -6,7 +6,7 @@
 
 mod sim_campaign;
 
-use sim_campaign::{Outcome, run_seed};
+use sim_campaign::{Totals, run_seed};
 
 #[test]
 fn seeded_rollouts_through_the_real_runtime_keep_every_safety_rule() {
@@ -21,23 +21,13 @@ fn seeded_rollouts_through_the_real_runtime_keep_every_safety_rule() {
         .unwrap_or(24);
     let t = std::time::Instant::now();
     let reports = sim_campaign::run_seeds(1..=seeds);
-    let count = |o: Outcome| reports.iter().filter(|r| r.outcome == o).count();
-    let clean = reports.iter().filter(|r| r.clean).count();
-    eprintln!(
-        "{seeds} seeds in {:.1}s: {} succeeded, {} halted, {} aborted, {} waiting; {clean} clean; {} restarts; {} checks",
-        t.elapsed().as_secs_f64(),
-        count(Outcome::Succeeded),
-        count(Outcome::Halted),
-        count(Outcome::Aborted),
-        count(Outcome::Waiting),
-        reports.iter().map(|r| r.restarts).sum::<u32>(),
-        reports.iter().map(|r| r.checks).sum::<u64>(),
-    );
+    let totals = Totals::of(&reports);
+    eprintln!("{seeds} seeds in {:.1}s\n{totals}", t.elapsed().as_secs_f64());
     // The campaign must exercise what it claims to: successes (progress), failures
     // caught, restarts, and seeds that were not clean.
-    assert!(count(Outcome::Succeeded) > 0 && count(Outcome::Halted) + count(Outcome::Aborted) > 0);
-    assert!(reports.iter().any(|r| r.restarts > 0));
-    assert!(reports.iter().any(|r| r.failed_clusters > 0));
+    assert!(totals.succeeded > 0 && totals.halted + totals.aborted > 0);
+    assert!(totals.restarts > 0);
+    assert!(totals.failed_clusters > 0);
 }
 
 /// Seeds that found bugs, kept (they replay the same scenario while the generator in

@@ -91,12 +91,10 @@ pub struct Checker {
 /// The resource and the desired state a mutating request asks for: two accepted
 /// requests with the same key are the same step sent twice.
 fn step_key(w: &WriteRecord) -> Option<(String, String, String)> {
-    let lower = w.path.to_ascii_lowercase();
-    let segs: Vec<&str> = lower.trim_matches('/').split('/').collect();
-    let ci = segs.iter().position(|s| *s == "managedclusters")? + 1;
-    let cluster = segs.get(ci)?.to_string();
+    let (cluster, rest) = cluster_and_rest(w)?;
+    let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
     let props = w.body.as_ref().and_then(|b| b.get("properties"));
-    match &segs[ci + 1..] {
+    match rest.as_slice() {
         [] => Some((
             cluster,
             "control-plane".into(),
@@ -114,11 +112,18 @@ fn step_key(w: &WriteRecord) -> Option<(String, String, String)> {
     }
 }
 
-fn cluster_of(w: &WriteRecord) -> Option<String> {
+/// The cluster a logged request was for (lower case).
+pub fn cluster_of(w: &WriteRecord) -> Option<String> {
+    cluster_and_rest(w).map(|(c, _)| c)
+}
+
+/// A request path's cluster and the segments after it, in lower case.
+fn cluster_and_rest(w: &WriteRecord) -> Option<(String, Vec<String>)> {
     let lower = w.path.to_ascii_lowercase();
-    let segs: Vec<&str> = lower.trim_matches('/').split('/').collect();
-    let ci = segs.iter().position(|s| *s == "managedclusters")? + 1;
-    segs.get(ci).map(|s| s.to_string())
+    let mut segs = lower.trim_matches('/').split('/');
+    segs.by_ref().find(|s| *s == "managedclusters")?;
+    let cluster = segs.next()?.to_string();
+    Some((cluster, segs.map(str::to_string).collect()))
 }
 
 /// POSTs to `list...` actions (credentials) read; everything else in the log writes.

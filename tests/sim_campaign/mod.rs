@@ -55,6 +55,63 @@ pub struct Report {
     pub simulated: chrono::Duration,
 }
 
+/// What a run of seeds added up to.
+#[derive(Debug, Default)]
+pub struct Totals {
+    pub succeeded: usize,
+    pub halted: usize,
+    pub aborted: usize,
+    pub waiting: usize,
+    pub clean: usize,
+    pub failed_clusters: usize,
+    pub restarts: u32,
+    pub writes: usize,
+    pub checks: u64,
+    pub simulated_secs: i64,
+}
+
+impl Totals {
+    pub fn of(reports: &[Report]) -> Totals {
+        let mut t = Totals::default();
+        for r in reports {
+            match r.outcome {
+                Outcome::Succeeded => t.succeeded += 1,
+                Outcome::Halted => t.halted += 1,
+                Outcome::Aborted => t.aborted += 1,
+                Outcome::Waiting => t.waiting += 1,
+            }
+            t.clean += usize::from(r.clean);
+            t.failed_clusters += r.failed_clusters;
+            t.restarts += r.restarts;
+            t.writes += r.writes;
+            t.checks += r.checks;
+            t.simulated_secs += r.simulated.num_seconds();
+        }
+        t
+    }
+}
+
+impl std::fmt::Display for Totals {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "outcomes: {} succeeded, {} halted, {} aborted, {} still waiting at the horizon (approval never given or pause never lifted)",
+            self.succeeded, self.halted, self.aborted, self.waiting
+        )?;
+        writeln!(
+            f,
+            "clean seeds (must succeed): {}; clusters failed as their fault requires or otherwise: {}; daemon restarts: {}",
+            self.clean, self.failed_clusters, self.restarts
+        )?;
+        writeln!(
+            f,
+            "mutating requests judged: {}; invariant checks made: {}; broken: 0",
+            self.writes, self.checks
+        )?;
+        write!(f, "simulated time: {:.0} days", self.simulated_secs as f64 / 86_400.0)
+    }
+}
+
 /// Simulated time after which a rollout still running counts as waiting forever.
 const HORIZON: Duration = Duration::from_secs(3 * 24 * 3600);
 
@@ -120,13 +177,6 @@ fn reopen(state: &std::path::Path) -> ringmaster::store::Store {
             Err(e) => panic!("the state file stays busy after a restart: {e}"),
         }
     }
-}
-
-/// The cluster a logged request was for.
-fn cluster_of_path(w: &ringmaster::sim::world::WriteRecord) -> Option<String> {
-    let mut segs = w.path.split('/');
-    segs.by_ref().find(|s| s.eq_ignore_ascii_case("managedClusters"))?;
-    segs.next().map(str::to_string)
 }
 
 fn id_of(rollout: &Rollout, name: &str) -> Option<ClusterId> {
@@ -267,11 +317,11 @@ async fn run(sc: Scenario) -> Report {
             Ok(()) = logged.changed(), if !crashes.is_empty() => {
                 logged.borrow_and_update();
                 let started: Vec<Option<String>> = sim.with_world(|w| {
-                    w.writes.iter().filter(|x| x.operation.is_some()).map(cluster_of_path).collect()
+                    w.writes.iter().filter(|x| x.operation.is_some()).map(check::cluster_of).collect()
                 });
                 let hit = crashes.iter().position(|(at, _)| match at {
                     CrashAt::NthOperation(n) => started.len() >= *n,
-                    CrashAt::FirstOperationOn(c) => started.last().is_some_and(|x| x.as_deref() == Some(c.as_str())),
+                    CrashAt::FirstOperationOn(c) => started.last().is_some_and(|x| x.as_deref().is_some_and(|x| x.eq_ignore_ascii_case(c))),
                 });
                 if let Some(i) = hit {
                     let (_, down) = crashes.remove(i);
