@@ -381,23 +381,17 @@ impl Proc {
     }
 }
 
-/// Serve's view of its rollout (the first listed), or None before one exists.
-async fn serve_rollout(s: &Serve) -> Option<Value> {
-    let http = reqwest::Client::new();
-    let list: Value = http
-        .get(format!("{}/api/v1/rollouts", s.url))
+/// An authenticated request to serve, as the operator alice (10 s bound).
+fn as_alice(s: &Serve, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+    reqwest::Client::new()
+        .request(method, format!("{}{path}", s.url))
         .bearer_auth(ALICE)
         .timeout(Duration::from_secs(10))
-        .send()
-        .await
-        .ok()?
-        .json()
-        .await
-        .ok()?;
-    let id = list["rollouts"].as_array()?.first()?["id"].as_str()?.to_string();
-    http.get(format!("{}/api/v1/rollouts/{id}", s.url))
-        .bearer_auth(ALICE)
-        .timeout(Duration::from_secs(10))
+}
+
+/// A GET's JSON answer, or None if it could not be had.
+async fn get_json(s: &Serve, path: &str) -> Option<Value> {
+    as_alice(s, reqwest::Method::GET, path)
         .send()
         .await
         .ok()?
@@ -406,20 +400,23 @@ async fn serve_rollout(s: &Serve) -> Option<Value> {
         .ok()
 }
 
+/// Serve's view of its rollout (the first listed), or None before one exists.
+async fn serve_rollout(s: &Serve) -> Option<Value> {
+    let list = get_json(s, "/api/v1/rollouts").await?;
+    let id = list["rollouts"].as_array()?.first()?["id"].as_str()?.to_string();
+    get_json(s, &format!("/api/v1/rollouts/{id}")).await
+}
+
 /// Drives serve as an operator would: start a rollout when none exists (once per
 /// process: `asked`), approve prod when it waits. Returns the rollout's state when it is
 /// terminal.
 async fn drive_serve(s: &Serve, asked: &mut bool, waiting_since: &mut Option<Instant>) -> Option<String> {
-    let http = reqwest::Client::new();
     let Some(r) = serve_rollout(s).await else {
         if std::mem::replace(asked, true) {
             return None;
         }
-        let _ = http
-            .post(format!("{}/api/v1/rollouts", s.url))
-            .bearer_auth(ALICE)
+        let _ = as_alice(s, reqwest::Method::POST, "/api/v1/rollouts")
             .json(&json!({ "reason": "crash test" }))
-            .timeout(Duration::from_secs(10))
             .send()
             .await;
         return None;
@@ -442,13 +439,14 @@ async fn drive_serve(s: &Serve, asked: &mut bool, waiting_since: &mut Option<Ins
         && since.elapsed() >= APPROVAL_AFTER
         && let Some(id) = r["id"].as_str()
     {
-        let _ = http
-            .post(format!("{}/api/v1/rollouts/{id}/rings/prod/approve", s.url))
-            .bearer_auth(ALICE)
-            .json(&json!({ "comment": "crash test" }))
-            .timeout(Duration::from_secs(10))
-            .send()
-            .await;
+        let _ = as_alice(
+            s,
+            reqwest::Method::POST,
+            &format!("/api/v1/rollouts/{id}/rings/prod/approve"),
+        )
+        .json(&json!({ "comment": "crash test" }))
+        .send()
+        .await;
     }
     None
 }
