@@ -27,6 +27,10 @@ pub struct Problem {
 pub struct Discovery {
     pub snapshot: FleetSnapshot,
     pub problems: Vec<Problem>,
+    /// The listed ARM documents, for what the snapshot leaves out (preflight reads the
+    /// pools' sizes, subnets and surge settings from here instead of reading again).
+    #[serde(skip)]
+    pub raw: BTreeMap<ClusterId, ManagedCluster>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +57,7 @@ pub async fn discover(
 ) -> Result<Discovery, DiscoveryError> {
     let mut problems = Vec::new();
     let mut clusters = Vec::new();
+    let mut raw = BTreeMap::new();
     // (location, os sku) -> a pool to ask for the latest image.
     let mut image_probe: BTreeMap<(String, String), (ClusterId, String)> = BTreeMap::new();
     let mut region_sub: BTreeMap<String, String> = BTreeMap::new();
@@ -71,6 +76,7 @@ pub async fn discover(
                             .entry((loc.clone(), p.os_sku.clone()))
                             .or_insert_with(|| (state.id.clone(), p.name.clone()));
                     }
+                    raw.insert(state.id.clone(), mc);
                     clusters.push(state);
                 }
                 Err(reason) => problems.push(Problem {
@@ -116,6 +122,7 @@ pub async fn discover(
             catalogue,
         },
         problems,
+        raw,
     })
 }
 

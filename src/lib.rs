@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod notify;
 pub mod plan;
 pub mod policy;
+pub mod preflight;
 pub mod runtime;
 pub mod schedule;
 pub mod service;

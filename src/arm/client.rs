@@ -12,6 +12,11 @@ use super::error::ArmError;
 use super::http::{ArmHttp, RawResponse};
 use super::lro::OperationRef;
 use super::models::*;
+
+/// api-version of `Microsoft.Compute` usage reads.
+pub const COMPUTE_API_VERSION: &str = "2024-07-01";
+/// api-version of `Microsoft.Network` usage reads.
+pub const NETWORK_API_VERSION: &str = "2024-05-01";
 use crate::domain::fleet::ClusterId;
 use crate::identity::Redacted;
 use base64::Engine;
@@ -149,6 +154,22 @@ impl AksClient {
     pub async fn maintenance_configurations(&self, c: &ClusterId) -> Result<Vec<MaintenanceConfiguration>, ArmError> {
         self.paged(self.http.url(&format!("{}/maintenanceConfigurations", c.arm_path())))
             .await
+    }
+
+    /// vCPU usage and quota per VM family (and `cores`, the regional total) of a
+    /// subscription in a region (`Microsoft.Compute`, api-version [`COMPUTE_API_VERSION`]).
+    pub async fn compute_usages(&self, subscription: &str, location: &str) -> Result<Vec<Usage>, ArmError> {
+        let path = format!(
+            "/subscriptions/{subscription}/providers/Microsoft.Compute/locations/{location}/usages?api-version={COMPUTE_API_VERSION}"
+        );
+        self.paged(self.http.url_as_is(&path)).await
+    }
+
+    /// Address usage of every subnet of a virtual network (`vnet_id` is its ARM id;
+    /// `Microsoft.Network`, api-version [`NETWORK_API_VERSION`]).
+    pub async fn vnet_usages(&self, vnet_id: &str) -> Result<Vec<Usage>, ArmError> {
+        let path = format!("{vnet_id}/usages?api-version={NETWORK_API_VERSION}");
+        self.paged(self.http.url_as_is(&path)).await
     }
 
     /// The user kubeconfig (decoded). A secret: keep it in [`Redacted`].

@@ -170,6 +170,11 @@ impl ArmHttp {
         format!("{}{path}{sep}api-version={}", self.base, super::API_VERSION)
     }
 
+    /// A URL for a path that carries its own `api-version` (another resource provider's).
+    pub fn url_as_is(&self, path_and_query: &str) -> String {
+        format!("{}{path_and_query}", self.base)
+    }
+
     fn check_host(&self, url: &str, method: &Method) -> Result<(), ArmError> {
         let host = url
             .split("://")

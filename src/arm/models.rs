@@ -54,6 +54,22 @@ pub struct ManagedClusterProperties {
     pub aad_profile: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disable_local_accounts: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_profile: Option<NetworkProfile>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// `networkProfile`: preflight needs the plugin to know whether pods take subnet addresses.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkProfile {
+    /// azure | kubenet | none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_plugin: Option<String>,
+    /// overlay (Azure CNI Overlay: pods take addresses from a private CIDR, not the subnet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_plugin_mode: Option<String>,
     #[serde(flatten)]
     pub extra: Extra,
 }
@@ -122,6 +138,12 @@ pub struct AgentPoolProperties {
     pub provisioning_state: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upgrade_settings: Option<UpgradeSettings>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vm_size: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_pods: Option<u32>,
+    #[serde(rename = "vnetSubnetID", default, skip_serializing_if = "Option::is_none")]
+    pub vnet_subnet_id: Option<String>,
     #[serde(rename = "eTag", default, skip_serializing_if = "Option::is_none")]
     pub e_tag: Option<String>,
     #[serde(flatten)]
@@ -274,6 +296,31 @@ pub struct OperationError {
     pub code: String,
     #[serde(default)]
     pub message: String,
+}
+
+/// One entry of a usage list: `Microsoft.Compute/locations/{l}/usages` (vCPUs per VM
+/// family, `cores` for the region) or `Microsoft.Network/virtualNetworks/{v}/usages`
+/// (addresses per subnet, `id` the subnet's).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Usage {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    pub current_value: i64,
+    pub limit: i64,
+    #[serde(default)]
+    pub name: UsageName,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UsageName {
+    #[serde(default)]
+    pub value: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub localized_value: Option<String>,
 }
 
 /// A page of a list answer.

@@ -7,7 +7,7 @@
 //! 1,000-cluster fleet does not hold 1,000 watches.
 
 mod auth;
-mod snapshot;
+pub(crate) mod snapshot;
 mod watch;
 
 pub use snapshot::{KubeSnapshot, NodeInfo, OwnerKey, OwnerPods, PodInfo};

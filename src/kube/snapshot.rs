@@ -65,7 +65,7 @@ pub struct KubeSnapshot {
     pub nodes: Vec<NodeInfo>,
 }
 
-pub(super) fn pod_info(p: &Pod) -> Option<PodInfo> {
+pub(crate) fn pod_info(p: &Pod) -> Option<PodInfo> {
     let meta = &p.metadata;
     let namespace = meta.namespace.clone()?;
     let name = meta.name.clone()?;
@@ -110,7 +110,7 @@ pub(super) fn pod_info(p: &Pod) -> Option<PodInfo> {
     })
 }
 
-pub(super) fn node_info(n: &Node) -> Option<NodeInfo> {
+pub(crate) fn node_info(n: &Node) -> Option<NodeInfo> {
     let name = n.metadata.name.clone()?;
     let labels = n.metadata.labels.clone().unwrap_or_default();
     let status = n.status.as_ref();
