@@ -38,6 +38,13 @@ enum Command {
     /// Plan a rollout for the live fleet: every step with its reason and earliest
     /// start, every skipped cluster with why. Changes nothing.
     Plan(PlanArgs),
+    /// Predict what would make AKS refuse or fail the plan's upgrades, for every cluster
+    /// the plan touches: PDBs that allow no drain, deprecated APIs the target removes,
+    /// vCPU quota and subnet addresses for the surge (per wave), stopped or failed
+    /// clusters, competing auto-upgraders, end of support (docs/preflight.md).
+    /// Changes nothing. Exit 0 when nothing blocks, 3 when something does, 2 for a bad
+    /// policy.
+    Preflight(PreflightArgs),
     /// Run a whole rollout on a simulated fleet: the simulator in-process with an
     /// accelerated clock, ring by ring, with live progress, the approval before prod,
     /// and a summary. Exits 0 when the rollout ended as the policy says it must.
@@ -210,6 +217,16 @@ struct PlanArgs {
     azure: ringmaster::identity::AzureConfig,
 }
 
+#[derive(clap::Args)]
+struct PreflightArgs {
+    #[command(flatten)]
+    plan: PlanArgs,
+    /// YAML map of minor version to the day it leaves AKS support (`"1.31": 2026-12-15`),
+    /// for the end-of-support check: ARM does not publish these dates.
+    #[arg(long, env = "RINGMASTER_SUPPORT_CALENDAR")]
+    support_calendar: Option<PathBuf>,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 enum Output {
     Table,
@@ -299,6 +316,7 @@ async fn main() -> ExitCode {
             Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(2) })
         }
         Command::Plan(args) => run_plan(args).await,
+        Command::Preflight(args) => run_preflight(args).await,
         Command::Run(a) => ringmaster::service::run::run(ringmaster::service::run::RunOptions {
             policy: a.policy,
             state: a.state,
@@ -429,7 +447,17 @@ async fn run_upgrades(args: UpgradesArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn run_plan(args: PlanArgs) -> Result<ExitCode> {
+/// A discovery poll and the plan of a policy over it (what `plan` and `preflight` share).
+struct Planned {
+    client: ringmaster::arm::AksClient,
+    discovery: ringmaster::discovery::Discovery,
+    policy: ringmaster::policy::Policy,
+    plan: ringmaster::plan::Plan,
+    now: chrono::DateTime<chrono::Utc>,
+}
+
+/// Compiles the policy (exit 2 on errors, printed), discovers the fleet, plans.
+async fn plan_fleet(args: &PlanArgs) -> Result<Result<Planned, ExitCode>> {
     use ringmaster::clock::{Clock, SystemClock};
     let text = std::fs::read_to_string(&args.policy).with_context(|| format!("reading {}", args.policy.display()))?;
     let file = args.policy.display().to_string();
@@ -438,7 +466,7 @@ async fn run_plan(args: PlanArgs) -> Result<ExitCode> {
         Ok(p) => p,
         Err(e) => {
             eprintln!("{e}");
-            return Ok(ExitCode::from(2));
+            return Ok(Err(ExitCode::from(2)));
         }
     };
     let clock: std::sync::Arc<dyn Clock> = std::sync::Arc::new(SystemClock);
@@ -463,15 +491,66 @@ async fn run_plan(args: PlanArgs) -> Result<ExitCode> {
         Ok(p) => p,
         Err(e) => {
             eprintln!("{e}");
-            return Ok(ExitCode::from(2));
+            return Ok(Err(ExitCode::from(2)));
         }
     };
     let plan = ringmaster::plan::plan(&discovery.snapshot, &policy, now);
+    Ok(Ok(Planned {
+        client,
+        discovery,
+        policy,
+        plan,
+        now,
+    }))
+}
+
+async fn run_plan(args: PlanArgs) -> Result<ExitCode> {
+    let p = match plan_fleet(&args).await? {
+        Ok(p) => p,
+        Err(code) => return Ok(code),
+    };
     match args.output {
-        Output::Json => println!("{}", ringmaster::plan::render::json(&plan)),
-        Output::Table => print!("{}", ringmaster::plan::render::table(&plan)),
+        Output::Json => println!("{}", ringmaster::plan::render::json(&p.plan)),
+        Output::Table => print!("{}", ringmaster::plan::render::table(&p.plan)),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn run_preflight(args: PreflightArgs) -> Result<ExitCode> {
+    use ringmaster::preflight;
+    ringmaster::identity::install_crypto_provider();
+    let support = match &args.support_calendar {
+        None => Default::default(),
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            match ringmaster::upgrades::parse_calendar(&path.display().to_string(), &text) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return Ok(ExitCode::from(2));
+                }
+            }
+        }
+    };
+    let p = match plan_fleet(&args.plan).await? {
+        Ok(p) => p,
+        Err(code) => return Ok(code),
+    };
+    let tokens = std::sync::Arc::new(ringmaster::identity::AzureTokens::new(
+        args.plan.azure.clone(),
+        args.plan.azure.http_client()?,
+    )?);
+    let settings = preflight::checks::CheckSettings::from_policy(&p.policy);
+    let report = preflight::run(&p.client, tokens, &p.discovery, &p.plan, &settings, support, p.now).await;
+    match args.plan.output {
+        Output::Json => println!("{}", preflight::render::json(&report)),
+        Output::Table => print!("{}", preflight::render::table(&report)),
+    }
+    Ok(if report.blocking() > 0 {
+        ExitCode::from(preflight::EXIT_BLOCKED)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 async fn run_serve(a: ServeArgs) -> Result<ExitCode> {

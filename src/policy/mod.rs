@@ -46,6 +46,38 @@ pub struct Policy {
     pub steps: Steps,
     pub gates: Gates,
     pub schedule: Schedule,
+    pub preflight: Preflight,
+}
+
+/// What happens to a cluster whose preflight finds something blocking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum OnBlock {
+    /// Leave the cluster alone (reported; not a failed upgrade).
+    Skip,
+    /// Halt the rollout.
+    Halt,
+    /// Check again every few minutes until it clears, up to `wait_up_to`, then skip.
+    Wait,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Preflight {
+    pub enabled: bool,
+    pub on_block: OnBlock,
+    pub wait_up_to: Duration,
+    pub allow_force_upgrade: bool,
+}
+
+impl Default for Preflight {
+    fn default() -> Self {
+        Preflight {
+            enabled: true,
+            on_block: OnBlock::Skip,
+            wait_up_to: Duration::from_secs(24 * 3600),
+            allow_force_upgrade: false,
+        }
+    }
 }
 
 /// Which clusters the policy manages.

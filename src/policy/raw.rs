@@ -31,6 +31,24 @@ pub struct RawPolicy {
     /// When steps may start.
     #[serde(default)]
     pub schedule: RawSchedule,
+    /// What a blocking preflight finding does to a cluster (docs/preflight.md).
+    #[serde(default)]
+    pub preflight: RawPreflight,
+}
+
+/// Preflight before each cluster's first step.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPreflight {
+    /// Whether the engine runs preflight before each cluster's first step. Default true.
+    pub enabled: Option<bool>,
+    /// skip | halt | wait. Default skip.
+    pub on_block: Option<Spanned<String>>,
+    /// With `wait`: how long to re-check before skipping the cluster. Default 24h.
+    pub wait_up_to: Option<Spanned<String>>,
+    /// Whether ringmaster may set AKS's deprecated-API override (`forceUpgrade` with
+    /// `until`) on control-plane minor upgrades. Default false.
+    pub allow_force_upgrade: Option<bool>,
 }
 
 /// Fleet selection: subscriptions, then `include` (any of), then `exclude` (any of).

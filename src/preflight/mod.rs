@@ -173,3 +173,38 @@ pub fn sort_findings(f: &mut [Finding]) {
         (a.severity, rank(a.check), &a.pool, &a.seen).cmp(&(b.severity, rank(b.check), &b.pool, &b.seen))
     });
 }
+
+/// Preflight of every cluster `plan` touches: reads what the checks need (see [`read`])
+/// and runs them.
+pub async fn run(
+    arm: &crate::arm::AksClient,
+    tokens: std::sync::Arc<dyn crate::identity::TokenSource>,
+    discovery: &crate::discovery::Discovery,
+    plan: &crate::plan::Plan,
+    settings: &checks::CheckSettings,
+    support: crate::upgrades::SupportCalendar,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Report {
+    let ids: Vec<ClusterId> = plan
+        .rings
+        .iter()
+        .flat_map(|r| &r.waves)
+        .flat_map(|w| &w.clusters)
+        .map(|c| c.id.clone())
+        .collect();
+    let (facts, reads) = read::read_fleet(
+        arm,
+        tokens,
+        &discovery.snapshot.clusters,
+        &discovery.raw,
+        &ids,
+        support,
+    )
+    .await;
+    Report {
+        taken_at: now,
+        target: plan.target.version.map(|v| v.to_string()).or(Some(plan.target.channel.clone())),
+        clusters: checks::run(plan, &facts, &discovery.snapshot.catalogue, settings, now),
+        reads,
+    }
+}

@@ -55,6 +55,7 @@ pub fn compile_raw(file: &str, raw: &RawPolicy, snapshot: Option<&FleetSnapshot>
         steps,
         gates,
         schedule,
+        preflight: c.preflight(&raw.preflight),
     };
     if let Some(s) = snapshot {
         c.against_snapshot(raw, &policy, s);
@@ -282,6 +283,24 @@ impl Compiler {
             allow,
             deny,
             node_image,
+        }
+    }
+
+    fn preflight(&mut self, p: &RawPreflight) -> Preflight {
+        let d = Preflight::default();
+        let on_block = match p.on_block.as_ref().map(|o| self.one_of(o, &["skip", "halt", "wait"], "on_block")) {
+            Some(Some("halt")) => OnBlock::Halt,
+            Some(Some("wait")) => OnBlock::Wait,
+            _ => OnBlock::Skip,
+        };
+        if let (Some(w), false) = (&p.wait_up_to, on_block == OnBlock::Wait) {
+            self.d.at(w, "wait_up_to only applies to on_block: wait");
+        }
+        Preflight {
+            enabled: p.enabled.unwrap_or(d.enabled),
+            on_block,
+            wait_up_to: self.duration(p.wait_up_to.as_ref(), d.wait_up_to),
+            allow_force_upgrade: p.allow_force_upgrade.unwrap_or(d.allow_force_upgrade),
         }
     }
 

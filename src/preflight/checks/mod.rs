@@ -26,6 +26,15 @@ pub struct CheckSettings {
     pub allow_force_upgrade: bool,
 }
 
+impl CheckSettings {
+    pub fn from_policy(p: &crate::policy::Policy) -> Self {
+        CheckSettings {
+            max_surge: p.steps.max_surge.clone(),
+            allow_force_upgrade: p.preflight.allow_force_upgrade,
+        }
+    }
+}
+
 /// One cluster's inputs.
 pub struct Ctx<'a> {
     pub facts: &'a ClusterFacts,
