@@ -47,7 +47,7 @@ pub async fn kube_facts(client: kube::Client) -> Result<KubeFacts, String> {
     let pods = Api::<Pod>::all(client.clone());
     let nodes = Api::<Node>::all(client.clone());
     let (pdbs, pods, nodes) = tokio::try_join!(pdbs.list(&lp), pods.list(&lp), nodes.list(&lp))
-        .map_err(|e| format!("listing PDBs, pods and nodes: {e}"))?;
+        .map_err(|e| format!("listing PDBs, pods and nodes: {}", kube_error(e)))?;
     let metrics = http::Request::get("/metrics")
         .body(Vec::new())
         .map_err(|e| e.to_string())?;
@@ -55,7 +55,7 @@ pub async fn kube_facts(client: kube::Client) -> Result<KubeFacts, String> {
         .request_text(metrics)
         .await
         .map(|t| parse_deprecated_metric(&t))
-        .map_err(|e| e.to_string());
+        .map_err(kube_error);
     Ok(KubeFacts {
         pdbs: pdbs.items.iter().filter_map(pdb_facts).collect(),
         pods: pods.items.iter().filter_map(pod_facts).collect(),
@@ -71,6 +71,14 @@ pub async fn kube_facts(client: kube::Client) -> Result<KubeFacts, String> {
             .collect(),
         deprecated,
     })
+}
+
+/// An API error as its HTTP code and message (kube's own text embeds the whole Status).
+fn kube_error(e: kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => format!("HTTP {} {}: {}", s.code, s.reason, s.message),
+        e => e.to_string(),
+    }
 }
 
 fn int_or_percent(v: &IntOrString) -> Option<IntOrPercent> {

@@ -169,17 +169,22 @@ pub fn wave(members: &[(&ClusterFacts, &ClusterPlan)], fleet: &FleetFacts, setti
         let (free, limit) = match free(key, fleet) {
             Ok(x) => x,
             Err(reason) => {
+                // One warning per cluster and reason (a region's unreadable usages
+                // would otherwise show once per family).
                 for (i, n) in &users {
-                    out.push(Finding {
+                    let f = Finding {
                         cluster: cluster(*i),
                         pool: Some(n.pool.clone()),
                         check,
                         severity: Severity::Warns,
                         aks_code: None,
-                        seen: format!("{}: {reason}", describe(key)),
-                        why: format!("the surge ({}) could not be checked against it", n.what),
+                        seen: reason.clone(),
+                        why: "the surge could not be checked against the capacity it draws on".into(),
                         fix: "grant ringmaster's identity read access to the usages (see docs/preflight.md)".into(),
-                    });
+                    };
+                    if !out.contains(&f) {
+                        out.push(f);
+                    }
                 }
                 continue;
             }
