@@ -9,6 +9,8 @@
 pub mod capacity;
 pub mod cluster;
 pub mod workloads;
+#[cfg(test)]
+mod tests;
 
 use super::facts::{ClusterFacts, FleetFacts, IntOrPercent, PoolFacts};
 use super::{ClusterReport, Finding, Severity, sort_findings};
