@@ -6,6 +6,7 @@ use super::model::*;
 use super::settings::Settings;
 use crate::domain::duration::later;
 use crate::plan::StepKind;
+use crate::policy::OnBlock;
 use chrono::{DateTime, Utc};
 
 const ENGINE: &str = "ringmaster";
@@ -77,7 +78,7 @@ fn valid_step(r: &Rollout, s: StepRef) -> bool {
 fn apply(r: &mut Rollout, s: &Settings, input: Input, now: DateTime<Utc>, out: &mut Vec<Command>) {
     match input {
         Input::Tick => {}
-        Input::Resumed => resume(r, now, out),
+        Input::Resumed => resume(r, s, now, out),
         Input::BaselineTaken { cluster, baseline } => {
             let c = r.cluster_mut(cluster);
             if c.status == ClusterStatus::Preparing {
@@ -87,6 +88,7 @@ fn apply(r: &mut Rollout, s: &Settings, input: Input, now: DateTime<Utc>, out: &
                 audit(out, ENGINE, "cluster.started", subject, "baseline taken");
             }
         }
+        Input::PreflightDone { cluster, findings } => preflight_done(r, s, cluster, findings, now, out),
         Input::BaselineFailed { cluster, reason } => {
             let timeout = dur(s.gate_timeout);
             let c = r.cluster_mut(cluster);
@@ -323,6 +325,112 @@ fn apply(r: &mut Rollout, s: &Settings, input: Input, now: DateTime<Utc>, out: &
 }
 
 /// Skips a cluster now: its gates stop, its watches end, it counts as finished.
+/// What a preparing cluster does next: its preflight (when the policy runs one and it
+/// has not passed yet), else its baseline.
+fn prepare(r: &Rollout, s: &Settings, cref: ClusterRef, out: &mut Vec<Command>) {
+    let c = r.cluster(cref);
+    if s.preflight.is_none() || c.preflight.as_ref().is_some_and(|p| p.passed) {
+        out.push(Command::TakeBaseline {
+            cluster: cref,
+            id: c.id.clone(),
+        });
+        return;
+    }
+    let wave = &r.plan.rings[cref.ring].waves[cref.wave];
+    let runs = &r.rings[cref.ring].waves[cref.wave].clusters;
+    // The wave's clusters ahead of this one that may be surging now or soon: their
+    // needs count against the same quota and subnets.
+    let others = (0..cref.cluster)
+        .filter(|&i| runs[i].status.is_active())
+        .map(|i| wave.clusters[i].clone())
+        .collect();
+    out.push(Command::RunPreflight {
+        cluster: cref,
+        plan: wave.clusters[cref.cluster].clone(),
+        wave: wave.name.clone(),
+        others,
+    });
+}
+
+/// Acts on a cluster's preflight: nothing blocking, on to the baseline; else what the
+/// policy's `on_block` says. A skipped cluster is not a failed upgrade.
+fn preflight_done(
+    r: &mut Rollout,
+    s: &Settings,
+    cref: ClusterRef,
+    findings: Vec<crate::preflight::Finding>,
+    now: DateTime<Utc>,
+    out: &mut Vec<Command>,
+) {
+    let Some(ps) = &s.preflight else { return };
+    let c = r.cluster(cref);
+    if c.status != ClusterStatus::Preparing || c.preflight.as_ref().is_some_and(|p| p.passed) {
+        return;
+    }
+    let first = c.preflight.is_none();
+    let started = c.started_at.unwrap_or(now);
+    let subject = format!("{}/{}", r.rings[cref.ring].name, c.id.name);
+    let blocking: Vec<String> = findings
+        .iter()
+        .filter(|f| f.severity == crate::preflight::Severity::Blocks)
+        .map(|f| {
+            let code = f.aks_code.as_deref().map(|c| format!(" [{c}]")).unwrap_or_default();
+            format!("{}{code}: {}", f.check.label(), f.seen)
+        })
+        .collect();
+    let warnings = findings.len() - blocking.len();
+    r.cluster_mut(cref).preflight = Some(PreflightRecord {
+        at: now,
+        passed: blocking.is_empty(),
+        findings,
+    });
+    if blocking.is_empty() {
+        audit(
+            out,
+            ENGINE,
+            "cluster.preflight_passed",
+            subject,
+            format!("nothing blocks ({warnings} warnings)"),
+        );
+        prepare(r, s, cref, out);
+        return;
+    }
+    let reason = format!("preflight: {}", blocking.join("; "));
+    let id = r.cluster(cref).id.clone();
+    let notify = |out: &mut Vec<Command>, message: String| {
+        out.push(Command::Notify {
+            event: NotifyEvent::PreflightBlocked,
+            ring: Some(r.rings[cref.ring].name.clone()),
+            cluster: Some(id.clone()),
+            message,
+        })
+    };
+    let waited_out = now - started >= dur(ps.wait_up_to);
+    match ps.on_block {
+        OnBlock::Wait if !waited_out => {
+            if first {
+                audit(out, ENGINE, "cluster.preflight_blocked", subject.clone(), format!("{reason}; re-checking"));
+                notify(out, format!("{subject} waits: {reason}"));
+            }
+            r.cluster_mut(cref).retry_at = Some(later(now, ps.recheck));
+        }
+        OnBlock::Halt => {
+            audit(out, ENGINE, "cluster.preflight_blocked", subject.clone(), reason.clone());
+            notify(out, format!("{subject} blocks the rollout: {reason}"));
+            halt(r, format!("{subject}: {reason}"), out);
+        }
+        OnBlock::Skip | OnBlock::Wait => {
+            let reason = if ps.on_block == OnBlock::Wait {
+                format!("{reason} (still blocked after {})", crate::domain::duration::format_duration(ps.wait_up_to))
+            } else {
+                reason
+            };
+            notify(out, format!("{subject} skipped: {reason}"));
+            skip_cluster(r, cref, "preflight".into(), reason, now, out);
+        }
+    }
+}
+
 fn skip_cluster(
     r: &mut Rollout,
     c: ClusterRef,
@@ -404,7 +512,7 @@ fn in_progress_steps(r: &Rollout) -> Vec<StepRef> {
 }
 
 /// After a restart: watches again, and every step in flight picked up where it was.
-fn resume(r: &mut Rollout, now: DateTime<Utc>, out: &mut Vec<Command>) {
+fn resume(r: &mut Rollout, s: &Settings, now: DateTime<Utc>, out: &mut Vec<Command>) {
     let clusters: Vec<(ClusterRef, ClusterRun)> = r.clusters().map(|(a, b)| (a, b.clone())).collect();
     for (cref, c) in clusters {
         let warmed = c.status == ClusterStatus::Pending && c.warm;
@@ -416,10 +524,7 @@ fn resume(r: &mut Rollout, now: DateTime<Utc>, out: &mut Vec<Command>) {
             continue;
         }
         if c.status == ClusterStatus::Preparing {
-            out.push(Command::TakeBaseline {
-                cluster: cref,
-                id: c.id.clone(),
-            });
+            prepare(r, s, cref, out);
             continue;
         }
         for (i, st) in c.steps.iter().enumerate() {
@@ -729,7 +834,7 @@ fn drive(r: &mut Rollout, s: &Settings, now: DateTime<Utc>, out: &mut Vec<Comman
             );
             return;
         }
-        if !drive_ring(r, ri, paused, now, out) {
+        if !drive_ring(r, s, ri, paused, now, out) {
             return;
         }
         // Every wave is finished.
@@ -778,7 +883,7 @@ fn drive(r: &mut Rollout, s: &Settings, now: DateTime<Utc>, out: &mut Vec<Comman
 }
 
 /// Drives the current wave of a ring; true when every wave is finished.
-fn drive_ring(r: &mut Rollout, ri: usize, paused: bool, now: DateTime<Utc>, out: &mut Vec<Command>) -> bool {
+fn drive_ring(r: &mut Rollout, s: &Settings, ri: usize, paused: bool, now: DateTime<Utc>, out: &mut Vec<Command>) -> bool {
     for wi in 0..r.rings[ri].waves.len() {
         if r.rings[ri].waves[wi].clusters.iter().all(|c| c.status.is_finished()) {
             continue;
@@ -807,13 +912,12 @@ fn drive_ring(r: &mut Rollout, ri: usize, paused: bool, now: DateTime<Utc>, out:
                     let run = r.cluster_mut(cref);
                     run.status = ClusterStatus::Preparing;
                     run.started_at = Some(now);
-                    out.push(Command::StartWatch { cluster: id.clone() });
-                    out.push(Command::TakeBaseline { cluster: cref, id });
+                    out.push(Command::StartWatch { cluster: id });
+                    prepare(r, s, cref, out);
                 }
                 ClusterStatus::Preparing if c.retry_at.is_some_and(|t| t <= now) => {
-                    let id = c.id.clone();
                     r.cluster_mut(cref).retry_at = None;
-                    out.push(Command::TakeBaseline { cluster: cref, id });
+                    prepare(r, s, cref, out);
                 }
                 ClusterStatus::Running => drive_cluster(r, cref, ring_paused, now, out),
                 _ => {}

@@ -19,6 +19,11 @@ pub enum Input {
         cluster: ClusterRef,
         baseline: serde_json::Value,
     },
+    /// The cluster's preflight ran (findings sorted, blocking first).
+    PreflightDone {
+        cluster: ClusterRef,
+        findings: Vec<crate::preflight::Finding>,
+    },
     /// The cluster could not be read for a baseline (fail closed: retried, then failed).
     BaselineFailed {
         cluster: ClusterRef,
@@ -105,6 +110,9 @@ pub enum NotifyEvent {
     RingDone,
     RolloutFinished,
     RolloutHalted,
+    /// A cluster's preflight found something blocking (it is skipped, waits, or halts
+    /// the rollout, as the policy says).
+    PreflightBlocked,
     /// The daemon cannot save the rollout's state (disk full, I/O error): the rollout
     /// waits and retries. Sent by the runtime, not the engine.
     StateNotSaved,
@@ -122,6 +130,14 @@ pub enum Command {
     },
     StopWatch {
         cluster: ClusterId,
+    },
+    /// Run the cluster's preflight against its plan; `others` are the wave's clusters
+    /// started before it and not finished (their surges share quota and subnets).
+    RunPreflight {
+        cluster: ClusterRef,
+        plan: crate::plan::ClusterPlan,
+        wave: String,
+        others: Vec<crate::plan::ClusterPlan>,
     },
     TakeBaseline {
         cluster: ClusterRef,

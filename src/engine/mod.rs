@@ -18,4 +18,4 @@ mod settings;
 pub use drive::advance;
 pub use input::{Command, Input, NotifyEvent, Scope};
 pub use model::*;
-pub use settings::{RingSettings, Settings};
+pub use settings::{PreflightSettings, RingSettings, Settings};

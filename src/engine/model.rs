@@ -123,6 +123,28 @@ pub struct ClusterRun {
     /// reason). Until it ends the cluster holds its wave slot and starts nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skip_requested: Option<(String, String)>,
+    /// The cluster's last preflight (run before its first step when the policy enables it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preflight: Option<PreflightRecord>,
+}
+
+/// What the preflight right before a cluster's first step found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PreflightRecord {
+    pub at: DateTime<Utc>,
+    /// Nothing blocked: the cluster went on to its baseline.
+    pub passed: bool,
+    /// Blocking findings first.
+    pub findings: Vec<crate::preflight::Finding>,
+}
+
+impl PreflightRecord {
+    pub fn blocking(&self) -> impl Iterator<Item = &crate::preflight::Finding> {
+        self.findings
+            .iter()
+            .filter(|f| f.severity == crate::preflight::Severity::Blocks)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -325,6 +347,7 @@ impl Rollout {
                                 retry_at: None,
                                 warm: false,
                                 skip_requested: None,
+                                preflight: None,
                             })
                             .collect(),
                     })

@@ -1,6 +1,6 @@
 //! What the engine needs of the policy, in plain values.
 
-use crate::policy::{OnFailure, Policy};
+use crate::policy::{OnBlock, OnFailure, Policy};
 use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -24,6 +24,16 @@ pub struct Settings {
     pub retry_after: Duration,
     /// Start attempts before a step fails.
     pub max_start_attempts: u32,
+    /// Preflight before each cluster's first step; `None` when the policy turns it off.
+    pub preflight: Option<PreflightSettings>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreflightSettings {
+    pub on_block: OnBlock,
+    pub wait_up_to: Duration,
+    /// With `wait`: how long between two checks.
+    pub recheck: Duration,
 }
 
 impl Settings {
@@ -46,6 +56,11 @@ impl Settings {
             pool_soak: p.steps.pool_soak,
             retry_after: Duration::from_secs(60),
             max_start_attempts: 5,
+            preflight: p.preflight.enabled.then(|| PreflightSettings {
+                on_block: p.preflight.on_block,
+                wait_up_to: p.preflight.wait_up_to,
+                recheck: Duration::from_secs(300),
+            }),
         }
     }
 

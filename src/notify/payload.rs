@@ -51,6 +51,7 @@ pub fn event_name(e: NotifyEvent) -> &'static str {
         NotifyEvent::RolloutHalted => "rolloutHalted",
         NotifyEvent::StateNotSaved => "stateNotSaved",
         NotifyEvent::StateSaved => "stateSaved",
+        NotifyEvent::PreflightBlocked => "preflightBlocked",
     }
 }
 
@@ -64,6 +65,7 @@ pub fn title(e: NotifyEvent) -> &'static str {
         NotifyEvent::RolloutHalted => "Rollout halted",
         NotifyEvent::StateNotSaved => "State not saved: rollout waiting",
         NotifyEvent::StateSaved => "State saved again: rollout going on",
+        NotifyEvent::PreflightBlocked => "Preflight blocked a cluster",
     }
 }
 
@@ -76,13 +78,14 @@ fn slack_emoji(e: NotifyEvent) -> &'static str {
         NotifyEvent::RolloutHalted => ":octagonal_sign:",
         NotifyEvent::StateNotSaved => ":rotating_light:",
         NotifyEvent::StateSaved => ":white_check_mark:",
+        NotifyEvent::PreflightBlocked => ":no_entry:",
     }
 }
 
 /// Adaptive Card TextBlock colour for the title.
 fn teams_color(e: NotifyEvent) -> &'static str {
     match e {
-        NotifyEvent::ApprovalNeeded => "Warning",
+        NotifyEvent::ApprovalNeeded | NotifyEvent::PreflightBlocked => "Warning",
         NotifyEvent::GateFailed | NotifyEvent::RolloutHalted | NotifyEvent::StateNotSaved => "Attention",
         NotifyEvent::RingDone | NotifyEvent::RolloutFinished | NotifyEvent::StateSaved => "Good",
     }

@@ -22,6 +22,12 @@ pub(super) async fn run(sh: Arc<Shared>, cmd: Command) {
             let _ = ensure_watch(&sh, &cluster).await;
         }
         Command::TakeBaseline { cluster, id } => baseline(&sh, cluster, &id).await,
+        Command::RunPreflight {
+            cluster,
+            plan,
+            wave,
+            others,
+        } => super::preflight::run(&sh, cluster, &plan, &wave, &others).await,
         Command::StartStep { step, cluster, kind } => start(&sh, step, &cluster, &kind, false).await,
         Command::Reconcile { step, cluster, kind } => start(&sh, step, &cluster, &kind, true).await,
         Command::FollowOperation {

@@ -3,6 +3,7 @@
 //! produced runs, then runs the commands. Time comes from the injected [`Clock`].
 
 mod exec;
+mod preflight;
 
 use crate::arm::AksClient;
 use crate::clock::Clock;
@@ -55,6 +56,8 @@ pub(crate) struct Shared {
     /// Commits, on the store's own thread.
     pub store: Option<StoreWriter>,
     pub rollout_id: String,
+    /// ARM facts of clusters preflight read, for their wave-mates' capacity checks.
+    pub preflight_cache: Mutex<HashMap<ClusterId, crate::preflight::facts::ClusterFacts>>,
 }
 
 /// One rollout, driven to its end (or until shutdown).
@@ -115,6 +118,7 @@ impl Runtime {
             inputs: tx,
             store: store.map(StoreWriter::start),
             rollout_id: rollout.id.clone(),
+            preflight_cache: Mutex::new(HashMap::new()),
         });
         Ok(Runtime {
             shared,
