@@ -151,15 +151,15 @@ pub fn deprecated_apis(ctx: &Ctx<'_>) -> Vec<Finding> {
     out
 }
 
-/// Every version the plan installs must be offered in the cluster's region.
+/// Every version the plan installs must be offered in the cluster's region. Without the
+/// region's catalogue (the engine's preflight has none: the plan was made from one)
+/// there is nothing to compare with.
 pub fn target_offered(ctx: &Ctx<'_>) -> Vec<Finding> {
     let loc = normalize_location(&ctx.facts.state.location);
-    let offered = |v: KubeVersion| {
-        ctx.catalogue
-            .regions
-            .get(&loc)
-            .is_some_and(|r| r.minors.iter().any(|m| m.patches.contains(&v)))
+    let Some(region) = ctx.catalogue.regions.get(&loc) else {
+        return Vec::new();
     };
+    let offered = |v: KubeVersion| region.minors.iter().any(|m| m.patches.contains(&v));
     let mut out = Vec::new();
     for s in &ctx.plan.steps {
         let (pool, to) = match &s.kind {
