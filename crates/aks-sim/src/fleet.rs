@@ -48,6 +48,12 @@ pub struct FleetFile {
     /// Faults to inject, deterministic by seed.
     #[serde(default)]
     pub faults: Vec<Spanned<RawFault>>,
+    /// vCPU quotas per subscription, region and VM family (`quota.rs`).
+    #[serde(default)]
+    pub quotas: Vec<Spanned<super::quota::RawQuota>>,
+    /// Virtual networks whose subnets pools may use (`network.rs`).
+    #[serde(default)]
+    pub virtual_networks: Vec<Spanned<super::network::RawVnet>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -151,6 +157,17 @@ pub struct RawCluster {
     pub pools: Vec<Spanned<RawPool>>,
     #[serde(default)]
     pub workloads: Vec<Spanned<RawWorkload>>,
+    /// Deprecated APIs its clients call (served in `/metrics`; block minor upgrades).
+    #[serde(default)]
+    pub deprecated_api_calls: Vec<Spanned<super::metrics::RawDeprecatedCall>>,
+    /// Running | Stopped. Default Running.
+    pub power_state: Option<Spanned<String>>,
+    /// Succeeded | Failed: the state the cluster starts in. Default Succeeded.
+    pub provisioning_state: Option<Spanned<String>>,
+    /// azure | kubenet | none. Default azure.
+    pub network_plugin: Option<Spanned<String>>,
+    /// overlay | none (classic Azure CNI). Default overlay with azure.
+    pub network_plugin_mode: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -168,7 +185,13 @@ pub struct RawPool {
     pub version: Option<Spanned<String>>,
     /// Version part of the node image. Default: the latest in the region at start.
     pub node_image: Option<Spanned<String>>,
-    pub vm_size: Option<String>,
+    /// One of the simulator's VM sizes (`quota::VM_SIZES`).
+    pub vm_size: Option<Spanned<String>>,
+    /// `vnet/subnet` of `virtual_networks` (ARM `vnetSubnetID`). Default: none (a
+    /// managed network the simulator does not account).
+    pub subnet: Option<Spanned<String>>,
+    /// Pods per node (ARM `maxPods`), 10..250. Default by network plugin.
+    pub max_pods: Option<Spanned<u32>>,
     #[serde(default)]
     pub upgrade_settings: RawUpgradeSettings,
 }
@@ -284,6 +307,8 @@ pub struct Fleet {
     pub arm: ArmSettings,
     pub clusters: Vec<ClusterDef>,
     pub faults: Vec<Fault>,
+    pub quotas: Vec<super::quota::QuotaDef>,
+    pub virtual_networks: Vec<super::network::VnetDef>,
 }
 
 #[derive(Debug, Clone)]
@@ -442,6 +467,53 @@ pub struct ClusterDef {
     pub maintenance: BTreeMap<String, serde_json::Value>,
     pub pools: Vec<PoolDef>,
     pub workloads: Vec<WorkloadDef>,
+    pub conditions: ClusterConditions,
+}
+
+/// What a cluster is like beyond versions and pools: the state it starts in, its
+/// network, its clients' deprecated API calls. All of it conditions what AKS accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterConditions {
+    pub stopped: bool,
+    /// The cluster starts with `provisioningState: Failed` (a PUT reconciles it).
+    pub failed: bool,
+    /// azure | kubenet | none.
+    pub network_plugin: String,
+    /// `Some("overlay")`, or `None` (classic Azure CNI, or another plugin).
+    pub network_plugin_mode: Option<String>,
+    pub deprecated_api_calls: Vec<super::metrics::DeprecatedCall>,
+}
+
+impl Default for ClusterConditions {
+    /// What the simulator always modelled: running, Azure CNI Overlay.
+    fn default() -> Self {
+        Self {
+            stopped: false,
+            failed: false,
+            network_plugin: "azure".into(),
+            network_plugin_mode: Some("overlay".into()),
+            deprecated_api_calls: Vec::new(),
+        }
+    }
+}
+
+impl ClusterConditions {
+    /// Azure CNI without overlay: pods take addresses of the node's subnet.
+    pub fn classic_azure_cni(&self) -> bool {
+        self.network_plugin == "azure" && self.network_plugin_mode.is_none()
+    }
+
+    /// AKS's default `maxPods` for this network. `quotas-skus-regions.md`, "Maximum pods
+    /// per node": kubenet "Azure Resource Manager template default: 110", Azure CNI
+    /// "Default: 30". UNVERIFIED: 250 for Azure CNI Overlay (`azure-cni-overlay.md`
+    /// from memory) and for `none` (bring your own CNI).
+    pub fn default_max_pods(&self) -> u32 {
+        match self.network_plugin.as_str() {
+            "kubenet" => 110,
+            "azure" if self.classic_azure_cni() => 30,
+            _ => 250,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -455,6 +527,10 @@ pub struct PoolDef {
     pub node_image: Option<String>,
     pub vm_size: String,
     pub upgrade: UpgradeSettings,
+    /// (virtual network, subnet) indices into `Fleet::virtual_networks`.
+    pub subnet: Option<(usize, usize)>,
+    /// `None`: the network plugin's default.
+    pub max_pods: Option<u32>,
 }
 
 #[derive(Debug, Clone)]
@@ -696,12 +772,14 @@ pub fn compile(file: &str, raw: FleetFile) -> Result<Fleet, SourceErrors> {
     let images = compile_images(&mut c, &raw.node_images);
     let durations = compile_durations(&mut c, &raw.durations);
     let arm = compile_arm(&mut c, &raw.arm);
+    let quotas = super::quota::compile(&mut c, &raw.quotas, &subscriptions);
+    let virtual_networks = super::network::compile(&mut c, &raw.virtual_networks, &subscriptions);
 
     // Each compiled cluster keeps the position it came from, so later checks point at
     // the right line even when an earlier cluster failed to compile.
     let mut clusters: Vec<(Location, ClusterDef)> = Vec::new();
     for rc in &raw.clusters {
-        if let Some(cl) = compile_cluster(&mut c, rc, &subscriptions) {
+        if let Some(cl) = compile_cluster(&mut c, rc, &subscriptions, &virtual_networks) {
             check_cluster_version(&mut c, rc.value.kubernetes_version.referenced, &cl, &catalogue);
             clusters.push((rc.value.name.referenced, cl));
         }
@@ -752,6 +830,8 @@ pub fn compile(file: &str, raw: FleetFile) -> Result<Fleet, SourceErrors> {
         arm,
         clusters,
         faults,
+        quotas,
+        virtual_networks,
     };
     c.d.finish(fleet)
 }
@@ -906,7 +986,12 @@ fn compile_arm(c: &mut Compiler, r: &RawArm) -> ArmSettings {
     }
 }
 
-fn compile_cluster(c: &mut Compiler, rc: &Spanned<RawCluster>, subs: &[String]) -> Option<ClusterDef> {
+fn compile_cluster(
+    c: &mut Compiler,
+    rc: &Spanned<RawCluster>,
+    subs: &[String],
+    nets: &[super::network::VnetDef],
+) -> Option<ClusterDef> {
     let r = &rc.value;
     if !valid_cluster_name(&r.name.value) {
         c.d.at(
@@ -955,10 +1040,25 @@ fn compile_cluster(c: &mut Compiler, rc: &Spanned<RawCluster>, subs: &[String]) 
         }
         maintenance.insert(name.clone(), props.value.clone());
     }
+    let conditions = compile_conditions(c, r);
     let cv = version?;
+    // The API server only serves (and counts calls to) APIs it has not removed yet.
+    for d in &r.deprecated_api_calls {
+        if let Ok(removed) = d.value.removed_release.value.parse::<MinorVersion>()
+            && removed <= cv.minor_version()
+        {
+            c.d.at(
+                &d.value.removed_release,
+                format!("removed_release {removed} is not later than the cluster's version {cv}"),
+            );
+        }
+    }
     let mut pools: Vec<PoolDef> = Vec::new();
     for p in &r.pools {
-        if let Some(pool) = compile_pool(c, p, cv) {
+        if let Some(mut pool) = compile_pool(c, p, cv) {
+            if let Some(s) = &p.value.subnet {
+                pool.subnet = resolve_subnet(c, s, nets, &subscription, &r.location.value);
+            }
             if pools.iter().any(|q| q.name == pool.name) {
                 c.d.at(&p.value.name, format!("pool `{}` is defined twice", pool.name));
             }
@@ -1025,7 +1125,88 @@ fn compile_cluster(c: &mut Compiler, rc: &Spanned<RawCluster>, subs: &[String]) 
         maintenance,
         pools,
         workloads,
+        conditions,
     })
+}
+
+/// The cluster fields of `ClusterConditions`, checked.
+fn compile_conditions(c: &mut Compiler, r: &RawCluster) -> ClusterConditions {
+    let d = ClusterConditions::default();
+    let stopped = c.one_of(&r.power_state, &["Running", "Stopped"], "Running", "power_state") == "Stopped";
+    let failed = c.one_of(
+        &r.provisioning_state,
+        &["Succeeded", "Failed"],
+        "Succeeded",
+        "provisioning_state",
+    ) == "Failed";
+    let network_plugin = c.one_of(
+        &r.network_plugin,
+        &["azure", "kubenet", "none"],
+        &d.network_plugin,
+        "network_plugin",
+    );
+    let mode = c.one_of(
+        &r.network_plugin_mode,
+        &["overlay", "none"],
+        "overlay",
+        "network_plugin_mode",
+    );
+    let network_plugin_mode = match (network_plugin.as_str(), &r.network_plugin_mode) {
+        ("azure", _) => (mode == "overlay").then(|| mode.clone()),
+        (_, Some(m)) if mode == "overlay" => {
+            c.d.at(m, "network_plugin_mode overlay needs network_plugin azure");
+            None
+        }
+        _ => None,
+    };
+    ClusterConditions {
+        stopped,
+        failed,
+        network_plugin,
+        network_plugin_mode,
+        deprecated_api_calls: super::metrics::compile(c, &r.deprecated_api_calls),
+    }
+}
+
+/// A pool's `subnet: vnet/subnet`: a subnet of `virtual_networks` in the cluster's
+/// subscription and region.
+fn resolve_subnet(
+    c: &mut Compiler,
+    s: &Spanned<String>,
+    nets: &[super::network::VnetDef],
+    subscription: &str,
+    location: &str,
+) -> Option<(usize, usize)> {
+    let Some((vi, si)) = super::network::find(nets, subscription, &s.value) else {
+        let known: Vec<String> = nets
+            .iter()
+            .filter(|v| v.subscription == subscription)
+            .flat_map(|v| v.subnets.iter().map(move |x| format!("{}/{}", v.name, x.name)))
+            .collect();
+        c.d.at(
+            s,
+            format!(
+                "subnet `{}` is not in `virtual_networks` (known: {})",
+                s.value,
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            ),
+        );
+        return None;
+    };
+    if !nets[vi].location.eq_ignore_ascii_case(location) {
+        c.d.at(
+            s,
+            format!(
+                "subnet `{}` is in {}, the cluster in {location}",
+                s.value, nets[vi].location
+            ),
+        );
+    }
+    Some((vi, si))
 }
 
 pub(super) fn compile_pool(c: &mut Compiler, p: &Spanned<RawPool>, cluster_version: KubeVersion) -> Option<PoolDef> {
@@ -1112,6 +1293,30 @@ pub(super) fn compile_pool(c: &mut Compiler, p: &Spanned<RawPool>, cluster_versi
         "Cordon" => Undrainable::Cordon,
         _ => Undrainable::Schedule,
     };
+    let vm_size = match &r.vm_size {
+        None if os_type == OsType::Windows => "Standard_D4s_v5".to_string(),
+        None => "Standard_D2s_v5".to_string(),
+        Some(v) => match super::quota::vm_size(&v.value) {
+            Some(known) => known.name.to_string(),
+            None => {
+                c.d.at(
+                    v,
+                    format!(
+                        "vm_size `{}` is not one the simulator knows ({})",
+                        v.value,
+                        super::quota::known_sizes()
+                    ),
+                );
+                v.value.clone()
+            }
+        },
+    };
+    if let Some(m) = &r.max_pods
+        && !(10..=250).contains(&m.value)
+    {
+        c.d.at(m, format!("max_pods {} is outside 10..250", m.value));
+    }
+    let max_pods = r.max_pods.as_ref().map(|m| m.value);
     Some(PoolDef {
         name: r.name.value.clone(),
         mode,
@@ -1120,14 +1325,9 @@ pub(super) fn compile_pool(c: &mut Compiler, p: &Spanned<RawPool>, cluster_versi
         count: r.count.value,
         version,
         node_image: r.node_image.as_ref().map(|s| s.value.clone()),
-        vm_size: r.vm_size.clone().unwrap_or_else(|| {
-            if os_type == OsType::Windows {
-                "Standard_D4s_v5"
-            } else {
-                "Standard_D2s_v5"
-            }
-            .into()
-        }),
+        vm_size,
+        subnet: None,
+        max_pods,
         upgrade: UpgradeSettings {
             max_surge,
             max_unavailable,

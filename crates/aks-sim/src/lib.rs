@@ -4,6 +4,7 @@
 
 pub mod arm;
 mod arm_json;
+mod arm_usages;
 pub mod auth;
 pub mod clock;
 pub mod fleet;
@@ -12,7 +13,11 @@ pub mod kube_api;
 pub mod kube_model;
 mod kube_watch;
 pub mod maintenance;
+pub mod metrics;
+pub mod network;
 pub mod operation;
+mod protections;
+pub mod quota;
 pub mod rng;
 pub mod rules;
 mod selector;
