@@ -191,10 +191,12 @@ pub fn addresses_per_node(classic_azure_cni: bool, max_pods: u32) -> u64 {
 }
 
 /// Addresses of subnet (`vi`, `si`) in use now: its `used` plus every node that exists
-/// in a pool placed on it.
+/// in a pool placed on it, in a running cluster.
 pub fn subnet_usage(w: &World, vi: usize, si: usize) -> u64 {
     let mut n = w.fleet.virtual_networks[vi].subnets[si].used;
-    for c in &w.clusters {
+    // A stopped cluster's VMs are deallocated (UNVERIFIED that AKS's stop frees the
+    // node addresses at once).
+    for c in w.clusters.iter().filter(|c| !c.stopped()) {
         for p in c.pools.iter().filter(|p| p.subnet == Some((vi, si))) {
             let nodes = c.kube.nodes.values().filter(|n| n.pool == p.name).count() as u64;
             n += nodes * addresses_per_node(c.classic_azure_cni(), p.max_pods);
