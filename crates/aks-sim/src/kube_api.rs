@@ -296,7 +296,11 @@ pub async fn handle(shared: Arc<Shared>, req: Request) -> Response {
         return ApiError::path_not_found().into_response();
     };
     if api_unreachable(&world, c) {
-        let msg = "the API server is unreachable (injected fault)";
+        let msg = if world.clusters[c].stopped() {
+            "the API server is unreachable: the cluster is stopped"
+        } else {
+            "the API server is unreachable (injected fault)"
+        };
         return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", msg).into_response();
     }
     if shared.kube_auth(&world.clusters[c], &parts.headers).is_err() {

@@ -244,7 +244,7 @@ pub fn check_new_vms(w: &World, c: usize, vm_size_name: &str, count: u32) -> Res
 }
 
 /// The usages list of a subscription and region: `cores` first, then every family of
-/// the VM table and any other the fleet file configures, by name.
+/// the VM table (the only ones the fleet file may configure), by name.
 pub fn usages(w: &World, sub: &str, location: &str) -> Vec<Value> {
     let nodes = node_vcpus(w, sub, location);
     let mut families: Vec<&str> = known_families();

@@ -195,7 +195,7 @@ pub fn new_pool_versions(control_plane: KubeVersion, patches: &[(KubeVersion, bo
 /// Refuses an operation that drains nodes while a PDB has `maxUnavailable: 0`; `pdbs`
 /// are their `namespace/name`.
 ///
-/// `create-upgrade-delete/error-code-unsatisfiablepdb.md`: "Before starting an upgrade
+/// `create-upgrade-delete/error-code-unsatisfiablepdb.md` (ms.date 2023-10-27): "Before starting an upgrade
 /// operation, AKS checks the cluster for any existing Pod Disruption Budgets (PDBs) that
 /// have the `maxUnavailable` parameter set to 0"; the answer is "Code: UnsatisfiablePDB
 /// Message: 1 error occurred: * PDB <pdb-namespace>/<pdb-name> has maxunavailble == 0
@@ -225,8 +225,8 @@ pub fn check_unsatisfiable_pdbs(pdbs: &[String]) -> Result<(), Refusal> {
 /// PDB that blocks it.
 ///
 /// `create-upgrade-delete/error-code-poddrainfailure.md`, "Troubleshoot UpgradeFailed
-/// errors due to eviction failures caused by PDBs" (ms.date 2026-06-09): "Code: UpgradeFailed Message: Drain
-/// node aks-<nodepool-name>-xxxxxxxx-vmssxxxxxx failed when evicting pod <pod-name>
+/// errors due to eviction failures caused by PDBs" (ms.date 2026-06-09): "Code:
+/// UpgradeFailed Message: Drain node aks-<nodepool-name>-xxxxxxxx-vmssxxxxxx failed when evicting pod <pod-name>
 /// failed with Too Many Requests error. This error is often caused by a restrictive Pod
 /// Disruption Budget (PDB) policy. See https://aka.ms/aks/debugdrainfailures. Original
 /// error: Cannot evict pod as it would violate the pod's disruption budget.. PDB debug
@@ -314,8 +314,9 @@ pub fn check_deprecated_apis(
 /// Fails the creation of `required` more vCPUs of `family` (or `cores`, the regional
 /// total) in `location` when they would exceed the limit.
 ///
-/// Troubleshooting article "Troubleshoot the QuotaExceeded error code" (ms.date
-/// 2026-10-08): during an upgrade "AKS can
+/// `create-upgrade-delete/error-code-quotaexceeded.md` (revision of ms.date 2026-10-08;
+/// older revisions quote "Operation results in exceeding quota limits of Core"): during
+/// an upgrade "AKS can
 /// temporarily create extra surge nodes"; "If the AKS operation needs more vCPUs than are
 /// available under either applicable quota [Total Regional vCPUs, VM-family vCPUs], the
 /// operation can fail with a `QuotaExceeded` error", message "Create or update VMSS
@@ -350,8 +351,9 @@ pub fn check_quota(family: &str, location: &str, u: super::quota::Usage, require
 /// Fails the creation of nodes needing `needed` addresses when the subnet has fewer
 /// free (`limit` is its size less Azure's 5 reserved addresses, `used` what is taken).
 ///
-/// Troubleshooting article "Troubleshoot the SubnetIsFull error code during an AKS
-/// cluster upgrade" (ms.date 2026-04-21): "This error occurs if
+/// `create-upgrade-delete/error-code-subnetisfull-upgrade.md`, "Troubleshoot the
+/// SubnetIsFull error code during an AKS cluster upgrade" (ms.date 2026-04-21): "This
+/// error occurs if
 /// your cluster doesn't have enough IP addresses to create a new node"; message "Failed
 /// to scale node pool '<AGENT POOL NAME>' in Kubernetes service '<NAME>'. Error:
 /// VMSSAgentPoolReconciler retry failed: Code='SubnetIsFull' Message='<SUBNET NAME> with
@@ -383,10 +385,14 @@ pub fn check_subnet(
 /// Refuses every write but start on a stopped cluster.
 ///
 /// `start-stop-cluster.md`: stopping "stop[s] your control plane and agent nodes
-/// altogether"; AKS's answer to any other operation, a 400 (seen in
-/// hashicorp/terraform-provider-azurerm threads): `{"code": "OperationNotAllowed",
-/// "message": "An error has occurred in subscription <sub>, resourceGroup: <rg> request:
-/// Managed Cluster is in stopped state, no operations except for start are allowed."}`.
+/// altogether". AKS's answer to any other write, a 400, as a public Terraform log shows
+/// it (an agent pool CreateOrUpdate on a stopped cluster): `{"code":
+/// "OperationNotAllowed", "details": null, "message": "An error has occurred in
+/// subscription <sub>, resourceGroup: <rg> request: Managed Cluster is in stopped state,
+/// no operations except for start are allowed.", "subcode": ""}`. UNVERIFIED in
+/// Microsoft's docs (`create-upgrade-delete/operationnotallowed.md` documents only the
+/// start/stop and pending-operation wordings); the simulator refuses cluster PUTs, pool
+/// PUTs and node image upgrades alike.
 pub fn check_not_stopped(stopped: bool, subscription: &str, resource_group: &str) -> Result<(), Refusal> {
     if !stopped {
         return Ok(());
@@ -565,5 +571,81 @@ mod tests {
             .map(|(p, _)| p.to_string())
             .collect();
         assert_eq!(new, ["1.32.1", "1.33.1", "1.33.5", "1.34.0"]);
+    }
+
+    fn mv(s: &str) -> MinorVersion {
+        s.parse().unwrap()
+    }
+
+    /// "The upgrade operation is a Kubernetes minor version change for the cluster control
+    /// plane" and "The Kubernetes version you're upgrading to is 1.26 or later".
+    #[test]
+    fn deprecated_apis_block_only_minor_upgrades_that_remove_them() {
+        let calls = [("policy.podsecuritypolicies.v1beta1".to_string(), mv("1.34"))];
+        let seen = "2026-11-30 06:00:00 +0000 UTC";
+        // A minor upgrade to the removing release, or past it, is refused.
+        let e = check_deprecated_apis(v("1.33.2"), v("1.34.0"), &calls, seen).unwrap_err();
+        assert_eq!(
+            (e.code, e.subcode),
+            ("ValidationError", Some("UpgradeBlockedOnDeprecatedAPIUsage"))
+        );
+        assert!(e.message.contains("Usage details: 1 error occurred:\n\t* usage has been detected on API policy.podsecuritypolicies.v1beta1, and was recently seen at: 2026-11-30 06:00:00 +0000 UTC, which will be removed in 1.34\n\n"), "{}", e.message);
+        // Not a minor change, not yet the removing release, or a target before 1.26: passes.
+        assert!(check_deprecated_apis(v("1.33.2"), v("1.33.5"), &calls, seen).is_ok());
+        assert!(check_deprecated_apis(v("1.32.2"), v("1.33.0"), &calls, seen).is_ok());
+        let old = [("x.v1beta1".to_string(), mv("1.25"))];
+        assert!(check_deprecated_apis(v("1.24.2"), v("1.25.0"), &old, seen).is_ok());
+    }
+
+    /// `until` "must be set for the overrides to take effect", and it matches the start
+    /// time of the upgrade.
+    #[test]
+    fn the_override_needs_force_and_a_future_until() {
+        let now: chrono::DateTime<chrono::Utc> = "2026-11-30T07:00:00Z".parse().unwrap();
+        let later = Some(now + chrono::Duration::hours(1));
+        let earlier = Some(now - chrono::Duration::hours(1));
+        assert!(override_active(true, later, now));
+        assert!(!override_active(true, None, now));
+        assert!(!override_active(true, earlier, now));
+        assert!(!override_active(false, later, now));
+    }
+
+    #[test]
+    fn quota_counts_family_and_regional_limits() {
+        use super::super::quota::Usage;
+        let u = Usage { limit: 18, current: 16 };
+        assert!(check_quota("standardDSv3Family", "francecentral", u, 2).is_ok());
+        let e = check_quota("standardDSv3Family", "francecentral", u, 4).unwrap_err();
+        assert_eq!(e.code, "QuotaExceeded");
+        assert_eq!(
+            e.message,
+            "Operation could not be completed as it results in exceeding approved standardDSv3Family Cores quota. Additional details - Deployment Model: Resource Manager, Location: francecentral, Current Limit: 18, Current Usage: 16, Additional Required: 4, (Minimum) New Limit Required: 20."
+        );
+        let e = check_quota("cores", "francecentral", u, 4).unwrap_err();
+        assert!(
+            e.message.contains("approved Total Regional Cores quota"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn subnets_and_pdbs_and_stopped_clusters() {
+        assert!(check_subnet("c", "p", "s", "10.0.0.0/26", 59, 48, 11).is_ok());
+        assert_eq!(
+            check_subnet("c", "p", "s", "10.0.0.0/26", 59, 49, 11).unwrap_err().code,
+            "SubnetIsFull"
+        );
+        assert!(check_unsatisfiable_pdbs(&[]).is_ok());
+        let e = check_unsatisfiable_pdbs(&["a/x".into(), "b/y".into()]).unwrap_err();
+        assert_eq!(
+            e.message,
+            "2 errors occurred:\n\t* PDB a/x has maxunavailble == 0 can't proceed with put operation\n\t* PDB b/y has maxunavailble == 0 can't proceed with put operation\n\n"
+        );
+        assert!(check_not_stopped(false, "s", "rg").is_ok());
+        assert_eq!(
+            check_not_stopped(true, "s", "rg").unwrap_err().code,
+            "OperationNotAllowed"
+        );
     }
 }
