@@ -485,3 +485,37 @@ async fn a_drain_blocked_by_a_pdb_fails_after_the_drain_timeout() {
     );
     sim.shutdown().await;
 }
+
+/// The compute usages list pages like ARM's other lists (`nextLink`), and a virtual
+/// network that does not exist is ARM's 404.
+#[tokio::test]
+async fn usages_page_and_unknown_networks_are_not_found() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/preflight/fleet.yaml");
+    let text = std::fs::read_to_string(path).unwrap() + "\narm:\n  page_size: 3\n";
+    let sim = start(fleet::parse("inline", &text).expect("compiles"), 10).await;
+    let arm = Arm::new(&sim).await;
+    let mut url = format!("/subscriptions/{SUB}/providers/Microsoft.Compute/locations/westeurope/usages");
+    let mut names = Vec::new();
+    loop {
+        let r = arm.get(&url).await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+        let page = r.body["value"].as_array().unwrap();
+        assert!(page.len() <= 3);
+        names.extend(page.iter().map(|u| u["name"]["value"].as_str().unwrap().to_string()));
+        match r.body["nextLink"].as_str() {
+            Some(next) => url = next.to_string(),
+            None => break,
+        }
+    }
+    assert_eq!(names[0], "cores");
+    assert!(names.contains(&"standardDSv5Family".to_string()), "{names:?}");
+    assert_eq!(names.len(), 8, "{names:?}");
+    let r = arm
+        .get(&format!(
+            "/subscriptions/{SUB}/resourceGroups/rg-pf-net/providers/Microsoft.Network/virtualNetworks/nope/usages"
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(r.body["error"]["code"], "ResourceNotFound");
+    sim.shutdown().await;
+}

@@ -7,6 +7,7 @@ mod arm_json;
 mod arm_usages;
 pub mod auth;
 pub mod clock;
+pub mod conditions;
 pub mod fleet;
 mod generate;
 pub mod kube_api;
