@@ -473,8 +473,16 @@ async fn a_drain_blocked_by_a_pdb_fails_after_the_drain_timeout() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|e| e["reason"] == "Drain")
-        .unwrap_or_else(|| panic!("no Drain event in {events}"));
+        .find(|e| e["reason"] == "Drain" && e["type"] == "Warning")
+        .unwrap_or_else(|| panic!("no Drain warning in {events}"));
+    assert!(
+        events["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["reason"] == "Drain" && e["message"].as_str().unwrap().starts_with("Draining node: aks-user1-")),
+        "{events}"
+    );
     assert_eq!(drain["type"], "Warning");
     assert_eq!(drain["involvedObject"]["kind"], "Node");
     assert!(

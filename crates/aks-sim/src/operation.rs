@@ -723,6 +723,10 @@ fn next_batch(w: &mut World, id: &str, c: usize, mut job: PoolJob) {
     };
     for n in &batch {
         w.clusters[c].kube.update_node(n, |node| node.unschedulable = true);
+        // AKS's event as a drain starts (`error-code-poddrainfailure.md`: "Normal Drain
+        // node/aks-... Draining node: aks-...").
+        let msg = format!("Draining node: {n}");
+        w.kube_event(c, "default", "Node", n, "Drain", &msg, "Normal");
     }
     let drain_timeout = w.clusters[c]
         .pool(&job.pool)
