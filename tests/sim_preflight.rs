@@ -527,3 +527,23 @@ async fn usages_page_and_unknown_networks_are_not_found() {
     assert_eq!(r.body["error"]["code"], "ResourceNotFound");
     sim.shutdown().await;
 }
+
+/// A node image upgrade drains nodes too: with a newer image out, pf-pdb's is refused.
+#[tokio::test]
+async fn unsatisfiable_pdb_refuses_node_image_upgrades() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/preflight/fleet.yaml");
+    let text = std::fs::read_to_string(path).unwrap()
+        + "\nnode_images:\n  - os_sku: Ubuntu\n    family: AKSUbuntu-2204gen2containerd\n    releases:\n      - { version: 202611.12.0, available: \"2026-11-16\" }\n      - { version: 202612.01.0, available: \"2026-12-01\" }\n";
+    let sim = start(fleet::parse("inline", &text).expect("compiles"), 11).await;
+    let arm = Arm::new(&sim).await;
+    sim.advance(Duration::from_secs(24 * 3600));
+    let pool = format!("{}/agentPools/user1", cluster(&arm, "pf-pdb"));
+    let r = arm.post(&format!("{pool}/upgradeNodeImageVersion")).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{:?}", r.body);
+    assert_eq!(r.body["code"], "UnsatisfiablePDB");
+    // The same upgrade on a cluster without such a PDB is accepted.
+    let ok = format!("{}/agentPools/user1", cluster(&arm, "pf-ok"));
+    let r = arm.post(&format!("{ok}/upgradeNodeImageVersion")).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
+    sim.shutdown().await;
+}
