@@ -553,7 +553,12 @@ async fn a_pdb_that_blocks_the_drain_fails_the_upgrade_after_the_timeout() {
     let st = op_status(&arm, &url).await;
     assert_eq!(st["status"], "Failed");
     let msg = st["error"]["message"].as_str().unwrap();
-    assert!(msg.contains("Drain of") && msg.contains("pdb shop/web"), "{msg}");
+    // AKS's wording (its PodDrainFailure troubleshooting article).
+    assert_eq!(st["error"]["code"], "UpgradeFailed");
+    assert!(
+        msg.starts_with("Drain node aks-user1-") && msg.contains("blocked by pdb web with 0 unready pods."),
+        "{msg}"
+    );
     // Default undrainable behaviour (Schedule): nothing stays cordoned, no surge node stays.
     sim.with_world(|w| {
         let c = w.cluster_index(SUB, "rg-dev-weu", "aks-dev-weu-01").unwrap();

@@ -6,7 +6,7 @@
 use super::arm_json as j;
 use super::fleet::{OpKind, parse_count_or_percent};
 use super::operation::{self, OpStatus, Phase, Target};
-use super::rules::{check_control_plane_upgrade, check_pool_upgrade};
+use super::rules::{Refusal, check_control_plane_upgrade, check_pool_upgrade};
 use super::shared::Shared;
 use super::version::{KubeVersion, VersionSpec};
 use super::world::World;
@@ -41,6 +41,15 @@ impl ArmReply {
         Self::with(status, Some(json!({ "code": code, "message": message.into() })))
     }
 
+    /// A refusal of the simulator's rules (with AKS's `subcode` when it has one).
+    pub fn refusal(status: StatusCode, r: &Refusal) -> Self {
+        let mut body = json!({ "code": r.code, "message": r.message });
+        if let Some(sub) = r.subcode {
+            body["subcode"] = json!(sub);
+        }
+        Self::with(status, Some(body))
+    }
+
     /// An ARM-level error, wrapped (`{error: {code, message}}`).
     pub fn arm_error(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
         Self::with(
@@ -61,7 +70,7 @@ pub struct ArmRequest<'a> {
 }
 
 impl ArmRequest<'_> {
-    fn query(&self, k: &str) -> Option<&str> {
+    pub(super) fn query(&self, k: &str) -> Option<&str> {
         self.query
             .iter()
             .find(|(q, _)| q.eq_ignore_ascii_case(k))
@@ -74,7 +83,7 @@ fn eq(a: &str, b: &str) -> bool {
 }
 
 /// Matches `segments` against a pattern where `*` captures.
-fn capture<'a>(segments: &'a [String], pattern: &[&str]) -> Option<Vec<&'a str>> {
+pub(super) fn capture<'a>(segments: &'a [String], pattern: &[&str]) -> Option<Vec<&'a str>> {
     if segments.len() != pattern.len() {
         return None;
     }
@@ -95,6 +104,9 @@ const RP: &str = "Microsoft.ContainerService";
 pub fn dispatch(shared: &Shared, w: &mut World, r: &ArmRequest<'_>) -> ArmReply {
     let s = &r.segments;
     let m = r.method;
+    if let Some(reply) = super::arm_usages::route(shared, w, r) {
+        return reply;
+    }
     if let Some(c) = capture(s, &["subscriptions", "*", "providers", RP, "managedClusters"]) {
         return only_get(m, || list_clusters(shared, w, r, c[0], None));
     }
@@ -302,7 +314,7 @@ fn pool_routes(shared: &Shared, w: &mut World, r: &ArmRequest<'_>, ci: usize, po
     }
 }
 
-fn only_get(m: &Method, f: impl FnOnce() -> ArmReply) -> ArmReply {
+pub(super) fn only_get(m: &Method, f: impl FnOnce() -> ArmReply) -> ArmReply {
     if m == Method::GET { f() } else { method_not_allowed(m) }
 }
 
@@ -533,6 +545,14 @@ fn unsupported_version(spec: VersionSpec, region: &str) -> ArmReply {
     )
 }
 
+/// AKS refuses every write but start on a stopped cluster (`rules::check_not_stopped`).
+fn stopped(w: &World, ci: usize) -> Option<ArmReply> {
+    let c = &w.clusters[ci];
+    super::rules::check_not_stopped(c.stopped(), &c.subscription, &c.resource_group)
+        .err()
+        .map(|e| ArmReply::refusal(StatusCode::BAD_REQUEST, &e))
+}
+
 /// AKS refuses any write while an operation runs, before it looks at the request.
 fn busy(w: &World, ci: usize) -> Option<ArmReply> {
     w.clusters[ci].operation.as_ref()?;
@@ -541,7 +561,7 @@ fn busy(w: &World, ci: usize) -> Option<ArmReply> {
 }
 
 fn put_cluster(shared: &Shared, w: &mut World, r: &ArmRequest<'_>, ci: usize) -> ArmReply {
-    if let Some(e) = busy(w, ci) {
+    if let Some(e) = busy(w, ci).or_else(|| stopped(w, ci)) {
         return e;
     }
     if let Some(e) = preconditions(r, &w.clusters[ci].etag) {
@@ -629,6 +649,20 @@ fn put_cluster(shared: &Shared, w: &mut World, r: &ArmRequest<'_>, ci: usize) ->
             );
         }
     }
+    let upgrade_settings = match props.get("upgradeSettings") {
+        None | Some(Value::Null) => c.upgrade_settings.clone(),
+        Some(u) => Some(u.clone()),
+    };
+    if cp_target != c.current_version
+        && let Err(e) = super::protections::deprecated_apis(w, ci, cp_target, upgrade_settings.as_ref())
+    {
+        return e;
+    }
+    if !pool_targets.is_empty()
+        && let Err(e) = super::rules::check_unsatisfiable_pdbs(&super::protections::unsatisfiable_pdbs(w, ci))
+    {
+        return ArmReply::refusal(StatusCode::BAD_REQUEST, &e);
+    }
     let mut phases = Vec::new();
     if cp_target != c.current_version {
         phases.push(Phase::ControlPlane(cp_target));
@@ -675,6 +709,7 @@ fn put_cluster(shared: &Shared, w: &mut World, r: &ArmRequest<'_>, ci: usize) ->
     {
         c.node_os_upgrade_channel = ch.to_string();
     }
+    c.upgrade_settings = upgrade_settings;
     c.extra_properties = props
         .iter()
         .filter(|(k, _)| !j::MODELED_CLUSTER_PROPS.contains(&k.as_str()))
@@ -705,7 +740,7 @@ fn put_pool(shared: &Shared, w: &mut World, r: &ArmRequest<'_>, ci: usize, pool:
     let Some(p) = c.pool(pool).cloned() else {
         return not_found_path(r);
     };
-    if let Some(e) = busy(w, ci) {
+    if let Some(e) = busy(w, ci).or_else(|| stopped(w, ci)) {
         return e;
     }
     if let Some(e) = preconditions(r, &p.etag) {
@@ -741,6 +776,11 @@ fn put_pool(shared: &Shared, w: &mut World, r: &ArmRequest<'_>, ci: usize, pool:
         && let Err(e) = check_pool_upgrade(p.current_version, target, c.current_version)
     {
         return ArmReply::rp_error(StatusCode::BAD_REQUEST, e.code, e.message);
+    }
+    if target != p.current_version
+        && let Err(e) = super::rules::check_unsatisfiable_pdbs(&super::protections::unsatisfiable_pdbs(w, ci))
+    {
+        return ArmReply::refusal(StatusCode::BAD_REQUEST, &e);
     }
     // upgradeSettings are applied as sent (validated like the fleet file).
     let mut settings = p.upgrade.clone();
@@ -806,10 +846,18 @@ fn node_image(shared: &Shared, w: &mut World, r: &ArmRequest<'_>, ci: usize, poo
     let Some(p) = c.pool(pool) else {
         return not_found_path(r);
     };
+    if let Some(e) = stopped(w, ci) {
+        return e;
+    }
     let latest = w.latest_image(&c.location, &p.os_sku);
     if latest.as_deref().is_none_or(|l| l == p.node_image) && c.operation.is_none() {
         // Already on the latest image: nothing to do (unverified: AKS answers 200).
         return ArmReply::with(StatusCode::OK, None);
+    }
+    if c.operation.is_none()
+        && let Err(e) = super::rules::check_unsatisfiable_pdbs(&super::protections::unsatisfiable_pdbs(w, ci))
+    {
+        return ArmReply::refusal(StatusCode::BAD_REQUEST, &e);
     }
     let name = p.name.clone();
     match operation::start(

@@ -23,6 +23,7 @@ pub const MODELED_CLUSTER_PROPS: &[&str] = &[
     "aadProfile",
     "disableLocalAccounts",
     "maxAgentPools",
+    "upgradeSettings",
 ];
 
 /// Top-level fields of a managed cluster the simulator models.
@@ -53,6 +54,8 @@ pub const MODELED_POOL_PROPS: &[&str] = &[
     "upgradeSettings",
     "eTag",
     "type",
+    "maxPods",
+    "vnetSubnetID",
 ];
 
 fn merge(into: &mut Map<String, Value>, extra: &Map<String, Value>) {
@@ -61,7 +64,7 @@ fn merge(into: &mut Map<String, Value>, extra: &Map<String, Value>) {
     }
 }
 
-pub fn pool_properties(p: &Pool, with_name: bool) -> Value {
+pub fn pool_properties(c: &Cluster, p: &Pool, with_name: bool) -> Value {
     let mut m = Map::new();
     if with_name {
         m.insert("name".into(), json!(p.name));
@@ -70,7 +73,7 @@ pub fn pool_properties(p: &Pool, with_name: bool) -> Value {
     let props = json!({
         "count": p.count,
         "vmSize": p.vm_size,
-        "maxPods": 30,
+        "maxPods": p.max_pods,
         "type": "VirtualMachineScaleSets",
         "osType": p.os_type.as_str(),
         "osSKU": p.os_sku,
@@ -79,7 +82,7 @@ pub fn pool_properties(p: &Pool, with_name: bool) -> Value {
         "currentOrchestratorVersion": p.current_version.to_string(),
         "nodeImageVersion": p.node_image,
         "provisioningState": p.provisioning_state,
-        "powerState": { "code": "Running" },
+        "powerState": { "code": if c.stopped() { "Stopped" } else { "Running" } },
         "eTag": p.etag,
         "upgradeSettings": {
             "maxSurge": u.max_surge,
@@ -95,6 +98,9 @@ pub fn pool_properties(p: &Pool, with_name: bool) -> Value {
     if let Value::Object(o) = props {
         m.extend(o);
     }
+    if let Some(id) = &p.vnet_subnet_id {
+        m.insert("vnetSubnetID".into(), json!(id));
+    }
     merge(&mut m, &p.extra);
     Value::Object(m)
 }
@@ -104,7 +110,7 @@ pub fn agent_pool(c: &Cluster, p: &Pool) -> Value {
         "id": format!("{}/agentPools/{}", c.id(), p.name),
         "name": p.name,
         "type": "Microsoft.ContainerService/managedClusters/agentPools",
-        "properties": pool_properties(p, false),
+        "properties": pool_properties(c, p, false),
     })
 }
 
@@ -112,12 +118,12 @@ pub fn managed_cluster(c: &Cluster) -> Value {
     let mut props = Map::new();
     let base = json!({
         "provisioningState": c.provisioning_state,
-        "powerState": { "code": "Running" },
+        "powerState": { "code": if c.stopped() { "Stopped" } else { "Running" } },
         "kubernetesVersion": c.kubernetes_version,
         "currentKubernetesVersion": c.current_version.to_string(),
         "fqdn": c.fqdn,
         "azurePortalFQDN": c.fqdn.replace(".hcp.", ".portal.hcp."),
-        "agentPoolProfiles": c.pools.iter().map(|p| pool_properties(p, true)).collect::<Vec<_>>(),
+        "agentPoolProfiles": c.pools.iter().map(|p| pool_properties(c, p, true)).collect::<Vec<_>>(),
         "supportPlan": c.support_plan,
         "autoUpgradeProfile": {
             "upgradeChannel": c.auto_upgrade_channel,
@@ -134,6 +140,9 @@ pub fn managed_cluster(c: &Cluster) -> Value {
             "aadProfile".into(),
             json!({ "managed": true, "enableAzureRBAC": true, "tenantID": "" }),
         );
+    }
+    if let Some(u) = &c.upgrade_settings {
+        props.insert("upgradeSettings".into(), u.clone());
     }
     merge(&mut props, &c.extra_properties);
     let mut top = Map::new();

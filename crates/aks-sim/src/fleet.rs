@@ -48,6 +48,12 @@ pub struct FleetFile {
     /// Faults to inject, deterministic by seed.
     #[serde(default)]
     pub faults: Vec<Spanned<RawFault>>,
+    /// vCPU quotas per subscription, region and VM family (`quota.rs`).
+    #[serde(default)]
+    pub quotas: Vec<Spanned<super::quota::RawQuota>>,
+    /// Virtual networks whose subnets pools may use (`network.rs`).
+    #[serde(default)]
+    pub virtual_networks: Vec<Spanned<super::network::RawVnet>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -151,6 +157,17 @@ pub struct RawCluster {
     pub pools: Vec<Spanned<RawPool>>,
     #[serde(default)]
     pub workloads: Vec<Spanned<RawWorkload>>,
+    /// Deprecated APIs its clients call (served in `/metrics`; block minor upgrades).
+    #[serde(default)]
+    pub deprecated_api_calls: Vec<Spanned<super::metrics::RawDeprecatedCall>>,
+    /// Running | Stopped. Default Running.
+    pub power_state: Option<Spanned<String>>,
+    /// Succeeded | Failed: the state the cluster starts in. Default Succeeded.
+    pub provisioning_state: Option<Spanned<String>>,
+    /// azure | kubenet | none. Default azure.
+    pub network_plugin: Option<Spanned<String>>,
+    /// overlay | none (classic Azure CNI). Default overlay with azure.
+    pub network_plugin_mode: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -168,7 +185,13 @@ pub struct RawPool {
     pub version: Option<Spanned<String>>,
     /// Version part of the node image. Default: the latest in the region at start.
     pub node_image: Option<Spanned<String>>,
-    pub vm_size: Option<String>,
+    /// One of the simulator's VM sizes (`quota::VM_SIZES`).
+    pub vm_size: Option<Spanned<String>>,
+    /// `vnet/subnet` of `virtual_networks` (ARM `vnetSubnetID`). Default: none (a
+    /// managed network the simulator does not account).
+    pub subnet: Option<Spanned<String>>,
+    /// Pods per node (ARM `maxPods`), 10..250. Default by network plugin.
+    pub max_pods: Option<Spanned<u32>>,
     #[serde(default)]
     pub upgrade_settings: RawUpgradeSettings,
 }
@@ -267,6 +290,8 @@ pub struct RawFault {
 
 // ---------------------------------------------------------------- compiled shape
 
+pub use super::conditions::ClusterConditions;
+
 pub const DEFAULT_TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
 pub const DEFAULT_CLIENT: &str = "00000000-0000-0000-0000-00000000c11e";
 
@@ -284,6 +309,8 @@ pub struct Fleet {
     pub arm: ArmSettings,
     pub clusters: Vec<ClusterDef>,
     pub faults: Vec<Fault>,
+    pub quotas: Vec<super::quota::QuotaDef>,
+    pub virtual_networks: Vec<super::network::VnetDef>,
 }
 
 #[derive(Debug, Clone)]
@@ -442,6 +469,7 @@ pub struct ClusterDef {
     pub maintenance: BTreeMap<String, serde_json::Value>,
     pub pools: Vec<PoolDef>,
     pub workloads: Vec<WorkloadDef>,
+    pub conditions: ClusterConditions,
 }
 
 #[derive(Debug, Clone)]
@@ -455,6 +483,10 @@ pub struct PoolDef {
     pub node_image: Option<String>,
     pub vm_size: String,
     pub upgrade: UpgradeSettings,
+    /// (virtual network, subnet) indices into `Fleet::virtual_networks`.
+    pub subnet: Option<(usize, usize)>,
+    /// `None`: the network plugin's default.
+    pub max_pods: Option<u32>,
 }
 
 #[derive(Debug, Clone)]
@@ -636,7 +668,13 @@ impl Compiler {
         }
     }
 
-    fn one_of(&mut self, s: &Option<Spanned<String>>, allowed: &[&str], default: &str, field: &str) -> String {
+    pub(super) fn one_of(
+        &mut self,
+        s: &Option<Spanned<String>>,
+        allowed: &[&str],
+        default: &str,
+        field: &str,
+    ) -> String {
         match s {
             None => default.to_string(),
             Some(v) => match allowed.iter().find(|a| a.eq_ignore_ascii_case(&v.value)) {
@@ -696,12 +734,14 @@ pub fn compile(file: &str, raw: FleetFile) -> Result<Fleet, SourceErrors> {
     let images = compile_images(&mut c, &raw.node_images);
     let durations = compile_durations(&mut c, &raw.durations);
     let arm = compile_arm(&mut c, &raw.arm);
+    let quotas = super::quota::compile(&mut c, &raw.quotas, &subscriptions);
+    let virtual_networks = super::network::compile(&mut c, &raw.virtual_networks, &subscriptions);
 
     // Each compiled cluster keeps the position it came from, so later checks point at
     // the right line even when an earlier cluster failed to compile.
     let mut clusters: Vec<(Location, ClusterDef)> = Vec::new();
     for rc in &raw.clusters {
-        if let Some(cl) = compile_cluster(&mut c, rc, &subscriptions) {
+        if let Some(cl) = compile_cluster(&mut c, rc, &subscriptions, &virtual_networks) {
             check_cluster_version(&mut c, rc.value.kubernetes_version.referenced, &cl, &catalogue);
             clusters.push((rc.value.name.referenced, cl));
         }
@@ -752,6 +792,8 @@ pub fn compile(file: &str, raw: FleetFile) -> Result<Fleet, SourceErrors> {
         arm,
         clusters,
         faults,
+        quotas,
+        virtual_networks,
     };
     c.d.finish(fleet)
 }
@@ -906,7 +948,12 @@ fn compile_arm(c: &mut Compiler, r: &RawArm) -> ArmSettings {
     }
 }
 
-fn compile_cluster(c: &mut Compiler, rc: &Spanned<RawCluster>, subs: &[String]) -> Option<ClusterDef> {
+fn compile_cluster(
+    c: &mut Compiler,
+    rc: &Spanned<RawCluster>,
+    subs: &[String],
+    nets: &[super::network::VnetDef],
+) -> Option<ClusterDef> {
     let r = &rc.value;
     if !valid_cluster_name(&r.name.value) {
         c.d.at(
@@ -955,10 +1002,15 @@ fn compile_cluster(c: &mut Compiler, rc: &Spanned<RawCluster>, subs: &[String]) 
         }
         maintenance.insert(name.clone(), props.value.clone());
     }
+    let conditions = super::conditions::compile(c, r);
     let cv = version?;
+    super::conditions::check_removed_releases(c, r, cv);
     let mut pools: Vec<PoolDef> = Vec::new();
     for p in &r.pools {
-        if let Some(pool) = compile_pool(c, p, cv) {
+        if let Some(mut pool) = compile_pool(c, p, cv) {
+            if let Some(s) = &p.value.subnet {
+                pool.subnet = super::conditions::resolve_subnet(c, s, nets, &subscription, &r.location.value);
+            }
             if pools.iter().any(|q| q.name == pool.name) {
                 c.d.at(&p.value.name, format!("pool `{}` is defined twice", pool.name));
             }
@@ -1025,6 +1077,7 @@ fn compile_cluster(c: &mut Compiler, rc: &Spanned<RawCluster>, subs: &[String]) 
         maintenance,
         pools,
         workloads,
+        conditions,
     })
 }
 
@@ -1112,6 +1165,30 @@ pub(super) fn compile_pool(c: &mut Compiler, p: &Spanned<RawPool>, cluster_versi
         "Cordon" => Undrainable::Cordon,
         _ => Undrainable::Schedule,
     };
+    let vm_size = match &r.vm_size {
+        None if os_type == OsType::Windows => "Standard_D4s_v5".to_string(),
+        None => "Standard_D2s_v5".to_string(),
+        Some(v) => match super::quota::vm_size(&v.value) {
+            Some(known) => known.name.to_string(),
+            None => {
+                c.d.at(
+                    v,
+                    format!(
+                        "vm_size `{}` is not one the simulator knows ({})",
+                        v.value,
+                        super::quota::known_sizes()
+                    ),
+                );
+                v.value.clone()
+            }
+        },
+    };
+    if let Some(m) = &r.max_pods
+        && !(10..=250).contains(&m.value)
+    {
+        c.d.at(m, format!("max_pods {} is outside 10..250", m.value));
+    }
+    let max_pods = r.max_pods.as_ref().map(|m| m.value);
     Some(PoolDef {
         name: r.name.value.clone(),
         mode,
@@ -1120,14 +1197,9 @@ pub(super) fn compile_pool(c: &mut Compiler, p: &Spanned<RawPool>, cluster_versi
         count: r.count.value,
         version,
         node_image: r.node_image.as_ref().map(|s| s.value.clone()),
-        vm_size: r.vm_size.clone().unwrap_or_else(|| {
-            if os_type == OsType::Windows {
-                "Standard_D4s_v5"
-            } else {
-                "Standard_D2s_v5"
-            }
-            .into()
-        }),
+        vm_size,
+        subnet: None,
+        max_pods,
         upgrade: UpgradeSettings {
             max_surge,
             max_unavailable,

@@ -26,6 +26,11 @@ pub(super) fn expand(c: &mut Compiler, g: &Spanned<RawGenerate>, subscriptions: 
     let Some(version) = c.version(&r.kubernetes_version) else {
         return Vec::new();
     };
+    for p in &r.pools {
+        if let Some(s) = &p.value.subnet {
+            c.d.at(s, "generated clusters cannot name a subnet (they would all share it)");
+        }
+    }
     let pools: Vec<_> = r.pools.iter().filter_map(|p| compile_pool(c, p, version)).collect();
     let workloads: Vec<_> = r.workloads.iter().filter_map(|w| compile_workload(c, w)).collect();
     // Ring of cluster i: cumulative shares, so the split is exact and in ring order.
@@ -58,6 +63,7 @@ pub(super) fn expand(c: &mut Compiler, g: &Spanned<RawGenerate>, subscriptions: 
                 maintenance: BTreeMap::new(),
                 pools: pools.clone(),
                 workloads: workloads.clone(),
+                conditions: Default::default(),
             }
         })
         .collect()

@@ -189,6 +189,8 @@ pub(super) fn json_response(code: StatusCode, body: &Value) -> Response {
 enum Route<'a> {
     Version,
     Health,
+    /// `/metrics`: Prometheus text, with `apiserver_requested_deprecated_apis`.
+    Metrics,
     Api,
     Apis,
     Group(&'a str),
@@ -208,6 +210,7 @@ fn route(path: &str) -> Route<'_> {
     match segs.as_slice() {
         ["version"] => Route::Version,
         ["healthz" | "livez" | "readyz"] => Route::Health,
+        ["metrics"] => Route::Metrics,
         ["api"] => Route::Api,
         ["apis"] => Route::Apis,
         ["api", "v1"] => Route::ResourceList(""),
@@ -247,12 +250,14 @@ fn resource_route<'a>(group: &str, rest: &[&'a str]) -> Route<'a> {
     }
 }
 
-/// Whether the fault `api_unreachable` holds this cluster's API server down now.
+/// Whether this cluster's API server is down now: the fault `api_unreachable`, or the
+/// cluster is stopped (`start-stop-cluster.md`: stopping "stop[s] your control plane").
 pub(super) fn api_unreachable(world: &World, c: usize) -> bool {
     let name = &world.clusters[c].name;
-    world
-        .active_faults()
-        .any(|f| matches!(&f.what, FaultKind::ApiUnreachable { cluster } if cluster == name))
+    world.clusters[c].stopped()
+        || world
+            .active_faults()
+            .any(|f| matches!(&f.what, FaultKind::ApiUnreachable { cluster } if cluster == name))
 }
 
 /// Serves one request whose path starts with `/k8s/`.
@@ -291,7 +296,11 @@ pub async fn handle(shared: Arc<Shared>, req: Request) -> Response {
         return ApiError::path_not_found().into_response();
     };
     if api_unreachable(&world, c) {
-        let msg = "the API server is unreachable (injected fault)";
+        let msg = if world.clusters[c].stopped() {
+            "the API server is unreachable: the cluster is stopped"
+        } else {
+            "the API server is unreachable (injected fault)"
+        };
         return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", msg).into_response();
     }
     if shared.kube_auth(&world.clusters[c], &parts.headers).is_err() {
@@ -332,6 +341,18 @@ fn serve(shared: &Arc<Shared>, world: &mut World, c: usize, route: Route<'_>, re
             );
             Ok(r)
         }
+        Route::Metrics if req.method == Method::GET => {
+            let cl = &world.clusters[c];
+            let v = cl.kube.server_version.unwrap_or(cl.current_version);
+            let text = super::metrics::render(&cl.conditions.deprecated_api_calls, cl.kube.pods.len() as u64, v);
+            let mut r = Response::new(Body::from(text));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            Ok(r)
+        }
+        Route::Metrics => Err(ApiError::method_not_allowed()),
         Route::Api => read_only(json!({
             "kind": "APIVersions",
             "versions": ["v1"],

@@ -294,7 +294,7 @@ impl KubeState {
         self.record(Kind::ReplicaSet, ChangeType::Modified, rs);
         if self.workloads[w].pdb.is_some() {
             self.bump();
-            let p = render_pdb(&self.workloads[w], self.rv, ready);
+            let p = render_pdb(&self.workloads[w], self.rv, ready, total);
             self.record(Kind::PodDisruptionBudget, ChangeType::Modified, p);
         }
     }
@@ -371,7 +371,10 @@ impl KubeState {
                 .collect(),
             Kind::PodDisruptionBudget => (0..self.workloads.len())
                 .filter(|w| self.workloads[*w].pdb.is_some())
-                .map(|w| render_pdb(&self.workloads[w], self.rv, self.workload_counts(w).0))
+                .map(|w| {
+                    let (ready, total) = self.workload_counts(w);
+                    render_pdb(&self.workloads[w], self.rv, ready, total)
+                })
                 .collect(),
             Kind::Event => self.events.iter().map(render_event).collect(),
         }
@@ -602,11 +605,17 @@ pub fn render_replicaset(w: &Workload, rv: u64, ready: u32, total: u32) -> Value
     })
 }
 
-pub fn render_pdb(w: &Workload, rv: u64, ready: u32) -> Value {
-    let (spec, desired) = match w.pdb {
-        Some(Pdb::MinAvailable(m)) => (json!({ "minAvailable": m }), m),
-        Some(Pdb::MaxUnavailable(m)) => (json!({ "maxUnavailable": m }), w.replicas.saturating_sub(m)),
-        None => (json!({}), 0),
+/// A PodDisruptionBudget with the status the disruption controller computes
+/// (kubernetes `pkg/controller/disruption`, `getExpectedPodCount`): an integer
+/// `minAvailable` expects the pods that exist (`len(pods)`) and desires that many
+/// healthy; `maxUnavailable` expects the controller's scale (the replicas) and desires
+/// scale - maxUnavailable. `currentHealthy` counts Ready pods; `disruptionsAllowed` is
+/// currentHealthy - desiredHealthy, never below 0.
+pub fn render_pdb(w: &Workload, rv: u64, ready: u32, existing: u32) -> Value {
+    let (spec, desired, expected) = match w.pdb {
+        Some(Pdb::MinAvailable(m)) => (json!({ "minAvailable": m }), m, existing),
+        Some(Pdb::MaxUnavailable(m)) => (json!({ "maxUnavailable": m }), w.replicas.saturating_sub(m), w.replicas),
+        None => (json!({}), 0, w.replicas),
     };
     let mut spec = spec;
     spec["selector"] = json!({ "matchLabels": { "app": w.name } });
@@ -623,7 +632,7 @@ pub fn render_pdb(w: &Workload, rv: u64, ready: u32) -> Value {
             "observedGeneration": 1,
             "currentHealthy": ready,
             "desiredHealthy": desired,
-            "expectedPods": w.replicas,
+            "expectedPods": expected,
             "disruptionsAllowed": ready.saturating_sub(desired),
         },
     })

@@ -4,15 +4,21 @@
 
 pub mod arm;
 mod arm_json;
+mod arm_usages;
 pub mod auth;
 pub mod clock;
+pub mod conditions;
 pub mod fleet;
 mod generate;
 pub mod kube_api;
 pub mod kube_model;
 mod kube_watch;
 pub mod maintenance;
+pub mod metrics;
+pub mod network;
 pub mod operation;
+mod protections;
+pub mod quota;
 pub mod rng;
 pub mod rules;
 mod selector;

@@ -517,6 +517,17 @@ fn pool_step(w: &mut World, id: &str, c: usize, pool: &str, version: Option<Kube
         if surge_count == 0 && unavailable == 0 {
             surge_count = 1;
         }
+        // Surge nodes are new VMs: they need vCPU quota and subnet addresses now.
+        if let Err(e) = super::quota::check_new_vms(w, c, &p.vm_size, surge_count)
+            .map_err(|e| super::rules::Refusal {
+                message: format!("Create or update VMSS {} failed. {}", vmss_id(w, c, &p), e.message),
+                ..e
+            })
+            .and_then(|()| super::network::check_new_nodes(w, c, &p.name, surge_count))
+        {
+            finish(w, id, OpStatus::Failed, Some((e.code.to_string(), e.message)));
+            return;
+        }
         let mut job = PoolJob {
             pool: p.name.clone(),
             version: version.unwrap_or(p.current_version),
@@ -671,6 +682,15 @@ fn pool_step(w: &mut World, id: &str, c: usize, pool: &str, version: Option<Kube
     }
 }
 
+/// The id of a pool's scale set in the node resource group (`MC_...`).
+fn vmss_id(w: &World, c: usize, p: &super::world::Pool) -> String {
+    let cl = &w.clusters[c];
+    format!(
+        "/subscriptions/{}/resourceGroups/MC_{}_{}_{}/providers/Microsoft.Compute/virtualMachineScaleSets/aks-{}-{}-vmss",
+        cl.subscription, cl.resource_group, cl.name, cl.location, p.name, p.vmss
+    )
+}
+
 fn pool_soak(w: &World, c: usize, pool: &str) -> u32 {
     w.clusters[c].pool(pool).map_or(0, |p| p.upgrade.node_soak_minutes)
 }
@@ -703,6 +723,10 @@ fn next_batch(w: &mut World, id: &str, c: usize, mut job: PoolJob) {
     };
     for n in &batch {
         w.clusters[c].kube.update_node(n, |node| node.unschedulable = true);
+        // AKS's event as a drain starts (`error-code-poddrainfailure.md`: "Normal Drain
+        // node/aks-... Draining node: aks-...").
+        let msg = format!("Draining node: {n}");
+        w.kube_event(c, "default", "Node", n, "Drain", &msg, "Normal");
     }
     let drain_timeout = w.clusters[c]
         .pool(&job.pool)
@@ -717,7 +741,7 @@ fn next_batch(w: &mut World, id: &str, c: usize, mut job: PoolJob) {
 }
 
 /// Tries to evict every pod on `nodes`; returns the pods still there with the PDB that
-/// blocks each (`(pod, reason)`).
+/// blocks each (`(namespace/pod, namespace/pdb)`).
 fn drain(w: &mut World, c: usize, nodes: &[String]) -> Vec<(String, String)> {
     let keys: Vec<(String, String)> = w.clusters[c]
         .kube
@@ -730,7 +754,7 @@ fn drain(w: &mut World, c: usize, nodes: &[String]) -> Vec<(String, String)> {
     for k in keys {
         if let Err(e) = w.evict(c, &k) {
             let why = match e {
-                super::world::EvictError::Pdb(pdb) => format!("blocked by pdb {pdb}"),
+                super::world::EvictError::Pdb(pdb) => pdb,
                 super::world::EvictError::NotFound => continue,
             };
             left.push((format!("{}/{}", k.0, k.1), why));
@@ -758,12 +782,38 @@ fn undrainable(w: &mut World, id: &str, c: usize, mut job: PoolJob, left: Vec<(S
     let behavior = w.clusters[c]
         .pool(&job.pool)
         .map_or(Undrainable::Schedule, |p| p.upgrade.undrainable);
-    let msg = format!(
-        "Drain of {} did not complete: Too many requests, cannot evict pod {} as it would violate the pod's disruption budget ({}). See http://aka.ms/aks/debugdrainfailures",
-        blocked_nodes.join(", "),
-        left[0].0,
-        left[0].1
-    );
+    // AKS's events on each blocked node, then its error for the first blocked pod.
+    for (pod, _) in &left {
+        let node = pod
+            .split_once('/')
+            .and_then(|(ns, name)| w.clusters[c].kube.pods.get(&(ns.to_string(), name.to_string())))
+            .and_then(|p| p.node.clone());
+        if let Some(node) = node {
+            let pod_name = pod.split_once('/').map_or(pod.as_str(), |(_, n)| n);
+            let msg = super::rules::drain_event(pod_name);
+            w.kube_event(c, "default", "Node", &node, "Drain", &msg, "Warning");
+        }
+    }
+    let (pod, pdb) = &left[0];
+    let (ns, pod_name) = pod.split_once('/').unwrap_or(("default", pod.as_str()));
+    let pdb_name = pdb.split_once('/').map_or(pdb.as_str(), |(_, n)| n);
+    let node = w.clusters[c]
+        .kube
+        .pods
+        .get(&(ns.to_string(), pod_name.to_string()))
+        .and_then(|p| p.node.clone())
+        .unwrap_or_default();
+    let unready = {
+        let kube = &w.clusters[c].kube;
+        kube.workloads
+            .iter()
+            .position(|wl| wl.namespace == ns && wl.name == pdb_name)
+            .map_or(0, |wi| {
+                let (ready, total) = kube.workload_counts(wi);
+                total - ready
+            })
+    };
+    let msg = super::rules::drain_failure(&node, ns, pod_name, pdb_name, unready).message;
     if behavior == Undrainable::Cordon && job.stage == Stage::Draining {
         for n in &blocked_nodes {
             w.clusters[c].kube.update_node(n, |node| {

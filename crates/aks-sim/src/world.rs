@@ -7,7 +7,10 @@
 //! same seed, fleet and requests give the same results whatever the wall clock did.
 
 use super::clock::SimTime;
-use super::fleet::{ClusterDef, Fault, FaultKind, Fleet, OsType, Pdb, PoolDef, PoolMode, UpgradeSettings, WorkloadDef};
+use super::fleet::{
+    ClusterConditions, ClusterDef, Fault, FaultKind, Fleet, OsType, Pdb, PoolDef, PoolMode, UpgradeSettings,
+    WorkloadDef,
+};
 use super::kube_model::{ChangeType, KEvent, KubeState, Node, Pod, PodPhase, Workload};
 use super::operation::Operation;
 use super::rng::Rng;
@@ -49,6 +52,11 @@ pub struct Cluster {
     /// The operation running on this cluster or one of its pools.
     pub operation: Option<String>,
     pub kube: KubeState,
+    /// Power state, network, deprecated API calls (from the fleet file).
+    pub conditions: ClusterConditions,
+    /// `properties.upgradeSettings` as last sent (its `overrideSettings` bypass upgrade
+    /// protections): kept and served back, so a GET-then-PUT sends it again unchanged.
+    pub upgrade_settings: Option<Value>,
 }
 
 #[derive(Debug, Clone)]
@@ -70,6 +78,11 @@ pub struct Pool {
     pub extra: Map<String, Value>,
     pub vmss: String,
     pub next_index: u32,
+    /// (virtual network, subnet) indices into `Fleet::virtual_networks`.
+    pub subnet: Option<(usize, usize)>,
+    /// Its full id (`vnetSubnetID`).
+    pub vnet_subnet_id: Option<String>,
+    pub max_pods: u32,
 }
 
 impl Cluster {
@@ -86,6 +99,15 @@ impl Cluster {
 
     pub fn pool_mut(&mut self, name: &str) -> Option<&mut Pool> {
         self.pools.iter_mut().find(|p| p.name.eq_ignore_ascii_case(name))
+    }
+
+    /// Stopped (`powerState.code: Stopped`): its VMs are deallocated, its API server down.
+    pub fn stopped(&self) -> bool {
+        self.conditions.stopped
+    }
+
+    pub fn classic_azure_cni(&self) -> bool {
+        self.conditions.classic_azure_cni()
     }
 }
 
@@ -228,14 +250,19 @@ impl World {
             "nodeResourceGroup".into(),
             Value::String(format!("MC_{}_{}_{}", def.resource_group, def.name, def.location)),
         );
-        extra_properties.insert(
-            "networkProfile".into(),
-            serde_json::json!({
-                "networkPlugin": "azure", "networkPluginMode": "overlay", "podCidr": "10.244.0.0/16",
-                "serviceCidr": "10.0.0.0/16", "dnsServiceIP": "10.0.0.10", "outboundType": "loadBalancer",
-                "loadBalancerSku": "standard"
-            }),
-        );
+        let mut network = serde_json::json!({
+            "networkPlugin": def.conditions.network_plugin, "podCidr": "10.244.0.0/16",
+            "serviceCidr": "10.0.0.0/16", "dnsServiceIP": "10.0.0.10", "outboundType": "loadBalancer",
+            "loadBalancerSku": "standard"
+        });
+        if let Some(mode) = &def.conditions.network_plugin_mode {
+            network["networkPluginMode"] = Value::String(mode.clone());
+        }
+        if def.conditions.classic_azure_cni() {
+            // Classic Azure CNI gives pods subnet addresses: there is no pod CIDR.
+            network.as_object_mut().map(|n| n.remove("podCidr"));
+        }
+        extra_properties.insert("networkProfile".into(), network);
         // The kubelet's identity AKS creates in the node resource group (`<name>-agentpool`)
         // for a cluster with a system-assigned identity: AKS's docs read it with `az aks
         // show --query identityProfile.kubeletidentity.objectId` (`create-valkey-infrastructure.md`),
@@ -269,7 +296,7 @@ impl World {
             tags: def.tags.clone(),
             kubernetes_version: def.kubernetes_version.to_string(),
             current_version: def.kubernetes_version,
-            provisioning_state: "Succeeded",
+            provisioning_state: if def.conditions.failed { "Failed" } else { "Succeeded" },
             etag: self.rng.hex(16),
             auto_upgrade_channel: def.auto_upgrade_channel.clone(),
             node_os_upgrade_channel: def.node_os_upgrade_channel.clone(),
@@ -290,6 +317,8 @@ impl World {
                 server_version: Some(def.kubernetes_version),
                 ..Default::default()
             },
+            conditions: def.conditions.clone(),
+            upgrade_settings: None,
         };
         for p in &def.pools {
             let pool = self.build_pool(&cluster, p);
@@ -394,6 +423,12 @@ impl World {
             extra: Map::new(),
             vmss: format!("{:08}", self.rng.next_u64() % 100_000_000),
             next_index: 0,
+            subnet: p.subnet,
+            vnet_subnet_id: p.subnet.map(|(vi, si)| {
+                let v = &self.fleet.virtual_networks[vi];
+                v.subnet_id(&v.subnets[si].name)
+            }),
+            max_pods: p.max_pods.unwrap_or_else(|| cluster.conditions.default_max_pods()),
         }
     }
 
@@ -980,6 +1015,8 @@ fn placeholder() -> Cluster {
         extra_top: Map::new(),
         operation: None,
         kube: KubeState::default(),
+        conditions: ClusterConditions::default(),
+        upgrade_settings: None,
     }
 }
 
