@@ -64,7 +64,7 @@
 
 mod common;
 
-use common::procs::{Serve, Sim, ringmaster, spawn_serve_on, start_sim_on};
+use common::procs::{Serve, Sim, SimArm, ringmaster, spawn_serve_on, start_sim_on};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -193,69 +193,7 @@ fn kill_plan(seed: u64, kills: usize, scale: f64) -> Vec<KillAt> {
         .collect()
 }
 
-/// The simulator's ARM and test hooks, over HTTPS, trusting only its CA.
-struct SimArm {
-    http: reqwest::Client,
-    base: String,
-    token: String,
-}
-
 impl SimArm {
-    async fn new(sim: &Sim) -> SimArm {
-        ringmaster::identity::install_crypto_provider();
-        let env: BTreeMap<&str, &str> = sim.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let pem = std::fs::read(env["RINGMASTER_CA_CERT"]).expect("the simulator's CA");
-        let http = reqwest::Client::builder()
-            .tls_certs_only([reqwest::Certificate::from_pem(&pem).unwrap()])
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap();
-        let url = format!(
-            "{}/{}/oauth2/v2.0/token",
-            env["AZURE_AUTHORITY_HOST"], env["AZURE_TENANT_ID"]
-        );
-        let t: Value = http
-            .post(url)
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", env["AZURE_CLIENT_ID"]),
-                ("client_secret", env["AZURE_CLIENT_SECRET"]),
-                ("scope", "https://management.azure.com/.default"),
-            ])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        SimArm {
-            http,
-            base: env["RINGMASTER_ARM_ENDPOINT"].to_string(),
-            token: t["access_token"].as_str().expect("a token").to_string(),
-        }
-    }
-
-    async fn get(&self, path: &str) -> Value {
-        let sep = if path.contains('?') { '&' } else { '?' };
-        let url = format!("{}{path}{sep}api-version={}", self.base, common::API);
-        let r = self.http.get(url).bearer_auth(&self.token).send().await.unwrap();
-        assert!(r.status().is_success(), "GET {path}: {}", r.status());
-        r.json().await.unwrap()
-    }
-
-    /// The request log: every mutating ARM request, whatever its answer, less ARM's
-    /// `list*` actions (POSTs that read: `listClusterUserCredential` for the watches).
-    async fn requests(&self) -> Vec<Value> {
-        let v = self.get("/_sim/requests").await;
-        let all = v["value"].as_array().cloned().unwrap_or_default();
-        all.into_iter()
-            .filter(|w| {
-                let path = w["path"].as_str().unwrap_or_default();
-                !path.rsplit('/').next().unwrap_or_default().starts_with("list")
-            })
-            .collect()
-    }
-
     async fn count_requests(&self) -> usize {
         self.requests().await.len()
     }

@@ -21,15 +21,27 @@ fn demo() -> (Rollout, Settings) {
     (Rollout::new("t".into(), file, text, plan, snapshot.taken_at), settings)
 }
 
-/// Answers every command as AKS would (baselines taken, calls accepted, operations
-/// done) until `stop` picks a command; returns it and the time reached.
+/// Answers every command as AKS would (preflights clear, baselines taken, calls
+/// accepted, operations done) until `stop` picks a command; returns it and the time
+/// reached. The commands after the picked one in its batch are dropped: to go on from
+/// there, start again with `Input::Resumed` (which asks for them again).
 fn run_until<T>(
     r: &mut Rollout,
     s: &Settings,
+    now: chrono::DateTime<chrono::Utc>,
+    stop: impl FnMut(&Rollout, &Command) -> Option<T>,
+) -> (T, chrono::DateTime<chrono::Utc>) {
+    run_from(r, s, now, Input::Tick, stop)
+}
+
+fn run_from<T>(
+    r: &mut Rollout,
+    s: &Settings,
     mut now: chrono::DateTime<chrono::Utc>,
+    first: Input,
     mut stop: impl FnMut(&Rollout, &Command) -> Option<T>,
 ) -> (T, chrono::DateTime<chrono::Utc>) {
-    let mut inputs = vec![Input::Tick];
+    let mut inputs = vec![first];
     loop {
         let input = inputs.pop().expect("the stop comes before the inputs run out");
         for c in engine::advance(r, s, input, now) {
@@ -37,6 +49,10 @@ fn run_until<T>(
                 return (t, now);
             }
             match c {
+                Command::RunPreflight { cluster, .. } => inputs.push(Input::PreflightDone {
+                    cluster,
+                    findings: vec![],
+                }),
                 Command::TakeBaseline { cluster, .. } => inputs.push(Input::BaselineTaken {
                     cluster,
                     baseline: serde_json::Value::Null,
@@ -103,7 +119,12 @@ fn a_skip_waits_for_the_running_operation_and_holds_the_wave() {
     let cmds = engine::advance(&mut r, &s, Input::Tick, now);
     let started: Vec<&Command> = cmds
         .iter()
-        .filter(|c| matches!(c, Command::StartStep { .. } | Command::TakeBaseline { .. }))
+        .filter(|c| {
+            matches!(
+                c,
+                Command::StartStep { .. } | Command::TakeBaseline { .. } | Command::RunPreflight { .. }
+            )
+        })
         .collect();
     assert!(
         started.is_empty(),
@@ -130,7 +151,7 @@ fn a_skip_waits_for_the_running_operation_and_holds_the_wave() {
     );
     assert!(
         cmds.iter()
-            .any(|c| matches!(c, Command::TakeBaseline { cluster, .. } if cluster.wave == step.wave + 1)),
+            .any(|c| matches!(c, Command::RunPreflight { cluster, .. } if cluster.wave == step.wave + 1)),
         "the next wave starts once the operation ended: {cmds:?}"
     );
 }
@@ -197,4 +218,118 @@ fn a_late_healthy_observation_counts_from_when_it_was_seen() {
         "passed at seen + settle: {:?}",
         r.step(step).status
     );
+}
+
+/// A blocking finding about `cluster`.
+fn block(cluster: &ClusterId) -> ringmaster::preflight::Finding {
+    ringmaster::preflight::Finding {
+        cluster: cluster.clone(),
+        pool: Some("user1".into()),
+        check: ringmaster::preflight::Check::Pdb,
+        severity: ringmaster::preflight::Severity::Blocks,
+        aks_code: Some("UnsatisfiablePDB".into()),
+        seen: "PDB shop/web: maxUnavailable: 0".into(),
+        why: "refused".into(),
+        fix: "relax it".into(),
+    }
+}
+
+/// Drives the demo rollout until the first preflight command; returns it.
+fn first_preflight(r: &mut Rollout, s: &Settings) -> (engine::ClusterRef, Vec<ringmaster::plan::ClusterPlan>, chrono::DateTime<chrono::Utc>) {
+    let start = r.created_at;
+    let ((c, o), t) = run_until(r, s, start, |_, c| match c {
+        Command::RunPreflight { cluster, others, .. } => Some((*cluster, others.clone())),
+        _ => None,
+    });
+    (c, o, t)
+}
+
+/// `on_block: skip` (the default): the cluster is skipped by "preflight", sends nothing,
+/// and does not count against the ring's failure budget.
+#[test]
+fn a_blocking_preflight_skips_the_cluster_before_any_call() {
+    let (mut r, s) = demo();
+    let (cref, _, t) = first_preflight(&mut r, &s);
+    let id = r.cluster(cref).id.clone();
+    let cmds = engine::advance(&mut r, &s, Input::PreflightDone { cluster: cref, findings: vec![block(&id)] }, t);
+    match &r.cluster(cref).status {
+        ClusterStatus::Skipped { by, reason } => {
+            assert_eq!(by, "preflight");
+            assert!(reason.contains("pdb [UnsatisfiablePDB]: PDB shop/web"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(!cmds.iter().any(|c| matches!(c, Command::TakeBaseline { cluster, .. } | Command::RunPreflight { cluster, .. } if *cluster == cref)));
+    assert!(cmds.iter().any(|c| matches!(c, Command::Notify { event: engine::NotifyEvent::PreflightBlocked, .. })));
+    assert!(!r.cluster(cref).preflight.as_ref().unwrap().passed);
+    // The rest of the rollout goes on, and never starts a step of the skipped cluster.
+    let ((), _) = run_from(&mut r, &s, t, Input::Resumed, |r, c| {
+        if let Command::StartStep { cluster, .. } = c {
+            assert_ne!(*cluster, id, "a step of the skipped cluster started");
+        }
+        r.status.is_terminal().then_some(())
+    });
+    assert_eq!(r.status, engine::RolloutStatus::Succeeded, "a skip is not a failure");
+}
+
+/// `on_block: halt` halts the rollout; `wait` re-checks and goes on once it clears,
+/// and skips the cluster when it never clears within `wait_up_to`.
+#[test]
+fn halt_halts_and_wait_rechecks_until_it_clears_or_times_out() {
+    use ringmaster::policy::OnBlock;
+    let (mut r, mut s) = demo();
+    s.preflight.as_mut().unwrap().on_block = OnBlock::Halt;
+    let (cref, _, t) = first_preflight(&mut r, &s);
+    let id = r.cluster(cref).id.clone();
+    engine::advance(&mut r, &s, Input::PreflightDone { cluster: cref, findings: vec![block(&id)] }, t);
+    assert!(matches!(r.status, engine::RolloutStatus::Halted { .. }), "{:?}", r.status);
+
+    let (mut r, mut s) = demo();
+    s.preflight.as_mut().unwrap().on_block = OnBlock::Wait;
+    let (cref, _, t) = first_preflight(&mut r, &s);
+    let id = r.cluster(cref).id.clone();
+    engine::advance(&mut r, &s, Input::PreflightDone { cluster: cref, findings: vec![block(&id)] }, t);
+    assert_eq!(r.cluster(cref).status, ClusterStatus::Preparing);
+    let recheck = s.preflight.as_ref().unwrap().recheck;
+    let early = engine::advance(&mut r, &s, Input::Tick, t + Duration::seconds(10));
+    assert!(!early.iter().any(|c| matches!(c, Command::RunPreflight { .. })), "not before the re-check time");
+    let again = engine::advance(&mut r, &s, Input::Tick, t + Duration::from_std(recheck).unwrap());
+    assert!(again.iter().any(|c| matches!(c, Command::RunPreflight { cluster, .. } if *cluster == cref)));
+    let next = engine::advance(&mut r, &s, Input::PreflightDone { cluster: cref, findings: vec![] }, t + Duration::minutes(6));
+    assert!(next.iter().any(|c| matches!(c, Command::TakeBaseline { cluster, .. } if *cluster == cref)), "cleared: on to the baseline");
+
+    let (mut r, mut s) = demo();
+    s.preflight.as_mut().unwrap().on_block = OnBlock::Wait;
+    let (cref, _, t) = first_preflight(&mut r, &s);
+    let id = r.cluster(cref).id.clone();
+    let up_to = Duration::from_std(s.preflight.as_ref().unwrap().wait_up_to).unwrap();
+    engine::advance(&mut r, &s, Input::PreflightDone { cluster: cref, findings: vec![block(&id)] }, t);
+    engine::advance(&mut r, &s, Input::PreflightDone { cluster: cref, findings: vec![block(&id)] }, t + up_to);
+    match &r.cluster(cref).status {
+        ClusterStatus::Skipped { reason, .. } => assert!(reason.contains("still blocked after 1d"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// The wave's clusters ahead of a cluster, started and unfinished, come with its
+/// preflight command: their surges share its quota.
+#[test]
+fn a_preflight_carries_the_wave_mates_ahead_of_it() {
+    let (mut r, s) = demo();
+    let start = r.created_at;
+    let mut seen = Vec::new();
+    let ((), _) = run_until(&mut r, &s, start, |r, c| {
+        if let Command::RunPreflight { cluster, others, .. } = c {
+            let ahead: Vec<String> = r.rings[cluster.ring].waves[cluster.wave].clusters[..cluster.cluster]
+                .iter()
+                .filter(|x| x.status.is_active())
+                .map(|x| x.id.name.clone())
+                .collect();
+            let got: Vec<String> = others.iter().map(|o| o.id.name.clone()).collect();
+            assert_eq!(got, ahead);
+            seen.push(others.len());
+        }
+        r.status.is_terminal().then_some(())
+    });
+    assert!(seen.iter().any(|n| *n > 0), "some wave has several clusters at once: {seen:?}");
 }

@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 use serde_json::Value;
+use std::collections::BTreeMap;
+use std::time::Duration;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
@@ -134,4 +136,68 @@ fn first_json_line(child: &mut Child, what: &str) -> Value {
         .read_line(&mut line)
         .unwrap_or_else(|e| panic!("{what}: {e}"));
     serde_json::from_str(&line).unwrap_or_else(|e| panic!("{what} is not JSON ({e}): {line:?}"))
+}
+
+/// The simulator's ARM and test hooks, over HTTPS, trusting only its CA.
+pub struct SimArm {
+    pub http: reqwest::Client,
+    pub base: String,
+    pub token: String,
+}
+
+impl SimArm {
+    pub async fn new(sim: &Sim) -> SimArm {
+        ringmaster::identity::install_crypto_provider();
+        let env: BTreeMap<&str, &str> = sim.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let pem = std::fs::read(env["RINGMASTER_CA_CERT"]).expect("the simulator's CA");
+        let http = reqwest::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(&pem).unwrap()])
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        let url = format!(
+            "{}/{}/oauth2/v2.0/token",
+            env["AZURE_AUTHORITY_HOST"], env["AZURE_TENANT_ID"]
+        );
+        let t: Value = http
+            .post(url)
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", env["AZURE_CLIENT_ID"]),
+                ("client_secret", env["AZURE_CLIENT_SECRET"]),
+                ("scope", "https://management.azure.com/.default"),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        SimArm {
+            http,
+            base: env["RINGMASTER_ARM_ENDPOINT"].to_string(),
+            token: t["access_token"].as_str().expect("a token").to_string(),
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Value {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let url = format!("{}{path}{sep}api-version={}", self.base, super::API);
+        let r = self.http.get(url).bearer_auth(&self.token).send().await.unwrap();
+        assert!(r.status().is_success(), "GET {path}: {}", r.status());
+        r.json().await.unwrap()
+    }
+
+    /// The request log: every mutating ARM request, whatever its answer, less ARM's
+    /// `list*` actions (POSTs that read: `listClusterUserCredential` for the watches).
+    pub async fn requests(&self) -> Vec<Value> {
+        let v = self.get("/_sim/requests").await;
+        let all = v["value"].as_array().cloned().unwrap_or_default();
+        all.into_iter()
+            .filter(|w| {
+                let path = w["path"].as_str().unwrap_or_default();
+                !path.rsplit('/').next().unwrap_or_default().starts_with("list")
+            })
+            .collect()
+    }
 }

@@ -226,7 +226,7 @@ fn min_available_at_or_above_the_matching_pods_fails_the_drain() {
     let f = findings(&c, &full_plan(&c), &CheckSettings::default(), &FleetFacts::default());
     let p = of(&f, Check::Pdb);
     assert_eq!(p.len(), 1);
-    assert_eq!(p[0].aks_code.as_deref(), Some("PodDrainFailure"));
+    assert_eq!(p[0].aks_code.as_deref(), Some("UpgradeFailed"));
     // 50% of 3 rounds up to 2 < 3: one pod may go.
     c.kube.as_mut().unwrap().pdbs[0] = pdb("web", Some(IntOrPercent::Percent(50)), None, 1, 3, 2);
     let f = findings(&c, &full_plan(&c), &CheckSettings::default(), &FleetFacts::default());

@@ -103,9 +103,9 @@ pub fn pdbs(ctx: &Ctx<'_>) -> Vec<Finding> {
                     Some(pool),
                     Check::Pdb,
                     Severity::Blocks,
-                    Some("PodDrainFailure"),
+                    Some("UpgradeFailed"),
                     format!("{name}: {why}"),
-                    format!("every eviction is refused, so the drain fails after {drain} and the pool upgrade fails"),
+                    format!("every eviction is refused, so the drain fails after {drain} (\"Drain node ... failed when evicting pod\") and the pool upgrade fails"),
                     format!("scale the workload up or relax {name} so that at least one pod may be evicted"),
                 ),
                 Verdict::DrainWaits(why) => ctx.finding(
