@@ -4,8 +4,9 @@
 //! Reads: the cluster (ARM), its API server (PDBs, pods, nodes, `/metrics`), the usages
 //! of its region and subnets. The wave-mates' ARM documents come from a cache filled by
 //! their own preflight (read once when missing), so a wave of n clusters costs O(n)
-//! reads, not O(n²). A cluster or API server that cannot be read is not a finding here:
-//! it goes the baseline's way (retried, then the cluster fails), as before preflight.
+//! reads, not O(n²). A cluster or API server that cannot be read is not a finding here
+//! (unless ARM shows why, e.g. the cluster is stopped): it goes the baseline's way
+//! (retried, then the cluster fails), as before preflight.
 
 use super::{Shared, send};
 use crate::domain::fleet::{Catalogue, ClusterId};
@@ -43,7 +44,7 @@ async fn arm_facts(sh: &Shared, id: &ClusterId, fresh: bool) -> Result<ClusterFa
 
 async fn findings(sh: &Shared, plan: &ClusterPlan, wave: &str, others: &[ClusterPlan]) -> Result<Vec<Finding>, String> {
     let mut me = arm_facts(sh, &plan.id, true).await?;
-    me.kube = Ok(read::cluster_kube(&sh.arm, sh.tokens.clone(), &plan.id).await?);
+    me.kube = read::cluster_kube(&sh.arm, sh.tokens.clone(), &plan.id).await;
     let mut mates = Vec::new();
     for o in others {
         // A wave-mate that cannot be read adds no need (its own preflight reported it).
@@ -65,6 +66,15 @@ async fn findings(sh: &Shared, plan: &ClusterPlan, wave: &str, others: &[Cluster
         settings: &settings,
         now: sh.clock.now(),
     };
+    if let Err(e) = &me.kube {
+        // What ARM alone shows may explain it (a stopped cluster's API server does not
+        // answer): then that is the finding; else the baseline's way.
+        let blocking: Vec<Finding> = checks::cluster::state(&ctx)
+            .into_iter()
+            .filter(|f| f.severity == crate::preflight::Severity::Blocks)
+            .collect();
+        return if blocking.is_empty() { Err(e.clone()) } else { Ok(blocking) };
+    }
     let mut out = checks::cluster_findings(&ctx);
     let mut members: Vec<(&ClusterFacts, &ClusterPlan)> = mates.iter().map(|(f, p)| (f, *p)).collect();
     members.push((&me, plan));
