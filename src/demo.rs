@@ -374,7 +374,7 @@ fn summary(
                 let result = match &c.status {
                     ClusterStatus::Done => "upgraded".to_string(),
                     ClusterStatus::Failed { reason } => format!("FAILED: {}", truncate(reason, 60)),
-                    ClusterStatus::Skipped { by, .. } => format!("skipped by {by}"),
+                    ClusterStatus::Skipped { by, reason } => format!("skipped by {by}: {}", truncate(reason, 60)),
                     other => format!("{other:?}"),
                 };
                 let _ = writeln!(

@@ -235,7 +235,14 @@ fn block(cluster: &ClusterId) -> ringmaster::preflight::Finding {
 }
 
 /// Drives the demo rollout until the first preflight command; returns it.
-fn first_preflight(r: &mut Rollout, s: &Settings) -> (engine::ClusterRef, Vec<ringmaster::plan::ClusterPlan>, chrono::DateTime<chrono::Utc>) {
+fn first_preflight(
+    r: &mut Rollout,
+    s: &Settings,
+) -> (
+    engine::ClusterRef,
+    Vec<ringmaster::plan::ClusterPlan>,
+    chrono::DateTime<chrono::Utc>,
+) {
     let start = r.created_at;
     let ((c, o), t) = run_until(r, s, start, |_, c| match c {
         Command::RunPreflight { cluster, others, .. } => Some((*cluster, others.clone())),
@@ -251,7 +258,15 @@ fn a_blocking_preflight_skips_the_cluster_before_any_call() {
     let (mut r, s) = demo();
     let (cref, _, t) = first_preflight(&mut r, &s);
     let id = r.cluster(cref).id.clone();
-    let cmds = engine::advance(&mut r, &s, Input::PreflightDone { cluster: cref, findings: vec![block(&id)] }, t);
+    let cmds = engine::advance(
+        &mut r,
+        &s,
+        Input::PreflightDone {
+            cluster: cref,
+            findings: vec![block(&id)],
+        },
+        t,
+    );
     match &r.cluster(cref).status {
         ClusterStatus::Skipped { by, reason } => {
             assert_eq!(by, "preflight");
@@ -260,7 +275,13 @@ fn a_blocking_preflight_skips_the_cluster_before_any_call() {
         other => panic!("{other:?}"),
     }
     assert!(!cmds.iter().any(|c| matches!(c, Command::TakeBaseline { cluster, .. } | Command::RunPreflight { cluster, .. } if *cluster == cref)));
-    assert!(cmds.iter().any(|c| matches!(c, Command::Notify { event: engine::NotifyEvent::PreflightBlocked, .. })));
+    assert!(cmds.iter().any(|c| matches!(
+        c,
+        Command::Notify {
+            event: engine::NotifyEvent::PreflightBlocked,
+            ..
+        }
+    )));
     assert!(!r.cluster(cref).preflight.as_ref().unwrap().passed);
     // The rest of the rollout goes on, and never starts a step of the skipped cluster.
     let ((), _) = run_from(&mut r, &s, t, Input::Resumed, |r, c| {
@@ -281,30 +302,85 @@ fn halt_halts_and_wait_rechecks_until_it_clears_or_times_out() {
     s.preflight.as_mut().unwrap().on_block = OnBlock::Halt;
     let (cref, _, t) = first_preflight(&mut r, &s);
     let id = r.cluster(cref).id.clone();
-    engine::advance(&mut r, &s, Input::PreflightDone { cluster: cref, findings: vec![block(&id)] }, t);
-    assert!(matches!(r.status, engine::RolloutStatus::Halted { .. }), "{:?}", r.status);
+    engine::advance(
+        &mut r,
+        &s,
+        Input::PreflightDone {
+            cluster: cref,
+            findings: vec![block(&id)],
+        },
+        t,
+    );
+    assert!(
+        matches!(r.status, engine::RolloutStatus::Halted { .. }),
+        "{:?}",
+        r.status
+    );
 
     let (mut r, mut s) = demo();
     s.preflight.as_mut().unwrap().on_block = OnBlock::Wait;
     let (cref, _, t) = first_preflight(&mut r, &s);
     let id = r.cluster(cref).id.clone();
-    engine::advance(&mut r, &s, Input::PreflightDone { cluster: cref, findings: vec![block(&id)] }, t);
+    engine::advance(
+        &mut r,
+        &s,
+        Input::PreflightDone {
+            cluster: cref,
+            findings: vec![block(&id)],
+        },
+        t,
+    );
     assert_eq!(r.cluster(cref).status, ClusterStatus::Preparing);
     let recheck = s.preflight.as_ref().unwrap().recheck;
     let early = engine::advance(&mut r, &s, Input::Tick, t + Duration::seconds(10));
-    assert!(!early.iter().any(|c| matches!(c, Command::RunPreflight { .. })), "not before the re-check time");
+    assert!(
+        !early.iter().any(|c| matches!(c, Command::RunPreflight { .. })),
+        "not before the re-check time"
+    );
     let again = engine::advance(&mut r, &s, Input::Tick, t + Duration::from_std(recheck).unwrap());
-    assert!(again.iter().any(|c| matches!(c, Command::RunPreflight { cluster, .. } if *cluster == cref)));
-    let next = engine::advance(&mut r, &s, Input::PreflightDone { cluster: cref, findings: vec![] }, t + Duration::minutes(6));
-    assert!(next.iter().any(|c| matches!(c, Command::TakeBaseline { cluster, .. } if *cluster == cref)), "cleared: on to the baseline");
+    assert!(
+        again
+            .iter()
+            .any(|c| matches!(c, Command::RunPreflight { cluster, .. } if *cluster == cref))
+    );
+    let next = engine::advance(
+        &mut r,
+        &s,
+        Input::PreflightDone {
+            cluster: cref,
+            findings: vec![],
+        },
+        t + Duration::minutes(6),
+    );
+    assert!(
+        next.iter()
+            .any(|c| matches!(c, Command::TakeBaseline { cluster, .. } if *cluster == cref)),
+        "cleared: on to the baseline"
+    );
 
     let (mut r, mut s) = demo();
     s.preflight.as_mut().unwrap().on_block = OnBlock::Wait;
     let (cref, _, t) = first_preflight(&mut r, &s);
     let id = r.cluster(cref).id.clone();
     let up_to = Duration::from_std(s.preflight.as_ref().unwrap().wait_up_to).unwrap();
-    engine::advance(&mut r, &s, Input::PreflightDone { cluster: cref, findings: vec![block(&id)] }, t);
-    engine::advance(&mut r, &s, Input::PreflightDone { cluster: cref, findings: vec![block(&id)] }, t + up_to);
+    engine::advance(
+        &mut r,
+        &s,
+        Input::PreflightDone {
+            cluster: cref,
+            findings: vec![block(&id)],
+        },
+        t,
+    );
+    engine::advance(
+        &mut r,
+        &s,
+        Input::PreflightDone {
+            cluster: cref,
+            findings: vec![block(&id)],
+        },
+        t + up_to,
+    );
     match &r.cluster(cref).status {
         ClusterStatus::Skipped { reason, .. } => assert!(reason.contains("still blocked after 1d"), "{reason}"),
         other => panic!("{other:?}"),
@@ -331,5 +407,8 @@ fn a_preflight_carries_the_wave_mates_ahead_of_it() {
         }
         r.status.is_terminal().then_some(())
     });
-    assert!(seen.iter().any(|n| *n > 0), "some wave has several clusters at once: {seen:?}");
+    assert!(
+        seen.iter().any(|n| *n > 0),
+        "some wave has several clusters at once: {seen:?}"
+    );
 }

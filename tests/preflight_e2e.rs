@@ -100,7 +100,9 @@ fn preflight_names_every_blocked_cluster_with_the_refusal_aks_would_answer() {
 
     // The table names each blocked cluster too, and fits a terminal's width per line
     // of its own (findings' texts wrap in the terminal).
-    let out = procs::ringmaster(&sim, &["preflight", "--policy", POLICY]).output().unwrap();
+    let out = procs::ringmaster(&sim, &["preflight", "--policy", POLICY])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(3));
     let table = String::from_utf8_lossy(&out.stdout);
     for (name, _, _) in BLOCKED {
@@ -122,7 +124,8 @@ fn writes_by_cluster(sim: &Sim) -> BTreeMap<String, usize> {
         let path = w["path"].as_str().unwrap_or_default().to_ascii_lowercase();
         let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
         if let Some(i) = segs.iter().position(|s| *s == "managedclusters") {
-            *by.entry(segs.get(i + 1).copied().unwrap_or_default().to_string()).or_insert(0) += 1;
+            *by.entry(segs.get(i + 1).copied().unwrap_or_default().to_string())
+                .or_insert(0) += 1;
         }
     }
     by
@@ -146,7 +149,9 @@ fn run_rollout(sim: &Sim, dir: &Path, policy: &str) -> ringmaster::engine::Rollo
 }
 
 fn statuses(r: &ringmaster::engine::Rollout) -> BTreeMap<String, ringmaster::engine::ClusterStatus> {
-    r.clusters().map(|(_, c)| (c.id.name.clone(), c.status.clone())).collect()
+    r.clusters()
+        .map(|(_, c)| (c.id.name.clone(), c.status.clone()))
+        .collect()
 }
 
 #[test]
@@ -181,7 +186,10 @@ fn a_rollout_skips_what_preflight_blocks_and_upgrades_the_rest() {
         assert_eq!(writes.get(*name), None, "no upgrade call to {name}: {writes:?}");
     }
     for name in upgraded {
-        assert!(writes.get(name).copied().unwrap_or(0) >= 3, "{name} was upgraded: {writes:?}");
+        assert!(
+            writes.get(name).copied().unwrap_or(0) >= 3,
+            "{name} was upgraded: {writes:?}"
+        );
     }
 }
 

@@ -409,19 +409,34 @@ fn preflight_done(
     match ps.on_block {
         OnBlock::Wait if !waited_out => {
             if first {
-                audit(out, ENGINE, "cluster.preflight_blocked", subject.clone(), format!("{reason}; re-checking"));
+                audit(
+                    out,
+                    ENGINE,
+                    "cluster.preflight_blocked",
+                    subject.clone(),
+                    format!("{reason}; re-checking"),
+                );
                 notify(out, format!("{subject} waits: {reason}"));
             }
             r.cluster_mut(cref).retry_at = Some(later(now, ps.recheck));
         }
         OnBlock::Halt => {
-            audit(out, ENGINE, "cluster.preflight_blocked", subject.clone(), reason.clone());
+            audit(
+                out,
+                ENGINE,
+                "cluster.preflight_blocked",
+                subject.clone(),
+                reason.clone(),
+            );
             notify(out, format!("{subject} blocks the rollout: {reason}"));
             halt(r, format!("{subject}: {reason}"), out);
         }
         OnBlock::Skip | OnBlock::Wait => {
             let reason = if ps.on_block == OnBlock::Wait {
-                format!("{reason} (still blocked after {})", crate::domain::duration::format_duration(ps.wait_up_to))
+                format!(
+                    "{reason} (still blocked after {})",
+                    crate::domain::duration::format_duration(ps.wait_up_to)
+                )
             } else {
                 reason
             };
@@ -883,7 +898,14 @@ fn drive(r: &mut Rollout, s: &Settings, now: DateTime<Utc>, out: &mut Vec<Comman
 }
 
 /// Drives the current wave of a ring; true when every wave is finished.
-fn drive_ring(r: &mut Rollout, s: &Settings, ri: usize, paused: bool, now: DateTime<Utc>, out: &mut Vec<Command>) -> bool {
+fn drive_ring(
+    r: &mut Rollout,
+    s: &Settings,
+    ri: usize,
+    paused: bool,
+    now: DateTime<Utc>,
+    out: &mut Vec<Command>,
+) -> bool {
     for wi in 0..r.rings[ri].waves.len() {
         if r.rings[ri].waves[wi].clusters.iter().all(|c| c.status.is_finished()) {
             continue;

@@ -301,7 +301,10 @@ apiserver_request_total{code="200",verb="GET"} 12
         assert_eq!(got.len(), 2, "{got:?}");
         assert_eq!(got[0].group, "flowcontrol.apiserver.k8s.io");
         assert_eq!(got[0].removed_release, "1.32".parse().unwrap());
-        assert_eq!(got[0].describe(), "flowcontrol.apiserver.k8s.io/v1beta3 flowschemas/status");
+        assert_eq!(
+            got[0].describe(),
+            "flowcontrol.apiserver.k8s.io/v1beta3 flowschemas/status"
+        );
         assert_eq!(got[1].describe(), "policy/v1beta1 podsecuritypolicies");
     }
 
@@ -329,7 +332,8 @@ apiserver_request_total{code="200",verb="GET"} 12
         s.match_expressions.push(("tier".into(), "DoesNotExist".into(), vec![]));
         s.match_labels.insert("app".into(), "web".into());
         assert!(s.matches(&labels));
-        s.match_expressions.push(("app".into(), "NotIn".into(), vec!["web".into()]));
+        s.match_expressions
+            .push(("app".into(), "NotIn".into(), vec!["web".into()]));
         assert!(!s.matches(&labels));
     }
 }

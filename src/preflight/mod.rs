@@ -169,9 +169,7 @@ impl Report {
 /// Sorts findings the way reports show them: blocking first, then check order, pool.
 pub fn sort_findings(f: &mut [Finding]) {
     let rank = |c: Check| Check::ALL.iter().position(|x| *x == c).unwrap_or(usize::MAX);
-    f.sort_by(|a, b| {
-        (a.severity, rank(a.check), &a.pool, &a.seen).cmp(&(b.severity, rank(b.check), &b.pool, &b.seen))
-    });
+    f.sort_by(|a, b| (a.severity, rank(a.check), &a.pool, &a.seen).cmp(&(b.severity, rank(b.check), &b.pool, &b.seen)));
 }
 
 /// Preflight of every cluster `plan` touches: reads what the checks need (see [`read`])
@@ -192,18 +190,15 @@ pub async fn run(
         .flat_map(|w| &w.clusters)
         .map(|c| c.id.clone())
         .collect();
-    let (facts, reads) = read::read_fleet(
-        arm,
-        tokens,
-        &discovery.snapshot.clusters,
-        &discovery.raw,
-        &ids,
-        support,
-    )
-    .await;
+    let (facts, reads) =
+        read::read_fleet(arm, tokens, &discovery.snapshot.clusters, &discovery.raw, &ids, support).await;
     Report {
         taken_at: now,
-        target: plan.target.version.map(|v| v.to_string()).or(Some(plan.target.channel.clone())),
+        target: plan
+            .target
+            .version
+            .map(|v| v.to_string())
+            .or(Some(plan.target.channel.clone())),
         clusters: checks::run(plan, &facts, &discovery.snapshot.catalogue, settings, now),
         reads,
     }

@@ -8,8 +8,8 @@
 //! [`CONCURRENCY`] at a time.
 
 use super::facts::{
-    ClusterFacts, FleetFacts, IntOrPercent, KubeFacts, LabelSelector, NodeFacts, PdbFacts, PodFacts,
-    SubnetUse, cluster_facts, parse_deprecated_metric,
+    ClusterFacts, FleetFacts, IntOrPercent, KubeFacts, LabelSelector, NodeFacts, PdbFacts, PodFacts, SubnetUse,
+    cluster_facts, parse_deprecated_metric,
 };
 use crate::arm::AksClient;
 use crate::arm::models::ManagedCluster;
@@ -126,7 +126,9 @@ fn pod_facts(p: &Pod) -> Option<PodFacts> {
 
 /// Reads one cluster's Kubernetes facts through ARM's user credential.
 pub async fn cluster_kube(arm: &AksClient, tokens: Arc<dyn TokenSource>, id: &ClusterId) -> Result<KubeFacts, String> {
-    let client = crate::kube::client_for(arm, tokens, id).await.map_err(|e| e.to_string())?;
+    let client = crate::kube::client_for(arm, tokens, id)
+        .await
+        .map_err(|e| e.to_string())?;
     kube_facts(client).await
 }
 
@@ -191,7 +193,10 @@ pub async fn read_fleet(
             cluster_facts(s.clone(), mc, kube)
         })
     });
-    let clusters: Vec<ClusterFacts> = futures::stream::iter(jobs).buffer_unordered(CONCURRENCY).collect().await;
+    let clusters: Vec<ClusterFacts> = futures::stream::iter(jobs)
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
     let mut facts = FleetFacts {
         support,
         ..Default::default()

@@ -506,6 +506,30 @@ fn count(m: &crate::metrics::Metrics, r: &Rollout, audits: &[AuditEntry]) {
             }
             "gate.failed" => m.inc("ringmaster_gate_evaluations_total", &[("result", "failed")]),
             "step.failed" => m.inc("ringmaster_steps_total", &[("result", "failed")]),
+            "cluster.preflight_passed" | "cluster.preflight_blocked" => {
+                let result = if a.action.ends_with("passed") {
+                    "passed"
+                } else {
+                    "blocked"
+                };
+                m.inc("ringmaster_preflight_runs_total", &[("result", result)]);
+                let record = r
+                    .rings
+                    .iter()
+                    .flat_map(|ring| {
+                        ring.waves
+                            .iter()
+                            .flat_map(move |w| w.clusters.iter().map(move |c| (ring, c)))
+                    })
+                    .find(|(ring, c)| a.subject == format!("{}/{}", ring.name, c.id.name))
+                    .and_then(|(_, c)| c.preflight.as_ref());
+                for f in record.map(|p| p.findings.as_slice()).unwrap_or_default() {
+                    m.inc(
+                        "ringmaster_preflight_findings_total",
+                        &[("check", f.check.label()), ("severity", f.severity.label())],
+                    );
+                }
+            }
             "step.operation_done" => {
                 // Operation time: from the step's start to now, for the step named.
                 if let Some(secs) = r
@@ -539,6 +563,7 @@ pub fn audit_line(a: &AuditEntry) -> Option<String> {
         "cluster.done",
         "cluster.failed",
         "cluster.skipped",
+        "cluster.preflight_blocked",
         "rollout.succeeded",
         "rollout.halted",
         "rollout.aborted",

@@ -73,7 +73,11 @@ async fn findings(sh: &Shared, plan: &ClusterPlan, wave: &str, others: &[Cluster
             .into_iter()
             .filter(|f| f.severity == crate::preflight::Severity::Blocks)
             .collect();
-        return if blocking.is_empty() { Err(e.clone()) } else { Ok(blocking) };
+        return if blocking.is_empty() {
+            Err(e.clone())
+        } else {
+            Ok(blocking)
+        };
     }
     let mut out = checks::cluster_findings(&ctx);
     let mut members: Vec<(&ClusterFacts, &ClusterPlan)> = mates.iter().map(|(f, p)| (f, *p)).collect();

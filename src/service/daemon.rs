@@ -269,6 +269,16 @@ fn describe_metrics(m: &Metrics) {
     m.describe("ringmaster_arm_retries", "gauge", "ARM calls retried since start.");
     m.describe("ringmaster_steps_total", "counter", "Upgrade steps by result.");
     m.describe(
+        "ringmaster_preflight_runs_total",
+        "counter",
+        "Preflights before a cluster's first step, by result (passed, blocked).",
+    );
+    m.describe(
+        "ringmaster_preflight_findings_total",
+        "counter",
+        "Preflight findings by check and severity (blocks, warns).",
+    );
+    m.describe(
         "ringmaster_store_write_failing",
         "gauge",
         "1 while the rollout loop cannot save its state (it retries; /readyz is 503).",

@@ -4,9 +4,9 @@
 
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::time::Duration;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_ringmaster")

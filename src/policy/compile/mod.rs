@@ -288,7 +288,11 @@ impl Compiler {
 
     fn preflight(&mut self, p: &RawPreflight) -> Preflight {
         let d = Preflight::default();
-        let on_block = match p.on_block.as_ref().map(|o| self.one_of(o, &["skip", "halt", "wait"], "on_block")) {
+        let on_block = match p
+            .on_block
+            .as_ref()
+            .map(|o| self.one_of(o, &["skip", "halt", "wait"], "on_block"))
+        {
             Some(Some("halt")) => OnBlock::Halt,
             Some(Some("wait")) => OnBlock::Wait,
             _ => OnBlock::Skip,

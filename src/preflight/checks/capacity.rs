@@ -47,7 +47,12 @@ struct Need {
 }
 
 /// One cluster's needs, and findings for what cannot be checked.
-fn needs(facts: &ClusterFacts, plan: &ClusterPlan, settings: &CheckSettings, out: &mut Vec<Finding>) -> BTreeMap<Key, Need> {
+fn needs(
+    facts: &ClusterFacts,
+    plan: &ClusterPlan,
+    settings: &CheckSettings,
+    out: &mut Vec<Finding>,
+) -> BTreeMap<Key, Need> {
     let id = &facts.state.id;
     let loc = normalize_location(&facts.state.location);
     let mut map: BTreeMap<Key, Need> = BTreeMap::new();
@@ -76,8 +81,18 @@ fn needs(facts: &ClusterFacts, plan: &ClusterPlan, settings: &CheckSettings, out
             Some((vcpus, family)) => {
                 let what = format!("{surge} surge nodes × {vcpus} vCPUs ({size})");
                 let amount = surge * i64::from(vcpus);
-                put(Key::Quota(id.subscription.clone(), loc.clone(), family.to_string()), amount, pool, what.clone());
-                put(Key::Quota(id.subscription.clone(), loc.clone(), REGIONAL_CORES.into()), amount, pool, what);
+                put(
+                    Key::Quota(id.subscription.clone(), loc.clone(), family.to_string()),
+                    amount,
+                    pool,
+                    what.clone(),
+                );
+                put(
+                    Key::Quota(id.subscription.clone(), loc.clone(), REGIONAL_CORES.into()),
+                    amount,
+                    pool,
+                    what,
+                );
             }
             None => out.push(Finding {
                 cluster: id.clone(),
@@ -141,7 +156,12 @@ fn describe(key: &Key) -> String {
 }
 
 /// The capacity findings of one wave. `members` are the wave's clusters in order.
-pub fn wave(members: &[(&ClusterFacts, &ClusterPlan)], fleet: &FleetFacts, settings: &CheckSettings, wave: &str) -> Vec<Finding> {
+pub fn wave(
+    members: &[(&ClusterFacts, &ClusterPlan)],
+    fleet: &FleetFacts,
+    settings: &CheckSettings,
+    wave: &str,
+) -> Vec<Finding> {
     let mut out = Vec::new();
     let per: Vec<BTreeMap<Key, Need>> = members.iter().map(|(f, p)| needs(f, p, settings, &mut out)).collect();
     let mut keys: Vec<&Key> = per.iter().flat_map(|m| m.keys()).collect();
@@ -198,7 +218,12 @@ pub fn wave(members: &[(&ClusterFacts, &ClusterPlan)], fleet: &FleetFacts, setti
                     check,
                     severity: Severity::Blocks,
                     aks_code: Some(code.into()),
-                    seen: format!("{}: {} needed ({}), {free} free of {limit}", describe(key), n.amount, n.what),
+                    seen: format!(
+                        "{}: {} needed ({}), {free} free of {limit}",
+                        describe(key),
+                        n.amount,
+                        n.what
+                    ),
                     why: "AKS cannot add the surge nodes, so the pool upgrade fails".into(),
                     fix: fix.into(),
                 });

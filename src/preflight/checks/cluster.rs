@@ -4,8 +4,8 @@
 use super::Ctx;
 use crate::domain::fleet::normalize_location;
 use crate::domain::{KubeVersion, MinorVersion};
-use crate::preflight::{Check, Finding, Severity};
 use crate::plan::StepKind;
+use crate::preflight::{Check, Finding, Severity};
 
 /// Provisioning states in which an operation is running.
 fn in_progress(state: &str) -> bool {
@@ -223,8 +223,16 @@ pub fn channels(ctx: &Ctx<'_>) -> Vec<Finding> {
         ));
     }
     let os = s.node_os_upgrade_channel.trim();
-    let images = ctx.plan.steps.iter().any(|st| matches!(st.kind, StepKind::NodeImage { .. }));
-    if images && ["NodeImage", "SecurityPatch"].iter().any(|c| c.eq_ignore_ascii_case(os)) {
+    let images = ctx
+        .plan
+        .steps
+        .iter()
+        .any(|st| matches!(st.kind, StepKind::NodeImage { .. }));
+    if images
+        && ["NodeImage", "SecurityPatch"]
+            .iter()
+            .any(|c| c.eq_ignore_ascii_case(os))
+    {
         out.push(ctx.finding(
             None,
             Check::UpgradeChannel,

@@ -8,9 +8,9 @@
 
 pub mod capacity;
 pub mod cluster;
-pub mod workloads;
 #[cfg(test)]
 mod tests;
+pub mod workloads;
 
 use super::facts::{ClusterFacts, FleetFacts, IntOrPercent, PoolFacts};
 use super::{ClusterReport, Finding, Severity, sort_findings};
@@ -121,7 +121,13 @@ pub fn cluster_findings(ctx: &Ctx<'_>) -> Vec<Finding> {
 
 /// Preflight of every cluster the plan touches: per-cluster checks, then the capacity
 /// checks wave by wave. Clusters whose facts were not read are reported unreadable.
-pub fn run(plan: &Plan, fleet: &FleetFacts, catalogue: &Catalogue, settings: &CheckSettings, now: DateTime<Utc>) -> Vec<ClusterReport> {
+pub fn run(
+    plan: &Plan,
+    fleet: &FleetFacts,
+    catalogue: &Catalogue,
+    settings: &CheckSettings,
+    now: DateTime<Utc>,
+) -> Vec<ClusterReport> {
     let mut out = Vec::new();
     for ring in &plan.rings {
         for wave in &ring.waves {

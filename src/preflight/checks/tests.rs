@@ -74,7 +74,10 @@ fn cluster(name: &str, location: &str) -> ClusterFacts {
             provisioning_state: "Succeeded".into(),
             auto_upgrade_channel: "none".into(),
             node_os_upgrade_channel: "None".into(),
-            pools: vec![pool_state("system", PoolMode::System), pool_state("user1", PoolMode::User)],
+            pools: vec![
+                pool_state("system", PoolMode::System),
+                pool_state("user1", PoolMode::User),
+            ],
             maintenance: vec![],
         },
         power_state: "Running".into(),
@@ -272,7 +275,13 @@ fn a_deprecated_api_blocks_the_minor_that_removes_it_unless_the_override_is_allo
     assert_eq!(of(&f, Check::DeprecatedApi)[0].severity, Severity::Warns);
     // Removed in a later minor than the plan reaches: nothing.
     c.kube.as_mut().unwrap().deprecated = Ok(vec![api("1.34")]);
-    assert!(of(&findings(&c, &plan, &CheckSettings::default(), &FleetFacts::default()), Check::DeprecatedApi).is_empty());
+    assert!(
+        of(
+            &findings(&c, &plan, &CheckSettings::default(), &FleetFacts::default()),
+            Check::DeprecatedApi
+        )
+        .is_empty()
+    );
     // A patch upgrade of the control plane is not blocked.
     c.kube.as_mut().unwrap().deprecated = Ok(vec![api("1.33")]);
     let mut patch = plan.clone();
@@ -280,7 +289,13 @@ fn a_deprecated_api_blocks_the_minor_that_removes_it_unless_the_override_is_allo
         from: v("1.32.3"),
         to: v("1.32.7"),
     };
-    assert!(of(&findings(&c, &patch, &CheckSettings::default(), &FleetFacts::default()), Check::DeprecatedApi).is_empty());
+    assert!(
+        of(
+            &findings(&c, &patch, &CheckSettings::default(), &FleetFacts::default()),
+            Check::DeprecatedApi
+        )
+        .is_empty()
+    );
 }
 
 fn quota(family: &str, used: i64, limit: i64) -> Usage {
@@ -306,7 +321,11 @@ fn fleet_with_quota(loc: &str, usages: Vec<Usage>) -> FleetFacts {
 #[test]
 fn surge_is_max_surge_as_a_count_or_a_rounded_up_share() {
     let mut p = pool_facts(3, "Standard_D2s_v5");
-    assert_eq!(surge_nodes(&p, &CheckSettings::default()), 1, "default 10% of 3, rounded up");
+    assert_eq!(
+        surge_nodes(&p, &CheckSettings::default()),
+        1,
+        "default 10% of 3, rounded up"
+    );
     p.max_surge = Some("33%".into());
     p.count = 10;
     assert_eq!(surge_nodes(&p, &CheckSettings::default()), 4);
@@ -325,7 +344,10 @@ fn quota_is_checked_per_wave() {
     let b = cluster("pair-b", "westeurope");
     let (pa, pb) = (full_plan(&a), full_plan(&b));
     // Each needs 1 surge × 4 vCPUs (user1, D4s_v5); 6 free: alone yes, together no.
-    let fleet = fleet_with_quota("westeurope", vec![quota("standardDSv5Family", 94, 100), quota("cores", 0, 1000)]);
+    let fleet = fleet_with_quota(
+        "westeurope",
+        vec![quota("standardDSv5Family", 94, 100), quota("cores", 0, 1000)],
+    );
     let alone = capacity::wave(&[(&a, &pa)], &fleet, &CheckSettings::default(), "w");
     assert!(alone.is_empty(), "{alone:#?}");
     let together = capacity::wave(&[(&a, &pa), (&b, &pb)], &fleet, &CheckSettings::default(), "w");
@@ -336,13 +358,22 @@ fn quota_is_checked_per_wave() {
         assert!(f.seen.contains("8 with"), "{}", f.seen);
     }
     // 3 free: each fails alone.
-    let tight = fleet_with_quota("westeurope", vec![quota("standardDSv5Family", 97, 100), quota("cores", 0, 1000)]);
+    let tight = fleet_with_quota(
+        "westeurope",
+        vec![quota("standardDSv5Family", 97, 100), quota("cores", 0, 1000)],
+    );
     let f = capacity::wave(&[(&a, &pa)], &tight, &CheckSettings::default(), "w");
     assert_eq!(f.len(), 1);
     assert!(f[0].seen.contains("4 needed"), "{}", f[0].seen);
     // The regional total counts too.
-    let cores = fleet_with_quota("westeurope", vec![quota("standardDSv5Family", 0, 100), quota("cores", 98, 100)]);
-    assert_eq!(capacity::wave(&[(&a, &pa)], &cores, &CheckSettings::default(), "w").len(), 1);
+    let cores = fleet_with_quota(
+        "westeurope",
+        vec![quota("standardDSv5Family", 0, 100), quota("cores", 98, 100)],
+    );
+    assert_eq!(
+        capacity::wave(&[(&a, &pa)], &cores, &CheckSettings::default(), "w").len(),
+        1
+    );
 }
 
 #[test]
@@ -350,7 +381,10 @@ fn clusters_in_other_regions_do_not_share_a_quota() {
     let a = cluster("a", "westeurope");
     let b = cluster("b", "northeurope");
     let (pa, pb) = (full_plan(&a), full_plan(&b));
-    let mut fleet = fleet_with_quota("westeurope", vec![quota("standardDSv5Family", 94, 100), quota("cores", 0, 1000)]);
+    let mut fleet = fleet_with_quota(
+        "westeurope",
+        vec![quota("standardDSv5Family", 94, 100), quota("cores", 0, 1000)],
+    );
     fleet.quotas.insert(
         (SUB.into(), "northeurope".into()),
         Ok(vec![quota("standardDSv5Family", 94, 100), quota("cores", 0, 1000)]),
@@ -365,8 +399,13 @@ fn subnet_addresses_count_pods_with_azure_cni_only() {
     c.pools.get_mut("user1").unwrap().subnet_id = Some(subnet.into());
     c.network_plugin = "azure".into();
     let plan = full_plan(&c);
-    let mut fleet = fleet_with_quota("westeurope", vec![quota("standardDSv5Family", 0, 100), quota("cores", 0, 100)]);
-    fleet.subnets.insert(subnet.to_ascii_lowercase(), SubnetUse { used: 231, limit: 251 });
+    let mut fleet = fleet_with_quota(
+        "westeurope",
+        vec![quota("standardDSv5Family", 0, 100), quota("cores", 0, 100)],
+    );
+    fleet
+        .subnets
+        .insert(subnet.to_ascii_lowercase(), SubnetUse { used: 231, limit: 251 });
     let f = capacity::wave(&[(&c, &plan)], &fleet, &CheckSettings::default(), "w");
     assert_eq!(f.len(), 1, "{f:#?}");
     assert_eq!(f[0].aks_code.as_deref(), Some("SubnetIsFull"));
@@ -413,7 +452,12 @@ fn a_target_the_region_does_not_offer_blocks() {
     assert!(t[0].seen.contains("1.33.9 is not offered in westeurope"));
     // A region the catalogue does not know is not judged (the engine's case).
     let far = cluster("far", "eastus");
-    let f = findings(&far, &full_plan(&far), &CheckSettings::default(), &FleetFacts::default());
+    let f = findings(
+        &far,
+        &full_plan(&far),
+        &CheckSettings::default(),
+        &FleetFacts::default(),
+    );
     assert!(of(&f, Check::TargetNotOffered).is_empty(), "{f:#?}");
 }
 
@@ -422,8 +466,17 @@ fn end_of_support_before_the_first_slot_warns() {
     let c = cluster("eos", "westeurope");
     let mut plan = full_plan(&c);
     let mut fleet = FleetFacts::default();
-    fleet.support.insert("1.32".parse().unwrap(), chrono::NaiveDate::from_ymd_opt(2026, 12, 15).unwrap());
-    assert!(of(&findings(&c, &plan, &CheckSettings::default(), &fleet), Check::EndOfSupport).is_empty());
+    fleet.support.insert(
+        "1.32".parse().unwrap(),
+        chrono::NaiveDate::from_ymd_opt(2026, 12, 15).unwrap(),
+    );
+    assert!(
+        of(
+            &findings(&c, &plan, &CheckSettings::default(), &fleet),
+            Check::EndOfSupport
+        )
+        .is_empty()
+    );
     plan.steps[0].earliest_start = Utc.with_ymd_and_hms(2026, 12, 19, 0, 0, 0).unwrap();
     let f = findings(&c, &plan, &CheckSettings::default(), &fleet);
     assert_eq!(of(&f, Check::EndOfSupport).len(), 1, "{f:#?}");

@@ -150,7 +150,12 @@ pub fn nodes_and_pods(ctx: &Ctx<'_>) -> Vec<Finding> {
             Check::NodesNotReady,
             Severity::Warns,
             None,
-            format!("{} of {} nodes NotReady: {}", not_ready.len(), k.nodes.len(), first_few(&not_ready)),
+            format!(
+                "{} of {} nodes NotReady: {}",
+                not_ready.len(),
+                k.nodes.len(),
+                first_few(&not_ready)
+            ),
             "the node gate compares against this baseline; AKS may fail to drain or reimage these nodes",
             "repair or remove the nodes before the upgrade",
         ));
@@ -168,7 +173,12 @@ pub fn nodes_and_pods(ctx: &Ctx<'_>) -> Vec<Finding> {
             Check::WorkloadsUnhealthy,
             Severity::Warns,
             None,
-            format!("{} of {} pods not Ready: {}", unready.len(), k.pods.len(), first_few(&names)),
+            format!(
+                "{} of {} pods not Ready: {}",
+                unready.len(),
+                k.pods.len(),
+                first_few(&names)
+            ),
             "the pod gate compares against this baseline; unhealthy pods also hold their PDBs at zero disruptions",
             "fix the workloads before the upgrade",
         ));
