@@ -234,3 +234,26 @@ fn with_preflight_off_the_blocked_clusters_fail_at_aks_as_predicted() {
     assert!(failed("pf-stopped").is_some(), "{:?}", st["pf-stopped"]);
     assert_eq!(writes_by_cluster(&sim).get("pf-stopped"), None);
 }
+
+/// With `allow_force_upgrade`, a deprecated API warns instead of blocking, and ringmaster
+/// sets AKS's override on the control-plane upgrade, which AKS (the simulator) honours.
+#[test]
+fn the_policy_may_let_ringmaster_set_the_deprecated_api_override() {
+    use ringmaster::engine::ClusterStatus;
+    let dir = tempfile::tempdir().unwrap();
+    let sim = procs::start_sim_on(dir.path(), FLEET, "600");
+    let forced = dir.path().join("policy-force.yaml");
+    let text = std::fs::read_to_string(POLICY).unwrap() + "preflight:\n  allow_force_upgrade: true\n";
+    std::fs::write(&forced, text).unwrap();
+    let forced = forced.display().to_string();
+    let (_, report) = preflight_json(&sim, &forced);
+    let dep = &findings(&report)["pf-deprecated"];
+    assert!(blocking(dep).is_empty(), "{dep:#?}");
+    assert!(
+        dep.iter()
+            .any(|f| f["check"] == "deprecatedApi" && f["severity"] == "warns"),
+        "{dep:#?}"
+    );
+    let r = run_rollout(&sim, dir.path(), &forced);
+    assert_eq!(statuses(&r)["pf-deprecated"], ClusterStatus::Done);
+}

@@ -106,6 +106,28 @@ async fn baseline(sh: &Shared, cluster: ClusterRef, id: &ClusterId) {
     send(sh, input);
 }
 
+/// How long AKS's deprecated-API override lasts: long enough for the PUT and its
+/// retries, short enough not to outlive this step (AKS allows about 3 days).
+const FORCE_UPGRADE_FOR: chrono::Duration = chrono::Duration::hours(1);
+
+/// Sets AKS's deprecated-API override (`upgradeSettings.overrideSettings`) on a
+/// control-plane upgrade: the policy's `preflight.allow_force_upgrade` says ringmaster
+/// may. Preflight reported the APIs it bypasses (a `warns` finding).
+fn force_upgrade(mc: &mut ManagedCluster, now: chrono::DateTime<chrono::Utc>) {
+    let until = (now + FORCE_UPGRADE_FOR).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let settings = mc
+        .properties
+        .extra
+        .entry("upgradeSettings")
+        .or_insert_with(|| serde_json::json!({}));
+    if let Some(obj) = settings.as_object_mut() {
+        obj.insert(
+            "overrideSettings".into(),
+            serde_json::json!({ "forceUpgrade": true, "until": until }),
+        );
+    }
+}
+
 /// The resource a step changes, as just read.
 enum Resource {
     Cluster(ManagedCluster),
@@ -210,7 +232,7 @@ async fn start(sh: &Shared, step: StepRef, id: &ClusterId, kind: &StepKind, reco
         },
         (_, false) => {
             let submitted = match (kind, resource, profile) {
-                (StepKind::ControlPlane { to, .. }, Resource::Cluster(mc), Some(profile)) => match profile {
+                (StepKind::ControlPlane { from, to }, Resource::Cluster(mut mc), Some(profile)) => match profile {
                     Ok(p)
                         if !p
                             .properties
@@ -233,7 +255,12 @@ async fn start(sh: &Shared, step: StepRef, id: &ClusterId, kind: &StepKind, reco
                         send(sh, refused(step, &e));
                         return;
                     }
-                    Ok(_) => sh.arm.upgrade_control_plane_from(id, mc, &to.to_string()).await,
+                    Ok(_) => {
+                        if sh.policy.preflight.allow_force_upgrade && to.minor_version() > from.minor_version() {
+                            force_upgrade(&mut mc, sh.clock.now());
+                        }
+                        sh.arm.upgrade_control_plane_from(id, mc, &to.to_string()).await
+                    }
                 },
                 (StepKind::PoolVersion { pool, to, .. }, Resource::Pool(ap), _) => {
                     let o = crate::arm::PoolOverrides {
