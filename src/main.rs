@@ -37,7 +37,7 @@ enum Command {
     },
     /// Plan a rollout for the live fleet: every step with its reason and earliest
     /// start, every skipped cluster with why. Changes nothing.
-    Plan(PlanArgs),
+    Plan(PlanCmd),
     /// Predict what would make AKS refuse or fail the plan's upgrades, for every cluster
     /// the plan touches: PDBs that allow no drain, deprecated APIs the target removes,
     /// vCPU quota and subnet addresses for the surge (per wave), stopped or failed
@@ -218,6 +218,16 @@ struct PlanArgs {
 }
 
 #[derive(clap::Args)]
+struct PlanCmd {
+    #[command(flatten)]
+    plan: PlanArgs,
+    /// Also run preflight (docs/preflight.md) and show each cluster's findings after
+    /// the plan (JSON: a `preflight` field). Exit 3 when something blocks.
+    #[arg(long)]
+    preflight: bool,
+}
+
+#[derive(clap::Args)]
 struct PreflightArgs {
     #[command(flatten)]
     plan: PlanArgs,
@@ -246,6 +256,10 @@ struct UpgradesArgs {
     /// for the days-left column: ARM does not publish these dates.
     #[arg(long, env = "RINGMASTER_SUPPORT_CALENDAR")]
     support_calendar: Option<PathBuf>,
+    /// A rollout policy: adds a BLOCKS column, the blocking preflight findings of each
+    /// cluster against the policy's plan (`ringmaster preflight` has the details).
+    #[arg(long)]
+    policy: Option<PathBuf>,
     #[command(flatten)]
     azure: ringmaster::identity::AzureConfig,
 }
@@ -417,18 +431,9 @@ async fn run_upgrades(args: UpgradesArgs) -> Result<ExitCode> {
     use ringmaster::clock::{Clock, SystemClock};
     let clock: std::sync::Arc<dyn Clock> = std::sync::Arc::new(SystemClock);
     let client = ringmaster::arm::connect(&args.azure, clock.clone()).context("connecting to Azure")?;
-    let calendar = match &args.support_calendar {
-        None => Default::default(),
-        Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-            match ringmaster::upgrades::parse_calendar(&path.display().to_string(), &text) {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("{e}");
-                    return Ok(ExitCode::from(2));
-                }
-            }
-        }
+    let calendar = match read_calendar(args.support_calendar.as_ref())? {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
     };
     let subscriptions = if args.subscriptions.is_empty() {
         ringmaster::discovery::list_subscriptions(&client)
@@ -439,12 +444,48 @@ async fn run_upgrades(args: UpgradesArgs) -> Result<ExitCode> {
     };
     let now = clock.now();
     let discovery = ringmaster::discovery::discover(&client, &subscriptions, now).await?;
-    let report = ringmaster::upgrades::build(&discovery, &calendar, now);
+    let mut report = ringmaster::upgrades::build(&discovery, &calendar, now);
+    if let Some(policy) = &args.policy {
+        let plan_args = PlanArgs {
+            policy: policy.clone(),
+            subscriptions: subscriptions.clone(),
+            output: args.output,
+            azure: args.azure.clone(),
+        };
+        let p = match plan_fleet(&plan_args).await? {
+            Ok(p) => p,
+            Err(code) => return Ok(code),
+        };
+        let tokens = std::sync::Arc::new(ringmaster::identity::AzureTokens::new(
+            args.azure.clone(),
+            args.azure.http_client()?,
+        )?);
+        let settings = ringmaster::preflight::checks::CheckSettings::from_policy(&p.policy);
+        let pf = ringmaster::preflight::run(&p.client, tokens, &p.discovery, &p.plan, &settings, calendar, p.now).await;
+        for c in &mut report.clusters {
+            c.blocking_findings = pf.clusters.iter().find(|r| r.id == c.id).map(|r| r.blocking());
+        }
+    }
     match args.output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&report)?),
         Output::Table => print!("{}", ringmaster::upgrades::render_table(&report)),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The `--support-calendar` file (empty without one); exit 2 (errors printed) when it
+/// does not parse.
+fn read_calendar(path: Option<&PathBuf>) -> Result<Result<ringmaster::upgrades::SupportCalendar, ExitCode>> {
+    let Some(path) = path else {
+        return Ok(Ok(Default::default()));
+    };
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(
+        ringmaster::upgrades::parse_calendar(&path.display().to_string(), &text).map_err(|e| {
+            eprintln!("{e}");
+            ExitCode::from(2)
+        }),
+    )
 }
 
 /// A discovery poll and the plan of a policy over it (what `plan` and `preflight` share).
@@ -504,33 +545,61 @@ async fn plan_fleet(args: &PlanArgs) -> Result<Result<Planned, ExitCode>> {
     }))
 }
 
-async fn run_plan(args: PlanArgs) -> Result<ExitCode> {
-    let p = match plan_fleet(&args).await? {
+async fn run_plan(cmd: PlanCmd) -> Result<ExitCode> {
+    let args = &cmd.plan;
+    let p = match plan_fleet(args).await? {
         Ok(p) => p,
         Err(code) => return Ok(code),
     };
-    match args.output {
-        Output::Json => println!("{}", ringmaster::plan::render::json(&p.plan)),
-        Output::Table => print!("{}", ringmaster::plan::render::table(&p.plan)),
+    let report = if cmd.preflight {
+        ringmaster::identity::install_crypto_provider();
+        let tokens = std::sync::Arc::new(ringmaster::identity::AzureTokens::new(
+            args.azure.clone(),
+            args.azure.http_client()?,
+        )?);
+        let settings = ringmaster::preflight::checks::CheckSettings::from_policy(&p.policy);
+        Some(
+            ringmaster::preflight::run(
+                &p.client,
+                tokens,
+                &p.discovery,
+                &p.plan,
+                &settings,
+                Default::default(),
+                p.now,
+            )
+            .await,
+        )
+    } else {
+        None
+    };
+    match (args.output, &report) {
+        (Output::Json, None) => println!("{}", ringmaster::plan::render::json(&p.plan)),
+        (Output::Json, Some(r)) => {
+            let mut v = serde_json::to_value(&p.plan)?;
+            v["preflight"] = serde_json::to_value(r)?;
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        }
+        (Output::Table, _) => {
+            print!("{}", ringmaster::plan::render::table(&p.plan));
+            if let Some(r) = &report {
+                println!("\npreflight:");
+                print!("{}", ringmaster::preflight::render::table(r));
+            }
+        }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(match report {
+        Some(r) if r.blocking() > 0 => ExitCode::from(ringmaster::preflight::EXIT_BLOCKED),
+        _ => ExitCode::SUCCESS,
+    })
 }
 
 async fn run_preflight(args: PreflightArgs) -> Result<ExitCode> {
     use ringmaster::preflight;
     ringmaster::identity::install_crypto_provider();
-    let support = match &args.support_calendar {
-        None => Default::default(),
-        Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-            match ringmaster::upgrades::parse_calendar(&path.display().to_string(), &text) {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("{e}");
-                    return Ok(ExitCode::from(2));
-                }
-            }
-        }
+    let support = match read_calendar(args.support_calendar.as_ref())? {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
     };
     let p = match plan_fleet(&args.plan).await? {
         Ok(p) => p,

@@ -65,6 +65,10 @@ pub struct ClusterUpgrades {
     pub node_os_upgrade_channel: String,
     pub pools: Vec<PoolUpgrades>,
     pub warnings: Vec<String>,
+    /// Blocking preflight findings against a policy's plan (`upgrades --policy`);
+    /// `None` without a policy, or for a cluster the plan does not touch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocking_findings: Option<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -172,6 +176,7 @@ fn cluster(d: &Discovery, c: &ClusterState, calendar: &SupportCalendar, now: Dat
         node_os_upgrade_channel: c.node_os_upgrade_channel.clone(),
         pools,
         warnings,
+        blocking_findings: None,
     }
 }
 
@@ -218,10 +223,21 @@ fn support(
 /// A table that fits 100 columns: one line per cluster, one per pool, warnings below.
 pub fn render_table(r: &UpgradesReport) -> String {
     let mut out = String::new();
+    // The preflight column, only when a policy's preflight ran.
+    let blocks = r.clusters.iter().any(|c| c.blocking_findings.is_some());
+    let blocks_col = |c: &ClusterUpgrades| match (blocks, c.blocking_findings) {
+        (false, _) => String::new(),
+        (true, Some(n)) => format!("{n:<7}"),
+        (true, None) => format!("{:<7}", "-"),
+    };
     let _ = writeln!(
         out,
-        "{:<36} {:<12} {:<8} {:<24} SUPPORT",
-        "CLUSTER", "LOCATION", "VERSION", "CONTROL-PLANE UPGRADES"
+        "{:<36} {:<12} {:<8} {:<24} {}SUPPORT",
+        "CLUSTER",
+        "LOCATION",
+        "VERSION",
+        "CONTROL-PLANE UPGRADES",
+        if blocks { "BLOCKS  " } else { "" }
     );
     for c in &r.clusters {
         let ups: Vec<String> = c
@@ -244,11 +260,16 @@ pub fn render_table(r: &UpgradesReport) -> String {
         let name = format!("{}/{}", c.id.resource_group, c.id.name);
         let _ = writeln!(
             out,
-            "{:<36} {:<12} {:<8} {:<24} {}",
+            "{:<36} {:<12} {:<8} {:<24} {}{}",
             truncate(&name, 36),
             truncate(&c.location, 12),
             c.kubernetes_version,
             truncate(&ups, 24),
+            if blocks {
+                format!("{} ", blocks_col(c))
+            } else {
+                String::new()
+            },
             support
         );
         for p in &c.pools {

@@ -93,7 +93,7 @@ fn demo_policy_fits_the_demo_fleet() {
         .iter()
         .map(|r| r.waves.iter().map(|w| w.clusters.len()).sum())
         .collect();
-    assert_eq!(per_ring, [2, 2, 3]);
+    assert_eq!(per_ring, [3, 2, 3]);
     assert_eq!(p.rings[2].waves[0].name, "canary");
     assert_eq!(p.rings[2].waves[0].clusters[0].id.name, "aks-prd-weu-02");
     // The 1.31 dev cluster: control plane twice (one minor at a time), then each pool

@@ -109,6 +109,40 @@ fn preflight_names_every_blocked_cluster_with_the_refusal_aks_would_answer() {
         assert!(table.contains(&format!("{name} (dev/all): BLOCKED")), "{table}");
     }
     assert!(table.contains("pf-ok (dev/all): ok"), "{table}");
+
+    // `plan --preflight` shows the same after the plan, and exits 3 too.
+    let out = procs::ringmaster(&sim, &["plan", "--policy", POLICY, "--preflight", "--output", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["rings"][0]["name"], "dev", "the plan is there");
+    assert_eq!(findings(&v["preflight"]), by, "the same findings as `preflight`");
+
+    // `upgrades --policy` counts each cluster's blocking findings.
+    let out = procs::ringmaster(&sim, &["upgrades", "--policy", POLICY, "--output", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let count = |name: &str| -> u64 {
+        v["clusters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"]["name"] == name)
+            .and_then(|c| c["blockingFindings"].as_u64())
+            .unwrap_or_else(|| panic!("{name} has no count: {v:#}"))
+    };
+    assert_eq!(count("pf-ok"), 0);
+    for (name, _, _) in BLOCKED {
+        assert_eq!(count(name) as usize, blocking(&by[*name]).len(), "{name}");
+    }
+    let out = procs::ringmaster(&sim, &["upgrades", "--policy", POLICY])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.lines().next().unwrap().contains("BLOCKS"), "{table}");
 }
 
 /// Mutating ARM requests per cluster name (the simulator's request log, less ARM's

@@ -28,7 +28,7 @@ fn sim_check_uses_the_built_in_fleet_from_an_empty_directory() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(
-        stdout.contains("examples/fleets/demo.yaml (built in): valid") && stdout.contains("7 clusters"),
+        stdout.contains("examples/fleets/demo.yaml (built in): valid") && stdout.contains("8 clusters"),
         "{stdout}"
     );
 }
@@ -114,7 +114,7 @@ fn sim_and_demo_start_from_an_empty_directory() {
     let _ = demo.kill();
     let _ = demo.wait();
     assert!(
-        plan.contains("target 1.33") && plan.contains("7 clusters in 3 rings"),
+        plan.contains("target 1.33") && plan.contains("8 clusters in 3 rings"),
         "{plan}"
     );
 }

@@ -16,7 +16,7 @@ async fn upgrades_json_agrees_with_the_simulators_upgrade_profiles() {
     let (report, _) = tokio::task::spawn_blocking(move || run_binary(&info)).await.unwrap();
     let arm = Arm::new(&sim).await;
     let clusters = report["clusters"].as_array().unwrap();
-    assert_eq!(clusters.len(), 7, "every cluster of both subscriptions");
+    assert_eq!(clusters.len(), 8, "every cluster of both subscriptions");
     for c in clusters {
         let id = &c["id"];
         let path = arm.cluster_path(

@@ -86,6 +86,10 @@ pub fn drive(
         };
         for c in engine::advance(&mut r, settings, input, now) {
             match c {
+                Command::RunPreflight { cluster, .. } => inputs.push_back(Input::PreflightDone {
+                    cluster,
+                    findings: vec![],
+                }),
                 Command::TakeBaseline { cluster, .. } => inputs.push_back(Input::BaselineTaken {
                     cluster,
                     baseline: serde_json::Value::Null,

@@ -95,20 +95,8 @@ pub(super) fn compile(c: &mut Compiler, raw: &[Spanned<RawVnet>], subs: &[String
     let mut out: Vec<VnetDef> = Vec::new();
     for v in raw {
         let r = &v.value;
-        let subscription = match &r.subscription {
-            Some(s) if subs.contains(&s.value) => s.value.clone(),
-            Some(s) => {
-                c.d.at(s, format!("subscription `{}` is not in `subscriptions`", s.value));
-                continue;
-            }
-            None if subs.len() == 1 => subs[0].clone(),
-            None => {
-                c.d.at(
-                    &r.name,
-                    "`subscription` is required when the fleet has several subscriptions",
-                );
-                continue;
-            }
+        let Some(subscription) = super::quota::subscription(c, r.subscription.as_ref(), &r.name, subs) else {
+            continue;
         };
         if out.iter().any(|o| {
             o.subscription == subscription

@@ -110,25 +110,38 @@ pub struct QuotaDef {
     pub used: u64,
 }
 
+/// The subscription an entry names, or the fleet's only one; `None` (reported, at `at`
+/// when none is named) when it is not one of the fleet's.
+pub(super) fn subscription(
+    c: &mut Compiler,
+    given: Option<&Spanned<String>>,
+    at: &Spanned<String>,
+    subs: &[String],
+) -> Option<String> {
+    match given {
+        Some(s) if subs.contains(&s.value) => Some(s.value.clone()),
+        Some(s) => {
+            c.d.at(s, format!("subscription `{}` is not in `subscriptions`", s.value));
+            None
+        }
+        None if subs.len() == 1 => Some(subs[0].clone()),
+        None => {
+            c.d.at(
+                at,
+                "`subscription` is required when the fleet has several subscriptions",
+            );
+            None
+        }
+    }
+}
+
 pub(super) fn compile(c: &mut Compiler, raw: &[Spanned<RawQuota>], subs: &[String]) -> Vec<QuotaDef> {
     let families = known_families();
     let mut out: Vec<QuotaDef> = Vec::new();
     for q in raw {
         let r = &q.value;
-        let subscription = match &r.subscription {
-            Some(s) if subs.contains(&s.value) => s.value.clone(),
-            Some(s) => {
-                c.d.at(s, format!("subscription `{}` is not in `subscriptions`", s.value));
-                continue;
-            }
-            None if subs.len() == 1 => subs[0].clone(),
-            None => {
-                c.d.at(
-                    &r.family,
-                    "`subscription` is required when the fleet has several subscriptions",
-                );
-                continue;
-            }
+        let Some(subscription) = subscription(c, r.subscription.as_ref(), &r.family, subs) else {
+            continue;
         };
         let family = r.family.value.as_str();
         if family != REGIONAL && !families.contains(&family) {

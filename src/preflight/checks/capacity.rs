@@ -211,45 +211,45 @@ pub fn wave(
         };
         let total: i64 = users.iter().map(|(_, n)| n.amount).sum();
         for (i, n) in &users {
-            if n.amount > free {
-                out.push(Finding {
-                    cluster: cluster(*i),
-                    pool: Some(n.pool.clone()),
-                    check,
-                    severity: Severity::Blocks,
-                    aks_code: Some(code.into()),
-                    seen: format!(
+            let (seen, why) = if n.amount > free {
+                (
+                    format!(
                         "{}: {} needed ({}), {free} free of {limit}",
                         describe(key),
                         n.amount,
                         n.what
                     ),
-                    why: "AKS cannot add the surge nodes, so the pool upgrade fails".into(),
-                    fix: fix.into(),
-                });
+                    "AKS cannot add the surge nodes, so the pool upgrade fails",
+                )
             } else if total > free && users.len() > 1 {
                 let others: Vec<String> = users
                     .iter()
                     .filter(|(j, _)| j != i)
                     .map(|(j, _)| members[*j].0.state.id.name.clone())
                     .collect();
-                out.push(Finding {
-                    cluster: cluster(*i),
-                    pool: Some(n.pool.clone()),
-                    check,
-                    severity: Severity::Blocks,
-                    aks_code: Some(code.into()),
-                    seen: format!(
+                (
+                    format!(
                         "{}: {} needed ({}), {total} with {} in wave {wave}, {free} free of {limit}",
                         describe(key),
                         n.amount,
                         n.what,
                         others.join(", ")
                     ),
-                    why: "it fits alone, but the wave's clusters upgrade at once and share this capacity: the ones that surge last fail".into(),
-                    fix: fix.into(),
-                });
-            }
+                    "it fits alone, but the wave's clusters upgrade at once and share this capacity: the ones that surge last fail",
+                )
+            } else {
+                continue;
+            };
+            out.push(Finding {
+                cluster: cluster(*i),
+                pool: Some(n.pool.clone()),
+                check,
+                severity: Severity::Blocks,
+                aks_code: Some(code.into()),
+                seen,
+                why: why.into(),
+                fix: fix.into(),
+            });
         }
     }
     out
