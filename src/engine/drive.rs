@@ -324,7 +324,6 @@ fn apply(r: &mut Rollout, s: &Settings, input: Input, now: DateTime<Utc>, out: &
     }
 }
 
-/// Skips a cluster now: its gates stop, its watches end, it counts as finished.
 /// What a preparing cluster does next: its preflight (when the policy runs one and it
 /// has not passed yet), else its baseline.
 fn prepare(r: &Rollout, s: &Settings, cref: ClusterRef, out: &mut Vec<Command>) {
@@ -432,6 +431,15 @@ fn preflight_done(
             halt(r, format!("{subject}: {reason}"), out);
         }
         OnBlock::Skip | OnBlock::Wait => {
+            if first {
+                audit(
+                    out,
+                    ENGINE,
+                    "cluster.preflight_blocked",
+                    subject.clone(),
+                    reason.clone(),
+                );
+            }
             let reason = if ps.on_block == OnBlock::Wait {
                 format!(
                     "{reason} (still blocked after {})",
@@ -446,6 +454,7 @@ fn preflight_done(
     }
 }
 
+/// Skips a cluster now: its gates stop, its watches end, it counts as finished.
 fn skip_cluster(
     r: &mut Rollout,
     c: ClusterRef,

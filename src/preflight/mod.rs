@@ -128,6 +128,14 @@ pub struct Finding {
     pub fix: String,
 }
 
+impl Finding {
+    /// The error AKS answers with, when the finding predicts a refusal.
+    pub fn aks(mut self, code: &str) -> Self {
+        self.aks_code = Some(code.to_string());
+        self
+    }
+}
+
 /// Preflight of one cluster.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

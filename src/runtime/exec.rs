@@ -130,14 +130,15 @@ fn force_upgrade(mc: &mut ManagedCluster, now: chrono::DateTime<chrono::Utc>) {
 
 /// The resource a step changes, as just read.
 enum Resource {
-    Cluster(ManagedCluster),
-    Pool(AgentPool),
+    /// Boxed, both: the documents are large beside the enum's other uses.
+    Cluster(Box<ManagedCluster>),
+    Pool(Box<AgentPool>),
 }
 
 async fn read(sh: &Shared, id: &ClusterId, kind: &StepKind) -> Result<Resource, ArmError> {
     Ok(match pool_of(kind) {
-        None => Resource::Cluster(sh.arm.get_cluster(id).await?),
-        Some(pool) => Resource::Pool(sh.arm.get_pool(id, pool).await?),
+        None => Resource::Cluster(Box::new(sh.arm.get_cluster(id).await?)),
+        Some(pool) => Resource::Pool(Box::new(sh.arm.get_pool(id, pool).await?)),
     })
 }
 
@@ -259,7 +260,7 @@ async fn start(sh: &Shared, step: StepRef, id: &ClusterId, kind: &StepKind, reco
                         if sh.policy.preflight.allow_force_upgrade && to.minor_version() > from.minor_version() {
                             force_upgrade(&mut mc, sh.clock.now());
                         }
-                        sh.arm.upgrade_control_plane_from(id, mc, &to.to_string()).await
+                        sh.arm.upgrade_control_plane_from(id, *mc, &to.to_string()).await
                     }
                 },
                 (StepKind::PoolVersion { pool, to, .. }, Resource::Pool(ap), _) => {
@@ -267,7 +268,7 @@ async fn start(sh: &Shared, step: StepRef, id: &ClusterId, kind: &StepKind, reco
                         max_surge: sh.policy.steps.max_surge.clone(),
                         drain_timeout_minutes: sh.policy.steps.drain_timeout_minutes,
                     };
-                    sh.arm.upgrade_pool_from(id, pool, ap, &to.to_string(), &o).await
+                    sh.arm.upgrade_pool_from(id, pool, *ap, &to.to_string(), &o).await
                 }
                 (StepKind::NodeImage { pool, .. }, _, _) => sh.arm.upgrade_node_image(id, pool).await,
                 // `read` returns the resource the step's kind names: never reached.

@@ -18,22 +18,23 @@ pub fn state(ctx: &Ctx<'_>) -> Vec<Finding> {
     let mut out = Vec::new();
     let s = &ctx.facts.state;
     if ctx.facts.power_state.eq_ignore_ascii_case("Stopped") {
-        out.push(ctx.finding(
-            None,
-            Check::ClusterState,
-            Severity::Blocks,
-            Some("OperationNotAllowed"),
-            "powerState Stopped".into(),
-            "AKS does not upgrade a stopped cluster: the upgrade is refused",
-            "start the cluster (az aks start) or leave it out of the rollout",
-        ));
+        out.push(
+            ctx.finding(
+                None,
+                Check::ClusterState,
+                Severity::Blocks,
+                "powerState Stopped".into(),
+                "AKS does not upgrade a stopped cluster: the upgrade is refused",
+                "start the cluster (az aks start) or leave it out of the rollout",
+            )
+            .aks("OperationNotAllowed"),
+        );
     }
     if matches!(s.provisioning_state.as_str(), "Failed" | "Canceled") {
         out.push(ctx.finding(
             None,
             Check::ClusterState,
             Severity::Blocks,
-            None,
             format!("provisioningState {}", s.provisioning_state),
             "the last operation on the cluster did not succeed; an upgrade on top of it starts from an unknown state",
             "find the failed operation's error (az aks show), reconcile with `az aks update`, then re-run preflight",
@@ -43,7 +44,6 @@ pub fn state(ctx: &Ctx<'_>) -> Vec<Finding> {
             None,
             Check::ClusterState,
             Severity::Warns,
-            None,
             format!("provisioningState {}", s.provisioning_state),
             "another operation is running; AKS refuses a second one until it ends (ringmaster waits and retries)",
             "let the operation finish",
@@ -56,7 +56,6 @@ pub fn state(ctx: &Ctx<'_>) -> Vec<Finding> {
                 Some(&p.name),
                 Check::ClusterState,
                 Severity::Blocks,
-                None,
                 format!("pool provisioningState {}", p.provisioning_state),
                 "the pool's last operation did not succeed",
                 "reconcile the pool (az aks nodepool update) and re-run preflight",
@@ -102,7 +101,6 @@ pub fn deprecated_apis(ctx: &Ctx<'_>) -> Vec<Finding> {
                 None,
                 Check::Unreadable,
                 Severity::Warns,
-                None,
                 format!("the API server's /metrics could not be read: {e}"),
                 "deprecated API usage could not be checked; AKS may still block the control-plane upgrade",
                 "grant `get` on the non-resource URL /metrics to ringmaster's identity",
@@ -131,7 +129,6 @@ pub fn deprecated_apis(ctx: &Ctx<'_>) -> Vec<Finding> {
                 None,
                 Check::DeprecatedApi,
                 Severity::Warns,
-                None,
                 seen,
                 "the policy lets ringmaster set forceUpgrade: AKS will upgrade, and calls to the removed API will fail afterwards",
                 fix,
@@ -141,11 +138,11 @@ pub fn deprecated_apis(ctx: &Ctx<'_>) -> Vec<Finding> {
                 None,
                 Check::DeprecatedApi,
                 Severity::Blocks,
-                Some("UpgradeBlockedOnDeprecatedAPIUsage"),
                 seen,
                 "AKS refuses a control-plane minor upgrade while an API the new minor removes was used in the last 12 hours",
                 fix,
             )
+            .aks("UpgradeBlockedOnDeprecatedAPIUsage")
         });
     }
     out
@@ -168,15 +165,17 @@ pub fn target_offered(ctx: &Ctx<'_>) -> Vec<Finding> {
             StepKind::NodeImage { .. } => continue,
         };
         if !offered(to) {
-            out.push(ctx.finding(
-                pool,
-                Check::TargetNotOffered,
-                Severity::Blocks,
-                Some("OperationNotAllowed"),
-                format!("{to} is not offered in {loc}"),
-                "AKS refuses an upgrade to a version its region does not offer",
-                "pick a target every region offers (policy `target`), or wait for the region",
-            ));
+            out.push(
+                ctx.finding(
+                    pool,
+                    Check::TargetNotOffered,
+                    Severity::Blocks,
+                    format!("{to} is not offered in {loc}"),
+                    "AKS refuses an upgrade to a version its region does not offer",
+                    "pick a target every region offers (policy `target`), or wait for the region",
+                )
+                .aks("OperationNotAllowed"),
+            );
         }
     }
     out
@@ -197,7 +196,6 @@ pub fn end_of_support(ctx: &Ctx<'_>) -> Vec<Finding> {
         None,
         Check::EndOfSupport,
         Severity::Warns,
-        None,
         format!(
             "{minor} leaves AKS support on {eos}; the first step can start on {start} at the earliest"
         ),
@@ -216,7 +214,6 @@ pub fn channels(ctx: &Ctx<'_>) -> Vec<Finding> {
             None,
             Check::UpgradeChannel,
             Severity::Warns,
-            None,
             format!("auto-upgrade channel {channel}"),
             "AKS's auto-upgrader may start its own upgrade in the cluster's window; ringmaster then waits for it and checks the version it left",
             "set the auto-upgrade channel to none on clusters ringmaster manages (az aks update --auto-upgrade-channel none)",
@@ -237,7 +234,6 @@ pub fn channels(ctx: &Ctx<'_>) -> Vec<Finding> {
             None,
             Check::UpgradeChannel,
             Severity::Warns,
-            None,
             format!("node OS upgrade channel {os}"),
             "AKS updates node images itself; ringmaster's node-image steps may race it",
             "set the node OS upgrade channel to None or Unmanaged, or turn off `steps.node_image`",

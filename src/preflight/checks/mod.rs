@@ -52,13 +52,12 @@ impl Ctx<'_> {
         &self.facts.state.id
     }
 
-    /// A finding about this cluster.
+    /// A finding about this cluster (add the AKS code it predicts with [`Finding::aks`]).
     pub fn finding(
         &self,
         pool: Option<&str>,
         check: super::Check,
         severity: Severity,
-        aks_code: Option<&str>,
         seen: String,
         why: impl Into<String>,
         fix: impl Into<String>,
@@ -68,7 +67,7 @@ impl Ctx<'_> {
             pool: pool.map(str::to_string),
             check,
             severity,
-            aks_code: aks_code.map(str::to_string),
+            aks_code: None,
             seen,
             why: why.into(),
             fix: fix.into(),

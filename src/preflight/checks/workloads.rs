@@ -94,25 +94,24 @@ pub fn pdbs(ctx: &Ctx<'_>) -> Vec<Finding> {
                     Some(pool),
                     Check::Pdb,
                     Severity::Blocks,
-                    Some("UnsatisfiablePDB"),
                     format!("{name}: {why}"),
                     "AKS refuses to upgrade a pool while a PDB on it allows no disruption",
                     format!("set {name}'s maxUnavailable to 1 or more (or minAvailable below the replicas) for the upgrade"),
-                ),
+                )
+                .aks("UnsatisfiablePDB"),
                 Verdict::DrainFails(why) => ctx.finding(
                     Some(pool),
                     Check::Pdb,
                     Severity::Blocks,
-                    Some("UpgradeFailed"),
                     format!("{name}: {why}"),
                     format!("every eviction is refused, so the drain fails after {drain} (\"Drain node ... failed when evicting pod\") and the pool upgrade fails"),
                     format!("scale the workload up or relax {name} so that at least one pod may be evicted"),
-                ),
+                )
+                .aks("UpgradeFailed"),
                 Verdict::DrainWaits(why) => ctx.finding(
                     Some(pool),
                     Check::Pdb,
                     Severity::Warns,
-                    None,
                     format!("{name}: {why}"),
                     format!("evictions wait until the unhealthy pods recover; past {drain} the drain fails"),
                     "make the workload healthy before the upgrade",
@@ -135,7 +134,6 @@ pub fn nodes_and_pods(ctx: &Ctx<'_>) -> Vec<Finding> {
                 None,
                 Check::Unreadable,
                 Severity::Blocks,
-                None,
                 format!("the cluster's Kubernetes API could not be read: {e}"),
                 "PDBs, nodes and workloads cannot be checked, and the health gate could not take its baseline",
                 "check the API server's reachability and ringmaster's access (listClusterUserCredential, Kubernetes RBAC)",
@@ -149,7 +147,6 @@ pub fn nodes_and_pods(ctx: &Ctx<'_>) -> Vec<Finding> {
             None,
             Check::NodesNotReady,
             Severity::Warns,
-            None,
             format!(
                 "{} of {} nodes NotReady: {}",
                 not_ready.len(),
@@ -172,7 +169,6 @@ pub fn nodes_and_pods(ctx: &Ctx<'_>) -> Vec<Finding> {
             None,
             Check::WorkloadsUnhealthy,
             Severity::Warns,
-            None,
             format!(
                 "{} of {} pods not Ready: {}",
                 unready.len(),
