@@ -394,7 +394,8 @@ fn preflight_done(
         prepare(r, s, cref, out);
         return;
     }
-    let reason = format!("preflight: {}", blocking.join("; "));
+    // Said by `preflight` (the skip's `by`, the audit's action): the reason is the findings.
+    let reason = blocking.join("; ");
     let id = r.cluster(cref).id.clone();
     let notify = |out: &mut Vec<Command>, message: String| {
         out.push(Command::Notify {
@@ -415,7 +416,7 @@ fn preflight_done(
                     subject.clone(),
                     format!("{reason}; re-checking"),
                 );
-                notify(out, format!("{subject} waits: {reason}"));
+                notify(out, format!("{subject} waits for preflight: {reason}"));
             }
             r.cluster_mut(cref).retry_at = Some(later(now, ps.recheck));
         }
@@ -427,8 +428,8 @@ fn preflight_done(
                 subject.clone(),
                 reason.clone(),
             );
-            notify(out, format!("{subject} blocks the rollout: {reason}"));
-            halt(r, format!("{subject}: {reason}"), out);
+            notify(out, format!("{subject}: preflight blocks the rollout: {reason}"));
+            halt(r, format!("{subject}: preflight: {reason}"), out);
         }
         OnBlock::Skip | OnBlock::Wait => {
             if first {
@@ -448,7 +449,7 @@ fn preflight_done(
             } else {
                 reason
             };
-            notify(out, format!("{subject} skipped: {reason}"));
+            notify(out, format!("{subject} skipped by preflight: {reason}"));
             skip_cluster(r, cref, "preflight".into(), reason, now, out);
         }
     }
