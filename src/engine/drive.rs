@@ -406,41 +406,28 @@ fn preflight_done(
         })
     };
     let waited_out = now - started >= dur(ps.wait_up_to);
+    let waits = ps.on_block == OnBlock::Wait && !waited_out;
+    // Audited once, when first found blocking (a `wait` re-checks without repeating it).
+    if first {
+        let said = if waits {
+            format!("{reason}; re-checking")
+        } else {
+            reason.clone()
+        };
+        audit(out, ENGINE, "cluster.preflight_blocked", subject.clone(), said);
+    }
     match ps.on_block {
-        OnBlock::Wait if !waited_out => {
+        OnBlock::Wait if waits => {
             if first {
-                audit(
-                    out,
-                    ENGINE,
-                    "cluster.preflight_blocked",
-                    subject.clone(),
-                    format!("{reason}; re-checking"),
-                );
                 notify(out, format!("{subject} waits for preflight: {reason}"));
             }
             r.cluster_mut(cref).retry_at = Some(later(now, ps.recheck));
         }
         OnBlock::Halt => {
-            audit(
-                out,
-                ENGINE,
-                "cluster.preflight_blocked",
-                subject.clone(),
-                reason.clone(),
-            );
             notify(out, format!("{subject}: preflight blocks the rollout: {reason}"));
             halt(r, format!("{subject}: preflight: {reason}"), out);
         }
         OnBlock::Skip | OnBlock::Wait => {
-            if first {
-                audit(
-                    out,
-                    ENGINE,
-                    "cluster.preflight_blocked",
-                    subject.clone(),
-                    reason.clone(),
-                );
-            }
             let reason = if ps.on_block == OnBlock::Wait {
                 format!(
                     "{reason} (still blocked after {})",
