@@ -79,7 +79,7 @@ fn needs(
         let size = p.vm_size.as_deref().unwrap_or("");
         match lookup(size) {
             Some((vcpus, family)) => {
-                let what = format!("{surge} surge nodes × {vcpus} vCPUs ({size})");
+                let what = format!("{} × {vcpus} vCPUs ({size})", surge_text(surge));
                 let amount = surge * i64::from(vcpus);
                 put(
                     Key::Quota(id.subscription.clone(), loc.clone(), family.to_string()),
@@ -111,11 +111,15 @@ fn needs(
                 Key::Subnet(subnet.to_ascii_lowercase()),
                 surge * per,
                 pool,
-                format!("{surge} surge nodes × {per} addresses"),
+                format!("{} × {per} addresses", surge_text(surge)),
             );
         }
     }
     map
+}
+
+fn surge_text(n: i64) -> String {
+    format!("{n} surge node{}", if n == 1 { "" } else { "s" })
 }
 
 /// Free amount of a resource, or why it is unknown.
