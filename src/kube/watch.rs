@@ -103,11 +103,22 @@ fn forbidden(e: &watcher::Error) -> bool {
 }
 
 /// The watches of one cluster. Dropping it stops them.
-#[derive(Debug)]
 pub struct ClusterWatch {
+    /// The client the watches use, for one-off reads of the same cluster (preflight).
+    client: kube::Client,
     state: Arc<Mutex<State>>,
     changes: tokio_watch::Receiver<u64>,
     tasks: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for ClusterWatch {
+    // By hand: kube's client is not Debug (and says nothing worth printing).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterWatch")
+            .field("state", &self.state)
+            .field("tasks", &self.tasks.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Drop for ClusterWatch {
@@ -237,25 +248,37 @@ impl ClusterWatch {
                 }
             })
         };
-        let rs = spawn_watch(Api::<ReplicaSet>::all(client), state.clone(), tx, 2, |s, ev| match ev {
-            Event::Init => s.desired.clear(),
-            Event::Apply(r) | Event::InitApply(r) => {
-                if let Some((k, d)) = replicaset_desired(&r) {
-                    s.desired.insert(k, d);
+        let rs = spawn_watch(
+            Api::<ReplicaSet>::all(client.clone()),
+            state.clone(),
+            tx,
+            2,
+            |s, ev| match ev {
+                Event::Init => s.desired.clear(),
+                Event::Apply(r) | Event::InitApply(r) => {
+                    if let Some((k, d)) = replicaset_desired(&r) {
+                        s.desired.insert(k, d);
+                    }
                 }
-            }
-            Event::Delete(r) => {
-                if let Some((k, _)) = replicaset_desired(&r) {
-                    s.desired.remove(&k);
+                Event::Delete(r) => {
+                    if let Some((k, _)) = replicaset_desired(&r) {
+                        s.desired.remove(&k);
+                    }
                 }
-            }
-            Event::InitDone => {}
-        });
+                Event::InitDone => {}
+            },
+        );
         Self {
+            client,
             state,
             changes: rx,
             tasks: vec![pods, nodes, rs, probe],
         }
+    }
+
+    /// The cluster's client (cheap to clone): a read through it needs no new credential.
+    pub fn client(&self) -> kube::Client {
+        self.client.clone()
     }
 
     /// The current facts.

@@ -54,7 +54,7 @@ fn pool_of(kind: &StepKind) -> Option<&str> {
 }
 
 /// The cluster's watches, started on first use.
-async fn ensure_watch(sh: &Shared, id: &ClusterId) -> Result<Arc<ClusterWatch>, String> {
+pub(super) async fn ensure_watch(sh: &Shared, id: &ClusterId) -> Result<Arc<ClusterWatch>, String> {
     if let Some(w) = sh.watches.lock().unwrap_or_else(|e| e.into_inner()).get(id) {
         return Ok(w.clone());
     }

@@ -1,8 +1,9 @@
 //! `RunPreflight`: the same checks as `ringmaster preflight`, for one cluster right
 //! before its first step, with the wave's clusters ahead of it sharing its capacity.
 //!
-//! Reads: the cluster (ARM), its API server (PDBs, pods, nodes, `/metrics`), the usages
-//! of its region and subnets. The wave-mates' ARM documents come from a cache filled by
+//! Reads: the cluster (ARM), its API server (PDBs, pods, nodes, `/metrics`, through the
+//! client of the cluster's watch: no second credential read), the usages of its region
+//! and subnets. The wave-mates' ARM documents come from a cache filled by
 //! their own preflight (read once when missing), so a wave of n clusters costs O(n)
 //! reads, not O(n²). A cluster or API server that cannot be read is not a finding here
 //! (unless ARM shows why, e.g. the cluster is stopped): it goes the baseline's way
@@ -44,7 +45,11 @@ async fn arm_facts(sh: &Shared, id: &ClusterId, fresh: bool) -> Result<ClusterFa
 
 async fn findings(sh: &Shared, plan: &ClusterPlan, wave: &str, others: &[ClusterPlan]) -> Result<Vec<Finding>, String> {
     let mut me = arm_facts(sh, &plan.id, true).await?;
-    me.kube = read::cluster_kube(&sh.arm, sh.tokens.clone(), &plan.id).await;
+    // Through the watch's client: its kubeconfig was read once, for both.
+    me.kube = match super::exec::ensure_watch(sh, &plan.id).await {
+        Ok(w) => read::kube_facts(w.client()).await,
+        Err(e) => Err(e),
+    };
     let mut mates = Vec::new();
     for o in others {
         // A wave-mate that cannot be read adds no need (its own preflight reported it).
