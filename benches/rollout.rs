@@ -235,9 +235,9 @@ fn step_of(subject: &str) -> Option<(String, usize)> {
 }
 
 fn target_of(kind: &StepKind) -> Target {
-    match kind {
-        StepKind::ControlPlane { .. } => Target::Cluster,
-        StepKind::PoolVersion { pool, .. } | StepKind::NodeImage { pool, .. } => Target::Pool(pool.clone()),
+    match kind.pool() {
+        None => Target::Cluster,
+        Some(pool) => Target::Pool(pool.to_string()),
     }
 }
 

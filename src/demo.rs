@@ -226,7 +226,7 @@ pub async fn run(o: DemoOptions) -> Result<DemoOutcome> {
     );
     let failed: Vec<String> = final_state
         .clusters()
-        .filter(|(_, c)| matches!(c.status, ClusterStatus::Failed { .. }))
+        .filter(|(_, c)| c.status.is_failure())
         .map(|(_, c)| c.id.name.clone())
         .collect();
     let mut expected_failed = faulted.clone();
@@ -294,7 +294,7 @@ fn bars(sim: &Simulator, r: &Rollout) -> Vec<String> {
                         1,
                         format!("control plane -> {to}"),
                     ),
-                    StepKind::PoolVersion { pool, to, .. } => {
+                    StepKind::PoolVersion { pool, to, .. } | StepKind::PoolRollback { pool, to, .. } => {
                         let nodes: Vec<_> = cl.kube.nodes.values().filter(|n| &n.pool == pool).collect();
                         (
                             nodes
@@ -374,6 +374,7 @@ fn summary(
                 let result = match &c.status {
                     ClusterStatus::Done => "upgraded".to_string(),
                     ClusterStatus::Failed { reason } => format!("FAILED: {}", truncate(reason, 60)),
+                    ClusterStatus::RolledBack { .. } => "ROLLED BACK: workloads Ready again".to_string(),
                     ClusterStatus::Skipped { by, reason } => format!("skipped by {by}: {}", truncate(reason, 60)),
                     other => format!("{other:?}"),
                 };

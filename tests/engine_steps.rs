@@ -21,6 +21,23 @@ fn demo() -> (Rollout, Settings) {
     (Rollout::new("t".into(), file, text, plan, snapshot.taken_at), settings)
 }
 
+/// The demo fleet's pools of one cluster, as the executor reads them for a baseline.
+fn pools_of(id: &ClusterId) -> std::collections::BTreeMap<String, engine::PoolVersions> {
+    let fleet = support::demo_snapshot::load_fleet("demo.yaml");
+    let snapshot = support::demo_snapshot::snapshot(&fleet);
+    let c = snapshot.clusters.iter().find(|c| &c.id == id).expect("a demo cluster");
+    c.pools
+        .iter()
+        .map(|p| {
+            let v = engine::PoolVersions {
+                version: p.version,
+                image: Some(p.node_image.clone()),
+            };
+            (p.name.clone(), v)
+        })
+        .collect()
+}
+
 /// Answers every command as AKS would (preflights clear, baselines taken, calls
 /// accepted, operations done) until `stop` picks a command; returns it and the time
 /// reached. The commands after the picked one in its batch are dropped: to go on from
@@ -53,9 +70,10 @@ fn run_from<T>(
                     cluster,
                     findings: vec![],
                 }),
-                Command::TakeBaseline { cluster, .. } => inputs.push(Input::BaselineTaken {
+                Command::TakeBaseline { cluster, id, pools } => inputs.push(Input::BaselineTaken {
                     cluster,
                     baseline: serde_json::Value::Null,
+                    pools: if pools { pools_of(&id) } else { Default::default() },
                 }),
                 Command::StartStep { step, .. } => inputs.push(Input::StepAccepted { step, op: None }),
                 Command::FollowOperation { step, .. } => inputs.push(Input::OperationFinished { step, result: Ok(()) }),
@@ -411,4 +429,241 @@ fn a_preflight_carries_the_wave_mates_ahead_of_it() {
         seen.iter().any(|n| *n > 0),
         "some wave has several clusters at once: {seen:?}"
     );
+}
+
+/// Drives the demo to the first gate of a node pool step of `cluster`.
+fn to_pool_gate(r: &mut Rollout, s: &Settings, cluster: &str) -> (StepRef, chrono::DateTime<chrono::Utc>) {
+    let start = r.created_at;
+    run_until(r, s, start, |_, c| match c {
+        Command::Gate {
+            step,
+            cluster: id,
+            kind: ringmaster::plan::StepKind::PoolVersion { .. },
+        } if id.name == cluster => Some(*step),
+        _ => None,
+    })
+}
+
+/// Fails the gate of `step`: unhealthy until its timeout.
+fn fail_gate(
+    r: &mut Rollout,
+    s: &Settings,
+    step: StepRef,
+    now: chrono::DateTime<chrono::Utc>,
+) -> (Vec<Command>, chrono::DateTime<chrono::Utc>) {
+    let bad = Input::GateObserved {
+        step,
+        healthy: false,
+        reasons: vec!["shop/web-1 not Ready".into()],
+        at: now,
+    };
+    engine::advance(r, s, bad, now);
+    let later = now + Duration::from_std(s.gate_timeout).unwrap() + Duration::seconds(1);
+    (engine::advance(r, s, Input::Tick, later), later)
+}
+
+fn rollback_start(cmds: &[Command]) -> Option<(StepRef, ringmaster::plan::StepKind)> {
+    cmds.iter().find_map(|c| match c {
+        Command::StartStep { step, kind, .. } if matches!(kind, ringmaster::plan::StepKind::PoolRollback { .. }) => {
+            Some((*step, kind.clone()))
+        }
+        _ => None,
+    })
+}
+
+/// The demo policy rolls back: a pool step whose gate fails becomes a rollback to the
+/// version and image the pool had (recorded with the step's intent, before its call),
+/// sent at once; when the rollback's gate passes, the cluster ends `rolledBack` and the
+/// steps after the failed one never run.
+#[test]
+fn a_pool_whose_gate_fails_is_rolled_back_to_what_it_had() {
+    let (mut r, s) = demo();
+    let (step, now) = to_pool_gate(&mut r, &s, "aks-stg-weu-01");
+    let before = r.step(step).rollback_to.clone().expect("recorded with the intent");
+    let id = r.cluster(step.cluster_ref()).id.clone();
+    let ringmaster::plan::StepKind::PoolVersion { pool, from, to } = r.step(step).kind.clone() else {
+        unreachable!()
+    };
+    let had = &pools_of(&id)[&pool];
+    assert_eq!((&before.version, &before.image), (&from, &had.image));
+    assert_eq!(before.version, had.version);
+
+    let (cmds, now) = fail_gate(&mut r, &s, step, now);
+    assert!(audits(&cmds).contains(&"gate.failed".to_string()), "{cmds:?}");
+    assert!(audits(&cmds).contains(&"cluster.rolling_back".to_string()), "{cmds:?}");
+    let (rb, kind) = rollback_start(&cmds).expect("the rollback's call is asked for at once");
+    assert_eq!(
+        kind,
+        ringmaster::plan::StepKind::PoolRollback {
+            pool: pool.clone(),
+            from: to,
+            to: had.version,
+            image: had.image.clone(),
+        }
+    );
+    assert!(matches!(r.step(rb).status, StepStatus::Starting { .. }), "intent first");
+    assert!(r.cluster(step.cluster_ref()).status.is_active(), "holds its slot");
+
+    // AKS rolls it back; the workloads pass the gate again.
+    engine::advance(&mut r, &s, Input::StepAccepted { step: rb, op: None }, now);
+    let cmds = engine::advance(
+        &mut r,
+        &s,
+        Input::OperationFinished {
+            step: rb,
+            result: Ok(()),
+        },
+        now,
+    );
+    assert!(
+        cmds.iter()
+            .any(|c| matches!(c, Command::Gate { step, .. } if *step == rb))
+    );
+    let healthy = Input::GateObserved {
+        step: rb,
+        healthy: true,
+        reasons: vec![],
+        at: now,
+    };
+    engine::advance(&mut r, &s, healthy, now);
+    let later = now + Duration::from_std(s.gate_settle).unwrap();
+    let cmds = engine::advance(&mut r, &s, Input::Tick, later);
+    assert!(audits(&cmds).contains(&"cluster.rolled_back".to_string()), "{cmds:?}");
+    assert!(cmds.iter().any(|c| matches!(
+        c,
+        Command::Notify {
+            event: engine::NotifyEvent::RollbackFinished,
+            ..
+        }
+    )));
+    let c = r.cluster(step.cluster_ref());
+    let ClusterStatus::RolledBack { reason } = &c.status else {
+        panic!("{:?}", c.status)
+    };
+    assert!(
+        reason.contains("shop/web-1 not Ready") && reason.contains(&format!("rolled back to {}", had.version)),
+        "{reason}"
+    );
+    // Nothing after the failed step ran.
+    assert!(
+        c.steps[step.step + 1..rb.step]
+            .iter()
+            .all(|s| s.status == StepStatus::Pending)
+    );
+}
+
+/// `hold` (the default): the gate failure fails the cluster, nothing is rolled back.
+#[test]
+fn with_hold_a_failed_gate_is_not_rolled_back() {
+    let (mut r, mut s) = demo();
+    for ring in &mut s.rings {
+        ring.on_gate_failure = ringmaster::policy::OnGateFailure::Hold;
+    }
+    let (step, now) = to_pool_gate(&mut r, &s, "aks-stg-weu-01");
+    assert_eq!(r.step(step).rollback_to, None, "nothing recorded to go back to");
+    let (cmds, _) = fail_gate(&mut r, &s, step, now);
+    assert!(rollback_start(&cmds).is_none(), "{cmds:?}");
+    assert!(matches!(
+        r.cluster(step.cluster_ref()).status,
+        ClusterStatus::Failed { .. }
+    ));
+    assert!(
+        !r.cluster(step.cluster_ref())
+            .steps
+            .iter()
+            .any(|s| matches!(s.kind, ringmaster::plan::StepKind::PoolRollback { .. }))
+    );
+}
+
+/// The daemon dies after the gate failure was saved (the rollback's intent with it) and
+/// before or after the call: the restart reconciles the rollback (reads the pool, sends
+/// only if it did not take) and asks for no second rollback or any other step.
+#[test]
+fn a_restart_after_the_gate_failure_reconciles_the_rollback_once() {
+    let (mut r, s) = demo();
+    let (step, now) = to_pool_gate(&mut r, &s, "aks-stg-weu-01");
+    let (cmds, now) = fail_gate(&mut r, &s, step, now);
+    let (rb, _) = rollback_start(&cmds).unwrap();
+    // What the store keeps, read back.
+    let mut r: Rollout = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+    let cmds = engine::advance(&mut r, &s, Input::Resumed, now + Duration::minutes(3));
+    let for_cluster: Vec<&Command> = cmds
+        .iter()
+        .filter(|c| matches!(c, Command::StartStep { step, .. } | Command::Reconcile { step, .. } if step.cluster_ref() == rb.cluster_ref()))
+        .collect();
+    assert!(
+        matches!(for_cluster[..], [Command::Reconcile { step, .. }] if *step == rb),
+        "{for_cluster:?}"
+    );
+    assert_eq!(
+        r.cluster(rb.cluster_ref())
+            .steps
+            .iter()
+            .filter(|s| matches!(s.kind, ringmaster::plan::StepKind::PoolRollback { .. }))
+            .count(),
+        1
+    );
+}
+
+/// AKS refuses the rollback (the entry left `recentlyUsedVersions`): the cluster is held
+/// as it is, failed with both reasons; no other step runs.
+#[test]
+fn a_rollback_aks_refuses_holds_the_cluster() {
+    let (mut r, s) = demo();
+    let (step, now) = to_pool_gate(&mut r, &s, "aks-stg-weu-01");
+    let (cmds, now) = fail_gate(&mut r, &s, step, now);
+    let (rb, _) = rollback_start(&cmds).unwrap();
+    let refused = Input::StepRefused {
+        step: rb,
+        reason: "pool user1 cannot be rolled back to 1.32.7: AKS's recentlyUsedVersions lists nothing".into(),
+        retryable: false,
+    };
+    let cmds = engine::advance(&mut r, &s, refused, now);
+    assert!(
+        audits(&cmds).contains(&"cluster.rollback_failed".to_string()),
+        "{cmds:?}"
+    );
+    assert!(
+        !cmds
+            .iter()
+            .any(|c| matches!(c, Command::StartStep { step, .. } if step.cluster_ref() == rb.cluster_ref()))
+    );
+    let ClusterStatus::Failed { reason } = &r.cluster(rb.cluster_ref()).status else {
+        panic!()
+    };
+    assert!(
+        reason.contains("shop/web-1 not Ready")
+            && reason.contains("the rollback failed")
+            && reason.contains("recentlyUsedVersions"),
+        "{reason}"
+    );
+}
+
+/// The rollback's own gate fails: the cluster fails; a rollback is never rolled back.
+#[test]
+fn a_rollback_whose_gate_fails_fails_the_cluster() {
+    let (mut r, s) = demo();
+    let (step, now) = to_pool_gate(&mut r, &s, "aks-stg-weu-01");
+    let (cmds, now) = fail_gate(&mut r, &s, step, now);
+    let (rb, _) = rollback_start(&cmds).unwrap();
+    engine::advance(&mut r, &s, Input::StepAccepted { step: rb, op: None }, now);
+    engine::advance(
+        &mut r,
+        &s,
+        Input::OperationFinished {
+            step: rb,
+            result: Ok(()),
+        },
+        now,
+    );
+    let (cmds, _) = fail_gate(&mut r, &s, rb, now);
+    assert!(rollback_start(&cmds).is_none(), "{cmds:?}");
+    assert!(
+        audits(&cmds).contains(&"cluster.rollback_failed".to_string()),
+        "{cmds:?}"
+    );
+    assert!(matches!(
+        r.cluster(rb.cluster_ref()).status,
+        ClusterStatus::Failed { .. }
+    ));
 }

@@ -141,7 +141,7 @@ fn state(v: &Value) -> (String, String) {
     let detail = match st {
         "awaitingApproval" => format!("since {}", short_time(&v["since"])),
         "soaking" | "backoff" => format!("until {}", short_time(&v["until"])),
-        "failed" | "halted" => s(v, "reason").to_string(),
+        "failed" | "halted" | "rolledBack" => s(v, "reason").to_string(),
         "paused" | "aborted" | "skipped" => format!("by {}: {}", s(v, "by"), s(v, "reason")),
         "gating" => v["last"]
             .as_str()
@@ -151,6 +151,7 @@ fn state(v: &Value) -> (String, String) {
     let words = match st {
         "awaitingApproval" => "awaiting approval".to_string(),
         "inFlight" => "in flight".to_string(),
+        "rolledBack" => "rolled back".to_string(),
         other => other.to_string(),
     };
     (words, detail)
@@ -161,6 +162,12 @@ fn step_words(kind: &Value) -> String {
         "controlPlane" => format!("control plane {} -> {}", s(kind, "from"), s(kind, "to")),
         "poolVersion" => format!("pool {} {} -> {}", s(kind, "pool"), s(kind, "from"), s(kind, "to")),
         "nodeImage" => format!("pool {} image -> {}", s(kind, "pool"), s(kind, "to")),
+        "poolRollback" => format!(
+            "pool {} rollback {} -> {}",
+            s(kind, "pool"),
+            s(kind, "from"),
+            s(kind, "to")
+        ),
         other => other.to_string(),
     }
 }
@@ -223,13 +230,16 @@ pub fn status(r: &Value, approvals: &Value) -> String {
                 let (cs, mut cd) = state(&c["status"]);
                 match cs.as_str() {
                     "done" => done += 1,
-                    "failed" | "skipped" => failed += 1,
+                    "failed" | "skipped" | "rolled back" => failed += 1,
                     _ => {}
                 }
                 let steps: Vec<&Value> = c["steps"].as_array().into_iter().flatten().collect();
+                // A rollback, when there is one, is what the cluster does now.
+                let unfinished = |st: &&&Value| s(&st["status"], "state") != "done";
                 let current = steps
                     .iter()
-                    .position(|st| s(&st["status"], "state") != "done")
+                    .position(|st| unfinished(&st) && s(&st["kind"], "kind") == "poolRollback")
+                    .or_else(|| steps.iter().position(|st| unfinished(&st)))
                     .unwrap_or(steps.len());
                 let step = match steps.get(current) {
                     Some(st) if cs != "pending" && !cs.is_empty() => {

@@ -310,7 +310,44 @@ impl AksClient {
                 u.drain_timeout_in_minutes = Some(d);
             }
         }
-        let body = serde_json::to_value(&ap).map_err(|e| ArmError::Decode {
+        self.put_pool(c, pool, &ap, etag, version).await
+    }
+
+    /// Rolls a pool back to an entry of its `recentlyUsedVersions` (AKS: setting
+    /// `nodeImageVersion` to one of them "triggers an agentPool rollback"), from the pool
+    /// as just read (its eTag guards the PUT). Both the version and the image are sent,
+    /// as the entry gives them.
+    pub async fn rollback_pool_from(
+        &self,
+        c: &ClusterId,
+        pool: &str,
+        mut ap: AgentPool,
+        version: &str,
+        image: &str,
+    ) -> Result<Submitted, ArmError> {
+        let p = &ap.properties;
+        if p.current_orchestrator_version.as_deref() == Some(version) && p.node_image_version.as_deref() == Some(image)
+        {
+            return Ok(Submitted::NothingToDo);
+        }
+        let etag = ap.properties.e_tag.clone();
+        ap.properties.orchestrator_version = Some(version.to_string());
+        ap.properties.node_image_version = Some(image.to_string());
+        self.put_pool(c, pool, &ap, etag, version).await
+    }
+
+    /// PUTs a pool's whole document, guarded by the eTag it was read with; after an
+    /// unknown outcome, the PUT took when the pool's `orchestratorVersion` is `version`
+    /// under a new eTag.
+    async fn put_pool(
+        &self,
+        c: &ClusterId,
+        pool: &str,
+        ap: &AgentPool,
+        etag: Option<String>,
+        version: &str,
+    ) -> Result<Submitted, ArmError> {
+        let body = serde_json::to_value(ap).map_err(|e| ArmError::Decode {
             method: "PUT".into(),
             path: c.arm_path(),
             message: e.to_string(),

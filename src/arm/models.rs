@@ -219,6 +219,22 @@ pub struct PoolUpgradeProfileProperties {
     pub upgrades: Vec<UpgradeOption>,
     #[serde(default)]
     pub latest_node_image_version: Option<String>,
+    /// What the pool may be rolled back to (api-version 2026-10-01; AKS keeps a pool's
+    /// previous version and image for 7 days, and only versions it still supports).
+    #[serde(default)]
+    pub recently_used_versions: Vec<RecentlyUsedVersion>,
+}
+
+/// An entry of a pool's `recentlyUsedVersions`: a rollback target.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecentlyUsedVersion {
+    #[serde(default)]
+    pub orchestrator_version: Option<String>,
+    #[serde(default)]
+    pub node_image_version: Option<String>,
+    #[serde(default)]
+    pub timestamp: Option<String>,
 }
 
 /// `GET .../locations/{loc}/kubernetesVersions` (note the key `values`, no paging).

@@ -43,6 +43,10 @@ pub fn describe(k: &StepKind) -> String {
         StepKind::ControlPlane { from, to } => format!("control plane {from} -> {to}"),
         StepKind::PoolVersion { pool, from, to } => format!("pool {pool} {from} -> {to}"),
         StepKind::NodeImage { pool, to, .. } => format!("pool {pool} node image -> {to}"),
+        StepKind::PoolRollback { pool, from, to, image } => match image {
+            Some(i) => format!("pool {pool} rollback {from} -> {to} (image {i})"),
+            None => format!("pool {pool} rollback {from} -> {to}"),
+        },
     }
 }
 
@@ -79,10 +83,15 @@ fn apply(r: &mut Rollout, s: &Settings, input: Input, now: DateTime<Utc>, out: &
     match input {
         Input::Tick => {}
         Input::Resumed => resume(r, s, now, out),
-        Input::BaselineTaken { cluster, baseline } => {
+        Input::BaselineTaken {
+            cluster,
+            baseline,
+            pools,
+        } => {
             let c = r.cluster_mut(cluster);
             if c.status == ClusterStatus::Preparing {
                 c.baseline = Some(baseline);
+                c.pools = pools;
                 c.status = ClusterStatus::Running;
                 let subject = format!("{}/{}", r.rings[cluster.ring].name, r.cluster(cluster).id.name);
                 audit(out, ENGINE, "cluster.started", subject, "baseline taken");
@@ -332,6 +341,7 @@ fn prepare(r: &Rollout, s: &Settings, cref: ClusterRef, out: &mut Vec<Command>) 
         out.push(Command::TakeBaseline {
             cluster: cref,
             id: c.id.clone(),
+            pools: s.rolls_back(&r.rings[cref.ring].name),
         });
         return;
     }
@@ -625,10 +635,9 @@ fn check_gate(r: &mut Rollout, s: &Settings, step: StepRef, now: DateTime<Utc>, 
             step_subject(r, step),
             format!("healthy for {}s", dur(s.gate_settle).num_seconds()),
         );
-        let pool_step = matches!(
-            r.step(step).kind,
-            StepKind::PoolVersion { .. } | StepKind::NodeImage { .. }
-        );
+        let kind = r.step(step).kind.clone();
+        note_pool(r.cluster_mut(step.cluster_ref()), &kind);
+        let pool_step = matches!(kind, StepKind::PoolVersion { .. } | StepKind::NodeImage { .. });
         let st = r.step_mut(step);
         if pool_step && !s.pool_soak.is_zero() {
             st.status = StepStatus::Soaking {
@@ -653,7 +662,37 @@ fn check_gate(r: &mut Rollout, s: &Settings, step: StepRef, now: DateTime<Utc>, 
             cluster: Some(c),
             message: reason.clone(),
         });
+        let kind = &r.step(step).kind;
+        let rolls_back = !is_rollback(kind) && kind.pool().is_some() && s.rolls_back(&r.rings[step.ring].name);
+        if rolls_back && start_rollback(r, step, now, out).is_some() {
+            return;
+        }
+        let reason = if rolls_back {
+            format!("{reason}; not rolled back: the pool's version before the step was not recorded")
+        } else {
+            reason
+        };
         fail_cluster(r, step.cluster_ref(), reason, now, out);
+    }
+}
+
+/// Keeps the cluster's record of its pools current as pool steps pass (only pools
+/// whose versions were read: rings that roll back).
+fn note_pool(c: &mut ClusterRun, kind: &StepKind) {
+    let Some(p) = kind.pool().and_then(|p| c.pools.get_mut(p)) else {
+        return;
+    };
+    match kind {
+        StepKind::PoolVersion { to, .. } => {
+            p.version = *to;
+            p.image = None;
+        }
+        StepKind::NodeImage { to, .. } => p.image = Some(to.clone()),
+        StepKind::PoolRollback { to, image, .. } => {
+            p.version = *to;
+            p.image = image.clone();
+        }
+        StepKind::ControlPlane { .. } => {}
     }
 }
 
@@ -666,10 +705,27 @@ fn fail_step(r: &mut Rollout, step: StepRef, action: &str, reason: String, now: 
 }
 
 fn fail_cluster(r: &mut Rollout, c: ClusterRef, reason: String, now: DateTime<Utc>, out: &mut Vec<Command>) {
-    let run = r.cluster_mut(c);
+    let run = r.cluster(c);
     if run.status.is_finished() {
         return;
     }
+    let rolling_back = run.steps.iter().any(|s| is_rollback(&s.kind));
+    let reason = match gate_failure(run) {
+        Some(first) if rolling_back => {
+            let subject = format!("{}/{}", r.rings[c.ring].name, run.id.name);
+            let reason = format!("{first}; the rollback failed: {reason}");
+            out.push(Command::Notify {
+                event: NotifyEvent::RollbackFinished,
+                ring: Some(r.rings[c.ring].name.clone()),
+                cluster: Some(run.id.clone()),
+                message: format!("{subject}: {reason}"),
+            });
+            audit(out, ENGINE, "cluster.rollback_failed", subject, reason.clone());
+            reason
+        }
+        _ => reason,
+    };
+    let run = r.cluster_mut(c);
     run.status = ClusterStatus::Failed { reason: reason.clone() };
     run.finished_at = Some(now);
     let id = run.id.clone();
@@ -701,7 +757,7 @@ fn ring_failures(ring: &RingRun) -> u32 {
     ring.waves
         .iter()
         .flat_map(|w| &w.clusters)
-        .filter(|c| matches!(c.status, ClusterStatus::Failed { .. }))
+        .filter(|c| c.status.is_failure())
         .count() as u32
 }
 
@@ -938,7 +994,7 @@ fn drive_ring(
                     r.cluster_mut(cref).retry_at = None;
                     prepare(r, s, cref, out);
                 }
-                ClusterStatus::Running => drive_cluster(r, cref, ring_paused, now, out),
+                ClusterStatus::Running => drive_cluster(r, s, cref, ring_paused, now, out),
                 _ => {}
             }
         }
@@ -971,21 +1027,25 @@ fn warm_next_wave(r: &mut Rollout, ri: usize, wi: usize, out: &mut Vec<Command>)
     }
 }
 
-fn drive_cluster(r: &mut Rollout, cref: ClusterRef, ring_paused: bool, now: DateTime<Utc>, out: &mut Vec<Command>) {
+fn drive_cluster(
+    r: &mut Rollout,
+    s: &Settings,
+    cref: ClusterRef,
+    ring_paused: bool,
+    now: DateTime<Utc>,
+    out: &mut Vec<Command>,
+) {
     let c = r.cluster(cref);
-    let Some(i) = c.steps.iter().position(|s| s.status != StepStatus::Done) else {
-        let run = r.cluster_mut(cref);
-        run.status = ClusterStatus::Done;
-        run.finished_at = Some(now);
-        let id = run.id.clone();
-        out.push(Command::StopWatch { cluster: id.clone() });
-        audit(
-            out,
-            ENGINE,
-            "cluster.done",
-            format!("{}/{}", r.rings[cref.ring].name, id.name),
-            "every step passed its gate",
-        );
+    // A rollback, once added, is the cluster's only remaining step: the steps after the
+    // failed one never run.
+    let rollback = c.steps.iter().position(|s| is_rollback(&s.kind));
+    let next = match rollback {
+        Some(j) if c.steps[j].status == StepStatus::Done => None,
+        Some(j) => Some(j),
+        None => c.steps.iter().position(|s| s.status != StepStatus::Done),
+    };
+    let Some(i) = next else {
+        finish_cluster(r, cref, rollback, now, out);
         return;
     };
     let step = StepRef {
@@ -1001,9 +1061,15 @@ fn drive_cluster(r: &mut Rollout, cref: ClusterRef, ring_paused: bool, now: Date
         return;
     }
     let (id, kind) = (c.id.clone(), c.steps[i].kind.clone());
+    // What a rollback of this step would go back to, recorded with its intent.
+    let rollback_to = match kind.pool() {
+        Some(pool) if !is_rollback(&kind) && s.rolls_back(&r.rings[cref.ring].name) => c.pools.get(pool).cloned(),
+        _ => None,
+    };
     let st = r.step_mut(step);
     st.status = StepStatus::Starting { since: now };
     st.started_at.get_or_insert(now);
+    st.rollback_to = rollback_to;
     audit(
         out,
         ENGINE,
@@ -1016,6 +1082,105 @@ fn drive_cluster(r: &mut Rollout, cref: ClusterRef, ring_paused: bool, now: Date
         cluster: id,
         kind,
     });
+}
+
+fn is_rollback(k: &StepKind) -> bool {
+    matches!(k, StepKind::PoolRollback { .. })
+}
+
+/// Every step done: the cluster is upgraded, or (when its last step was a rollback)
+/// rolled back with its workloads healthy again.
+fn finish_cluster(
+    r: &mut Rollout,
+    cref: ClusterRef,
+    rollback: Option<usize>,
+    now: DateTime<Utc>,
+    out: &mut Vec<Command>,
+) {
+    let subject = format!("{}/{}", r.rings[cref.ring].name, r.cluster(cref).id.name);
+    let (status, action, why) = match rollback.map(|j| r.cluster(cref).steps[j].kind.clone()) {
+        Some(StepKind::PoolRollback { pool, to, image, .. }) => {
+            let image = image.map(|i| format!(" (image {i})")).unwrap_or_default();
+            let reason = format!(
+                "{}; pool {pool} rolled back to {to}{image}, its workloads passed the gate again",
+                gate_failure(r.cluster(cref)).unwrap_or("the gate failed")
+            );
+            out.push(Command::Notify {
+                event: NotifyEvent::RollbackFinished,
+                ring: Some(r.rings[cref.ring].name.clone()),
+                cluster: Some(r.cluster(cref).id.clone()),
+                message: format!("{subject} rolled back: {reason}"),
+            });
+            (
+                ClusterStatus::RolledBack { reason: reason.clone() },
+                "cluster.rolled_back",
+                reason,
+            )
+        }
+        _ => (
+            ClusterStatus::Done,
+            "cluster.done",
+            "every step passed its gate".to_string(),
+        ),
+    };
+    let run = r.cluster_mut(cref);
+    run.status = status;
+    run.finished_at = Some(now);
+    out.push(Command::StopWatch {
+        cluster: run.id.clone(),
+    });
+    audit(out, ENGINE, action, subject, why);
+}
+
+/// The reason of the step whose failure started a rollback.
+fn gate_failure(c: &ClusterRun) -> Option<&str> {
+    c.steps.iter().find_map(|s| match &s.status {
+        StepStatus::Failed { reason } if !is_rollback(&s.kind) => Some(reason.as_str()),
+        _ => None,
+    })
+}
+
+/// A pool step's gate failed in a ring that rolls back: the pool goes back to what it
+/// had before the step (a new step, run like any other: intent, call, operation, gate
+/// against the cluster's baseline). `None` when nothing was recorded to go back to.
+fn start_rollback(r: &mut Rollout, step: StepRef, now: DateTime<Utc>, out: &mut Vec<Command>) -> Option<()> {
+    let st = r.step(step);
+    let to = st.rollback_to.clone()?;
+    let (pool, from) = match &st.kind {
+        StepKind::PoolVersion { pool, to, .. } => (pool.clone(), *to),
+        StepKind::NodeImage { pool, .. } => (pool.clone(), to.version),
+        _ => return None,
+    };
+    let kind = StepKind::PoolRollback {
+        pool: pool.clone(),
+        from,
+        to: to.version,
+        image: to.image.clone(),
+    };
+    let reason = format!(
+        "{}; rolling pool {pool} back",
+        gate_failure(r.cluster(step.cluster_ref()))?
+    );
+    let ring = r.rings[step.ring].name.clone();
+    let c = r.cluster_mut(step.cluster_ref());
+    c.steps.push(StepRun {
+        kind,
+        earliest_start: now,
+        status: StepStatus::Pending,
+        attempts: 0,
+        started_at: None,
+        finished_at: None,
+        rollback_to: None,
+    });
+    let (id, subject) = (c.id.clone(), format!("{ring}/{}", c.id.name));
+    out.push(Command::Notify {
+        event: NotifyEvent::RollbackStarted,
+        ring: Some(ring),
+        cluster: Some(id),
+        message: format!("{subject}: {reason}"),
+    });
+    audit(out, ENGINE, "cluster.rolling_back", subject, reason);
+    Some(())
 }
 
 /// The earliest time something is due.

@@ -18,6 +18,9 @@ pub enum Input {
     BaselineTaken {
         cluster: ClusterRef,
         baseline: serde_json::Value,
+        /// The node pools' versions and images, when the command asked for them.
+        #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+        pools: std::collections::BTreeMap<String, super::model::PoolVersions>,
     },
     /// The cluster's preflight ran (findings sorted, blocking first).
     PreflightDone {
@@ -110,6 +113,10 @@ pub enum NotifyEvent {
     RingDone,
     RolloutFinished,
     RolloutHalted,
+    /// A pool step's gate failed and ringmaster is rolling the pool back.
+    RollbackStarted,
+    /// A rollback ended: the cluster is `rolledBack`, or failed when the rollback did.
+    RollbackFinished,
     /// A cluster's preflight found something blocking (it is skipped, waits, or halts
     /// the rollout, as the policy says).
     PreflightBlocked,
@@ -142,6 +149,10 @@ pub enum Command {
     TakeBaseline {
         cluster: ClusterRef,
         id: ClusterId,
+        /// Also read the node pools' versions and images (the ring rolls back failed
+        /// pool steps: each needs what its pool had before).
+        #[serde(default)]
+        pools: bool,
     },
     /// Send the step's mutating call (its intent is in the persisted state).
     StartStep {

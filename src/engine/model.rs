@@ -126,6 +126,22 @@ pub struct ClusterRun {
     /// The cluster's last preflight (run before its first step when the policy enables it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preflight: Option<PreflightRecord>,
+    /// Each node pool's version and image as known now: read with the baseline (when the
+    /// ring rolls back failed pool steps), then kept up to date as pool steps pass. A
+    /// pool step's rollback target is copied from here when its intent is recorded.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub pools: std::collections::BTreeMap<String, PoolVersions>,
+}
+
+/// A node pool's Kubernetes version and node image: what a rollback goes back to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PoolVersions {
+    pub version: crate::domain::KubeVersion,
+    /// `None` after a version step (AKS picked the region's image): a rollback then
+    /// takes the newest image AKS lists for `version`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
 }
 
 /// What the preflight right before a cluster's first step found.
@@ -162,14 +178,27 @@ pub enum ClusterStatus {
         by: String,
         reason: String,
     },
+    /// A pool step's gate failed and the pool was rolled back to what it had; its
+    /// workloads passed the gate again. Counts against the ring's failure budget.
+    RolledBack {
+        reason: String,
+    },
 }
 
 impl ClusterStatus {
     pub fn is_finished(&self) -> bool {
         matches!(
             self,
-            ClusterStatus::Done | ClusterStatus::Failed { .. } | ClusterStatus::Skipped { .. }
+            ClusterStatus::Done
+                | ClusterStatus::Failed { .. }
+                | ClusterStatus::Skipped { .. }
+                | ClusterStatus::RolledBack { .. }
         )
+    }
+
+    /// Counts against the ring's failure budget: the target did not land.
+    pub fn is_failure(&self) -> bool {
+        matches!(self, ClusterStatus::Failed { .. } | ClusterStatus::RolledBack { .. })
     }
 
     /// Occupies one of the wave's parallel slots.
@@ -188,6 +217,10 @@ pub struct StepRun {
     pub attempts: u32,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// A pool step in a ring that rolls back: the pool's version and image before it,
+    /// recorded with the step's intent (before the call), so a restart knows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_to: Option<PoolVersions>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -338,6 +371,7 @@ impl Rollout {
                                         attempts: 0,
                                         started_at: None,
                                         finished_at: None,
+                                        rollback_to: None,
                                     })
                                     .collect(),
                                 baseline: None,
@@ -348,6 +382,7 @@ impl Rollout {
                                 warm: false,
                                 skip_requested: None,
                                 preflight: None,
+                                pools: Default::default(),
                             })
                             .collect(),
                     })

@@ -1,6 +1,6 @@
 //! What the engine needs of the policy, in plain values.
 
-use crate::policy::{OnBlock, OnFailure, Policy};
+use crate::policy::{OnBlock, OnFailure, OnGateFailure, Policy};
 use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -12,6 +12,7 @@ pub struct RingSettings {
     pub approval_expires_after: Option<Duration>,
     pub halt_on_failure: bool,
     pub max_failed_clusters: u32,
+    pub on_gate_failure: OnGateFailure,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -49,6 +50,7 @@ impl Settings {
                     approval_expires_after: r.approval.as_ref().and_then(|a| a.expires_after),
                     halt_on_failure: r.failure_budget.on_failure == OnFailure::Halt,
                     max_failed_clusters: r.failure_budget.max_failed_clusters,
+                    on_gate_failure: r.on_gate_failure,
                 })
                 .collect(),
             gate_settle: p.gates.pod_readiness.settle,
@@ -66,5 +68,11 @@ impl Settings {
 
     pub fn ring(&self, name: &str) -> Option<&RingSettings> {
         self.rings.iter().find(|r| r.name == name)
+    }
+
+    /// Whether a failed pool step in this ring is rolled back.
+    pub fn rolls_back(&self, ring: &str) -> bool {
+        self.ring(ring)
+            .is_some_and(|r| r.on_gate_failure == OnGateFailure::Rollback)
     }
 }

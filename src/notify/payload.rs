@@ -52,6 +52,8 @@ pub fn event_name(e: NotifyEvent) -> &'static str {
         NotifyEvent::StateNotSaved => "stateNotSaved",
         NotifyEvent::StateSaved => "stateSaved",
         NotifyEvent::PreflightBlocked => "preflightBlocked",
+        NotifyEvent::RollbackStarted => "rollbackStarted",
+        NotifyEvent::RollbackFinished => "rollbackFinished",
     }
 }
 
@@ -66,6 +68,8 @@ pub fn title(e: NotifyEvent) -> &'static str {
         NotifyEvent::StateNotSaved => "State not saved: rollout waiting",
         NotifyEvent::StateSaved => "State saved again: rollout going on",
         NotifyEvent::PreflightBlocked => "Preflight blocked a cluster",
+        NotifyEvent::RollbackStarted => "Rolling a node pool back",
+        NotifyEvent::RollbackFinished => "Node pool rollback finished",
     }
 }
 
@@ -79,13 +83,18 @@ fn slack_emoji(e: NotifyEvent) -> &'static str {
         NotifyEvent::StateNotSaved => ":rotating_light:",
         NotifyEvent::StateSaved => ":white_check_mark:",
         NotifyEvent::PreflightBlocked => ":no_entry:",
+        NotifyEvent::RollbackStarted => ":rewind:",
+        NotifyEvent::RollbackFinished => ":leftwards_arrow_with_hook:",
     }
 }
 
 /// Adaptive Card TextBlock colour for the title.
 fn teams_color(e: NotifyEvent) -> &'static str {
     match e {
-        NotifyEvent::ApprovalNeeded | NotifyEvent::PreflightBlocked => "Warning",
+        NotifyEvent::ApprovalNeeded
+        | NotifyEvent::PreflightBlocked
+        | NotifyEvent::RollbackStarted
+        | NotifyEvent::RollbackFinished => "Warning",
         NotifyEvent::GateFailed | NotifyEvent::RolloutHalted | NotifyEvent::StateNotSaved => "Attention",
         NotifyEvent::RingDone | NotifyEvent::RolloutFinished | NotifyEvent::StateSaved => "Good",
     }

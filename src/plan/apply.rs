@@ -111,6 +111,21 @@ pub fn apply(snapshot: &FleetSnapshot, plan: &Plan) -> Result<FleetSnapshot, Box
                 }
                 p.node_image = to.clone();
             }
+            // Never planned; applied as AKS would (no version rule: AKS checks those).
+            StepKind::PoolRollback { pool, to, image, .. } => {
+                let p = c
+                    .pools
+                    .iter_mut()
+                    .find(|p| &p.name == pool)
+                    .ok_or_else(|| ApplyError::FindPool {
+                        cluster: id.clone(),
+                        pool: pool.clone(),
+                    })?;
+                p.version = *to;
+                if let Some(image) = image {
+                    p.node_image = image.clone();
+                }
+            }
         }
     }
     Ok(out)

@@ -147,6 +147,30 @@ pub enum StepKind {
         from: String,
         to: String,
     },
+    /// Never planned: the engine adds it when a pool step's gate fails and the ring's
+    /// `on_gate_failure` is `rollback`. AKS's node pool rollback to the version (and
+    /// image, when known) the pool had before the step.
+    PoolRollback {
+        pool: String,
+        /// The version the failed step left the pool on.
+        from: KubeVersion,
+        to: KubeVersion,
+        /// The node image to go back to (`None`: the newest AKS lists for `to`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        image: Option<String>,
+    },
+}
+
+impl StepKind {
+    /// The node pool the step changes (`None`: the control plane).
+    pub fn pool(&self) -> Option<&str> {
+        match self {
+            StepKind::ControlPlane { .. } => None,
+            StepKind::PoolVersion { pool, .. }
+            | StepKind::NodeImage { pool, .. }
+            | StepKind::PoolRollback { pool, .. } => Some(pool),
+        }
+    }
 }
 
 /// A cluster the plan leaves alone, and why.

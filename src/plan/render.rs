@@ -53,6 +53,7 @@ fn describe(s: &Step) -> String {
         StepKind::ControlPlane { from, to } => format!("control plane  {from} -> {to}"),
         StepKind::PoolVersion { pool, from, to } => format!("pool {pool}  {from} -> {to}"),
         StepKind::NodeImage { pool, from, to } => format!("node image {pool}  {}", images(from, to)),
+        StepKind::PoolRollback { pool, from, to, .. } => format!("rollback {pool}  {from} -> {to}"),
     }
 }
 

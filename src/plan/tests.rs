@@ -99,6 +99,7 @@ fn kinds(plan: &Plan, cluster: &str) -> Vec<String> {
             StepKind::ControlPlane { from, to } => format!("cp {from}->{to}"),
             StepKind::PoolVersion { pool, from, to } => format!("{pool} {from}->{to}"),
             StepKind::NodeImage { pool, to, .. } => format!("{pool} image {}", to.rsplit('-').next().unwrap()),
+            StepKind::PoolRollback { .. } => unreachable!("the planner never plans a rollback"),
         })
         .collect()
 }

@@ -194,6 +194,19 @@ pub struct Ring {
     /// `None`: no approval needed.
     pub approval: Option<Approval>,
     pub failure_budget: FailureBudget,
+    pub on_gate_failure: OnGateFailure,
+}
+
+/// What a node pool step whose health gate fails (or times out) does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum OnGateFailure {
+    /// The cluster fails and stays as it is (a person decides).
+    #[default]
+    Hold,
+    /// The pool goes back to the version and node image it had before the step (AKS's
+    /// node pool rollback), then the gate runs again; the cluster ends `rolledBack`.
+    Rollback,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

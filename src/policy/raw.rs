@@ -34,6 +34,9 @@ pub struct RawPolicy {
     /// What a blocking preflight finding does to a cluster (docs/preflight.md).
     #[serde(default)]
     pub preflight: RawPreflight,
+    /// rollback | hold: what a node pool step whose gate fails does, in every ring that
+    /// does not say otherwise. Default hold.
+    pub on_gate_failure: Option<Spanned<String>>,
 }
 
 /// Preflight before each cluster's first step.
@@ -122,6 +125,8 @@ pub struct RawRing {
     pub approval: Option<Spanned<RawApproval>>,
     /// What a failed cluster does to the rollout. Default: halt.
     pub failure_budget: Option<Spanned<RawFailureBudget>>,
+    /// rollback | hold: overrides the policy's `on_gate_failure` for this ring.
+    pub on_gate_failure: Option<Spanned<String>>,
 }
 
 /// A wave: either named clusters or "the rest, this many at a time".

@@ -21,7 +21,7 @@ pub(super) async fn run(sh: Arc<Shared>, cmd: Command) {
         Command::StartWatch { cluster } => {
             let _ = ensure_watch(&sh, &cluster).await;
         }
-        Command::TakeBaseline { cluster, id } => baseline(&sh, cluster, &id).await,
+        Command::TakeBaseline { cluster, id, pools } => baseline(&sh, cluster, &id, pools).await,
         Command::RunPreflight {
             cluster,
             plan,
@@ -47,10 +47,7 @@ pub(super) async fn run(sh: Arc<Shared>, cmd: Command) {
 }
 
 fn pool_of(kind: &StepKind) -> Option<&str> {
-    match kind {
-        StepKind::ControlPlane { .. } => None,
-        StepKind::PoolVersion { pool, .. } | StepKind::NodeImage { pool, .. } => Some(pool),
-    }
+    kind.pool()
 }
 
 /// The cluster's watches, started on first use.
@@ -84,7 +81,48 @@ async fn synced(w: &ClusterWatch) -> bool {
     tokio::time::timeout(Duration::from_secs(30), wait).await.is_ok()
 }
 
-async fn baseline(sh: &Shared, cluster: ClusterRef, id: &ClusterId) {
+/// The node pools' versions and images, as ARM reports them now.
+async fn pool_versions(
+    sh: &Shared,
+    id: &ClusterId,
+) -> Result<std::collections::BTreeMap<String, crate::engine::PoolVersions>, String> {
+    let pools = sh.arm.list_pools(id).await.map_err(|e| e.to_string())?;
+    pools
+        .into_iter()
+        .map(|p| {
+            let name = p.name.clone().unwrap_or_default();
+            let v = p
+                .properties
+                .current_orchestrator_version
+                .as_deref()
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| format!("pool {name} reports no Kubernetes version"))?;
+            let versions = crate::engine::PoolVersions {
+                version: v,
+                image: p.properties.node_image_version.clone(),
+            };
+            Ok((name, versions))
+        })
+        .collect()
+}
+
+async fn baseline(sh: &Shared, cluster: ClusterRef, id: &ClusterId, with_pools: bool) {
+    let pools = if with_pools {
+        match pool_versions(sh, id).await {
+            Ok(p) => p,
+            Err(reason) => {
+                return send(
+                    sh,
+                    Input::BaselineFailed {
+                        cluster,
+                        reason: format!("cannot read the node pools' versions: {reason}"),
+                    },
+                );
+            }
+        }
+    } else {
+        Default::default()
+    };
     let input = match ensure_watch(sh, id).await {
         Err(e) => Input::BaselineFailed { cluster, reason: e },
         Ok(w) => {
@@ -99,6 +137,7 @@ async fn baseline(sh: &Shared, cluster: ClusterRef, id: &ClusterId) {
                 None => Input::BaselineTaken {
                     cluster,
                     baseline: serde_json::to_value(&b).unwrap_or_default(),
+                    pools,
                 },
             }
         }
@@ -145,6 +184,16 @@ async fn read(sh: &Shared, id: &ClusterId, kind: &StepKind) -> Result<Resource, 
 impl Resource {
     /// Whether it already is where the step leads, and whether an operation runs.
     fn at_target(&self, kind: &StepKind) -> (bool, bool) {
+        if let (Resource::Pool(ap), StepKind::PoolRollback { to, image, .. }) = (self, kind) {
+            let p = &ap.properties;
+            let back = p.current_orchestrator_version.as_deref() == Some(to.to_string().as_str())
+                && image.as_ref().is_none_or(|i| p.node_image_version.as_ref() == Some(i));
+            let running = p
+                .provisioning_state
+                .as_deref()
+                .is_some_and(|s| !crate::arm::models::is_terminal_state(s));
+            return (back, running);
+        }
         let (current, state) = match (self, kind) {
             (Resource::Cluster(mc), _) => (
                 &mc.properties.current_kubernetes_version,
@@ -159,7 +208,9 @@ impl Resource {
             ),
         };
         let target = match kind {
-            StepKind::ControlPlane { to, .. } | StepKind::PoolVersion { to, .. } => to.to_string(),
+            StepKind::ControlPlane { to, .. }
+            | StepKind::PoolVersion { to, .. }
+            | StepKind::PoolRollback { to, .. } => to.to_string(),
             StepKind::NodeImage { to, .. } => to.clone(),
         };
         let running = state
@@ -271,6 +322,12 @@ async fn start(sh: &Shared, step: StepRef, id: &ClusterId, kind: &StepKind, reco
                     sh.arm.upgrade_pool_from(id, pool, *ap, &to.to_string(), &o).await
                 }
                 (StepKind::NodeImage { pool, .. }, _, _) => sh.arm.upgrade_node_image(id, pool).await,
+                (StepKind::PoolRollback { pool, to, image, .. }, Resource::Pool(ap), _) => {
+                    match rollback_entry(sh, step, id, pool, &to.to_string(), image.as_deref()).await {
+                        Ok(entry) => sh.arm.rollback_pool_from(id, pool, *ap, &to.to_string(), &entry).await,
+                        Err(input) => return send(sh, input),
+                    }
+                }
                 // `read` returns the resource the step's kind names: never reached.
                 _ => {
                     return send(
@@ -295,6 +352,53 @@ async fn start(sh: &Shared, step: StepRef, id: &ClusterId, kind: &StepKind, reco
         }
     };
     send(sh, input);
+}
+
+/// The node image of the pool's `recentlyUsedVersions` entry for `version` (and `image`,
+/// when the state recorded it): AKS accepts only those. None there: AKS would refuse,
+/// so nothing is sent and the step fails with what AKS lists.
+async fn rollback_entry(
+    sh: &Shared,
+    step: StepRef,
+    id: &ClusterId,
+    pool: &str,
+    version: &str,
+    image: Option<&str>,
+) -> Result<String, Input> {
+    let profile = sh
+        .arm
+        .pool_upgrade_profile(id, pool)
+        .await
+        .map_err(|e| refused(step, &e))?;
+    let listed = &profile.properties.recently_used_versions;
+    let found = listed
+        .iter()
+        .filter(|e| e.orchestrator_version.as_deref() == Some(version))
+        .filter(|e| image.is_none_or(|i| e.node_image_version.as_deref() == Some(i)))
+        .max_by(|a, b| a.timestamp.cmp(&b.timestamp))
+        .and_then(|e| e.node_image_version.clone());
+    found.ok_or_else(|| {
+        let wanted = image.map_or(version.to_string(), |i| format!("{version} (image {i})"));
+        let have: Vec<String> = listed
+            .iter()
+            .map(|e| {
+                format!(
+                    "{} / {}",
+                    e.orchestrator_version.as_deref().unwrap_or("?"),
+                    e.node_image_version.as_deref().unwrap_or("?")
+                )
+            })
+            .collect();
+        let reason = format!(
+            "pool {pool} cannot be rolled back to {wanted}: AKS's recentlyUsedVersions lists {} (it keeps a pool's previous version 7 days, and only while AKS supports it)",
+            if have.is_empty() { "nothing".to_string() } else { have.join(", ") }
+        );
+        Input::StepRefused {
+            step,
+            reason,
+            retryable: false,
+        }
+    })
 }
 
 /// Records the operation URL beside the step's intent (on the store's thread: it commits).
@@ -358,6 +462,11 @@ fn expectation(kind: &StepKind) -> NodeExpectation {
             pool: Some(pool.clone()),
             kubelet_version: None,
             node_image: Some(to.clone()),
+        },
+        StepKind::PoolRollback { pool, to, image, .. } => NodeExpectation {
+            pool: Some(pool.clone()),
+            kubelet_version: Some(format!("v{to}")),
+            node_image: image.clone(),
         },
     }
 }

@@ -93,6 +93,7 @@ pub fn drive(
                 Command::TakeBaseline { cluster, .. } => inputs.push_back(Input::BaselineTaken {
                     cluster,
                     baseline: serde_json::Value::Null,
+                    pools: Default::default(),
                 }),
                 Command::StartStep { step, .. } | Command::Reconcile { step, .. } => {
                     inputs.push_back(Input::StepAccepted { step, op: None })

@@ -35,7 +35,11 @@ pub fn compile_raw(file: &str, raw: &RawPolicy, snapshot: Option<&FleetSnapshot>
     }
     let fleet = c.fleet(&raw.fleet);
     let target = c.target(&raw.target);
-    let rings = c.rings(&raw.rings);
+    let on_gate_failure = raw
+        .on_gate_failure
+        .as_ref()
+        .map_or(OnGateFailure::default(), |o| c.on_gate_failure(o));
+    let rings = c.rings(&raw.rings, on_gate_failure);
     let steps = c.steps(&raw.steps);
     if target.channel == Channel::NodeImage && !steps.node_image {
         c.d.at(

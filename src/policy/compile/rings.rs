@@ -8,12 +8,16 @@ use crate::yaml::Spanned;
 use std::time::Duration;
 
 impl Compiler {
-    pub(super) fn rings(&mut self, rings: &Spanned<Vec<Spanned<RawRing>>>) -> Vec<Ring> {
+    pub(super) fn rings(
+        &mut self,
+        rings: &Spanned<Vec<Spanned<RawRing>>>,
+        on_gate_failure: OnGateFailure,
+    ) -> Vec<Ring> {
         if rings.value.is_empty() {
             self.d.at(rings, "`rings` is empty: a policy needs at least one ring");
         }
         self.unique(rings.value.iter().map(|r| &r.value.name), "ring name");
-        let compiled: Vec<Ring> = rings.value.iter().map(|r| self.ring(r)).collect();
+        let compiled: Vec<Ring> = rings.value.iter().map(|r| self.ring(r, on_gate_failure)).collect();
         // Statically certain overlaps: two rings naming the same cluster, with nothing
         // else in their selectors keeping them apart.
         for (j, b) in compiled.iter().enumerate() {
@@ -46,7 +50,7 @@ impl Compiler {
         compiled
     }
 
-    fn ring(&mut self, r: &Spanned<RawRing>) -> Ring {
+    fn ring(&mut self, r: &Spanned<RawRing>, default_on_gate_failure: OnGateFailure) -> Ring {
         let raw = &r.value;
         let name = raw.name.value.clone();
         if !valid_ring_name(&name) {
@@ -66,6 +70,10 @@ impl Compiler {
             },
             |f| self.failure_budget(f),
         );
+        let on_gate_failure = raw
+            .on_gate_failure
+            .as_ref()
+            .map_or(default_on_gate_failure, |o| self.on_gate_failure(o));
         Ring {
             name,
             selector,
@@ -73,6 +81,7 @@ impl Compiler {
             soak,
             approval,
             failure_budget,
+            on_gate_failure,
         }
     }
 
@@ -185,6 +194,13 @@ impl Compiler {
             approvers: r.approvers.iter().map(|g| g.value.clone()).collect(),
             expires_after,
         })
+    }
+
+    pub(super) fn on_gate_failure(&mut self, o: &Spanned<String>) -> OnGateFailure {
+        match self.one_of(o, &["hold", "rollback"], "on_gate_failure") {
+            Some("rollback") => OnGateFailure::Rollback,
+            _ => OnGateFailure::Hold,
+        }
     }
 
     fn failure_budget(&mut self, f: &Spanned<RawFailureBudget>) -> FailureBudget {

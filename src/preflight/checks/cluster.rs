@@ -162,7 +162,7 @@ pub fn target_offered(ctx: &Ctx<'_>) -> Vec<Finding> {
         let (pool, to) = match &s.kind {
             StepKind::ControlPlane { to, .. } => (None, *to),
             StepKind::PoolVersion { pool, to, .. } => (Some(pool.as_str()), *to),
-            StepKind::NodeImage { .. } => continue,
+            StepKind::NodeImage { .. } | StepKind::PoolRollback { .. } => continue,
         };
         if !offered(to) {
             out.push(

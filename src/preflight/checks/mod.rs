@@ -81,7 +81,9 @@ pub fn upgraded_pools(plan: &ClusterPlan) -> BTreeSet<&str> {
     plan.steps
         .iter()
         .filter_map(|s| match &s.kind {
-            StepKind::PoolVersion { pool, .. } | StepKind::NodeImage { pool, .. } => Some(pool.as_str()),
+            StepKind::PoolVersion { pool, .. }
+            | StepKind::NodeImage { pool, .. }
+            | StepKind::PoolRollback { pool, .. } => Some(pool.as_str()),
             StepKind::ControlPlane { .. } => None,
         })
         .collect()
