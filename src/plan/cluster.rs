@@ -72,12 +72,21 @@ pub(super) fn plan_cluster(c: &ClusterState, ctx: &Ctx) -> Result<ClusterPlan, S
     let mut notes = Vec::new();
     kinds.extend(node_image_steps(c, &pools, &kinds, region, ctx, &mut notes));
     let steps = timing::schedule_steps(c, kinds, ctx)?;
-    Ok(ClusterPlan {
+    let mut plan = ClusterPlan {
         id: c.id.clone(),
         location: c.location.clone(),
         steps,
         notes,
-    })
+    };
+    if ctx.ring.on_gate_failure == crate::policy::OnGateFailure::Rollback {
+        for n in super::rollback::not_rollbackable(c, &plan, Some(region)) {
+            plan.notes.push(format!(
+                "pool {} could not be rolled back if its gate fails: {} ({}); the cluster would be held instead",
+                n.pool, n.seen, n.why
+            ));
+        }
+    }
+    Ok(plan)
 }
 
 /// The version this cluster moves to; `None` for channel node-image.

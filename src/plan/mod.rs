@@ -22,6 +22,7 @@
 mod apply;
 mod cluster;
 pub mod render;
+pub mod rollback;
 mod target;
 #[cfg(test)]
 mod tests;

@@ -59,3 +59,28 @@ fn unknown_fields_are_rejected() {
     let e = compile("p.yaml", &format!("{MINIMAL}colour: blue\n")).unwrap_err();
     assert!(e.to_string().contains("colour"), "{e}");
 }
+
+#[test]
+fn on_gate_failure_defaults_to_hold_and_a_ring_overrides_the_fleet_default() {
+    assert_eq!(
+        compile("p.yaml", MINIMAL).unwrap().rings[0].on_gate_failure,
+        OnGateFailure::Hold
+    );
+    let text = "\
+name: p
+target: { channel: rapid }
+on_gate_failure: rollback
+rings:
+  - name: dev
+    selector: { tags: { ring: dev } }
+  - name: prod
+    selector: { tags: { ring: prod } }
+    on_gate_failure: hold
+";
+    let p = compile("p.yaml", text).unwrap();
+    let modes: Vec<OnGateFailure> = p.rings.iter().map(|r| r.on_gate_failure).collect();
+    assert_eq!(modes, [OnGateFailure::Rollback, OnGateFailure::Hold]);
+    let bad = text.replace("on_gate_failure: hold", "on_gate_failure: revert");
+    let e = compile("p.yaml", &bad).unwrap_err().to_string();
+    assert!(e.contains("p.yaml:9:22") && e.contains("on_gate_failure"), "{e}");
+}

@@ -70,6 +70,8 @@ pub enum Check {
     TargetNotOffered,
     /// The current version leaves support before the plan can move the cluster.
     EndOfSupport,
+    /// A pool AKS could not roll back should its gate fail (rings that roll back).
+    Rollback,
     /// Something preflight needed could not be read (fail closed).
     Unreadable,
 }
@@ -87,12 +89,13 @@ impl Check {
             Check::UpgradeChannel => "upgrade-channel",
             Check::TargetNotOffered => "target-not-offered",
             Check::EndOfSupport => "end-of-support",
+            Check::Rollback => "rollback",
             Check::Unreadable => "unreadable",
         }
     }
 
     /// Every check, in report order.
-    pub const ALL: [Check; 11] = [
+    pub const ALL: [Check; 12] = [
         Check::ClusterState,
         Check::Pdb,
         Check::DeprecatedApi,
@@ -103,6 +106,7 @@ impl Check {
         Check::UpgradeChannel,
         Check::NodesNotReady,
         Check::WorkloadsUnhealthy,
+        Check::Rollback,
         Check::Unreadable,
     ];
 }

@@ -506,6 +506,9 @@ fn count(m: &crate::metrics::Metrics, r: &Rollout, audits: &[AuditEntry]) {
             }
             "gate.failed" => m.inc("ringmaster_gate_evaluations_total", &[("result", "failed")]),
             "step.failed" => m.inc("ringmaster_steps_total", &[("result", "failed")]),
+            "cluster.rolling_back" => m.inc("ringmaster_rollbacks_total", &[("result", "started")]),
+            "cluster.rolled_back" => m.inc("ringmaster_rollbacks_total", &[("result", "rolledBack")]),
+            "cluster.rollback_failed" => m.inc("ringmaster_rollbacks_total", &[("result", "failed")]),
             "cluster.preflight_passed" | "cluster.preflight_blocked" => {
                 let result = if a.action.ends_with("passed") {
                     "passed"

@@ -70,6 +70,8 @@ async fn findings(sh: &Shared, plan: &ClusterPlan, wave: &str, others: &[Cluster
         fleet: &fleet,
         settings: &settings,
         now: sh.clock.now(),
+        // Needs the catalogue too: the plan and `ringmaster preflight` warned already.
+        rolls_back: false,
     };
     if let Err(e) = &me.kube {
         // What ARM alone shows may explain it (a stopped cluster's API server does not

@@ -269,6 +269,11 @@ fn describe_metrics(m: &Metrics) {
     m.describe("ringmaster_arm_retries", "gauge", "ARM calls retried since start.");
     m.describe("ringmaster_steps_total", "counter", "Upgrade steps by result.");
     m.describe(
+        "ringmaster_rollbacks_total",
+        "counter",
+        "Node pool rollbacks after a failed gate, by result (started, rolledBack, failed).",
+    );
+    m.describe(
         "ringmaster_preflight_runs_total",
         "counter",
         "Preflights before a cluster's first step, by result (passed, blocked).",

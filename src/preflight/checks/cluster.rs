@@ -241,3 +241,29 @@ pub fn channels(ctx: &Ctx<'_>) -> Vec<Finding> {
     }
     out
 }
+
+/// Pools AKS could not roll back should their gate fail, in a ring that rolls back:
+/// the cluster would then be held instead (see `plan::rollback`).
+pub fn rollback(ctx: &Ctx<'_>) -> Vec<Finding> {
+    if !ctx.rolls_back {
+        return Vec::new();
+    }
+    let s = &ctx.facts.state;
+    let region = ctx.catalogue.region(&s.location);
+    crate::plan::rollback::not_rollbackable(s, ctx.plan, region)
+        .into_iter()
+        .map(|n| {
+            ctx.finding(
+                Some(&n.pool),
+                Check::Rollback,
+                Severity::Warns,
+                n.seen,
+                format!(
+                    "{}; if the pool's gate fails the cluster is held, not rolled back",
+                    n.why
+                ),
+                "upgrade the pool to a supported patch (or turn the node OS channel off) first, or accept a hold",
+            )
+        })
+        .collect()
+}

@@ -26,6 +26,8 @@ pub struct CheckSettings {
     pub max_surge: Option<String>,
     /// ringmaster may set AKS's deprecated-API override (`forceUpgrade` with `until`).
     pub allow_force_upgrade: bool,
+    /// Rings whose `on_gate_failure` is `rollback`.
+    pub rollback_rings: Vec<String>,
 }
 
 impl CheckSettings {
@@ -33,6 +35,12 @@ impl CheckSettings {
         CheckSettings {
             max_surge: p.steps.max_surge.clone(),
             allow_force_upgrade: p.preflight.allow_force_upgrade,
+            rollback_rings: p
+                .rings
+                .iter()
+                .filter(|r| r.on_gate_failure == crate::policy::OnGateFailure::Rollback)
+                .map(|r| r.name.clone())
+                .collect(),
         }
     }
 }
@@ -45,6 +53,8 @@ pub struct Ctx<'a> {
     pub fleet: &'a FleetFacts,
     pub settings: &'a CheckSettings,
     pub now: DateTime<Utc>,
+    /// The cluster's ring rolls back a pool step whose gate fails (`on_gate_failure`).
+    pub rolls_back: bool,
 }
 
 impl Ctx<'_> {
@@ -115,6 +125,7 @@ pub fn cluster_findings(ctx: &Ctx<'_>) -> Vec<Finding> {
     out.extend(cluster::target_offered(ctx));
     out.extend(cluster::end_of_support(ctx));
     out.extend(cluster::channels(ctx));
+    out.extend(cluster::rollback(ctx));
     out.extend(workloads::pdbs(ctx));
     out.extend(workloads::nodes_and_pods(ctx));
     out
@@ -145,6 +156,7 @@ pub fn run(
                             fleet,
                             settings,
                             now,
+                            rolls_back: settings.rollback_rings.contains(&ring.name),
                         };
                         findings = cluster_findings(&ctx);
                         members.push((facts, c));

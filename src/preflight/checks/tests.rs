@@ -188,6 +188,7 @@ fn findings(c: &ClusterFacts, plan: &ClusterPlan, settings: &CheckSettings, flee
         fleet,
         settings,
         now: now(),
+        rolls_back: !settings.rollback_rings.is_empty(),
     };
     cluster_findings(&ctx)
 }
@@ -489,4 +490,40 @@ fn aks_upgraders_that_race_the_rollout_warn() {
     let f = findings(&c, &full_plan(&c), &CheckSettings::default(), &FleetFacts::default());
     assert_eq!(of(&f, Check::UpgradeChannel).len(), 1);
     assert_eq!(of(&f, Check::UpgradeChannel)[0].severity, Severity::Warns);
+}
+
+#[test]
+fn a_pool_on_a_version_aks_no_longer_supports_is_not_rollbackable_in_a_ring_that_rolls_back() {
+    let mut c = cluster("rb", "westeurope");
+    // user1 runs 1.32.1: the catalogue lists 1.32.7 and 1.32.3 only.
+    c.state.pools[1].version = v("1.32.1");
+    let mut plan = full_plan(&c);
+    if let StepKind::PoolVersion { from, .. } = &mut plan.steps[2].kind {
+        *from = v("1.32.1");
+    }
+    let rolls_back = CheckSettings {
+        rollback_rings: vec!["staging".into()],
+        ..CheckSettings::default()
+    };
+    let f = findings(&c, &plan, &rolls_back, &FleetFacts::default());
+    let r = of(&f, Check::Rollback);
+    assert_eq!(r.len(), 1, "{f:#?}");
+    assert_eq!((r[0].pool.as_deref(), r[0].severity), (Some("user1"), Severity::Warns));
+    assert!(
+        r[0].seen.contains("1.32.1 is no longer supported in westeurope"),
+        "{}",
+        r[0].seen
+    );
+    // Held, not rolled back: the same cluster in a `hold` ring says nothing of it.
+    let f = findings(&c, &plan, &CheckSettings::default(), &FleetFacts::default());
+    assert!(of(&f, Check::Rollback).is_empty(), "{f:#?}");
+    // A pool the plan does not drain is never a concern.
+    plan.steps.pop();
+    let f = findings(&c, &plan, &rolls_back, &FleetFacts::default());
+    assert!(of(&f, Check::Rollback).is_empty(), "{f:#?}");
+    // With AKS updating node images itself, the image might not come back: warned too.
+    c.state.pools[1].version = v("1.32.7");
+    c.state.node_os_upgrade_channel = "NodeImage".into();
+    let f = findings(&c, &full_plan(&c), &rolls_back, &FleetFacts::default());
+    assert_eq!(of(&f, Check::Rollback).len(), 2, "{f:#?}");
 }

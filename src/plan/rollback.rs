@@ -1,0 +1,57 @@
+//! Whether AKS could roll back each pool a plan drains, should the pool's gate fail,
+//! for rings whose `on_gate_failure` is `rollback`. Said before anything starts (plan
+//! notes, preflight warnings), because the engine can only find out after the failure:
+//! then the cluster is held as it is instead.
+//!
+//! AKS's article on rolling back a node pool (`roll-back-node-pool-version.md`): the
+//! pool's previous version is a rollback target only "if the recorded Kubernetes version
+//! [is] still supported by AKS", and "if the node OS upgrade channel is enabled, ... the
+//! previous node image might not be restored".
+
+use super::{ClusterPlan, StepKind};
+use crate::domain::fleet::{ClusterState, RegionCatalogue};
+
+/// A pool whose rollback AKS would refuse (or do only in part).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotRollbackable {
+    pub pool: String,
+    /// What was seen, for the humans.
+    pub seen: String,
+    pub why: &'static str,
+}
+
+/// The pools of `plan` that AKS could not roll back to what they run now.
+pub fn not_rollbackable(
+    c: &ClusterState,
+    plan: &ClusterPlan,
+    region: Option<&RegionCatalogue>,
+) -> Vec<NotRollbackable> {
+    let mut out = Vec::new();
+    let os_channel = c.node_os_upgrade_channel.trim();
+    let image_managed = ["NodeImage", "SecurityPatch"]
+        .iter()
+        .any(|ch| ch.eq_ignore_ascii_case(os_channel));
+    for p in &c.pools {
+        let drained = plan.steps.iter().any(|s| {
+            matches!(&s.kind, StepKind::PoolVersion { pool, .. } | StepKind::NodeImage { pool, .. } if *pool == p.name)
+        });
+        if !drained {
+            continue;
+        }
+        let supported = region.is_some_and(|r| r.minors.iter().any(|m| m.patches.contains(&p.version)));
+        if !supported {
+            out.push(NotRollbackable {
+                pool: p.name.clone(),
+                seen: format!("{} is no longer supported in {}", p.version, c.location),
+                why: "AKS lists a pool's previous version as a rollback target only while it supports that version",
+            });
+        } else if image_managed {
+            out.push(NotRollbackable {
+                pool: p.name.clone(),
+                seen: format!("node OS upgrade channel {os_channel}"),
+                why: "with the node OS upgrade channel on, AKS rolls the version back but might not restore the node image",
+            });
+        }
+    }
+    out
+}
