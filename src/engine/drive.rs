@@ -341,7 +341,6 @@ fn prepare(r: &Rollout, s: &Settings, cref: ClusterRef, out: &mut Vec<Command>) 
         out.push(Command::TakeBaseline {
             cluster: cref,
             id: c.id.clone(),
-            pools: s.rolls_back(&r.rings[cref.ring].name),
         });
         return;
     }
@@ -994,7 +993,7 @@ fn drive_ring(
                     r.cluster_mut(cref).retry_at = None;
                     prepare(r, s, cref, out);
                 }
-                ClusterStatus::Running => drive_cluster(r, s, cref, ring_paused, now, out),
+                ClusterStatus::Running => drive_cluster(r, cref, ring_paused, now, out),
                 _ => {}
             }
         }
@@ -1027,14 +1026,7 @@ fn warm_next_wave(r: &mut Rollout, ri: usize, wi: usize, out: &mut Vec<Command>)
     }
 }
 
-fn drive_cluster(
-    r: &mut Rollout,
-    s: &Settings,
-    cref: ClusterRef,
-    ring_paused: bool,
-    now: DateTime<Utc>,
-    out: &mut Vec<Command>,
-) {
+fn drive_cluster(r: &mut Rollout, cref: ClusterRef, ring_paused: bool, now: DateTime<Utc>, out: &mut Vec<Command>) {
     let c = r.cluster(cref);
     // A rollback, once added, is the cluster's only remaining step: the steps after the
     // failed one never run.
@@ -1061,9 +1053,10 @@ fn drive_cluster(
         return;
     }
     let (id, kind) = (c.id.clone(), c.steps[i].kind.clone());
-    // What a rollback of this step would go back to, recorded with its intent.
+    // What a rollback of this step (automatic, or an operator's) would go back to,
+    // recorded with its intent.
     let rollback_to = match kind.pool() {
-        Some(pool) if !is_rollback(&kind) && s.rolls_back(&r.rings[cref.ring].name) => c.pools.get(pool).cloned(),
+        Some(pool) if !is_rollback(&kind) => c.pools.get(pool).cloned(),
         _ => None,
     };
     let st = r.step_mut(step);

@@ -18,7 +18,7 @@ pub enum Input {
     BaselineTaken {
         cluster: ClusterRef,
         baseline: serde_json::Value,
-        /// The node pools' versions and images, when the command asked for them.
+        /// The node pools' versions and images.
         #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
         pools: std::collections::BTreeMap<String, super::model::PoolVersions>,
     },
@@ -146,13 +146,11 @@ pub enum Command {
         wave: String,
         others: Vec<crate::plan::ClusterPlan>,
     },
+    /// Also reads the node pools' versions and images: a pool step's rollback goes
+    /// back to what its pool had before.
     TakeBaseline {
         cluster: ClusterRef,
         id: ClusterId,
-        /// Also read the node pools' versions and images (the ring rolls back failed
-        /// pool steps: each needs what its pool had before).
-        #[serde(default)]
-        pools: bool,
     },
     /// Send the step's mutating call (its intent is in the persisted state).
     StartStep {

@@ -126,9 +126,9 @@ pub struct ClusterRun {
     /// The cluster's last preflight (run before its first step when the policy enables it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preflight: Option<PreflightRecord>,
-    /// Each node pool's version and image as known now: read with the baseline (when the
-    /// ring rolls back failed pool steps), then kept up to date as pool steps pass. A
-    /// pool step's rollback target is copied from here when its intent is recorded.
+    /// Each node pool's version and image as known now: read with the baseline, then
+    /// kept up to date as pool steps pass. A pool step's rollback target is copied from
+    /// here when its intent is recorded.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub pools: std::collections::BTreeMap<String, PoolVersions>,
 }
@@ -217,8 +217,8 @@ pub struct StepRun {
     pub attempts: u32,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
-    /// A pool step in a ring that rolls back: the pool's version and image before it,
-    /// recorded with the step's intent (before the call), so a restart knows it.
+    /// A pool step: the pool's version and image before it, recorded with the step's
+    /// intent (before the call), so a restart knows what a rollback goes back to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback_to: Option<PoolVersions>,
 }

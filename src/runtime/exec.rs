@@ -21,7 +21,7 @@ pub(super) async fn run(sh: Arc<Shared>, cmd: Command) {
         Command::StartWatch { cluster } => {
             let _ = ensure_watch(&sh, &cluster).await;
         }
-        Command::TakeBaseline { cluster, id, pools } => baseline(&sh, cluster, &id, pools).await,
+        Command::TakeBaseline { cluster, id } => baseline(&sh, cluster, &id).await,
         Command::RunPreflight {
             cluster,
             plan,
@@ -106,22 +106,18 @@ async fn pool_versions(
         .collect()
 }
 
-async fn baseline(sh: &Shared, cluster: ClusterRef, id: &ClusterId, with_pools: bool) {
-    let pools = if with_pools {
-        match pool_versions(sh, id).await {
-            Ok(p) => p,
-            Err(reason) => {
-                return send(
-                    sh,
-                    Input::BaselineFailed {
-                        cluster,
-                        reason: format!("cannot read the node pools' versions: {reason}"),
-                    },
-                );
-            }
+async fn baseline(sh: &Shared, cluster: ClusterRef, id: &ClusterId) {
+    let pools = match pool_versions(sh, id).await {
+        Ok(p) => p,
+        Err(reason) => {
+            return send(
+                sh,
+                Input::BaselineFailed {
+                    cluster,
+                    reason: format!("cannot read the node pools' versions: {reason}"),
+                },
+            );
         }
-    } else {
-        Default::default()
     };
     let input = match ensure_watch(sh, id).await {
         Err(e) => Input::BaselineFailed { cluster, reason: e },
