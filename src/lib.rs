@@ -22,6 +22,7 @@ pub mod notify;
 pub mod plan;
 pub mod policy;
 pub mod preflight;
+pub mod rollback;
 pub mod runtime;
 pub mod schedule;
 pub mod service;

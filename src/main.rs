@@ -704,6 +704,7 @@ async fn run_serve(a: ServeArgs) -> Result<ExitCode> {
     let mut state = ringmaster::api::ApiState::new(daemon.clone(), store.clone(), auth, metrics.clone(), clock.clone());
     state.health = daemon.health.clone();
     state.limits = a.http.limits();
+    state.arm = Some(daemon.client.clone());
     let listener = tokio::net::TcpListener::bind(a.listen)
         .await
         .with_context(|| format!("listening on {}", a.listen))?;

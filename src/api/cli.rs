@@ -1,5 +1,5 @@
 //! The command-line client: `ringmaster status | approve | reject | promote-now | pause |
-//! resume | abort | skip | history` against a running `ringmaster serve`, and
+//! resume | abort | skip | rollback | history` against a running `ringmaster serve`, and
 //! `ringmaster token new | hash` to make static tokens.
 //!
 //! The server comes from `--server` or `RINGMASTER_SERVER`; the token only from
@@ -131,6 +131,25 @@ pub enum ClientCommand {
         #[command(flatten)]
         api: ClientArgs,
     },
+    /// Roll a node pool of CLUSTER back to the version and node image it had (operators).
+    ///
+    /// AKS's node pool rollback: only to what AKS lists in the pool's
+    /// `recentlyUsedVersions` (7 days after an upgrade, while AKS supports the version,
+    /// never twice in a row), with the cluster's auto-upgrade channel off and nothing
+    /// else running on it. Without --pool: the pool ringmaster upgraded last. Not while
+    /// ringmaster upgrades the cluster: skip it first. Refusals say AKS's reason.
+    Rollback {
+        /// The cluster: name, or resourceGroup/name.
+        cluster: String,
+        /// The node pool (default: the one ringmaster upgraded last).
+        #[arg(long)]
+        pool: Option<String>,
+        /// Why (required; kept in the audit log).
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        api: ClientArgs,
+    },
     /// The audit log of the rollout (with --all, of every rollout): who did what, when.
     History {
         /// The newest this many entries (at most 1000).
@@ -253,6 +272,7 @@ fn args(cmd: &ClientCommand) -> &ClientArgs {
         | ClientCommand::Resume { api, .. }
         | ClientCommand::Abort { api, .. }
         | ClientCommand::Skip { api, .. }
+        | ClientCommand::Rollback { api, .. }
         | ClientCommand::History { api, .. } => api,
         ClientCommand::Token(_) => unreachable!("token commands take no API arguments"),
     }
@@ -419,6 +439,25 @@ async fn call(cmd: &ClientCommand, api: &ClientArgs, client: &ApiClient) -> Resu
                 .await?;
             Ok(show(api, &v, |_| {
                 format!("Skipping cluster {cluster} in rollout {id}.\n")
+            }))
+        }
+        ClientCommand::Rollback {
+            cluster, pool, reason, ..
+        } => {
+            let body = strip_nulls(json!({ "pool": pool, "reason": reason }));
+            let v = client
+                .post(&format!("/api/v1/clusters/{}/rollback", seg(cluster)), body)
+                .await?;
+            Ok(show(api, &v, |v| {
+                let s = |k: &str| v[k].as_str().unwrap_or("?").to_string();
+                format!(
+                    "Rolling back pool {} of {cluster}: {} / {} -> {} / {} (AKS accepted; `ringmaster history` shows how it ends).\n",
+                    s("pool"),
+                    s("fromVersion"),
+                    s("fromImage"),
+                    s("toVersion"),
+                    s("toImage")
+                )
             }))
         }
         ClientCommand::History { limit, all, .. } => {

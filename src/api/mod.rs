@@ -20,6 +20,7 @@ pub mod entra;
 pub mod error;
 mod jwt;
 pub mod openapi;
+mod rollback;
 mod rollouts;
 pub mod server;
 mod table;
@@ -54,6 +55,8 @@ pub struct ApiState {
     /// What the runtime reports about persisting (for `/readyz`).
     pub health: Arc<crate::health::Health>,
     pub limits: Limits,
+    /// ARM, for an operator's rollback (`None`: the server answers 503 to it).
+    pub arm: Option<Arc<crate::arm::AksClient>>,
 }
 
 impl ApiState {
@@ -74,6 +77,7 @@ impl ApiState {
             denials: Default::default(),
             health: Default::default(),
             limits: Limits::default(),
+            arm: None,
         }
     }
 }
@@ -169,6 +173,12 @@ pub fn routes() -> Vec<Route> {
             "/api/v1/rollouts/{id}/clusters/{cluster}/skip",
             Authenticated,
             post(rollouts::skip),
+        ),
+        route(
+            M::POST,
+            "/api/v1/clusters/{cluster}/rollback",
+            Authenticated,
+            post(rollback::rollback),
         ),
         route(M::GET, "/api/v1/audit", Authenticated, get(rollouts::audit)),
     ]

@@ -140,6 +140,12 @@ fn schemas() -> Value {
             "approval": schema("Approval") } },
         "RejectRequest": { "type": "object", "additionalProperties": false, "required": ["comment"], "properties": { "comment": { "type": "string" } } },
         "ReasonRequest": { "type": "object", "additionalProperties": false, "properties": { "reason": { "type": "string" } } },
+        "RollbackRequest": { "type": "object", "additionalProperties": false, "required": ["reason"], "properties": {
+            "pool": { "type": "string" }, "reason": { "type": "string" } } },
+        "RollbackStarted": { "type": "object", "properties": {
+            "cluster": { "type": "string" }, "pool": { "type": "string" }, "state": { "type": "string", "enum": ["accepted"] },
+            "fromVersion": { "type": "string" }, "fromImage": { "type": "string" },
+            "toVersion": { "type": "string" }, "toImage": { "type": "string" } } },
         "ScopeRequest": { "type": "object", "additionalProperties": false, "description": "No ring and no cluster: the whole rollout.", "properties": {
             "ring": { "type": "string" }, "cluster": { "type": "string", "description": "name, resourceGroup/name or subscription/resourceGroup/name" },
             "reason": { "type": "string" } } },
@@ -234,7 +240,13 @@ pub fn document() -> Value {
             vec![id.clone()], "ReasonRequest"),
         "/api/v1/rollouts/{id}/clusters/{cluster}/skip": operator_decision(
             "Skip a cluster (operators)", "`reason` is required; the cluster must not be finished.",
-            vec![id, cluster], "ReasonRequest"),
+            vec![id, cluster.clone()], "ReasonRequest"),
+        "/api/v1/clusters/{cluster}/rollback": { "post": {
+            "summary": "Roll a node pool back to the version and node image it had (operators)",
+            "description": "AKS's node pool rollback to an entry of the pool's `recentlyUsedVersions`: what the pool had before ringmaster's last step on it when AKS still lists it, else AKS's newest entry. `reason` is required; `pool` defaults to the pool ringmaster upgraded last. 409 `rollback_refused` with AKS's reason when AKS would refuse (nothing listed, an operation running, the auto-upgrade channel on); 409 `cluster_busy` while the running rollout upgrades the cluster. Audited before the call (`api.rollback`), then `pool.rollback_started`, and `pool.rolled_back` or `pool.rollback_failed` when AKS's operation ends.",
+            "parameters": [cluster.clone()],
+            "requestBody": body("RollbackRequest"),
+            "responses": with_errors("202", ok("AKS accepted the rollback", schema("RollbackStarted")), &[400, 401, 403, 404, 409, 413, 415, 502, 503]) } },
         "/api/v1/audit": { "get": { "summary": "The audit log: who did what, when and why",
             "description": "Paged: at most `limit` entries and about 1 MiB per answer. Refused calls appear as `auth.denied` (the first of each source and reason per minute, fields cut) and `auth.denied.repeated` (the count of the others). Entries older than the retention policy are archived to JSON Lines files and leave the log.",
             "parameters": [

@@ -141,7 +141,7 @@ pub(super) async fn require_operator(state: &ApiState, ctx: &Ctx, what: &str) ->
     Err(forbid(state, ctx, message, json!({ "groups": ctx.caller.groups })).await)
 }
 
-fn required(field: &'static str, v: Option<String>) -> Result<String, ApiError> {
+pub(super) fn required(field: &'static str, v: Option<String>) -> Result<String, ApiError> {
     match v.map(|s| s.trim().to_string()) {
         Some(s) if !s.is_empty() => Ok(s),
         _ => Err(ApiError::bad_request("missing_field", format!("`{field}` is required"))),

@@ -367,31 +367,15 @@ async fn rollback_entry(
         .await
         .map_err(|e| refused(step, &e))?;
     let listed = &profile.properties.recently_used_versions;
-    let found = listed
-        .iter()
-        .filter(|e| e.orchestrator_version.as_deref() == Some(version))
-        .filter(|e| image.is_none_or(|i| e.node_image_version.as_deref() == Some(i)))
-        .max_by(|a, b| a.timestamp.cmp(&b.timestamp))
-        .and_then(|e| e.node_image_version.clone());
+    let found = crate::rollback::pick_entry(listed, Some((version, image))).and_then(|e| e.node_image_version.clone());
     found.ok_or_else(|| {
         let wanted = image.map_or(version.to_string(), |i| format!("{version} (image {i})"));
-        let have: Vec<String> = listed
-            .iter()
-            .map(|e| {
-                format!(
-                    "{} / {}",
-                    e.orchestrator_version.as_deref().unwrap_or("?"),
-                    e.node_image_version.as_deref().unwrap_or("?")
-                )
-            })
-            .collect();
-        let reason = format!(
-            "pool {pool} cannot be rolled back to {wanted}: AKS's recentlyUsedVersions lists {} (it keeps a pool's previous version 7 days, and only while AKS supports it)",
-            if have.is_empty() { "nothing".to_string() } else { have.join(", ") }
-        );
         Input::StepRefused {
             step,
-            reason,
+            reason: format!(
+                "pool {pool} cannot be rolled back to {wanted}: AKS's recentlyUsedVersions lists {} (it keeps a pool's previous version 7 days, and only while AKS supports it)",
+                crate::rollback::describe_listed(listed)
+            ),
             retryable: false,
         }
     })
