@@ -226,8 +226,9 @@ pub struct WriteRecord {
     /// The operation this request started, if it started one.
     pub operation: Option<String>,
     /// For a pool PUT the simulator took as a rollback request (its `nodeImageVersion`
-    /// named another pair than the pool's own): the node image it asked for, whatever
-    /// the answer (accepted, or refused with 400). `null` for every other request.
+    /// named another pair than the pool's own): the node image it asked for, accepted or
+    /// refused with 400. `null` for every other request, and for one refused before its
+    /// body is read (409 busy, 412 eTag, stopped cluster): its `body` still shows it.
     pub rollback_to: Option<String>,
 }
 

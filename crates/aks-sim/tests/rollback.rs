@@ -430,3 +430,47 @@ fn a_cluster_put_that_moves_a_pool_records_its_pair() {
     assert_eq!(status, OpStatus::Succeeded);
     assert_eq!(sim.recent(), vec![entry("1.31.10", OLD_IMAGE, end)]);
 }
+
+/// A node image upgrade replaces the nodes too: it records the pair it left, and a
+/// rollback to it changes the image back, not the version.
+#[test]
+fn a_node_image_upgrade_records_its_pair_and_rolls_back() {
+    let sim = Sim::new("202611.12.0");
+    let r = sim.call(Method::POST, "/agentPools/user1/upgradeNodeImageVersion", None);
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
+    let (status, end) = sim.finish();
+    assert_eq!(status, OpStatus::Succeeded);
+    assert_eq!(sim.pool(), ("1.31.10".into(), "1.31.10".into(), NEW_IMAGE.into()));
+    assert_eq!(sim.recent(), vec![entry("1.31.10", OLD_IMAGE, end)]);
+    let r = sim.put_pool(json!({ "nodeImageVersion": OLD_IMAGE }));
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(sim.finish().0, OpStatus::Succeeded);
+    assert_eq!(sim.pool(), ("1.31.10".into(), "1.31.10".into(), OLD_IMAGE.into()));
+    assert!(sim.nodes().iter().all(|n| n.1 == OLD_IMAGE));
+}
+
+/// The refusals of any pool upgrade hold for a rollback: a stopped cluster, a PDB that
+/// allows no disruption.
+#[test]
+fn a_rollback_is_refused_as_an_upgrade_would_be() {
+    let sim = Sim::new("202611.12.0");
+    sim.upgrade_pool("1.32.7");
+    sim.with(|w| w.clusters[0].conditions.stopped = true);
+    let r = sim.put_pool(json!({ "nodeImageVersion": OLD_IMAGE }));
+    assert_eq!(
+        (code(&r).0, code(&r).1.as_str()),
+        (StatusCode::BAD_REQUEST, "OperationNotAllowed")
+    );
+    assert!(code(&r).2.contains("stopped state"), "{}", code(&r).2);
+    sim.with(|w| {
+        w.clusters[0].conditions.stopped = false;
+        w.clusters[0].kube.workloads[2].pdb = Some(aks_sim::fleet::Pdb::MaxUnavailable(0));
+    });
+    let r = sim.put_pool(json!({ "nodeImageVersion": OLD_IMAGE }));
+    assert_eq!(
+        (code(&r).0, code(&r).1.as_str()),
+        (StatusCode::BAD_REQUEST, "UnsatisfiablePDB")
+    );
+    assert!(sim.with(|w| w.clusters[0].operation.is_none()));
+    assert_eq!(sim.pool().0, "1.32.7");
+}
