@@ -474,3 +474,32 @@ fn a_rollback_is_refused_as_an_upgrade_would_be() {
     assert!(sim.with(|w| w.clusters[0].operation.is_none()));
     assert_eq!(sim.pool().0, "1.32.7");
 }
+
+/// An upgrade that ends with quarantined (undrainable, cordoned) nodes fails: the pair it
+/// left is not a "good version" to offer.
+#[test]
+fn an_upgrade_that_quarantines_nodes_records_nothing() {
+    use aks_sim::fleet::{Fault, FaultKind, Undrainable};
+    let sim = Sim::new("202611.12.0");
+    sim.with(|w| {
+        w.clusters[0].pool_mut("user1").expect("user1").upgrade.undrainable = Undrainable::Cordon;
+        w.fleet.faults.push(Fault {
+            what: FaultKind::PdbBlocksDrain {
+                cluster: "c1".into(),
+                workload: "web".into(),
+            },
+            from: Duration::ZERO,
+            to: None,
+        });
+    });
+    let r = sim.put_pool(json!({ "orchestratorVersion": "1.32.7" }));
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let (status, _) = sim.finish();
+    assert_eq!(status, OpStatus::Failed);
+    let quarantined = sim.with(|w| {
+        let op = w.ops.values().max_by_key(|o| o.start).expect("the upgrade");
+        op.error.clone().expect("an error").1
+    });
+    assert!(quarantined.contains("quarantined"), "{quarantined}");
+    assert_eq!(sim.recent(), Vec::<Value>::new());
+}
