@@ -697,4 +697,14 @@ mod tests {
             "OperationNotAllowed"
         );
     }
+
+    #[test]
+    fn a_rollback_needs_the_kubernetes_auto_upgrade_channel_off() {
+        for off in ["", "none", "None"] {
+            assert_eq!(check_rollback_channel(off), Ok(()), "{off:?}");
+        }
+        for on in ["patch", "stable", "rapid", "node-image"] {
+            assert_eq!(code(check_rollback_channel(on)), "OperationNotAllowed", "{on}");
+        }
+    }
 }
