@@ -1,6 +1,7 @@
 //! Azure's own Python SDK (azure-identity + azure-mgmt-containerservice, with
 //! azure-core's ARM poller) against the simulator, unchanged: token, upgrade profile,
-//! paged list, pool GET, control-plane then pool upgrade, node image upgrades. The
+//! paged list, pool GET, control-plane then pool upgrade, node image upgrades, and a
+//! rollback of the upgraded pool from its upgrade profile's `recentlyUsedVersions`. The
 //! script `tests/python/sdk_upgrade.py` prints what it saw; this test checks it against
 //! the simulator's own state.
 //!
@@ -241,7 +242,8 @@ async fn azure_python_sdk_upgrades_a_cluster_unchanged() {
         "pools stay where they were"
     );
 
-    // 5. The pool: version and the region's latest node image.
+    // 5. The pool: version and the region's latest node image. (The simulator's pool is
+    //    read after step 8's rollback: what it held here is what step 8's GET saw.)
     let user1 = pool_state(&sim, "rg-dev-weu", "aks-dev-weu-01", "user1");
     let after = &out["pool_after"];
     assert_eq!(after["poller_status"], "Succeeded", "{pretty}");
@@ -249,7 +251,7 @@ async fn azure_python_sdk_upgrades_a_cluster_unchanged() {
     assert_eq!(after["orchestrator_version"], "1.33.3");
     assert_eq!(after["current_orchestrator_version"], "1.33.3");
     assert_eq!(after["max_surge"], "33%", "upgrade settings survive the GET-then-PUT");
-    assert_eq!(user1.version, "1.33.3");
+    assert_eq!(out["rollback"]["before"]["current_orchestrator_version"], "1.33.3");
     assert_eq!(user1.state, "Succeeded");
     assert_eq!(
         Some(s(&after["node_image_version"])),
@@ -280,10 +282,73 @@ async fn azure_python_sdk_upgrades_a_cluster_unchanged() {
     assert_eq!(Some(s(&cur["after"])), user1.latest.as_deref());
     assert_eq!(cur["provisioning_state"], "Succeeded");
 
+    // 8. Rollback: the one pair user1 left in step 5, sent back as nodeImageVersion (and
+    //    orchestratorVersion); the pool ends on it and has nothing more to roll back to.
+    let rb = &out["rollback"];
+    let recent = rb["recent_before"].as_array().expect("recent_before");
+    assert_eq!(recent.len(), 1, "one upgrade of user1, one pair: {pretty}");
+    assert_eq!(recent[0]["orchestrator_version"], user1_before.version.as_str());
+    assert_eq!(recent[0]["node_image_version"], user1_before.image.as_str());
+    let (sim_start, sim_now) = sim.with_world(|w| (w.start.to_datetime(), w.now.to_datetime()));
+    let left = chrono::DateTime::parse_from_rfc3339(s(&recent[0]["timestamp"]))
+        .unwrap_or_else(|e| panic!("timestamp is a date-time ({e}): {pretty}"));
+    assert!(sim_start < left && left <= sim_now, "{left} within the run");
+    assert_eq!(rb["before"]["node_image_version"], after["node_image_version"]);
+    assert_eq!(rb["poller_status"], "Succeeded", "{pretty}");
+    for seen in [&rb["result"], &rb["after"]] {
+        assert_eq!(seen["provisioning_state"], "Succeeded", "{pretty}");
+        assert_eq!(seen["current_orchestrator_version"], user1_before.version.as_str());
+        assert_eq!(seen["orchestrator_version"], user1_before.version.as_str());
+        assert_eq!(seen["node_image_version"], user1_before.image.as_str());
+    }
+    assert_eq!(rb["recent_after"], serde_json::json!([]), "no second rollback");
+    let user1 = pool_state(&sim, "rg-dev-weu", "aks-dev-weu-01", "user1");
+    assert_eq!(
+        (user1.version.as_str(), user1.image.as_str()),
+        (user1_before.version.as_str(), user1_before.image.as_str())
+    );
+    sim.with_world(|w| {
+        let c = &w.clusters[w.cluster_index(SUB, "rg-dev-weu", "aks-dev-weu-01").unwrap()];
+        let nodes: Vec<_> = c.kube.nodes.values().filter(|n| n.pool == "user1").collect();
+        assert!(!nodes.is_empty());
+        for n in nodes {
+            assert_eq!(
+                (n.version.to_string(), n.image.as_str()),
+                (user1_before.version.clone(), user1_before.image.as_str()),
+                "node {}",
+                n.name
+            );
+        }
+        // The request log tells the one rollback PUT apart from the GET-then-PUT upgrade
+        // (whose body also carries nodeImageVersion, the current one).
+        let rollbacks: Vec<_> = w.writes.iter().filter(|r| r.rollback_to.is_some()).collect();
+        assert_eq!(rollbacks.len(), 1, "{rollbacks:?}");
+        assert_eq!(rollbacks[0].method, "PUT");
+        assert!(rollbacks[0].path.to_ascii_lowercase().ends_with("/agentpools/user1"));
+        assert_eq!(rollbacks[0].rollback_to.as_deref(), Some(user1_before.image.as_str()));
+        assert_eq!(rollbacks[0].status, 200);
+        assert!(rollbacks[0].operation.is_some());
+        let pool_puts_with_image = w
+            .writes
+            .iter()
+            .filter(|r| {
+                r.method == "PUT"
+                    && r.body
+                        .as_ref()
+                        .is_some_and(|b| b["properties"].get("nodeImageVersion").is_some())
+            })
+            .count();
+        assert_eq!(pool_puts_with_image, 2, "the upgrade's PUT sent the image back too");
+    });
+
     // The simulator agrees, and nothing is left running.
     sim.with_world(|w| {
         let c = &w.clusters[w.cluster_index(SUB, "rg-dev-weu", "aks-dev-weu-01").unwrap()];
-        assert_eq!(c.current_version.to_string(), "1.33.3");
+        assert_eq!(
+            c.current_version.to_string(),
+            "1.33.3",
+            "a pool rollback leaves the control plane"
+        );
         assert_eq!(c.provisioning_state, "Succeeded");
         assert!(c.operation.is_none());
         let n = &w.clusters[w.cluster_index(SUB, "rg-dev-neu", "aks-dev-neu-01").unwrap()];

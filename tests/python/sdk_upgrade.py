@@ -5,8 +5,9 @@ Proves that a real Azure client (azure-identity + azure-mgmt-containerservice, w
 azure-core's ARM long-running-operation poller) works against the simulator: token
 from the simulator's Entra endpoint, upgrade profile, cluster list (paged), agent pool
 GET, a control-plane upgrade then a pool upgrade (PUT + Azure-AsyncOperation polling),
-and node image upgrades (POST + 202 + Location / Azure-AsyncOperation, and the 200
-answer when the pool is already current).
+node image upgrades (POST + 202 + Location / Azure-AsyncOperation, and the 200
+answer when the pool is already current), then a rollback of the upgraded pool to the
+newest of its upgrade profile's recentlyUsedVersions (a PUT setting nodeImageVersion).
 
 Prints exactly one JSON line on stdout with what the SDK saw; tests/sim_python_sdk.rs
 compares it with the simulator's own state. Exits 3 when the SDK is not installed.
@@ -80,6 +81,18 @@ def cluster_view(mc):
         "provisioning_state": p.provisioning_state,
         "pools": {a.name: a.current_orchestrator_version for a in (p.agent_pool_profiles or [])},
     }
+
+
+def recent_view(pool_profile):
+    """The pool upgrade profile's recentlyUsedVersions, as plain values."""
+    return [
+        {
+            "orchestrator_version": r.orchestrator_version,
+            "node_image_version": r.node_image_version,
+            "timestamp": r.timestamp.isoformat() if r.timestamp else None,
+        }
+        for r in (pool_profile.properties.recently_used_versions or [])
+    ]
 
 
 def timed(poller):
@@ -194,6 +207,26 @@ def main():
         "latest": latest,
         "after": after.properties.node_image_version,
         "provisioning_state": after.properties.provisioning_state,
+        "poller_status": status,
+        "seconds": secs,
+    }
+
+    # 8. Roll the upgraded pool back to the newest pair it left: GET, set nodeImageVersion
+    #    and orchestratorVersion from recentlyUsedVersions, PUT; the list is then empty.
+    recent = recent_view(client.agent_pools.get_upgrade_profile(rg, name, pool_name))
+    target = recent[0] if recent else {}
+    pool = client.agent_pools.get(rg, name, pool_name)
+    before = pool_view(pool)
+    pool.properties.node_image_version = target.get("node_image_version")
+    pool.properties.orchestrator_version = target.get("orchestrator_version")
+    poller = client.agent_pools.begin_create_or_update(rg, name, pool_name, pool)
+    result, status, secs = timed(poller)
+    out["rollback"] = {
+        "recent_before": recent,
+        "before": before,
+        "result": pool_view(result),
+        "after": pool_view(client.agent_pools.get(rg, name, pool_name)),
+        "recent_after": recent_view(client.agent_pools.get_upgrade_profile(rg, name, pool_name)),
         "poller_status": status,
         "seconds": secs,
     }

@@ -765,19 +765,35 @@ fn put_pool(shared: &Shared, w: &mut World, r: &ArmRequest<'_>, ci: usize, pool:
         Ok(v) => v,
         Err(e) => return e,
     };
-    let target = match spec {
-        None => p.current_version,
-        Some(s) => match w.resolve_version(&c.location, s, p.current_version) {
+    let rollback = match rollback_request(w, ci, &p, props, spec) {
+        None => None,
+        Some((asked, answer)) => {
+            w.last_rollback = Some(asked);
+            match answer {
+                Ok(to) => Some(to),
+                Err(e) => return e,
+            }
+        }
+    };
+    let c = &w.clusters[ci];
+    let target = match (&rollback, spec) {
+        (Some(to), _) => to.version,
+        (None, None) => p.current_version,
+        (None, Some(s)) => match w.resolve_version(&c.location, s, p.current_version) {
             Some(v) => v,
             None => return unsupported_version(s, &c.location),
         },
     };
-    if target != p.current_version
-        && let Err(e) = check_pool_upgrade(p.current_version, target, c.current_version)
-    {
+    // A rollback goes back on purpose: only the skew against the control plane applies.
+    let version_check = match &rollback {
+        Some(to) => super::rules::check_skew(to.version, c.current_version),
+        None if target != p.current_version => check_pool_upgrade(p.current_version, target, c.current_version),
+        None => Ok(()),
+    };
+    if let Err(e) = version_check {
         return ArmReply::rp_error(StatusCode::BAD_REQUEST, e.code, e.message);
     }
-    if target != p.current_version
+    if (target != p.current_version || rollback.is_some())
         && let Err(e) = super::rules::check_unsatisfiable_pdbs(&super::protections::unsatisfiable_pdbs(w, ci))
     {
         return ArmReply::refusal(StatusCode::BAD_REQUEST, &e);
@@ -812,7 +828,13 @@ fn put_pool(shared: &Shared, w: &mut World, r: &ArmRequest<'_>, ci: usize, pool:
             };
         }
     }
-    let phases = if target != p.current_version {
+    let phases = if let Some(to) = &rollback {
+        vec![Phase::PoolRollback {
+            pool: p.name.clone(),
+            version: to.version,
+            image: to.image.clone(),
+        }]
+    } else if target != p.current_version {
         vec![Phase::PoolVersion {
             pool: p.name.clone(),
             version: target,
@@ -825,7 +847,9 @@ fn put_pool(shared: &Shared, w: &mut World, r: &ArmRequest<'_>, ci: usize, pool:
     }
     let c = &mut w.clusters[ci];
     if let Some(pm) = c.pool_mut(&p.name) {
-        if let Some(s) = spec {
+        if let Some(to) = &rollback {
+            pm.orchestrator_version = to.version.to_string();
+        } else if let Some(s) = spec {
             pm.orchestrator_version = s.to_string();
         }
         pm.upgrade = settings;
@@ -839,6 +863,63 @@ fn put_pool(shared: &Shared, w: &mut World, r: &ArmRequest<'_>, ci: usize, pool:
     let c = &w.clusters[ci];
     let reply_body = c.pool(&p.name).map(|pool| j::agent_pool(c, pool));
     lro_reply(shared, w, r, ci, &id, ArmReply::with(StatusCode::OK, reply_body), false)
+}
+
+/// Whether a pool PUT asks for a rollback: `None` when not, else the node image it asked
+/// for and the rollback target it names or AKS's refusal.
+///
+/// api-version 2026-10-01, agent pool `properties.nodeImageVersion`: "Setting this value
+/// triggers an agentPool rollback. Only values from `recentlyUsedVersions` are allowed."
+/// So a `nodeImageVersion` other than the pool's own is a rollback request (a GET-then-PUT
+/// sends the current one back: nothing). With the pool's own image, a request is a
+/// rollback only when its exact `orchestratorVersion` names a target on that image
+/// (an upgrade that kept the image left such a pair; UNVERIFIED, the article does not say
+/// how AKS tells it apart). `latest` is not modelled: it changes nothing here.
+/// The target must be served now (`World::rollback_targets`) and `orchestratorVersion`,
+/// when sent, must be its version or minor; the cluster's auto-upgrade channel must be
+/// off (`rules::check_rollback_channel`).
+fn rollback_request(
+    w: &World,
+    ci: usize,
+    p: &super::world::Pool,
+    props: &Map<String, Value>,
+    spec: Option<VersionSpec>,
+) -> Option<(String, Result<super::world::RecentVersion, ArmReply>)> {
+    let asked = props.get("nodeImageVersion").and_then(Value::as_str)?;
+    if asked.eq_ignore_ascii_case("latest") {
+        return None;
+    }
+    let c = &w.clusters[ci];
+    let targets = w.rollback_targets(&c.location, p);
+    let exact = match spec {
+        Some(VersionSpec::Exact(v)) => Some(v),
+        _ => None,
+    };
+    let same_pair_target = targets
+        .iter()
+        .any(|t| t.image == asked && exact == Some(t.version) && t.version != p.current_version);
+    if asked == p.node_image && !same_pair_target {
+        return None;
+    }
+    let refuse = |e: Refusal| ArmReply::refusal(StatusCode::BAD_REQUEST, &e);
+    let answer = super::rules::check_rollback_channel(&c.auto_upgrade_channel)
+        .map_err(refuse)
+        .and_then(|()| {
+            let found = targets
+                .iter()
+                .find(|t| t.image == asked && spec.is_none_or(|s| s.matches(t.version)));
+            found.cloned().ok_or_else(|| {
+                let listed: Vec<(KubeVersion, String)> = targets.iter().map(|t| (t.version, t.image.clone())).collect();
+                let sent = spec.map(|s| s.to_string());
+                refuse(super::rules::rollback_not_accepted(
+                    asked,
+                    sent.as_deref(),
+                    &p.node_image,
+                    &listed,
+                ))
+            })
+        });
+    Some((asked.to_string(), answer))
 }
 
 fn node_image(shared: &Shared, w: &mut World, r: &ArmRequest<'_>, ci: usize, pool: &str) -> ArmReply {

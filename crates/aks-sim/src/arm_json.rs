@@ -219,8 +219,26 @@ pub fn pool_upgrade_profile(w: &World, c: &Cluster, p: &Pool) -> Value {
             "osType": p.os_type.as_str(),
             "upgrades": upgrade_list(&w.pool_upgrades(&c.location, p.current_version, c.current_version)),
             "latestNodeImageVersion": latest,
+            "recentlyUsedVersions": recently_used_versions(w, c, p),
         },
     })
+}
+
+/// `properties.recentlyUsedVersions` of a pool's upgrade profile: "List of historical good
+/// versions for rollback operations", each `{orchestratorVersion, nodeImageVersion,
+/// timestamp}` (`timestamp`: "when this version was last used"), newest first; `[]` when
+/// the pool has nothing to roll back to (`World::rollback_targets`).
+fn recently_used_versions(w: &World, c: &Cluster, p: &Pool) -> Value {
+    w.rollback_targets(&c.location, p)
+        .iter()
+        .map(|r| {
+            json!({
+                "orchestratorVersion": r.version.to_string(),
+                "nodeImageVersion": r.image,
+                "timestamp": r.left.rfc3339(),
+            })
+        })
+        .collect()
 }
 
 /// `GET .../managedClusters/{name}/availableAgentPoolVersions`: what a new pool of this

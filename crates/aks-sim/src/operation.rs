@@ -8,6 +8,12 @@
 //! evictions that honour PDBs, each within `drainTimeoutInMinutes`; soak; reimage them
 //! onto the target, where they become the buffer for the next batch; at the end drain
 //! and delete the surge nodes.
+//!
+//! A rollback (`roll-back-node-pool-version.md`: it "replaces the nodes" like an
+//! upgrade) is the same algorithm towards a pair the pool ran before ([`PoolGoal`]).
+//! Each clean pool upgrade remembers the pair it left (`Pool::remember`), which the
+//! pool's upgrade profile serves as `recentlyUsedVersions`; a rollback clears that
+//! history ("Consecutive rollbacks to go back several versions are not possible").
 
 use super::clock::SimTime;
 use super::fleet::{FaultKind, OpKind, Undrainable, parse_count_or_percent};
@@ -60,6 +66,13 @@ pub enum Phase {
     NodeImage {
         pool: String,
     },
+    /// Back to a pair of the pool's `recentlyUsedVersions` (a pool PUT whose
+    /// `nodeImageVersion` names one): its nodes replaced as in a version upgrade.
+    PoolRollback {
+        pool: String,
+        version: KubeVersion,
+        image: String,
+    },
     /// A PUT that changed nothing that needs nodes touched.
     Reconcile,
     /// Cancels operation `target` (an abort's own operation).
@@ -109,6 +122,53 @@ pub struct PoolJob {
     pub quarantined: Vec<String>,
     pub deadline: SimTime,
     pub blocked_by: Option<String>,
+    /// A rollback: at the end it clears the pool's history instead of adding to it.
+    pub rollback: bool,
+}
+
+/// Where a pool phase moves the pool's nodes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PoolGoal {
+    /// A Kubernetes version, on the region's latest node image (a version upgrade takes
+    /// the latest image: `upgrade-node-pools.md`).
+    Version(KubeVersion),
+    /// The region's latest node image, on the pool's version.
+    LatestImage,
+    /// A (version, image) pair the pool ran before.
+    Rollback { version: KubeVersion, image: String },
+}
+
+impl PoolGoal {
+    /// The fault kind that matches it: a rollback replaces nodes as a version upgrade
+    /// does, so `operation: pool` faults hit it.
+    fn kind(&self) -> OpKind {
+        match self {
+            PoolGoal::LatestImage => OpKind::NodeImage,
+            _ => OpKind::Pool,
+        }
+    }
+
+    /// The pool's provisioningState while it runs. UNVERIFIED for a rollback: the
+    /// article names no state; `Upgrading` is guessed from "like an upgrade".
+    fn state(&self) -> &'static str {
+        match self {
+            PoolGoal::LatestImage => "UpgradingNodeImageVersion",
+            _ => "Upgrading",
+        }
+    }
+
+    /// The (version, image) the nodes end on.
+    fn target(&self, w: &World, c: usize, p: &super::world::Pool) -> (KubeVersion, String) {
+        let latest = || {
+            w.latest_image(&w.clusters[c].location, &p.os_sku)
+                .unwrap_or(p.node_image.clone())
+        };
+        match self {
+            PoolGoal::Version(v) => (*v, latest()),
+            PoolGoal::LatestImage => (p.current_version, latest()),
+            PoolGoal::Rollback { version, image } => (*version, image.clone()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -288,8 +348,11 @@ pub fn tick(w: &mut World, id: &str, generation: u64) {
             cancel(w, &target);
             next_phase(w, id);
         }
-        Phase::PoolVersion { pool, version } => pool_step(w, id, c, &pool, Some(version), started),
-        Phase::NodeImage { pool } => pool_step(w, id, c, &pool, None, started),
+        Phase::PoolVersion { pool, version } => pool_step(w, id, c, &pool, PoolGoal::Version(version), started),
+        Phase::NodeImage { pool } => pool_step(w, id, c, &pool, PoolGoal::LatestImage, started),
+        Phase::PoolRollback { pool, version, image } => {
+            pool_step(w, id, c, &pool, PoolGoal::Rollback { version, image }, started)
+        }
     }
 }
 
@@ -475,7 +538,7 @@ fn node_on_target(n: &super::kube_model::Node, job: &PoolJob) -> bool {
     n.version == job.version && n.image == job.image
 }
 
-fn pool_step(w: &mut World, id: &str, c: usize, pool: &str, version: Option<KubeVersion>, started: bool) {
+fn pool_step(w: &mut World, id: &str, c: usize, pool: &str, goal: PoolGoal, started: bool) {
     if !started {
         let Some(p) = w.clusters[c].pool(pool).cloned() else {
             finish(
@@ -486,12 +549,7 @@ fn pool_step(w: &mut World, id: &str, c: usize, pool: &str, version: Option<Kube
             );
             return;
         };
-        let kind = if version.is_some() {
-            OpKind::Pool
-        } else {
-            OpKind::NodeImage
-        };
-        if let Some(err) = injected_failure(w, c, kind, Some(pool)) {
+        if let Some(err) = injected_failure(w, c, goal.kind(), Some(pool)) {
             let d = w.fleet.durations.node_provision;
             fail_later(w, id, d, err);
             return;
@@ -499,14 +557,8 @@ fn pool_step(w: &mut World, id: &str, c: usize, pool: &str, version: Option<Kube
         let Some(pi) = w.clusters[c].pools.iter().position(|q| q.name == p.name) else {
             return;
         };
-        w.clusters[c].pools[pi].provisioning_state = if version.is_some() {
-            "Upgrading"
-        } else {
-            "UpgradingNodeImageVersion"
-        };
-        let image = w
-            .latest_image(&w.clusters[c].location, &p.os_sku)
-            .unwrap_or(p.node_image.clone());
+        w.clusters[c].pools[pi].provisioning_state = goal.state();
+        let (version, image) = goal.target(w, c, &p);
         let pct = |s: &str| match parse_count_or_percent(s) {
             Some((v, true)) => (p.count * v).div_ceil(100),
             Some((v, false)) => v,
@@ -530,7 +582,7 @@ fn pool_step(w: &mut World, id: &str, c: usize, pool: &str, version: Option<Kube
         }
         let mut job = PoolJob {
             pool: p.name.clone(),
-            version: version.unwrap_or(p.current_version),
+            version,
             image,
             stage: Stage::WaitSurgeReady,
             surge_count,
@@ -540,6 +592,7 @@ fn pool_step(w: &mut World, id: &str, c: usize, pool: &str, version: Option<Kube
             quarantined: Vec::new(),
             deadline: w.now.plus(w.fleet.durations.node_ready_timeout),
             blocked_by: None,
+            rollback: matches!(goal, PoolGoal::Rollback { .. }),
         };
         let seed = w.cluster_seed(c);
         let gen_base = w.rng.next_u64() >> 16;
@@ -664,10 +717,14 @@ fn pool_step(w: &mut World, id: &str, c: usize, pool: &str, version: Option<Kube
             }
         }
         Stage::DeletingSurge => {
-            let cl = &mut w.clusters[c];
-            if let Some(p) = cl.pool_mut(&job.pool) {
+            let now = w.now;
+            if let Some(p) = w.clusters[c].pool_mut(&job.pool) {
+                let left = (
+                    p.current_version,
+                    std::mem::replace(&mut p.node_image, job.image.clone()),
+                );
                 p.current_version = job.version;
-                p.node_image = job.image.clone();
+                update_history(p, left, &job, now);
             }
             if job.quarantined.is_empty() {
                 next_phase(w, id);
@@ -679,6 +736,18 @@ fn pool_step(w: &mut World, id: &str, c: usize, pool: &str, version: Option<Kube
                 finish(w, id, OpStatus::Failed, Some(("UpgradeFailed".into(), msg)));
             }
         }
+    }
+}
+
+/// A pool's rollback history once its nodes reached `job`'s target, having left the
+/// pair `left`: a rollback clears it (no consecutive rollbacks; also when it ended with
+/// quarantined nodes, since the pool moved anyway), a clean upgrade remembers `left`, an
+/// upgrade that quarantined nodes (it fails) records nothing.
+fn update_history(p: &mut super::world::Pool, left: (KubeVersion, String), job: &PoolJob, now: SimTime) {
+    if job.rollback {
+        p.recent.clear();
+    } else if job.quarantined.is_empty() && (left.0, left.1.as_str()) != (job.version, job.image.as_str()) {
+        p.remember(left.0, left.1, now);
     }
 }
 

@@ -549,6 +549,7 @@ async fn arm_entry(ctx: &Ctx, req: Request, segments: Vec<String>) -> Response {
     }
     let write = parts.method != Method::GET && parts.method != Method::HEAD;
     w.last_started = None;
+    w.last_rollback = None;
     let resp = arm_answer(
         ctx,
         &mut w,
@@ -569,6 +570,7 @@ async fn arm_entry(ctx: &Ctx, req: Request, segments: Vec<String>) -> Response {
             body: serde_json::from_slice(&body).ok(),
             dropped: resp.extensions().get::<DropConnection>().is_some(),
             operation: w.last_started.take(),
+            rollback_to: w.last_rollback.take(),
         };
         w.writes.push(record);
         shared.writes_logged.send_replace(w.writes.len());

@@ -83,6 +83,40 @@ pub struct Pool {
     /// Its full id (`vnetSubnetID`).
     pub vnet_subnet_id: Option<String>,
     pub max_pods: u32,
+    /// The (version, node image) pairs this pool ran before its last upgrades, newest
+    /// first: what a rollback may return to (see [`World::rollback_targets`]).
+    pub recent: Vec<RecentVersion>,
+}
+
+/// A (Kubernetes version, node image) pair a pool left at `left`: an entry of its upgrade
+/// profile's `recentlyUsedVersions` ("List of historical good versions for rollback
+/// operations"; `timestamp` is "when this version was last used", api-version 2026-10-01).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecentVersion {
+    pub version: KubeVersion,
+    pub image: String,
+    pub left: SimTime,
+}
+
+/// How long after an upgrade its rollback is offered: "available only for 7 days after
+/// the upgrade completed" (`roll-back-node-pool-version.md`).
+pub const ROLLBACK_WINDOW: Duration = Duration::from_secs(7 * 24 * 3600);
+
+impl Pool {
+    /// Remembers the pair the pool ran before an upgrade that just completed: newest
+    /// first, one entry per pair, nothing kept past [`ROLLBACK_WINDOW`].
+    pub fn remember(&mut self, version: KubeVersion, image: String, now: SimTime) {
+        self.recent
+            .retain(|r| !(r.version == version && r.image == image) && now.since(r.left) <= ROLLBACK_WINDOW);
+        self.recent.insert(
+            0,
+            RecentVersion {
+                version,
+                image,
+                left: now,
+            },
+        );
+    }
 }
 
 impl Cluster {
@@ -170,6 +204,9 @@ pub struct World {
     pub writes: Vec<WriteRecord>,
     /// The operation started last (the write log names the operation a request began).
     pub last_started: Option<String>,
+    /// The node image the current request asked to roll back to (the write log's
+    /// `rollbackTo`), set by the pool PUT that judged it a rollback request.
+    pub last_rollback: Option<String>,
 }
 
 /// One mutating ARM request as the simulator saw it.
@@ -188,6 +225,11 @@ pub struct WriteRecord {
     pub dropped: bool,
     /// The operation this request started, if it started one.
     pub operation: Option<String>,
+    /// For a pool PUT the simulator took as a rollback request (its `nodeImageVersion`
+    /// named another pair than the pool's own): the node image it asked for, accepted or
+    /// refused with 400. `null` for every other request, and for one refused before its
+    /// body is read (409 busy, 412 eTag, stopped cluster): its `body` still shows it.
+    pub rollback_to: Option<String>,
 }
 
 fn lower3(sub: &str, rg: &str, name: &str) -> (String, String, String) {
@@ -214,6 +256,7 @@ impl World {
             events_applied: 0,
             writes: Vec::new(),
             last_started: None,
+            last_rollback: None,
             fleet,
         };
         let defs = std::mem::take(&mut w.fleet.clusters);
@@ -429,6 +472,7 @@ impl World {
                 v.subnet_id(&v.subnets[si].name)
             }),
             max_pods: p.max_pods.unwrap_or_else(|| cluster.conditions.default_max_pods()),
+            recent: Vec::new(),
         }
     }
 
@@ -575,6 +619,20 @@ impl World {
                 .map(|(p, _)| *p)
                 .max()
         })
+    }
+
+    /// The pairs a pool may roll back to now, newest first (its upgrade profile's
+    /// `recentlyUsedVersions`): left at most [`ROLLBACK_WINDOW`] ago, on a Kubernetes
+    /// version the region still offers ("If the recorded Kubernetes version is no longer
+    /// supported by AKS, no rollback target is returned", `roll-back-node-pool-version.md`).
+    pub fn rollback_targets(&self, region: &str, pool: &Pool) -> Vec<RecentVersion> {
+        let offered = self.region_patches(region);
+        pool.recent
+            .iter()
+            .filter(|r| self.now.since(r.left) <= ROLLBACK_WINDOW)
+            .filter(|r| offered.iter().any(|(v, _)| *v == r.version))
+            .cloned()
+            .collect()
     }
 
     /// Control-plane upgrades AKS offers from `current` in `region` (the shared rules).
