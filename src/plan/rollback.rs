@@ -4,9 +4,10 @@
 //! then the cluster is held as it is instead.
 //!
 //! AKS's article on rolling back a node pool (`roll-back-node-pool-version.md`): the
-//! pool's previous version is a rollback target only "if the recorded Kubernetes version
-//! [is] still supported by AKS", and "if the node OS upgrade channel is enabled, ... the
-//! previous node image might not be restored".
+//! pool's previous version is a rollback target only while "the recorded Kubernetes
+//! version [is] still supported by AKS". (It also says that with the node OS upgrade
+//! channel on "the previous node image might not be restored": the version still rolls
+//! back, and that channel is AKS's default, so it is documented, not warned about.)
 
 use super::{ClusterPlan, StepKind};
 use crate::domain::fleet::{ClusterState, RegionCatalogue};
@@ -26,32 +27,19 @@ pub fn not_rollbackable(
     plan: &ClusterPlan,
     region: Option<&RegionCatalogue>,
 ) -> Vec<NotRollbackable> {
-    let mut out = Vec::new();
-    let os_channel = c.node_os_upgrade_channel.trim();
-    let image_managed = ["NodeImage", "SecurityPatch"]
+    let drained = |name: &str| {
+        plan.steps.iter().any(|s| {
+            matches!(&s.kind, StepKind::PoolVersion { pool, .. } | StepKind::NodeImage { pool, .. } if pool == name)
+        })
+    };
+    let supported = |v| region.is_some_and(|r: &RegionCatalogue| r.minors.iter().any(|m| m.patches.contains(&v)));
+    c.pools
         .iter()
-        .any(|ch| ch.eq_ignore_ascii_case(os_channel));
-    for p in &c.pools {
-        let drained = plan.steps.iter().any(|s| {
-            matches!(&s.kind, StepKind::PoolVersion { pool, .. } | StepKind::NodeImage { pool, .. } if *pool == p.name)
-        });
-        if !drained {
-            continue;
-        }
-        let supported = region.is_some_and(|r| r.minors.iter().any(|m| m.patches.contains(&p.version)));
-        if !supported {
-            out.push(NotRollbackable {
-                pool: p.name.clone(),
-                seen: format!("{} is no longer supported in {}", p.version, c.location),
-                why: "AKS lists a pool's previous version as a rollback target only while it supports that version",
-            });
-        } else if image_managed {
-            out.push(NotRollbackable {
-                pool: p.name.clone(),
-                seen: format!("node OS upgrade channel {os_channel}"),
-                why: "with the node OS upgrade channel on, AKS rolls the version back but might not restore the node image",
-            });
-        }
-    }
-    out
+        .filter(|p| drained(&p.name) && !supported(p.version))
+        .map(|p| NotRollbackable {
+            pool: p.name.clone(),
+            seen: format!("{} is no longer supported in {}", p.version, c.location),
+            why: "AKS lists a pool's previous version as a rollback target only while it supports that version",
+        })
+        .collect()
 }

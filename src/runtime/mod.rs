@@ -80,7 +80,15 @@ pub struct Runtime {
     health: Option<Arc<crate::health::Health>>,
     /// The state's JSON buffer, kept between saves.
     json: String,
+    /// A crash test's kill point ([`CRASH_AFTER_SAVE`]).
+    crash_after_save: Option<String>,
 }
+
+/// Crash tests set this to an audit action (e.g. `cluster.rolling_back`): the process
+/// aborts right after saving the transition that audits it, before running any of its
+/// commands: the exact moment between a recorded intent and its call, which a kill
+/// from outside hits only by chance. Unset, nothing happens.
+pub const CRASH_AFTER_SAVE: &str = "RINGMASTER_CRASH_AFTER_SAVE";
 
 /// A handle to send decisions (approve, pause, ...) into a running rollout.
 #[derive(Clone)]
@@ -135,6 +143,7 @@ impl Runtime {
             metrics: None,
             health: None,
             json: String::new(),
+            crash_after_save: std::env::var(CRASH_AFTER_SAVE).ok().filter(|a| !a.is_empty()),
         })
     }
 
@@ -272,6 +281,12 @@ impl Runtime {
             };
             let store = store.clone();
             self.json = self.persist(&store, record, audits.clone(), shutdown).await?;
+            if let Some(action) = &self.crash_after_save
+                && audits.iter().any(|a| &a.action == action)
+            {
+                tracing::error!(%action, "{CRASH_AFTER_SAVE}: aborting after the save, before its commands");
+                std::process::abort();
+            }
         }
         if let Some(m) = &self.metrics {
             count(m, &self.rollout, &audits);
@@ -567,6 +582,9 @@ pub fn audit_line(a: &AuditEntry) -> Option<String> {
         "cluster.failed",
         "cluster.skipped",
         "cluster.preflight_blocked",
+        "cluster.rolling_back",
+        "cluster.rolled_back",
+        "cluster.rollback_failed",
         "rollout.succeeded",
         "rollout.halted",
         "rollout.aborted",

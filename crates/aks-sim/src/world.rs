@@ -599,6 +599,10 @@ impl World {
     /// GA patch, unless the cluster is already on that minor (then nothing changes).
     pub fn resolve_version(&self, region: &str, spec: VersionSpec, current: KubeVersion) -> Option<KubeVersion> {
         match spec {
+            // The version it runs: nothing changes, nothing to validate (a GET-then-PUT
+            // sends it back even when the region no longer offers it; UNVERIFIED that
+            // AKS accepts it, as its docs say it does a `major.minor` it runs).
+            VersionSpec::Exact(v) if v == current => Some(current),
             VersionSpec::Exact(v) => self.region_patches(region).iter().any(|(p, _)| *p == v).then_some(v),
             VersionSpec::Minor(m) if m == current.minor_version() => Some(current),
             VersionSpec::Minor(m) => self.latest_patch(region, m),

@@ -262,7 +262,7 @@ pub fn rollback(ctx: &Ctx<'_>) -> Vec<Finding> {
                     "{}; if the pool's gate fails the cluster is held, not rolled back",
                     n.why
                 ),
-                "upgrade the pool to a supported patch (or turn the node OS channel off) first, or accept a hold",
+                "upgrade the pool to a supported patch first, or accept a hold",
             )
         })
         .collect()

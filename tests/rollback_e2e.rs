@@ -1,0 +1,226 @@
+//! Automatic rollback end to end, with separate processes: `ringmaster sim` on
+//! `tests/fixtures/rollback/fleet.yaml` (pods that are never Ready on 1.33 nodes, on two
+//! clusters; one of them has a pool on a patch AKS no longer supports) and the real
+//! `ringmaster run`, `plan` and `preflight`.
+//!
+//! 1. `on_gate_failure: rollback`: the pool whose gate fails is rolled back, its pods
+//!    are Ready again on the old version and image, the cluster ends `rolledBack`; the
+//!    daemon is killed right after saving the gate failure (the rollback's intent) and
+//!    before its call, and the restart sends the rollback once (the simulator's request
+//!    log). The pool that AKS cannot roll back is warned about before anything starts
+//!    and, once its gate fails, held: no rollback call, the pool left as it is.
+//! 2. `hold`: nothing is rolled back.
+
+mod common;
+
+use common::procs::{self, Sim, SimArm};
+use ringmaster::engine::{ClusterStatus, Rollout};
+use serde_json::Value;
+use std::path::Path;
+
+const FLEET: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/rollback/fleet.yaml");
+const POLICY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/rollback/policy.yaml");
+const SUB: &str = "3f2a8c1e-6b4d-4e7a-9c05-1d2e3f405a61";
+
+fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+/// `ringmaster run` on the state file in `dir`; `crash_after`: the audit action after
+/// whose save the process aborts (`RINGMASTER_CRASH_AFTER_SAVE`).
+fn run(sim: &Sim, dir: &Path, policy: &str, crash_after: Option<&str>) -> std::process::Output {
+    let state = dir.join("state.db").display().to_string();
+    let mut cmd = procs::ringmaster(sim, &["run", "--policy", policy, "--sim-clock", "--state", &state]);
+    if let Some(a) = crash_after {
+        cmd.env(ringmaster::runtime::CRASH_AFTER_SAVE, a);
+    }
+    cmd.output().unwrap()
+}
+
+fn stored(dir: &Path) -> Rollout {
+    let store = ringmaster::store::Store::open(dir.join("state.db")).unwrap();
+    let rec = store.load_rollouts().unwrap().pop().expect("a stored rollout");
+    serde_json::from_str(&rec.state_json).unwrap()
+}
+
+fn status(r: &Rollout, name: &str) -> ClusterStatus {
+    r.clusters()
+        .find(|(_, c)| c.id.name == name)
+        .map(|(_, c)| c.status.clone())
+        .unwrap_or_else(|| panic!("no cluster {name}"))
+}
+
+/// The rollback requests the simulator processed for `cluster` (a pool PUT whose
+/// `nodeImageVersion` names a rollback target), with their answers.
+fn rollback_calls(sim: &Sim, cluster: &str) -> Vec<Value> {
+    let needle = format!("/managedclusters/{cluster}/agentpools/");
+    block_on(async { SimArm::new(sim).await.requests().await })
+        .into_iter()
+        .filter(|w| w["method"] == "PUT" && w["path"].as_str().unwrap_or("").to_ascii_lowercase().contains(&needle))
+        .filter(|w| !w["rollbackTo"].is_null())
+        .collect()
+}
+
+fn pool(sim: &Sim, cluster: &str, pool: &str) -> Value {
+    let path = format!(
+        "/subscriptions/{SUB}/resourceGroups/rg-rb/providers/Microsoft.ContainerService/managedClusters/{cluster}/agentPools/{pool}"
+    );
+    block_on(async { SimArm::new(sim).await.get(&path).await })
+}
+
+fn out(o: &std::process::Output) -> String {
+    format!(
+        "exit {:?}\n{}\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn a_pool_whose_pods_break_is_rolled_back_once_across_a_crash_and_an_unrollbackable_one_is_held() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = procs::start_sim_on(dir.path(), FLEET, "600");
+    let before = pool(&sim, "rb-broken", "user1");
+    let (old_version, old_image) = (
+        before["properties"]["currentOrchestratorVersion"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+        before["properties"]["nodeImageVersion"].as_str().unwrap().to_string(),
+    );
+
+    // Before anything starts: the plan and preflight say rb-stale's user1 cannot be
+    // rolled back (1.32.5 is no longer supported), and nothing about rb-broken.
+    let plan = procs::ringmaster(&sim, &["plan", "--policy", POLICY, "--output", "json"])
+        .output()
+        .unwrap();
+    let plan: Value = serde_json::from_slice(&plan.stdout).unwrap();
+    let notes = |name: &str| -> String {
+        plan["rings"][0]["waves"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|w| w["clusters"].as_array().unwrap().iter())
+            .find(|c| c["id"]["name"] == name)
+            .map(|c| c["notes"].to_string())
+            .unwrap_or_default()
+    };
+    assert!(
+        notes("rb-stale").contains("pool user1 could not be rolled back"),
+        "{plan:#}"
+    );
+    assert!(!notes("rb-broken").contains("rolled back"), "{plan:#}");
+    let pf = procs::ringmaster(&sim, &["preflight", "--policy", POLICY, "--output", "json"])
+        .output()
+        .unwrap();
+    let pf: Value = serde_json::from_slice(&pf.stdout).unwrap();
+    let warned: Vec<String> = pf["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| {
+            let name = c["id"]["name"].as_str().unwrap().to_string();
+            c["findings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|f| f["check"] == "rollback" && f["severity"] == "warns")
+                .map(move |f| format!("{name}/{}", f["pool"].as_str().unwrap_or("")))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(warned, ["rb-stale/user1"], "{pf:#}");
+
+    // The daemon dies right after saving rb-broken's gate failure: the rollback's
+    // intent is durable, its call not sent.
+    let first = run(&sim, dir.path(), POLICY, Some("cluster.rolling_back"));
+    assert!(!first.status.success(), "the kill point was reached: {}", out(&first));
+    let r = stored(dir.path());
+    assert!(
+        r.clusters().any(|(_, c)| c.id.name == "rb-broken"
+            && c.steps
+                .iter()
+                .any(|s| matches!(s.kind, ringmaster::plan::StepKind::PoolRollback { .. }))),
+        "the rollback is in the saved state"
+    );
+    assert!(rollback_calls(&sim, "rb-broken").is_empty(), "killed before the call");
+
+    // The restart sends it, once, and the rollout goes on to the end.
+    let second = run(&sim, dir.path(), POLICY, None);
+    assert!(second.status.success(), "{}", out(&second));
+    let r = stored(dir.path());
+    let calls = rollback_calls(&sim, "rb-broken");
+    assert_eq!(calls.len(), 1, "one rollback call: {calls:#?}");
+    assert!(
+        calls[0]["status"].as_u64().is_some_and(|s| (200..300).contains(&s)),
+        "{calls:#?}"
+    );
+    assert_eq!(calls[0]["rollbackTo"], old_image.as_str());
+    let ClusterStatus::RolledBack { reason } = status(&r, "rb-broken") else {
+        panic!("rb-broken: {:?}\n{}", status(&r, "rb-broken"), out(&second))
+    };
+    assert!(
+        reason.contains("rolled back to") && reason.contains("gate failed"),
+        "{reason}"
+    );
+    // On the old version and image, and the rollback's gate (pods Ready against the
+    // baseline) passed: that is what `rolledBack` means.
+    let after = pool(&sim, "rb-broken", "user1");
+    assert_eq!(after["properties"]["currentOrchestratorVersion"], old_version.as_str());
+    assert_eq!(after["properties"]["nodeImageVersion"], old_image.as_str());
+    let rb = r.clusters().find(|(_, c)| c.id.name == "rb-broken").unwrap().1;
+    let last = rb.steps.last().unwrap();
+    assert!(matches!(last.kind, ringmaster::plan::StepKind::PoolRollback { .. }));
+    assert_eq!(last.status, ringmaster::engine::StepStatus::Done);
+
+    // rb-stale: its gate failed too, AKS lists nothing to go back to: held, no call.
+    let ClusterStatus::Failed { reason } = status(&r, "rb-stale") else {
+        panic!("rb-stale: {:?}", status(&r, "rb-stale"))
+    };
+    assert!(
+        reason.contains("the rollback failed") && reason.contains("recentlyUsedVersions lists nothing"),
+        "{reason}"
+    );
+    assert!(rollback_calls(&sim, "rb-stale").is_empty());
+    let stale = pool(&sim, "rb-stale", "user1");
+    assert_eq!(
+        stale["properties"]["currentOrchestratorVersion"], "1.33.3",
+        "left as it is"
+    );
+}
+
+#[test]
+fn with_hold_nothing_is_rolled_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = procs::start_sim_on(dir.path(), FLEET, "600");
+    let policy = dir.path().join("hold.yaml");
+    let text = std::fs::read_to_string(POLICY).unwrap();
+    std::fs::write(
+        &policy,
+        text.replace("on_gate_failure: rollback", "on_gate_failure: hold"),
+    )
+    .unwrap();
+    let o = run(&sim, dir.path(), policy.to_str().unwrap(), None);
+    assert!(o.status.success(), "{}", out(&o));
+    let r = stored(dir.path());
+    for name in ["rb-broken", "rb-stale"] {
+        assert!(
+            matches!(status(&r, name), ClusterStatus::Failed { .. }),
+            "{name}: {:?}\n{}",
+            status(&r, name),
+            out(&o)
+        );
+        assert!(rollback_calls(&sim, name).is_empty(), "{name}");
+        assert_eq!(
+            pool(&sim, name, "user1")["properties"]["currentOrchestratorVersion"],
+            "1.33.3",
+            "{name}: {:?}",
+            status(&r, name)
+        );
+    }
+}
