@@ -69,7 +69,8 @@ pub struct WebhookConfig {
     #[serde(default)]
     pub format: WebhookFormat,
     /// Which events to post (`approvalNeeded`, `gateFailed`, `ringDone`, `rolloutFinished`,
-    /// `rolloutHalted`); empty or absent: all of them.
+    /// `rolloutHalted`, `preflightBlocked`, `rollbackStarted`, `rollbackFinished`,
+    /// `stateNotSaved`, `stateSaved`); empty or absent: all of them.
     #[serde(default)]
     pub events: Vec<NotifyEvent>,
     /// Allow a plain `http://` URL to a non-loopback host (the URL, a secret, then
