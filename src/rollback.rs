@@ -128,6 +128,13 @@ pub async fn start(
         },
     };
     let ap = arm.get_pool(id, &pool).await?;
+    let pool_state = ap.properties.provisioning_state.as_deref().unwrap_or("Unknown");
+    if !is_terminal_state(pool_state) {
+        return Err(RollbackError::Refused(format!(
+            "an operation is running on pool {pool} of {} (provisioningState {pool_state}): AKS runs no rollback beside another operation",
+            id.name
+        )));
+    }
     let profile = arm.pool_upgrade_profile(id, &pool).await?;
     let listed = &profile.properties.recently_used_versions;
     let had = recorded.iter().find(|(p, _)| *p == pool).map(|(_, v)| v);

@@ -602,6 +602,15 @@ const ARM_CALLS: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        // AKS's node pool rollback: a PUT of the pool (nodeImageVersion from
+        // recentlyUsedVersions), read back after an ambiguous failure.
+        "rollback_pool_from",
+        &[
+            "Microsoft.ContainerService/managedClusters/agentPools/read",
+            "Microsoft.ContainerService/managedClusters/agentPools/write",
+        ],
+    ),
+    (
         "upgrade_pool_from",
         &[
             "Microsoft.ContainerService/managedClusters/agentPools/read",

@@ -224,3 +224,137 @@ fn with_hold_nothing_is_rolled_back() {
         );
     }
 }
+
+const ALICE: &str = "alice-token-0123456789abcdef0123456789";
+const BOB: &str = "bob-token-0123456789abcdef0123456789xx";
+
+/// `ringmaster rollback` as `token` against `serve`: (exit code, stdout + stderr).
+fn rollback_cli(sim: &Sim, serve: &procs::Serve, token: &str, args: &[&str]) -> (i32, String) {
+    let mut all = vec!["rollback"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--server", &serve.url]);
+    let o = procs::ringmaster(sim, &all)
+        .env("RINGMASTER_TOKEN", token)
+        .output()
+        .unwrap();
+    (
+        o.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+    )
+}
+
+/// An operator rolls back a pool a held rollout left on the new version: accepted with
+/// what it goes back to; refused with AKS's reason while it runs and once nothing is
+/// left to go back to; refused to a non-operator; audited from request to end.
+#[test]
+fn an_operator_rolls_a_held_pool_back_and_aks_refusals_are_said_before_any_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = procs::start_sim_on(dir.path(), FLEET, "600");
+    let policy = dir.path().join("hold.yaml");
+    let text = std::fs::read_to_string(POLICY).unwrap();
+    std::fs::write(
+        &policy,
+        text.replace("on_gate_failure: rollback", "on_gate_failure: hold"),
+    )
+    .unwrap();
+    let before = pool(&sim, "rb-broken", "user1");
+    let o = run(&sim, dir.path(), policy.to_str().unwrap(), None);
+    assert!(o.status.success(), "{}", out(&o));
+    assert_eq!(
+        pool(&sim, "rb-broken", "user1")["properties"]["currentOrchestratorVersion"],
+        "1.33.3"
+    );
+
+    std::fs::write(
+        dir.path().join("tokens.yaml"),
+        format!(
+            "tokens:\n  - name: alice\n    groups: [platform-admins]\n    sha256: {}\n  - name: bob\n    groups: [developers]\n    sha256: {}\n",
+            ringmaster::api::auth::token_digest_hex(ALICE),
+            ringmaster::api::auth::token_digest_hex(BOB)
+        ),
+    )
+    .unwrap();
+    let serve = procs::spawn_serve_on(&sim, dir.path(), policy.to_str().unwrap(), &[]);
+
+    let (code, said) = rollback_cli(&sim, &serve, BOB, &["rb-broken", "--reason", "checkout errors"]);
+    assert_eq!(code, 1, "{said}");
+    assert!(said.contains("operator"), "{said}");
+    assert!(rollback_calls(&sim, "rb-broken").is_empty());
+
+    // Without --pool: the pool ringmaster upgraded last, user1.
+    let (code, said) = rollback_cli(&sim, &serve, ALICE, &["rb-broken", "--reason", "checkout errors"]);
+    assert_eq!(code, 0, "{said}");
+    let old = before["properties"]["nodeImageVersion"].as_str().unwrap();
+    assert!(
+        said.contains("Rolling back pool user1 of rb-broken: 1.33.3") && said.contains(&format!("-> 1.32.7 / {old}")),
+        "{said}"
+    );
+    // AKS is rolling it back: a second request is refused before any call.
+    let (code, said) = rollback_cli(
+        &sim,
+        &serve,
+        ALICE,
+        &["rb-broken", "--pool", "user1", "--reason", "again"],
+    );
+    assert_eq!(code, 1, "{said}");
+    assert!(said.contains("an operation is running"), "{said}");
+    assert_eq!(rollback_calls(&sim, "rb-broken").len(), 1);
+
+    // Back on 1.32.7; AKS lists nothing more to go back to (no consecutive rollbacks).
+    let back = (0..300).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let p = pool(&sim, "rb-broken", "user1");
+        p["properties"]["currentOrchestratorVersion"] == "1.32.7" && p["properties"]["provisioningState"] == "Succeeded"
+    });
+    assert!(back, "rolled back within 30 s: {:#}", pool(&sim, "rb-broken", "user1"));
+    assert_eq!(pool(&sim, "rb-broken", "user1")["properties"]["nodeImageVersion"], old);
+    let (code, said) = rollback_cli(
+        &sim,
+        &serve,
+        ALICE,
+        &["rb-broken", "--pool", "user1", "--reason", "again"],
+    );
+    assert_eq!(code, 1, "{said}");
+    assert!(
+        said.contains("no rollback target") && said.contains("lists nothing"),
+        "{said}"
+    );
+    let (code, said) = rollback_cli(&sim, &serve, ALICE, &["rb-broken", "--pool", "nope", "--reason", "x"]);
+    assert_eq!(code, 1, "{said}");
+    assert!(said.contains("has no pool `nope`"), "{said}");
+    assert_eq!(rollback_calls(&sim, "rb-broken").len(), 1, "refusals send nothing");
+
+    // The audit log: who asked, what was sent, how it ended.
+    let ended = (0..100).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let o = procs::ringmaster(&sim, &["history", "--all", "--output", "json", "--server", &serve.url])
+            .env("RINGMASTER_TOKEN", ALICE)
+            .output()
+            .unwrap();
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
+        let actions: Vec<String> = v["entries"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| {
+                format!(
+                    "{}:{}",
+                    e["actor"].as_str().unwrap_or(""),
+                    e["action"].as_str().unwrap_or("")
+                )
+            })
+            .collect();
+        [
+            "alice:api.rollback",
+            "alice:pool.rollback_started",
+            "ringmaster:pool.rolled_back",
+        ]
+        .iter()
+        .all(|a| actions.iter().any(|x| x == a))
+    });
+    assert!(ended, "the audit log has the request, the call and its end");
+}

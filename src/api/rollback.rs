@@ -93,6 +93,10 @@ pub(super) async fn rollback(
         .map_err(|e| match e {
             RollbackError::NotFound(m) => ApiError::not_found("unknown_pool", m),
             RollbackError::Refused(m) => ApiError::conflict("rollback_refused", m),
+            // AKS refused after all (a race with another writer): its reason, as a refusal.
+            RollbackError::Arm(e @ crate::arm::ArmError::Service { status: 400 | 409, .. }) => {
+                ApiError::conflict("rollback_refused", e.to_string())
+            }
             RollbackError::Arm(e) => ApiError::new(StatusCode::BAD_GATEWAY, "arm_error", e.to_string()),
         })?;
     let what = format!(

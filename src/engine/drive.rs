@@ -675,8 +675,9 @@ fn check_gate(r: &mut Rollout, s: &Settings, step: StepRef, now: DateTime<Utc>, 
     }
 }
 
-/// Keeps the cluster's record of its pools current as pool steps pass (only pools
-/// whose versions were read: rings that roll back).
+/// Keeps the cluster's record of its pools current as pool steps pass (pools the
+/// baseline read; one added since is not recorded, and its step has nothing to go
+/// back to).
 fn note_pool(c: &mut ClusterRun, kind: &StepKind) {
     let Some(p) = kind.pool().and_then(|p| c.pools.get_mut(p)) else {
         return;
