@@ -20,7 +20,6 @@
 //!
 //! Run: `cargo bench --bench rollback` (about 1 minute).
 
-use ringmaster::clock::Clock;
 use ringmaster::demo::Rehearsal;
 use ringmaster::domain::fleet::ClusterId;
 use ringmaster::engine::{Input, NotifyEvent};
