@@ -43,3 +43,14 @@ fn seeds_that_found_bugs_stay_fixed() {
         run_seed(seed);
     }
 }
+
+/// Seeds whose pool gate fails in a ring that rolls back (`on_gate_failure: rollback`,
+/// seeds 1, 5, 9, ...), with daemon restarts: every safety rule still holds while pools
+/// are rolled back, and each of these seeds ends with a cluster rolled back.
+#[test]
+fn rollbacks_keep_every_safety_rule() {
+    for seed in [29, 57, 69] {
+        let r = run_seed(seed);
+        assert!(r.rolled_back > 0, "seed {seed} rolled nothing back: {r:?}");
+    }
+}

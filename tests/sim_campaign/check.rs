@@ -444,7 +444,10 @@ impl Checker {
                 // A rollout that succeeded went through the cluster: its budget took
                 // the failure (or an operator skipped it).
                 let ok = outcome != Outcome::Succeeded
-                    || matches!(c.status, ClusterStatus::Failed { .. } | ClusterStatus::Skipped { .. });
+                    || matches!(
+                        c.status,
+                        ClusterStatus::Failed { .. } | ClusterStatus::Skipped { .. } | ClusterStatus::RolledBack { .. }
+                    );
                 self.ensure(ok, || {
                     format!(
                         "the rollout succeeded, and {name}, whose fault fails its upgrade, ended {:?}",

@@ -52,6 +52,8 @@ pub struct Report {
     pub writes: usize,
     pub checks: u64,
     pub failed_clusters: usize,
+    /// Clusters whose failed pool was rolled back (`on_gate_failure: rollback`).
+    pub rolled_back: usize,
     pub simulated: chrono::Duration,
 }
 
@@ -64,6 +66,7 @@ pub struct Totals {
     pub waiting: usize,
     pub clean: usize,
     pub failed_clusters: usize,
+    pub rolled_back: usize,
     pub restarts: u32,
     pub writes: usize,
     pub checks: u64,
@@ -82,6 +85,7 @@ impl Totals {
             }
             t.clean += usize::from(r.clean);
             t.failed_clusters += r.failed_clusters;
+            t.rolled_back += r.rolled_back;
             t.restarts += r.restarts;
             t.writes += r.writes;
             t.checks += r.checks;
@@ -100,8 +104,8 @@ impl std::fmt::Display for Totals {
         )?;
         writeln!(
             f,
-            "clean seeds (must succeed): {}; clusters failed as their fault requires or otherwise: {}; daemon restarts: {}",
-            self.clean, self.failed_clusters, self.restarts
+            "clean seeds (must succeed): {}; clusters failed as their fault requires or otherwise: {}, rolled back: {}; daemon restarts: {}",
+            self.clean, self.failed_clusters, self.rolled_back, self.restarts
         )?;
         writeln!(
             f,
@@ -441,6 +445,10 @@ async fn run(sc: Scenario) -> Report {
         failed_clusters: last
             .clusters()
             .filter(|(_, c)| matches!(c.status, ringmaster::engine::ClusterStatus::Failed { .. }))
+            .count(),
+        rolled_back: last
+            .clusters()
+            .filter(|(_, c)| matches!(c.status, ringmaster::engine::ClusterStatus::RolledBack { .. }))
             .count(),
         simulated: last.updated_at - start,
     }
