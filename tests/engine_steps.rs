@@ -462,6 +462,12 @@ fn fail_gate(
     (engine::advance(r, s, Input::Tick, later), later)
 }
 
+/// AKS accepts the step's call and its operation succeeds; the commands that follow.
+fn aks_takes(r: &mut Rollout, s: &Settings, step: StepRef, now: chrono::DateTime<chrono::Utc>) -> Vec<Command> {
+    engine::advance(r, s, Input::StepAccepted { step, op: None }, now);
+    engine::advance(r, s, Input::OperationFinished { step, result: Ok(()) }, now)
+}
+
 fn rollback_start(cmds: &[Command]) -> Option<(StepRef, ringmaster::plan::StepKind)> {
     cmds.iter().find_map(|c| match c {
         Command::StartStep { step, kind, .. } if matches!(kind, ringmaster::plan::StepKind::PoolRollback { .. }) => {
@@ -505,16 +511,7 @@ fn a_pool_whose_gate_fails_is_rolled_back_to_what_it_had() {
     assert!(r.cluster(step.cluster_ref()).status.is_active(), "holds its slot");
 
     // AKS rolls it back; the workloads pass the gate again.
-    engine::advance(&mut r, &s, Input::StepAccepted { step: rb, op: None }, now);
-    let cmds = engine::advance(
-        &mut r,
-        &s,
-        Input::OperationFinished {
-            step: rb,
-            result: Ok(()),
-        },
-        now,
-    );
+    let cmds = aks_takes(&mut r, &s, rb, now);
     assert!(
         cmds.iter()
             .any(|c| matches!(c, Command::Gate { step, .. } if *step == rb))
@@ -645,16 +642,7 @@ fn a_rollback_whose_gate_fails_fails_the_cluster() {
     let (step, now) = to_pool_gate(&mut r, &s, "aks-stg-weu-01");
     let (cmds, now) = fail_gate(&mut r, &s, step, now);
     let (rb, _) = rollback_start(&cmds).unwrap();
-    engine::advance(&mut r, &s, Input::StepAccepted { step: rb, op: None }, now);
-    engine::advance(
-        &mut r,
-        &s,
-        Input::OperationFinished {
-            step: rb,
-            result: Ok(()),
-        },
-        now,
-    );
+    aks_takes(&mut r, &s, rb, now);
     let (cmds, _) = fail_gate(&mut r, &s, rb, now);
     assert!(rollback_start(&cmds).is_none(), "{cmds:?}");
     assert!(

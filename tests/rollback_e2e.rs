@@ -41,6 +41,18 @@ fn run(sim: &Sim, dir: &Path, policy: &str, crash_after: Option<&str>) -> std::p
     cmd.output().unwrap()
 }
 
+/// The fixture's policy with `on_gate_failure: hold`, written into `dir`.
+fn hold_policy(dir: &Path) -> std::path::PathBuf {
+    let policy = dir.join("hold.yaml");
+    let text = std::fs::read_to_string(POLICY).unwrap();
+    std::fs::write(
+        &policy,
+        text.replace("on_gate_failure: rollback", "on_gate_failure: hold"),
+    )
+    .unwrap();
+    policy
+}
+
 fn stored(dir: &Path) -> Rollout {
     let store = ringmaster::store::Store::open(dir.join("state.db")).unwrap();
     let rec = store.load_rollouts().unwrap().pop().expect("a stored rollout");
@@ -198,13 +210,7 @@ fn a_pool_whose_pods_break_is_rolled_back_once_across_a_crash_and_an_unrollbacka
 fn with_hold_nothing_is_rolled_back() {
     let dir = tempfile::tempdir().unwrap();
     let sim = procs::start_sim_on(dir.path(), FLEET, "600");
-    let policy = dir.path().join("hold.yaml");
-    let text = std::fs::read_to_string(POLICY).unwrap();
-    std::fs::write(
-        &policy,
-        text.replace("on_gate_failure: rollback", "on_gate_failure: hold"),
-    )
-    .unwrap();
+    let policy = hold_policy(dir.path());
     let o = run(&sim, dir.path(), policy.to_str().unwrap(), None);
     assert!(o.status.success(), "{}", out(&o));
     let r = stored(dir.path());
@@ -254,13 +260,7 @@ fn rollback_cli(sim: &Sim, serve: &procs::Serve, token: &str, args: &[&str]) -> 
 fn an_operator_rolls_a_held_pool_back_and_aks_refusals_are_said_before_any_call() {
     let dir = tempfile::tempdir().unwrap();
     let sim = procs::start_sim_on(dir.path(), FLEET, "600");
-    let policy = dir.path().join("hold.yaml");
-    let text = std::fs::read_to_string(POLICY).unwrap();
-    std::fs::write(
-        &policy,
-        text.replace("on_gate_failure: rollback", "on_gate_failure: hold"),
-    )
-    .unwrap();
+    let policy = hold_policy(dir.path());
     let before = pool(&sim, "rb-broken", "user1");
     let o = run(&sim, dir.path(), policy.to_str().unwrap(), None);
     assert!(o.status.success(), "{}", out(&o));

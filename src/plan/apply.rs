@@ -4,7 +4,7 @@
 
 use super::{Plan, StepKind};
 use crate::domain::KubeVersion;
-use crate::domain::fleet::{ClusterId, FleetSnapshot};
+use crate::domain::fleet::{ClusterId, ClusterState, FleetSnapshot, PoolState};
 use crate::domain::rules::{RuleViolation, check_control_plane_upgrade, check_pool_upgrade};
 
 /// Why a plan does not apply to a snapshot.
@@ -72,14 +72,7 @@ pub fn apply(snapshot: &FleetSnapshot, plan: &Plan) -> Result<FleetSnapshot, Box
                     .region(&c.location)
                     .map(|r| r.node_images.clone())
                     .unwrap_or_default();
-                let p = c
-                    .pools
-                    .iter_mut()
-                    .find(|p| &p.name == pool)
-                    .ok_or_else(|| ApplyError::FindPool {
-                        cluster: id.clone(),
-                        pool: pool.clone(),
-                    })?;
+                let p = pool_mut(c, id, pool)?;
                 if *from != p.version {
                     return Err(mismatch(
                         format!("pool {pool}"),
@@ -94,14 +87,7 @@ pub fn apply(snapshot: &FleetSnapshot, plan: &Plan) -> Result<FleetSnapshot, Box
                 }
             }
             StepKind::NodeImage { pool, from, to } => {
-                let p = c
-                    .pools
-                    .iter_mut()
-                    .find(|p| &p.name == pool)
-                    .ok_or_else(|| ApplyError::FindPool {
-                        cluster: id.clone(),
-                        pool: pool.clone(),
-                    })?;
+                let p = pool_mut(c, id, pool)?;
                 if *from != p.node_image {
                     return Err(mismatch(
                         format!("pool {pool}'s node image"),
@@ -113,14 +99,7 @@ pub fn apply(snapshot: &FleetSnapshot, plan: &Plan) -> Result<FleetSnapshot, Box
             }
             // Never planned; applied as AKS would (no version rule: AKS checks those).
             StepKind::PoolRollback { pool, to, image, .. } => {
-                let p = c
-                    .pools
-                    .iter_mut()
-                    .find(|p| &p.name == pool)
-                    .ok_or_else(|| ApplyError::FindPool {
-                        cluster: id.clone(),
-                        pool: pool.clone(),
-                    })?;
+                let p = pool_mut(c, id, pool)?;
                 p.version = *to;
                 if let Some(image) = image {
                     p.node_image = image.clone();
@@ -129,4 +108,14 @@ pub fn apply(snapshot: &FleetSnapshot, plan: &Plan) -> Result<FleetSnapshot, Box
         }
     }
     Ok(out)
+}
+
+/// The pool `pool` of `c`, or why not.
+fn pool_mut<'a>(c: &'a mut ClusterState, id: &ClusterId, pool: &str) -> Result<&'a mut PoolState, Box<ApplyError>> {
+    c.pools.iter_mut().find(|p| p.name == pool).ok_or_else(|| {
+        Box::new(ApplyError::FindPool {
+            cluster: id.clone(),
+            pool: pool.to_string(),
+        })
+    })
 }
