@@ -234,12 +234,11 @@ pub fn status(r: &Value, approvals: &Value) -> String {
                     _ => {}
                 }
                 let steps: Vec<&Value> = c["steps"].as_array().into_iter().flatten().collect();
-                // A rollback, when there is one, is what the cluster does now.
-                let unfinished = |st: &&&Value| s(&st["status"], "state") != "done";
+                // A rollback, when there is one, is what the cluster does (or did) last.
                 let current = steps
                     .iter()
-                    .position(|st| unfinished(&st) && s(&st["kind"], "kind") == "poolRollback")
-                    .or_else(|| steps.iter().position(|st| unfinished(&st)))
+                    .position(|st| s(&st["kind"], "kind") == "poolRollback")
+                    .or_else(|| steps.iter().position(|st| s(&st["status"], "state") != "done"))
                     .unwrap_or(steps.len());
                 let step = match steps.get(current) {
                     Some(st) if cs != "pending" && !cs.is_empty() => {
@@ -346,6 +345,30 @@ mod tests {
         assert!(
             text.lines().all(|l| l.chars().count() <= WIDTH && l.starts_with("  ")),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn a_rolled_back_cluster_shows_its_rollback_as_its_step_and_its_reason() {
+        let r = serde_json::json!({
+            "id": "r1", "policy": "p", "status": { "state": "running" }, "updatedAt": "2026-12-02T08:00:00Z",
+            "rings": [{ "name": "staging", "status": { "state": "running" }, "waves": [{ "name": "all", "clusters": [{
+                "id": { "name": "aks-stg-weu-01" },
+                "status": { "state": "rolledBack", "reason": "gate failed: shop/web not Ready; pool user1 rolled back to 1.32.7" },
+                "steps": [
+                    { "kind": { "kind": "controlPlane", "from": "1.32.7", "to": "1.33.3" }, "status": { "state": "done" } },
+                    { "kind": { "kind": "poolVersion", "pool": "user1", "from": "1.32.7", "to": "1.33.3" },
+                      "status": { "state": "failed", "reason": "gate failed" } },
+                    { "kind": { "kind": "poolVersion", "pool": "user2", "from": "1.32.7", "to": "1.33.3" }, "status": { "state": "pending" } },
+                    { "kind": { "kind": "poolRollback", "pool": "user1", "from": "1.33.3", "to": "1.32.7" }, "status": { "state": "done" } }
+                ] }] }] }]
+        });
+        let out = status(&r, &serde_json::json!({}));
+        assert!(out.contains("rolled back"), "{out}");
+        assert!(out.contains("pool user1 rolled back to 1.32.7"), "{out}");
+        assert!(
+            !out.contains("user2"),
+            "the step after the failed one is not what it does: {out}"
         );
     }
 }
