@@ -45,6 +45,11 @@ enum Command {
     /// Changes nothing. Exit 0 when nothing blocks, 3 when something does, 2 for a bad
     /// policy.
     Preflight(PreflightArgs),
+    /// Forecast when each cluster, ring and the rollout will be done: the engine itself
+    /// driven on a virtual clock over the plan, with AKS's operation times from a model
+    /// (docs/forecast.md) and each approval given --approval-after after it is asked.
+    /// Changes nothing.
+    Forecast(ForecastArgs),
     /// Run a whole rollout on a simulated fleet: the simulator in-process with an
     /// accelerated clock, ring by ring, with live progress, the approval before prod,
     /// and a summary. Exits 0 when the rollout ended as the policy says it must.
@@ -228,6 +233,26 @@ struct PlanCmd {
 }
 
 #[derive(clap::Args)]
+struct ForecastArgs {
+    #[command(flatten)]
+    plan: PlanArgs,
+    /// When the rollout starts (RFC 3339, e.g. 2026-12-07T08:00:00Z). Default: now.
+    #[arg(long)]
+    start: Option<chrono::DateTime<chrono::Utc>>,
+    /// How long after a ring asks for its approval it is given (e.g. 4h, 1d).
+    #[arg(long, default_value = "1h", value_parser = parse_cli_duration)]
+    approval_after: std::time::Duration,
+    /// YAML file of AKS operation durations overriding the model's estimates
+    /// (control_plane, node_provision, node_drain, node_reimage, node_delete).
+    #[arg(long)]
+    model: Option<PathBuf>,
+}
+
+fn parse_cli_duration(s: &str) -> Result<std::time::Duration, String> {
+    ringmaster::domain::duration::parse_bounded(s, "a flag", "")
+}
+
+#[derive(clap::Args)]
 struct PreflightArgs {
     #[command(flatten)]
     plan: PlanArgs,
@@ -320,7 +345,9 @@ async fn main() -> ExitCode {
         Command::Demo(_) => "warn",
         // Reports: an API server that does not answer is a finding in the report, not
         // also an ERROR line from kube's client.
-        Command::Preflight(_) | Command::Plan(_) | Command::Upgrades(_) => "info,kube_client=off",
+        Command::Preflight(_) | Command::Plan(_) | Command::Upgrades(_) | Command::Forecast(_) => {
+            "info,kube_client=off"
+        }
         _ => "info",
     });
     let result = match cli.command {
@@ -333,6 +360,7 @@ async fn main() -> ExitCode {
         }
         Command::Plan(args) => run_plan(args).await,
         Command::Preflight(args) => run_preflight(args).await,
+        Command::Forecast(args) => run_forecast(args).await,
         Command::Run(a) => ringmaster::service::run::run(ringmaster::service::run::RunOptions {
             policy: a.policy,
             state: a.state,
@@ -501,6 +529,14 @@ struct Planned {
 
 /// Compiles the policy (exit 2 on errors, printed), discovers the fleet, plans.
 async fn plan_fleet(args: &PlanArgs) -> Result<Result<Planned, ExitCode>> {
+    plan_fleet_at(args, None).await
+}
+
+/// [`plan_fleet`], planned as of `at` (default now).
+async fn plan_fleet_at(
+    args: &PlanArgs,
+    at: Option<chrono::DateTime<chrono::Utc>>,
+) -> Result<Result<Planned, ExitCode>> {
     use ringmaster::clock::{Clock, SystemClock};
     let text = std::fs::read_to_string(&args.policy).with_context(|| format!("reading {}", args.policy.display()))?;
     let file = args.policy.display().to_string();
@@ -523,7 +559,7 @@ async fn plan_fleet(args: &PlanArgs) -> Result<Result<Planned, ExitCode>> {
             .await
             .context("listing subscriptions")?
     };
-    let now = clock.now();
+    let now = at.unwrap_or_else(|| clock.now());
     let mut discovery = ringmaster::discovery::discover(&client, &subscriptions, now).await?;
     ringmaster::discovery::fetch_maintenance(&client, &mut discovery).await;
     for p in &discovery.problems {
@@ -594,6 +630,50 @@ async fn run_plan(cmd: PlanCmd) -> Result<ExitCode> {
         Some(r) if r.blocking() > 0 => ExitCode::from(ringmaster::preflight::EXIT_BLOCKED),
         _ => ExitCode::SUCCESS,
     })
+}
+
+async fn run_forecast(args: ForecastArgs) -> Result<ExitCode> {
+    let model = match &args.model {
+        None => ringmaster::forecast::model::Model::default(),
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            match ringmaster::forecast::model::Model::parse(&path.display().to_string(), &text) {
+                Ok(m) => m,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return Ok(ExitCode::from(2));
+                }
+            }
+        }
+    };
+    let p = match plan_fleet_at(&args.plan, args.start).await? {
+        Ok(p) => p,
+        Err(code) => return Ok(code),
+    };
+    if let Some(problem) = &p.plan.target.problem {
+        eprintln!("no target to roll out: {problem}");
+        return Ok(ExitCode::from(2));
+    }
+    let text = std::fs::read_to_string(&args.plan.policy)?;
+    let rollout = ringmaster::engine::Rollout::new(
+        "forecast".into(),
+        args.plan.policy.display().to_string(),
+        text,
+        p.plan.clone(),
+        p.now,
+    );
+    let settings = ringmaster::engine::Settings::from_policy(&p.policy);
+    let pools = ringmaster::forecast::pools_of(&p.discovery, &p.policy);
+    let assumptions = ringmaster::forecast::Assumptions {
+        model,
+        approval_after: args.approval_after,
+    };
+    let tl = ringmaster::forecast::forecast(rollout, &settings, &pools, &assumptions, p.now);
+    match args.plan.output {
+        Output::Json => println!("{}", ringmaster::forecast::render::json(&tl)),
+        Output::Table => print!("{}", ringmaster::forecast::render::table(&tl)),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn run_preflight(args: PreflightArgs) -> Result<ExitCode> {

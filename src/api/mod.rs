@@ -23,7 +23,7 @@ pub mod openapi;
 mod rollback;
 mod rollouts;
 pub mod server;
-mod table;
+pub mod table;
 
 pub use auth::{Auth, AuthArgs, Caller};
 pub use error::ApiError;

@@ -15,7 +15,7 @@ mod input;
 pub mod model;
 mod settings;
 
-pub use drive::advance;
+pub use drive::{advance, describe};
 pub use input::{Command, Input, NotifyEvent, Scope};
 pub use model::*;
 pub use settings::{PreflightSettings, RingSettings, Settings};

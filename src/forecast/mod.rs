@@ -1,0 +1,320 @@
+//! The forecast: when each cluster, ring and the rollout will be done, before the first
+//! cluster is touched.
+//!
+//! Not a second copy of the engine's rules: [`forecast`] drives the pure engine
+//! (`engine::advance`) itself on a virtual clock, answering its commands as AKS and the
+//! people are predicted to answer (every preflight clear, every call accepted, each
+//! operation ending after the [`model`]'s duration, workloads healthy as soon as it ends,
+//! each approval given `approval_after` after it is asked). Plan order, one step at a time
+//! per cluster, `max_parallel`, waves and rings in order, soaks, gate settle times, pool
+//! soaks, earliest starts from maintenance windows and blackouts, approvals: all of it is
+//! the engine's own doing, so the forecast cannot drift from what the daemon does.
+//!
+//! Pure: time, the plan and the pools' shapes are inputs. `docs/forecast.md` says what it
+//! assumes and what it does not know.
+
+pub mod model;
+pub mod render;
+
+use crate::domain::fleet::ClusterId;
+use crate::engine::{self, Command, Input, NotifyEvent, PoolVersions, Rollout, Settings};
+use crate::plan::StepKind;
+use chrono::{DateTime, Utc};
+use model::{Model, PoolShape};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+/// What the forecast assumes beyond the plan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Assumptions {
+    pub model: Model,
+    /// How long after a ring asks for its approval it is given.
+    pub approval_after: Duration,
+}
+
+/// Each cluster's pools: their shapes (node count, surge, soak) and versions.
+pub type Pools = BTreeMap<ClusterId, BTreeMap<String, (PoolShape, PoolVersions)>>;
+
+/// The timeline.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Timeline {
+    pub policy: String,
+    pub start: DateTime<Utc>,
+    /// When the last ring passes; `None` when the rollout does not end within the horizon
+    /// (a window that never opens, ...).
+    pub finish: Option<DateTime<Utc>>,
+    pub rings: Vec<RingForecast>,
+    /// What the figures rest on, in words.
+    pub assumptions: Vec<String>,
+    pub model: Model,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RingForecast {
+    pub name: String,
+    /// When its approval is asked and given (rings that need one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval_asked: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approved: Option<DateTime<Utc>>,
+    pub start: Option<DateTime<Utc>>,
+    /// After its soak.
+    pub finish: Option<DateTime<Utc>>,
+    pub clusters: Vec<ClusterForecast>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterForecast {
+    pub id: ClusterId,
+    pub wave: String,
+    pub start: Option<DateTime<Utc>>,
+    pub finish: Option<DateTime<Utc>>,
+    pub steps: Vec<StepForecast>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StepForecast {
+    pub step: String,
+    /// When its call is sent.
+    pub start: Option<DateTime<Utc>>,
+    /// When AKS's operation is predicted to end.
+    pub operation_end: Option<DateTime<Utc>>,
+    /// When the step is done (gate passed, pool soak over).
+    pub finish: Option<DateTime<Utc>>,
+}
+
+/// How far ahead the forecast looks before it gives up on a rollout that does not end.
+const HORIZON_DAYS: i64 = 400;
+
+/// Drives the engine over `rollout` (new, as planned) from `start` to its end.
+pub fn forecast(mut r: Rollout, s: &Settings, pools: &Pools, a: &Assumptions, start: DateTime<Utc>) -> Timeline {
+    let horizon = start + chrono::Duration::days(HORIZON_DAYS);
+    // Inputs due at a time, in the order they were scheduled (the engine's answers come
+    // in that order from a real executor too).
+    let mut queue: BTreeMap<(DateTime<Utc>, u64), Input> = BTreeMap::new();
+    let mut seq = 0u64;
+    let mut push = |q: &mut BTreeMap<(DateTime<Utc>, u64), Input>, at: DateTime<Utc>, input: Input| {
+        seq += 1;
+        q.insert((at, seq), input);
+    };
+    push(&mut queue, start, Input::Tick);
+    let mut op_end: BTreeMap<engine::StepRef, DateTime<Utc>> = BTreeMap::new();
+    let mut asked: BTreeMap<String, DateTime<Utc>> = BTreeMap::new();
+    let mut approved: BTreeSet<String> = BTreeSet::new();
+    while let Some(((now, _), input)) = queue.pop_first() {
+        if now > horizon || r.status.is_terminal() {
+            break;
+        }
+        for c in engine::advance(&mut r, s, input, now) {
+            match c {
+                Command::RunPreflight { cluster, .. } => push(
+                    &mut queue,
+                    now,
+                    Input::PreflightDone {
+                        cluster,
+                        findings: Vec::new(),
+                    },
+                ),
+                Command::TakeBaseline { cluster, id } => {
+                    let versions = pools
+                        .get(&id)
+                        .map(|p| p.iter().map(|(n, (_, v))| (n.clone(), v.clone())).collect())
+                        .unwrap_or_default();
+                    push(
+                        &mut queue,
+                        now,
+                        Input::BaselineTaken {
+                            cluster,
+                            baseline: serde_json::Value::Null,
+                            pools: versions,
+                        },
+                    );
+                }
+                Command::StartStep { step, cluster, kind } | Command::Reconcile { step, cluster, kind } => {
+                    let end = crate::domain::duration::later(now, duration(&a.model, pools.get(&cluster), &kind));
+                    op_end.insert(step, end);
+                    push(&mut queue, now, Input::StepAccepted { step, op: None });
+                    push(&mut queue, end, Input::OperationFinished { step, result: Ok(()) });
+                }
+                Command::Gate { step, .. } => push(
+                    &mut queue,
+                    now,
+                    Input::GateObserved {
+                        step,
+                        healthy: true,
+                        reasons: Vec::new(),
+                        at: now,
+                    },
+                ),
+                Command::Notify {
+                    event: NotifyEvent::ApprovalNeeded,
+                    ring: Some(ring),
+                    ..
+                } if !approved.contains(&ring) => {
+                    approved.insert(ring.clone());
+                    asked.insert(ring.clone(), now);
+                    push(
+                        &mut queue,
+                        crate::domain::duration::later(now, a.approval_after),
+                        Input::Approve {
+                            ring,
+                            by: "forecast".into(),
+                            comment: "assumed".into(),
+                            expires_at: None,
+                        },
+                    );
+                }
+                Command::WakeAt { at } => push(&mut queue, at, Input::Tick),
+                _ => {}
+            }
+        }
+    }
+    timeline(&r, a, start, &op_end, &asked)
+}
+
+/// The predicted duration of one step's AKS operation.
+fn duration(m: &Model, pools: Option<&BTreeMap<String, (PoolShape, PoolVersions)>>, kind: &StepKind) -> Duration {
+    match kind.pool() {
+        None => m.control_plane,
+        Some(pool) => {
+            let shape = pools.and_then(|p| p.get(pool)).map(|(s, _)| *s).unwrap_or(PoolShape {
+                count: 3,
+                surge: 1,
+                soak_minutes: 0,
+            });
+            m.pool(shape)
+        }
+    }
+}
+
+fn timeline(
+    r: &Rollout,
+    a: &Assumptions,
+    start: DateTime<Utc>,
+    op_end: &BTreeMap<engine::StepRef, DateTime<Utc>>,
+    asked: &BTreeMap<String, DateTime<Utc>>,
+) -> Timeline {
+    let rings: Vec<RingForecast> = r
+        .rings
+        .iter()
+        .enumerate()
+        .map(|(ri, ring)| RingForecast {
+            name: ring.name.clone(),
+            approval_asked: asked.get(&ring.name).copied(),
+            approved: ring.approval.as_ref().map(|x| x.at),
+            start: ring.started_at,
+            finish: ring.finished_at,
+            clusters: ring
+                .waves
+                .iter()
+                .enumerate()
+                .flat_map(|(wi, w)| {
+                    w.clusters.iter().enumerate().map(move |(ci, c)| ClusterForecast {
+                        id: c.id.clone(),
+                        wave: w.name.clone(),
+                        start: c.started_at,
+                        finish: c.finished_at,
+                        steps: c
+                            .steps
+                            .iter()
+                            .enumerate()
+                            .map(|(si, st)| StepForecast {
+                                step: engine::describe(&st.kind),
+                                start: st.started_at,
+                                operation_end: op_end
+                                    .get(&engine::StepRef {
+                                        ring: ri,
+                                        wave: wi,
+                                        cluster: ci,
+                                        step: si,
+                                    })
+                                    .copied(),
+                                finish: st.finished_at,
+                            })
+                            .collect(),
+                    })
+                })
+                .collect(),
+        })
+        .collect();
+    let finish = r
+        .status
+        .is_terminal()
+        .then(|| rings.iter().filter_map(|x| x.finish).max())
+        .flatten();
+    let m = &a.model;
+    let fmt = crate::domain::duration::format_duration;
+    Timeline {
+        policy: r.plan.policy.clone(),
+        start,
+        finish,
+        rings,
+        assumptions: vec![
+            "every cluster passes its preflight and every gate: healthy as soon as its operation ends (then the policy's settle time)".into(),
+            format!("each approval is given {} after it is asked", fmt(a.approval_after)),
+            format!(
+                "AKS's operations (estimates; see docs/forecast.md): control plane {}; a pool {} to provision its surge, then per batch of maxSurge nodes {} to drain and {} to reimage (plus nodeSoakDurationInMinutes), then {} to drain and delete the surge",
+                fmt(m.control_plane),
+                fmt(m.node_provision),
+                fmt(m.node_drain),
+                fmt(m.node_reimage),
+                fmt(m.node_drain + m.node_delete)
+            ),
+            "each step starts at its earliest start (maintenance windows and blackouts, as planned) or when the step before it is done, whichever is later; ARM calls take no time".into(),
+        ],
+        model: m.clone(),
+    }
+}
+
+/// The pools' shapes and versions from the listed clusters (discovery keeps the ARM
+/// documents), with the policy's `max_surge` override.
+pub fn pools_of(d: &crate::discovery::Discovery, policy: &crate::policy::Policy) -> Pools {
+    let settings = crate::preflight::checks::CheckSettings::from_policy(policy);
+    d.raw
+        .iter()
+        .map(|(id, mc)| {
+            let pools = mc
+                .properties
+                .agent_pool_profiles
+                .iter()
+                .filter_map(|p| {
+                    let props = &p.properties;
+                    let version = props
+                        .current_orchestrator_version
+                        .as_deref()
+                        .or(props.orchestrator_version.as_deref())?
+                        .parse()
+                        .ok()?;
+                    let facts = crate::preflight::facts::PoolFacts {
+                        count: props.count.unwrap_or(1),
+                        vm_size: None,
+                        max_surge: props.upgrade_settings.as_ref().and_then(|u| u.max_surge.clone()),
+                        max_unavailable: None,
+                        max_pods: None,
+                        subnet_id: None,
+                    };
+                    let shape = PoolShape {
+                        count: facts.count,
+                        surge: crate::preflight::checks::surge_nodes(&facts, &settings).max(1),
+                        soak_minutes: props
+                            .upgrade_settings
+                            .as_ref()
+                            .and_then(|u| u.node_soak_duration_in_minutes)
+                            .unwrap_or(0),
+                    };
+                    let versions = PoolVersions {
+                        version,
+                        image: props.node_image_version.clone(),
+                    };
+                    Some((p.name.clone(), (shape, versions)))
+                })
+                .collect();
+            (id.clone(), pools)
+        })
+        .collect()
+}

@@ -1,0 +1,197 @@
+//! The forecast of the demo policy over the demo fleet: the timeline keeps the rules a
+//! rollout keeps (steps in sequence, each after its earliest start; waves within
+//! `max_parallel`; rings in order after their soak; prod after its approval), each
+//! operation lasts what the model says, and the assumptions move the figures as they
+//! must (a later approval moves prod by as much; slower nodes lengthen the rollout).
+
+mod support;
+
+use chrono::{DateTime, Duration, Utc};
+use ringmaster::engine::{PoolVersions, Rollout, Settings};
+use ringmaster::forecast::model::{Model, PoolShape};
+use ringmaster::forecast::{Assumptions, Pools, Timeline, forecast};
+use std::collections::BTreeMap;
+
+struct Demo {
+    rollout: Rollout,
+    settings: Settings,
+    pools: Pools,
+    plan: ringmaster::plan::Plan,
+    start: DateTime<Utc>,
+    soaks: BTreeMap<String, std::time::Duration>,
+    settle: std::time::Duration,
+}
+
+fn demo() -> Demo {
+    let fleet = support::demo_snapshot::load_fleet("demo.yaml");
+    let snapshot = support::demo_snapshot::snapshot(&fleet);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/demo.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let policy = ringmaster::policy::compile_with_snapshot("demo.yaml", &text, Some(&snapshot)).unwrap();
+    let plan = ringmaster::plan::plan(&snapshot, &policy, snapshot.taken_at);
+    let pools: Pools = snapshot
+        .clusters
+        .iter()
+        .map(|c| {
+            let def = fleet.clusters.iter().find(|d| d.name == c.id.name).unwrap();
+            let pools = c
+                .pools
+                .iter()
+                .map(|p| {
+                    let d = def.pools.iter().find(|d| d.name == p.name).unwrap();
+                    let shape = PoolShape {
+                        count: d.count,
+                        surge: 1,
+                        soak_minutes: 0,
+                    };
+                    let v = PoolVersions {
+                        version: p.version,
+                        image: Some(p.node_image.clone()),
+                    };
+                    (p.name.clone(), (shape, v))
+                })
+                .collect();
+            (c.id.clone(), pools)
+        })
+        .collect();
+    Demo {
+        rollout: Rollout::new("f".into(), "demo.yaml".into(), text, plan.clone(), snapshot.taken_at),
+        settings: Settings::from_policy(&policy),
+        pools,
+        start: snapshot.taken_at,
+        soaks: policy.rings.iter().map(|r| (r.name.clone(), r.soak)).collect(),
+        settle: policy.gates.pod_readiness.settle,
+        plan,
+    }
+}
+
+fn run(d: &Demo, model: Model, approval_after: std::time::Duration) -> Timeline {
+    let a = Assumptions { model, approval_after };
+    forecast(d.rollout.clone(), &d.settings, &d.pools, &a, d.start)
+}
+
+fn secs(d: std::time::Duration) -> Duration {
+    Duration::from_std(d).unwrap()
+}
+
+#[test]
+fn the_demo_forecast_keeps_the_rollout_s_rules_and_the_model_s_durations() {
+    let d = demo();
+    let model = Model::default();
+    let tl = run(&d, model.clone(), std::time::Duration::from_secs(3600));
+    let finish = tl.finish.expect("the rollout ends");
+    assert_eq!(Some(finish), tl.rings.last().unwrap().finish);
+    let planned: usize = d
+        .plan
+        .rings
+        .iter()
+        .flat_map(|r| &r.waves)
+        .map(|w| w.clusters.len())
+        .sum();
+    assert_eq!(tl.rings.iter().map(|r| r.clusters.len()).sum::<usize>(), planned);
+    for (ri, ring) in tl.rings.iter().enumerate() {
+        let (start, end) = (ring.start.unwrap(), ring.finish.unwrap());
+        if ri > 0 {
+            assert!(
+                start >= tl.rings[ri - 1].finish.unwrap(),
+                "{} before the ring before it",
+                ring.name
+            );
+        }
+        if let Some(asked) = ring.approval_asked {
+            let approved = ring.approved.unwrap();
+            assert_eq!(approved - asked, Duration::hours(1), "{}", ring.name);
+            assert!(start >= approved);
+        }
+        let last = ring.clusters.iter().filter_map(|c| c.finish).max().unwrap();
+        assert_eq!(
+            end,
+            last + secs(d.soaks[&ring.name]),
+            "{}: ends after its soak",
+            ring.name
+        );
+        for c in &ring.clusters {
+            let planned = d
+                .plan
+                .rings
+                .iter()
+                .flat_map(|r| &r.waves)
+                .flat_map(|w| &w.clusters)
+                .find(|p| p.id == c.id)
+                .unwrap();
+            for (i, s) in c.steps.iter().enumerate() {
+                let (st, op, fin) = (s.start.unwrap(), s.operation_end.unwrap(), s.finish.unwrap());
+                assert!(
+                    st >= planned.steps[i].earliest_start,
+                    "{}: {} before its earliest start",
+                    c.id.name,
+                    s.step
+                );
+                if i > 0 {
+                    assert!(st >= c.steps[i - 1].finish.unwrap(), "{}: steps overlap", c.id.name);
+                }
+                let want = match planned.steps[i].kind.pool() {
+                    None => model.control_plane,
+                    Some(p) => model.pool(d.pools[&c.id][p].0),
+                };
+                assert_eq!(op - st, secs(want), "{}: {}", c.id.name, s.step);
+                assert!(
+                    fin >= op + secs(d.settle),
+                    "{}: done before its gate settled",
+                    c.id.name
+                );
+            }
+        }
+        // Never more clusters of a wave at work at once than it allows.
+        for wave in d.plan.rings[ri].waves.iter() {
+            let max = d.rollout.rings[ri]
+                .waves
+                .iter()
+                .find(|w| w.name == wave.name)
+                .unwrap()
+                .max_parallel;
+            let spans: Vec<(DateTime<Utc>, DateTime<Utc>)> = ring
+                .clusters
+                .iter()
+                .filter(|c| c.wave == wave.name)
+                .map(|c| (c.start.unwrap(), c.finish.unwrap()))
+                .collect();
+            for (a, _) in &spans {
+                let at_once = spans.iter().filter(|(s, e)| s <= a && a < e).count();
+                assert!(
+                    at_once <= max,
+                    "{}/{}: {at_once} at once, max {max}",
+                    ring.name,
+                    wave.name
+                );
+            }
+        }
+    }
+    let table = ringmaster::forecast::render::table(&tl);
+    assert!(table.contains("prod") && table.contains("aks-prd-weu-01"), "{table}");
+    assert!(table.lines().all(|l| l.chars().count() <= 100), "{table}");
+    let json: serde_json::Value = serde_json::from_str(&ringmaster::forecast::render::json(&tl)).unwrap();
+    assert_eq!(json["rings"].as_array().unwrap().len(), 3);
+    assert!(json["assumptions"].as_array().unwrap().len() >= 3);
+}
+
+#[test]
+fn the_assumptions_move_the_figures_as_they_must() {
+    let d = demo();
+    let base = run(&d, Model::default(), std::time::Duration::from_secs(3600));
+    let later = run(&d, Model::default(), std::time::Duration::from_secs(4 * 3600));
+    let prod = |t: &Timeline| t.rings.iter().find(|r| r.name == "prod").unwrap().finish.unwrap();
+    let staging = |t: &Timeline| t.rings.iter().find(|r| r.name == "staging").unwrap().finish.unwrap();
+    assert_eq!(staging(&later), staging(&base), "staging needs no approval");
+    assert_eq!(
+        prod(&later) - prod(&base),
+        Duration::hours(3),
+        "prod moves with its approval"
+    );
+    let slow = Model {
+        node_reimage: std::time::Duration::from_secs(20 * 60),
+        ..Model::default()
+    };
+    let slower = run(&d, slow, std::time::Duration::from_secs(3600));
+    assert!(slower.finish.unwrap() > base.finish.unwrap() + Duration::hours(1));
+}
