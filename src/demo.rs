@@ -44,6 +44,30 @@ pub struct DemoOutcome {
     pub as_policy_says: bool,
 }
 
+/// The ETA in one line: the current ring's end, the rollout's, late clusters.
+fn eta_line(e: &crate::forecast::Eta) -> String {
+    let hm = |t: Option<chrono::DateTime<chrono::Utc>>| t.map_or("?".into(), |t| t.format("%H:%M").to_string());
+    let ring = e
+        .rings
+        .first()
+        .map(|r| format!("ring {} ends ~{}, ", r.name, hm(r.finish)))
+        .unwrap_or_default();
+    let late: Vec<String> = e.late.iter().map(|l| l.cluster.name.clone()).collect();
+    format!(
+        "forecast: {ring}rollout ~{}; late: {}",
+        hm(e.finish),
+        if late.is_empty() {
+            "none".into()
+        } else {
+            late.join(", ")
+        }
+    )
+}
+
+/// How long after a ring asks the demo approves it (wall clock), and so what its forecast
+/// assumes (simulated).
+const APPROVE_AFTER_WALL: Duration = Duration::from_secs(1);
+
 fn line(out: &mut impl Write, now: chrono::DateTime<chrono::Utc>, text: &str) {
     let _ = writeln!(out, "[{}] {text}", now.format("%H:%M"));
 }
@@ -122,8 +146,17 @@ pub async fn run(o: DemoOptions) -> Result<DemoOutcome> {
     );
 
     let now = clock.now();
-    let (rollout, before) =
-        crate::service::run::new_rollout_from(&client, policy, &sim.info.subscription_ids, now).await?;
+    let (rollout, before) = crate::service::run::new_rollout_from(
+        &client,
+        policy,
+        &sim.info.subscription_ids,
+        now,
+        APPROVE_AFTER_WALL.mul_f64(o.time_scale),
+    )
+    .await?;
+    let settings = crate::engine::Settings::from_policy(
+        &crate::policy::compile(&rollout.policy_file, &rollout.policy_text).map_err(|e| anyhow::anyhow!("{e}"))?,
+    );
     let plan = &rollout.plan;
     let _ = writeln!(
         out,
@@ -166,9 +199,15 @@ pub async fn run(o: DemoOptions) -> Result<DemoOutcome> {
         tokio::select! {
             Some(a) = audit.recv() => {
                 if a.action == "gate.failed" { gate_failures.push(format!("{}: {}", a.subject, a.reason)); }
-                if a.action == "ring.started" { ring_times.push((a.subject.clone(), a.at)); }
                 if let Some(l) = crate::runtime::audit_line(&a) {
                     let _ = writeln!(out, "{l}");
+                }
+                if a.action == "ring.started" {
+                    ring_times.push((a.subject.clone(), a.at));
+                    let r = progress.borrow().clone();
+                    if let Some(eta) = crate::forecast::eta(&r, &settings, clock.now()) {
+                        line(&mut out, clock.now(), &eta_line(&eta));
+                    }
                 }
             }
             Some((event, ring, message)) = nrx.recv() => {
@@ -189,7 +228,7 @@ pub async fn run(o: DemoOptions) -> Result<DemoOutcome> {
                         });
                     } else {
                         tokio::spawn(async move {
-                            tokio::time::sleep(Duration::from_secs(1)).await;
+                            tokio::time::sleep(APPROVE_AFTER_WALL).await;
                             control.send(Input::Approve { ring, by: "demo-operator".into(), comment: "staging looks healthy (auto-approved by the demo; --interactive to decide yourself)".into(), expires_at: None });
                         });
                     }
@@ -224,6 +263,19 @@ pub async fn run(o: DemoOptions) -> Result<DemoOutcome> {
         elapsed,
         clock.now(),
     );
+    if let (Some(f), Some(end)) = (
+        final_state.forecast.as_ref().and_then(|f| f.finish),
+        final_state.rings.iter().filter_map(|x| x.finished_at).max(),
+    ) {
+        let took = (end - final_state.created_at).num_seconds().max(1) as f64;
+        let _ = writeln!(
+            out,
+            "forecast at the start (docs/forecast.md; AKS's times from its model, not the simulator's): the rollout ends {}; it ended {} ({:.0}% of its duration off)",
+            f.format("%H:%M"),
+            end.format("%H:%M"),
+            100.0 * ((f - end).num_seconds().abs() as f64) / took
+        );
+    }
     let failed: Vec<String> = final_state
         .clusters()
         .filter(|(_, c)| c.status.is_failure())

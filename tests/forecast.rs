@@ -195,3 +195,72 @@ fn the_assumptions_move_the_figures_as_they_must() {
     let slower = run(&d, slow, std::time::Duration::from_secs(3600));
     assert!(slower.finish.unwrap() > base.finish.unwrap() + Duration::hours(1));
 }
+
+/// The ETA of a rollout that has not moved equals the forecast made at its start; an
+/// operation that runs two hours past its expected end makes its cluster late and moves
+/// the rollout's end, before any gate could time out.
+#[test]
+fn the_eta_starts_as_the_forecast_and_a_slow_operation_makes_its_cluster_late() {
+    use ringmaster::engine::{Command, Input, advance};
+    let d = demo();
+    let mut r = d.rollout.clone();
+    let a = Assumptions {
+        model: Model::default(),
+        approval_after: std::time::Duration::from_secs(3600),
+    };
+    let tl = ringmaster::forecast::at_start(&mut r, &d.settings, &d.pools, &a, d.start);
+    let f = r.forecast.clone().expect("recorded");
+    assert_eq!(f.finish, tl.finish);
+    assert!(
+        r.clusters()
+            .all(|(_, c)| c.steps.iter().all(|s| s.expected_secs.is_some()))
+    );
+    let eta = ringmaster::forecast::eta(&r, &d.settings, d.start).unwrap();
+    assert_eq!(eta.finish, tl.finish, "nothing moved: the ETA is the forecast");
+    assert!(eta.late.is_empty(), "{:?}", eta.late);
+
+    // The first call is accepted; its operation never ends.
+    let mut inputs = vec![Input::Tick];
+    let mut hung = None;
+    while hung.is_none() {
+        let input = inputs.pop().expect("a call is made");
+        for c in advance(&mut r, &d.settings, input, d.start) {
+            match c {
+                Command::RunPreflight { cluster, .. } => inputs.push(Input::PreflightDone {
+                    cluster,
+                    findings: vec![],
+                }),
+                Command::TakeBaseline { cluster, .. } => inputs.push(Input::BaselineTaken {
+                    cluster,
+                    baseline: serde_json::Value::Null,
+                    pools: Default::default(),
+                }),
+                Command::StartStep { step, .. } if hung.is_none() => {
+                    hung = Some(step);
+                    inputs.push(Input::StepAccepted { step, op: None });
+                }
+                _ => {}
+            }
+        }
+    }
+    let step = hung.unwrap();
+    advance(&mut r, &d.settings, Input::StepAccepted { step, op: None }, d.start);
+    let expected = Duration::seconds(r.step(step).expected_secs.unwrap() as i64);
+    let now = d.start + expected + Duration::hours(2);
+    let eta = ringmaster::forecast::eta(&r, &d.settings, now).unwrap();
+    let id = r.cluster(step.cluster_ref()).id.clone();
+    assert!(eta.late.iter().any(|l| l.cluster == id), "{id} is late: {:?}", eta.late);
+    assert!(eta.finish.unwrap() > tl.finish.unwrap() + Duration::hours(1), "{eta:?}");
+    // A paused rollout has no ETA: nothing moves until a person acts.
+    advance(
+        &mut r,
+        &d.settings,
+        Input::Pause {
+            scope: ringmaster::engine::Scope::Rollout,
+            by: "carol".into(),
+            reason: "test".into(),
+        },
+        now,
+    );
+    assert!(ringmaster::forecast::eta(&r, &d.settings, now).is_none());
+}

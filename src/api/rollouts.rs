@@ -317,8 +317,22 @@ fn ring_views(state: &ApiState, r: &Rollout) -> Vec<Value> {
         .collect()
 }
 
+/// The running rollout's ETA (`docs/forecast.md`), from the policy it started with.
+fn eta(state: &ApiState, r: &Rollout) -> Option<crate::forecast::Eta> {
+    let policy = crate::policy::compile(&r.policy_file, &r.policy_text).ok()?;
+    let settings = crate::engine::Settings::from_policy(&policy);
+    crate::forecast::eta(r, &settings, state.clock.now())
+}
+
 pub(super) async fn show(State(state): State<ApiState>, P(id): P<String>) -> Result<Json<Value>, ApiError> {
     let r = load(&state, &id)?;
+    let eta = {
+        let (state, r) = (state.clone(), r.clone());
+        tokio::task::spawn_blocking(move || eta(&state, &r))
+            .await
+            .ok()
+            .flatten()
+    };
     Ok(Json(json!({
         "id": r.id,
         "policy": r.plan.policy,
@@ -331,6 +345,8 @@ pub(super) async fn show(State(state): State<ApiState>, P(id): P<String>) -> Res
         "seq": r.seq,
         "rings": ring_views(&state, &r),
         "skipped": r.plan.skipped,
+        "forecast": r.forecast,
+        "eta": eta,
     })))
 }
 

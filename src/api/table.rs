@@ -157,6 +157,63 @@ fn state(v: &Value) -> (String, String) {
     (words, detail)
 }
 
+/// The forecast at the start, the ETA now and late clusters (docs/forecast.md); empty
+/// when there is neither.
+fn eta(r: &Value) -> String {
+    let mut out = String::new();
+    let at = |v: &Value| {
+        if v.is_null() {
+            "beyond the horizon".to_string()
+        } else {
+            short_time(v)
+        }
+    };
+    if r["forecast"].is_object() {
+        out.push_str(&format!(
+            "Forecast at start  rollout ends {}\n",
+            at(&r["forecast"]["finish"])
+        ));
+    }
+    let e = &r["eta"];
+    if e.is_object() {
+        let rings: Vec<String> = e["rings"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|x| format!("{} {}", s(x, "name"), at(&x["finish"])))
+            .collect();
+        out.push_str(&format!(
+            "ETA now            rollout ends {}; rings: {}\n",
+            at(&e["finish"]),
+            rings.join(", ")
+        ));
+        let late: Vec<String> = e["late"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|x| {
+                format!(
+                    "{} (forecast {}, now {})",
+                    s(&x["cluster"], "name"),
+                    short_time(&x["forecast"]),
+                    at(&x["now"])
+                )
+            })
+            .collect();
+        out.push_str("Late");
+        let late = if late.is_empty() {
+            "none".into()
+        } else {
+            late.join(", ")
+        };
+        out.push_str(&wrap(&late, WIDTH, 15, 19));
+    }
+    if !out.is_empty() {
+        out.push('\n');
+    }
+    out
+}
+
 fn step_words(kind: &Value) -> String {
     match s(kind, "kind") {
         "controlPlane" => format!("control plane {} -> {}", s(kind, "from"), s(kind, "to")),
@@ -204,6 +261,7 @@ pub fn status(r: &Value, approvals: &Value) -> String {
         },
         time(&r["updatedAt"])
     );
+    out.push_str(&eta(r));
     let mut rings = Table::new(&["RING", "STATE", "CLUSTERS", "DETAIL"]);
     let mut clusters = Table::new(&["RING", "WAVE", "CLUSTER", "STATE", "STEP"]);
     // Gate reasons and failures are the point of looking: printed whole, not cut.
@@ -363,7 +421,21 @@ mod tests {
                     { "kind": { "kind": "poolRollback", "pool": "user1", "from": "1.33.3", "to": "1.32.7" }, "status": { "state": "done" } }
                 ] }] }] }]
         });
+        let mut r = r;
+        r["forecast"] = serde_json::json!({ "finish": "2026-12-02T09:00:00Z" });
+        r["eta"] = serde_json::json!({ "finish": "2026-12-02T09:40:00Z",
+            "rings": [{ "name": "staging", "finish": "2026-12-02T08:30:00Z" }],
+            "late": [{ "cluster": { "name": "aks-stg-weu-01" }, "forecast": "2026-12-02T08:00:00Z", "now": "2026-12-02T08:25:00Z" }] });
         let out = status(&r, &serde_json::json!({}));
+        assert!(out.contains("Forecast at start  rollout ends 12-02 09:00Z"), "{out}");
+        assert!(
+            out.contains("ETA now            rollout ends 12-02 09:40Z; rings: staging 12-02 08:30Z"),
+            "{out}"
+        );
+        assert!(
+            out.contains("Late               aks-stg-weu-01 (forecast 12-02 08:00Z, now 12-02 08:25Z)"),
+            "{out}"
+        );
         assert!(out.contains("rolled back"), "{out}");
         assert!(out.contains("pool user1 rolled back to 1.32.7"), "{out}");
         assert!(

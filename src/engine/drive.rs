@@ -1156,6 +1156,7 @@ fn start_rollback(r: &mut Rollout, step: StepRef, now: DateTime<Utc>, out: &mut 
         gate_failure(r.cluster(step.cluster_ref()))?
     );
     let ring = r.rings[step.ring].name.clone();
+    let expected_secs = r.step(step).expected_secs;
     let c = r.cluster_mut(step.cluster_ref());
     c.steps.push(StepRun {
         kind,
@@ -1165,6 +1166,8 @@ fn start_rollback(r: &mut Rollout, step: StepRef, now: DateTime<Utc>, out: &mut 
         started_at: None,
         finished_at: None,
         rollback_to: None,
+        // Replaces the pool's nodes as the failed step did.
+        expected_secs,
     });
     let (id, subject) = (c.id.clone(), format!("{ring}/{}", c.id.name));
     out.push(Command::Notify {

@@ -22,6 +22,24 @@ pub struct Rollout {
     pub updated_at: DateTime<Utc>,
     /// Transitions so far (monotonic: the store and the API use it).
     pub seq: u64,
+    /// The forecast made when the rollout was created: what "late" is measured against.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forecast: Option<ForecastRecord>,
+}
+
+/// When the rollout was forecast, at its creation, to finish (`docs/forecast.md`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ForecastRecord {
+    pub made_at: DateTime<Utc>,
+    /// `None`: not within the forecast's horizon.
+    pub finish: Option<DateTime<Utc>>,
+    /// The approval delay the forecast assumed.
+    pub approval_after_secs: u64,
+    /// Ring name -> its forecast finish.
+    pub rings: std::collections::BTreeMap<String, DateTime<Utc>>,
+    /// Cluster (`subscription/resourceGroup/name`) -> its forecast finish.
+    pub clusters: std::collections::BTreeMap<String, DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -221,6 +239,10 @@ pub struct StepRun {
     /// intent (before the call), so a restart knows what a rollback goes back to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback_to: Option<PoolVersions>,
+    /// How long its AKS operation is expected to take (the forecast's model, set when
+    /// the rollout is created): the live ETA's input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_secs: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -372,6 +394,7 @@ impl Rollout {
                                         started_at: None,
                                         finished_at: None,
                                         rollback_to: None,
+                                        expected_secs: None,
                                     })
                                     .collect(),
                                 baseline: None,
@@ -403,6 +426,7 @@ impl Rollout {
             created_at: now,
             updated_at: now,
             seq: 0,
+            forecast: None,
         }
     }
 }

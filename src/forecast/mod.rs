@@ -22,7 +22,7 @@ use crate::plan::StepKind;
 use chrono::{DateTime, Utc};
 use model::{Model, PoolShape};
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// What the forecast assumes beyond the plan.
@@ -91,8 +91,167 @@ pub struct StepForecast {
 /// How far ahead the forecast looks before it gives up on a rollout that does not end.
 const HORIZON_DAYS: i64 = 400;
 
+/// Rollouts of more clusters are not forecast at their creation, nor given an ETA: the
+/// engine run costs about (clusters x steps)^2 (each transition scans the rollout).
+pub const MAX_CLUSTERS: usize = 1000;
+
+/// The approval delay a rollout's own forecast assumes (`forecast --approval-after`
+/// sets another for a forecast printed).
+pub const DEFAULT_APPROVAL_AFTER: Duration = Duration::from_secs(3600);
+
+/// A cluster is late when its finish, forecast again now, is this much later than the
+/// forecast made at the rollout's start said.
+pub const LATE_AFTER: Duration = Duration::from_secs(5 * 60);
+
+/// The forecast of a new rollout from `start`. Each step gets its expected duration
+/// (`StepRun::expected_secs`) and the rollout the forecast (`Rollout::forecast`), so
+/// that a running rollout's ETA ([`eta`]) and lateness come from the same figures.
+pub fn at_start(r: &mut Rollout, s: &Settings, pools: &Pools, a: &Assumptions, start: DateTime<Utc>) -> Timeline {
+    annotate(r, pools, &a.model);
+    let tl = forecast(r.clone(), s, pools, a, start);
+    r.forecast = Some(engine::ForecastRecord {
+        made_at: start,
+        finish: tl.finish,
+        approval_after_secs: a.approval_after.as_secs(),
+        rings: tl
+            .rings
+            .iter()
+            .filter_map(|x| Some((x.name.clone(), x.finish?)))
+            .collect(),
+        clusters: tl
+            .rings
+            .iter()
+            .flat_map(|x| &x.clusters)
+            .filter_map(|c| Some((c.id.to_string(), c.finish?)))
+            .collect(),
+    });
+    tl
+}
+
 /// Drives the engine over `rollout` (new, as planned) from `start` to its end.
 pub fn forecast(mut r: Rollout, s: &Settings, pools: &Pools, a: &Assumptions, start: DateTime<Utc>) -> Timeline {
+    annotate(&mut r, pools, &a.model);
+    let run = drive(r, s, Input::Tick, start, a);
+    timeline(&run, a, start)
+}
+
+/// Sets each step's expected operation duration from its pool's shape.
+fn annotate(r: &mut Rollout, pools: &Pools, m: &Model) {
+    for ring in &mut r.rings {
+        for w in &mut ring.waves {
+            for c in &mut w.clusters {
+                let shapes = pools.get(&c.id);
+                for st in &mut c.steps {
+                    st.expected_secs = Some(duration(m, shapes, &st.kind).as_secs());
+                }
+            }
+        }
+    }
+}
+
+/// What remains of a running rollout, forecast now.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Eta {
+    pub at: DateTime<Utc>,
+    /// `None`: not within the horizon (or the rollout waits for something the forecast
+    /// cannot foresee, such as a pause).
+    pub finish: Option<DateTime<Utc>>,
+    /// Rings not passed yet, with their forecast finish.
+    pub rings: Vec<RingEta>,
+    /// Unfinished clusters now forecast to finish more than [`LATE_AFTER`] after the
+    /// forecast made at the start said.
+    pub late: Vec<Late>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RingEta {
+    pub name: String,
+    pub finish: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Late {
+    pub cluster: ClusterId,
+    /// What the forecast at the start said.
+    pub forecast: DateTime<Utc>,
+    /// What it says now (`None`: beyond the horizon).
+    pub now: Option<DateTime<Utc>>,
+}
+
+/// The ETA of a running rollout at `now`: the engine driven on from the stored state (as
+/// after a restart: operations in flight end when their expected duration says, gates
+/// pass, approvals come as the forecast at the start assumed). `None` for a rollout that
+/// has ended or is paused (nothing moves until a person acts).
+pub fn eta(r: &Rollout, s: &Settings, now: DateTime<Utc>) -> Option<Eta> {
+    if r.status.is_terminal()
+        || matches!(r.status, engine::RolloutStatus::Paused { .. })
+        || r.clusters().count() > MAX_CLUSTERS
+    {
+        return None;
+    }
+    let a = Assumptions {
+        model: Model::default(),
+        approval_after: r
+            .forecast
+            .as_ref()
+            .map_or(DEFAULT_APPROVAL_AFTER, |f| Duration::from_secs(f.approval_after_secs)),
+    };
+    let run = drive(r.clone(), s, Input::Resumed, now, &a);
+    let done = &run.rollout;
+    let finish = done
+        .status
+        .is_terminal()
+        .then(|| done.rings.iter().filter_map(|x| x.finished_at).max())
+        .flatten();
+    let rings = r
+        .rings
+        .iter()
+        .zip(&done.rings)
+        .filter(|(before, _)| before.status != engine::RingStatus::Passed)
+        .map(|(_, after)| RingEta {
+            name: after.name.clone(),
+            finish: after.finished_at,
+        })
+        .collect();
+    let late = match &r.forecast {
+        None => Vec::new(),
+        Some(f) => r
+            .clusters()
+            .filter(|(_, c)| !c.status.is_finished())
+            .filter_map(|(cref, c)| {
+                let forecast = *f.clusters.get(&c.id.to_string())?;
+                let again = done.cluster(cref).finished_at;
+                let late = again.is_none_or(|t| t > crate::domain::duration::later(forecast, LATE_AFTER));
+                late.then(|| Late {
+                    cluster: c.id.clone(),
+                    forecast,
+                    now: again,
+                })
+            })
+            .collect(),
+    };
+    Some(Eta {
+        at: now,
+        finish,
+        rings,
+        late,
+    })
+}
+
+/// An engine run to its end on the virtual clock.
+struct Run {
+    rollout: Rollout,
+    op_end: BTreeMap<engine::StepRef, DateTime<Utc>>,
+    asked: BTreeMap<String, DateTime<Utc>>,
+}
+
+/// Drives the engine from `first` at `start` until the rollout ends (or the horizon),
+/// answering its commands as predicted. Each operation ends `expected_secs` after its
+/// step started (not before `start`: one in flight ends now at the earliest).
+fn drive(mut r: Rollout, s: &Settings, first: Input, start: DateTime<Utc>, a: &Assumptions) -> Run {
     let horizon = start + chrono::Duration::days(HORIZON_DAYS);
     // Inputs due at a time, in the order they were scheduled (the engine's answers come
     // in that order from a real executor too).
@@ -102,10 +261,13 @@ pub fn forecast(mut r: Rollout, s: &Settings, pools: &Pools, a: &Assumptions, st
         seq += 1;
         q.insert((at, seq), input);
     };
-    push(&mut queue, start, Input::Tick);
+    push(&mut queue, start, first);
     let mut op_end: BTreeMap<engine::StepRef, DateTime<Utc>> = BTreeMap::new();
     let mut asked: BTreeMap<String, DateTime<Utc>> = BTreeMap::new();
-    let mut approved: BTreeSet<String> = BTreeSet::new();
+    let pools = r
+        .clusters()
+        .map(|(_, c)| (c.id.clone(), c.pools.clone()))
+        .collect::<BTreeMap<_, _>>();
     while let Some(((now, _), input)) = queue.pop_first() {
         if now > horizon || r.status.is_terminal() {
             break;
@@ -121,24 +283,35 @@ pub fn forecast(mut r: Rollout, s: &Settings, pools: &Pools, a: &Assumptions, st
                     },
                 ),
                 Command::TakeBaseline { cluster, id } => {
-                    let versions = pools
-                        .get(&id)
-                        .map(|p| p.iter().map(|(n, (_, v))| (n.clone(), v.clone())).collect())
-                        .unwrap_or_default();
+                    // Versions matter only to rollbacks, which the forecast does not
+                    // predict; a running rollout's are kept as they are.
+                    let known = pools.get(&id).cloned().unwrap_or_default();
                     push(
                         &mut queue,
                         now,
                         Input::BaselineTaken {
                             cluster,
                             baseline: serde_json::Value::Null,
-                            pools: versions,
+                            pools: known,
                         },
                     );
                 }
-                Command::StartStep { step, cluster, kind } | Command::Reconcile { step, cluster, kind } => {
-                    let end = crate::domain::duration::later(now, duration(&a.model, pools.get(&cluster), &kind));
+                Command::StartStep { step, .. }
+                | Command::Reconcile { step, .. }
+                | Command::FollowOperation { step, .. } => {
+                    if op_end.contains_key(&step) {
+                        continue;
+                    }
+                    let st = r.step(step);
+                    let began = st.started_at.unwrap_or(now);
+                    let expected = st
+                        .expected_secs
+                        .map_or_else(|| duration(&a.model, None, &st.kind), Duration::from_secs);
+                    let end = crate::domain::duration::later(began, expected).max(now);
                     op_end.insert(step, end);
-                    push(&mut queue, now, Input::StepAccepted { step, op: None });
+                    if matches!(st.status, engine::StepStatus::Starting { .. }) {
+                        push(&mut queue, now, Input::StepAccepted { step, op: None });
+                    }
                     push(&mut queue, end, Input::OperationFinished { step, result: Ok(()) });
                 }
                 Command::Gate { step, .. } => push(
@@ -155,12 +328,22 @@ pub fn forecast(mut r: Rollout, s: &Settings, pools: &Pools, a: &Assumptions, st
                     event: NotifyEvent::ApprovalNeeded,
                     ring: Some(ring),
                     ..
-                } if !approved.contains(&ring) => {
-                    approved.insert(ring.clone());
-                    asked.insert(ring.clone(), now);
+                } if !asked.contains_key(&ring) => {
+                    // Asked now, or (a running rollout) since the ring began to wait.
+                    let since = r
+                        .rings
+                        .iter()
+                        .find(|x| x.name == ring)
+                        .and_then(|x| match x.status {
+                            engine::RingStatus::AwaitingApproval { since } => Some(since),
+                            _ => None,
+                        })
+                        .unwrap_or(now);
+                    asked.insert(ring.clone(), since);
+                    let at = crate::domain::duration::later(since, a.approval_after).max(now);
                     push(
                         &mut queue,
-                        crate::domain::duration::later(now, a.approval_after),
+                        at,
                         Input::Approve {
                             ring,
                             by: "forecast".into(),
@@ -174,7 +357,11 @@ pub fn forecast(mut r: Rollout, s: &Settings, pools: &Pools, a: &Assumptions, st
             }
         }
     }
-    timeline(&r, a, start, &op_end, &asked)
+    Run {
+        rollout: r,
+        op_end,
+        asked,
+    }
 }
 
 /// The predicted duration of one step's AKS operation.
@@ -192,13 +379,8 @@ fn duration(m: &Model, pools: Option<&BTreeMap<String, (PoolShape, PoolVersions)
     }
 }
 
-fn timeline(
-    r: &Rollout,
-    a: &Assumptions,
-    start: DateTime<Utc>,
-    op_end: &BTreeMap<engine::StepRef, DateTime<Utc>>,
-    asked: &BTreeMap<String, DateTime<Utc>>,
-) -> Timeline {
+fn timeline(run: &Run, a: &Assumptions, start: DateTime<Utc>) -> Timeline {
+    let (r, op_end, asked) = (&run.rollout, &run.op_end, &run.asked);
     let rings: Vec<RingForecast> = r
         .rings
         .iter()

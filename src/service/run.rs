@@ -36,15 +36,24 @@ pub async fn new_rollout(
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<(Rollout, crate::domain::fleet::FleetSnapshot)> {
     let source = crate::embedded::PolicySource::read(policy)?;
-    new_rollout_from(client, source, subscriptions, now).await
+    new_rollout_from(
+        client,
+        source,
+        subscriptions,
+        now,
+        crate::forecast::DEFAULT_APPROVAL_AFTER,
+    )
+    .await
 }
 
-/// [`new_rollout`] for a policy already read (the demo's may be built in).
+/// [`new_rollout`] for a policy already read (the demo's may be built in); its forecast
+/// assumes each approval `approval_after` after it is asked.
 pub async fn new_rollout_from(
     client: &AksClient,
     policy: crate::embedded::PolicySource,
     subscriptions: &[String],
     now: chrono::DateTime<chrono::Utc>,
+    approval_after: std::time::Duration,
 ) -> Result<(Rollout, crate::domain::fleet::FleetSnapshot)> {
     let crate::embedded::PolicySource { name: file, text } = policy;
     let compiled = crate::policy::compile(&file, &text).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -69,7 +78,18 @@ pub async fn new_rollout_from(
         bail!("no target to roll out: {p}");
     }
     let id = format!("{}-{}", compiled.name, now.format("%Y%m%dT%H%M%SZ"));
-    Ok((Rollout::new(id, file, text, plan, now), d.snapshot))
+    let mut rollout = Rollout::new(id, file, text, plan, now);
+    // The forecast made now is what lateness is measured against later.
+    if rollout.clusters().count() <= crate::forecast::MAX_CLUSTERS {
+        let assumptions = crate::forecast::Assumptions {
+            model: crate::forecast::model::Model::default(),
+            approval_after,
+        };
+        let settings = crate::engine::Settings::from_policy(&compiled);
+        let pools = crate::forecast::pools_of(&d, &compiled);
+        crate::forecast::at_start(&mut rollout, &settings, &pools, &assumptions, now);
+    }
+    Ok((rollout, d.snapshot))
 }
 
 /// The simulator's clock, read once and then run locally at its scale.

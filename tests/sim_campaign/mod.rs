@@ -244,9 +244,15 @@ async fn run(sc: Scenario) -> Report {
         name: format!("campaign-{seed}.yaml"),
         text: sc.policy_yaml.clone(),
     };
-    let (rollout, _) = ringmaster::service::run::new_rollout_from(&client, policy, &sim.info.subscription_ids, start)
-        .await
-        .unwrap_or_else(|e| fail(format!("planning: {e:#}")));
+    let (rollout, _) = ringmaster::service::run::new_rollout_from(
+        &client,
+        policy,
+        &sim.info.subscription_ids,
+        start,
+        ringmaster::forecast::DEFAULT_APPROVAL_AFTER,
+    )
+    .await
+    .unwrap_or_else(|e| fail(format!("planning: {e:#}")));
     let state = dir.path().join("state.db");
     let store = Arc::new(ringmaster::store::Store::open(&state).unwrap());
     let (ntx, mut notes) = mpsc::unbounded_channel();
