@@ -234,8 +234,19 @@ struct PlanCmd {
 
 #[derive(clap::Args)]
 struct ForecastArgs {
+    /// The rollout policy (YAML; see docs/policy.md).
+    #[arg(long)]
+    policy: PathBuf,
+    /// Subscriptions to look at when the policy names none (repeat, or comma-separated).
+    /// Default: every subscription the identity can see.
+    #[arg(long = "subscription", env = "RINGMASTER_SUBSCRIPTION_IDS", value_delimiter = ',')]
+    subscriptions: Vec<String>,
+    /// table (for people), json (for scripts), svg (a Gantt chart) or html (the chart
+    /// and the table in one page that needs nothing else).
+    #[arg(long, value_enum, default_value = "table")]
+    output: ForecastOutput,
     #[command(flatten)]
-    plan: PlanArgs,
+    azure: ringmaster::identity::AzureConfig,
     /// When the rollout starts (RFC 3339, e.g. 2026-12-07T08:00:00Z). Default: now.
     #[arg(long)]
     start: Option<chrono::DateTime<chrono::Utc>>,
@@ -260,6 +271,14 @@ struct PreflightArgs {
     /// for the end-of-support check: ARM does not publish these dates.
     #[arg(long, env = "RINGMASTER_SUPPORT_CALENDAR")]
     support_calendar: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ForecastOutput {
+    Table,
+    Json,
+    Svg,
+    Html,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -646,7 +665,13 @@ async fn run_forecast(args: ForecastArgs) -> Result<ExitCode> {
             }
         }
     };
-    let p = match plan_fleet_at(&args.plan, args.start).await? {
+    let plan_args = PlanArgs {
+        policy: args.policy.clone(),
+        subscriptions: args.subscriptions.clone(),
+        output: Output::Table,
+        azure: args.azure.clone(),
+    };
+    let p = match plan_fleet_at(&plan_args, args.start).await? {
         Ok(p) => p,
         Err(code) => return Ok(code),
     };
@@ -654,10 +679,10 @@ async fn run_forecast(args: ForecastArgs) -> Result<ExitCode> {
         eprintln!("no target to roll out: {problem}");
         return Ok(ExitCode::from(2));
     }
-    let text = std::fs::read_to_string(&args.plan.policy)?;
+    let text = std::fs::read_to_string(&args.policy)?;
     let rollout = ringmaster::engine::Rollout::new(
         "forecast".into(),
-        args.plan.policy.display().to_string(),
+        args.policy.display().to_string(),
         text,
         p.plan.clone(),
         p.now,
@@ -669,9 +694,12 @@ async fn run_forecast(args: ForecastArgs) -> Result<ExitCode> {
         approval_after: args.approval_after,
     };
     let tl = ringmaster::forecast::forecast(rollout, &settings, &pools, &assumptions, p.now);
-    match args.plan.output {
-        Output::Json => println!("{}", ringmaster::forecast::render::json(&tl)),
-        Output::Table => print!("{}", ringmaster::forecast::render::table(&tl)),
+    let now = chrono::Utc::now();
+    match args.output {
+        ForecastOutput::Json => println!("{}", ringmaster::forecast::render::json(&tl)),
+        ForecastOutput::Table => print!("{}", ringmaster::forecast::render::table(&tl)),
+        ForecastOutput::Svg => print!("{}", ringmaster::forecast::gantt::svg(&tl, now)),
+        ForecastOutput::Html => print!("{}", ringmaster::forecast::gantt::html(&tl, now)),
     }
     Ok(ExitCode::SUCCESS)
 }

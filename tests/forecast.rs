@@ -264,3 +264,71 @@ fn the_eta_starts_as_the_forecast_and_a_slow_operation_makes_its_cluster_late() 
     );
     assert!(ringmaster::forecast::eta(&r, &d.settings, now).is_none());
 }
+
+/// The Gantt chart says what the table says: one bar per step, titled with its cluster,
+/// step and times, in order along its row; one approval marker for prod; the "now" line;
+/// a well-formed SVG a browser opens, inside a page that needs nothing else.
+#[test]
+fn the_gantt_chart_has_a_bar_per_step_in_order_and_the_approval_and_now() {
+    let d = demo();
+    let tl = run(&d, Model::default(), std::time::Duration::from_secs(3600));
+    let now = d.start + Duration::hours(1);
+    let text = ringmaster::forecast::gantt::svg(&tl, now);
+    let doc = roxmltree::Document::parse(&text).expect("well-formed SVG");
+    let root = doc.root_element();
+    assert_eq!(root.tag_name().name(), "svg");
+    let title = |n: roxmltree::Node| -> String {
+        n.children()
+            .find(|c| c.has_tag_name("title"))
+            .and_then(|t| t.text())
+            .unwrap_or("")
+            .to_string()
+    };
+    let class = |n: &roxmltree::Node, c: &str| n.attribute("class") == Some(c);
+    let steps: Vec<roxmltree::Node> = root
+        .descendants()
+        .filter(|n| n.has_tag_name("rect") && class(n, "step"))
+        .collect();
+    let planned: usize = tl.rings.iter().flat_map(|r| &r.clusters).map(|c| c.steps.len()).sum();
+    assert_eq!(steps.len(), planned);
+    for c in tl.rings.iter().flat_map(|r| &r.clusters) {
+        let bars: Vec<&roxmltree::Node> = steps
+            .iter()
+            .filter(|n| title(**n).starts_with(&format!("{}: ", c.id.name)))
+            .collect();
+        assert_eq!(bars.len(), c.steps.len(), "{}", c.id.name);
+        let xs: Vec<f64> = bars
+            .iter()
+            .map(|n| n.attribute("x").unwrap().parse().unwrap())
+            .collect();
+        assert!(
+            xs.windows(2).all(|w| w[0] <= w[1]),
+            "{}: bars out of order {xs:?}",
+            c.id.name
+        );
+        for (b, s) in bars.iter().zip(&c.steps) {
+            let t = title(**b);
+            assert!(t.contains(&s.step), "{t} / {}", s.step);
+            assert!(t.contains(&s.start.unwrap().format("%m-%d %H:%M").to_string()), "{t}");
+        }
+    }
+    let approvals: Vec<String> = root
+        .descendants()
+        .filter(|n| n.has_tag_name("polygon") && class(n, "approval"))
+        .map(title)
+        .collect();
+    assert_eq!(approvals.len(), 1, "{approvals:?}");
+    assert!(approvals[0].starts_with("ring prod: approval"), "{approvals:?}");
+    assert_eq!(
+        root.descendants()
+            .filter(|n| n.has_tag_name("line") && class(n, "now"))
+            .count(),
+        1
+    );
+    // Outside the timeline there is no "now" line.
+    let later = ringmaster::forecast::gantt::svg(&tl, tl.finish.unwrap() + Duration::days(1));
+    assert!(!later.contains("class=\"now\""));
+    let page = ringmaster::forecast::gantt::html(&tl, now);
+    assert!(page.starts_with("<!doctype html>") && page.contains("<svg") && page.contains("aks-prd-weu-01"));
+    assert!(!page.contains("<script") && !page.contains("http://") || page.contains("http://www.w3.org/2000/svg"));
+}

@@ -13,6 +13,7 @@
 //! Pure: time, the plan and the pools' shapes are inputs. `docs/forecast.md` says what it
 //! assumes and what it does not know.
 
+pub mod gantt;
 pub mod model;
 pub mod render;
 
@@ -79,6 +80,8 @@ pub struct ClusterForecast {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StepForecast {
+    /// `controlPlane`, `poolVersion`, `nodeImage` or `poolRollback`.
+    pub kind: String,
     pub step: String,
     /// When its call is sent.
     pub start: Option<DateTime<Utc>>,
@@ -364,6 +367,15 @@ fn drive(mut r: Rollout, s: &Settings, first: Input, start: DateTime<Utc>, a: &A
     }
 }
 
+fn kind_name(k: &StepKind) -> &'static str {
+    match k {
+        StepKind::ControlPlane { .. } => "controlPlane",
+        StepKind::PoolVersion { .. } => "poolVersion",
+        StepKind::NodeImage { .. } => "nodeImage",
+        StepKind::PoolRollback { .. } => "poolRollback",
+    }
+}
+
 /// The predicted duration of one step's AKS operation.
 fn duration(m: &Model, pools: Option<&BTreeMap<String, (PoolShape, PoolVersions)>>, kind: &StepKind) -> Duration {
     match kind.pool() {
@@ -406,6 +418,7 @@ fn timeline(run: &Run, a: &Assumptions, start: DateTime<Utc>) -> Timeline {
                             .iter()
                             .enumerate()
                             .map(|(si, st)| StepForecast {
+                                kind: kind_name(&st.kind).into(),
                                 step: engine::describe(&st.kind),
                                 start: st.started_at,
                                 operation_end: op_end
