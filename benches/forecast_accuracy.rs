@@ -1,0 +1,160 @@
+//! How good the forecast is: the demo fleet (`examples/fleets/demo.yaml` without its
+//! fault, `policies/demo.yaml`) forecast at the start, then rehearsed in-process (the
+//! simulator on a scaled clock, the real runtime with a state file, each approval given
+//! one wall-clock second after it is asked, which the forecast assumes too). Printed, for
+//! the rollout and each ring: the forecast and actual time from the start to its end,
+//! and |forecast - actual| / actual. Issue 15's goal: within 10% with the model alone.
+//!
+//! Two models: the defaults (`docs/forecast.md`: estimates for AKS, knowing nothing of
+//! this fleet), and the defaults calibrated with the fleet file's own `durations` (what
+//! a team does with `forecast --model` once it knows its fleet's times). The simulator's
+//! durations stay its own: it runs its surge algorithm with drains, pod restarts and
+//! watch latency; the model is a formula.
+//!
+//! Run: `cargo bench --bench forecast_accuracy` (about 2 minutes).
+
+use ringmaster::demo::Rehearsal;
+use ringmaster::domain::fleet::ClusterId;
+use ringmaster::engine::{Input, NotifyEvent, Rollout, Settings};
+use ringmaster::forecast::model::Model;
+use ringmaster::forecast::{Assumptions, Timeline};
+use ringmaster::runtime::{Notifier, Runtime};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+const SCALE: f64 = 120.0;
+
+struct Asks(mpsc::UnboundedSender<String>);
+
+impl Notifier for Asks {
+    fn notify(&self, e: NotifyEvent, ring: Option<&str>, _: Option<&ClusterId>, _: &str) {
+        if e == NotifyEvent::ApprovalNeeded
+            && let Some(r) = ring
+        {
+            let _ = self.0.send(r.to_string());
+        }
+    }
+}
+
+/// (name, forecast end, actual end), the rollout first.
+fn compare(tl: &Timeline, done: &Rollout) -> Vec<(String, f64, f64)> {
+    let start = done.created_at;
+    let h = |t: chrono::DateTime<chrono::Utc>| (t - start).num_seconds() as f64 / 3600.0;
+    let actual_end = done.rings.iter().filter_map(|r| r.finished_at).max().unwrap();
+    let mut v = vec![("rollout".to_string(), h(tl.finish.unwrap()), h(actual_end))];
+    for (f, a) in tl.rings.iter().zip(&done.rings) {
+        v.push((
+            format!("ring {}", f.name),
+            h(f.finish.unwrap()),
+            h(a.finished_at.unwrap()),
+        ));
+    }
+    v
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    ringmaster::identity::install_crypto_provider();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let policy_path = root.join("policies/demo.yaml");
+    let mut fleet = ringmaster::sim::fleet::load(&root.join("examples/fleets/demo.yaml")).expect("fleet");
+    fleet.faults.clear();
+    let fd = &fleet.durations;
+    // The fleet's own times, as a team would write them in a model file. Draining a node
+    // here is rescheduling its pods: a few seconds each.
+    let calibrated = Model {
+        control_plane: fd.control_plane_upgrade,
+        node_provision: fd.node_provision,
+        node_drain: fd.pod_schedule + fd.pod_start + Duration::from_secs(10),
+        node_reimage: fd.node_reimage,
+        node_delete: fd.node_delete,
+    };
+    let Rehearsal {
+        sim,
+        clock,
+        client,
+        tokens,
+    } = Rehearsal::start(fleet, SCALE, None).await.expect("simulator");
+    let approval_after = Duration::from_secs_f64(SCALE);
+    let now = clock.now();
+    let source = ringmaster::embedded::PolicySource::read(&policy_path).unwrap();
+    let (rollout, _) =
+        ringmaster::service::run::new_rollout_from(&client, source, &sim.info.subscription_ids, now, approval_after)
+            .await
+            .expect("plan");
+    let policy = ringmaster::policy::compile("demo.yaml", &rollout.policy_text).unwrap();
+    let settings = Settings::from_policy(&policy);
+    let discovery = ringmaster::discovery::discover(&client, &sim.info.subscription_ids, now)
+        .await
+        .expect("discovery");
+    let pools = ringmaster::forecast::pools_of(&discovery, &policy);
+    let fresh = Rollout::new(
+        rollout.id.clone(),
+        rollout.policy_file.clone(),
+        rollout.policy_text.clone(),
+        rollout.plan.clone(),
+        now,
+    );
+    let forecasts: Vec<(&str, Timeline)> = [("default model", Model::default()), ("calibrated", calibrated)]
+        .into_iter()
+        .map(|(name, model)| {
+            let a = Assumptions { model, approval_after };
+            (
+                name,
+                ringmaster::forecast::forecast(fresh.clone(), &settings, &pools, &a, now),
+            )
+        })
+        .collect();
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(ringmaster::store::Store::open(dir.path().join("state.db")).unwrap());
+    let (tx, mut asks) = mpsc::unbounded_channel();
+    let rt = Runtime::new(rollout, client, tokens, clock.clone(), Some(store), Arc::new(Asks(tx))).unwrap();
+    let control = rt.control();
+    let mut progress = rt.progress();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let runner = tokio::spawn(rt.run(Input::Tick, async {
+        let _ = stop_rx.await;
+    }));
+    let wall = std::time::Instant::now();
+    let done = loop {
+        tokio::select! {
+            Some(ring) = asks.recv() => {
+                let control = control.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    control.send(Input::Approve { ring, by: "bench".into(), comment: "as forecast".into(), expires_at: None });
+                });
+            }
+            changed = progress.changed() => {
+                let r = progress.borrow().clone();
+                if changed.is_err() || r.status.is_terminal() { break r; }
+            }
+            _ = tokio::time::sleep(Duration::from_secs(600)) => panic!("the rehearsal did not end in 10 minutes"),
+        }
+    };
+    let _ = stop_tx.send(());
+    let _ = runner.await;
+    sim.shutdown().await;
+    println!(
+        "demo fleet, {} clusters, rehearsed at {SCALE}x in {:.0} s; hours from the start to each end",
+        done.clusters().count(),
+        wall.elapsed().as_secs_f64()
+    );
+    for (name, tl) in &forecasts {
+        println!("\n{name}:");
+        println!("{:<14} {:>9} {:>9} {:>7}", "", "forecast", "actual", "error");
+        let mut worst: f64 = 0.0;
+        for (what, f, a) in compare(tl, &done) {
+            let e = (f - a).abs() / a;
+            worst = worst.max(e);
+            println!("{what:<14} {f:>8.2}h {a:>8.2}h {:>6.1}%", 100.0 * e);
+        }
+        println!(
+            "worst {:.1}% (goal 10%): {}",
+            100.0 * worst,
+            if worst <= 0.10 { "met" } else { "NOT met" }
+        );
+    }
+}
