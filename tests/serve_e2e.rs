@@ -98,6 +98,37 @@ async fn serve_waits_for_prod_approval_survives_a_restart_and_records_who_approv
         "the same rollout resumed after the restart"
     );
     assert_eq!(ring_state(&r, "dev"), "passed");
+    // The forecast made at the start, and the ETA now: prod still to come, after the
+    // approval the forecast assumes (one hour after it was asked).
+    assert!(r["forecast"]["finish"].is_string(), "{:#}", r["forecast"]);
+    let eta = &r["eta"];
+    let rings: Vec<&str> = eta["rings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|x| x["name"].as_str())
+        .collect();
+    assert_eq!(rings, ["prod"], "{eta:#}");
+    let finish = chrono::DateTime::parse_from_rfc3339(eta["finish"].as_str().unwrap()).unwrap();
+    let at = chrono::DateTime::parse_from_rfc3339(eta["at"].as_str().unwrap()).unwrap();
+    assert!(finish > at + chrono::Duration::minutes(30), "{eta:#}");
+    let metrics = reqwest::Client::new()
+        .get(format!("{}/metrics", s.url))
+        .bearer_auth(ALICE)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let eta_secs: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("ringmaster_rollout_eta_seconds "))
+        .expect("the ETA metric")
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(eta_secs > 1800.0, "{eta_secs}");
     // Bob is not an approver of prod.
     let url = format!("{}/api/v1/rollouts/{id}/rings/prod/approve", s.url);
     let (refused, _) = post(&url, BOB, serde_json::json!({ "comment": "ship it" })).await;

@@ -233,6 +233,16 @@ fn describe_metrics(m: &Metrics) {
         "counter",
         "API calls refused by authentication (401) or authorisation (403).",
     );
+    m.describe(
+        "ringmaster_rollout_eta_seconds",
+        "gauge",
+        "Seconds until the active rollout is forecast to end (-1: no rollout running, paused, or no end in sight).",
+    );
+    m.describe(
+        "ringmaster_rollout_late_clusters",
+        "gauge",
+        "Unfinished clusters forecast to end over 5 minutes after the forecast made at the start.",
+    );
 }
 
 /// Counts requests by matched route (not raw path: ids would make unbounded labels)
@@ -301,6 +311,27 @@ async fn readyz(State(state): State<ApiState>) -> Result<Json<serde_json::Value>
 }
 
 async fn metrics(State(state): State<ApiState>) -> Response {
+    // The active rollout's ETA, forecast at the scrape (docs/forecast.md).
+    let active = state
+        .control
+        .active()
+        .and_then(|id| state.control.get(&id).ok().flatten());
+    let (st, r) = (state.clone(), active);
+    let eta = tokio::task::spawn_blocking(move || r.and_then(|r| rollouts::eta(&st, &r)))
+        .await
+        .ok()
+        .flatten();
+    let now = state.clock.now();
+    let remaining = eta
+        .as_ref()
+        .and_then(|e| e.finish)
+        .map_or(-1.0, |f| (f - now).num_seconds().max(0) as f64);
+    state.metrics.set("ringmaster_rollout_eta_seconds", &[], remaining);
+    state.metrics.set(
+        "ringmaster_rollout_late_clusters",
+        &[],
+        eta.map_or(0.0, |e| e.late.len() as f64),
+    );
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         state.metrics.render(),

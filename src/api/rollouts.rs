@@ -318,7 +318,7 @@ fn ring_views(state: &ApiState, r: &Rollout) -> Vec<Value> {
 }
 
 /// The running rollout's ETA (`docs/forecast.md`), from the policy it started with.
-fn eta(state: &ApiState, r: &Rollout) -> Option<crate::forecast::Eta> {
+pub(super) fn eta(state: &ApiState, r: &Rollout) -> Option<crate::forecast::Eta> {
     let policy = crate::policy::compile(&r.policy_file, &r.policy_text).ok()?;
     let settings = crate::engine::Settings::from_policy(&policy);
     crate::forecast::eta(r, &settings, state.clock.now())
