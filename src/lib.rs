@@ -27,6 +27,7 @@ pub mod rollback;
 pub mod runtime;
 pub mod schedule;
 pub mod service;
+pub mod snapshot;
 /// The AKS simulator, its own crate (`crates/aks-sim`): ringmaster's test oracle.
 pub use aks_sim as sim;
 pub mod store;

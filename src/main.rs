@@ -50,6 +50,11 @@ enum Command {
     /// (docs/forecast.md) and each approval given --approval-after after it is asked.
     /// Changes nothing.
     Forecast(ForecastArgs),
+    /// Copy the live fleet into a simulator fleet file (clusters, pools, versions, node
+    /// images, upgrade settings, maintenance windows, tags, deployments and their PDBs),
+    /// so that `ringmaster sim --fleet FILE` rehearses the real rollout on a copy. No
+    /// secrets; --anonymize hashes every name.
+    Snapshot(SnapshotArgs),
     /// Run a whole rollout on a simulated fleet: the simulator in-process with an
     /// accelerated clock, ring by ring, with live progress, the approval before prod,
     /// and a summary. Exits 0 when the rollout ended as the policy says it must.
@@ -259,6 +264,22 @@ struct ForecastArgs {
     model: Option<PathBuf>,
 }
 
+#[derive(clap::Args)]
+struct SnapshotArgs {
+    /// Where to write the fleet file (`-`: standard output).
+    #[arg(long, short)]
+    output: PathBuf,
+    /// Replace cluster, resource group, namespace, workload and tag value names by hashes.
+    #[arg(long)]
+    anonymize: bool,
+    /// Subscriptions to copy (repeat, or comma-separated). Default: every subscription
+    /// the identity can see.
+    #[arg(long = "subscription", env = "RINGMASTER_SUBSCRIPTION_IDS", value_delimiter = ',')]
+    subscriptions: Vec<String>,
+    #[command(flatten)]
+    azure: ringmaster::identity::AzureConfig,
+}
+
 fn parse_cli_duration(s: &str) -> Result<std::time::Duration, String> {
     ringmaster::domain::duration::parse_bounded(s, "a flag", "")
 }
@@ -380,6 +401,7 @@ async fn main() -> ExitCode {
         Command::Plan(args) => run_plan(args).await,
         Command::Preflight(args) => run_preflight(args).await,
         Command::Forecast(args) => run_forecast(args).await,
+        Command::Snapshot(args) => run_snapshot(args).await,
         Command::Run(a) => ringmaster::service::run::run(ringmaster::service::run::RunOptions {
             policy: a.policy,
             state: a.state,
@@ -649,6 +671,42 @@ async fn run_plan(cmd: PlanCmd) -> Result<ExitCode> {
         Some(r) if r.blocking() > 0 => ExitCode::from(ringmaster::preflight::EXIT_BLOCKED),
         _ => ExitCode::SUCCESS,
     })
+}
+
+async fn run_snapshot(args: SnapshotArgs) -> Result<ExitCode> {
+    use ringmaster::clock::{Clock, SystemClock};
+    ringmaster::identity::install_crypto_provider();
+    let clock: std::sync::Arc<dyn Clock> = std::sync::Arc::new(SystemClock);
+    let client = ringmaster::arm::connect(&args.azure, clock.clone()).context("connecting to Azure")?;
+    let tokens = std::sync::Arc::new(ringmaster::identity::AzureTokens::new(
+        args.azure.clone(),
+        args.azure.http_client()?,
+    )?);
+    let subscriptions = if args.subscriptions.is_empty() {
+        ringmaster::discovery::list_subscriptions(&client)
+            .await
+            .context("listing subscriptions")?
+    } else {
+        args.subscriptions.clone()
+    };
+    let (d, workloads) = ringmaster::snapshot::read(&client, tokens, &subscriptions, clock.now()).await?;
+    let doc = ringmaster::snapshot::fleet_file(&d, &workloads, &ringmaster::snapshot::Names::new(args.anonymize));
+    let text = format!(
+        "# A copy of the live fleet by `ringmaster snapshot` ({} clusters): `ringmaster sim --fleet` loads it.\n{}",
+        d.snapshot.clusters.len(),
+        serde_saphyr::to_string(&doc).context("writing YAML")?
+    );
+    if args.output.as_os_str() == "-" {
+        print!("{text}");
+    } else {
+        std::fs::write(&args.output, text).with_context(|| format!("writing {}", args.output.display()))?;
+        eprintln!(
+            "wrote {} ({} clusters)",
+            args.output.display(),
+            d.snapshot.clusters.len()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn run_forecast(args: ForecastArgs) -> Result<ExitCode> {
