@@ -53,23 +53,13 @@ fn compare(tl: &Timeline, done: &Rollout) -> Vec<(String, f64, f64)> {
     v
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
-    ringmaster::identity::install_crypto_provider();
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let policy_path = root.join("policies/demo.yaml");
-    let mut fleet = ringmaster::sim::fleet::load(&root.join("examples/fleets/demo.yaml")).expect("fleet");
-    fleet.faults.clear();
-    let fd = &fleet.durations;
-    // The fleet's own times, as a team would write them in a model file. Draining a node
-    // here is rescheduling its pods: a few seconds each.
-    let calibrated = Model {
-        control_plane: fd.control_plane_upgrade,
-        node_provision: fd.node_provision,
-        node_drain: fd.pod_schedule + fd.pod_start + Duration::from_secs(10),
-        node_reimage: fd.node_reimage,
-        node_delete: fd.node_delete,
-    };
+/// A rehearsal of `fleet` from its start, with its forecasts made at the start (one per
+/// model): the finished rollout, its state file's directory and the forecasts.
+async fn rehearse(
+    fleet: ringmaster::sim::fleet::Fleet,
+    policy_path: &std::path::Path,
+    models: Vec<(&'static str, Model, ringmaster::forecast::history::Calibration)>,
+) -> (Rollout, tempfile::TempDir, Vec<(&'static str, Timeline)>) {
     let Rehearsal {
         sim,
         clock,
@@ -78,7 +68,7 @@ async fn main() {
     } = Rehearsal::start(fleet, SCALE, None).await.expect("simulator");
     let approval_after = Duration::from_secs_f64(SCALE);
     let now = clock.now();
-    let source = ringmaster::embedded::PolicySource::read(&policy_path).unwrap();
+    let source = ringmaster::embedded::PolicySource::read(policy_path).unwrap();
     let (rollout, _) =
         ringmaster::service::run::new_rollout_from(&client, source, &sim.info.subscription_ids, now, approval_after)
             .await
@@ -96,17 +86,20 @@ async fn main() {
         rollout.plan.clone(),
         now,
     );
-    let forecasts: Vec<(&str, Timeline)> = [("default model", Model::default()), ("calibrated", calibrated)]
+    let forecasts = models
         .into_iter()
-        .map(|(name, model)| {
-            let a = Assumptions { model, approval_after };
+        .map(|(name, model, history)| {
+            let a = Assumptions {
+                model,
+                approval_after,
+                history,
+            };
             (
                 name,
                 ringmaster::forecast::forecast(fresh.clone(), &settings, &pools, &a, now),
             )
         })
         .collect();
-
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(ringmaster::store::Store::open(dir.path().join("state.db")).unwrap());
     let (tx, mut asks) = mpsc::unbounded_channel();
@@ -117,7 +110,6 @@ async fn main() {
     let runner = tokio::spawn(rt.run(Input::Tick, async {
         let _ = stop_rx.await;
     }));
-    let wall = std::time::Instant::now();
     let done = loop {
         tokio::select! {
             Some(ring) = asks.recv() => {
@@ -137,24 +129,82 @@ async fn main() {
     let _ = stop_tx.send(());
     let _ = runner.await;
     sim.shutdown().await;
-    println!(
-        "demo fleet, {} clusters, rehearsed at {SCALE}x in {:.0} s; hours from the start to each end",
-        done.clusters().count(),
-        wall.elapsed().as_secs_f64()
-    );
-    for (name, tl) in &forecasts {
+    (done, dir, forecasts)
+}
+
+fn print(done: &Rollout, forecasts: &[(&str, Timeline)]) {
+    for (name, tl) in forecasts {
         println!("\n{name}:");
         println!("{:<14} {:>9} {:>9} {:>7}", "", "forecast", "actual", "error");
         let mut worst: f64 = 0.0;
-        for (what, f, a) in compare(tl, &done) {
+        for (what, f, a) in compare(tl, done) {
             let e = (f - a).abs() / a;
             worst = worst.max(e);
             println!("{what:<14} {f:>8.2}h {a:>8.2}h {:>6.1}%", 100.0 * e);
         }
+        println!("worst {:.1}%", 100.0 * worst);
+    }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    ringmaster::identity::install_crypto_provider();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let policy_path = root.join("policies/demo.yaml");
+    let load = || {
+        let mut f = ringmaster::sim::fleet::load(&root.join("examples/fleets/demo.yaml")).expect("fleet");
+        f.faults.clear();
+        f
+    };
+    let fd = load().durations;
+    // The fleet's own times, as a team would write them in a model file. Draining a node
+    // here is rescheduling its pods: a few seconds each.
+    let calibrated = Model {
+        control_plane: fd.control_plane_upgrade,
+        node_provision: fd.node_provision,
+        node_drain: fd.pod_schedule + fd.pod_start + Duration::from_secs(10),
+        node_reimage: fd.node_reimage,
+        node_delete: fd.node_delete,
+    };
+    let wall = std::time::Instant::now();
+    let (first, state, forecasts) = rehearse(
+        load(),
+        &policy_path,
+        vec![
+            ("default model (goal 10%)", Model::default(), Default::default()),
+            (
+                "model calibrated by hand with the fleet file's durations",
+                calibrated,
+                Default::default(),
+            ),
+        ],
+    )
+    .await;
+    println!(
+        "demo fleet, {} clusters, rehearsed at {SCALE}x in {:.0} s; hours from the start to each end",
+        first.clusters().count(),
+        wall.elapsed().as_secs_f64()
+    );
+    print(&first, &forecasts);
+    // A second rehearsal, forecast with the first one's history (goal 5%).
+    let store = ringmaster::store::Store::open(state.path().join("state.db")).unwrap();
+    let (rollouts, audit) = ringmaster::forecast::history::load(&store).unwrap();
+    let history = ringmaster::forecast::history::learn(&rollouts, &audit);
+    for (k, f) in &history.kinds {
         println!(
-            "worst {:.1}% (goal 10%): {}",
-            100.0 * worst,
-            if worst <= 0.10 { "met" } else { "NOT met" }
+            "\nhistory: {k}: {} operations, {:.2}x the model (p10 {:.2}, p90 {:.2})",
+            f.samples, f.median, f.p10, f.p90
         );
     }
+    let (second, _, forecasts) = rehearse(
+        load(),
+        &policy_path,
+        vec![(
+            "default model with one rehearsal's history (goal 5%)",
+            Model::default(),
+            history,
+        )],
+    )
+    .await;
+    print(&second, &forecasts);
 }

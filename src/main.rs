@@ -262,6 +262,10 @@ struct ForecastArgs {
     /// (control_plane, node_provision, node_drain, node_reimage, node_delete).
     #[arg(long)]
     model: Option<PathBuf>,
+    /// A state file (of `run` or `serve`) whose finished operations calibrate the model:
+    /// per kind of step, the median of how long AKS took against what the model said.
+    #[arg(long)]
+    history: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -747,7 +751,17 @@ async fn run_forecast(args: ForecastArgs) -> Result<ExitCode> {
     );
     let settings = ringmaster::engine::Settings::from_policy(&p.policy);
     let pools = ringmaster::forecast::pools_of(&p.discovery, &p.policy);
+    let history = match &args.history {
+        None => Default::default(),
+        Some(path) if !path.exists() => anyhow::bail!("no state file at {}", path.display()),
+        Some(path) => {
+            let store = ringmaster::store::Store::open(path).with_context(|| format!("opening {}", path.display()))?;
+            let (rollouts, audit) = ringmaster::forecast::history::load(&store)?;
+            ringmaster::forecast::history::learn(&rollouts, &audit)
+        }
+    };
     let assumptions = ringmaster::forecast::Assumptions {
+        history,
         model,
         approval_after: args.approval_after,
     };

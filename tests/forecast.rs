@@ -66,7 +66,11 @@ fn demo() -> Demo {
 }
 
 fn run(d: &Demo, model: Model, approval_after: std::time::Duration) -> Timeline {
-    let a = Assumptions { model, approval_after };
+    let a = Assumptions {
+        model,
+        approval_after,
+        history: Default::default(),
+    };
     forecast(d.rollout.clone(), &d.settings, &d.pools, &a, d.start)
 }
 
@@ -205,6 +209,7 @@ fn the_eta_starts_as_the_forecast_and_a_slow_operation_makes_its_cluster_late() 
     let d = demo();
     let mut r = d.rollout.clone();
     let a = Assumptions {
+        history: Default::default(),
         model: Model::default(),
         approval_after: std::time::Duration::from_secs(3600),
     };
@@ -331,4 +336,76 @@ fn the_gantt_chart_has_a_bar_per_step_in_order_and_the_approval_and_now() {
     let page = ringmaster::forecast::gantt::html(&tl, now);
     assert!(page.starts_with("<!doctype html>") && page.contains("<svg") && page.contains("aks-prd-weu-01"));
     assert!(!page.contains("<script") && !page.contains("http://") || page.contains("http://www.w3.org/2000/svg"));
+}
+
+/// History calibrates the model per kind of step: operations that took twice (pools) and
+/// half (control planes) what the model said make a forecast expect as much.
+#[test]
+fn history_calibrates_the_model_per_kind_of_step() {
+    use ringmaster::forecast::history;
+    let d = demo();
+    let a = Assumptions {
+        model: Model::default(),
+        approval_after: std::time::Duration::from_secs(3600),
+        history: Default::default(),
+    };
+    let mut past = d.rollout.clone();
+    ringmaster::forecast::at_start(&mut past, &d.settings, &d.pools, &a, d.start);
+    // What a finished rollout's state and audit log hold.
+    let mut audit = Vec::new();
+    let refs: Vec<_> = past.clusters().map(|(c, _)| c).collect();
+    let id = past.id.clone();
+    for cref in refs {
+        let ring = past.rings[cref.ring].name.clone();
+        let c = past.cluster_mut(cref);
+        let name = c.id.name.clone();
+        for (i, st) in c.steps.iter_mut().enumerate() {
+            st.started_at = Some(d.start);
+            let expected = st.expected_secs.unwrap() as f64;
+            let factor = if st.kind.pool().is_some() { 2.0 } else { 0.5 };
+            audit.push(ringmaster::store::AuditEntry {
+                at: d.start + Duration::milliseconds((expected * factor * 1000.0) as i64),
+                actor: "ringmaster".into(),
+                action: "step.operation_done".into(),
+                rollout_id: Some(id.clone()),
+                subject: format!(
+                    "{ring}/{name} step {}: {}",
+                    i + 1,
+                    ringmaster::engine::describe(&st.kind)
+                ),
+                reason: "operation succeeded".into(),
+                detail: serde_json::Value::Null,
+            });
+        }
+    }
+    let cal = history::learn(&[past], &audit);
+    assert!((cal.factor("poolVersion") - 2.0).abs() < 0.01, "{cal:?}");
+    assert!((cal.factor("controlPlane") - 0.5).abs() < 0.01, "{cal:?}");
+    assert_eq!(cal.factor("poolRollback"), 1.0, "no history: the model");
+    let calibrated = Assumptions {
+        history: cal,
+        ..a.clone()
+    };
+    let plain = forecast(d.rollout.clone(), &d.settings, &d.pools, &a, d.start);
+    let learned = forecast(d.rollout.clone(), &d.settings, &d.pools, &calibrated, d.start);
+    let op = |t: &Timeline, kind: &str| -> i64 {
+        let s = t
+            .rings
+            .iter()
+            .flat_map(|r| &r.clusters)
+            .flat_map(|c| &c.steps)
+            .find(|s| s.kind == kind)
+            .unwrap();
+        (s.operation_end.unwrap() - s.start.unwrap()).num_seconds()
+    };
+    assert!((op(&learned, "poolVersion") - 2 * op(&plain, "poolVersion")).abs() <= 1);
+    assert!((2 * op(&learned, "controlPlane") - op(&plain, "controlPlane")).abs() <= 1);
+    assert!(
+        learned
+            .assumptions
+            .iter()
+            .any(|x| x.starts_with("history: poolVersion operations took 2.00x")),
+        "{:?}",
+        learned.assumptions
+    );
 }

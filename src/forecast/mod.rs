@@ -14,6 +14,7 @@
 //! assumes and what it does not know.
 
 pub mod gantt;
+pub mod history;
 pub mod model;
 pub mod render;
 
@@ -32,6 +33,8 @@ pub struct Assumptions {
     pub model: Model,
     /// How long after a ring asks for its approval it is given.
     pub approval_after: Duration,
+    /// Factors learned from history, per kind of step (none: the model as it is).
+    pub history: history::Calibration,
 }
 
 /// Each cluster's pools: their shapes (node count, surge, soak) and versions.
@@ -50,6 +53,8 @@ pub struct Timeline {
     /// What the figures rest on, in words.
     pub assumptions: Vec<String>,
     pub model: Model,
+    /// The history the model was calibrated with (empty: none).
+    pub history: history::Calibration,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -110,7 +115,7 @@ pub const LATE_AFTER: Duration = Duration::from_secs(5 * 60);
 /// (`StepRun::expected_secs`) and the rollout the forecast (`Rollout::forecast`), so
 /// that a running rollout's ETA ([`eta`]) and lateness come from the same figures.
 pub fn at_start(r: &mut Rollout, s: &Settings, pools: &Pools, a: &Assumptions, start: DateTime<Utc>) -> Timeline {
-    annotate(r, pools, &a.model);
+    annotate(r, pools, a);
     let tl = forecast(r.clone(), s, pools, a, start);
     r.forecast = Some(engine::ForecastRecord {
         made_at: start,
@@ -133,19 +138,21 @@ pub fn at_start(r: &mut Rollout, s: &Settings, pools: &Pools, a: &Assumptions, s
 
 /// Drives the engine over `rollout` (new, as planned) from `start` to its end.
 pub fn forecast(mut r: Rollout, s: &Settings, pools: &Pools, a: &Assumptions, start: DateTime<Utc>) -> Timeline {
-    annotate(&mut r, pools, &a.model);
+    annotate(&mut r, pools, a);
     let run = drive(r, s, Input::Tick, start, a);
     timeline(&run, a, start)
 }
 
-/// Sets each step's expected operation duration from its pool's shape.
-fn annotate(r: &mut Rollout, pools: &Pools, m: &Model) {
+/// Sets each step's expected operation duration from its pool's shape (the model's, as
+/// history calibrates it).
+fn annotate(r: &mut Rollout, pools: &Pools, a: &Assumptions) {
     for ring in &mut r.rings {
         for w in &mut ring.waves {
             for c in &mut w.clusters {
                 let shapes = pools.get(&c.id);
                 for st in &mut c.steps {
-                    st.expected_secs = Some(duration(m, shapes, &st.kind).as_secs());
+                    let d = duration(&a.model, shapes, &st.kind).as_secs_f64() * a.history.factor(kind_name(&st.kind));
+                    st.expected_secs = Some(d.round() as u64);
                 }
             }
         }
@@ -196,6 +203,7 @@ pub fn eta(r: &Rollout, s: &Settings, now: DateTime<Utc>) -> Option<Eta> {
         return None;
     }
     let a = Assumptions {
+        history: Default::default(),
         model: Model::default(),
         approval_after: r
             .forecast
@@ -461,8 +469,17 @@ fn timeline(run: &Run, a: &Assumptions, start: DateTime<Utc>) -> Timeline {
                 fmt(m.node_drain + m.node_delete)
             ),
             "each step starts at its earliest start (maintenance windows and blackouts, as planned) or when the step before it is done, whichever is later; ARM calls take no time".into(),
-        ],
+        ]
+        .into_iter()
+        .chain(a.history.kinds.iter().map(|(k, f)| {
+            format!(
+                "history: {k} operations took {:.2}x the model (median of {}; 10% took under {:.2}x, 10% over {:.2}x)",
+                f.median, f.samples, f.p10, f.p90
+            )
+        }))
+        .collect(),
         model: m.clone(),
+        history: a.history.clone(),
     }
 }
 

@@ -82,6 +82,7 @@ pub async fn new_rollout_from(
     // The forecast made now is what lateness is measured against later.
     if rollout.clusters().count() <= crate::forecast::MAX_CLUSTERS {
         let assumptions = crate::forecast::Assumptions {
+            history: Default::default(),
             model: crate::forecast::model::Model::default(),
             approval_after,
         };
