@@ -23,9 +23,14 @@ struct Demo {
 }
 
 fn demo() -> Demo {
+    on_demo_fleet("policies/demo.yaml")
+}
+
+/// The demo fleet planned by the policy file `policy`.
+fn on_demo_fleet(policy: &str) -> Demo {
     let fleet = support::demo_snapshot::load_fleet("demo.yaml");
     let snapshot = support::demo_snapshot::snapshot(&fleet);
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/demo.yaml");
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(policy);
     let text = std::fs::read_to_string(&path).unwrap();
     let policy = ringmaster::policy::compile_with_snapshot("demo.yaml", &text, Some(&snapshot)).unwrap();
     let plan = ringmaster::plan::plan(&snapshot, &policy, snapshot.taken_at);
@@ -407,5 +412,40 @@ fn history_calibrates_the_model_per_kind_of_step() {
             .any(|x| x.starts_with("history: poolVersion operations took 2.00x")),
         "{:?}",
         learned.assumptions
+    );
+}
+
+/// `policies/default.yaml` over the demo fleet: office-hours windows, two approvals (given
+/// four hours after each is asked), a year-end freeze. Every cluster's first step starts
+/// at its planned earliest start (windows, freeze) or later, and the approvals come as
+/// assumed.
+#[test]
+fn a_policy_with_windows_approvals_and_a_freeze_is_forecast_to_its_end() {
+    let d = on_demo_fleet("policies/default.yaml");
+    let tl = run(&d, Model::default(), std::time::Duration::from_secs(4 * 3600));
+    assert!(tl.finish.is_some(), "it ends");
+    for (ri, ring) in tl.rings.iter().enumerate() {
+        if let Some(asked) = ring.approval_asked {
+            assert_eq!(ring.approved.unwrap() - asked, Duration::hours(4), "{}", ring.name);
+        }
+        for c in &ring.clusters {
+            let planned = d.plan.rings[ri]
+                .waves
+                .iter()
+                .flat_map(|w| &w.clusters)
+                .find(|p| p.id == c.id)
+                .unwrap();
+            assert!(
+                c.steps[0].start.unwrap() >= planned.steps[0].earliest_start,
+                "{}",
+                c.id.name
+            );
+        }
+    }
+    assert!(tl.rings.iter().filter(|r| r.approval_asked.is_some()).count() == 2);
+    let table = ringmaster::forecast::render::table(&tl);
+    assert!(
+        table.contains("staging") && table.contains("4h after it is asked"),
+        "{table}"
     );
 }
