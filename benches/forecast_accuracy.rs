@@ -11,7 +11,11 @@
 //! durations stay its own: it runs its surge algorithm with drains, pod restarts and
 //! watch latency; the model is a formula.
 //!
-//! Run: `cargo bench --bench forecast_accuracy` (about 2 minutes).
+//! Then the same for a generated fleet of 120 clusters (`examples/fleets/large.yaml`'s
+//! template, dev 6 / staging 18 / prod 96 in waves of 6, 6 and 12), with an approval
+//! before prod, a daily 08:00-18:00 window for prod and a blackout of prod on Tuesday.
+//!
+//! Run: `cargo bench --bench forecast_accuracy` (about 15 minutes).
 
 use ringmaster::demo::Rehearsal;
 use ringmaster::domain::fleet::ClusterId;
@@ -23,7 +27,13 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
+#[path = "common/generated.rs"]
+mod generated;
+
+/// Simulated seconds per wall-clock second: the demo fleet, the generated one (whose
+/// rollout spans two simulated days of windows and a blackout).
 const SCALE: f64 = 120.0;
+const GENERATED_SCALE: f64 = 600.0;
 
 struct Asks(mpsc::UnboundedSender<String>);
 
@@ -56,6 +66,7 @@ fn compare(tl: &Timeline, done: &Rollout) -> Vec<(String, f64, f64)> {
 /// A rehearsal of `fleet` from its start, with its forecasts made at the start (one per
 /// model): the finished rollout, its state file's directory and the forecasts.
 async fn rehearse(
+    scale: f64,
     fleet: ringmaster::sim::fleet::Fleet,
     policy_path: &std::path::Path,
     models: Vec<(&'static str, Model, ringmaster::forecast::history::Calibration)>,
@@ -65,8 +76,8 @@ async fn rehearse(
         clock,
         client,
         tokens,
-    } = Rehearsal::start(fleet, SCALE, None).await.expect("simulator");
-    let approval_after = Duration::from_secs_f64(SCALE);
+    } = Rehearsal::start(fleet, scale, None).await.expect("simulator");
+    let approval_after = Duration::from_secs_f64(scale);
     let now = clock.now();
     let source = ringmaster::embedded::PolicySource::read(policy_path).unwrap();
     let (rollout, _) =
@@ -123,7 +134,7 @@ async fn rehearse(
                 let r = progress.borrow().clone();
                 if changed.is_err() || r.status.is_terminal() { break r; }
             }
-            _ = tokio::time::sleep(Duration::from_secs(600)) => panic!("the rehearsal did not end in 10 minutes"),
+            _ = tokio::time::sleep(Duration::from_secs(1200)) => panic!("the rehearsal did not end in 20 minutes"),
         }
     };
     let _ = stop_tx.send(());
@@ -168,6 +179,7 @@ async fn main() {
     };
     let wall = std::time::Instant::now();
     let (first, state, forecasts) = rehearse(
+        SCALE,
         load(),
         &policy_path,
         vec![
@@ -197,8 +209,62 @@ async fn main() {
         );
     }
     let (second, _, forecasts) = rehearse(
+        SCALE,
         load(),
         &policy_path,
+        vec![(
+            "default model with one rehearsal's history (goal 5%)",
+            Model::default(),
+            history,
+        )],
+    )
+    .await;
+    print(&second, &forecasts);
+
+    // A generated fleet with windows, an approval and a blackout.
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("generated.yaml");
+    let text = generated::generated_policy("accuracy-120", 6, 6, 12)
+        + "  windows:\n    - name: day\n      cron: \"0 8 * * *\"\n      duration: 10h\n      rings: [prod]\n  blackouts:\n    - name: tuesday\n      from: \"2026-12-01\"\n      rings: [prod]\n";
+    std::fs::write(&policy, text).unwrap();
+    let fleet =
+        || ringmaster::sim::fleet::parse("large.yaml (120)", &generated::generated_fleet_text(120)).expect("fleet");
+    let gd = fleet().durations;
+    let by_hand = Model {
+        control_plane: gd.control_plane_upgrade,
+        node_provision: gd.node_provision,
+        node_drain: gd.pod_schedule + gd.pod_start + Duration::from_secs(10),
+        node_reimage: gd.node_reimage,
+        node_delete: gd.node_delete,
+    };
+    let wall = std::time::Instant::now();
+    let (first, state, forecasts) = rehearse(
+        GENERATED_SCALE,
+        fleet(),
+        &policy,
+        vec![
+            ("default model (goal 10%)", Model::default(), Default::default()),
+            (
+                "model calibrated by hand with the fleet file's durations",
+                by_hand,
+                Default::default(),
+            ),
+        ],
+    )
+    .await;
+    println!(
+        "\n\ngenerated fleet, {} clusters, rehearsed at {GENERATED_SCALE}x in {:.0} s",
+        first.clusters().count(),
+        wall.elapsed().as_secs_f64()
+    );
+    print(&first, &forecasts);
+    let store = ringmaster::store::Store::open(state.path().join("state.db")).unwrap();
+    let (rollouts, audit) = ringmaster::forecast::history::load(&store).unwrap();
+    let history = ringmaster::forecast::history::learn(&rollouts, &audit);
+    let (second, _, forecasts) = rehearse(
+        GENERATED_SCALE,
+        fleet(),
+        &policy,
         vec![(
             "default model with one rehearsal's history (goal 5%)",
             Model::default(),
