@@ -157,61 +157,56 @@ fn print(done: &Rollout, forecasts: &[(&str, Timeline)]) {
     }
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
-    ringmaster::identity::install_crypto_provider();
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let policy_path = root.join("policies/demo.yaml");
-    let load = || {
-        let mut f = ringmaster::sim::fleet::load(&root.join("examples/fleets/demo.yaml")).expect("fleet");
-        f.faults.clear();
-        f
-    };
-    let fd = load().durations;
-    // The fleet's own times, as a team would write them in a model file. Draining a node
-    // here is rescheduling its pods: a few seconds each.
-    let calibrated = Model {
-        control_plane: fd.control_plane_upgrade,
-        node_provision: fd.node_provision,
-        node_drain: fd.pod_schedule + fd.pod_start + Duration::from_secs(10),
-        node_reimage: fd.node_reimage,
-        node_delete: fd.node_delete,
-    };
+/// The model a team writes from a fleet file's own durations. Draining a node is
+/// rescheduling its pods there: a few seconds each.
+fn by_hand(f: &ringmaster::sim::fleet::Fleet) -> Model {
+    let d = &f.durations;
+    Model {
+        control_plane: d.control_plane_upgrade,
+        node_provision: d.node_provision,
+        node_drain: d.pod_schedule + d.pod_start + Duration::from_secs(10),
+        node_reimage: d.node_reimage,
+        node_delete: d.node_delete,
+    }
+}
+
+/// Two rehearsals of a fleet: the first forecast with the default and the by-hand model,
+/// the second with the first one's history.
+async fn measure(what: &str, scale: f64, fleet: impl Fn() -> ringmaster::sim::fleet::Fleet, policy: &std::path::Path) {
     let wall = std::time::Instant::now();
     let (first, state, forecasts) = rehearse(
-        SCALE,
-        load(),
-        &policy_path,
+        scale,
+        fleet(),
+        policy,
         vec![
             ("default model (goal 10%)", Model::default(), Default::default()),
             (
                 "model calibrated by hand with the fleet file's durations",
-                calibrated,
+                by_hand(&fleet()),
                 Default::default(),
             ),
         ],
     )
     .await;
     println!(
-        "demo fleet, {} clusters, rehearsed at {SCALE}x in {:.0} s; hours from the start to each end",
+        "\n{what}, {} clusters, rehearsed at {scale}x in {:.0} s; hours from the start to each end",
         first.clusters().count(),
         wall.elapsed().as_secs_f64()
     );
     print(&first, &forecasts);
-    // A second rehearsal, forecast with the first one's history (goal 5%).
     let store = ringmaster::store::Store::open(state.path().join("state.db")).unwrap();
     let (rollouts, audit) = ringmaster::forecast::history::load(&store).unwrap();
     let history = ringmaster::forecast::history::learn(&rollouts, &audit);
     for (k, f) in &history.kinds {
         println!(
-            "\nhistory: {k}: {} operations, {:.2}x the model (p10 {:.2}, p90 {:.2})",
+            "history: {k}: {} operations, {:.2}x the model (p10 {:.2}, p90 {:.2})",
             f.samples, f.median, f.p10, f.p90
         );
     }
     let (second, _, forecasts) = rehearse(
-        SCALE,
-        load(),
-        &policy_path,
+        scale,
+        fleet(),
+        policy,
         vec![(
             "default model with one rehearsal's history (goal 5%)",
             Model::default(),
@@ -220,6 +215,18 @@ async fn main() {
     )
     .await;
     print(&second, &forecasts);
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    ringmaster::identity::install_crypto_provider();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let demo = || {
+        let mut f = ringmaster::sim::fleet::load(&root.join("examples/fleets/demo.yaml")).expect("fleet");
+        f.faults.clear();
+        f
+    };
+    measure("demo fleet", SCALE, demo, &root.join("policies/demo.yaml")).await;
 
     // A generated fleet with windows, an approval and a blackout.
     let dir = tempfile::tempdir().unwrap();
@@ -227,50 +234,7 @@ async fn main() {
     let text = generated::generated_policy("accuracy-120", 6, 6, 12)
         + "  windows:\n    - name: day\n      cron: \"0 8 * * *\"\n      duration: 10h\n      rings: [prod]\n  blackouts:\n    - name: tuesday\n      from: \"2026-12-01\"\n      rings: [prod]\n";
     std::fs::write(&policy, text).unwrap();
-    let fleet =
+    let generated =
         || ringmaster::sim::fleet::parse("large.yaml (120)", &generated::generated_fleet_text(120)).expect("fleet");
-    let gd = fleet().durations;
-    let by_hand = Model {
-        control_plane: gd.control_plane_upgrade,
-        node_provision: gd.node_provision,
-        node_drain: gd.pod_schedule + gd.pod_start + Duration::from_secs(10),
-        node_reimage: gd.node_reimage,
-        node_delete: gd.node_delete,
-    };
-    let wall = std::time::Instant::now();
-    let (first, state, forecasts) = rehearse(
-        GENERATED_SCALE,
-        fleet(),
-        &policy,
-        vec![
-            ("default model (goal 10%)", Model::default(), Default::default()),
-            (
-                "model calibrated by hand with the fleet file's durations",
-                by_hand,
-                Default::default(),
-            ),
-        ],
-    )
-    .await;
-    println!(
-        "\n\ngenerated fleet, {} clusters, rehearsed at {GENERATED_SCALE}x in {:.0} s",
-        first.clusters().count(),
-        wall.elapsed().as_secs_f64()
-    );
-    print(&first, &forecasts);
-    let store = ringmaster::store::Store::open(state.path().join("state.db")).unwrap();
-    let (rollouts, audit) = ringmaster::forecast::history::load(&store).unwrap();
-    let history = ringmaster::forecast::history::learn(&rollouts, &audit);
-    let (second, _, forecasts) = rehearse(
-        GENERATED_SCALE,
-        fleet(),
-        &policy,
-        vec![(
-            "default model with one rehearsal's history (goal 5%)",
-            Model::default(),
-            history,
-        )],
-    )
-    .await;
-    print(&second, &forecasts);
+    measure("generated fleet", GENERATED_SCALE, generated, &policy).await;
 }

@@ -502,6 +502,17 @@ async fn run_sim(args: SimArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The subscriptions given, or every one the identity can see.
+async fn given_or_all(client: &ringmaster::arm::AksClient, given: &[String]) -> Result<Vec<String>> {
+    if given.is_empty() {
+        ringmaster::discovery::list_subscriptions(client)
+            .await
+            .context("listing subscriptions")
+    } else {
+        Ok(given.to_vec())
+    }
+}
+
 async fn run_upgrades(args: UpgradesArgs) -> Result<ExitCode> {
     use ringmaster::clock::{Clock, SystemClock};
     let clock: std::sync::Arc<dyn Clock> = std::sync::Arc::new(SystemClock);
@@ -510,13 +521,7 @@ async fn run_upgrades(args: UpgradesArgs) -> Result<ExitCode> {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
-    let subscriptions = if args.subscriptions.is_empty() {
-        ringmaster::discovery::list_subscriptions(&client)
-            .await
-            .context("listing subscriptions")?
-    } else {
-        args.subscriptions.clone()
-    };
+    let subscriptions = given_or_all(&client, &args.subscriptions).await?;
     let now = clock.now();
     let discovery = ringmaster::discovery::discover(&client, &subscriptions, now).await?;
     let mut report = ringmaster::upgrades::build(&discovery, &calendar, now);
@@ -686,13 +691,7 @@ async fn run_snapshot(args: SnapshotArgs) -> Result<ExitCode> {
         args.azure.clone(),
         args.azure.http_client()?,
     )?);
-    let subscriptions = if args.subscriptions.is_empty() {
-        ringmaster::discovery::list_subscriptions(&client)
-            .await
-            .context("listing subscriptions")?
-    } else {
-        args.subscriptions.clone()
-    };
+    let subscriptions = given_or_all(&client, &args.subscriptions).await?;
     let (d, workloads) = ringmaster::snapshot::read(&client, tokens, &subscriptions, clock.now()).await?;
     let doc = ringmaster::snapshot::fleet_file(&d, &workloads, &ringmaster::snapshot::Names::new(args.anonymize));
     let text = format!(
