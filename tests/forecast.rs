@@ -7,7 +7,7 @@
 mod support;
 
 use chrono::{DateTime, Duration, Utc};
-use ringmaster::engine::{PoolVersions, Rollout, Settings};
+use ringmaster::engine::{Rollout, Settings};
 use ringmaster::forecast::model::{Model, PoolShape};
 use ringmaster::forecast::{Assumptions, Pools, Timeline, forecast};
 use std::collections::BTreeMap;
@@ -49,11 +49,7 @@ fn on_demo_fleet(policy: &str) -> Demo {
                         surge: 1,
                         soak_minutes: 0,
                     };
-                    let v = PoolVersions {
-                        version: p.version,
-                        image: Some(p.node_image.clone()),
-                    };
-                    (p.name.clone(), (shape, v))
+                    (p.name.clone(), shape)
                 })
                 .collect();
             (c.id.clone(), pools)
@@ -141,7 +137,7 @@ fn the_demo_forecast_keeps_the_rollout_s_rules_and_the_model_s_durations() {
                 }
                 let want = match planned.steps[i].kind.pool() {
                     None => model.control_plane,
-                    Some(p) => model.pool(d.pools[&c.id][p].0),
+                    Some(p) => model.pool(d.pools[&c.id][p]),
                 };
                 assert_eq!(op - st, secs(want), "{}: {}", c.id.name, s.step);
                 assert!(

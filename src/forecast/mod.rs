@@ -19,7 +19,7 @@ pub mod model;
 pub mod render;
 
 use crate::domain::fleet::ClusterId;
-use crate::engine::{self, Command, Input, NotifyEvent, PoolVersions, Rollout, Settings};
+use crate::engine::{self, Command, Input, NotifyEvent, Rollout, Settings};
 use crate::plan::StepKind;
 use chrono::{DateTime, Utc};
 use model::{Model, PoolShape};
@@ -37,8 +37,8 @@ pub struct Assumptions {
     pub history: history::Calibration,
 }
 
-/// Each cluster's pools: their shapes (node count, surge, soak) and versions.
-pub type Pools = BTreeMap<ClusterId, BTreeMap<String, (PoolShape, PoolVersions)>>;
+/// Each cluster's pools: their shapes (node count, surge, soak).
+pub type Pools = BTreeMap<ClusterId, BTreeMap<String, PoolShape>>;
 
 /// The timeline.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -116,7 +116,7 @@ pub const LATE_AFTER: Duration = Duration::from_secs(5 * 60);
 /// that a running rollout's ETA ([`eta`]) and lateness come from the same figures.
 pub fn at_start(r: &mut Rollout, s: &Settings, pools: &Pools, a: &Assumptions, start: DateTime<Utc>) -> Timeline {
     annotate(r, pools, a);
-    let tl = forecast(r.clone(), s, pools, a, start);
+    let tl = timeline(&drive(r.clone(), s, Input::Tick, start, a), a, start);
     r.forecast = Some(engine::ForecastRecord {
         made_at: start,
         finish: tl.finish,
@@ -385,11 +385,11 @@ fn kind_name(k: &StepKind) -> &'static str {
 }
 
 /// The predicted duration of one step's AKS operation.
-fn duration(m: &Model, pools: Option<&BTreeMap<String, (PoolShape, PoolVersions)>>, kind: &StepKind) -> Duration {
+fn duration(m: &Model, pools: Option<&BTreeMap<String, PoolShape>>, kind: &StepKind) -> Duration {
     match kind.pool() {
         None => m.control_plane,
         Some(pool) => {
-            let shape = pools.and_then(|p| p.get(pool)).map(|(s, _)| *s).unwrap_or(PoolShape {
+            let shape = pools.and_then(|p| p.get(pool)).copied().unwrap_or(PoolShape {
                 count: 3,
                 surge: 1,
                 soak_minutes: 0,
@@ -494,14 +494,8 @@ pub fn pools_of(d: &crate::discovery::Discovery, policy: &crate::policy::Policy)
                 .properties
                 .agent_pool_profiles
                 .iter()
-                .filter_map(|p| {
+                .map(|p| {
                     let props = &p.properties;
-                    let version = props
-                        .current_orchestrator_version
-                        .as_deref()
-                        .or(props.orchestrator_version.as_deref())?
-                        .parse()
-                        .ok()?;
                     let facts = crate::preflight::facts::PoolFacts {
                         count: props.count.unwrap_or(1),
                         vm_size: None,
@@ -519,11 +513,7 @@ pub fn pools_of(d: &crate::discovery::Discovery, policy: &crate::policy::Policy)
                             .and_then(|u| u.node_soak_duration_in_minutes)
                             .unwrap_or(0),
                     };
-                    let versions = PoolVersions {
-                        version,
-                        image: props.node_image_version.clone(),
-                    };
-                    Some((p.name.clone(), (shape, versions)))
+                    (p.name.clone(), shape)
                 })
                 .collect();
             (id.clone(), pools)

@@ -37,17 +37,13 @@ pub(super) async fn run(sh: Arc<Shared>, cmd: Command) {
             op,
         } => follow(&sh, step, &cluster, &kind, op).await,
         Command::AbortOperation { cluster, kind, .. } => {
-            let pool = pool_of(&kind);
+            let pool = kind.pool();
             if let Err(e) = sh.arm.abort(&cluster, pool).await {
                 warn!(cluster = %cluster.name, error = %e, "abort failed");
             }
         }
         _ => {}
     }
-}
-
-fn pool_of(kind: &StepKind) -> Option<&str> {
-    kind.pool()
 }
 
 /// The cluster's watches, started on first use.
@@ -171,7 +167,7 @@ enum Resource {
 }
 
 async fn read(sh: &Shared, id: &ClusterId, kind: &StepKind) -> Result<Resource, ArmError> {
-    Ok(match pool_of(kind) {
+    Ok(match kind.pool() {
         None => Resource::Cluster(Box::new(sh.arm.get_cluster(id).await?)),
         Some(pool) => Resource::Pool(Box::new(sh.arm.get_pool(id, pool).await?)),
     })
