@@ -176,16 +176,6 @@ async fn read(sh: &Shared, id: &ClusterId, kind: &StepKind) -> Result<Resource, 
 impl Resource {
     /// Whether it already is where the step leads, and whether an operation runs.
     fn at_target(&self, kind: &StepKind) -> (bool, bool) {
-        if let (Resource::Pool(ap), StepKind::PoolRollback { to, image, .. }) = (self, kind) {
-            let p = &ap.properties;
-            let back = p.current_orchestrator_version.as_deref() == Some(to.to_string().as_str())
-                && image.as_ref().is_none_or(|i| p.node_image_version.as_ref() == Some(i));
-            let running = p
-                .provisioning_state
-                .as_deref()
-                .is_some_and(|s| !crate::arm::models::is_terminal_state(s));
-            return (back, running);
-        }
         let (current, state) = match (self, kind) {
             (Resource::Cluster(mc), _) => (
                 &mc.properties.current_kubernetes_version,
@@ -208,7 +198,14 @@ impl Resource {
         let running = state
             .as_deref()
             .is_some_and(|s| !crate::arm::models::is_terminal_state(s));
-        (current.as_deref() == Some(target.as_str()), running)
+        // A rollback is back when its node image is too (when the state recorded it).
+        let image_back = match (self, kind) {
+            (Resource::Pool(ap), StepKind::PoolRollback { image: Some(i), .. }) => {
+                ap.properties.node_image_version.as_ref() == Some(i)
+            }
+            _ => true,
+        };
+        (current.as_deref() == Some(target.as_str()) && image_back, running)
     }
 
     /// Whether the last operation on it ended without success (`Failed`, `Canceled`).
