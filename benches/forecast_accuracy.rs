@@ -94,7 +94,7 @@ async fn rehearse(
         rollout.id.clone(),
         rollout.policy_file.clone(),
         rollout.policy_text.clone(),
-        rollout.plan.clone(),
+        (*rollout.plan).clone(),
         now,
     );
     let forecasts = models

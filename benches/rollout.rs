@@ -400,6 +400,7 @@ fn transition_cost(r: &Rollout, dir: &Path, n: u32) -> TransitionCost {
         status: "running".into(),
         state_json: json,
         updated_at: r.updated_at,
+        parts: vec![],
     };
     let t = Instant::now();
     for _ in 0..n {

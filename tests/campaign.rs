@@ -1,6 +1,8 @@
 //! The simulation campaign under `cargo test`: seeded rollouts through the real
 //! runtime and executor against the simulator (see `tests/sim_campaign/mod.rs`): 24
-//! seeds by default, about a minute in a debug build on 2 cores.
+//! seeds by default, about a minute in a debug build on 2 cores. At every restart the
+//! state read back from the file must equal, exactly, the one the killed runtime last
+//! committed (or the one it was committing).
 //! `CAMPAIGN_SEED=<n>` replays one seed; `CAMPAIGN_SEEDS=<n>` runs that many. The
 //! 1,000-seed run with a summary: `cargo run --release --example campaign -- --seeds 1000`.
 
@@ -27,6 +29,8 @@ fn seeded_rollouts_through_the_real_runtime_keep_every_safety_rule() {
     // caught, restarts, and seeds that were not clean.
     assert!(totals.succeeded > 0 && totals.halted + totals.aborted > 0);
     assert!(totals.restarts > 0);
+    // Every restart compared the state read back with the one last committed.
+    assert_eq!(totals.recovered, totals.restarts);
     assert!(totals.failed_clusters > 0);
 }
 

@@ -397,6 +397,14 @@ async fn start(mode: Mode, sim: &Sim, dir: &std::path::Path) -> Proc {
     }
 }
 
+/// A stored rollout's whole state as JSON (the store keeps it in parts).
+fn whole_state(rec: &ringmaster::store::RolloutRecord) -> Value {
+    ringmaster::engine::stored::load(rec)
+        .ok()
+        .and_then(|r| serde_json::to_value(r).ok())
+        .unwrap_or_default()
+}
+
 /// Where a (dead) daemon left its rollout: the rings neither pending nor over
 /// (`ring dev running`, `ring prod awaitingApproval`, ...) and the steps under way
 /// (`step starting`, `step inFlight`, `step gating`, ...), or `no rollout yet`.
@@ -407,7 +415,7 @@ fn phase_at(state: &std::path::Path) -> Vec<String> {
     let Some(r) = store.load_rollouts().ok().and_then(|mut v| v.pop()) else {
         return vec!["no rollout yet".into()];
     };
-    let v: Value = serde_json::from_str(&r.state_json).unwrap_or_default();
+    let v = whole_state(&r);
     let mut out = std::collections::BTreeSet::new();
     for ring in v["rings"].as_array().into_iter().flatten() {
         let rs = ring["status"]["state"].as_str().unwrap_or_default();
@@ -447,7 +455,7 @@ fn outcome_detail(state: &std::path::Path) -> String {
     else {
         return "no rollout in the state file".into();
     };
-    let v: Value = serde_json::from_str(&r.state_json).unwrap_or_default();
+    let v = whole_state(&r);
     let mut out = format!("rollout {}", v["status"]);
     for ring in v["rings"].as_array().into_iter().flatten() {
         for cl in ring["waves"]
@@ -620,7 +628,7 @@ async fn campaign(seed: u64, kills: usize, mode: Mode) -> Campaign {
         outcome_detail(&dir.path().join("state.db")),
         c.describe()
     );
-    let state: Value = serde_json::from_str(&rollouts[0].state_json).unwrap();
+    let state = whole_state(&rollouts[0]);
     let mut clusters = BTreeMap::new();
     for ring in state["rings"].as_array().unwrap() {
         for wave in ring["waves"].as_array().unwrap() {
@@ -851,7 +859,7 @@ async fn killed_between_a_call_and_its_record_a_failed_operation_is_not_called_a
     // Where a kill before the record leaves the state file.
     let store = ringmaster::store::Store::open(&state_path).unwrap();
     let mut rec = store.load_rollouts().unwrap().remove(0);
-    let mut state: Value = serde_json::from_str(&rec.state_json).unwrap();
+    let mut state = whole_state(&rec);
     let (r, w, c, s) = failing_step(&state).expect("the failing pool's step is in the plan");
     let step = &mut state["rings"][r]["waves"][w]["clusters"][c]["steps"][s];
     let was = step["status"]["state"].as_str().unwrap_or_default().to_string();
@@ -862,7 +870,8 @@ async fn killed_between_a_call_and_its_record_a_failed_operation_is_not_called_a
     eprintln!("the kill found the step {was}; restarting from `starting`");
     let since = step["startedAt"].clone();
     step["status"] = json!({ "state": "starting", "since": since });
-    rec.state_json = state.to_string();
+    let edited: ringmaster::engine::Rollout = serde_json::from_value(state).unwrap();
+    rec = ringmaster::engine::stored::record(&edited, None, rec.updated_at).unwrap();
     store.save_rollout(&rec).unwrap();
     drop(store);
     // Restart: it must reconcile without calling again, and go on to the end.
@@ -882,7 +891,7 @@ async fn killed_between_a_call_and_its_record_a_failed_operation_is_not_called_a
     let dups = duplicates(&writes);
     assert!(dups.is_empty(), "duplicate calls: {dups:?}");
     let store = ringmaster::store::Store::open(&state_path).unwrap();
-    let state: Value = serde_json::from_str(&store.load_rollouts().unwrap()[0].state_json).unwrap();
+    let state = whole_state(&store.load_rollouts().unwrap()[0]);
     let (r, w, c, _) = failing_step(&state).unwrap();
     assert_eq!(
         state["rings"][r]["waves"][w]["clusters"][c]["status"]["state"], "failed",

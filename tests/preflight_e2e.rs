@@ -179,7 +179,7 @@ fn run_rollout(sim: &Sim, dir: &Path, policy: &str) -> ringmaster::engine::Rollo
             String::from_utf8_lossy(&out.stderr)
         )
     });
-    serde_json::from_str(&rec.state_json).unwrap()
+    ringmaster::engine::stored::load(&rec).unwrap()
 }
 
 fn statuses(r: &ringmaster::engine::Rollout) -> BTreeMap<String, ringmaster::engine::ClusterStatus> {

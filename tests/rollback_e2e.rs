@@ -56,7 +56,7 @@ fn hold_policy(dir: &Path) -> std::path::PathBuf {
 fn stored(dir: &Path) -> Rollout {
     let store = ringmaster::store::Store::open(dir.join("state.db")).unwrap();
     let rec = store.load_rollouts().unwrap().pop().expect("a stored rollout");
-    serde_json::from_str(&rec.state_json).unwrap()
+    ringmaster::engine::stored::load(&rec).unwrap()
 }
 
 fn status(r: &Rollout, name: &str) -> ClusterStatus {

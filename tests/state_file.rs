@@ -32,6 +32,7 @@ fn running(id: &str) -> RolloutRecord {
         status: "running".into(),
         state_json: format!("{{\"id\":\"{id}\",\"pad\":\"{}\"}}", "p".repeat(20_000)),
         updated_at: Utc::now(),
+        parts: vec![],
     }
 }
 
@@ -154,13 +155,7 @@ fn serve_refuses_an_unfinished_rollout_whose_policy_it_no_longer_accepts() {
     let rollout = ringmaster::engine::Rollout::new("r-old".into(), "demo.yaml".into(), stale, plan, now);
     Store::open(&path)
         .unwrap()
-        .save_rollout(&RolloutRecord {
-            id: rollout.id.clone(),
-            policy_name: "demo".into(),
-            status: "running".into(),
-            state_json: serde_json::to_string(&rollout).unwrap(),
-            updated_at: Utc::now(),
-        })
+        .save_rollout(&ringmaster::engine::stored::record(&rollout, None, Utc::now()).unwrap())
         .unwrap();
     let out = serve_refusal(&path);
     let stderr = String::from_utf8_lossy(&out.stderr);

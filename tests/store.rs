@@ -27,6 +27,7 @@ fn rollout(id: &str, seq: u64) -> RolloutRecord {
         status: "running".into(),
         state_json: json!({ "seq": seq, "rings": ["canary", "prod"] }).to_string(),
         updated_at: t(seq as i64),
+        parts: vec![],
     }
 }
 

@@ -1021,7 +1021,7 @@ fn warm_next_wave(r: &mut Rollout, ri: usize, wi: usize, out: &mut Vec<Command>)
     }
     for c in &mut ring.waves[wi + 1].clusters {
         if c.status == ClusterStatus::Pending && !c.paused && !c.warm {
-            c.warm = true;
+            std::sync::Arc::make_mut(c).warm = true;
             out.push(Command::StartWatch { cluster: c.id.clone() });
         }
     }

@@ -14,6 +14,7 @@ mod drive;
 mod input;
 pub mod model;
 mod settings;
+pub mod stored;
 
 pub use drive::{advance, describe};
 pub use input::{Command, Input, NotifyEvent, Scope};

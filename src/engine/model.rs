@@ -6,6 +6,7 @@ use crate::domain::fleet::ClusterId;
 use crate::plan::{Plan, StepKind};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -15,7 +16,9 @@ pub struct Rollout {
     /// file changes (it is compiled again from here after a restart).
     pub policy_file: String,
     pub policy_text: String,
-    pub plan: Plan,
+    /// Shared, never changed after creation: a clone of the rollout (for the API, for
+    /// the last-saved copy) shares it instead of copying 5,000 clusters' plans.
+    pub plan: Arc<Plan>,
     pub status: RolloutStatus,
     pub rings: Vec<RingRun>,
     pub created_at: DateTime<Utc>,
@@ -24,7 +27,7 @@ pub struct Rollout {
     pub seq: u64,
     /// The forecast made when the rollout was created: what "late" is measured against.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub forecast: Option<ForecastRecord>,
+    pub forecast: Option<Arc<ForecastRecord>>,
 }
 
 /// When the rollout was forecast, at its creation, to finish (`docs/forecast.md`).
@@ -116,7 +119,11 @@ pub struct WaveRun {
     pub name: String,
     /// Clusters of this wave that may run at once.
     pub max_parallel: usize,
-    pub clusters: Vec<ClusterRun>,
+    /// Copy-on-write: a clone of the rollout shares every cluster, and the engine's
+    /// `Arc::make_mut` copies only the ones it changes. So publishing a state costs a
+    /// pointer per cluster, and the runtime finds what changed since its last save by
+    /// comparing pointers (`engine::stored`).
+    pub clusters: Vec<Arc<ClusterRun>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -328,8 +335,9 @@ impl Rollout {
         &self.rings[c.ring].waves[c.wave].clusters[c.cluster]
     }
 
+    /// The cluster, to change: copied first if a published or saved state shares it.
     pub fn cluster_mut(&mut self, c: ClusterRef) -> &mut ClusterRun {
-        &mut self.rings[c.ring].waves[c.wave].clusters[c.cluster]
+        Arc::make_mut(&mut self.rings[c.ring].waves[c.wave].clusters[c.cluster])
     }
 
     pub fn step(&self, s: StepRef) -> &StepRun {
@@ -351,7 +359,7 @@ impl Rollout {
                             wave: wi,
                             cluster: ci,
                         },
-                        c,
+                        &**c,
                     )
                 })
             })
@@ -380,7 +388,8 @@ impl Rollout {
                         clusters: w
                             .clusters
                             .iter()
-                            .map(|c| ClusterRun {
+                            .map(|c| {
+                                Arc::new(ClusterRun {
                                 id: c.id.clone(),
                                 status: ClusterStatus::Pending,
                                 steps: c
@@ -406,6 +415,7 @@ impl Rollout {
                                 skip_requested: None,
                                 preflight: None,
                                 pools: Default::default(),
+                                })
                             })
                             .collect(),
                     })
@@ -420,7 +430,7 @@ impl Rollout {
             id,
             policy_file,
             policy_text,
-            plan,
+            plan: Arc::new(plan),
             status: RolloutStatus::Running,
             rings,
             created_at: now,

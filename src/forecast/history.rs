@@ -99,7 +99,7 @@ pub fn load(store: &crate::store::Store) -> Result<(Vec<Rollout>, Vec<AuditEntry
     let mut rollouts = Vec::new();
     let mut audit = Vec::new();
     for rec in store.load_rollouts()? {
-        let Ok(r) = serde_json::from_str::<Rollout>(&rec.state_json) else {
+        let Ok(r) = crate::engine::stored::load(&rec) else {
             continue;
         };
         let mut since = 0;

@@ -117,7 +117,7 @@ pub const LATE_AFTER: Duration = Duration::from_secs(5 * 60);
 pub fn at_start(r: &mut Rollout, s: &Settings, pools: &Pools, a: &Assumptions, start: DateTime<Utc>) -> Timeline {
     annotate(r, pools, a);
     let tl = timeline(&drive(r.clone(), s, Input::Tick, start, a), a, start);
-    r.forecast = Some(engine::ForecastRecord {
+    r.forecast = Some(std::sync::Arc::new(engine::ForecastRecord {
         made_at: start,
         finish: tl.finish,
         approval_after_secs: a.approval_after.as_secs(),
@@ -132,7 +132,7 @@ pub fn at_start(r: &mut Rollout, s: &Settings, pools: &Pools, a: &Assumptions, s
             .flat_map(|x| &x.clusters)
             .filter_map(|c| Some((c.id.to_string(), c.finish?)))
             .collect(),
-    });
+    }));
     tl
 }
 
@@ -149,6 +149,7 @@ fn annotate(r: &mut Rollout, pools: &Pools, a: &Assumptions) {
     for ring in &mut r.rings {
         for w in &mut ring.waves {
             for c in &mut w.clusters {
+                let c = std::sync::Arc::make_mut(c);
                 let shapes = pools.get(&c.id);
                 for st in &mut c.steps {
                     let d = duration(&a.model, shapes, &st.kind).as_secs_f64() * a.history.factor(kind_name(&st.kind));

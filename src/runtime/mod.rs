@@ -78,8 +78,11 @@ pub struct Runtime {
     metrics: Option<Arc<crate::metrics::Metrics>>,
     /// Where a save that fails is reported (`/readyz`).
     health: Option<Arc<crate::health::Health>>,
-    /// The state's JSON buffer, kept between saves.
-    json: String,
+    /// The state the last save wrote (it shares every unchanged cluster with
+    /// `rollout`): the next save writes only what differs from it.
+    saved: Option<Rollout>,
+    /// What is being committed and what was, for whoever checks recovery.
+    commits: watch::Sender<Commits>,
     /// A crash test's kill point ([`CRASH_AFTER_SAVE`]).
     crash_after_save: Option<String>,
 }
@@ -89,6 +92,15 @@ pub struct Runtime {
 /// commands: the exact moment between a recorded intent and its call, which a kill
 /// from outside hits only by chance. Unset, nothing happens.
 pub const CRASH_AFTER_SAVE: &str = "RINGMASTER_CRASH_AFTER_SAVE";
+
+/// The runtime's saves, as [`Runtime::commits`] publishes them.
+#[derive(Debug, Clone, Default)]
+pub struct Commits {
+    /// Handed to the store, not yet acknowledged.
+    pub saving: Option<Rollout>,
+    /// The last state the store acknowledged.
+    pub saved: Option<Rollout>,
+}
 
 /// A handle to send decisions (approve, pause, ...) into a running rollout.
 #[derive(Clone)]
@@ -142,7 +154,8 @@ impl Runtime {
             audit: None,
             metrics: None,
             health: None,
-            json: String::new(),
+            saved: None,
+            commits: watch::channel(Commits::default()).0,
             crash_after_save: std::env::var(CRASH_AFTER_SAVE).ok().filter(|a| !a.is_empty()),
         })
     }
@@ -168,6 +181,12 @@ impl Runtime {
     /// Follows every state the rollout goes through.
     pub fn progress(&self) -> watch::Receiver<Rollout> {
         self.progress.subscribe()
+    }
+
+    /// Follows the saves: the state being committed, and the last one committed. A
+    /// restart after a crash finds one of the two in the store, exactly.
+    pub fn commits(&self) -> watch::Receiver<Commits> {
+        self.commits.subscribe()
     }
 
     /// Sends every audit entry here too (the demo prints them).
@@ -268,19 +287,19 @@ impl Runtime {
         // `drive` recomputes from the state.
         let durable = cmds.iter().any(|c| !matches!(c, Command::WakeAt { .. }));
         if durable && let Some(store) = &self.shared.store {
-            // Into the same buffer every time: a 5,000-cluster state is 8 MiB of JSON.
-            let mut json = std::mem::take(&mut self.json).into_bytes();
-            json.clear();
-            serde_json::to_writer(&mut json, &self.rollout).map_err(|e| RuntimeError::Saving(e.to_string()))?;
-            let record = RolloutRecord {
-                id: self.rollout.id.clone(),
-                policy_name: self.rollout.plan.policy.clone(),
-                status: self.rollout.status.label().to_string(),
-                state_json: String::from_utf8(json).map_err(|e| RuntimeError::Saving(e.to_string()))?,
-                updated_at: now,
-            };
+            // The head and the clusters that changed since the last save: a transition
+            // costs what it changed, not the fleet (`engine::stored`).
+            let record = engine::stored::record(&self.rollout, self.saved.as_ref(), now)
+                .map_err(|e| RuntimeError::Saving(e.to_string()))?;
             let store = store.clone();
-            self.json = self.persist(&store, record, audits.clone(), shutdown).await?;
+            let saving = self.rollout.clone();
+            self.commits.send_modify(|c| c.saving = Some(saving.clone()));
+            self.persist(&store, record, audits.clone(), shutdown).await?;
+            self.commits.send_modify(|c| {
+                c.saving = None;
+                c.saved = Some(saving.clone());
+            });
+            self.saved = Some(saving);
             if let Some(action) = &self.crash_after_save
                 && audits.iter().any(|a| &a.action == action)
             {
@@ -311,14 +330,14 @@ impl Runtime {
     /// first failure of a run is an ERROR log, a webhook (`stateNotSaved`), a metric and
     /// a 503 from `/readyz`; the save that ends it says so the same ways. So a step is
     /// neither lost (its transition is saved before it runs) nor repeated (the state is
-    /// saved once, then the commands run once). Returns the JSON buffer for reuse.
+    /// saved once, then the commands run once).
     async fn persist(
         &mut self,
         store: &StoreWriter,
         record: RolloutRecord,
         entries: Vec<AuditEntry>,
         mut shutdown: std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
-    ) -> Result<String, RuntimeError> {
+    ) -> Result<(), RuntimeError> {
         let mut backoff = SAVE_RETRY_FIRST;
         let mut record = record;
         loop {
@@ -334,7 +353,7 @@ impl Runtime {
             let error = match saved {
                 Ok(_) => {
                     self.saved_again();
-                    return Ok(record.state_json);
+                    return Ok(());
                 }
                 Err(e) => e,
             };

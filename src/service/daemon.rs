@@ -252,14 +252,14 @@ pub fn stored(store: &Store) -> Result<Vec<Rollout>, ControlError> {
         .load_rollouts()
         .map_err(|e| ControlError::Store(e.to_string()))?
         .into_iter()
-        .map(|r| decode(&r.id, &r.state_json))
+        .map(|r| decode(&r))
         .collect()
 }
 
 /// A stored state, decoded; one that doesn't decode is an error naming the rollout.
-fn decode(id: &str, json: &str) -> Result<Rollout, ControlError> {
-    serde_json::from_str(json)
-        .map_err(|e| ControlError::Store(format!("the stored state of rollout `{id}` cannot be read: {e}")))
+fn decode(r: &crate::store::RolloutRecord) -> Result<Rollout, ControlError> {
+    crate::engine::stored::load(r)
+        .map_err(|e| ControlError::Store(format!("the stored state of rollout `{}` cannot be read: {e}", r.id)))
 }
 
 fn describe_metrics(m: &Metrics) {
@@ -333,7 +333,7 @@ impl Control for Daemon {
         self.store
             .load_rollout(id)
             .map_err(|e| ControlError::Store(e.to_string()))?
-            .map(|r| decode(&r.id, &r.state_json))
+            .map(|r| decode(&r))
             .transpose()
     }
 

@@ -1,6 +1,7 @@
-//! Rollout records: the engine's whole state as JSON, one row per rollout,
-//! overwritten on every transition. The store keeps the last committed state only;
-//! the history of how it got there is the audit log.
+//! Rollout records: the engine's state as JSON, one row per rollout (its head,
+//! overwritten at every save) and numbered parts beside it, each replaced only when a
+//! save carries it (`engine::stored` decides what goes where). The store keeps the last
+//! committed state only; the history of how it got there is the audit log.
 
 use super::codec::{time_from_sql, time_to_sql};
 use super::error::sql;
@@ -15,9 +16,13 @@ pub struct RolloutRecord {
     pub id: String,
     pub policy_name: String,
     pub status: String,
-    /// The engine's serialized state; must be valid JSON.
+    /// The engine's serialized state (or its head, with `parts`); must be valid JSON.
     pub state_json: String,
     pub updated_at: DateTime<Utc>,
+    /// Numbered parts of the state. Saving writes these (inserted or replaced) and
+    /// leaves the rollout's other parts as they are; loading returns all of them, in
+    /// order.
+    pub parts: Vec<(i64, String)>,
 }
 
 const UPSERT: &str = "INSERT INTO rollouts (id, policy_name, status, state_json, updated_at)
@@ -42,7 +47,22 @@ fn upsert(conn: &Connection, r: &RolloutRecord) -> Result<(), StoreError> {
             ])
         })
         .map_err(sql("saving a rollout"))?;
+    for (part, json) in &r.parts {
+        conn.prepare_cached(
+            "INSERT INTO rollout_parts (rollout_id, part, json) VALUES (?1, ?2, ?3)
+             ON CONFLICT (rollout_id, part) DO UPDATE SET json = excluded.json",
+        )
+        .and_then(|mut stmt| stmt.execute(params![r.id, part, json]))
+        .map_err(sql("saving a rollout's part"))?;
+    }
     Ok(())
+}
+
+/// Every part of the rollout, in order.
+fn parts(conn: &Connection, id: &str) -> Result<Vec<(i64, String)>, StoreError> {
+    conn.prepare_cached("SELECT part, json FROM rollout_parts WHERE rollout_id = ?1 ORDER BY part")
+        .and_then(|mut stmt| stmt.query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
+        .map_err(sql("loading a rollout's parts"))
 }
 
 /// Reads the columns as text first; times are decoded after, outside rusqlite's
@@ -53,8 +73,12 @@ fn raw(row: &Row<'_>) -> rusqlite::Result<RawRollout> {
     Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?))
 }
 
-fn decode((id, policy_name, status, state_json, updated_at): RawRollout) -> Result<RolloutRecord, StoreError> {
+fn decode(
+    conn: &Connection,
+    (id, policy_name, status, state_json, updated_at): RawRollout,
+) -> Result<RolloutRecord, StoreError> {
     Ok(RolloutRecord {
+        parts: parts(conn, &id)?,
         id,
         policy_name,
         status,
@@ -90,7 +114,7 @@ impl Store {
             .prepare_cached(&format!("{SELECT} ORDER BY id"))
             .and_then(|mut stmt| stmt.query_map([], raw)?.collect())
             .map_err(sql("loading rollouts"))?;
-        raws.into_iter().map(decode).collect()
+        raws.into_iter().map(|r| decode(&conn, r)).collect()
     }
 
     /// One rollout, `None` when there is none with that id.
@@ -100,6 +124,6 @@ impl Store {
             .query_row(&format!("{SELECT} WHERE id = ?1"), [id], raw)
             .optional()
             .map_err(sql("loading a rollout"))?;
-        raw.map(decode).transpose()
+        raw.map(|r| decode(&conn, r)).transpose()
     }
 }

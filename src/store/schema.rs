@@ -19,10 +19,24 @@ use super::StoreError;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
 /// `(version, SQL)`; versions start at 1 and have no gaps.
-const MIGRATIONS: &[(u32, &str)] = &[(1, V1), (2, V2)];
+const MIGRATIONS: &[(u32, &str)] = &[(1, V1), (2, V2), (3, V3)];
 
 /// The newest schema this binary knows.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
+
+/// v3: a rollout's state in parts, so that a save writes what changed
+/// (`engine::stored`): `rollouts.state_json` holds the head, `rollout_parts` the rest,
+/// each part replaced only when it changed. Rows saved before v3 keep their whole
+/// state in `state_json` and no parts; they read as they are, and the next save
+/// writes them in parts.
+const V3: &str = r#"
+CREATE TABLE rollout_parts (
+    rollout_id TEXT NOT NULL REFERENCES rollouts(id),
+    part       INTEGER NOT NULL CHECK (part >= 0),
+    json       TEXT NOT NULL CHECK (json_valid(json)),
+    PRIMARY KEY (rollout_id, part)
+) STRICT;
+"#;
 
 /// v2: the audit log gets a retention path. Entries are still never updated, and
 /// deleted only up to the archive mark, which only the retention job moves, and only

@@ -16,6 +16,7 @@ fn rollout(id: &str, status: &str, seq: u32) -> RolloutRecord {
         status: status.into(),
         state_json: json!({ "seq": seq }).to_string(),
         updated_at: t(seq.into()),
+        parts: vec![],
     }
 }
 

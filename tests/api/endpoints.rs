@@ -86,7 +86,7 @@ async fn the_openapi_document_describes_exactly_the_routes() {
 async fn reads_show_rings_clusters_steps_and_gate_reasons() {
     let h = Harness::start().await;
     h.standin.with("r1", |r| {
-        let c = &mut r.rings[1].waves[0].clusters[0];
+        let c = std::sync::Arc::make_mut(&mut r.rings[1].waves[0].clusters[0]);
         c.steps[0].status = StepStatus::Gating {
             since: r.created_at,
             passing_since: None,

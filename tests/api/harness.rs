@@ -101,13 +101,7 @@ impl StandIn {
                 _ => None,
             })
             .collect();
-        let record = RolloutRecord {
-            id: r.id.clone(),
-            policy_name: r.plan.policy.clone(),
-            status: r.status.label().to_string(),
-            state_json: serde_json::to_string(r).unwrap(),
-            updated_at: now,
-        };
+        let record = ringmaster::engine::stored::record(r, None, now).unwrap();
         self.store.save_rollout_with_audit(&record, &audits).unwrap();
     }
 
@@ -218,6 +212,7 @@ fn fixture() -> (Rollout, Settings, DateTime<Utc>) {
     for ring in &mut r.rings[..2] {
         for w in &mut ring.waves {
             for c in &mut w.clusters {
+                let c = std::sync::Arc::make_mut(c);
                 c.status = ClusterStatus::Done;
                 c.steps.iter_mut().for_each(|s| s.status = StepStatus::Done);
             }

@@ -486,3 +486,29 @@ impl Checker {
         Ok(self.checks)
     }
 }
+
+/// `None` when `recovered` equals one of `candidates` exactly; otherwise where it first
+/// differs from the last of them (the rollout's fields, then cluster by cluster).
+pub fn recovery_mismatch(recovered: &Rollout, candidates: &[&Rollout]) -> Option<String> {
+    if candidates.iter().any(|c| *c == recovered) {
+        return None;
+    }
+    let Some(want) = candidates.last() else {
+        return Some("nothing was committed, yet a state was recovered".into());
+    };
+    for ((at, a), (_, b)) in recovered.clusters().zip(want.clusters()) {
+        if a != b {
+            return Some(format!("cluster {at:?}:\nrecovered {a:#?}\ncommitted {b:#?}"));
+        }
+    }
+    let head = |r: &Rollout| {
+        format!(
+            "seq {} status {:?} updated {} rings {:?}",
+            r.seq,
+            r.status,
+            r.updated_at,
+            r.rings.iter().map(|x| (&x.name, &x.status, &x.approval, x.paused)).collect::<Vec<_>>()
+        )
+    };
+    Some(format!("recovered {}\ncommitted {}", head(recovered), head(want)))
+}

@@ -49,6 +49,8 @@ pub struct Report {
     pub outcome: Outcome,
     pub clean: bool,
     pub restarts: u32,
+    /// Restarts whose recovered state was compared with the committed one, and equal.
+    pub recovered: u32,
     pub writes: usize,
     pub checks: u64,
     pub failed_clusters: usize,
@@ -68,6 +70,8 @@ pub struct Totals {
     pub failed_clusters: usize,
     pub rolled_back: usize,
     pub restarts: u32,
+    /// Restarts whose recovered state was compared with the committed one, and equal.
+    pub recovered: u32,
     pub writes: usize,
     pub checks: u64,
     pub simulated_secs: i64,
@@ -87,6 +91,7 @@ impl Totals {
             t.failed_clusters += r.failed_clusters;
             t.rolled_back += r.rolled_back;
             t.restarts += r.restarts;
+            t.recovered += r.recovered;
             t.writes += r.writes;
             t.checks += r.checks;
             t.simulated_secs += r.simulated.num_seconds();
@@ -104,8 +109,8 @@ impl std::fmt::Display for Totals {
         )?;
         writeln!(
             f,
-            "clean seeds (must succeed): {}; clusters failed as their fault requires or otherwise: {}, rolled back: {}; daemon restarts: {}",
-            self.clean, self.failed_clusters, self.rolled_back, self.restarts
+            "clean seeds (must succeed): {}; clusters failed as their fault requires or otherwise: {}, rolled back: {}; daemon restarts: {} ({} recovered exactly the committed state)",
+            self.clean, self.failed_clusters, self.rolled_back, self.restarts, self.recovered
         )?;
         writeln!(
             f,
@@ -278,6 +283,7 @@ async fn run(sc: Scenario) -> Report {
     follow(runtime.audit_feed());
     let mut control = runtime.control();
     let mut progress = runtime.progress();
+    let mut commits = runtime.commits();
     let mut runner = tokio::spawn(runtime.run(Input::Tick, std::future::pending()));
 
     // The operator's inputs, at simulated times (they outlive restarts: they are the
@@ -291,6 +297,8 @@ async fn run(sc: Scenario) -> Report {
     let mut asked: Vec<String> = Vec::new();
     let mut delivered: Vec<(String, Input)> = Vec::new();
     let mut restarts = 0;
+    let mut recovered = 0;
+    let mut started_from: Option<Rollout> = None;
     let horizon = start + chrono::Duration::from_std(HORIZON).unwrap();
     let mut last: Rollout = progress.borrow().clone();
     let mut crashes = sc.crashes.clone();
@@ -387,6 +395,15 @@ async fn run(sc: Scenario) -> Report {
                             let Some(r) = stored.into_iter().find(|r| !r.status.is_terminal()) else {
                                 fail("the daemon was restarted after the rollout ended".into())
                             };
+                            // Recovery is exact: the state read back is the one the killed
+                            // runtime last committed, or the one it was committing.
+                            // (Nothing committed since the last start: the one it started from.)
+                            let c = commits.borrow().clone();
+                            let candidates: Vec<&Rollout> = [c.saving.as_ref(), c.saved.as_ref().or(started_from.as_ref())].into_iter().flatten().collect();
+                            if let Some(diff) = check::recovery_mismatch(&r, &candidates) {
+                                fail(format!("the recovered state is not the last committed one: {diff}"));
+                            }
+                            recovered += 1;
                             // An answer the killed daemon took but had not saved is given
                             // again, as an operator who sees the ring still waiting would.
                             for (ring, input) in &delivered {
@@ -394,12 +411,14 @@ async fn run(sc: Scenario) -> Report {
                                     approvals.push((now, input.clone()));
                                 }
                             }
+                            started_from = Some(r.clone());
                             let mut runtime = Runtime::new(r, client.clone(), tokens.clone(), clock.clone(), Some(store), notifier.clone())
                                 .unwrap_or_else(|e| fail(format!("runtime after a restart: {e}")));
                             trail.lock().unwrap().push(format!("{} -- restart", now.format("%d %H:%M:%S%.3f")));
                             follow(runtime.audit_feed());
                             control = runtime.control();
                             progress = runtime.progress();
+                            commits = runtime.commits();
                             runner = tokio::spawn(runtime.run(Input::Resumed, std::future::pending()));
                             continue;
                         }
@@ -446,6 +465,7 @@ async fn run(sc: Scenario) -> Report {
         outcome,
         clean: sc.clean,
         restarts,
+        recovered,
         writes: writes.len(),
         checks,
         failed_clusters: last

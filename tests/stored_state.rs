@@ -1,0 +1,154 @@
+//! The rollout's state in parts (`engine::stored`), through a real state file: every
+//! save of a whole demo rollout reads back exactly as the engine had it, a save writes
+//! the clusters that changed and no others, and a state saved whole before parts (a
+//! schema-1 file) is read and then rewritten in parts.
+
+mod support;
+
+use ringmaster::engine::{self, Input, Rollout, Scope, stored};
+use ringmaster::store::Store;
+use support::engine_driver::{demo, run_until};
+
+/// Saves `r` as the runtime does (what changed since `saved`) and reads it back.
+fn save_and_load(store: &Store, r: &Rollout, saved: Option<&Rollout>) -> (Rollout, usize) {
+    let rec = stored::record(r, saved, r.updated_at).unwrap();
+    let written = rec.parts.len();
+    store.save_rollout(&rec).unwrap();
+    let back = stored::load(&store.load_rollout(&r.id).unwrap().unwrap()).unwrap();
+    (back, written)
+}
+
+#[test]
+fn every_save_of_a_whole_rollout_reads_back_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("state.db")).unwrap();
+    let (mut r, s) = demo();
+    let clusters = r.clusters().count();
+    let mut saved: Option<Rollout> = None;
+    let mut saves = 0;
+    let mut parts_after_first = Vec::new();
+    let start = r.created_at;
+    let ((), _) = run_until(&mut r, &s, start, |now, _| {
+        // Once per transition (the driver calls this for each of its commands).
+        if saved.as_ref().is_some_and(|x| x.seq == now.seq && x == now) {
+            return now.status.is_terminal().then_some(());
+        }
+        let (back, written) = save_and_load(&store, now, saved.as_ref());
+        for ((at, a), (_, b)) in back.clusters().zip(now.clusters()) {
+            assert_eq!(a, b, "cluster {at:?} at seq {}", now.seq);
+        }
+        assert_eq!(&back, now, "save {saves} (seq {}) reads back as it was", now.seq);
+        if saved.is_some() {
+            parts_after_first.push(written);
+        } else {
+            assert_eq!(written, clusters + 1, "the first save writes every part");
+        }
+        saves += 1;
+        saved = Some(now.clone());
+        now.status.is_terminal().then_some(())
+    });
+    assert_eq!(r.status, engine::RolloutStatus::Succeeded);
+    assert!(saves > 50, "a whole rollout saves many times ({saves})");
+    let max = parts_after_first.iter().max().copied().unwrap_or(0);
+    let total: usize = parts_after_first.iter().sum();
+    eprintln!(
+        "{saves} saves of {clusters} clusters: at most {max} parts, {:.2} on average, after the first",
+        total as f64 / parts_after_first.len() as f64
+    );
+    assert!(
+        max < clusters / 2,
+        "a transition writes the clusters it changed, not the fleet (at most {max} of {clusters})"
+    );
+}
+
+#[test]
+fn a_save_writes_exactly_the_clusters_that_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("state.db")).unwrap();
+    let (mut r, s) = demo();
+    let now = r.created_at;
+    // The first transition starts the dev ring's clusters (they wait for baselines).
+    engine::advance(&mut r, &s, Input::Tick, now);
+    let (_, written) = save_and_load(&store, &r, None);
+    assert_eq!(written, r.clusters().count() + 1);
+    let before = r.clone();
+    // A ring's pause changes the head only.
+    let ring = r.rings[1].name.clone();
+    engine::advance(
+        &mut r,
+        &s,
+        Input::Pause {
+            scope: Scope::Ring(ring),
+            by: "alice".into(),
+            reason: "test".into(),
+        },
+        now,
+    );
+    let (back, written) = save_and_load(&store, &r, Some(&before));
+    assert_eq!((back == r, written), (true, 0), "a ring's pause writes no cluster");
+    // A cluster's pause changes that cluster's part only.
+    let before = r.clone();
+    let (at, id) = r.clusters().map(|(at, c)| (at, c.id.clone())).nth(3).unwrap();
+    engine::advance(
+        &mut r,
+        &s,
+        Input::Pause {
+            scope: Scope::Cluster(id),
+            by: "alice".into(),
+            reason: "test".into(),
+        },
+        now,
+    );
+    assert!(r.cluster(at).paused);
+    let rec = stored::record(&r, Some(&before), now).unwrap();
+    let flat = r.clusters().position(|(x, _)| x == at).unwrap() as i64 + 1;
+    assert_eq!(rec.parts.iter().map(|(k, _)| *k).collect::<Vec<_>>(), vec![flat]);
+    store.save_rollout(&rec).unwrap();
+    assert_eq!(stored::load(&store.load_rollout(&r.id).unwrap().unwrap()).unwrap(), r);
+}
+
+#[test]
+fn a_state_saved_whole_before_parts_is_read_then_rewritten_in_parts() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let (r, _) = demo();
+    {
+        // A schema-1 file as released, holding this rollout as the daemon then wrote
+        // it: the whole state in `state_json`.
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(include_str!("support/schema_v1.sql")).unwrap();
+        conn.execute(
+            "INSERT INTO rollouts (id, policy_name, status, state_json, updated_at) VALUES (?1, 'demo', 'running', ?2, '2026-01-01T00:00:00.000000000Z')",
+            rusqlite::params![r.id, serde_json::to_string(&r).unwrap()],
+        )
+        .unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.check().unwrap().schema_version, ringmaster::store::SCHEMA_VERSION);
+    let rec = store.load_rollout(&r.id).unwrap().unwrap();
+    assert!(rec.parts.is_empty());
+    assert_eq!(stored::load(&rec).unwrap(), r, "read whole, as it was written");
+    assert_eq!(ringmaster::service::daemon::stored(&store).unwrap(), vec![r.clone()]);
+    // The runtime's first save after loading writes every part; from then on, parts.
+    let (back, written) = save_and_load(&store, &r, None);
+    assert_eq!(back, r);
+    assert_eq!(written, r.clusters().count() + 1);
+    let head: serde_json::Value = serde_json::from_str(&store.load_rollout(&r.id).unwrap().unwrap().state_json).unwrap();
+    assert_eq!(head["layout"], 2);
+    assert!(head.get("plan").is_none(), "the head no longer holds the plan");
+}
+
+#[test]
+fn a_state_missing_a_part_is_refused_with_what_is_missing() {
+    let (r, _) = demo();
+    let full = stored::encode(&r).unwrap();
+    let mut parts = full.parts.clone();
+    parts.retain(|(k, _)| *k != 2);
+    let err = stored::decode(&full.head, &parts).unwrap_err().to_string();
+    assert!(err.contains("cluster parts"), "{err}");
+    parts.push((99, "{}".into()));
+    let err = stored::decode(&full.head, &parts).unwrap_err().to_string();
+    assert_eq!(err, "part 2 is missing");
+    let err = stored::decode(&full.head, &full.parts[1..]).unwrap_err().to_string();
+    assert_eq!(err, "part 0 is missing");
+}
