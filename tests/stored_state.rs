@@ -133,7 +133,8 @@ fn a_state_saved_whole_before_parts_is_read_then_rewritten_in_parts() {
     let (back, written) = save_and_load(&store, &r, None);
     assert_eq!(back, r);
     assert_eq!(written, r.clusters().count() + 1);
-    let head: serde_json::Value = serde_json::from_str(&store.load_rollout(&r.id).unwrap().unwrap().state_json).unwrap();
+    let head: serde_json::Value =
+        serde_json::from_str(&store.load_rollout(&r.id).unwrap().unwrap().state_json).unwrap();
     assert_eq!(head["layout"], 2);
     assert!(head.get("plan").is_none(), "the head no longer holds the plan");
 }

@@ -390,31 +390,31 @@ impl Rollout {
                             .iter()
                             .map(|c| {
                                 Arc::new(ClusterRun {
-                                id: c.id.clone(),
-                                status: ClusterStatus::Pending,
-                                steps: c
-                                    .steps
-                                    .iter()
-                                    .map(|s| StepRun {
-                                        kind: s.kind.clone(),
-                                        earliest_start: s.earliest_start,
-                                        status: StepStatus::Pending,
-                                        attempts: 0,
-                                        started_at: None,
-                                        finished_at: None,
-                                        rollback_to: None,
-                                        expected_secs: None,
-                                    })
-                                    .collect(),
-                                baseline: None,
-                                paused: false,
-                                started_at: None,
-                                finished_at: None,
-                                retry_at: None,
-                                warm: false,
-                                skip_requested: None,
-                                preflight: None,
-                                pools: Default::default(),
+                                    id: c.id.clone(),
+                                    status: ClusterStatus::Pending,
+                                    steps: c
+                                        .steps
+                                        .iter()
+                                        .map(|s| StepRun {
+                                            kind: s.kind.clone(),
+                                            earliest_start: s.earliest_start,
+                                            status: StepStatus::Pending,
+                                            attempts: 0,
+                                            started_at: None,
+                                            finished_at: None,
+                                            rollback_to: None,
+                                            expected_secs: None,
+                                        })
+                                        .collect(),
+                                    baseline: None,
+                                    paused: false,
+                                    started_at: None,
+                                    finished_at: None,
+                                    retry_at: None,
+                                    warm: false,
+                                    skip_requested: None,
+                                    preflight: None,
+                                    pools: Default::default(),
                                 })
                             })
                             .collect(),

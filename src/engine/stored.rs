@@ -212,7 +212,10 @@ pub fn encode_changes(now: &Rollout, saved: Option<&Rollout>) -> Result<Encoded,
             parts.push((i as i64 + 1, serde_json::to_string(&**a)?));
         }
     }
-    Ok(Encoded { head: head(now)?, parts })
+    Ok(Encoded {
+        head: head(now)?,
+        parts,
+    })
 }
 
 /// Same rings, waves and cluster counts: the part numbers mean the same clusters.
@@ -307,4 +310,3 @@ pub fn decode(head: &str, parts: &[(i64, String)]) -> Result<Rollout, StoredErro
         forecast: fixed.forecast.map(Arc::new),
     })
 }
-

@@ -255,6 +255,10 @@ impl Runtime {
         batch: Vec<Input>,
         shutdown: std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
     ) -> Result<(), RuntimeError> {
+        // Wall-clock, for the loop's cost metrics only (decisions use `now`).
+        let started = std::time::Instant::now();
+        let inputs = batch.len();
+        let mut written = 0;
         let now = self.shared.clock.now();
         let mut cmds = Vec::new();
         for input in batch {
@@ -291,6 +295,7 @@ impl Runtime {
             // costs what it changed, not the fleet (`engine::stored`).
             let record = engine::stored::record(&self.rollout, self.saved.as_ref(), now)
                 .map_err(|e| RuntimeError::Saving(e.to_string()))?;
+            written = record.state_json.len() + record.parts.iter().map(|(_, j)| j.len()).sum::<usize>();
             let store = store.clone();
             let saving = self.rollout.clone();
             self.commits.send_modify(|c| c.saving = Some(saving.clone()));
@@ -318,6 +323,9 @@ impl Runtime {
         self.progress.send_replace(self.rollout.clone());
         for c in cmds {
             self.execute(c);
+        }
+        if let Some(m) = &self.metrics {
+            loop_cost(m, started.elapsed().as_secs_f64(), inputs, written);
         }
         Ok(())
     }
@@ -526,6 +534,21 @@ fn order_batch(batch: Vec<Input>, woke: bool) -> Vec<Input> {
 pub(crate) fn send(sh: &Shared, input: Input) {
     if sh.inputs.send(input).is_err() {
         warn!("the rollout loop is gone; dropping an observation");
+    }
+}
+
+/// What one pass of the loop cost: wall-clock seconds (engine, save, publishing,
+/// dispatch), inputs taken, state bytes written.
+fn loop_cost(m: &crate::metrics::Metrics, secs: f64, inputs: usize, written: usize) {
+    m.add("ringmaster_loop_seconds_sum", &[], secs);
+    m.inc("ringmaster_loop_seconds_count", &[]);
+    if secs > m.get("ringmaster_loop_seconds_max", &[]) {
+        m.set("ringmaster_loop_seconds_max", &[], secs);
+    }
+    m.add("ringmaster_loop_inputs_total", &[], inputs as f64);
+    if written > 0 {
+        m.inc("ringmaster_state_saves_total", &[]);
+        m.add("ringmaster_state_written_bytes_total", &[], written as f64);
     }
 }
 

@@ -294,6 +294,32 @@ fn describe_metrics(m: &Metrics) {
         "Failed saves of a rollout's state, by error.",
     );
     m.describe(
+        "ringmaster_loop_seconds_sum",
+        "counter",
+        "Wall-clock time the rollout loop spent on its passes (engine, save, publishing).",
+    );
+    m.describe(
+        "ringmaster_loop_seconds_count",
+        "counter",
+        "Passes of the rollout loop.",
+    );
+    m.describe(
+        "ringmaster_loop_seconds_max",
+        "gauge",
+        "The longest pass of the rollout loop since start, in seconds.",
+    );
+    m.describe(
+        "ringmaster_loop_inputs_total",
+        "counter",
+        "Inputs (observations, decisions, ticks) the rollout loop took.",
+    );
+    m.describe("ringmaster_state_saves_total", "counter", "Saves of a rollout's state.");
+    m.describe(
+        "ringmaster_state_written_bytes_total",
+        "counter",
+        "Bytes of state JSON written by those saves (the head and the changed parts).",
+    );
+    m.describe(
         "ringmaster_gate_evaluations_total",
         "counter",
         "Gate evaluations by result.",

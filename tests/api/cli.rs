@@ -32,7 +32,8 @@ async fn status_shows_rings_clusters_and_pending_approvals_in_100_columns() {
     let h = Harness::start().await;
     let reason = "gate failed after 300s: shop/ReplicaSet/web: 1/3 pods Ready (0.33 < 1.00); ".repeat(4);
     h.standin.with("r1", |r| {
-        std::sync::Arc::make_mut(&mut r.rings[1].waves[0].clusters[0]).status = ringmaster::engine::ClusterStatus::Failed { reason: reason.clone() };
+        std::sync::Arc::make_mut(&mut r.rings[1].waves[0].clusters[0]).status =
+            ringmaster::engine::ClusterStatus::Failed { reason: reason.clone() };
     });
     let out = run(&h, Some(OPS), &["promote-now", "staging", "--reason", "hotfix"]).await;
     assert_eq!(out.code, 0, "{out:?}");

@@ -507,7 +507,10 @@ pub fn recovery_mismatch(recovered: &Rollout, candidates: &[&Rollout]) -> Option
             r.seq,
             r.status,
             r.updated_at,
-            r.rings.iter().map(|x| (&x.name, &x.status, &x.approval, x.paused)).collect::<Vec<_>>()
+            r.rings
+                .iter()
+                .map(|x| (&x.name, &x.status, &x.approval, x.paused))
+                .collect::<Vec<_>>()
         )
     };
     Some(format!("recovered {}\ncommitted {}", head(recovered), head(want)))

@@ -100,4 +100,3 @@ pub fn run_from<T>(
         now += Duration::seconds(30);
     }
 }
-

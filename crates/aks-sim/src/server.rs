@@ -842,10 +842,42 @@ async fn admin(ctx: &Ctx, req: Request, segments: &[String]) -> Response {
                         "abortOf": op.abort_of,
                         "status": op.status.as_str(),
                         "start": op.start.rfc3339_millis(),
+                        "end": op.end.map(|e| e.rfc3339_millis()),
                     })
                 })
                 .collect();
             json_response(StatusCode::OK, &json!({ "value": ops }))
+        }
+        (Method::GET, ["pods-ready"]) => {
+            // Per namespace, when the last of a cluster's Ready pods became Ready: what a
+            // benchmark in another process needs to tell workload time from engine time.
+            let w = shared.world();
+            let name = q
+                .iter()
+                .find(|(k, _)| k == "cluster")
+                .map(|(_, v)| v.as_str())
+                .unwrap_or("");
+            let Some(c) = w.clusters.iter().find(|c| c.name.eq_ignore_ascii_case(name)) else {
+                return json_response(
+                    StatusCode::NOT_FOUND,
+                    &json!({ "error": { "code": "NotFound", "message": format!("No cluster named {name:?}.") } }),
+                );
+            };
+            let mut latest: std::collections::BTreeMap<&str, super::clock::SimTime> = Default::default();
+            for p in c.kube.pods.values().filter(|p| p.ready) {
+                if let Some(t) = p.ready_since {
+                    let e = latest.entry(p.namespace.as_str()).or_insert(t);
+                    *e = (*e).max(t);
+                }
+            }
+            let out: serde_json::Map<String, serde_json::Value> = latest
+                .into_iter()
+                .map(|(ns, t)| (ns.to_string(), json!(t.rfc3339_millis())))
+                .collect();
+            json_response(
+                StatusCode::OK,
+                &json!({ "now": w.now.rfc3339_millis(), "namespaces": out }),
+            )
         }
         (Method::GET, ["requests"]) => {
             // Every mutating ARM request, whatever it was answered: duplicates that AKS
