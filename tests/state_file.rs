@@ -33,6 +33,7 @@ fn running(id: &str) -> RolloutRecord {
         state_json: format!("{{\"id\":\"{id}\",\"pad\":\"{}\"}}", "p".repeat(20_000)),
         updated_at: Utc::now(),
         parts: vec![],
+        replace_parts: false,
     }
 }
 

@@ -28,6 +28,7 @@ fn rollout(id: &str, seq: u64) -> RolloutRecord {
         state_json: json!({ "seq": seq, "rings": ["canary", "prod"] }).to_string(),
         updated_at: t(seq as i64),
         parts: vec![],
+        replace_parts: false,
     }
 }
 

@@ -153,3 +153,21 @@ fn a_state_missing_a_part_is_refused_with_what_is_missing() {
     let err = stored::decode(&full.head, &full.parts[1..]).unwrap_err().to_string();
     assert_eq!(err, "part 0 is missing");
 }
+
+#[test]
+fn a_whole_save_drops_parts_the_state_no_longer_has_and_a_newer_layout_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("state.db")).unwrap();
+    let (r, _) = demo();
+    let mut stale = stored::record(&r, None, r.updated_at).unwrap();
+    stale.parts.push((999, "{}".into()));
+    store.save_rollout(&stale).unwrap();
+    let err = stored::load(&store.load_rollout(&r.id).unwrap().unwrap()).unwrap_err();
+    assert!(err.to_string().contains("cluster parts"), "{err}");
+    // A restarted runtime's first save writes the whole state: the stray part goes.
+    let (back, _) = save_and_load(&store, &r, None);
+    assert_eq!(back, r);
+    let head = stored::encode(&r).unwrap().head.replace("\"layout\":2", "\"layout\":3");
+    let err = stored::decode(&head, &[]).unwrap_err().to_string();
+    assert!(err.contains("layout 3") && err.contains("upgrade ringmaster"), "{err}");
+}

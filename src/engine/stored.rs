@@ -38,6 +38,8 @@ const LAYOUT: u32 = 2;
 pub struct Encoded {
     pub head: String,
     pub parts: Vec<(i64, String)>,
+    /// `parts` are every part of the state (the store drops any other it holds).
+    pub whole: bool,
 }
 
 /// A stored state that can't be read back.
@@ -45,6 +47,8 @@ pub struct Encoded {
 pub enum StoredError {
     #[error("its JSON does not decode: {0}")]
     Json(#[from] serde_json::Error),
+    #[error("it is in layout {0}, which this version of ringmaster does not know (it knows 2): upgrade ringmaster")]
+    Layout(u32),
     #[error("part {0} is missing")]
     Missing(i64),
     #[error("it has {found} cluster parts where its waves have {expected} clusters")]
@@ -190,7 +194,11 @@ pub fn encode(r: &Rollout) -> Result<Encoded, serde_json::Error> {
     for (i, c) in all_clusters(r).enumerate() {
         parts.push((i as i64 + 1, serde_json::to_string(&**c)?));
     }
-    Ok(Encoded { head: head(r)?, parts })
+    Ok(Encoded {
+        head: head(r)?,
+        parts,
+        whole: true,
+    })
 }
 
 /// What to write to bring the store from `saved` (the state its last save wrote) to
@@ -215,6 +223,7 @@ pub fn encode_changes(now: &Rollout, saved: Option<&Rollout>) -> Result<Encoded,
     Ok(Encoded {
         head: head(now)?,
         parts,
+        whole: false,
     })
 }
 
@@ -238,7 +247,7 @@ pub fn record(
     saved: Option<&Rollout>,
     at: DateTime<Utc>,
 ) -> Result<crate::store::RolloutRecord, serde_json::Error> {
-    let Encoded { head, parts } = encode_changes(now, saved)?;
+    let Encoded { head, parts, whole } = encode_changes(now, saved)?;
     Ok(crate::store::RolloutRecord {
         id: now.id.clone(),
         policy_name: now.plan.policy.clone(),
@@ -246,6 +255,7 @@ pub fn record(
         state_json: head,
         updated_at: at,
         parts,
+        replace_parts: whole,
     })
 }
 
@@ -256,9 +266,11 @@ pub fn load(rec: &crate::store::RolloutRecord) -> Result<Rollout, StoredError> {
 
 /// Reads a stored state back: `head` and every part it has (any order).
 pub fn decode(head: &str, parts: &[(i64, String)]) -> Result<Rollout, StoredError> {
-    if serde_json::from_str::<Probe>(head)?.layout != LAYOUT {
+    match serde_json::from_str::<Probe>(head)?.layout {
         // A whole document, from before parts (see the module's doc).
-        return Ok(serde_json::from_str(head)?);
+        0 => return Ok(serde_json::from_str(head)?),
+        LAYOUT => {}
+        other => return Err(StoredError::Layout(other)),
     }
     let h: Head = serde_json::from_str(head)?;
     let mut by_key: std::collections::HashMap<i64, &str> = parts.iter().map(|(k, v)| (*k, v.as_str())).collect();

@@ -259,6 +259,7 @@ impl Runtime {
         let started = std::time::Instant::now();
         let inputs = batch.len();
         let mut written = 0;
+        let mut committing = 0.0;
         let now = self.shared.clock.now();
         let mut cmds = Vec::new();
         for input in batch {
@@ -298,12 +299,17 @@ impl Runtime {
             written = record.state_json.len() + record.parts.iter().map(|(_, j)| j.len()).sum::<usize>();
             let store = store.clone();
             let saving = self.rollout.clone();
-            self.commits.send_modify(|c| c.saving = Some(saving.clone()));
+            // Only a recovery check follows the commits; nobody else pays for them.
+            let followed = self.commits.receiver_count() > 0;
+            if followed {
+                self.commits.send_modify(|c| c.saving = Some(saving.clone()));
+            }
+            let t = std::time::Instant::now();
             self.persist(&store, record, audits.clone(), shutdown).await?;
-            self.commits.send_modify(|c| {
-                c.saving = None;
-                c.saved = Some(saving.clone());
-            });
+            committing = t.elapsed().as_secs_f64();
+            if followed {
+                self.commits.send_modify(|c| c.saved = c.saving.take());
+            }
             self.saved = Some(saving);
             if let Some(action) = &self.crash_after_save
                 && audits.iter().any(|a| &a.action == action)
@@ -325,7 +331,7 @@ impl Runtime {
             self.execute(c);
         }
         if let Some(m) = &self.metrics {
-            loop_cost(m, started.elapsed().as_secs_f64(), inputs, written);
+            loop_cost(m, started.elapsed().as_secs_f64(), committing, inputs, written);
         }
         Ok(())
     }
@@ -538,8 +544,9 @@ pub(crate) fn send(sh: &Shared, input: Input) {
 }
 
 /// What one pass of the loop cost: wall-clock seconds (engine, save, publishing,
-/// dispatch), inputs taken, state bytes written.
-fn loop_cost(m: &crate::metrics::Metrics, secs: f64, inputs: usize, written: usize) {
+/// dispatch), of which waiting for the commit (the WAL's fsync), inputs taken, state
+/// bytes written.
+fn loop_cost(m: &crate::metrics::Metrics, secs: f64, committing: f64, inputs: usize, written: usize) {
     m.add("ringmaster_loop_seconds_sum", &[], secs);
     m.inc("ringmaster_loop_seconds_count", &[]);
     if secs > m.get("ringmaster_loop_seconds_max", &[]) {
@@ -547,9 +554,30 @@ fn loop_cost(m: &crate::metrics::Metrics, secs: f64, inputs: usize, written: usi
     }
     m.add("ringmaster_loop_inputs_total", &[], inputs as f64);
     if written > 0 {
+        m.add("ringmaster_state_commit_seconds_sum", &[], committing);
         m.inc("ringmaster_state_saves_total", &[]);
         m.add("ringmaster_state_written_bytes_total", &[], written as f64);
     }
+}
+
+/// The cluster an audit subject names (`ring/cluster...`): a scan of its ring only.
+fn cluster_named<'a>(r: &'a Rollout, subject: &str) -> Option<&'a engine::ClusterRun> {
+    let (ring, rest) = subject.split_once('/')?;
+    let name = rest.split(' ').next()?;
+    r.rings
+        .iter()
+        .find(|x| x.name == ring)?
+        .waves
+        .iter()
+        .flat_map(|w| &w.clusters)
+        .find(|c| c.id.name == name)
+        .map(|c| &**c)
+}
+
+/// The step a step subject names (`ring/cluster step N: ...`).
+fn step_named<'a>(r: &'a Rollout, subject: &str) -> Option<&'a engine::StepRun> {
+    let n: usize = subject.split_once(" step ")?.1.split(':').next()?.trim().parse().ok()?;
+    cluster_named(r, subject)?.steps.get(n.checked_sub(1)?)
 }
 
 /// Metrics from the transitions just made.
@@ -573,16 +601,7 @@ fn count(m: &crate::metrics::Metrics, r: &Rollout, audits: &[AuditEntry]) {
                     "blocked"
                 };
                 m.inc("ringmaster_preflight_runs_total", &[("result", result)]);
-                let record = r
-                    .rings
-                    .iter()
-                    .flat_map(|ring| {
-                        ring.waves
-                            .iter()
-                            .flat_map(move |w| w.clusters.iter().map(move |c| (ring, c)))
-                    })
-                    .find(|(ring, c)| a.subject == format!("{}/{}", ring.name, c.id.name))
-                    .and_then(|(_, c)| c.preflight.as_ref());
+                let record = cluster_named(r, &a.subject).and_then(|c| c.preflight.as_ref());
                 for f in record.map(|p| p.findings.as_slice()).unwrap_or_default() {
                     m.inc(
                         "ringmaster_preflight_findings_total",
@@ -592,12 +611,9 @@ fn count(m: &crate::metrics::Metrics, r: &Rollout, audits: &[AuditEntry]) {
             }
             "step.operation_done" => {
                 // Operation time: from the step's start to now, for the step named.
-                if let Some(secs) = r
-                    .clusters()
-                    .flat_map(|(_, c)| c.steps.iter())
-                    .filter(|s| matches!(s.status, engine::StepStatus::Gating { .. }))
-                    .filter_map(|s| s.started_at.map(|t| (a.at - t).num_milliseconds() as f64 / 1000.0))
-                    .next()
+                if let Some(secs) = step_named(r, &a.subject)
+                    .and_then(|s| s.started_at)
+                    .map(|t| (a.at - t).num_milliseconds() as f64 / 1000.0)
                 {
                     m.add("ringmaster_operation_seconds_sum", &[], secs.max(0.0));
                     m.inc("ringmaster_operation_seconds_count", &[]);

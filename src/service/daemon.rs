@@ -208,11 +208,12 @@ impl Daemon {
     }
 
     fn refresh_gauges(&self) {
-        let mut by_state: std::collections::BTreeMap<&'static str, f64> = Default::default();
-        match self.stored() {
+        let mut by_state: std::collections::BTreeMap<String, f64> = Default::default();
+        // The status column, not the states: a scrape must not decode every rollout.
+        match self.store.rollout_summaries() {
             Ok(all) => {
                 for r in all {
-                    *by_state.entry(r.status.label()).or_default() += 1.0;
+                    *by_state.entry(r.status).or_default() += 1.0;
                 }
             }
             Err(e) => {
@@ -315,6 +316,11 @@ fn describe_metrics(m: &Metrics) {
     );
     m.describe("ringmaster_state_saves_total", "counter", "Saves of a rollout's state.");
     m.describe(
+        "ringmaster_state_commit_seconds_sum",
+        "counter",
+        "Wall-clock time the rollout loop waited for its saves to commit (the WAL's fsync).",
+    );
+    m.describe(
         "ringmaster_state_written_bytes_total",
         "counter",
         "Bytes of state JSON written by those saves (the head and the changed parts).",
@@ -340,7 +346,7 @@ impl Control for Daemon {
     fn list(&self) -> Result<Vec<RolloutSummary>, ControlError> {
         Ok(self
             .store
-            .load_rollouts()
+            .rollout_summaries()
             .map_err(|e| ControlError::Store(e.to_string()))?
             .into_iter()
             .map(|r| RolloutSummary {

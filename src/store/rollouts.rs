@@ -23,6 +23,9 @@ pub struct RolloutRecord {
     /// leaves the rollout's other parts as they are; loading returns all of them, in
     /// order.
     pub parts: Vec<(i64, String)>,
+    /// `parts` are the whole set: the rollout's other stored parts are deleted (a
+    /// full save after a restart, or a state rewritten whole).
+    pub replace_parts: bool,
 }
 
 const UPSERT: &str = "INSERT INTO rollouts (id, policy_name, status, state_json, updated_at)
@@ -47,6 +50,11 @@ fn upsert(conn: &Connection, r: &RolloutRecord) -> Result<(), StoreError> {
             ])
         })
         .map_err(sql("saving a rollout"))?;
+    if r.replace_parts {
+        conn.prepare_cached("DELETE FROM rollout_parts WHERE rollout_id = ?1")
+            .and_then(|mut stmt| stmt.execute([&r.id]))
+            .map_err(sql("replacing a rollout's parts"))?;
+    }
     for (part, json) in &r.parts {
         conn.prepare_cached(
             "INSERT INTO rollout_parts (rollout_id, part, json) VALUES (?1, ?2, ?3)
@@ -79,6 +87,7 @@ fn decode(
 ) -> Result<RolloutRecord, StoreError> {
     Ok(RolloutRecord {
         parts: parts(conn, &id)?,
+        replace_parts: false,
         id,
         policy_name,
         status,
@@ -110,6 +119,11 @@ impl Store {
     /// Every rollout, ordered by id.
     pub fn load_rollouts(&self) -> Result<Vec<RolloutRecord>, StoreError> {
         let conn = self.conn();
+        // One read transaction: heads and parts from the same commit, even while
+        // another process writes the file.
+        let conn = conn
+            .unchecked_transaction()
+            .map_err(sql("loading rollouts"))?;
         let raws: Vec<RawRollout> = conn
             .prepare_cached(&format!("{SELECT} ORDER BY id"))
             .and_then(|mut stmt| stmt.query_map([], raw)?.collect())
@@ -117,9 +131,34 @@ impl Store {
         raws.into_iter().map(|r| decode(&conn, r)).collect()
     }
 
+    /// Every rollout's id, policy, status and time, without its state: for listings.
+    pub fn rollout_summaries(&self) -> Result<Vec<RolloutRecord>, StoreError> {
+        let conn = self.conn();
+        let raws: Vec<RawRollout> = conn
+            .prepare_cached("SELECT id, policy_name, status, '{}', updated_at FROM rollouts ORDER BY id")
+            .and_then(|mut stmt| stmt.query_map([], raw)?.collect())
+            .map_err(sql("listing rollouts"))?;
+        raws.into_iter()
+            .map(|(id, policy_name, status, state_json, updated_at)| {
+                Ok(RolloutRecord {
+                    id,
+                    policy_name,
+                    status,
+                    state_json,
+                    updated_at: time_from_sql(&updated_at)?,
+                    parts: vec![],
+                    replace_parts: false,
+                })
+            })
+            .collect()
+    }
+
     /// One rollout, `None` when there is none with that id.
     pub fn load_rollout(&self, id: &str) -> Result<Option<RolloutRecord>, StoreError> {
         let conn = self.conn();
+        let conn = conn
+            .unchecked_transaction()
+            .map_err(sql("loading a rollout"))?;
         let raw = conn
             .query_row(&format!("{SELECT} WHERE id = ?1"), [id], raw)
             .optional()

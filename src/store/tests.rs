@@ -17,6 +17,7 @@ fn rollout(id: &str, status: &str, seq: u32) -> RolloutRecord {
         state_json: json!({ "seq": seq }).to_string(),
         updated_at: t(seq.into()),
         parts: vec![],
+        replace_parts: false,
     }
 }
 
