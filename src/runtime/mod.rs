@@ -265,6 +265,7 @@ impl Runtime {
         for input in batch {
             cmds.extend(engine::advance(&mut self.rollout, &self.settings, input, now));
         }
+        let engine_secs = started.elapsed().as_secs_f64();
         let audits: Vec<AuditEntry> = cmds
             .iter()
             .filter_map(|c| match c {
@@ -331,7 +332,14 @@ impl Runtime {
             self.execute(c);
         }
         if let Some(m) = &self.metrics {
-            loop_cost(m, started.elapsed().as_secs_f64(), committing, inputs, written);
+            loop_cost(
+                m,
+                started.elapsed().as_secs_f64(),
+                engine_secs,
+                committing,
+                inputs,
+                written,
+            );
         }
         Ok(())
     }
@@ -456,6 +464,13 @@ impl Runtime {
             }
             Command::StopWatch { cluster } => {
                 sh.watches.lock().unwrap_or_else(|e| e.into_inner()).remove(&cluster);
+                // A finished cluster is no wave-mate's concern any more (preflight counts
+                // active clusters only): without this, the cache held every cluster's
+                // facts to the end of a 5,000-cluster rollout.
+                sh.preflight_cache
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&cluster);
             }
             Command::Gate { step, cluster, kind } => {
                 let baseline = self.rollout.cluster(step.cluster_ref()).baseline.clone();
@@ -544,10 +559,11 @@ pub(crate) fn send(sh: &Shared, input: Input) {
 }
 
 /// What one pass of the loop cost: wall-clock seconds (engine, save, publishing,
-/// dispatch), of which waiting for the commit (the WAL's fsync), inputs taken, state
-/// bytes written.
-fn loop_cost(m: &crate::metrics::Metrics, secs: f64, committing: f64, inputs: usize, written: usize) {
+/// dispatch), of which the engine's transitions and waiting for the commit (the WAL's
+/// fsync), inputs taken, state bytes written.
+fn loop_cost(m: &crate::metrics::Metrics, secs: f64, engine: f64, committing: f64, inputs: usize, written: usize) {
     m.add("ringmaster_loop_seconds_sum", &[], secs);
+    m.add("ringmaster_loop_engine_seconds_sum", &[], engine);
     m.inc("ringmaster_loop_seconds_count", &[]);
     if secs > m.get("ringmaster_loop_seconds_max", &[]) {
         m.set("ringmaster_loop_seconds_max", &[], secs);

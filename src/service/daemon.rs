@@ -305,6 +305,11 @@ fn describe_metrics(m: &Metrics) {
         "Passes of the rollout loop.",
     );
     m.describe(
+        "ringmaster_loop_engine_seconds_sum",
+        "counter",
+        "Of the loop's time, the engine's transitions (pure computation).",
+    );
+    m.describe(
         "ringmaster_loop_seconds_max",
         "gauge",
         "The longest pass of the rollout loop since start, in seconds.",

@@ -121,9 +121,7 @@ impl Store {
         let conn = self.conn();
         // One read transaction: heads and parts from the same commit, even while
         // another process writes the file.
-        let conn = conn
-            .unchecked_transaction()
-            .map_err(sql("loading rollouts"))?;
+        let conn = conn.unchecked_transaction().map_err(sql("loading rollouts"))?;
         let raws: Vec<RawRollout> = conn
             .prepare_cached(&format!("{SELECT} ORDER BY id"))
             .and_then(|mut stmt| stmt.query_map([], raw)?.collect())
@@ -156,9 +154,7 @@ impl Store {
     /// One rollout, `None` when there is none with that id.
     pub fn load_rollout(&self, id: &str) -> Result<Option<RolloutRecord>, StoreError> {
         let conn = self.conn();
-        let conn = conn
-            .unchecked_transaction()
-            .map_err(sql("loading a rollout"))?;
+        let conn = conn.unchecked_transaction().map_err(sql("loading a rollout"))?;
         let raw = conn
             .query_row(&format!("{SELECT} WHERE id = ?1"), [id], raw)
             .optional()
