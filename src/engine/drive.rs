@@ -773,9 +773,12 @@ fn drive(r: &mut Rollout, s: &Settings, now: DateTime<Utc>, out: &mut Vec<Comman
     }
     // Timed transitions of steps: soaks end, backoffs end, gates pass or time out. Only
     // the steps in one of those states are looked at again (a scan that copies nothing:
-    // at 5,000 clusters it runs at every transition).
+    // at 5,000 clusters it runs at every transition), and only in clusters still under
+    // way: a finished cluster is over (a skipped one's gate, stopped, must not fail its
+    // step at its old deadline and start a rollback on it).
     let timed: Vec<StepRef> = r
         .clusters()
+        .filter(|(_, run)| !run.status.is_finished())
         .flat_map(|(c, run)| {
             run.steps.iter().enumerate().filter_map(move |(i, st)| {
                 matches!(
@@ -1209,7 +1212,7 @@ fn next_wake(r: &Rollout, s: &Settings, now: DateTime<Utc>) -> Option<DateTime<U
             consider(e);
         }
         for w in &ring.waves {
-            for c in &w.clusters {
+            for c in w.clusters.iter().filter(|c| !c.status.is_finished()) {
                 if let Some(t) = c.retry_at {
                     consider(t);
                 }

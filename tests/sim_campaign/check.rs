@@ -490,7 +490,7 @@ impl Checker {
 /// `None` when `recovered` equals one of `candidates` exactly; otherwise where it first
 /// differs from the last of them (the rollout's fields, then cluster by cluster).
 pub fn recovery_mismatch(recovered: &Rollout, candidates: &[&Rollout]) -> Option<String> {
-    if candidates.iter().any(|c| *c == recovered) {
+    if candidates.contains(&recovered) {
         return None;
     }
     let Some(want) = candidates.last() else {
