@@ -13,6 +13,7 @@ pub mod discovery;
 pub mod domain;
 pub mod embedded;
 pub mod engine;
+pub mod events;
 pub mod forecast;
 pub mod gate;
 pub mod health;

@@ -100,6 +100,14 @@ struct ServeArgs {
     /// examples/deploy/kubernetes/configmap.yaml).
     #[arg(long, env = "RINGMASTER_CONFIG")]
     config: Option<PathBuf>,
+    /// Mark the dashboard's session cookie `Secure`: set it when people reach the
+    /// dashboard over HTTPS (a TLS-terminating ingress in front of `serve`).
+    #[arg(long, env = "RINGMASTER_SECURE_COOKIES")]
+    secure_cookies: bool,
+    /// YAML map of minor version to the day it leaves AKS support (`"1.31": 2026-12-15`),
+    /// for the dashboard's fleet view (days of support left).
+    #[arg(long, env = "RINGMASTER_SUPPORT_CALENDAR")]
+    support_calendar: Option<PathBuf>,
     #[command(flatten)]
     auth: ringmaster::api::AuthArgs,
     #[command(flatten)]
@@ -813,6 +821,10 @@ async fn run_serve(a: ServeArgs) -> Result<ExitCode> {
         eprintln!("{e}");
         return Ok(ExitCode::from(2));
     }
+    let calendar = match read_calendar(a.support_calendar.as_ref())? {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
     let store =
         Arc::new(ringmaster::store::Store::open(&a.state).with_context(|| format!("opening {}", a.state.display()))?);
     // Read what the file holds before anything else: a state that can't be read stops
@@ -884,6 +896,14 @@ async fn run_serve(a: ServeArgs) -> Result<ExitCode> {
     state.health = daemon.health.clone();
     state.limits = a.http.limits();
     state.arm = Some(daemon.client.clone());
+    state.events = daemon.events.clone();
+    state.secure_cookies = a.secure_cookies;
+    state.fleet = Some(Arc::new(ringmaster::api::fleet::FleetSource::new(
+        daemon.client.clone(),
+        ringmaster::api::fleet::PolicyOrigin::File(a.policy.clone()),
+        a.subscriptions.clone(),
+        calendar,
+    )));
     let listener = tokio::net::TcpListener::bind(a.listen)
         .await
         .with_context(|| format!("listening on {}", a.listen))?;

@@ -424,7 +424,12 @@ pub(crate) async fn require_auth(State(state): State<ApiState>, mut req: Request
     let method = req.method().to_string();
     let path = req.uri().path().to_string();
     let peer = super::server::peer(&req);
-    match state.auth.authenticate(req.headers().get(header::AUTHORIZATION)).await {
+    let authorization = req.headers().get(header::AUTHORIZATION);
+    let outcome = match (authorization, super::session::cookie_value(req.headers())) {
+        (None, Some(id)) => from_session(&state, &id, &req),
+        (h, _) => state.auth.authenticate(h).await,
+    };
+    match outcome {
         Ok(caller) => {
             req.extensions_mut().insert(Ctx { caller, method, path });
             next.run(req).await
@@ -456,4 +461,32 @@ pub(crate) async fn require_auth(State(state): State<ApiState>, mut req: Request
             e.into_response()
         }
     }
+}
+
+/// The caller of a dashboard session; a change also needs the session's CSRF token.
+fn from_session(state: &ApiState, id: &str, req: &Request) -> Result<Caller, Denied> {
+    let Some((caller, csrf)) = state.sessions.get(id) else {
+        return Err(Denied::unauthorized(
+            "session_expired",
+            "the session is unknown or has expired: sign in again",
+        ));
+    };
+    let safe = matches!(*req.method(), http::Method::GET | http::Method::HEAD);
+    let sent = req
+        .headers()
+        .get(super::session::CSRF_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !safe && !super::session::csrf_matches(sent, &csrf) {
+        return Err(Denied {
+            status: StatusCode::FORBIDDEN,
+            code: "csrf",
+            message: format!(
+                "a change made with a session cookie needs the session's `{}` header",
+                super::session::CSRF_HEADER
+            ),
+            actor: Some(caller.name),
+        });
+    }
+    Ok(caller)
 }

@@ -18,12 +18,16 @@ mod client;
 pub mod denials;
 pub mod entra;
 pub mod error;
+pub mod fleet;
 mod jwt;
+mod live;
 pub mod openapi;
 mod rollback;
 mod rollouts;
 pub mod server;
+pub mod session;
 pub mod table;
+mod ui;
 
 pub use auth::{Auth, AuthArgs, Caller};
 pub use error::ApiError;
@@ -57,6 +61,16 @@ pub struct ApiState {
     pub limits: Limits,
     /// ARM, for an operator's rollback (`None`: the server answers 503 to it).
     pub arm: Option<Arc<crate::arm::AksClient>>,
+    /// Dashboard sessions (cookie sign-in).
+    pub sessions: Arc<session::Sessions>,
+    /// Session cookies get `Secure`: the page is reached over HTTPS (an ingress).
+    pub secure_cookies: bool,
+    /// Committed transitions of the running rollout, for `/api/v1/events`.
+    pub events: crate::events::EventBus,
+    /// The ETA the summaries share (see [`live::EtaCache`]).
+    pub eta_cache: Arc<live::EtaCache>,
+    /// The fleet view's source (`None`: `/api/v1/fleet` answers 503).
+    pub fleet: Option<Arc<fleet::FleetSource>>,
 }
 
 impl ApiState {
@@ -78,6 +92,11 @@ impl ApiState {
             health: Default::default(),
             limits: Limits::default(),
             arm: None,
+            sessions: Default::default(),
+            secure_cookies: false,
+            events: Default::default(),
+            eta_cache: Default::default(),
+            fleet: None,
         }
     }
 }
@@ -117,9 +136,31 @@ pub fn routes() -> Vec<Route> {
         route(M::GET, "/readyz", Public, get(readyz)),
         route(M::GET, "/metrics", Authenticated, get(metrics)),
         route(M::GET, "/openapi.json", Authenticated, get(openapi_doc)),
+        route(M::POST, "/api/v1/session", Public, post(ui::sign_in)),
+        route(M::GET, "/api/v1/session", Authenticated, get(ui::current)),
+        route(
+            M::DELETE,
+            "/api/v1/session",
+            Authenticated,
+            axum::routing::delete(ui::sign_out),
+        ),
+        route(M::GET, "/api/v1/events", Authenticated, get(live::events)),
+        route(M::GET, "/api/v1/fleet", Authenticated, get(fleet::fleet)),
         route(M::GET, "/api/v1/rollouts", Authenticated, get(rollouts::list)),
         route(M::POST, "/api/v1/rollouts", Authenticated, post(rollouts::start)),
         route(M::GET, "/api/v1/rollouts/{id}", Authenticated, get(rollouts::show)),
+        route(
+            M::GET,
+            "/api/v1/rollouts/{id}/summary",
+            Authenticated,
+            get(live::summary),
+        ),
+        route(
+            M::GET,
+            "/api/v1/rollouts/{id}/clusters",
+            Authenticated,
+            get(live::clusters),
+        ),
         route(
             M::GET,
             "/api/v1/rollouts/{id}/approvals",
@@ -203,7 +244,11 @@ pub fn router(state: ApiState) -> Router {
         // Routes on the same path merge their methods.
         router = router.route(r.path, handler);
     }
+    // The dashboard's files: public (they hold no data), not part of the API document.
     router
+        .route("/", get(ui::index))
+        .route("/ui/app.js", get(ui::script))
+        .route("/ui/app.css", get(ui::style))
         .fallback(|| async { ApiError::not_found("not_found", "no such endpoint (see /openapi.json)") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

@@ -589,7 +589,12 @@ pub(super) async fn skip(
 pub(super) struct AuditParams {
     rollout: Option<String>,
     since: Option<i64>,
+    /// The newest entries before this id (the next page back from a tail).
+    before: Option<i64>,
     limit: Option<usize>,
+    ring: Option<String>,
+    cluster: Option<String>,
+    actor: Option<String>,
 }
 
 /// Most entries one call returns.
@@ -609,11 +614,20 @@ pub(super) async fn audit(State(state): State<ApiState>, Q(p): Q<AuditParams>) -
             format!("`limit` must be 1..={MAX_AUDIT}"),
         ));
     }
+    if p.since.is_some() && p.before.is_some() {
+        return Err(ApiError::bad_request("bad_query", "give `since` or `before`, not both"));
+    }
     let forward = p.since.is_some();
     let q = AuditQuery {
         rollout_id: p.rollout,
         since_id: p.since,
         limit,
+        filter: crate::store::AuditFilter {
+            ring: p.ring,
+            cluster: p.cluster,
+            actor: p.actor,
+            before_id: p.before,
+        },
     };
     let store = state.store.clone();
     let entries = tokio::task::spawn_blocking(move || store.audit(&q))

@@ -211,6 +211,29 @@ pub enum ClusterStatus {
 }
 
 impl ClusterStatus {
+    /// Every label [`ClusterStatus::label`] gives, in the order a cluster meets them.
+    pub const LABELS: [&'static str; 7] = [
+        "pending",
+        "preparing",
+        "running",
+        "done",
+        "failed",
+        "skipped",
+        "rolledBack",
+    ];
+
+    pub fn label(&self) -> &'static str {
+        match self {
+            ClusterStatus::Pending => "pending",
+            ClusterStatus::Preparing => "preparing",
+            ClusterStatus::Running => "running",
+            ClusterStatus::Done => "done",
+            ClusterStatus::Failed { .. } => "failed",
+            ClusterStatus::Skipped { .. } => "skipped",
+            ClusterStatus::RolledBack { .. } => "rolledBack",
+        }
+    }
+
     pub fn is_finished(&self) -> bool {
         matches!(
             self,

@@ -108,6 +108,7 @@ pub fn load(store: &crate::store::Store) -> Result<(Vec<Rollout>, Vec<AuditEntry
                 rollout_id: Some(r.id.clone()),
                 since_id: Some(since),
                 limit: 1000,
+                ..Default::default()
             })?;
             let Some(last) = page.last().map(|(id, _)| *id) else {
                 break;

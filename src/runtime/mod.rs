@@ -75,6 +75,8 @@ pub struct Runtime {
     wake: Option<DateTime<Utc>>,
     progress: watch::Sender<Rollout>,
     audit: Option<mpsc::UnboundedSender<AuditEntry>>,
+    /// Committed passes, for the API's event stream.
+    events: Option<crate::events::EventBus>,
     metrics: Option<Arc<crate::metrics::Metrics>>,
     /// Where a save that fails is reported (`/readyz`).
     health: Option<Arc<crate::health::Health>>,
@@ -152,6 +154,7 @@ impl Runtime {
             wake: None,
             progress,
             audit: None,
+            events: None,
             metrics: None,
             health: None,
             saved: None,
@@ -163,6 +166,12 @@ impl Runtime {
     /// Reports failed saves here (readiness), as well as in logs, metrics and webhooks.
     pub fn with_health(mut self, h: Arc<crate::health::Health>) -> Self {
         self.health = Some(h);
+        self
+    }
+
+    /// Publishes every committed pass here (`/api/v1/events`).
+    pub fn with_events(mut self, events: crate::events::EventBus) -> Self {
+        self.events = Some(events);
         self
     }
 
@@ -328,6 +337,9 @@ impl Runtime {
             }
         }
         self.progress.send_replace(self.rollout.clone());
+        if durable && let Some(ev) = &self.events {
+            ev.publish(&self.rollout, &audits);
+        }
         for c in cmds {
             self.execute(c);
         }

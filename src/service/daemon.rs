@@ -39,6 +39,8 @@ pub struct Daemon {
     pub subscriptions: Vec<String>,
     /// Whether the rollout loop can save (shared with the API's `/readyz`).
     pub health: Arc<crate::health::Health>,
+    /// Every committed pass of the rollout being driven (`/api/v1/events`).
+    pub events: crate::events::EventBus,
     active: Mutex<Option<Active>>,
     /// Wakes the scheduler (a rollout ended, or someone asked for one).
     kick: tokio::sync::Notify,
@@ -71,6 +73,7 @@ impl Daemon {
             policy_path,
             subscriptions,
             health: Default::default(),
+            events: Default::default(),
             active: Mutex::new(None),
             kick: tokio::sync::Notify::new(),
             start_requests: Mutex::new(Vec::new()),
@@ -179,7 +182,10 @@ impl Daemon {
             Some(self.store.clone()),
             self.notifier.clone(),
         ) {
-            Ok(rt) => rt.with_metrics(self.metrics.clone()).with_health(self.health.clone()),
+            Ok(rt) => rt
+                .with_metrics(self.metrics.clone())
+                .with_health(self.health.clone())
+                .with_events(self.events.clone()),
             Err(e) => {
                 error!(rollout = %r.id, error = %e, "cannot drive the rollout");
                 return false;

@@ -37,6 +37,23 @@ pub struct AuditQuery {
     pub since_id: Option<i64>,
     /// At most this many entries.
     pub limit: usize,
+    /// Which entries (every entry by default).
+    pub filter: AuditFilter,
+}
+
+/// Narrows the audit log to what one screen asks about (the dashboard's history).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// Entries of this ring: the ring itself, and its clusters and steps (their
+    /// subjects start with `ring/`).
+    pub ring: Option<String>,
+    /// Entries of this cluster (by name): subjects `ring/cluster`, `ring/cluster step
+    /// ...`, or the bare name.
+    pub cluster: Option<String>,
+    /// Entries by this actor, exactly.
+    pub actor: Option<String>,
+    /// `Some(n)`: the newest entries before id `n` (to page back from a tail).
+    pub before_id: Option<i64>,
 }
 
 impl Default for AuditQuery {
@@ -46,6 +63,7 @@ impl Default for AuditQuery {
             rollout_id: None,
             since_id: None,
             limit: 100,
+            filter: AuditFilter::default(),
         }
     }
 }
@@ -110,32 +128,61 @@ impl Store {
             Some(_) => ("id > ?2", "ASC"),
             None => ("?2 IS NULL", "DESC"),
         };
+        // The filters are no-ops on NULL too; subjects are matched by their shape
+        // (`ring/cluster step n: ...`), LIKE's wildcards in a name escaped.
         let query = format!(
             "SELECT * FROM (
                  SELECT id, at, actor, action, rollout_id, subject, reason, detail FROM audit
                  WHERE {by_rollout} AND {cursor}
+                   AND (?4 IS NULL OR subject = ?4 OR subject LIKE ?5 ESCAPE '\\')
+                   AND (?6 IS NULL OR subject = ?6 OR subject LIKE ?7 ESCAPE '\\' OR subject LIKE ?8 ESCAPE '\\')
+                   AND (?9 IS NULL OR actor = ?9)
+                   AND (?10 IS NULL OR id < ?10)
                  ORDER BY id {order} LIMIT ?3
              ) ORDER BY id"
         );
+        let f = &q.filter;
+        let ring_like = f.ring.as_deref().map(|r| format!("{}/%", like_escape(r)));
+        let cluster_whole = f.cluster.as_deref().map(|c| format!("%/{}", like_escape(c)));
+        let cluster_step = f.cluster.as_deref().map(|c| format!("%/{} step %", like_escape(c)));
         let conn = self.conn();
         let raws: Vec<RawEntry> = conn
             .prepare_cached(&query)
             .and_then(|mut stmt| {
-                stmt.query_map(params![q.rollout_id, q.since_id, clamp_i64(q.limit)], |r| {
-                    Ok((
-                        r.get(0)?,
-                        r.get(1)?,
-                        r.get(2)?,
-                        r.get(3)?,
-                        r.get(4)?,
-                        r.get(5)?,
-                        r.get(6)?,
-                        r.get(7)?,
-                    ))
-                })?
+                stmt.query_map(
+                    params![
+                        q.rollout_id,
+                        q.since_id,
+                        clamp_i64(q.limit),
+                        f.ring,
+                        ring_like,
+                        f.cluster,
+                        cluster_whole,
+                        cluster_step,
+                        f.actor,
+                        f.before_id
+                    ],
+                    |r| {
+                        Ok((
+                            r.get(0)?,
+                            r.get(1)?,
+                            r.get(2)?,
+                            r.get(3)?,
+                            r.get(4)?,
+                            r.get(5)?,
+                            r.get(6)?,
+                            r.get(7)?,
+                        ))
+                    },
+                )?
                 .collect()
             })
             .map_err(sql("reading the audit log"))?;
         raws.into_iter().map(decode).collect()
     }
+}
+
+/// `s` with LIKE's wildcards (and the escape character) escaped by `\\`.
+fn like_escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
 }

@@ -25,7 +25,7 @@ mod schema;
 mod writer;
 
 pub use approvals::{Approval, ApprovalOutcome, Rejection};
-pub use audit::{AuditEntry, AuditQuery};
+pub use audit::{AuditEntry, AuditFilter, AuditQuery};
 pub use error::StoreError;
 pub use files::{CheckReport, restore};
 pub use intents::{Intent, IntentOutcome, IntentRow};

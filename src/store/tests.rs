@@ -123,6 +123,7 @@ fn audit_pages_forward_from_a_cursor_and_shows_the_newest_tail() {
         rollout_id: Some("a".into()),
         since_id: Some(ids[0]),
         limit: 100,
+        ..Default::default()
     };
     assert_eq!(actions(of_a_after), ["e2", "e4", "e6", "e8"]);
     assert_eq!(
