@@ -333,7 +333,7 @@ async fn metrics(State(state): State<ApiState>) -> Response {
         eta.map_or(0.0, |e| e.late.len() as f64),
     );
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
         state.metrics.render(),
     )
         .into_response()

@@ -562,15 +562,14 @@ pub(crate) fn send(sh: &Shared, input: Input) {
 /// dispatch), of which the engine's transitions and waiting for the commit (the WAL's
 /// fsync), inputs taken, state bytes written.
 fn loop_cost(m: &crate::metrics::Metrics, secs: f64, engine: f64, committing: f64, inputs: usize, written: usize) {
-    m.add("ringmaster_loop_seconds_sum", &[], secs);
-    m.add("ringmaster_loop_engine_seconds_sum", &[], engine);
-    m.inc("ringmaster_loop_seconds_count", &[]);
+    m.observe("ringmaster_loop_seconds", &[], secs);
+    m.observe("ringmaster_loop_engine_seconds", &[], engine);
     if secs > m.get("ringmaster_loop_seconds_max", &[]) {
         m.set("ringmaster_loop_seconds_max", &[], secs);
     }
     m.add("ringmaster_loop_inputs_total", &[], inputs as f64);
     if written > 0 {
-        m.add("ringmaster_state_commit_seconds_sum", &[], committing);
+        m.observe("ringmaster_state_commit_seconds", &[], committing);
         m.inc("ringmaster_state_saves_total", &[]);
         m.add("ringmaster_state_written_bytes_total", &[], written as f64);
     }
@@ -594,6 +593,11 @@ fn cluster_named<'a>(r: &'a Rollout, subject: &str) -> Option<&'a engine::Cluste
 fn step_named<'a>(r: &'a Rollout, subject: &str) -> Option<&'a engine::StepRun> {
     let n: usize = subject.split_once(" step ")?.1.split(':').next()?.trim().parse().ok()?;
     cluster_named(r, subject)?.steps.get(n.checked_sub(1)?)
+}
+
+/// Seconds from `t` to `a`'s time (0 if `t` is later).
+fn secs_since(t: DateTime<Utc>, a: &AuditEntry) -> f64 {
+    ((a.at - t).num_milliseconds() as f64 / 1000.0).max(0.0)
 }
 
 /// Metrics from the transitions just made.
@@ -627,12 +631,8 @@ fn count(m: &crate::metrics::Metrics, r: &Rollout, audits: &[AuditEntry]) {
             }
             "step.operation_done" => {
                 // Operation time: from the step's start to now, for the step named.
-                if let Some(secs) = step_named(r, &a.subject)
-                    .and_then(|s| s.started_at)
-                    .map(|t| (a.at - t).num_milliseconds() as f64 / 1000.0)
-                {
-                    m.add("ringmaster_operation_seconds_sum", &[], secs.max(0.0));
-                    m.inc("ringmaster_operation_seconds_count", &[]);
+                if let Some(t) = step_named(r, &a.subject).and_then(|s| s.started_at) {
+                    m.observe("ringmaster_operation_seconds", &[], secs_since(t, a));
                 }
             }
             _ => {}

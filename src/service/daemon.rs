@@ -294,20 +294,15 @@ fn describe_metrics(m: &Metrics) {
         "counter",
         "Failed saves of a rollout's state, by error.",
     );
-    m.describe(
-        "ringmaster_loop_seconds_sum",
-        "counter",
-        "Wall-clock time the rollout loop spent on its passes (engine, save, publishing).",
+    m.describe_histogram(
+        "ringmaster_loop_seconds",
+        "Wall-clock time of the rollout loop's passes (engine, save, publishing).",
+        LOOP_BUCKETS,
     );
-    m.describe(
-        "ringmaster_loop_seconds_count",
-        "counter",
-        "Passes of the rollout loop.",
-    );
-    m.describe(
-        "ringmaster_loop_engine_seconds_sum",
-        "counter",
-        "Of the loop's time, the engine's transitions (pure computation).",
+    m.describe_histogram(
+        "ringmaster_loop_engine_seconds",
+        "Of a pass's time, the engine's transitions (pure computation).",
+        LOOP_BUCKETS,
     );
     m.describe(
         "ringmaster_loop_seconds_max",
@@ -320,10 +315,10 @@ fn describe_metrics(m: &Metrics) {
         "Inputs (observations, decisions, ticks) the rollout loop took.",
     );
     m.describe("ringmaster_state_saves_total", "counter", "Saves of a rollout's state.");
-    m.describe(
-        "ringmaster_state_commit_seconds_sum",
-        "counter",
-        "Wall-clock time the rollout loop waited for its saves to commit (the WAL's fsync).",
+    m.describe_histogram(
+        "ringmaster_state_commit_seconds",
+        "Wall-clock time the rollout loop waited for a save to commit (the WAL's fsync).",
+        LOOP_BUCKETS,
     );
     m.describe(
         "ringmaster_state_written_bytes_total",
@@ -335,18 +330,21 @@ fn describe_metrics(m: &Metrics) {
         "counter",
         "Gate evaluations by result.",
     );
-    m.describe(
-        "ringmaster_operation_seconds_sum",
-        "counter",
-        "Total duration of AKS operations (step start to operation done).",
-    );
-    m.describe(
-        "ringmaster_operation_seconds_count",
-        "counter",
-        "AKS operations measured.",
+    m.describe_histogram(
+        "ringmaster_operation_seconds",
+        "Duration of AKS operations (step start to operation done).",
+        STEP_BUCKETS,
     );
 }
 
+/// A pass of the rollout loop: sub-millisecond to seconds (a 5,000-cluster save).
+const LOOP_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+/// An AKS operation or a whole step: minutes to hours (a large pool's surge).
+const STEP_BUCKETS: &[f64] = &[
+    30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1200.0, 1800.0, 2700.0, 3600.0, 5400.0, 7200.0, 10800.0, 14400.0,
+];
 impl Control for Daemon {
     fn list(&self) -> Result<Vec<RolloutSummary>, ControlError> {
         Ok(self
