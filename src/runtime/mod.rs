@@ -4,6 +4,7 @@
 
 mod exec;
 mod preflight;
+mod waits;
 
 use crate::arm::AksClient;
 use crate::clock::Clock;
@@ -76,6 +77,8 @@ pub struct Runtime {
     progress: watch::Sender<Rollout>,
     audit: Option<mpsc::UnboundedSender<AuditEntry>>,
     metrics: Option<Arc<crate::metrics::Metrics>>,
+    /// Gates and approvals being waited for, for their histograms.
+    waits: waits::Waits,
     /// Where a save that fails is reported (`/readyz`).
     health: Option<Arc<crate::health::Health>>,
     /// The state the last save wrote (it shares every unchanged cluster with
@@ -129,6 +132,7 @@ impl Runtime {
         let settings = Settings::from_policy(&policy);
         let (tx, rx) = mpsc::unbounded_channel();
         let (progress, _) = watch::channel(rollout.clone());
+        let waits = waits::Waits::of(&rollout);
         let shared = Arc::new(Shared {
             arm,
             tokens,
@@ -153,6 +157,7 @@ impl Runtime {
             progress,
             audit: None,
             metrics: None,
+            waits,
             health: None,
             saved: None,
             commits: watch::channel(Commits::default()).0,
@@ -321,6 +326,7 @@ impl Runtime {
         }
         if let Some(m) = &self.metrics {
             count(m, &self.rollout, &audits);
+            self.waits.observe(m, &audits);
         }
         if let Some(tx) = &self.audit {
             for a in &audits {
@@ -600,6 +606,20 @@ fn secs_since(t: DateTime<Utc>, a: &AuditEntry) -> f64 {
     ((a.at - t).num_milliseconds() as f64 / 1000.0).max(0.0)
 }
 
+/// A step ended (its gate passed or failed, or its operation failed): its duration from
+/// its start, by kind. A step that never started (failed at its first call) has none.
+fn step_ended(m: &crate::metrics::Metrics, r: &Rollout, a: &AuditEntry) {
+    if let Some(s) = step_named(r, &a.subject)
+        && let Some(t) = s.started_at
+    {
+        m.observe(
+            "ringmaster_step_duration_seconds",
+            &[("kind", s.kind.name())],
+            secs_since(t, a),
+        );
+    }
+}
+
 /// Metrics from the transitions just made.
 fn count(m: &crate::metrics::Metrics, r: &Rollout, audits: &[AuditEntry]) {
     for a in audits {
@@ -608,9 +628,16 @@ fn count(m: &crate::metrics::Metrics, r: &Rollout, audits: &[AuditEntry]) {
             "gate.passed" => {
                 m.inc("ringmaster_steps_total", &[("result", "succeeded")]);
                 m.inc("ringmaster_gate_evaluations_total", &[("result", "passed")]);
+                step_ended(m, r, a);
             }
-            "gate.failed" => m.inc("ringmaster_gate_evaluations_total", &[("result", "failed")]),
-            "step.failed" => m.inc("ringmaster_steps_total", &[("result", "failed")]),
+            "gate.failed" => {
+                m.inc("ringmaster_gate_evaluations_total", &[("result", "failed")]);
+                step_ended(m, r, a);
+            }
+            "step.failed" => {
+                m.inc("ringmaster_steps_total", &[("result", "failed")]);
+                step_ended(m, r, a);
+            }
             "cluster.rolling_back" => m.inc("ringmaster_rollbacks_total", &[("result", "started")]),
             "cluster.rolled_back" => m.inc("ringmaster_rollbacks_total", &[("result", "rolledBack")]),
             "cluster.rollback_failed" => m.inc("ringmaster_rollbacks_total", &[("result", "failed")]),

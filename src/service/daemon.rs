@@ -335,6 +335,22 @@ fn describe_metrics(m: &Metrics) {
         "Duration of AKS operations (step start to operation done).",
         STEP_BUCKETS,
     );
+    m.describe_histogram(
+        "ringmaster_step_duration_seconds",
+        "Duration of upgrade steps from start to gate verdict or failure, by kind \
+         (controlPlane, poolVersion, nodeImage, poolRollback).",
+        STEP_BUCKETS,
+    );
+    m.describe_histogram(
+        "ringmaster_gate_wait_seconds",
+        "Time from a step's operation end to its gate's verdict, by result (passed, failed).",
+        GATE_BUCKETS,
+    );
+    m.describe_histogram(
+        "ringmaster_approval_wait_seconds",
+        "Time from a ring asking for approval to the approval, by ring.",
+        APPROVAL_BUCKETS,
+    );
 }
 
 /// A pass of the rollout loop: sub-millisecond to seconds (a 5,000-cluster save).
@@ -345,6 +361,15 @@ const LOOP_BUCKETS: &[f64] = &[
 const STEP_BUCKETS: &[f64] = &[
     30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1200.0, 1800.0, 2700.0, 3600.0, 5400.0, 7200.0, 10800.0, 14400.0,
 ];
+/// A gate: its settle time (minutes) up to its timeout.
+const GATE_BUCKETS: &[f64] = &[
+    10.0, 20.0, 30.0, 60.0, 120.0, 180.0, 300.0, 450.0, 600.0, 900.0, 1200.0, 1800.0, 3600.0,
+];
+/// A person's approval: minutes to days.
+const APPROVAL_BUCKETS: &[f64] = &[
+    60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 57600.0, 86400.0, 172800.0, 345600.0,
+];
+
 impl Control for Daemon {
     fn list(&self) -> Result<Vec<RolloutSummary>, ControlError> {
         Ok(self
