@@ -61,6 +61,8 @@ impl Daemon {
         subscriptions: Vec<String>,
     ) -> Arc<Self> {
         describe_metrics(&metrics);
+        // The daemon's client for its whole life: its calls are timed by operation.
+        client.http().set_metrics(metrics.clone());
         Arc::new(Daemon {
             store,
             client,
