@@ -202,8 +202,8 @@ impl Metrics {
         }
     }
 
-    /// The text exposition format ([`CONTENT_TYPE`]). Metrics described but never
-    /// updated show their `# HELP` and `# TYPE` lines only.
+    /// The text exposition format ([`CONTENT_TYPE`]). A metric without a series yet (a
+    /// failure counter before the first failure) is left out, help and type included.
     pub fn render(&self) -> String {
         let all = self.lock();
         let mut registry = Registry::default();
