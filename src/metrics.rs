@@ -134,9 +134,10 @@ impl Metrics {
         self.add(name, labels, 1.0);
     }
 
-    /// Adds `v` (not negative) to a counter.
+    /// Adds `v` (not negative) to a counter, whose name ends in `_total`.
     pub fn add(&self, name: &str, l: &[(&str, &str)], v: f64) {
         debug_assert!(v >= 0.0, "counter {name} decreased by {v}");
+        debug_assert!(name.ends_with("_total"), "counter {name} must end in _total");
         self.with(name, "counter", |k| {
             if let Kind::Counter(f) = k {
                 f.get_or_create(&labels(l)).inc_by(v);
