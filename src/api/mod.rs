@@ -24,6 +24,7 @@ mod live;
 pub mod openapi;
 mod rollback;
 mod rollouts;
+pub mod scrape;
 pub mod server;
 pub mod session;
 pub mod table;
@@ -288,6 +289,7 @@ fn describe_metrics(m: &Metrics) {
         "gauge",
         "Unfinished clusters forecast to end over 5 minutes after the forecast made at the start.",
     );
+    scrape::describe(m);
 }
 
 /// Counts requests by matched route (not raw path: ids would make unbounded labels)
@@ -361,12 +363,15 @@ async fn metrics(State(state): State<ApiState>) -> Response {
         .control
         .active()
         .and_then(|id| state.control.get(&id).ok().flatten());
+    let now = state.clock.now();
+    scrape::rollout_gauges(&state.metrics, active.as_ref(), now);
+    let ready = state.health.failure().is_none();
+    state.metrics.set(scrape::READY, &[], if ready { 1.0 } else { 0.0 });
     let (st, r) = (state.clone(), active);
     let eta = tokio::task::spawn_blocking(move || r.and_then(|r| rollouts::eta(&st, &r)))
         .await
         .ok()
         .flatten();
-    let now = state.clock.now();
     let remaining = eta
         .as_ref()
         .and_then(|e| e.finish)
@@ -378,7 +383,7 @@ async fn metrics(State(state): State<ApiState>) -> Response {
         eta.map_or(0.0, |e| e.late.len() as f64),
     );
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
         state.metrics.render(),
     )
         .into_response()

@@ -15,12 +15,13 @@ use super::budget::Budget;
 use super::error::{ArmError, parse_error_body};
 use crate::clock::Clock;
 use crate::identity::{ARM_SCOPE, TokenSource};
+use crate::metrics::Metrics;
 use bytes::Bytes;
 use reqwest::Method;
 use reqwest::header::HeaderMap;
 use serde_json::Value;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tracing::{debug, warn};
 
@@ -111,6 +112,8 @@ pub struct ArmHttp {
     policy: RetryPolicy,
     pub stats: ArmStats,
     jitter: AtomicU64,
+    /// Where each request's latency goes ([`super::telemetry`]); unset, nowhere.
+    metrics: OnceLock<Arc<Metrics>>,
 }
 
 /// The subscription a path or URL belongs to (for the budget).
@@ -157,7 +160,15 @@ impl ArmHttp {
             policy,
             stats: ArmStats::default(),
             jitter: AtomicU64::new(0x2545_F491_4F6C_DD1D),
+            metrics: OnceLock::new(),
         }
+    }
+
+    /// Times every request from now on in `m` (the daemon's metrics). A client is
+    /// built before the metrics that observe it, and shared: only the first call counts.
+    pub fn set_metrics(&self, m: Arc<Metrics>) {
+        super::telemetry::describe(&m);
+        let _ = self.metrics.set(m);
     }
 
     pub fn clock(&self) -> &Arc<dyn Clock> {
@@ -224,6 +235,7 @@ impl ArmHttp {
         let write = method != Method::GET && method != Method::HEAD;
         let sub = subscription_of(url).to_string();
         let path = path_of(url);
+        let operation = super::telemetry::operation(&method, &path);
         let mut attempts = 0u32;
         let mut throttled = 0u32;
         let mut refreshed = false;
@@ -248,6 +260,7 @@ impl ArmHttp {
             self.stats.calls.fetch_add(1, Ordering::Relaxed);
             if write { &self.stats.writes } else { &self.stats.reads }.fetch_add(1, Ordering::Relaxed);
             // The answer in full (status, headers, body), or the error that cut it short.
+            let sent = std::time::Instant::now();
             let result = async {
                 let r = req.send().await?;
                 let (status, headers) = (r.status().as_u16(), r.headers().clone());
@@ -258,6 +271,14 @@ impl ArmHttp {
                 })
             }
             .await;
+            if let Some(m) = self.metrics.get() {
+                let class = super::telemetry::status_class(result.as_ref().ok().map(|r| r.status));
+                m.observe(
+                    super::telemetry::REQUEST_DURATION,
+                    &[("operation", operation), ("status_class", class)],
+                    sent.elapsed().as_secs_f64(),
+                );
+            }
             let raw = match result {
                 Err(e) => {
                     // A failure to connect never reached ARM; anything later may have.

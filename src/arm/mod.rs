@@ -9,6 +9,7 @@ pub mod error;
 pub mod http;
 pub mod lro;
 pub mod models;
+pub mod telemetry;
 
 pub use crate::domain::fleet::ClusterId;
 pub use client::{AksClient, PoolOverrides, Submitted};

@@ -253,6 +253,19 @@ impl ClusterStatus {
     pub fn is_active(&self) -> bool {
         matches!(self, ClusterStatus::Preparing | ClusterStatus::Running)
     }
+
+    /// The state's name as the API spells it (`rolledBack`, ...): also a metric label.
+    pub fn label(&self) -> &'static str {
+        match self {
+            ClusterStatus::Pending => "pending",
+            ClusterStatus::Preparing => "preparing",
+            ClusterStatus::Running => "running",
+            ClusterStatus::Done => "done",
+            ClusterStatus::Failed { .. } => "failed",
+            ClusterStatus::Skipped { .. } => "skipped",
+            ClusterStatus::RolledBack { .. } => "rolledBack",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

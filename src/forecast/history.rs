@@ -70,7 +70,7 @@ pub fn learn(rollouts: &[Rollout], audit: &[AuditEntry]) -> Calibration {
                 {
                     let actual = (end - started).num_milliseconds() as f64 / 1000.0;
                     ratios
-                        .entry(super::kind_name(&st.kind).to_string())
+                        .entry(st.kind.name().to_string())
                         .or_default()
                         .push(actual / expected as f64);
                 }

@@ -152,7 +152,7 @@ fn annotate(r: &mut Rollout, pools: &Pools, a: &Assumptions) {
                 let c = std::sync::Arc::make_mut(c);
                 let shapes = pools.get(&c.id);
                 for st in &mut c.steps {
-                    let d = duration(&a.model, shapes, &st.kind).as_secs_f64() * a.history.factor(kind_name(&st.kind));
+                    let d = duration(&a.model, shapes, &st.kind).as_secs_f64() * a.history.factor(st.kind.name());
                     st.expected_secs = Some(d.round() as u64);
                 }
             }
@@ -376,15 +376,6 @@ fn drive(mut r: Rollout, s: &Settings, first: Input, start: DateTime<Utc>, a: &A
     }
 }
 
-fn kind_name(k: &StepKind) -> &'static str {
-    match k {
-        StepKind::ControlPlane { .. } => "controlPlane",
-        StepKind::PoolVersion { .. } => "poolVersion",
-        StepKind::NodeImage { .. } => "nodeImage",
-        StepKind::PoolRollback { .. } => "poolRollback",
-    }
-}
-
 /// The predicted duration of one step's AKS operation.
 fn duration(m: &Model, pools: Option<&BTreeMap<String, PoolShape>>, kind: &StepKind) -> Duration {
     match kind.pool() {
@@ -427,7 +418,7 @@ fn timeline(run: &Run, a: &Assumptions, start: DateTime<Utc>) -> Timeline {
                             .iter()
                             .enumerate()
                             .map(|(si, st)| StepForecast {
-                                kind: kind_name(&st.kind).into(),
+                                kind: st.kind.name().into(),
                                 step: engine::describe(&st.kind),
                                 start: st.started_at,
                                 operation_end: op_end

@@ -163,6 +163,17 @@ pub enum StepKind {
 }
 
 impl StepKind {
+    /// The kind's name as the state and the API spell it (`controlPlane`, ...): also a
+    /// metric label, one of four.
+    pub fn name(&self) -> &'static str {
+        match self {
+            StepKind::ControlPlane { .. } => "controlPlane",
+            StepKind::PoolVersion { .. } => "poolVersion",
+            StepKind::NodeImage { .. } => "nodeImage",
+            StepKind::PoolRollback { .. } => "poolRollback",
+        }
+    }
+
     /// The node pool the step changes (`None`: the control plane).
     pub fn pool(&self) -> Option<&str> {
         match self {

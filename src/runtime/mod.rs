@@ -4,6 +4,7 @@
 
 mod exec;
 mod preflight;
+mod waits;
 
 use crate::arm::AksClient;
 use crate::clock::Clock;
@@ -78,6 +79,8 @@ pub struct Runtime {
     /// Committed passes, for the API's event stream.
     events: Option<crate::events::EventBus>,
     metrics: Option<Arc<crate::metrics::Metrics>>,
+    /// Gates and approvals being waited for, for their histograms.
+    waits: waits::Waits,
     /// Where a save that fails is reported (`/readyz`).
     health: Option<Arc<crate::health::Health>>,
     /// The state the last save wrote (it shares every unchanged cluster with
@@ -131,6 +134,7 @@ impl Runtime {
         let settings = Settings::from_policy(&policy);
         let (tx, rx) = mpsc::unbounded_channel();
         let (progress, _) = watch::channel(rollout.clone());
+        let waits = waits::Waits::of(&rollout);
         let shared = Arc::new(Shared {
             arm,
             tokens,
@@ -156,6 +160,7 @@ impl Runtime {
             audit: None,
             events: None,
             metrics: None,
+            waits,
             health: None,
             saved: None,
             commits: watch::channel(Commits::default()).0,
@@ -330,6 +335,7 @@ impl Runtime {
         }
         if let Some(m) = &self.metrics {
             count(m, &self.rollout, &audits);
+            self.waits.observe(m, &audits);
         }
         if let Some(tx) = &self.audit {
             for a in &audits {
@@ -574,15 +580,14 @@ pub(crate) fn send(sh: &Shared, input: Input) {
 /// dispatch), of which the engine's transitions and waiting for the commit (the WAL's
 /// fsync), inputs taken, state bytes written.
 fn loop_cost(m: &crate::metrics::Metrics, secs: f64, engine: f64, committing: f64, inputs: usize, written: usize) {
-    m.add("ringmaster_loop_seconds_sum", &[], secs);
-    m.add("ringmaster_loop_engine_seconds_sum", &[], engine);
-    m.inc("ringmaster_loop_seconds_count", &[]);
+    m.observe("ringmaster_loop_seconds", &[], secs);
+    m.observe("ringmaster_loop_engine_seconds", &[], engine);
     if secs > m.get("ringmaster_loop_seconds_max", &[]) {
         m.set("ringmaster_loop_seconds_max", &[], secs);
     }
     m.add("ringmaster_loop_inputs_total", &[], inputs as f64);
     if written > 0 {
-        m.add("ringmaster_state_commit_seconds_sum", &[], committing);
+        m.observe("ringmaster_state_commit_seconds", &[], committing);
         m.inc("ringmaster_state_saves_total", &[]);
         m.add("ringmaster_state_written_bytes_total", &[], written as f64);
     }
@@ -608,6 +613,25 @@ fn step_named<'a>(r: &'a Rollout, subject: &str) -> Option<&'a engine::StepRun> 
     cluster_named(r, subject)?.steps.get(n.checked_sub(1)?)
 }
 
+/// Seconds from `t` to `a`'s time (0 if `t` is later).
+fn secs_since(t: DateTime<Utc>, a: &AuditEntry) -> f64 {
+    ((a.at - t).num_milliseconds() as f64 / 1000.0).max(0.0)
+}
+
+/// A step ended (its gate passed or failed, or its operation failed): its duration from
+/// its start, by kind. A step that never started (failed at its first call) has none.
+fn step_ended(m: &crate::metrics::Metrics, r: &Rollout, a: &AuditEntry) {
+    if let Some(s) = step_named(r, &a.subject)
+        && let Some(t) = s.started_at
+    {
+        m.observe(
+            "ringmaster_step_duration_seconds",
+            &[("kind", s.kind.name())],
+            secs_since(t, a),
+        );
+    }
+}
+
 /// Metrics from the transitions just made.
 fn count(m: &crate::metrics::Metrics, r: &Rollout, audits: &[AuditEntry]) {
     for a in audits {
@@ -616,9 +640,16 @@ fn count(m: &crate::metrics::Metrics, r: &Rollout, audits: &[AuditEntry]) {
             "gate.passed" => {
                 m.inc("ringmaster_steps_total", &[("result", "succeeded")]);
                 m.inc("ringmaster_gate_evaluations_total", &[("result", "passed")]);
+                step_ended(m, r, a);
             }
-            "gate.failed" => m.inc("ringmaster_gate_evaluations_total", &[("result", "failed")]),
-            "step.failed" => m.inc("ringmaster_steps_total", &[("result", "failed")]),
+            "gate.failed" => {
+                m.inc("ringmaster_gate_evaluations_total", &[("result", "failed")]);
+                step_ended(m, r, a);
+            }
+            "step.failed" => {
+                m.inc("ringmaster_steps_total", &[("result", "failed")]);
+                step_ended(m, r, a);
+            }
             "cluster.rolling_back" => m.inc("ringmaster_rollbacks_total", &[("result", "started")]),
             "cluster.rolled_back" => m.inc("ringmaster_rollbacks_total", &[("result", "rolledBack")]),
             "cluster.rollback_failed" => m.inc("ringmaster_rollbacks_total", &[("result", "failed")]),
@@ -639,12 +670,8 @@ fn count(m: &crate::metrics::Metrics, r: &Rollout, audits: &[AuditEntry]) {
             }
             "step.operation_done" => {
                 // Operation time: from the step's start to now, for the step named.
-                if let Some(secs) = step_named(r, &a.subject)
-                    .and_then(|s| s.started_at)
-                    .map(|t| (a.at - t).num_milliseconds() as f64 / 1000.0)
-                {
-                    m.add("ringmaster_operation_seconds_sum", &[], secs.max(0.0));
-                    m.inc("ringmaster_operation_seconds_count", &[]);
+                if let Some(t) = step_named(r, &a.subject).and_then(|s| s.started_at) {
+                    m.observe("ringmaster_operation_seconds", &[], secs_since(t, a));
                 }
             }
             _ => {}

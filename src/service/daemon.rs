@@ -63,6 +63,8 @@ impl Daemon {
         subscriptions: Vec<String>,
     ) -> Arc<Self> {
         describe_metrics(&metrics);
+        // The daemon's client for its whole life: its calls are timed by operation.
+        client.http().set_metrics(metrics.clone());
         Arc::new(Daemon {
             store,
             client,
@@ -300,20 +302,15 @@ fn describe_metrics(m: &Metrics) {
         "counter",
         "Failed saves of a rollout's state, by error.",
     );
-    m.describe(
-        "ringmaster_loop_seconds_sum",
-        "counter",
-        "Wall-clock time the rollout loop spent on its passes (engine, save, publishing).",
+    m.describe_histogram(
+        "ringmaster_loop_seconds",
+        "Wall-clock time of the rollout loop's passes (engine, save, publishing).",
+        LOOP_BUCKETS,
     );
-    m.describe(
-        "ringmaster_loop_seconds_count",
-        "counter",
-        "Passes of the rollout loop.",
-    );
-    m.describe(
-        "ringmaster_loop_engine_seconds_sum",
-        "counter",
-        "Of the loop's time, the engine's transitions (pure computation).",
+    m.describe_histogram(
+        "ringmaster_loop_engine_seconds",
+        "Of a pass's time, the engine's transitions (pure computation).",
+        LOOP_BUCKETS,
     );
     m.describe(
         "ringmaster_loop_seconds_max",
@@ -326,10 +323,10 @@ fn describe_metrics(m: &Metrics) {
         "Inputs (observations, decisions, ticks) the rollout loop took.",
     );
     m.describe("ringmaster_state_saves_total", "counter", "Saves of a rollout's state.");
-    m.describe(
-        "ringmaster_state_commit_seconds_sum",
-        "counter",
-        "Wall-clock time the rollout loop waited for its saves to commit (the WAL's fsync).",
+    m.describe_histogram(
+        "ringmaster_state_commit_seconds",
+        "Wall-clock time the rollout loop waited for a save to commit (the WAL's fsync).",
+        LOOP_BUCKETS,
     );
     m.describe(
         "ringmaster_state_written_bytes_total",
@@ -341,17 +338,45 @@ fn describe_metrics(m: &Metrics) {
         "counter",
         "Gate evaluations by result.",
     );
-    m.describe(
-        "ringmaster_operation_seconds_sum",
-        "counter",
-        "Total duration of AKS operations (step start to operation done).",
+    m.describe_histogram(
+        "ringmaster_operation_seconds",
+        "Duration of AKS operations (step start to operation done).",
+        STEP_BUCKETS,
     );
-    m.describe(
-        "ringmaster_operation_seconds_count",
-        "counter",
-        "AKS operations measured.",
+    m.describe_histogram(
+        "ringmaster_step_duration_seconds",
+        "Duration of upgrade steps from start to gate verdict or failure, by kind \
+         (controlPlane, poolVersion, nodeImage, poolRollback).",
+        STEP_BUCKETS,
+    );
+    m.describe_histogram(
+        "ringmaster_gate_wait_seconds",
+        "Time from a step's operation end to its gate's verdict, by result (passed, failed).",
+        GATE_BUCKETS,
+    );
+    m.describe_histogram(
+        "ringmaster_approval_wait_seconds",
+        "Time from a ring asking for approval to the approval, by ring.",
+        APPROVAL_BUCKETS,
     );
 }
+
+/// A pass of the rollout loop: sub-millisecond to seconds (a 5,000-cluster save).
+const LOOP_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+/// An AKS operation or a whole step: minutes to hours (a large pool's surge).
+const STEP_BUCKETS: &[f64] = &[
+    30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1200.0, 1800.0, 2700.0, 3600.0, 5400.0, 7200.0, 10800.0, 14400.0,
+];
+/// A gate: its settle time (minutes) up to its timeout.
+const GATE_BUCKETS: &[f64] = &[
+    10.0, 20.0, 30.0, 60.0, 120.0, 180.0, 300.0, 450.0, 600.0, 900.0, 1200.0, 1800.0, 3600.0,
+];
+/// A person's approval: minutes to days.
+const APPROVAL_BUCKETS: &[f64] = &[
+    60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 57600.0, 86400.0, 172800.0, 345600.0,
+];
 
 impl Control for Daemon {
     fn list(&self) -> Result<Vec<RolloutSummary>, ControlError> {

@@ -1,0 +1,95 @@
+//! Gauges computed when `/metrics` is scraped, from the active rollout's state: they
+//! describe "now", so they are read at the scrape instead of kept up to date by the
+//! loop (a count of 5,000 clusters per scrape, none per transition).
+
+#[cfg(test)]
+use crate::engine::ClusterStatus;
+use crate::engine::{RingStatus, Rollout};
+use crate::metrics::Metrics;
+use chrono::{DateTime, Utc};
+
+pub const CLUSTERS: &str = "ringmaster_clusters";
+pub const APPROVAL_WAITING: &str = "ringmaster_approval_waiting_seconds";
+pub const READY: &str = "ringmaster_ready";
+pub const BUILD_INFO: &str = "ringmaster_build_info";
+
+pub fn describe(m: &Metrics) {
+    m.describe(
+        CLUSTERS,
+        "gauge",
+        "Clusters of the active rollout by ring and state (pending, preparing, running, done, failed, skipped, rolledBack); none without one.",
+    );
+    m.describe(
+        APPROVAL_WAITING,
+        "gauge",
+        "Seconds each ring of the active rollout has been waiting for its approval (0: not waiting).",
+    );
+    m.describe(
+        READY,
+        "gauge",
+        "1 while the rollout loop can save its state, 0 while it cannot (/readyz is 503).",
+    );
+    m.describe(BUILD_INFO, "gauge", "Always 1, labelled with ringmaster's version.");
+    m.set(BUILD_INFO, &[("version", env!("CARGO_PKG_VERSION"))], 1.0);
+}
+
+/// Every cluster state's label ([`ClusterStatus::label`]), so that a ring's series
+/// exist at 0 too (a query for failed clusters gets 0, not nothing).
+const STATES: [&str; 7] = [
+    "pending",
+    "preparing",
+    "running",
+    "done",
+    "failed",
+    "skipped",
+    "rolledBack",
+];
+
+/// Sets the gauges of the active rollout `r` (none: they have no series).
+pub fn rollout_gauges(m: &Metrics, r: Option<&Rollout>, now: DateTime<Utc>) {
+    let mut clusters: Vec<(Vec<(&str, &str)>, f64)> = Vec::new();
+    let mut waiting: Vec<(Vec<(&str, &str)>, f64)> = Vec::new();
+    for ring in r.map(|r| r.rings.as_slice()).unwrap_or_default() {
+        let mut n = [0usize; STATES.len()];
+        for c in ring.waves.iter().flat_map(|w| &w.clusters) {
+            if let Some(i) = STATES.iter().position(|s| *s == c.status.label()) {
+                n[i] += 1;
+            }
+        }
+        for (state, n) in STATES.iter().zip(n) {
+            clusters.push((vec![("ring", &ring.name), ("state", state)], n as f64));
+        }
+        let secs = match ring.status {
+            RingStatus::AwaitingApproval { since } if ring.approval.is_none() => {
+                (now - since).num_seconds().max(0) as f64
+            }
+            _ => 0.0,
+        };
+        waiting.push((vec![("ring", &ring.name)], secs));
+    }
+    m.set_all(CLUSTERS, &clusters);
+    m.set_all(APPROVAL_WAITING, &waiting);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_cluster_state_has_a_series() {
+        let all = [
+            ClusterStatus::Pending,
+            ClusterStatus::Preparing,
+            ClusterStatus::Running,
+            ClusterStatus::Done,
+            ClusterStatus::Failed { reason: String::new() },
+            ClusterStatus::Skipped {
+                by: String::new(),
+                reason: String::new(),
+            },
+            ClusterStatus::RolledBack { reason: String::new() },
+        ];
+        let labels: Vec<&str> = all.iter().map(ClusterStatus::label).collect();
+        assert_eq!(labels, STATES);
+    }
+}
