@@ -33,17 +33,9 @@ pub fn describe(m: &Metrics) {
     m.set(BUILD_INFO, &[("version", env!("CARGO_PKG_VERSION"))], 1.0);
 }
 
-/// Every cluster state's label ([`ClusterStatus::label`]), so that a ring's series
-/// exist at 0 too (a query for failed clusters gets 0, not nothing).
-const STATES: [&str; 7] = [
-    "pending",
-    "preparing",
-    "running",
-    "done",
-    "failed",
-    "skipped",
-    "rolledBack",
-];
+/// Every cluster state's label, so that a ring's series exist at 0 too (a query for
+/// failed clusters gets 0, not nothing).
+const STATES: [&str; 7] = crate::engine::ClusterStatus::LABELS;
 
 /// Sets the gauges of the active rollout `r` (none: they have no series).
 pub fn rollout_gauges(m: &Metrics, r: Option<&Rollout>, now: DateTime<Utc>) {

@@ -222,18 +222,6 @@ impl ClusterStatus {
         "rolledBack",
     ];
 
-    pub fn label(&self) -> &'static str {
-        match self {
-            ClusterStatus::Pending => "pending",
-            ClusterStatus::Preparing => "preparing",
-            ClusterStatus::Running => "running",
-            ClusterStatus::Done => "done",
-            ClusterStatus::Failed { .. } => "failed",
-            ClusterStatus::Skipped { .. } => "skipped",
-            ClusterStatus::RolledBack { .. } => "rolledBack",
-        }
-    }
-
     pub fn is_finished(&self) -> bool {
         matches!(
             self,
