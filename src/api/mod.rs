@@ -138,7 +138,7 @@ pub fn routes() -> Vec<Route> {
         route(M::GET, "/metrics", Authenticated, get(metrics)),
         route(M::GET, "/openapi.json", Authenticated, get(openapi_doc)),
         route(M::POST, "/api/v1/session", Public, post(ui::sign_in)),
-        route(M::GET, "/api/v1/session", Authenticated, get(ui::current)),
+        route(M::GET, "/api/v1/session", Public, get(ui::current)),
         route(
             M::DELETE,
             "/api/v1/session",
@@ -250,6 +250,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/", get(ui::index))
         .route("/ui/app.js", get(ui::script))
         .route("/ui/app.css", get(ui::style))
+        .route("/ui/icon.svg", get(ui::icon))
         .fallback(|| async { ApiError::not_found("not_found", "no such endpoint (see /openapi.json)") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

@@ -9,20 +9,21 @@
 //! allows scripts and styles from this origin only, and no inline ones.
 
 use super::ApiState;
-use super::auth::{Ctx, record_denial};
+use super::auth::record_denial;
 use super::error::{ApiError, Body};
 use super::session::{self, Issued};
+use axum::Json;
 use axum::extract::{FromRequest, Request, State};
 use axum::http::HeaderMap;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::json;
 
 const INDEX: &str = include_str!("ui/index.html");
 const SCRIPT: &str = include_str!("ui/app.js");
 const STYLE: &str = include_str!("ui/app.css");
+const ICON: &str = include_str!("ui/icon.svg");
 
 /// The page's policy: this origin's scripts, styles and API only; no framing.
 pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
@@ -50,6 +51,10 @@ pub(super) async fn style() -> Response {
     asset("text/css; charset=utf-8", STYLE)
 }
 
+pub(super) async fn icon() -> Response {
+    asset("image/svg+xml", ICON)
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct SignIn {
@@ -58,6 +63,7 @@ pub(super) struct SignIn {
 
 fn who(state: &ApiState, ctx_caller: &super::Caller, csrf: &str) -> serde_json::Value {
     json!({
+        "signedIn": true,
         "name": ctx_caller.name,
         "groups": ctx_caller.groups,
         "operator": state.auth.is_operator(ctx_caller),
@@ -103,18 +109,14 @@ pub(super) async fn sign_in(State(state): State<ApiState>, req: Request) -> Resu
     Ok(r)
 }
 
-/// `GET /api/v1/session`: who this session is, and its CSRF token (the page reads it
-/// once after a reload; another site's page cannot read it).
-pub(super) async fn current(
-    State(state): State<ApiState>,
-    Extension(ctx): Extension<Ctx>,
-    headers: HeaderMap,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let csrf = session::cookie_value(&headers)
-        .and_then(|id| state.sessions.get(&id))
-        .map(|(_, csrf)| csrf)
-        .unwrap_or_default();
-    Ok(Json(who(&state, &ctx.caller, &csrf)))
+/// `GET /api/v1/session`: who this session is and its CSRF token (the page reads it
+/// after a reload; another site's page cannot read it), or `{"signedIn": false}`.
+/// Public, so that a page opened before sign-in gets an answer and not an error.
+pub(super) async fn current(State(state): State<ApiState>, headers: HeaderMap) -> Json<serde_json::Value> {
+    match session::cookie_value(&headers).and_then(|id| state.sessions.get(&id)) {
+        Some((caller, csrf)) => Json(who(&state, &caller, &csrf)),
+        None => Json(json!({ "signedIn": false })),
+    }
 }
 
 /// `DELETE /api/v1/session`: signs out (the cookie is cleared and forgotten).

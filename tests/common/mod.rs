@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod procs;
+pub mod webdriver;
 
 use reqwest::{Method, StatusCode};
 use ringmaster::sim::{ClockMode, SimOptions, Simulator, fleet};

@@ -1,0 +1,171 @@
+//! The dashboard in a real browser (headless Chromium through ChromeDriver) against
+//! `ringmaster serve` and `ringmaster sim` as separate processes: a viewer signs in with
+//! a token, watches the rehearsal progress live (no reload), sees no button on prod's
+//! approval, and a request forged with that session is refused (403) and audited; an
+//! approver then approves prod with the button and the rollout finishes. The page logs
+//! no console error; the test saves screenshots under the target directory.
+
+mod common;
+
+use common::procs::{spawn_serve, start_sim};
+use common::webdriver::Browser;
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+const ALICE: &str = "alice-dashboard-0123456789abcdef0123456789";
+const VIEWER: &str = "viewer-dashboard-0123456789abcdef012345678";
+
+fn tokens_yaml() -> String {
+    let hash = ringmaster::api::auth::token_digest_hex;
+    format!(
+        "tokens:\n  - name: alice\n    groups: [platform-admins]\n    sha256: {}\n  - name: viewer\n    groups: [readers]\n    sha256: {}\n",
+        hash(ALICE),
+        hash(VIEWER)
+    )
+}
+
+async fn sign_in(b: &Browser, token: &str) {
+    let input = b.wait_for("#token", Duration::from_secs(20)).await;
+    b.type_into(&input, token).await;
+    let button = b.wait_for("#sign-in", Duration::from_secs(5)).await;
+    b.click(&button).await;
+    b.wait_for("#me", Duration::from_secs(20)).await;
+}
+
+/// Console entries at SEVERE level (errors) since the last look.
+async fn console_errors(b: &Browser) -> Vec<String> {
+    b.console()
+        .await
+        .into_iter()
+        .filter(|(level, _)| level == "SEVERE")
+        .map(|(_, m)| m)
+        .collect()
+}
+
+async fn wait_text(b: &Browser, css: &str, want: &str, within: Duration) {
+    let t = Instant::now();
+    loop {
+        let got = b.text_of(css).await;
+        if got == want {
+            return;
+        }
+        assert!(
+            t.elapsed() < within,
+            "`{css}` says {got:?}, not {want:?}, after {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn screenshot_path(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(name)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approver_approves_prod_from_the_page_and_a_viewer_cannot() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("tokens.yaml"), tokens_yaml()).unwrap();
+    let sim = start_sim(dir.path(), "300");
+    let serve = spawn_serve(&sim, dir.path(), &["--start-now"]);
+    let b = Browser::start().await;
+    b.goto(&format!("{}/", serve.url)).await;
+
+    // A viewer signs in and sees the rollout move without reloading the page.
+    sign_in(&b, VIEWER).await;
+    assert!(b.text_of("#me").await.starts_with("viewer"));
+    let state = b.wait_for("#rollout-state", Duration::from_secs(60)).await;
+    assert_eq!(b.run("window.sameDocument = true; return true;", json!([])).await, true);
+    let id = b.text_of("#rollout-id").await;
+    assert!(!id.is_empty());
+    let first = b.text_of("#rollout-updated").await;
+    b.wait_for("#approval-prod", Duration::from_secs(180)).await;
+    assert_eq!(b.text(&state).await, "running");
+    assert_ne!(
+        b.text_of("#rollout-updated").await,
+        first,
+        "the page followed the rollout"
+    );
+    assert_eq!(
+        b.run("return window.sameDocument === true;", json!([])).await,
+        true,
+        "the page was not reloaded"
+    );
+    assert!(b.text_of("#live").await == "live", "the event stream is connected");
+    // No button for someone outside prod's approvers; the page says why.
+    assert!(b.find("#approve-prod").await.is_none());
+    assert!(b.find("#reject-prod").await.is_none());
+    assert!(b.text_of("#no-decision-prod").await.contains("not among its approvers"));
+    let errors = console_errors(&b).await;
+    assert!(errors.is_empty(), "console errors: {errors:?}");
+    std::fs::write(screenshot_path("dashboard-viewer.png"), b.screenshot().await).unwrap();
+
+    // Requests forged with the viewer's session: without the CSRF header, and with it.
+    let forge = r#"
+        const [id, withCsrf] = arguments;
+        return (async () => {
+            const s = await (await fetch('/api/v1/session')).json();
+            const headers = { 'Content-Type': 'application/json' };
+            if (withCsrf) headers['X-CSRF-Token'] = s.csrf;
+            const r = await fetch(`/api/v1/rollouts/${encodeURIComponent(id)}/rings/prod/approve`,
+                { method: 'POST', headers, body: JSON.stringify({ comment: 'forged' }) });
+            return [r.status, (await r.json()).error.code];
+        })();
+    "#;
+    assert_eq!(b.run(forge, json!([id, false])).await, json!([403, "csrf"]));
+    assert_eq!(b.run(forge, json!([id, true])).await, json!([403, "forbidden"]));
+    let _ = b.console().await; // the two refusals, logged by the browser as failed loads
+
+    // Audited, under the viewer's name.
+    let http = reqwest::Client::new();
+    let denied: Value = http
+        .get(format!("{}/api/v1/audit?actor=viewer&limit=100", serve.url))
+        .bearer_auth(ALICE)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let entries = denied["entries"].as_array().unwrap();
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["action"] == "auth.denied" && e["reason"].as_str().unwrap_or("").contains("may not approve")),
+        "the forged approval is audited: {entries:?}"
+    );
+    assert!(entries.iter().all(|e| e["actor"] == "viewer"));
+
+    // The approver signs in and approves prod with the button.
+    let out = b.wait_for("#sign-out", Duration::from_secs(5)).await;
+    b.click(&out).await;
+    sign_in(&b, ALICE).await;
+    let approve = b.wait_for("#approve-prod", Duration::from_secs(30)).await;
+    std::fs::write(screenshot_path("dashboard-approval.png"), b.screenshot().await).unwrap();
+    b.click(&approve).await;
+    let comment = b.wait_for("#confirm-comment", Duration::from_secs(5)).await;
+    b.type_into(&comment, "dev and staging look healthy").await;
+    let ok = b.wait_for("#confirm-ok", Duration::from_secs(5)).await;
+    b.click(&ok).await;
+    wait_text(&b, "#rollout-state", "succeeded", Duration::from_secs(180)).await;
+    std::fs::write(screenshot_path("dashboard-done.png"), b.screenshot().await).unwrap();
+    let errors = console_errors(&b).await;
+    assert!(errors.is_empty(), "console errors: {errors:?}");
+
+    let approved: Value = http
+        .get(format!("{}/api/v1/audit?actor=alice&ring=prod&limit=100", serve.url))
+        .bearer_auth(ALICE)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        approved["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "ring.approved" && e["reason"] == "dev and staging look healthy"),
+        "{approved}"
+    );
+}
