@@ -175,6 +175,7 @@ pub async fn run(o: DemoOptions) -> Result<DemoOutcome> {
     let state_path = o.state.clone().unwrap_or_else(|| dir.join("ringmaster.db"));
     let store = Arc::new(crate::store::Store::open(&state_path)?);
     let (ntx, mut nrx) = mpsc::unbounded_channel();
+    let events = crate::events::EventBus::default();
     let mut rt = Runtime::new(
         rollout,
         client.clone(),
@@ -182,10 +183,16 @@ pub async fn run(o: DemoOptions) -> Result<DemoOutcome> {
         clock.clone(),
         Some(store.clone()),
         Arc::new(ChannelNotifier(ntx)),
-    )?;
+    )?
+    .with_events(events.clone());
     let control = rt.control();
     let mut audit = rt.audit_feed();
     let mut progress = rt.progress();
+    let dashboard = serve_dashboard(&rt, store.clone(), clock.clone(), events, client.clone(), &sim).await?;
+    let _ = writeln!(
+        out,
+        "dashboard: {dashboard}\n  (a one-off sign-in link for this run; the token after # never reaches a server log)\n"
+    );
     let real_start = Instant::now();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let runner = tokio::spawn(rt.run(Input::Tick, async {
@@ -215,7 +222,9 @@ pub async fn run(o: DemoOptions) -> Result<DemoOutcome> {
                     line(&mut out, clock.now(), &format!("approval needed: {message}"));
                     let control = control.clone();
                     if interactive {
-                        tokio::task::spawn_blocking(move || {
+                        // A thread, not a blocking task: approved from the dashboard, the
+                        // question is left unanswered and must not hold the process.
+                        std::thread::spawn(move || {
                             print!("Approve promoting the target into ring {ring}? [y/N] ");
                             let _ = std::io::stdout().flush();
                             let mut answer = String::new();
@@ -308,6 +317,58 @@ pub async fn run(o: DemoOptions) -> Result<DemoOutcome> {
         as_policy_says,
     })
 }
+
+/// Serves the dashboard on loopback for this run: one token, made now, for whoever runs
+/// the demo (every group of the policy's approvers, and operator). Returns the sign-in
+/// link.
+async fn serve_dashboard(
+    rt: &Runtime,
+    store: Arc<crate::store::Store>,
+    clock: Arc<dyn Clock>,
+    events: crate::events::EventBus,
+    client: Arc<arm::AksClient>,
+    sim: &Simulator,
+) -> Result<String> {
+    let r = rt.progress().borrow().clone();
+    let policy = Arc::new(crate::policy::compile(&r.policy_file, &r.policy_text).map_err(|e| anyhow::anyhow!("{e}"))?);
+    let mut groups: Vec<String> = policy
+        .rings
+        .iter()
+        .filter_map(|x| x.approval.as_ref())
+        .flat_map(|a| a.approvers.clone())
+        .collect();
+    groups.push(DEMO_OPERATORS.to_string());
+    groups.sort();
+    groups.dedup();
+    let token = crate::api::auth::generate_token()?;
+    let entry = crate::api::auth::token_entry_yaml(&whoami(), &groups, &token);
+    let tokens = crate::api::auth::parse_tokens("demo", &format!("tokens:\n{entry}"))?;
+    let auth = Arc::new(crate::api::Auth::new(tokens, None, vec![DEMO_OPERATORS.to_string()]));
+    let control = Arc::new(crate::service::single::SingleRollout {
+        progress: rt.progress(),
+        control: rt.control(),
+        policy: policy.clone(),
+    });
+    let mut state = crate::api::ApiState::new(control, store, auth, Default::default(), clock);
+    state.events = events;
+    state.arm = Some(client.clone());
+    state.fleet = Some(Arc::new(crate::api::fleet::FleetSource::new(
+        client,
+        crate::api::fleet::PolicyOrigin::Text {
+            file: r.policy_file.clone(),
+            text: r.policy_text.clone(),
+        },
+        sim.info.subscription_ids.clone(),
+        Default::default(),
+    )));
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(crate::api::serve(listener, state, std::future::pending::<()>()));
+    Ok(format!("http://{addr}/#token={}", token.0))
+}
+
+/// The demo's operator group (its one token has it).
+const DEMO_OPERATORS: &str = "demo-operators";
 
 fn tempfile_dir() -> Result<PathBuf> {
     let d = std::env::temp_dir().join(format!("ringmaster-demo-{}", std::process::id()));

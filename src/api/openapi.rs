@@ -98,6 +98,44 @@ fn schemas() -> Value {
         "Error": { "type": "object", "required": ["error"], "properties": { "error": {
             "type": "object", "required": ["code", "message"],
             "properties": { "code": { "type": "string" }, "message": { "type": "string" } } } } },
+        "SignIn": { "type": "object", "required": ["token"], "properties": {
+            "token": { "type": "string", "description": "An API token (static) or an Entra ID access token" } } },
+        "Session": { "type": "object", "properties": {
+            "signedIn": { "type": "boolean" }, "name": { "type": "string" },
+            "groups": { "type": "array", "items": { "type": "string" } }, "operator": { "type": "boolean" },
+            "csrf": { "type": "string", "description": "Send as `X-CSRF-Token` with every change made with the session cookie" } } },
+        "Counts": { "type": "object", "description": "Clusters by state, and `total`", "additionalProperties": { "type": "integer" } },
+        "Summary": { "type": "object", "properties": {
+            "id": { "type": "string" }, "policy": { "type": "string" }, "state": { "type": "string" }, "status": { "type": "object" },
+            "target": { "type": "string" }, "seq": { "type": "integer" }, "now": { "type": "string", "format": "date-time" },
+            "counts": { "$ref": "#/components/schemas/Counts" }, "skipped": { "type": "integer" },
+            "rings": { "type": "array", "items": { "type": "object", "properties": {
+                "name": { "type": "string" }, "state": { "type": "string" }, "status": { "type": "object" }, "paused": { "type": "boolean" },
+                "approvers": { "type": "array", "items": { "type": "string" } }, "approval": {},
+                "counts": { "$ref": "#/components/schemas/Counts" },
+                "waves": { "type": "array", "items": { "type": "object", "properties": {
+                    "name": { "type": "string" }, "maxParallel": { "type": "integer" }, "counts": { "$ref": "#/components/schemas/Counts" } } } } } } },
+            "pendingApprovals": { "type": "array", "items": { "type": "object", "properties": {
+                "ring": { "type": "string" }, "since": { "type": "string", "format": "date-time" },
+                "approvers": { "type": "array", "items": { "type": "string" } }, "expiresAfterSeconds": { "type": ["integer", "null"] },
+                "mayApprove": { "type": "boolean" }, "mayReject": { "type": "boolean" } } } },
+            "eta": {}, "you": { "type": "object" } } },
+        "ClusterPage": { "type": "object", "properties": {
+            "rolloutId": { "type": "string" }, "seq": { "type": "integer" }, "total": { "type": "integer" },
+            "offset": { "type": "integer" }, "limit": { "type": "integer" },
+            "clusters": { "type": "array", "items": { "type": "object", "properties": {
+                "name": { "type": "string" }, "id": { "type": "object" }, "ring": { "type": "string" }, "wave": { "type": "string" },
+                "state": { "type": "string" }, "reason": { "type": ["string", "null"] }, "forecastEnd": { "type": ["string", "null"] },
+                "preflight": {}, "pools": { "type": "object" },
+                "steps": { "type": "array", "items": { "type": "object", "properties": {
+                    "what": { "type": "string" }, "state": { "type": "string" }, "detail": { "type": ["string", "null"] },
+                    "until": { "type": ["string", "null"] }, "attempts": { "type": "integer" } } } } } } } } },
+        "Fleet": { "type": "object", "properties": {
+            "takenAt": { "type": "string", "format": "date-time" }, "policy": { "type": "string" }, "target": { "type": "object" },
+            "rings": { "type": "array", "items": { "type": "object", "properties": {
+                "name": { "type": "string" }, "clusters": { "type": "array", "items": { "type": "object",
+                    "description": "As `ringmaster upgrades --output json` shows a cluster, with `placement` (its wave, up to date, or why skipped) and `preflight` (the running rollout's result)" } } } } },
+            "outsideRings": { "type": "array", "items": { "type": "object" } }, "problems": { "type": "array" } } },
         "RolloutList": { "type": "object", "properties": {
             "rollouts": { "type": "array", "items": { "type": "object", "properties": {
                 "id": { "type": "string" }, "policy": { "type": "string" }, "status": { "type": "string" },
@@ -208,6 +246,30 @@ pub fn document() -> Value {
             error_responses(&[401])) } },
         "/openapi.json": { "get": { "summary": "This document",
             "responses": with_errors("200", ok("OpenAPI 3.1", json!({ "type": "object" })), &[401]) } },
+        "/api/v1/session": {
+            "post": { "summary": "Sign in (the dashboard): a token in, a session cookie out", "security": [],
+                "description": "The cookie is HttpOnly, SameSite=Strict (and Secure with `serve --secure-cookies`) and lasts 8 hours. Every change made with it needs the session's CSRF token in `X-CSRF-Token` (else 403 `csrf`). A refused token is audited as `auth.denied`.",
+                "requestBody": body("SignIn"),
+                "responses": with_errors("201", ok("Signed in; `Set-Cookie` holds the session", schema("Session")), &[400, 401, 415]) },
+            "get": { "summary": "Who this session is, and its CSRF token (`signedIn: false` without a live session)", "security": [],
+                "responses": { "200": ok("The session", schema("Session")) } },
+            "delete": { "summary": "Sign out: the session ends and its cookie is cleared",
+                "responses": merge(json!({ "204": { "description": "Signed out" } }), error_responses(&[401, 403])) } },
+        "/api/v1/events": { "get": { "summary": "Server-sent events: every committed transition of the running rollout",
+            "description": "`hello` first (`{active}`), then one `transition` per committed pass (`{rolloutId, seq, status, at, committedAtMs, entries: [{actor, action, subject, reason}]}`, SSE id = seq). A subscriber more than 1,024 events behind gets `dropped` (`{missed}`) and the stream ends: refetch the summary and subscribe again. A comment every 15 s keeps idle connections open.",
+            "responses": merge(json!({ "200": { "description": "An event stream", "content": { "text/event-stream": { "schema": { "type": "string" } } } } }), error_responses(&[401])) } },
+        "/api/v1/fleet": { "get": { "summary": "Every cluster by ring: versions, node images, support, upgrades offered, placement in the policy's plan",
+            "description": "One discovery of the fleet, reused for 60 s. 503 when Azure or the policy cannot be read.",
+            "responses": with_errors("200", ok("The fleet", schema("Fleet")), &[401, 503]) } },
+        "/api/v1/rollouts/{id}/summary": { "get": { "summary": "A rollout in a few KiB: rings and waves with counts by state, pending approvals (and whether the caller may decide), the ETA",
+            "parameters": [id.clone()],
+            "responses": with_errors("200", ok("The summary", schema("Summary")), &[401, 404]) } },
+        "/api/v1/rollouts/{id}/clusters": { "get": { "summary": "A rollout's clusters in plan order, a page at a time, with their steps",
+            "parameters": [id.clone(),
+                query("ring", "Only this ring", "string"), query("wave", "Only this wave", "string"),
+                query("state", "Only clusters in this state (pending, preparing, running, done, failed, skipped, rolledBack)", "string"),
+                query("offset", "Skip this many (default 0)", "integer"), query("limit", "At most this many (1..=500, default 100)", "integer")],
+            "responses": with_errors("200", ok("A page", schema("ClusterPage")), &[400, 401, 404]) } },
         "/api/v1/rollouts": {
             "get": { "summary": "Rollouts, and the active one",
                 "responses": with_errors("200", ok("Rollouts", schema("RolloutList")), &[401]) },
@@ -252,7 +314,11 @@ pub fn document() -> Value {
             "parameters": [
                 query("rollout", "Only this rollout's entries", "string"),
                 query("since", "Entries after this id, oldest first (to follow the log, or page through it from 0); without it, the newest entries", "integer"),
-                query("limit", "At most this many (1..=1000, default 100)", "integer")],
+                query("before", "The newest entries before this id (the next page back from the tail); not with `since`", "integer"),
+                query("limit", "At most this many (1..=1000, default 100)", "integer"),
+                query("ring", "Entries of this ring, its clusters and steps", "string"),
+                query("cluster", "Entries of this cluster (by name) and its steps", "string"),
+                query("actor", "Entries by this actor", "string")],
             "responses": with_errors("200", ok("Entries, oldest first", schema("Audit")), &[400, 401, 503]) } },
     });
     json!({

@@ -6,6 +6,7 @@ use crate::engine::{Input, Rollout};
 use serde::Serialize;
 pub mod daemon;
 pub mod run;
+pub mod single;
 
 use std::time::Duration;
 
