@@ -1157,6 +1157,7 @@ fn run_5k(rt: &tokio::runtime::Runtime, scale: f64, seconds: f64, max_parallel: 
                 rollout_id: Some(rollout.id.clone()),
                 since_id: Some(since),
                 limit: 1000,
+                ..Default::default()
             })
             .expect("audit");
         let Some(last) = page.last().map(|(id, _)| *id) else {

@@ -57,6 +57,18 @@ async fn wait_text(b: &Browser, css: &str, want: &str, within: Duration) {
     }
 }
 
+/// Audit entries matching `query`, read with the approver's token (not the browser's).
+async fn audit(base: &str, query: &str) -> Vec<Value> {
+    let r = reqwest::Client::new()
+        .get(format!("{base}/api/v1/audit?{query}&limit=100"))
+        .bearer_auth(ALICE)
+        .send()
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    v["entries"].as_array().cloned().unwrap_or_default()
+}
+
 fn screenshot_path(name: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(name)
 }
@@ -116,17 +128,7 @@ async fn an_approver_approves_prod_from_the_page_and_a_viewer_cannot() {
     let _ = b.console().await; // the two refusals, logged by the browser as failed loads
 
     // Audited, under the viewer's name.
-    let http = reqwest::Client::new();
-    let denied: Value = http
-        .get(format!("{}/api/v1/audit?actor=viewer&limit=100", serve.url))
-        .bearer_auth(ALICE)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let entries = denied["entries"].as_array().unwrap();
+    let entries = audit(&serve.url, "actor=viewer").await;
     assert!(
         entries
             .iter()
@@ -151,21 +153,11 @@ async fn an_approver_approves_prod_from_the_page_and_a_viewer_cannot() {
     let errors = console_errors(&b).await;
     assert!(errors.is_empty(), "console errors: {errors:?}");
 
-    let approved: Value = http
-        .get(format!("{}/api/v1/audit?actor=alice&ring=prod&limit=100", serve.url))
-        .bearer_auth(ALICE)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let approved = audit(&serve.url, "actor=alice&ring=prod").await;
     assert!(
-        approved["entries"]
-            .as_array()
-            .unwrap()
+        approved
             .iter()
             .any(|e| e["action"] == "ring.approved" && e["reason"] == "dev and staging look healthy"),
-        "{approved}"
+        "{approved:?}"
     );
 }

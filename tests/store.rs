@@ -351,6 +351,7 @@ fn a_sigkill_at_any_instant_keeps_the_last_committed_state() {
             rollout_id: Some(ROLLOUT.into()),
             since_id: None,
             limit: 1,
+            ..Default::default()
         };
         let last = store.audit(&query).unwrap();
         assert_eq!(last[0].1.detail, json!({ "seq": seq }), "{ctx}");

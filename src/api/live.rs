@@ -25,9 +25,12 @@ pub const MAX_PAGE: usize = 500;
 /// over the rest of the rollout, far too costly for every summary call of every page.
 const ETA_FRESH: Duration = Duration::from_secs(5);
 
-/// The last ETA: (rollout id, seq, when computed, the answer).
+/// An ETA computed for (rollout id, seq) at an instant.
+type CachedEta = (String, u64, Instant, Option<Arc<crate::forecast::Eta>>);
+
+/// The last ETA computed.
 #[derive(Default)]
-pub struct EtaCache(Mutex<Option<(String, u64, Instant, Option<Arc<crate::forecast::Eta>>)>>);
+pub struct EtaCache(Mutex<Option<CachedEta>>);
 
 impl EtaCache {
     fn get_or(

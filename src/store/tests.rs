@@ -339,3 +339,65 @@ fn a_file_store_is_wal_with_full_sync_and_foreign_keys() {
     assert_eq!(pragma("synchronous"), "Integer(2)", "2 is FULL");
     assert_eq!(pragma("foreign_keys"), "Integer(1)");
 }
+
+#[test]
+fn audit_filters_by_ring_cluster_actor_and_pages_back() {
+    let s = store_with(&[]);
+    let rows = [
+        ("ring.started", "ringmaster", "prod"),
+        ("cluster.started", "ringmaster", "prod/aks_1"),
+        (
+            "step.started",
+            "ringmaster",
+            "prod/aks_1 step 1: control plane 1.32.7 -> 1.33.3",
+        ),
+        (
+            "step.started",
+            "ringmaster",
+            "prod/aksx1 step 1: control plane 1.32.7 -> 1.33.3",
+        ),
+        ("cluster.skipped", "alice", "aks_1"),
+        ("ring.started", "ringmaster", "production"),
+        ("ring.approved", "alice", "prod"),
+    ];
+    let mut ids = vec![];
+    for (action, actor, subject) in rows {
+        let e = AuditEntry {
+            actor: actor.into(),
+            subject: subject.into(),
+            ..entry(action, Some("a"))
+        };
+        ids.push(s.append_audit(&e).unwrap());
+    }
+    let subjects = |filter: AuditFilter| -> Vec<String> {
+        let q = AuditQuery {
+            filter,
+            ..AuditQuery::default()
+        };
+        s.audit(&q).unwrap().into_iter().map(|(_, e)| e.subject).collect()
+    };
+    // A ring: itself and what is under it, not a ring whose name starts the same.
+    let prod = subjects(AuditFilter {
+        ring: Some("prod".into()),
+        ..Default::default()
+    });
+    assert_eq!(prod.len(), 5, "{prod:?}");
+    assert!(!prod.iter().any(|x| x == "production"));
+    // A cluster: `_` is a name's character, not LIKE's wildcard (`aksx1` is not `aks_1`).
+    let cluster = subjects(AuditFilter {
+        cluster: Some("aks_1".into()),
+        ..Default::default()
+    });
+    assert_eq!(cluster.len(), 3, "{cluster:?}");
+    assert!(!cluster.iter().any(|x| x.contains("aksx1")));
+    let by_alice = subjects(AuditFilter {
+        actor: Some("alice".into()),
+        ..Default::default()
+    });
+    assert_eq!(by_alice, ["aks_1", "prod"]);
+    let older = subjects(AuditFilter {
+        before_id: Some(ids[2]),
+        ..Default::default()
+    });
+    assert_eq!(older, ["prod", "prod/aks_1"]);
+}
