@@ -9,6 +9,7 @@ mod support;
 mod approvals;
 mod auth;
 mod cli;
+mod dashboard_api;
 mod endpoints;
 mod hardening;
 mod harness;

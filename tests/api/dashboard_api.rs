@@ -1,0 +1,177 @@
+//! What the dashboard reads and how it signs in, over real HTTP: the summary (counts,
+//! who may decide a pending approval), cluster pages, and the session cookie with its
+//! CSRF token.
+
+use super::harness::{ALICE, BOB, Harness, OPS, VIEWER, code};
+use reqwest::StatusCode;
+use ringmaster::clock::Clock;
+use ringmaster::engine::RingStatus;
+use serde_json::{Value, json};
+
+fn waiting_for_prod(h: &Harness) {
+    let now = h.clock.now();
+    h.standin.with("r1", |r| {
+        let prod = r.rings.iter_mut().find(|x| x.name == "prod").unwrap();
+        prod.status = RingStatus::AwaitingApproval { since: now };
+    });
+}
+
+#[tokio::test]
+async fn the_summary_counts_every_cluster_and_says_who_may_decide() {
+    let h = Harness::start().await;
+    waiting_for_prod(&h);
+    let clusters = h.standin.rollout("r1").clusters().count() as u64;
+    let (s, bob) = h.get(Some(BOB), "/api/v1/rollouts/r1/summary").await;
+    assert_eq!(s, StatusCode::OK, "{bob}");
+    assert_eq!(bob["counts"]["total"], clusters);
+    let per_ring: u64 = bob["rings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["counts"]["total"].as_u64().unwrap())
+        .sum();
+    assert_eq!(per_ring, clusters);
+    let pending = &bob["pendingApprovals"];
+    assert_eq!(pending.as_array().unwrap().len(), 1, "{pending}");
+    assert_eq!(pending[0]["ring"], "prod");
+    assert_eq!(pending[0]["mayApprove"], true);
+    let (_, viewer) = h.get(Some(VIEWER), "/api/v1/rollouts/r1/summary").await;
+    assert_eq!(viewer["pendingApprovals"][0]["mayApprove"], false);
+    assert_eq!(viewer["pendingApprovals"][0]["mayReject"], false);
+    let (_, ops) = h.get(Some(OPS), "/api/v1/rollouts/r1/summary").await;
+    assert_eq!(ops["pendingApprovals"][0]["mayApprove"], false);
+    assert_eq!(ops["pendingApprovals"][0]["mayReject"], true, "operators may reject");
+    assert_eq!(ops["you"]["operator"], true);
+    let (s, v) = h.get(Some(BOB), "/api/v1/rollouts/nope/summary").await;
+    assert_eq!((s, code(&v)), (StatusCode::NOT_FOUND, "unknown_rollout"));
+}
+
+#[tokio::test]
+async fn cluster_pages_follow_plan_order_and_refuse_bad_queries() {
+    let h = Harness::start().await;
+    let r = h.standin.rollout("r1");
+    let names: Vec<String> = r.clusters().map(|(_, c)| c.id.name.clone()).collect();
+    let (s, page) = h
+        .get(Some(VIEWER), "/api/v1/rollouts/r1/clusters?offset=1&limit=2")
+        .await;
+    assert_eq!(s, StatusCode::OK, "{page}");
+    assert_eq!(page["total"], names.len() as u64);
+    let got: Vec<&str> = page["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(got, names[1..3]);
+    let (_, prod) = h.get(Some(VIEWER), "/api/v1/rollouts/r1/clusters?ring=prod").await;
+    let prod_names: Vec<&Value> = prod["clusters"].as_array().unwrap().iter().collect();
+    assert!(!prod_names.is_empty());
+    assert!(prod_names.iter().all(|c| c["ring"] == "prod"));
+    assert!(
+        prod_names
+            .iter()
+            .all(|c| c["steps"].as_array().is_some_and(|s| !s.is_empty()))
+    );
+    for (query, status, why) in [
+        ("limit=0", StatusCode::BAD_REQUEST, "bad_query"),
+        ("limit=501", StatusCode::BAD_REQUEST, "bad_query"),
+        ("state=sleeping", StatusCode::BAD_REQUEST, "bad_query"),
+        ("ring=nope", StatusCode::NOT_FOUND, "unknown_ring"),
+    ] {
+        let (s, v) = h
+            .get(Some(VIEWER), &format!("/api/v1/rollouts/r1/clusters?{query}"))
+            .await;
+        assert_eq!((s, code(&v)), (status, why), "{query}: {v}");
+    }
+}
+
+/// Calls with the session cookie (and the CSRF token when given), no bearer token.
+async fn with_cookie(
+    h: &Harness,
+    method: reqwest::Method,
+    path: &str,
+    cookie: &str,
+    csrf: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut req = h
+        .http
+        .request(method, format!("{}{path}", h.base))
+        .header("cookie", cookie);
+    if let Some(t) = csrf {
+        req = req.header("x-csrf-token", t);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let r = req.send().await.unwrap();
+    let s = r.status();
+    (s, r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn a_session_cookie_reads_and_changes_only_with_its_csrf_token() {
+    let h = Harness::start().await;
+    let (s, headers, v) = h
+        .call(
+            reqwest::Method::POST,
+            None,
+            "/api/v1/session",
+            Some(json!({ "token": "wrong" })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{v}");
+    assert!(headers.get("set-cookie").is_none());
+    assert_eq!(h.audit_actions("auth.denied").len(), 1, "a refused sign-in is audited");
+
+    let (s, headers, me) = h
+        .call(
+            reqwest::Method::POST,
+            None,
+            "/api/v1/session",
+            Some(json!({ "token": ALICE })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{me}");
+    assert_eq!(me["name"], "alice");
+    let set = headers["set-cookie"].to_str().unwrap().to_string();
+    for part in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(set.contains(part), "{set}");
+    }
+    let cookie = set.split(';').next().unwrap().to_string();
+    let csrf = me["csrf"].as_str().unwrap().to_string();
+    assert!(!cookie.contains(&csrf), "the CSRF token is not the cookie");
+
+    let (s, _) = with_cookie(&h, reqwest::Method::GET, "/api/v1/rollouts", &cookie, None, None).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, who) = with_cookie(&h, reqwest::Method::GET, "/api/v1/session", &cookie, None, None).await;
+    assert_eq!((s, who["csrf"].as_str()), (StatusCode::OK, Some(csrf.as_str())));
+
+    // A change without the token, or with another, is refused before it reaches the engine.
+    let pause = "/api/v1/rollouts/r1/pause";
+    let body = Some(json!({ "reason": "x" }));
+    for sent in [None, Some("not-the-token")] {
+        let (s, v) = with_cookie(&h, reqwest::Method::POST, pause, &cookie, sent, body.clone()).await;
+        assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "csrf"), "{v}");
+    }
+    assert!(h.standin.sent.lock().unwrap().is_empty(), "nothing reached the engine");
+    let (s, v) = with_cookie(&h, reqwest::Method::POST, pause, &cookie, Some(&csrf), body.clone()).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(h.standin.sent.lock().unwrap().len(), 1);
+
+    // Signed out: the cookie is worth nothing.
+    let (s, _) = with_cookie(
+        &h,
+        reqwest::Method::DELETE,
+        "/api/v1/session",
+        &cookie,
+        Some(&csrf),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, v) = with_cookie(&h, reqwest::Method::GET, "/api/v1/rollouts", &cookie, None, None).await;
+    assert_eq!((s, code(&v)), (StatusCode::UNAUTHORIZED, "session_expired"));
+    let (_, who) = with_cookie(&h, reqwest::Method::GET, "/api/v1/session", &cookie, None, None).await;
+    assert_eq!(who["signedIn"], false);
+}
