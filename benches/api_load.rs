@@ -1,5 +1,8 @@
 //! How many status calls per second the API sustains while a 1,000-cluster rollout runs,
-//! and their p99 latency. Bounded load on loopback: the simulator (1,000 clusters from
+//! and their p99 latency: the full status document, then what the dashboard reads (the
+//! summary, pages of 100 clusters) while 100 clients follow the event stream, with the
+//! delay from each commit to each subscriber and whether every subscriber got every
+//! event. Bounded load on loopback: the simulator (1,000 clusters from
 //! `examples/fleets/large.yaml`), the daemon (`service::daemon::Daemon`, the runtime and
 //! a SQLite state file) and the API run in this process; a fixed number of clients call
 //! `GET /api/v1/rollouts/{id}` (the full status of every ring, wave, cluster and step)
@@ -93,7 +96,8 @@ async fn main() {
         None,
         vec!["ops".into()],
     ));
-    let state = ApiState::new(daemon.clone(), store, auth, metrics, clock);
+    let mut state = ApiState::new(daemon.clone(), store, auth, metrics, clock);
+    state.events = daemon.events.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(ringmaster::api::serve(listener, state, std::future::pending()));
@@ -111,36 +115,18 @@ async fn main() {
     };
     tokio::time::sleep(Duration::from_secs(3)).await;
     let clusters = daemon.get(&id).ok().flatten().map_or(0, |r| r.clusters().count());
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    let mut tasks = Vec::new();
-    for i in 0..clients {
-        let (base, id) = (base.clone(), id.clone());
-        tasks.push(tokio::spawn(async move {
-            let http = reqwest::Client::new();
-            let mut lat = Vec::new();
-            let mut bytes = 0usize;
-            while Instant::now() < deadline {
-                let url = if i % 4 == 3 {
-                    format!("{base}/api/v1/rollouts")
-                } else {
-                    format!("{base}/api/v1/rollouts/{id}")
-                };
-                let t = Instant::now();
-                let r = http.get(url).bearer_auth(TOKEN).send().await.expect("answer");
-                assert_eq!(r.status().as_u16(), 200);
-                bytes += r.bytes().await.unwrap().len();
-                lat.push(t.elapsed());
-            }
-            (lat, bytes)
-        }));
-    }
-    let mut lat = Vec::new();
-    let mut bytes = 0;
-    for t in tasks {
-        let (l, b) = t.await.unwrap();
-        lat.extend(l);
-        bytes += b;
-    }
+    let (mut lat, bytes) = load(
+        &base,
+        &[
+            format!("/api/v1/rollouts/{id}"),
+            format!("/api/v1/rollouts/{id}"),
+            format!("/api/v1/rollouts/{id}"),
+            "/api/v1/rollouts".into(),
+        ],
+        clients,
+        seconds,
+    )
+    .await;
     lat.sort();
     let n = lat.len();
     let pct = |p: f64| lat[((n as f64 * p) as usize).min(n - 1)].as_secs_f64() * 1000.0;
@@ -159,8 +145,138 @@ async fn main() {
         lat[n - 1].as_secs_f64() * 1000.0
     );
     println!("mean body       {:.0} KiB", bytes as f64 / n as f64 / 1024.0);
+    println!();
+    // What the dashboard reads, while 100 clients follow the event stream.
+    let subscribers: usize = env_or("BENCH_SUBSCRIBERS", 100);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut followers = Vec::new();
+    for _ in 0..subscribers {
+        followers.push(tokio::spawn(follow(base.clone(), stop.clone())));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (mut sl, _) = load(&base, &[format!("/api/v1/rollouts/{id}/summary")], clients, seconds).await;
+    report(&format!("summary ({clients} clients, {seconds} s)"), &mut sl, 20.0);
+    let pages: Vec<String> = (0..clusters.div_ceil(100))
+        .map(|p| format!("/api/v1/rollouts/{id}/clusters?offset={}&limit=100", p * 100))
+        .collect();
+    let (mut pl, _) = load(&base, &pages, clients, seconds).await;
+    report(
+        &format!("page of 100 clusters ({clients} clients, {seconds} s)"),
+        &mut pl,
+        30.0,
+    );
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut delays = Vec::new();
+    let mut seen: Vec<Vec<u64>> = Vec::new();
+    let mut dropped = 0;
+    for f in followers {
+        let (d, seqs, was_dropped) = f.await.unwrap();
+        delays.extend(d);
+        seen.push(seqs);
+        dropped += usize::from(was_dropped);
+    }
+    // Every subscriber was connected from the latest first event to the earliest last
+    // one: within that span each must have every transition any of them got.
+    let from = seen.iter().filter_map(|s| s.first()).max().copied().unwrap_or(0);
+    let to = seen.iter().filter_map(|s| s.last()).min().copied().unwrap_or(0);
+    let span = |s: &Vec<u64>| -> Vec<u64> { s.iter().copied().filter(|q| (from..=to).contains(q)).collect() };
+    let mut all: Vec<u64> = seen.iter().flat_map(span).collect();
+    all.sort();
+    all.dedup();
+    let complete = seen.iter().filter(|s| span(s) == all).count();
+    println!(
+        "event stream    {subscribers} subscribers; seq {from}..={to}: {} transitions, {complete} subscribers got every one, {dropped} dropped",
+        all.len()
+    );
+    report("delivery after commit", &mut delays, 100.0);
     println!(
         "rollout at end  {active} clusters active, {done} finished, status {}",
         r.status.label()
     );
+}
+
+/// Calls `paths` in turn from `clients` clients for `seconds`: latencies and bytes.
+async fn load(base: &str, paths: &[String], clients: usize, seconds: u64) -> (Vec<Duration>, usize) {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let mut tasks = Vec::new();
+    for i in 0..clients {
+        let (base, paths) = (base.to_string(), paths.to_vec());
+        tasks.push(tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let (mut lat, mut bytes, mut n) = (Vec::new(), 0usize, i);
+            while Instant::now() < deadline {
+                let url = format!("{base}{}", paths[n % paths.len()]);
+                n += 1;
+                let t = Instant::now();
+                let r = http.get(url).bearer_auth(TOKEN).send().await.expect("answer");
+                assert_eq!(r.status().as_u16(), 200);
+                bytes += r.bytes().await.unwrap().len();
+                lat.push(t.elapsed());
+            }
+            (lat, bytes)
+        }));
+    }
+    let (mut lat, mut bytes) = (Vec::new(), 0);
+    for t in tasks {
+        let (l, b) = t.await.unwrap();
+        lat.extend(l);
+        bytes += b;
+    }
+    (lat, bytes)
+}
+
+/// One line: p50 / p99 / max against the goal for p99.
+fn report(what: &str, lat: &mut [Duration], goal_ms: f64) {
+    lat.sort();
+    let n = lat.len();
+    if n == 0 {
+        println!("{what:<40} no samples");
+        return;
+    }
+    let pct = |p: f64| lat[((n as f64 * p) as usize).min(n - 1)].as_secs_f64() * 1000.0;
+    let p99 = pct(0.99);
+    println!(
+        "{what:<40} {n} samples, p50 / p99 / max {:.1} / {p99:.1} / {:.1} ms (goal p99 < {goal_ms} ms: {})",
+        pct(0.5),
+        lat[n - 1].as_secs_f64() * 1000.0,
+        if p99 < goal_ms { "met" } else { "NOT met" }
+    );
+}
+
+/// Follows `/api/v1/events` until `stop`: each transition's delay from its commit, how
+/// many arrived, and whether the server dropped this subscriber.
+async fn follow(base: String, stop: Arc<std::sync::atomic::AtomicBool>) -> (Vec<Duration>, Vec<u64>, bool) {
+    let http = reqwest::Client::new();
+    let mut r = http
+        .get(format!("{base}/api/v1/events"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("event stream");
+    let (mut delays, mut seen, mut buf) = (Vec::new(), Vec::new(), String::new());
+    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+        let chunk = match tokio::time::timeout(Duration::from_millis(500), r.chunk()).await {
+            Ok(Ok(Some(c))) => c,
+            Ok(_) => return (delays, seen, true),
+            Err(_) => continue,
+        };
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buf.find("\n\n") {
+            let event: String = buf.drain(..end + 2).collect();
+            if event.contains("event: dropped") {
+                return (delays, seen, true);
+            }
+            if !event.contains("event: transition") {
+                continue;
+            }
+            let data = event.lines().find_map(|l| l.strip_prefix("data: ")).unwrap_or("{}");
+            let v: serde_json::Value = serde_json::from_str(data).unwrap_or_default();
+            if let (Some(at), Some(seq)) = (v["committedAtMs"].as_i64(), v["seq"].as_u64()) {
+                let ms = (chrono::Utc::now().timestamp_millis() - at).max(0) as u64;
+                delays.push(Duration::from_millis(ms));
+                seen.push(seq);
+            }
+        }
+    }
+    (delays, seen, false)
 }
