@@ -244,15 +244,30 @@ impl ClusterStatus {
 
     /// The state's name as the API spells it (`rolledBack`, ...): also a metric label.
     pub fn label(&self) -> &'static str {
+        Self::LABELS[self.index()]
+    }
+
+    /// The state's place in [`ClusterStatus::LABELS`].
+    pub fn index(&self) -> usize {
         match self {
-            ClusterStatus::Pending => "pending",
-            ClusterStatus::Preparing => "preparing",
-            ClusterStatus::Running => "running",
-            ClusterStatus::Done => "done",
-            ClusterStatus::Failed { .. } => "failed",
-            ClusterStatus::Skipped { .. } => "skipped",
-            ClusterStatus::RolledBack { .. } => "rolledBack",
+            ClusterStatus::Pending => 0,
+            ClusterStatus::Preparing => 1,
+            ClusterStatus::Running => 2,
+            ClusterStatus::Done => 3,
+            ClusterStatus::Failed { .. } => 4,
+            ClusterStatus::Skipped { .. } => 5,
+            ClusterStatus::RolledBack { .. } => 6,
         }
+    }
+
+    /// How many of `statuses` are in each state, in [`ClusterStatus::LABELS`]' order
+    /// (the API's counts and the `ringmaster_clusters` gauge: every state, 0 included).
+    pub fn count<'a>(statuses: impl IntoIterator<Item = &'a ClusterStatus>) -> [usize; 7] {
+        let mut n = [0; 7];
+        for s in statuses {
+            n[s.index()] += 1;
+        }
+        n
     }
 }
 
@@ -462,5 +477,45 @@ impl Rollout {
             seq: 0,
             forecast: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ClusterStatus;
+
+    fn every_state() -> [ClusterStatus; 7] {
+        [
+            ClusterStatus::Pending,
+            ClusterStatus::Preparing,
+            ClusterStatus::Running,
+            ClusterStatus::Done,
+            ClusterStatus::Failed { reason: "x".into() },
+            ClusterStatus::Skipped {
+                by: "ops".into(),
+                reason: "x".into(),
+            },
+            ClusterStatus::RolledBack { reason: "x".into() },
+        ]
+    }
+
+    #[test]
+    fn each_state_has_its_own_label_in_order() {
+        let labels: Vec<&str> = every_state().iter().map(ClusterStatus::label).collect();
+        assert_eq!(labels, ClusterStatus::LABELS);
+        // The label is what serde writes as the state's tag, so the API's counts and
+        // filters name states as its documents do.
+        for s in every_state() {
+            let v = serde_json::to_value(&s).unwrap();
+            assert_eq!(v["state"], s.label());
+        }
+    }
+
+    #[test]
+    fn counts_every_state_zeros_included() {
+        let all = every_state();
+        let some = [&all[0], &all[0], &all[4], &all[6]];
+        assert_eq!(ClusterStatus::count(some), [2, 0, 0, 0, 1, 0, 1]);
+        assert_eq!(ClusterStatus::count(&all), [1; 7]);
     }
 }
