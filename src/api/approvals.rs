@@ -17,7 +17,7 @@
 //!   approval, and a new approval is recorded afresh (the store retires the expired one).
 
 use super::ApiState;
-use super::auth::{Ctx, forbid, intersects};
+use super::auth::{Caller, Ctx, forbid, intersects};
 use super::error::{ApiError, Body, P};
 use super::rollouts::{approval_target, load, not_finished, record, ring, ring_state};
 use crate::engine::{Input, RingStatus, Rollout};
@@ -29,6 +29,44 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::sync::Arc;
+
+/// Who decides a ring and what the caller may do about it: the one answer the status,
+/// the summary, the pending list and the approve and reject calls share.
+pub(super) struct Deciders {
+    /// The groups that may approve (none: the ring needs no approval).
+    pub approvers: Vec<String>,
+    pub expires_after: Option<std::time::Duration>,
+    /// The caller is in one of the approvers' groups.
+    pub may_approve: bool,
+    /// The caller may approve, or is an operator.
+    pub may_reject: bool,
+}
+
+impl Deciders {
+    /// For ring `ri` of `r`. The daemon is asked only for rings whose plan lists
+    /// approvers: status calls are the API's hottest path, and its answer may cost a
+    /// policy compile.
+    pub(super) fn of(state: &ApiState, r: &Rollout, ri: usize, caller: &Caller) -> Self {
+        let needs = r.plan.rings.get(ri).is_none_or(|p| !p.approvers.is_empty());
+        let rules = r
+            .rings
+            .get(ri)
+            .filter(|_| needs)
+            .and_then(|run| state.control.ring_approval(&r.id, &run.name));
+        let (approvers, expires_after) = rules.map(|a| (a.approvers, a.expires_after)).unwrap_or_default();
+        let may_approve = intersects(&caller.groups, &approvers);
+        Deciders {
+            may_reject: may_approve || state.auth.is_operator(caller),
+            may_approve,
+            approvers,
+            expires_after,
+        }
+    }
+
+    pub(super) fn expires_after_seconds(&self) -> Option<u64> {
+        self.expires_after.map(|d| d.as_secs())
+    }
+}
 
 /// Serialises approvals and rejections within one API, and remembers the approvals it
 /// sent to the engine: a duplicate re-sends the first approval only when this process
@@ -93,14 +131,14 @@ pub(super) async fn pending(
             if engine_approved(&r, ri, now) {
                 return None;
             }
-            let a = state.control.ring_approval(&id, &run.name);
-            let approvers = a.as_ref().map(|a| a.approvers.clone()).unwrap_or_default();
+            let d = Deciders::of(&state, &r, ri, &ctx.caller);
             Some(json!({
                 "ring": run.name,
                 "since": since,
-                "approvers": approvers,
-                "expiresAfterSeconds": a.and_then(|a| a.expires_after).map(|d| d.as_secs()),
-                "mayApprove": intersects(&ctx.caller.groups, &approvers),
+                "expiresAfterSeconds": d.expires_after_seconds(),
+                "approvers": d.approvers,
+                "mayApprove": d.may_approve,
+                "mayReject": d.may_reject,
                 "expiredApproval": run.approval,
             }))
         })
@@ -132,12 +170,14 @@ pub(super) async fn approve(
 ) -> Result<Json<Value>, ApiError> {
     let r = load(&state, &id)?;
     let (ri, run) = ring(&r, &ring_name)?;
-    let rules = state
-        .control
-        .ring_approval(&id, &ring_name)
-        .filter(|a| !a.approvers.is_empty())
-        .ok_or_else(|| ApiError::conflict("approval_not_required", format!("ring `{ring_name}` needs no approval")))?;
-    if !intersects(&ctx.caller.groups, &rules.approvers) {
+    let rules = Deciders::of(&state, &r, ri, &ctx.caller);
+    if rules.approvers.is_empty() {
+        return Err(ApiError::conflict(
+            "approval_not_required",
+            format!("ring `{ring_name}` needs no approval"),
+        ));
+    }
+    if !rules.may_approve {
         let message = format!(
             "{} may not approve ring `{ring_name}`: its approvers are the groups {}",
             ctx.caller.name,
@@ -242,19 +282,15 @@ pub(super) async fn reject(
     Body(b): Body<RejectBody>,
 ) -> Result<Json<Value>, ApiError> {
     let r = load(&state, &id)?;
-    let (_, run) = ring(&r, &ring_name)?;
-    let approvers = state
-        .control
-        .ring_approval(&id, &ring_name)
-        .map(|a| a.approvers)
-        .unwrap_or_default();
-    if !intersects(&ctx.caller.groups, &approvers) && !state.auth.is_operator(&ctx.caller) {
+    let (ri, run) = ring(&r, &ring_name)?;
+    let d = Deciders::of(&state, &r, ri, &ctx.caller);
+    if !d.may_reject {
         let message = format!(
             "{} may not reject ring `{ring_name}`: that is for its approvers ({}) and the operators",
             ctx.caller.name,
-            approvers.join(", ")
+            d.approvers.join(", ")
         );
-        let extra = json!({ "approvers": approvers, "groups": ctx.caller.groups });
+        let extra = json!({ "approvers": d.approvers, "groups": ctx.caller.groups });
         return Err(forbid(&state, &ctx, message, extra).await);
     }
     not_finished(&r)?;

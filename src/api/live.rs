@@ -3,15 +3,18 @@
 //! the event stream of committed transitions (`/api/v1/events`).
 
 use super::ApiState;
-use super::auth::{Ctx, intersects};
+use super::approvals::Deciders;
+use super::auth::Ctx;
 use super::error::{ApiError, P, Q};
 use super::rollouts::{approval_target, load, ring_state};
 use crate::engine::{ClusterStatus, RingStatus, Rollout, StepStatus};
 use axum::extract::State;
+use axum::http::header;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
@@ -21,53 +24,95 @@ use tokio::sync::broadcast::error::RecvError;
 /// Most clusters one page holds.
 pub const MAX_PAGE: usize = 500;
 
-/// How long a computed ETA is reused for the same state: it runs the engine forward
-/// over the rest of the rollout, far too costly for every summary call of every page.
+/// How long a computed ETA is reused while the rollout's rings stay as they were: it
+/// runs the engine forward over the rest of the rollout (most of a second of CPU for
+/// 1,000 clusters), while a busy rollout commits several passes a second and every open
+/// page asks for a summary after each. An estimate of hours a few seconds old is still
+/// right; one made before a ring passed is not, so a ring's change recomputes at once.
 const ETA_FRESH: Duration = Duration::from_secs(5);
 
-/// An ETA computed for (rollout id, seq) at an instant.
-type CachedEta = (String, u64, Instant, Option<Arc<crate::forecast::Eta>>);
+/// The last ETA computed: for which rollout in which phase, and when.
+struct Cached {
+    id: String,
+    phase: Vec<&'static str>,
+    at: Instant,
+    eta: Option<Arc<crate::forecast::Eta>>,
+}
 
-/// The last ETA computed.
+/// The ETA the status and the summaries share. One computation runs at a time: callers
+/// that miss the cache meanwhile wait for it and take its answer instead of running
+/// the same forecast again.
 #[derive(Default)]
-pub struct EtaCache(Mutex<Option<CachedEta>>);
+pub struct EtaCache {
+    last: Mutex<Option<Cached>>,
+    computing: Mutex<()>,
+}
 
 impl EtaCache {
-    fn get_or(
+    /// The cached ETA of rollout `id` in `phase` (its status and its rings' states),
+    /// if it is fresh.
+    fn fresh(&self, id: &str, phase: &[&'static str]) -> Option<Option<Arc<crate::forecast::Eta>>> {
+        let last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        last.as_ref()
+            .filter(|c| c.id == id && c.phase == phase && c.at.elapsed() < ETA_FRESH)
+            .map(|c| c.eta.clone())
+    }
+
+    /// Blocks while another caller computes: call it off the async workers.
+    pub(super) fn get_or(
         &self,
-        r: &Rollout,
+        id: &str,
+        phase: Vec<&'static str>,
         compute: impl FnOnce() -> Option<crate::forecast::Eta>,
     ) -> Option<Arc<crate::forecast::Eta>> {
-        {
-            let c = self.0.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some((id, seq, at, eta)) = c.as_ref()
-                && *id == r.id
-                && *seq == r.seq
-                && at.elapsed() < ETA_FRESH
-            {
-                return eta.clone();
-            }
+        if let Some(eta) = self.fresh(id, &phase) {
+            return eta;
+        }
+        let _one = self.computing.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(eta) = self.fresh(id, &phase) {
+            return eta;
         }
         let eta = compute().map(Arc::new);
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some((r.id.clone(), r.seq, Instant::now(), eta.clone()));
+        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(Cached {
+            id: id.to_string(),
+            phase,
+            at: Instant::now(),
+            eta: eta.clone(),
+        });
         eta
     }
 }
 
+/// What makes an ETA stale at once when it changes: the rollout's status and each
+/// ring's state.
+fn phase(r: &Rollout) -> Vec<&'static str> {
+    std::iter::once(r.status.label())
+        .chain(r.rings.iter().map(|x| ring_state(&x.status)))
+        .collect()
+}
+
+/// The ETA of `r` from the shared cache, computed off the async workers; none once it
+/// has ended.
+pub(super) async fn eta(state: &ApiState, r: &Rollout) -> Option<Arc<crate::forecast::Eta>> {
+    if r.status.is_terminal() {
+        return None;
+    }
+    let (st, r) = (state.clone(), r.clone());
+    tokio::task::spawn_blocking(move || st.eta_cache.get_or(&r.id, phase(&r), || super::rollouts::eta(&st, &r)))
+        .await
+        .ok()
+        .flatten()
+}
+
 /// Clusters by state: `{"pending": n, "running": n, ...}` with every state present.
 fn counts<'a>(statuses: impl Iterator<Item = &'a ClusterStatus>) -> Value {
-    let mut n = [0usize; ClusterStatus::LABELS.len()];
-    let mut total = 0;
-    for s in statuses {
-        let i = ClusterStatus::LABELS.iter().position(|l| *l == s.label()).unwrap_or(0);
-        n[i] += 1;
-        total += 1;
-    }
-    let mut m = Map::new();
-    for (l, v) in ClusterStatus::LABELS.iter().zip(n) {
-        m.insert(l.to_string(), v.into());
-    }
-    m.insert("total".into(), total.into());
+    let n = ClusterStatus::count(statuses);
+    let mut m: Map<String, Value> = ClusterStatus::LABELS
+        .iter()
+        .zip(n)
+        .map(|(l, v)| (l.to_string(), v.into()))
+        .collect();
+    m.insert("total".into(), n.iter().sum::<usize>().into());
     Value::Object(m)
 }
 
@@ -81,35 +126,24 @@ pub(super) async fn summary(
 ) -> Result<Json<Value>, ApiError> {
     let r = load(&state, &id)?;
     let now = state.clock.now();
-    let eta = if r.status.is_terminal() {
-        None
-    } else {
-        let (st, r2) = (state.clone(), r.clone());
-        tokio::task::spawn_blocking(move || st.eta_cache.get_or(&r2, || super::rollouts::eta(&st, &r2)))
-            .await
-            .ok()
-            .flatten()
-    };
+    let eta = eta(&state, &r).await;
     let mut pending = Vec::new();
     let rings: Vec<Value> = r
         .rings
         .iter()
         .enumerate()
         .map(|(ri, run)| {
-            let needs = r.plan.rings.get(ri).is_some_and(|p| !p.approvers.is_empty());
-            let rules = needs.then(|| state.control.ring_approval(&r.id, &run.name)).flatten();
-            let approvers = rules.as_ref().map(|a| a.approvers.clone()).unwrap_or_default();
-            let may_decide = intersects(&ctx.caller.groups, &approvers);
+            let d = Deciders::of(&state, &r, ri, &ctx.caller);
             let waiting = match run.status {
                 RingStatus::AwaitingApproval { since } => Some(since),
                 _ => None,
             };
             if let Some(since) = waiting {
                 pending.push(json!({
-                    "ring": run.name, "since": since, "approvers": approvers,
-                    "expiresAfterSeconds": rules.as_ref().and_then(|a| a.expires_after).map(|d| d.as_secs()),
-                    "mayApprove": may_decide,
-                    "mayReject": may_decide || state.auth.is_operator(&ctx.caller),
+                    "ring": run.name, "since": since, "approvers": d.approvers,
+                    "expiresAfterSeconds": d.expires_after_seconds(),
+                    "mayApprove": d.may_approve,
+                    "mayReject": d.may_reject,
                 }));
             }
             let waves: Vec<Value> = run
@@ -129,7 +163,7 @@ pub(super) async fn summary(
                 "paused": run.paused,
                 "startedAt": run.started_at,
                 "finishedAt": run.finished_at,
-                "approvers": approvers,
+                "approvers": d.approvers,
                 "approval": run.approval,
                 "counts": counts(run.waves.iter().flat_map(|w| &w.clusters).map(|c| &c.status)),
                 "waves": waves,
@@ -171,22 +205,64 @@ pub(super) struct PageParams {
 }
 
 /// A step as a page shows it: what, its state, the reason in words.
-fn step_view(s: &crate::engine::StepRun) -> Value {
-    let (detail, until) = match &s.status {
-        StepStatus::Gating { last, .. } => (last.clone(), None),
-        StepStatus::Soaking { until } | StepStatus::Backoff { until } => (None, Some(*until)),
-        StepStatus::Failed { reason } => (Some(reason.clone()), None),
-        _ => (None, None),
-    };
-    json!({
-        "what": crate::engine::describe(&s.kind),
-        "state": s.status.label(),
-        "detail": detail,
-        "until": until,
-        "attempts": s.attempts,
-        "startedAt": s.started_at,
-        "finishedAt": s.finished_at,
-    })
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StepView<'a> {
+    what: String,
+    state: &'static str,
+    detail: Option<&'a str>,
+    until: Option<DateTime<Utc>>,
+    attempts: u32,
+    started_at: Option<DateTime<Utc>>,
+    finished_at: Option<DateTime<Utc>>,
+}
+
+impl<'a> StepView<'a> {
+    fn of(s: &'a crate::engine::StepRun) -> Self {
+        let (detail, until) = match &s.status {
+            StepStatus::Gating { last, .. } => (last.as_deref(), None),
+            StepStatus::Soaking { until } | StepStatus::Backoff { until } => (None, Some(*until)),
+            StepStatus::Failed { reason } => (Some(reason.as_str()), None),
+            _ => (None, None),
+        };
+        StepView {
+            what: crate::engine::describe(&s.kind),
+            state: s.status.label(),
+            detail,
+            until,
+            attempts: s.attempts,
+            started_at: s.started_at,
+            finished_at: s.finished_at,
+        }
+    }
+}
+
+/// A cluster's preflight as a page shows it: the verdict and how many findings.
+#[derive(Serialize)]
+struct PreflightView {
+    passed: bool,
+    at: DateTime<Utc>,
+    findings: usize,
+}
+
+/// A cluster as a page shows it, serialized straight from the rollout's state (a page
+/// of 100 builds no intermediate JSON tree).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ClusterView<'a> {
+    name: &'a str,
+    id: &'a crate::domain::fleet::ClusterId,
+    ring: &'a str,
+    wave: &'a str,
+    state: &'static str,
+    reason: Option<&'a str>,
+    paused: bool,
+    started_at: Option<DateTime<Utc>>,
+    finished_at: Option<DateTime<Utc>>,
+    forecast_end: Option<DateTime<Utc>>,
+    preflight: Option<PreflightView>,
+    pools: &'a std::collections::BTreeMap<String, crate::engine::PoolVersions>,
+    steps: Vec<StepView<'a>>,
 }
 
 fn reason_of(s: &ClusterStatus) -> Option<&str> {
@@ -197,13 +273,25 @@ fn reason_of(s: &ClusterStatus) -> Option<&str> {
     }
 }
 
+/// A page of clusters and where it sits in the list.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Page<'a> {
+    rollout_id: &'a str,
+    seq: u64,
+    total: usize,
+    offset: usize,
+    limit: usize,
+    clusters: Vec<ClusterView<'a>>,
+}
+
 /// `GET /api/v1/rollouts/{id}/clusters`: clusters in plan order, a page at a time,
 /// narrowed to a ring, a wave and a state.
 pub(super) async fn clusters(
     State(state): State<ApiState>,
     P(id): P<String>,
     Q(p): Q<PageParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let limit = p.limit.unwrap_or(100);
     if limit == 0 || limit > MAX_PAGE {
         return Err(ApiError::bad_request(
@@ -229,7 +317,7 @@ pub(super) async fn clusters(
         ));
     }
     let offset = p.offset.unwrap_or(0);
-    let forecast = r.forecast.clone();
+    let forecast = r.forecast.as_deref();
     let matching = r.clusters().filter(|(at, c)| {
         let ring = &r.rings[at.ring];
         p.ring.as_ref().is_none_or(|x| *x == ring.name)
@@ -237,40 +325,44 @@ pub(super) async fn clusters(
             && p.state.as_ref().is_none_or(|x| x == c.status.label())
     });
     let mut total = 0;
-    let mut page = Vec::new();
+    let mut clusters = Vec::new();
     for (at, c) in matching {
-        if total >= offset && page.len() < limit {
+        if total >= offset && clusters.len() < limit {
             let ring = &r.rings[at.ring];
-            let forecast_end: Option<DateTime<Utc>> =
-                forecast.as_ref().and_then(|f| f.clusters.get(&c.id.name).copied());
-            page.push(json!({
-                "name": c.id.name,
-                "id": c.id,
-                "ring": ring.name,
-                "wave": ring.waves[at.wave].name,
-                "state": c.status.label(),
-                "reason": reason_of(&c.status),
-                "paused": c.paused,
-                "startedAt": c.started_at,
-                "finishedAt": c.finished_at,
-                "forecastEnd": forecast_end,
-                "preflight": c.preflight.as_ref().map(|p| json!({
-                    "passed": p.passed, "at": p.at, "findings": p.findings.len(),
-                })),
-                "pools": c.pools,
-                "steps": c.steps.iter().map(step_view).collect::<Vec<_>>(),
-            }));
+            clusters.push(ClusterView {
+                name: &c.id.name,
+                id: &c.id,
+                ring: &ring.name,
+                wave: &ring.waves[at.wave].name,
+                state: c.status.label(),
+                reason: reason_of(&c.status),
+                paused: c.paused,
+                started_at: c.started_at,
+                finished_at: c.finished_at,
+                // The forecast keys clusters by their full id (`subscription/group/name`).
+                forecast_end: forecast.and_then(|f| f.clusters.get(&c.id.to_string()).copied()),
+                preflight: c.preflight.as_ref().map(|p| PreflightView {
+                    passed: p.passed,
+                    at: p.at,
+                    findings: p.findings.len(),
+                }),
+                pools: &c.pools,
+                steps: c.steps.iter().map(StepView::of).collect(),
+            });
         }
         total += 1;
     }
-    Ok(Json(json!({
-        "rolloutId": r.id,
-        "seq": r.seq,
-        "total": total,
-        "offset": offset,
-        "limit": limit,
-        "clusters": page,
-    })))
+    let page = Page {
+        rollout_id: &r.id,
+        seq: r.seq,
+        total,
+        offset,
+        limit,
+        clusters,
+    };
+    serde_json::to_vec(&page)
+        .map(|body| ([(header::CONTENT_TYPE, "application/json")], body).into_response())
+        .map_err(|e| ApiError::internal(e.to_string()))
 }
 
 /// `GET /api/v1/events`: server-sent events, one `transition` per committed pass of the
@@ -307,4 +399,44 @@ pub(super) async fn events(
         }
     });
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn eta(minute: u32) -> crate::forecast::Eta {
+        let at = chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 12, 3, 8, minute, 0).unwrap();
+        crate::forecast::Eta {
+            at,
+            finish: Some(at),
+            rings: vec![],
+            late: vec![],
+        }
+    }
+
+    fn at(e: Option<Arc<crate::forecast::Eta>>) -> Option<DateTime<Utc>> {
+        e.map(|e| e.at)
+    }
+
+    #[test]
+    fn an_eta_is_reused_while_its_rollouts_rings_stay_as_they_were() {
+        let cache = EtaCache::default();
+        let running = || vec!["running", "passed", "running", "pending"];
+        assert_eq!(at(cache.get_or("r1", running(), || Some(eta(1)))), Some(eta(1).at));
+        // Fresh, same rings: reused however many clusters moved, without computing.
+        let again = cache.get_or("r1", running(), || panic!("computed while fresh"));
+        assert_eq!(at(again), Some(eta(1).at));
+        // A ring passed: the old ETA still counted it, so a new one is computed.
+        let next = vec!["running", "passed", "passed", "awaiting approval"];
+        assert_eq!(at(cache.get_or("r1", next, || Some(eta(2)))), Some(eta(2).at));
+        // Another rollout computes its own.
+        assert_eq!(at(cache.get_or("r2", running(), || Some(eta(3)))), Some(eta(3).at));
+        // A computation that panics does not block the next one.
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            cache.get_or("r3", running(), || panic!("boom"))
+        }));
+        assert!(caught.is_err());
+        assert_eq!(at(cache.get_or("r3", running(), || Some(eta(4)))), Some(eta(4).at));
+    }
 }

@@ -359,7 +359,7 @@ async fn readyz(State(state): State<ApiState>) -> Result<Json<serde_json::Value>
 }
 
 async fn metrics(State(state): State<ApiState>) -> Response {
-    // The active rollout's ETA, forecast at the scrape (docs/forecast.md).
+    // The active rollout's ETA, shared with the status (docs/forecast.md).
     let active = state
         .control
         .active()
@@ -368,11 +368,10 @@ async fn metrics(State(state): State<ApiState>) -> Response {
     scrape::rollout_gauges(&state.metrics, active.as_ref(), now);
     let ready = state.health.failure().is_none();
     state.metrics.set(scrape::READY, &[], if ready { 1.0 } else { 0.0 });
-    let (st, r) = (state.clone(), active);
-    let eta = tokio::task::spawn_blocking(move || r.and_then(|r| rollouts::eta(&st, &r)))
-        .await
-        .ok()
-        .flatten();
+    let eta = match &active {
+        Some(r) => live::eta(&state, r).await,
+        None => None,
+    };
     let remaining = eta
         .as_ref()
         .and_then(|e| e.finish)

@@ -153,6 +153,7 @@ fn schemas() -> Value {
                     "status": { "type": "object", "properties": { "state": { "enum": ["pending", "awaitingApproval", "running", "soaking", "passed", "failed"] } } },
                     "approvers": { "type": "array", "items": { "type": "string" } },
                     "approvalExpiresAfterSeconds": { "type": ["integer", "null"] },
+                    "mayApprove": { "type": "boolean", "description": "The caller is in one of the ring's approver groups" },
                     "waves": { "type": "array", "items": { "type": "object" } } } } },
                 "skipped": { "type": "array", "items": { "type": "object" } } } },
         "Approval": { "type": "object", "properties": {
@@ -166,6 +167,7 @@ fn schemas() -> Value {
                 "ring": { "type": "string" }, "since": { "type": "string", "format": "date-time" },
                 "approvers": { "type": "array", "items": { "type": "string" } },
                 "expiresAfterSeconds": { "type": ["integer", "null"] }, "mayApprove": { "type": "boolean" },
+                "mayReject": { "type": "boolean", "description": "The caller may approve, or is an operator" },
                 "expiredApproval": { "type": ["object", "null"] } } } },
             "approvals": { "type": "array", "items": schema("Approval") },
             "rejections": { "type": "array", "items": { "type": "object" } } } },

@@ -7,15 +7,18 @@
 //! an accepted one is in the log before the engine sees it.
 
 use super::ApiState;
+use super::approvals::Deciders;
 use super::auth::{Ctx, forbid};
 use super::error::{ApiError, Body, P, Q};
 use crate::domain::fleet::ClusterId;
 use crate::engine::{Input, RingRun, RingStatus, Rollout, RolloutStatus, Scope};
-use crate::service::{RingApproval, StartRequest};
+use crate::service::StartRequest;
 use crate::store::{AuditEntry, AuditQuery};
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -296,25 +299,27 @@ struct RingView<'a> {
     run: &'a RingRun,
     approvers: Vec<String>,
     approval_expires_after_seconds: Option<u64>,
+    may_approve: bool,
 }
 
-/// Asks the daemon about approvals only for rings whose plan lists approvers: status
-/// calls are the API's hottest path, and the answer may cost a policy compile.
-fn ring_views(state: &ApiState, r: &Rollout) -> Vec<Value> {
-    r.rings
-        .iter()
-        .enumerate()
-        .map(|(ri, run)| {
-            let needs = r.plan.rings.get(ri).is_none_or(|p| !p.approvers.is_empty());
-            let a: Option<RingApproval> = needs.then(|| state.control.ring_approval(&r.id, &run.name)).flatten();
-            serde_json::to_value(RingView {
-                run,
-                approvers: a.as_ref().map(|a| a.approvers.clone()).unwrap_or_default(),
-                approval_expires_after_seconds: a.and_then(|a| a.expires_after).map(|d| d.as_secs()),
-            })
-            .unwrap_or(Value::Null)
-        })
-        .collect()
+/// The full status of a rollout, serialized straight from its state: at 1,000 clusters
+/// it is most of a megabyte, so no intermediate JSON tree is built.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StatusView<'a> {
+    id: &'a str,
+    policy: &'a str,
+    policy_file: &'a str,
+    status: &'a crate::engine::RolloutStatus,
+    target: &'a crate::plan::ResolvedTarget,
+    approval_target: String,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    seq: u64,
+    rings: Vec<RingView<'a>>,
+    skipped: &'a [crate::plan::Skipped],
+    forecast: Option<&'a crate::engine::ForecastRecord>,
+    eta: Option<Arc<crate::forecast::Eta>>,
 }
 
 /// The running rollout's ETA (`docs/forecast.md`), from the policy it started with.
@@ -324,30 +329,50 @@ pub(super) fn eta(state: &ApiState, r: &Rollout) -> Option<crate::forecast::Eta>
     crate::forecast::eta(r, &settings, state.clock.now())
 }
 
-pub(super) async fn show(State(state): State<ApiState>, P(id): P<String>) -> Result<Json<Value>, ApiError> {
+pub(super) async fn show(
+    State(state): State<ApiState>,
+    Extension(ctx): Extension<Ctx>,
+    P(id): P<String>,
+) -> Result<Response, ApiError> {
     let r = load(&state, &id)?;
-    let eta = {
-        let (state, r) = (state.clone(), r.clone());
-        tokio::task::spawn_blocking(move || eta(&state, &r))
-            .await
-            .ok()
-            .flatten()
-    };
-    Ok(Json(json!({
-        "id": r.id,
-        "policy": r.plan.policy,
-        "policyFile": r.policy_file,
-        "status": r.status,
-        "target": r.plan.target,
-        "approvalTarget": approval_target(&r),
-        "createdAt": r.created_at,
-        "updatedAt": r.updated_at,
-        "seq": r.seq,
-        "rings": ring_views(&state, &r),
-        "skipped": r.plan.skipped,
-        "forecast": r.forecast,
-        "eta": eta,
-    })))
+    let eta = super::live::eta(&state, &r).await;
+    // Serializing most of a megabyte is CPU work: off the async workers, so that event
+    // streams and small calls are not kept waiting behind it.
+    let body = tokio::task::spawn_blocking(move || {
+        let rings = r
+            .rings
+            .iter()
+            .enumerate()
+            .map(|(ri, run)| {
+                let d = Deciders::of(&state, &r, ri, &ctx.caller);
+                RingView {
+                    run,
+                    approval_expires_after_seconds: d.expires_after_seconds(),
+                    approvers: d.approvers,
+                    may_approve: d.may_approve,
+                }
+            })
+            .collect();
+        serde_json::to_vec(&StatusView {
+            id: &r.id,
+            policy: &r.plan.policy,
+            policy_file: &r.policy_file,
+            status: &r.status,
+            target: &r.plan.target,
+            approval_target: approval_target(&r),
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            seq: r.seq,
+            rings,
+            skipped: &r.plan.skipped,
+            forecast: r.forecast.as_deref(),
+            eta,
+        })
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))?
+    .map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 #[derive(Debug, Default, Deserialize)]

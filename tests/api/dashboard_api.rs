@@ -5,7 +5,7 @@
 use super::harness::{ALICE, BOB, Harness, OPS, VIEWER, code};
 use reqwest::StatusCode;
 use ringmaster::clock::Clock;
-use ringmaster::engine::RingStatus;
+use ringmaster::engine::{ForecastRecord, RingStatus};
 use serde_json::{Value, json};
 
 fn waiting_for_prod(h: &Harness) {
@@ -49,6 +49,22 @@ async fn the_summary_counts_every_cluster_and_says_who_may_decide() {
 #[tokio::test]
 async fn cluster_pages_follow_plan_order_and_refuse_bad_queries() {
     let h = Harness::start().await;
+    // The creation-time forecast gives each cluster's expected end, keyed by its full id.
+    let at = |i: i64| h.clock.now() + chrono::Duration::minutes(10 * i);
+    h.standin.with("r1", |r| {
+        let clusters = r
+            .clusters()
+            .enumerate()
+            .map(|(i, (_, c))| (c.id.to_string(), at(i as i64)))
+            .collect();
+        r.forecast = Some(std::sync::Arc::new(ForecastRecord {
+            made_at: at(0),
+            finish: None,
+            approval_after_secs: 0,
+            rings: Default::default(),
+            clusters,
+        }));
+    });
     let r = h.standin.rollout("r1");
     let names: Vec<String> = r.clusters().map(|(_, c)| c.id.name.clone()).collect();
     let (s, page) = h
@@ -63,6 +79,10 @@ async fn cluster_pages_follow_plan_order_and_refuse_bad_queries() {
         .map(|c| c["name"].as_str().unwrap())
         .collect();
     assert_eq!(got, names[1..3]);
+    for (i, c) in page["clusters"].as_array().unwrap().iter().enumerate() {
+        let end: chrono::DateTime<chrono::Utc> = serde_json::from_value(c["forecastEnd"].clone()).expect("forecastEnd");
+        assert_eq!(end, at(i as i64 + 1), "{c}");
+    }
     let (_, prod) = h.get(Some(VIEWER), "/api/v1/rollouts/r1/clusters?ring=prod").await;
     let prod_names: Vec<&Value> = prod["clusters"].as_array().unwrap().iter().collect();
     assert!(!prod_names.is_empty());
