@@ -11,7 +11,7 @@
 
 mod common;
 
-use ringmaster::api::ApiState;
+use common::daemon::serve_demo;
 use ringmaster::api::auth::{Auth, parse_tokens, token_digest_hex};
 use ringmaster::demo::Rehearsal;
 use ringmaster::engine::{RingStatus, Rollout};
@@ -298,49 +298,30 @@ async fn scrape(http: &reqwest::Client, base: &str) -> String {
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn every_series_the_dashboard_and_the_alerts_use_is_exposed() {
     let exprs = all_exprs();
-    let Rehearsal {
-        sim,
-        clock,
-        client,
-        tokens,
-    } = Rehearsal::start(common::demo_fleet(), 1.0, None).await.unwrap();
+    let rehearsal = Rehearsal::start(common::demo_fleet(), 1.0, None).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open(dir.path().join("state.db")).unwrap());
     let metrics = Arc::new(Metrics::default());
-    let policy = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/demo.yaml");
-    let daemon = Daemon::new(
-        store.clone(),
-        client,
-        tokens,
-        clock.clone(),
-        metrics.clone(),
-        Arc::new(LogNotifier),
-        policy,
-        sim.info.subscription_ids.clone(),
-    );
     let yaml = format!(
         "tokens:\n  - name: admin\n    groups: [platform-admins]\n    sha256: {}\n",
         token_digest_hex(ADMIN)
     );
     let auth = Auth::new(parse_tokens("tokens.yaml", &yaml).unwrap(), None, vec![]);
-    let mut state = ApiState::new(
-        daemon.clone(),
+    let served = serve_demo(
+        rehearsal,
         store.clone(),
-        Arc::new(auth),
         metrics.clone(),
-        clock.clone(),
-    );
-    state.health = daemon.health.clone();
-    // Virtual time jumps while a request is on the loopback: the server's timeouts must
-    // not be the next timer it jumps to.
-    state.limits.header_timeout = Duration::from_secs(30 * 24 * 3600);
-    state.limits.body_timeout = Duration::from_secs(30 * 24 * 3600);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(ringmaster::api::serve(listener, state, std::future::pending()));
-    let (_stop, stop_rx) = tokio::sync::watch::channel(false);
-    daemon.start_now("test").unwrap();
-    tokio::spawn(daemon.clone().run(stop_rx));
+        Arc::new(LogNotifier),
+        auth,
+        |state| {
+            // Virtual time jumps while a request is on the loopback: the server's timeouts
+            // must not be the next timer it jumps to.
+            state.limits.header_timeout = Duration::from_secs(30 * 24 * 3600);
+            state.limits.body_timeout = Duration::from_secs(30 * 24 * 3600);
+        },
+    )
+    .await;
+    let (daemon, base) = (served.daemon.clone(), served.base.clone());
     let http = reqwest::Client::new();
 
     let id = loop {
@@ -456,8 +437,8 @@ async fn every_series_the_dashboard_and_the_alerts_use_is_exposed() {
     for c in ["aks-stg-weu-01", "aks-prd-weu-02"] {
         assert!(!text.contains(c), "{c} in a label:\n{text}");
     }
-    for s in &sim.info.subscription_ids {
+    for s in &served.sim.info.subscription_ids {
         assert!(!text.contains(s.as_str()), "a subscription id in a label");
     }
-    drop(sim);
+    drop(served);
 }

@@ -6,7 +6,7 @@
 
 mod common;
 
-use ringmaster::api::ApiState;
+use common::daemon::serve_demo;
 use ringmaster::api::auth::Auth;
 use ringmaster::demo::Rehearsal;
 use ringmaster::domain::fleet::ClusterId;
@@ -14,7 +14,6 @@ use ringmaster::engine::NotifyEvent;
 use ringmaster::metrics::Metrics;
 use ringmaster::runtime::Notifier;
 use ringmaster::service::Control;
-use ringmaster::service::daemon::Daemon;
 use ringmaster::store::{AuditQuery, Store};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -54,41 +53,14 @@ fn started_steps(store: &Store) -> Vec<String> {
 async fn a_full_disk_makes_the_daemon_unready_and_it_resumes_without_losing_a_step() {
     let mut fleet = common::demo_fleet();
     fleet.faults.clear();
-    let Rehearsal {
-        sim,
-        clock,
-        client,
-        tokens,
-    } = Rehearsal::start(fleet, 300.0, None).await.unwrap();
+    let rehearsal = Rehearsal::start(fleet, 300.0, None).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open(dir.path().join("state.db")).unwrap());
-    let metrics = Arc::new(Metrics::default());
     let notes = Arc::new(Captured::default());
-    let policy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/demo.yaml");
-    let daemon = Daemon::new(
-        store.clone(),
-        client,
-        tokens,
-        clock.clone(),
-        metrics.clone(),
-        notes.clone(),
-        policy,
-        sim.info.subscription_ids.clone(),
-    );
-    let mut state = ApiState::new(
-        daemon.clone(),
-        store.clone(),
-        Arc::new(Auth::new(vec![], None, vec![])),
-        metrics.clone(),
-        clock.clone(),
-    );
-    state.health = daemon.health.clone();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(ringmaster::api::serve(listener, state, std::future::pending()));
-    let (_stop, stop_rx) = tokio::sync::watch::channel(false);
-    daemon.start_now("test").unwrap();
-    tokio::spawn(daemon.clone().run(stop_rx));
+    let metrics = Arc::new(Metrics::default());
+    let auth = Auth::new(vec![], None, vec![]);
+    let served = serve_demo(rehearsal, store.clone(), metrics.clone(), notes.clone(), auth, |_| {}).await;
+    let (daemon, base) = (&served.daemon, served.base.clone());
     let http = reqwest::Client::new();
     let ready = |http: reqwest::Client, base: String| async move {
         let r = http.get(format!("{base}/readyz")).send().await.unwrap();
@@ -135,5 +107,5 @@ async fn a_full_disk_makes_the_daemon_unready_and_it_resumes_without_losing_a_st
     unique.dedup();
     assert_eq!(unique.len(), steps.len(), "a step started twice: {steps:?}");
     // Each saved intent is unique by construction; check none was left open twice.
-    drop(sim);
+    drop(served);
 }

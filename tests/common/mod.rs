@@ -2,6 +2,7 @@
 //! it over real HTTPS with reqwest, trusting only the simulator's CA.
 #![allow(dead_code)]
 
+pub mod daemon;
 pub mod procs;
 pub mod webdriver;
 
