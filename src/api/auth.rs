@@ -17,6 +17,7 @@
 use super::ApiState;
 use super::entra::{EntraConfig, EntraValidator};
 use super::error::ApiError;
+use super::oidc::SignInConfig;
 use crate::identity::Redacted;
 use crate::store::AuditEntry;
 use axum::extract::{Request, State};
@@ -90,6 +91,18 @@ pub enum AuthError {
     NothingConfigured,
     #[error("--entra-tenant needs at least one --entra-audience (the API's client id or App ID URI)")]
     NoAudience,
+    #[error("{0}")]
+    SignIn(&'static str),
+    #[error("reading the client secret file {path}: {source}")]
+    ReadSecret {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the client secret file {0} is empty")]
+    EmptySecret(PathBuf),
+    #[error("--public-url {0}")]
+    PublicUrl(String),
 }
 
 /// One static token: a name, groups, and the SHA-256 of the token.
@@ -212,6 +225,7 @@ pub struct Auth {
     tokens: Vec<StaticToken>,
     entra: Option<EntraValidator>,
     operators: Vec<String>,
+    sign_in: Option<SignInConfig>,
 }
 
 impl Auth {
@@ -220,7 +234,23 @@ impl Auth {
             tokens,
             entra,
             operators,
+            sign_in: None,
         }
+    }
+
+    /// Lets the dashboard sign users in with Entra ID (needs the Entra validator).
+    pub fn with_sign_in(mut self, cfg: SignInConfig) -> Self {
+        self.sign_in = Some(cfg);
+        self
+    }
+
+    pub fn entra(&self) -> Option<&EntraValidator> {
+        self.entra.as_ref()
+    }
+
+    /// The dashboard's Entra ID sign-in, when `--entra-client-id` configured one.
+    pub fn sign_in(&self) -> Option<&SignInConfig> {
+        self.sign_in.as_ref().filter(|_| self.entra.is_some())
     }
 
     /// Reads a tokens file.
@@ -331,6 +361,20 @@ pub struct AuthArgs {
     /// (repeat, or comma-separated). Approvals are decided by each ring's approver groups.
     #[arg(long = "operator-group", env = "RINGMASTER_OPERATOR_GROUPS", value_delimiter = ',')]
     pub operator_groups: Vec<String>,
+    /// The dashboard's Entra ID sign-in: the client id of a "web" app registration in
+    /// the tenant, with `{--public-url}/auth/callback` as its redirect URI and ID tokens
+    /// that carry `groups` (or app roles). Needs --entra-tenant,
+    /// --entra-client-secret-file and --public-url.
+    #[arg(long, env = "RINGMASTER_ENTRA_CLIENT_ID", requires = "entra_tenant")]
+    pub entra_client_id: Option<String>,
+    /// File holding that app's client secret (a mounted Kubernetes secret, say): the
+    /// code is redeemed by the server, never by the page.
+    #[arg(long, env = "RINGMASTER_ENTRA_CLIENT_SECRET_FILE", requires = "entra_client_id")]
+    pub entra_client_secret_file: Option<PathBuf>,
+    /// The address browsers reach the dashboard at (`https://ringmaster.example.com`):
+    /// the sign-in's redirect URI is this plus `/auth/callback`.
+    #[arg(long, env = "RINGMASTER_PUBLIC_URL")]
+    pub public_url: Option<String>,
 }
 
 impl AuthArgs {
@@ -354,7 +398,39 @@ impl AuthArgs {
         if self.tokens_file.is_none() && entra.is_none() {
             return Err(AuthError::NothingConfigured);
         }
-        Ok(Auth::new(tokens, entra, self.operator_groups.clone()))
+        let auth = Auth::new(tokens, entra, self.operator_groups.clone());
+        match &self.entra_client_id {
+            Some(client_id) => Ok(auth.with_sign_in(self.sign_in_config(client_id)?)),
+            None => Ok(auth),
+        }
+    }
+
+    fn sign_in_config(&self, client_id: &str) -> Result<SignInConfig, AuthError> {
+        let path = self.entra_client_secret_file.as_ref().ok_or(AuthError::SignIn(
+            "--entra-client-id needs --entra-client-secret-file (the app's client secret)",
+        ))?;
+        let secret = std::fs::read_to_string(path).map_err(|source| AuthError::ReadSecret {
+            path: path.clone(),
+            source,
+        })?;
+        let secret = secret.trim();
+        if secret.is_empty() {
+            return Err(AuthError::EmptySecret(path.clone()));
+        }
+        let public = self.public_url.as_deref().ok_or(AuthError::SignIn(
+            "--entra-client-id needs --public-url (the address browsers use: the redirect URI is it plus /auth/callback)",
+        ))?;
+        let base = url::Url::parse(public).map_err(|e| AuthError::PublicUrl(format!("{public}: {e}")))?;
+        if !matches!(base.scheme(), "http" | "https") || base.query().is_some() || base.fragment().is_some() {
+            return Err(AuthError::PublicUrl(format!(
+                "{public}: an http(s) address without query or fragment"
+            )));
+        }
+        Ok(SignInConfig {
+            client_id: client_id.to_string(),
+            client_secret: Redacted(secret.to_string()),
+            redirect_uri: format!("{}/auth/callback", public.trim_end_matches('/')),
+        })
     }
 }
 

@@ -60,6 +60,9 @@ impl EntraConfig {
 struct Discovery {
     issuer: String,
     jwks_uri: String,
+    /// Where the dashboard's sign-in sends the browser, and redeems the code.
+    authorization_endpoint: Option<String>,
+    token_endpoint: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -81,6 +84,14 @@ struct KeySet {
     issuer: String,
     keys: HashMap<String, RsaKey>,
     fetched: Instant,
+    endpoints: Option<Endpoints>,
+}
+
+/// The tenant's authorization and token endpoints (from its OpenID configuration).
+#[derive(Debug, Clone)]
+pub struct Endpoints {
+    pub authorization: String,
+    pub token: String,
 }
 
 /// The claims ringmaster reads (the signature check covers the whole token).
@@ -94,6 +105,9 @@ struct Claims {
     groups: Vec<String>,
     #[serde(default)]
     roles: Vec<String>,
+    /// ID tokens: the value the sign-in sent, so a token minted for another sign-in
+    /// cannot be replayed into this one.
+    nonce: Option<String>,
 }
 
 /// Validates Entra ID access tokens.
@@ -160,10 +174,15 @@ impl EntraValidator {
             })
             .collect();
         tracing::info!(issuer = %d.issuer, "fetched the Entra ID signing keys");
+        let endpoints = match (d.authorization_endpoint, d.token_endpoint) {
+            (Some(authorization), Some(token)) => Some(Endpoints { authorization, token }),
+            _ => None,
+        };
         Ok(KeySet {
             issuer: d.issuer,
             keys,
             fetched: Instant::now(),
+            endpoints,
         })
     }
 
@@ -202,8 +221,70 @@ impl EntraValidator {
         }
     }
 
-    /// Validates `token`; the caller's name and groups come from its claims.
+    /// The tenant's authorization and token endpoints, reading its OpenID
+    /// configuration when it has not been read yet.
+    pub async fn endpoints(&self) -> Result<Endpoints, Denied> {
+        let mut guard = self.keys.lock().await;
+        if guard.is_none() {
+            let k = self
+                .fetch()
+                .await
+                .map_err(|e| unavailable(format!("cannot read the Entra ID configuration: {e}")))?;
+            *guard = Some(k);
+        }
+        guard.as_ref().and_then(|k| k.endpoints.clone()).ok_or_else(|| {
+            unavailable("the tenant's OpenID configuration has no authorization or token endpoint".into())
+        })
+    }
+
+    /// Redeems an authorization code at the token endpoint (`form` carries the code,
+    /// the PKCE verifier and the client's credentials); the ID token it answers with.
+    /// Entra's own error text is kept (it names the problem, never the secret).
+    pub async fn redeem(&self, token_endpoint: &str, form: &[(&str, &str)]) -> Result<String, String> {
+        #[derive(Deserialize)]
+        struct Answer {
+            id_token: Option<String>,
+            error: Option<String>,
+            error_description: Option<String>,
+        }
+        let resp = self
+            .http
+            .post(token_endpoint)
+            .form(form)
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .map_err(|e| format!("{token_endpoint}: {e}"))?;
+        let status = resp.status();
+        let a: Answer = resp
+            .json()
+            .await
+            .map_err(|e| format!("{token_endpoint}: HTTP {status}, {e}"))?;
+        match (a.id_token, a.error) {
+            (Some(t), None) if status.is_success() => Ok(t),
+            (_, e) => Err(format!(
+                "Entra refused the sign-in: {} {}",
+                e.unwrap_or_else(|| format!("HTTP {status}")),
+                a.error_description.unwrap_or_default()
+            )
+            .trim()
+            .to_string()),
+        }
+    }
+
+    /// Validates an access token for this API; the caller's name and groups come from
+    /// its claims.
     pub async fn validate(&self, token: &str) -> Result<Caller, Denied> {
+        self.validate_for(token, &self.config.audiences, None).await
+    }
+
+    /// Validates the ID token of a dashboard sign-in: issued to `client_id`, carrying
+    /// the sign-in's `nonce`.
+    pub async fn validate_id_token(&self, token: &str, client_id: &str, nonce: &str) -> Result<Caller, Denied> {
+        self.validate_for(token, &[client_id.to_string()], Some(nonce)).await
+    }
+
+    async fn validate_for(&self, token: &str, audiences: &[String], nonce: Option<&str>) -> Result<Caller, Denied> {
         let header = jwt::decode_header(token)
             .map_err(|_| Denied::unauthorized("invalid_token", "the token is not a well-formed JWT"))?;
         if header.alg != "RS256" {
@@ -223,12 +304,23 @@ impl EntraValidator {
             .map_or(0, |d| d.as_secs() as i64);
         let expect = Expect {
             issuers: &issuers,
-            audiences: &self.config.audiences,
+            audiences,
             leeway: 60,
             now,
         };
         let c: Claims = jwt::verify_rs256(token, &key, &expect)
             .map_err(|e| Denied::unauthorized("invalid_token", e.to_string()))?;
+        if let Some(n) = nonce
+            && !c
+                .nonce
+                .as_deref()
+                .is_some_and(|got| super::session::csrf_matches(got, n))
+        {
+            return Err(Denied::unauthorized(
+                "invalid_token",
+                "the ID token's nonce is not this sign-in's",
+            ));
+        }
         let name = c.preferred_username.or(c.upn).or(c.oid).or(c.sub).ok_or_else(|| {
             Denied::unauthorized(
                 "invalid_token",

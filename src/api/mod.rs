@@ -21,6 +21,7 @@ pub mod error;
 pub mod fleet;
 mod jwt;
 mod live;
+pub mod oidc;
 pub mod openapi;
 mod rollback;
 mod rollouts;
@@ -64,6 +65,8 @@ pub struct ApiState {
     pub arm: Option<Arc<crate::arm::AksClient>>,
     /// Dashboard sessions (cookie sign-in).
     pub sessions: Arc<session::Sessions>,
+    /// Entra ID sign-ins started from the dashboard and not finished.
+    pub logins: Arc<oidc::Logins>,
     /// Session cookies get `Secure`: the page is reached over HTTPS (an ingress).
     pub secure_cookies: bool,
     /// Committed transitions of the running rollout, for `/api/v1/events`.
@@ -94,6 +97,7 @@ impl ApiState {
             limits: Limits::default(),
             arm: None,
             sessions: Default::default(),
+            logins: Default::default(),
             secure_cookies: false,
             events: Default::default(),
             eta_cache: Default::default(),
@@ -251,6 +255,9 @@ pub fn router(state: ApiState) -> Router {
         .route("/ui/app.js", get(ui::script))
         .route("/ui/app.css", get(ui::style))
         .route("/ui/icon.svg", get(ui::icon))
+        // Entra ID sign-in: browser navigations, not API calls (docs/dashboard.md).
+        .route("/auth/login", get(oidc::login))
+        .route("/auth/callback", get(oidc::callback))
         .fallback(|| async { ApiError::not_found("not_found", "no such endpoint (see /openapi.json)") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

@@ -47,7 +47,8 @@ pub struct Issued {
     pub csrf: String,
 }
 
-fn random() -> Result<String, getrandom::Error> {
+/// 256 random bits from the OS, base64url: session ids, CSRF tokens, sign-in states.
+pub(super) fn random() -> Result<String, getrandom::Error> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes)?;
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
@@ -109,13 +110,18 @@ pub fn csrf_matches(sent: &str, expected: &str) -> bool {
 
 /// The session cookie's value in a `Cookie` header, if any.
 pub fn cookie_value(headers: &http::HeaderMap) -> Option<String> {
+    cookie_named(headers, COOKIE)
+}
+
+/// The value of the cookie `name` in the `Cookie` headers, if any.
+pub fn cookie_named(headers: &http::HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(http::header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == COOKIE)
+        .find(|(k, _)| *k == name)
         .map(|(_, v)| v.to_string())
 }
 

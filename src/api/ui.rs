@@ -115,7 +115,7 @@ pub(super) async fn sign_in(State(state): State<ApiState>, req: Request) -> Resu
 pub(super) async fn current(State(state): State<ApiState>, headers: HeaderMap) -> Json<serde_json::Value> {
     match session::cookie_value(&headers).and_then(|id| state.sessions.get(&id)) {
         Some((caller, csrf)) => Json(who(&state, &caller, &csrf)),
-        None => Json(json!({ "signedIn": false })),
+        None => Json(json!({ "signedIn": false, "entraSignIn": state.auth.sign_in().is_some() })),
     }
 }
 

@@ -8,7 +8,7 @@ use axum::{Json, Router};
 use base64::Engine;
 use reqwest::StatusCode;
 use ring::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
-use ringmaster::api::entra::EntraConfig;
+use ringmaster::api::entra::{EntraConfig, EntraValidator};
 use serde_json::{Value, json};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -276,4 +276,46 @@ async fn unknown_key_ids_refetch_at_most_once_per_cooldown() {
         2,
         "the first fetch, then one forced refetch"
     );
+}
+
+#[tokio::test]
+async fn an_id_token_must_be_for_the_sign_in_app_and_carry_the_sign_ins_nonce() {
+    let t = tenant().await;
+    let v = EntraValidator::new(
+        EntraConfig::new(&t.authority, TENANT, vec![AUDIENCE.into()]),
+        reqwest::Client::new(),
+    );
+    let app = "dashboard-app-client-id";
+    let mut c = claims(&t, "carol@contoso.example", &["readers"]);
+    c["aud"] = app.into();
+    c["nonce"] = "nonce-of-this-sign-in".into();
+    let token = keys().0.sign(&c);
+    let carol = v
+        .validate_id_token(&token, app, "nonce-of-this-sign-in")
+        .await
+        .expect("valid");
+    assert_eq!(
+        (carol.name.as_str(), carol.groups.clone()),
+        ("carol@contoso.example", vec!["readers".to_string()])
+    );
+    let replayed = v
+        .validate_id_token(&token, app, "nonce-of-another-sign-in")
+        .await
+        .unwrap_err();
+    assert!(replayed.message.contains("nonce"), "{}", replayed.message);
+    let mut no_nonce = c.clone();
+    no_nonce.as_object_mut().unwrap().remove("nonce");
+    assert!(
+        v.validate_id_token(&keys().0.sign(&no_nonce), app, "nonce-of-this-sign-in")
+            .await
+            .is_err()
+    );
+    // An access token for the API is not an ID token of the sign-in app, nor the reverse.
+    let access = keys().0.sign(&claims(&t, "carol@contoso.example", &["readers"]));
+    assert!(
+        v.validate_id_token(&access, app, "nonce-of-this-sign-in")
+            .await
+            .is_err()
+    );
+    assert!(v.validate(&token).await.is_err());
 }

@@ -101,20 +101,18 @@ pub fn spawn_serve(sim: &Sim, dir: &std::path::Path, extra: &[&str]) -> Serve {
 pub fn spawn_serve_on(sim: &Sim, dir: &std::path::Path, policy: &str, extra: &[&str]) -> Serve {
     let state = dir.join("state.db").display().to_string();
     let tokens = dir.join("tokens.yaml").display().to_string();
-    let mut args = vec![
-        "serve",
-        "--policy",
-        policy,
-        "--state",
-        &state,
-        "--listen",
-        "127.0.0.1:0",
+    let mut args = vec!["serve", "--policy", policy, "--state", &state];
+    // A free port unless the caller chose one (its --public-url names it, say).
+    if !extra.contains(&"--listen") {
+        args.extend(["--listen", "127.0.0.1:0"]);
+    }
+    args.extend([
         "--sim-clock",
         "--tokens-file",
         &tokens,
         "--operator-group",
         "platform-admins",
-    ];
+    ]);
     args.extend_from_slice(extra);
     let mut child = ringmaster(sim, &args)
         .stdout(Stdio::piped())

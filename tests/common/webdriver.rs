@@ -50,7 +50,7 @@ fn blocking_delete(url: &str) -> std::io::Result<()> {
     Ok(())
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

@@ -65,6 +65,7 @@ pub mod rules;
 mod selector;
 pub mod server;
 pub mod shared;
+pub mod sign_in;
 mod throttle;
 mod tls;
 pub mod version;

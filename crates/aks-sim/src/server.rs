@@ -708,6 +708,18 @@ async fn identity(ctx: &Ctx, req: Request, segments: &[String]) -> Response {
             };
             token(shared, &tenant, &body)
         }
+        (Method::GET, [tenant, "oauth2", "v2.0", "authorize"]) if tenant.eq_ignore_ascii_case(&shared.tenant_id) => {
+            super::sign_in::form(shared, &query_pairs(req.uri().query()))
+        }
+        (Method::POST, [tenant, "oauth2", "v2.0", "authorize"]) if tenant.eq_ignore_ascii_case(&shared.tenant_id) => {
+            match read_body(req).await {
+                Ok((_, body)) => super::sign_in::submit(shared, &query_pairs(Some(&String::from_utf8_lossy(&body)))),
+                Err(r) => r,
+            }
+        }
+        (Method::GET, [tenant, "discovery", "v2.0", "keys"]) if tenant.eq_ignore_ascii_case(&shared.tenant_id) => {
+            json_response(StatusCode::OK, &super::sign_in::jwks())
+        }
         (
             Method::GET,
             [tenant, "v2.0", ".well-known", "openid-configuration"] | [tenant, ".well-known", "openid-configuration"],
@@ -759,11 +771,12 @@ fn token(shared: &Shared, tenant: &str, body: &[u8]) -> Response {
             &format!("AADSTS90002: Tenant '{tenant}' not found."),
         );
     }
-    if get("grant_type") != Some("client_credentials") {
+    let grant_type = get("grant_type");
+    if !matches!(grant_type, Some("client_credentials" | "authorization_code")) {
         return aad_error(
             StatusCode::BAD_REQUEST,
             "unsupported_grant_type",
-            "AADSTS70003: The simulator supports the client_credentials grant only.",
+            "AADSTS70003: The simulator supports the client_credentials and authorization_code grants only.",
         );
     }
     if get("client_id") != Some(shared.client_id.as_str()) {
@@ -784,6 +797,13 @@ fn token(shared: &Shared, tenant: &str, body: &[u8]) -> Response {
             "invalid_client",
             "AADSTS7000215: Invalid client secret provided.",
         );
+    }
+    if grant_type == Some("authorization_code") {
+        // A dashboard's sign-in: an ID token for the user who signed in.
+        return match super::sign_in::redeem(shared, &form) {
+            Ok(answer) => json_response(StatusCode::OK, &answer),
+            Err((error, description)) => aad_error(StatusCode::BAD_REQUEST, error, &description),
+        };
     }
     let Some(audience) = get("scope").and_then(auth::audience_of_scope) else {
         return aad_error(

@@ -24,6 +24,8 @@ pub struct Shared {
     /// How many mutating requests the world's log holds: a test can act at the moment
     /// AKS took a call and before its answer reached the client (a crash right there).
     pub writes_logged: tokio::sync::watch::Sender<usize>,
+    /// Codes of the simulated Entra ID sign-in, not redeemed yet.
+    pub sign_ins: super::sign_in::SignIns,
 }
 
 impl Shared {
@@ -39,6 +41,7 @@ impl Shared {
             ca_pem,
             wake: Notify::new(),
             writes_logged: tokio::sync::watch::Sender::new(0),
+            sign_ins: Default::default(),
         }
     }
 

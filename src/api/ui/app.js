@@ -74,8 +74,9 @@ async function api(method, path, body) {
 
 // ---- sign-in ----
 
-function showSignIn(why) {
+function showSignIn(why, entra) {
   me = null;
+  if (entra !== undefined) $('entra').hidden = !entra;
   approvalsKey = null;
   if (events) { events.close(); events = null; }
   $('app').hidden = true;
@@ -439,8 +440,13 @@ async function boot() {
     history.replaceState(null, '', location.pathname);
     return signIn(decodeURIComponent(m[1]));
   }
+  // A refused Entra ID sign-in comes back with its reason after `#signin-error=`.
+  const failed = location.hash.match(/^#signin-error=(.*)$/);
+  if (failed) history.replaceState(null, '', location.pathname);
   const s = await api('GET', '/api/v1/session');
-  if (s.signedIn) { me = s; start(); } else showSignIn('');
+  if (s.signedIn) { me = s; start(); } else {
+    showSignIn(failed ? decodeURIComponent(failed[1].replace(/\+/g, ' ')) : '', !!s.entraSignIn);
+  }
 }
 
 document.addEventListener('DOMContentLoaded', boot);

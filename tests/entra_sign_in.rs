@@ -1,0 +1,290 @@
+//! The dashboard's Entra ID sign-in (OpenID Connect authorization code flow with PKCE)
+//! end to end over real HTTP: `ringmaster serve` with `--entra-client-id` against the
+//! Entra ID of `ringmaster sim` (separate processes). A client that follows no redirect
+//! plays the browser: `/auth/login` sends it to the tenant's authorization endpoint with
+//! a state, a nonce and an S256 challenge; the simulated sign-in page sends it back with
+//! a code; the callback redeems it server-side and sets the session cookie, whose
+//! caller has the name and groups of the ID token. Refused: a callback this browser did
+//! not start, a code used twice, a wrong client secret (each audited, nothing signed
+//! in), and the groups decide as for any caller (a reader may not approve).
+
+mod common;
+
+use common::procs::{Sim, spawn_serve, start_sim};
+use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use serde_json::Value;
+use std::collections::HashMap;
+
+const ALICE: &str = "alice-entra-test-0123456789abcdef0123456789";
+
+fn env<'a>(sim: &'a Sim, k: &str) -> &'a str {
+    sim.env
+        .iter()
+        .find(|(n, _)| n == k)
+        .map(|(_, v)| v.as_str())
+        .unwrap_or_else(|| panic!("{k} in the simulator's env file"))
+}
+
+/// A client trusting the simulator's CA that follows no redirect: the test looks at
+/// each hop.
+fn browser(sim: &Sim) -> reqwest::Client {
+    let pem = std::fs::read(env(sim, "RINGMASTER_CA_CERT")).unwrap();
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+        .build()
+        .unwrap()
+}
+
+/// `name=value` of the cookie `name` among `resp`'s Set-Cookie headers, with its
+/// attributes.
+fn set_cookie(resp: &reqwest::Response, name: &str) -> Option<(String, String)> {
+    resp.headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(|v| {
+            let (pair, attrs) = v.split_once(';').unwrap_or((v, ""));
+            (pair.to_string(), attrs.to_string())
+        })
+}
+
+fn location(resp: &reqwest::Response) -> String {
+    resp.headers()[LOCATION].to_str().unwrap().to_string()
+}
+
+fn query(url: &str) -> HashMap<String, String> {
+    reqwest::Url::parse(url).unwrap().query_pairs().into_owned().collect()
+}
+
+/// Starts a sign-in at `base`: the login cookie and the authorization URL.
+async fn start(http: &reqwest::Client, base: &str) -> (String, String) {
+    let r = http.get(format!("{base}/auth/login")).send().await.unwrap();
+    assert_eq!(r.status(), 303, "{:?}", r.text().await);
+    let (cookie, attrs) = set_cookie(&r, "ringmaster_login").expect("the login cookie");
+    assert!(attrs.contains("HttpOnly") && attrs.contains("SameSite=Lax"), "{attrs}");
+    (cookie, location(&r))
+}
+
+/// Signs in on the simulated page as `user` in `groups`: where it sends the browser.
+async fn sign_in_at_entra(http: &reqwest::Client, authorize: &str, user: &str, groups: &str) -> String {
+    let page = http.get(authorize).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("name=\"login\""));
+    let mut form: Vec<(String, String)> = query(authorize).into_iter().collect();
+    form.push(("login".into(), user.into()));
+    form.push(("groups".into(), groups.into()));
+    let endpoint = authorize.split('?').next().unwrap();
+    let r = http.post(endpoint).form(&form).send().await.unwrap();
+    assert_eq!(r.status(), 302, "{:?}", r.text().await);
+    location(&r)
+}
+
+async fn session(http: &reqwest::Client, base: &str, cookie: &str) -> Value {
+    let r = http
+        .get(format!("{base}/api/v1/session"))
+        .header(COOKIE, cookie)
+        .send()
+        .await
+        .unwrap();
+    r.json().await.unwrap()
+}
+
+async fn denials(base: &str) -> Vec<Value> {
+    let r = reqwest::Client::new()
+        .get(format!("{base}/api/v1/audit?limit=500"))
+        .bearer_auth(ALICE)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    let all = v["entries"].as_array().cloned().unwrap_or_default();
+    all.into_iter().filter(|e| e["action"] == "auth.denied").collect()
+}
+
+fn serve_args(sim: &Sim, dir: &std::path::Path, secret: &str) -> (Vec<String>, String) {
+    let secret_file = dir.join("client-secret");
+    std::fs::write(&secret_file, secret).unwrap();
+    let port = common::webdriver::free_port();
+    let public = format!("http://127.0.0.1:{port}");
+    let client = env(sim, "AZURE_CLIENT_ID").to_string();
+    let args = vec![
+        "--listen".into(),
+        format!("127.0.0.1:{port}"),
+        "--entra-tenant".into(),
+        env(sim, "AZURE_TENANT_ID").into(),
+        "--entra-authority".into(),
+        env(sim, "AZURE_AUTHORITY_HOST").into(),
+        "--entra-audience".into(),
+        client.clone(),
+        "--entra-client-id".into(),
+        client,
+        "--entra-client-secret-file".into(),
+        secret_file.display().to_string(),
+        "--public-url".into(),
+        public.clone(),
+    ];
+    (args, public)
+}
+
+fn tokens_yaml() -> String {
+    format!(
+        "tokens:\n  - name: alice\n    groups: [platform-admins]\n    sha256: {}\n",
+        ringmaster::api::auth::token_digest_hex(ALICE)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_signs_in_with_entra_id_and_gets_the_groups_of_the_id_token() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("tokens.yaml"), tokens_yaml()).unwrap();
+    let sim = start_sim(dir.path(), "1");
+    let (args, public) = serve_args(&sim, dir.path(), env(&sim, "AZURE_CLIENT_SECRET"));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let serve = spawn_serve(&sim, dir.path(), &args);
+    assert_eq!(serve.url, public);
+    let http = browser(&sim);
+    let anonymous = session(&http, &public, "").await;
+    assert_eq!(
+        anonymous["entraSignIn"], true,
+        "the page offers the sign-in: {anonymous}"
+    );
+
+    // To the tenant with everything the flow needs.
+    let (login, authorize) = start(&http, &public).await;
+    let q = query(&authorize);
+    assert!(authorize.starts_with(env(&sim, "AZURE_AUTHORITY_HOST").trim_end_matches('/')));
+    assert_eq!(q["client_id"], env(&sim, "AZURE_CLIENT_ID"));
+    assert_eq!(q["redirect_uri"], format!("{public}/auth/callback"));
+    assert_eq!(q["response_type"], "code");
+    assert_eq!(q["code_challenge_method"], "S256");
+    assert_eq!(q["code_challenge"].len(), 43, "SHA-256, base64url");
+    assert!(!q["nonce"].is_empty());
+    assert_eq!(
+        format!("ringmaster_login={}", q["state"]),
+        login,
+        "the state is bound to the browser"
+    );
+    assert!(
+        !authorize.contains(env(&sim, "AZURE_CLIENT_SECRET")),
+        "no secret in the URL"
+    );
+
+    // Back with a code; the callback signs the user in.
+    let back = sign_in_at_entra(&http, &authorize, "carol@contoso.example", "readers, sre").await;
+    assert!(back.starts_with(&format!("{public}/auth/callback?")), "{back}");
+    let r = http.get(&back).header(COOKIE, &login).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(location(&r), "/");
+    let (cookie, attrs) = set_cookie(&r, "ringmaster_session").expect("a session cookie");
+    assert!(
+        attrs.contains("HttpOnly") && attrs.contains("SameSite=Strict"),
+        "{attrs}"
+    );
+    assert!(set_cookie(&r, "ringmaster_login").is_some_and(|(_, a)| a.contains("Max-Age=0")));
+    let me = session(&http, &public, &cookie).await;
+    assert_eq!(me["signedIn"], true, "{me}");
+    assert_eq!(me["name"], "carol@contoso.example");
+    assert_eq!(me["groups"], serde_json::json!(["readers", "sre"]));
+    assert_eq!(me["operator"], false);
+
+    // The ID token's groups decide: a reader may read, not approve.
+    let csrf = me["csrf"].as_str().unwrap();
+    let list = http
+        .get(format!("{public}/api/v1/rollouts"))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(list.status(), 200);
+    let start_now = http
+        .post(format!("{public}/api/v1/rollouts"))
+        .header(COOKIE, &cookie)
+        .header("x-csrf-token", csrf)
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(start_now.status(), 403, "only operators start rollouts");
+
+    // The same callback again: its sign-in was taken, nobody is signed in.
+    let again = http.get(&back).header(COOKIE, &login).send().await.unwrap();
+    assert_eq!(again.status(), 303);
+    assert!(location(&again).starts_with("/#signin-error="), "{}", location(&again));
+    assert!(set_cookie(&again, "ringmaster_session").is_none());
+
+    // A callback this browser did not start (a login CSRF): refused before any redemption.
+    let (_, other) = start(&http, &public).await;
+    let stolen = sign_in_at_entra(&http, &other, "mallory@contoso.example", "platform-admins").await;
+    let r = http.get(&stolen).header(COOKIE, &login).send().await.unwrap();
+    let to = location(&r);
+    assert!(
+        to.contains("not%20started%20in%20this%20browser") || to.contains("not+started+in+this+browser"),
+        "{to}"
+    );
+    assert!(set_cookie(&r, "ringmaster_session").is_none());
+    let r = http.get(&stolen).send().await.unwrap();
+    assert!(location(&r).starts_with("/#signin-error="));
+
+    // The simulated tenant checks PKCE: a code redeemed without its verifier is refused.
+    let (_, third) = start(&http, &public).await;
+    let code = query(&sign_in_at_entra(&http, &third, "eve@contoso.example", "platform-admins").await)["code"].clone();
+    let token_endpoint = format!(
+        "{}/{}/oauth2/v2.0/token",
+        env(&sim, "AZURE_AUTHORITY_HOST").trim_end_matches('/'),
+        env(&sim, "AZURE_TENANT_ID")
+    );
+    let r = http
+        .post(&token_endpoint)
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("client_id", env(&sim, "AZURE_CLIENT_ID")),
+            ("client_secret", env(&sim, "AZURE_CLIENT_SECRET")),
+            ("code", code.as_str()),
+            ("redirect_uri", &format!("{public}/auth/callback")),
+            ("code_verifier", "a-guess-that-is-not-the-verifier-0123456789"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"], "invalid_grant", "{v}");
+
+    let refused = denials(&public).await;
+    let reasons: Vec<&str> = refused.iter().filter_map(|e| e["reason"].as_str()).collect();
+    assert!(
+        reasons.iter().any(|r| r.contains("unknown or expired sign-in")),
+        "the replayed callback: {reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.contains("not started in this browser")),
+        "{reasons:?}"
+    );
+    assert!(
+        !refused
+            .iter()
+            .any(|e| e.to_string().contains(env(&sim, "AZURE_CLIENT_SECRET"))),
+        "no secret in the audit"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_client_secret_signs_nobody_in_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("tokens.yaml"), tokens_yaml()).unwrap();
+    let sim = start_sim(dir.path(), "1");
+    let (args, public) = serve_args(&sim, dir.path(), "not-the-secret");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let _serve = spawn_serve(&sim, dir.path(), &args);
+    let http = browser(&sim);
+    let (login, authorize) = start(&http, &public).await;
+    let back = sign_in_at_entra(&http, &authorize, "carol@contoso.example", "readers").await;
+    let r = http.get(&back).header(COOKIE, &login).send().await.unwrap();
+    assert!(set_cookie(&r, "ringmaster_session").is_none());
+    let to = location(&r);
+    assert!(to.contains("invalid_client"), "{to}");
+    assert!(!to.contains("not-the-secret"));
+}
