@@ -161,3 +161,85 @@ async fn an_approver_approves_prod_from_the_page_and_a_viewer_cannot() {
         "{approved:?}"
     );
 }
+
+/// Entra ID sign-in from the page: the button goes to the (simulated) tenant's sign-in
+/// page, which comes back to the dashboard signed in as the user it named, with the
+/// groups of the ID token; a callback the browser did not start shows why it failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_signs_in_with_entra_id_from_the_page() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("tokens.yaml"), tokens_yaml()).unwrap();
+    let sim = start_sim(dir.path(), "1");
+    let env = |k: &str| sim.env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap();
+    std::fs::write(dir.path().join("secret"), env("AZURE_CLIENT_SECRET")).unwrap();
+    let port = common::webdriver::free_port();
+    let public = format!("http://127.0.0.1:{port}");
+    let listen = format!("127.0.0.1:{port}");
+    let secret = dir.path().join("secret").display().to_string();
+    let (tenant, authority, client) = (
+        env("AZURE_TENANT_ID"),
+        env("AZURE_AUTHORITY_HOST"),
+        env("AZURE_CLIENT_ID"),
+    );
+    let serve = spawn_serve(
+        &sim,
+        dir.path(),
+        &[
+            "--listen",
+            &listen,
+            "--entra-tenant",
+            &tenant,
+            "--entra-authority",
+            &authority,
+            "--entra-audience",
+            &client,
+            "--entra-client-id",
+            &client,
+            "--entra-client-secret-file",
+            &secret,
+            "--public-url",
+            &public,
+        ],
+    );
+    let b = Browser::start_accepting_any_certificate().await;
+    b.goto(&format!("{}/", serve.url)).await;
+    let button = b.wait_for("#entra-sign-in", Duration::from_secs(20)).await;
+    assert!(b.displayed(&button).await, "the page offers Entra ID sign-in");
+    b.click(&button).await;
+    let login = b.wait_for("#login", Duration::from_secs(20)).await;
+    b.type_into(&login, "carol@contoso.example").await;
+    let groups = b.wait_for("#groups", Duration::from_secs(5)).await;
+    b.type_into(&groups, "readers").await;
+    let submit = b.wait_for("#submit", Duration::from_secs(5)).await;
+    b.click(&submit).await;
+    let me = b.wait_for("#me", Duration::from_secs(20)).await;
+    let t = Instant::now();
+    while !b.text(&me).await.starts_with("carol@contoso.example") {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "signed in as {:?}",
+            b.text(&me).await
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(b.text(&me).await.contains("readers"));
+    std::fs::write(screenshot_path("dashboard-entra.png"), b.screenshot().await).unwrap();
+    let errors = console_errors(&b).await;
+    assert!(errors.is_empty(), "console errors: {errors:?}");
+
+    // Signed out, a callback this browser never started is refused with its reason.
+    let out = b.wait_for("#sign-out", Duration::from_secs(5)).await;
+    b.click(&out).await;
+    b.goto(&format!("{}/auth/callback?code=made-up&state=made-up", serve.url))
+        .await;
+    b.wait_for("#signin-error", Duration::from_secs(20)).await;
+    let t = Instant::now();
+    while !b.text_of("#signin-error").await.contains("not started in this browser") {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "{:?}",
+            b.text_of("#signin-error").await
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

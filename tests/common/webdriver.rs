@@ -62,6 +62,16 @@ impl Browser {
     /// Starts ChromeDriver and a headless Chromium with a new empty profile. Panics with
     /// the install command when either is missing: the test fails, it never skips.
     pub async fn start() -> Browser {
+        Self::launch(false).await
+    }
+
+    /// As [`Browser::start`], accepting any TLS certificate (the simulator's own CA,
+    /// which this browser profile does not know).
+    pub async fn start_accepting_any_certificate() -> Browser {
+        Self::launch(true).await
+    }
+
+    async fn launch(accept_insecure_certs: bool) -> Browser {
         for (path, what) in [(CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")] {
             assert!(
                 std::path::Path::new(path).exists(),
@@ -109,6 +119,7 @@ impl Browser {
         ];
         let caps = json!({ "capabilities": { "alwaysMatch": {
             "browserName": "chrome",
+            "acceptInsecureCerts": accept_insecure_certs,
             "goog:chromeOptions": { "binary": CHROMIUM, "args": args },
             "goog:loggingPrefs": { "browser": "ALL" },
         }}});

@@ -137,7 +137,7 @@ pub fn form(shared: &Shared, q: &[(String, String)]) -> Response {
     page(
         StatusCode::OK,
         format!(
-            "<!doctype html><meta charset=\"utf-8\"><title>Sign in (simulated Entra ID)</title>\
+            "<!doctype html><meta charset=\"utf-8\"><link rel=\"icon\" href=\"data:,\"><title>Sign in (simulated Entra ID)</title>\
              <h1>Sign in</h1><p>Simulated Entra ID: whoever you say, in the groups you say. For rehearsals only.</p>\
              <form method=\"post\">{hidden}\
              <p><label>User <input id=\"login\" name=\"login\" value=\"{}\" required></label></p>\
