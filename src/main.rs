@@ -897,7 +897,7 @@ async fn run_serve(a: ServeArgs) -> Result<ExitCode> {
     state.limits = a.http.limits();
     state.arm = Some(daemon.client.clone());
     state.events = daemon.events.clone();
-    state.secure_cookies = a.secure_cookies;
+    state.secure_cookies = a.secure_cookies || state.auth.public_url_is_https();
     state.fleet = Some(Arc::new(ringmaster::api::fleet::FleetSource::new(
         daemon.client.clone(),
         ringmaster::api::fleet::PolicyOrigin::File(a.policy.clone()),

@@ -230,6 +230,15 @@ async fn a_user_signs_in_with_entra_id_from_the_page() {
     // Signed out, a callback this browser never started is refused with its reason.
     let out = b.wait_for("#sign-out", Duration::from_secs(5)).await;
     b.click(&out).await;
+    let again = b.wait_for("#entra-sign-in", Duration::from_secs(10)).await;
+    let t = Instant::now();
+    while !b.displayed(&again).await {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "signed out, the page offers Entra ID again"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     b.goto(&format!("{}/auth/callback?code=made-up&state=made-up", serve.url))
         .await;
     b.wait_for("#signin-error", Duration::from_secs(20)).await;

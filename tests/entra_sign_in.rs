@@ -5,8 +5,9 @@
 //! a state, a nonce and an S256 challenge; the simulated sign-in page sends it back with
 //! a code; the callback redeems it server-side and sets the session cookie, whose
 //! caller has the name and groups of the ID token. Refused: a callback this browser did
-//! not start, a code used twice, a wrong client secret (each audited, nothing signed
-//! in), and the groups decide as for any caller (a reader may not approve).
+//! not start, a forged login cookie, a code used twice, a code redeemed without its
+//! verifier, a wrong client secret (each audited, nothing signed in, only a reason code
+//! back to the page); and the groups decide as for any caller.
 
 mod common;
 
@@ -162,10 +163,13 @@ async fn a_user_signs_in_with_entra_id_and_gets_the_groups_of_the_id_token() {
     assert_eq!(q["code_challenge_method"], "S256");
     assert_eq!(q["code_challenge"].len(), 43, "SHA-256, base64url");
     assert!(!q["nonce"].is_empty());
-    assert_eq!(
-        format!("ringmaster_login={}", q["state"]),
-        login,
-        "the state is bound to the browser"
+    assert!(
+        login.contains(&format!(".{}.", q["state"])),
+        "the state is bound to the browser: {login}"
+    );
+    assert!(
+        !login.contains(&q["code_challenge"]),
+        "the verifier, not the challenge, is in the cookie"
     );
     assert!(
         !authorize.contains(env(&sim, "AZURE_CLIENT_SECRET")),
@@ -209,24 +213,38 @@ async fn a_user_signs_in_with_entra_id_and_gets_the_groups_of_the_id_token() {
         .unwrap();
     assert_eq!(start_now.status(), 403, "only operators start rollouts");
 
-    // The same callback again: its sign-in was taken, nobody is signed in.
+    // The same callback again (even with the login cookie kept): Entra takes a code once.
     let again = http.get(&back).header(COOKIE, &login).send().await.unwrap();
     assert_eq!(again.status(), 303);
-    assert!(location(&again).starts_with("/#signin-error="), "{}", location(&again));
+    assert_eq!(location(&again), "/#signin-error=entra_refused");
     assert!(set_cookie(&again, "ringmaster_session").is_none());
 
     // A callback this browser did not start (a login CSRF): refused before any redemption.
     let (_, other) = start(&http, &public).await;
     let stolen = sign_in_at_entra(&http, &other, "mallory@contoso.example", "platform-admins").await;
     let r = http.get(&stolen).header(COOKIE, &login).send().await.unwrap();
-    let to = location(&r);
-    assert!(
-        to.contains("not%20started%20in%20this%20browser") || to.contains("not+started+in+this+browser"),
-        "{to}"
-    );
+    assert_eq!(location(&r), "/#signin-error=state_mismatch");
     assert!(set_cookie(&r, "ringmaster_session").is_none());
     let r = http.get(&stolen).send().await.unwrap();
-    assert!(location(&r).starts_with("/#signin-error="));
+    assert_eq!(location(&r), "/#signin-error=state_mismatch");
+    // A forged login cookie (edited, or signed by another process's key) is no cookie.
+    let forged = login.replacen(&q["state"], "forged-state", 1);
+    let r = http
+        .get(format!("{public}/auth/callback?code=x&state=forged-state"))
+        .header(COOKIE, &forged)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(location(&r), "/#signin-error=state_mismatch");
+    // Text in a link is never shown: only the code of the reason comes back.
+    let r = http
+        .get(format!(
+            "{public}/auth/callback?error=access_denied&error_description=Paste+your+token+at+evil.example"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(location(&r), "/#signin-error=state_mismatch");
 
     // The simulated tenant checks PKCE: a code redeemed without its verifier is refused.
     let (_, third) = start(&http, &public).await;
@@ -256,8 +274,12 @@ async fn a_user_signs_in_with_entra_id_and_gets_the_groups_of_the_id_token() {
     let refused = denials(&public).await;
     let reasons: Vec<&str> = refused.iter().filter_map(|e| e["reason"].as_str()).collect();
     assert!(
-        reasons.iter().any(|r| r.contains("unknown or expired sign-in")),
-        "the replayed callback: {reasons:?}"
+        reasons.iter().any(|r| r.contains("AADSTS70008")),
+        "the replayed code: {reasons:?}"
+    );
+    assert!(
+        !reasons.iter().any(|r| r.contains("evil.example")),
+        "a link's text is not believed"
     );
     assert!(
         reasons.iter().any(|r| r.contains("not started in this browser")),
@@ -284,7 +306,13 @@ async fn a_wrong_client_secret_signs_nobody_in_and_says_why() {
     let back = sign_in_at_entra(&http, &authorize, "carol@contoso.example", "readers").await;
     let r = http.get(&back).header(COOKIE, &login).send().await.unwrap();
     assert!(set_cookie(&r, "ringmaster_session").is_none());
-    let to = location(&r);
-    assert!(to.contains("invalid_client"), "{to}");
-    assert!(!to.contains("not-the-secret"));
+    assert_eq!(location(&r), "/#signin-error=entra_refused");
+    let refused = denials(&public).await;
+    assert!(
+        refused
+            .iter()
+            .any(|e| e["reason"].as_str().unwrap_or("").contains("invalid_client")),
+        "Entra's reason is audited: {refused:?}"
+    );
+    assert!(!refused.iter().any(|e| e.to_string().contains("not-the-secret")));
 }

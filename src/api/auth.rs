@@ -253,6 +253,14 @@ impl Auth {
         self.sign_in.as_ref().filter(|_| self.entra.is_some())
     }
 
+    /// Whether browsers reach the dashboard over HTTPS by the sign-in's public URL: its
+    /// cookies are then `Secure` whatever `--secure-cookies` says.
+    pub fn public_url_is_https(&self) -> bool {
+        self.sign_in
+            .as_ref()
+            .is_some_and(|c| c.redirect_uri.starts_with("https://"))
+    }
+
     /// Reads a tokens file.
     pub fn load_tokens(path: &Path) -> Result<Vec<StaticToken>, AuthError> {
         let text = std::fs::read_to_string(path).map_err(|source| AuthError::ReadTokens {
@@ -421,9 +429,14 @@ impl AuthArgs {
             "--entra-client-id needs --public-url (the address browsers use: the redirect URI is it plus /auth/callback)",
         ))?;
         let base = url::Url::parse(public).map_err(|e| AuthError::PublicUrl(format!("{public}: {e}")))?;
-        if !matches!(base.scheme(), "http" | "https") || base.query().is_some() || base.fragment().is_some() {
+        // The sign-in's cookie and redirects live at the root: a path would break them.
+        if !matches!(base.scheme(), "http" | "https")
+            || base.query().is_some()
+            || base.fragment().is_some()
+            || base.path() != "/"
+        {
             return Err(AuthError::PublicUrl(format!(
-                "{public}: an http(s) address without query or fragment"
+                "{public}: an http(s) address with no path, query or fragment (https://ringmaster.example.com)"
             )));
         }
         Ok(SignInConfig {

@@ -310,16 +310,22 @@ impl EntraValidator {
         };
         let c: Claims = jwt::verify_rs256(token, &key, &expect)
             .map_err(|e| Denied::unauthorized("invalid_token", e.to_string()))?;
-        if let Some(n) = nonce
-            && !c
-                .nonce
-                .as_deref()
-                .is_some_and(|got| super::session::csrf_matches(got, n))
-        {
-            return Err(Denied::unauthorized(
-                "invalid_token",
-                "the ID token's nonce is not this sign-in's",
-            ));
+        match (nonce, c.nonce.as_deref()) {
+            (Some(want), got) if !got.is_some_and(|got| super::session::csrf_matches(got, want)) => {
+                return Err(Denied::unauthorized(
+                    "invalid_token",
+                    "the ID token's nonce is not this sign-in's",
+                ));
+            }
+            // An ID token (a sign-in's, with its nonce) is not an access token, even
+            // when the sign-in app is also the API's audience.
+            (None, Some(_)) => {
+                return Err(Denied::unauthorized(
+                    "invalid_token",
+                    "an ID token is not an access token: request a token for the API's audience",
+                ));
+            }
+            _ => {}
         }
         let name = c.preferred_username.or(c.upn).or(c.oid).or(c.sub).ok_or_else(|| {
             Denied::unauthorized(

@@ -65,8 +65,8 @@ pub struct ApiState {
     pub arm: Option<Arc<crate::arm::AksClient>>,
     /// Dashboard sessions (cookie sign-in).
     pub sessions: Arc<session::Sessions>,
-    /// Entra ID sign-ins started from the dashboard and not finished.
-    pub logins: Arc<oidc::Logins>,
+    /// Signs the cookie of an Entra ID sign-in in progress.
+    pub login_key: Arc<oidc::LoginKey>,
     /// Session cookies get `Secure`: the page is reached over HTTPS (an ingress).
     pub secure_cookies: bool,
     /// Committed transitions of the running rollout, for `/api/v1/events`.
@@ -97,7 +97,7 @@ impl ApiState {
             limits: Limits::default(),
             arm: None,
             sessions: Default::default(),
-            logins: Default::default(),
+            login_key: Default::default(),
             secure_cookies: false,
             events: Default::default(),
             eta_cache: Default::default(),

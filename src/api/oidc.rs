@@ -1,21 +1,24 @@
 //! Entra ID sign-in for the dashboard: the OpenID Connect authorization code flow with
 //! PKCE, ending in the same session cookie a pasted token gets.
 //!
-//! 1. `GET /auth/login` makes a `state`, a `nonce` and a PKCE verifier, keeps them
-//!    (in memory, 10 minutes, at most [`MAX_PENDING`]), binds the `state` to this
-//!    browser with a short-lived cookie, and sends the browser to the tenant's
-//!    authorization endpoint (from its OpenID configuration).
+//! 1. `GET /auth/login` makes a `state`, a `nonce` and a PKCE verifier (256 random bits
+//!    each) and puts them, with the time, in a short-lived cookie signed with a key that
+//!    lives only in this process's memory (HMAC-SHA256): the server keeps nothing per
+//!    sign-in, so no flood of started sign-ins can push real ones out. Then it sends the
+//!    browser to the tenant's authorization endpoint (from its OpenID configuration).
 //! 2. Entra signs the user in and sends the browser to `{--public-url}/auth/callback`
-//!    with a code. The callback checks that the `state` is the one this browser started
-//!    with (no login CSRF: another site cannot finish a sign-in it started into a
-//!    victim's browser), takes the pending sign-in once, redeems the code with the
-//!    verifier and the client secret (server side: no token reaches the page), checks
-//!    the ID token (signature, issuer, audience = the client id, expiry, nonce), and
-//!    signs the user in with the name and groups it carries.
+//!    with a code. Before anything else the callback checks the cookie's signature and
+//!    age and that the `state` is the cookie's (no login CSRF: another site cannot
+//!    finish a sign-in it started into a victim's browser, nor make the page show its
+//!    text); then it redeems the code with the verifier and the client secret (server
+//!    side: no token reaches the page), checks the ID token (signature, issuer,
+//!    audience = the client id, expiry, nonce), and signs the user in with the name and
+//!    groups it carries. The cookie is cleared; Entra takes a code once.
 //!
-//! A failed sign-in is recorded as any refused call and the browser goes back to the
-//! page with the reason in the URL fragment (which no server sees). The groups decide
-//! who may approve what exactly as for API calls.
+//! A failed sign-in is recorded as any refused call (with Entra's own reason) and the
+//! browser goes back to the page with a reason code in the URL fragment, which the page
+//! turns into its own words: nothing a link can carry is shown as text. The groups
+//! decide who may approve what exactly as for API calls.
 
 use super::ApiState;
 use super::auth::{Denied, record_denial};
@@ -26,16 +29,12 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The cookie that ties a sign-in's `state` to the browser that started it.
 const LOGIN_COOKIE: &str = "ringmaster_login";
 /// How long a started sign-in may take.
 const PENDING_TTL: Duration = Duration::from_secs(600);
-/// Most sign-ins in progress; the oldest goes first beyond it.
-pub const MAX_PENDING: usize = 1_000;
 /// What the sign-in asks Entra for: an ID token with the user's name (and groups, when
 /// the app registration emits them).
 const SCOPE: &str = "openid profile";
@@ -58,36 +57,64 @@ impl std::fmt::Debug for SignInConfig {
     }
 }
 
-struct Pending {
-    verifier: String,
+/// Signs and checks the login cookie. The key is made at start-up and never leaves
+/// memory: a restart only makes sign-ins in progress start again. None when the OS
+/// gave no randomness: then no sign-in starts.
+pub struct LoginKey(Option<ring::hmac::Key>);
+
+impl Default for LoginKey {
+    fn default() -> Self {
+        let mut bytes = [0u8; 32];
+        LoginKey(
+            getrandom::fill(&mut bytes)
+                .ok()
+                .map(|_| ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &bytes)),
+        )
+    }
+}
+
+/// What the login cookie carries.
+struct Started {
+    state: String,
     nonce: String,
-    started: Instant,
+    verifier: String,
+    /// Seconds since the Unix epoch.
+    at: u64,
 }
 
-/// Sign-ins started and not finished, by SHA-256 of their `state`.
-#[derive(Default)]
-pub struct Logins {
-    map: Mutex<HashMap<[u8; 32], Pending>>,
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
-impl Logins {
-    fn insert(&self, state: &str, p: Pending) {
-        let now = Instant::now();
-        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        map.retain(|_, p| now.duration_since(p.started) < PENDING_TTL);
-        if map.len() >= MAX_PENDING
-            && let Some(oldest) = map.iter().min_by_key(|(_, p)| p.started).map(|(k, _)| *k)
-        {
-            map.remove(&oldest);
-        }
-        map.insert(Sha256::digest(state.as_bytes()).into(), p);
+impl LoginKey {
+    /// `v1.state.nonce.verifier.at.mac`: every part base64url or digits, so no dot
+    /// inside one.
+    fn seal(&self, s: &Started) -> Option<String> {
+        let body = format!("v1.{}.{}.{}.{}", s.state, s.nonce, s.verifier, s.at);
+        let tag = ring::hmac::sign(self.0.as_ref()?, body.as_bytes());
+        Some(format!(
+            "{body}.{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(tag.as_ref())
+        ))
     }
 
-    /// The pending sign-in of `state`, once.
-    fn take(&self, state: &str) -> Option<Pending> {
-        let key: [u8; 32] = Sha256::digest(state.as_bytes()).into();
-        let p = self.map.lock().unwrap_or_else(|e| e.into_inner()).remove(&key)?;
-        (p.started.elapsed() < PENDING_TTL).then_some(p)
+    /// The cookie's contents if this process signed it.
+    fn open(&self, cookie: &str) -> Option<Started> {
+        let (body, tag) = cookie.rsplit_once('.')?;
+        let tag = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(tag).ok()?;
+        ring::hmac::verify(self.0.as_ref()?, body.as_bytes(), &tag).ok()?;
+        let mut it = body.split('.');
+        match (it.next(), it.next(), it.next(), it.next(), it.next(), it.next()) {
+            (Some("v1"), Some(state), Some(nonce), Some(verifier), Some(at), None) => Some(Started {
+                state: state.to_string(),
+                nonce: nonce.to_string(),
+                verifier: verifier.to_string(),
+                at: at.parse().ok()?,
+            }),
+            _ => None,
+        }
     }
 }
 
@@ -123,27 +150,27 @@ fn redirect(to: &str, cookies: &[String]) -> Response {
     r
 }
 
-/// Back to the page with the reason a sign-in failed, in the fragment.
-fn back_with_error(message: &str, secure: bool) -> Response {
-    let encoded: String = url::form_urlencoded::byte_serialize(message.as_bytes()).collect();
-    redirect(&format!("/#signin-error={encoded}"), &[login_cookie(None, secure)])
+/// Back to the page with the code of the reason a sign-in failed (a
+/// [`Denied::code`]): the page says it in its own words.
+fn back_with_error(code: &str, secure: bool) -> Response {
+    redirect(&format!("/#signin-error={code}"), &[login_cookie(None, secure)])
 }
 
 /// `GET /auth/login`: starts an Entra ID sign-in.
 pub(super) async fn login(State(state): State<ApiState>) -> Response {
     let secure = state.secure_cookies;
     let (Some(cfg), Some(entra)) = (state.auth.sign_in(), state.auth.entra()) else {
-        return back_with_error(
-            "this server has no Entra ID sign-in (serve --entra-client-id); sign in with a token",
-            secure,
-        );
+        return back_with_error(SIGN_IN_OFF, secure);
     };
     let endpoints = match entra.endpoints().await {
         Ok(e) => e,
-        Err(d) => return back_with_error(&d.message, secure),
+        Err(d) => {
+            tracing::warn!(reason = %d.message, "Entra ID sign-in cannot start");
+            return back_with_error(d.code, secure);
+        }
     };
     let (Ok(st), Ok(nonce), Ok(verifier)) = (session::random(), session::random(), session::random()) else {
-        return back_with_error("no randomness for a sign-in", secure);
+        return back_with_error("auth_unavailable", secure);
     };
     let url = url::Url::parse_with_params(
         &endpoints.authorization,
@@ -160,18 +187,22 @@ pub(super) async fn login(State(state): State<ApiState>) -> Response {
         ],
     );
     let Ok(url) = url else {
-        return back_with_error("the tenant's authorization endpoint is not a URL", secure);
+        tracing::warn!(endpoint = %endpoints.authorization, "the tenant's authorization endpoint is not a URL");
+        return back_with_error("auth_unavailable", secure);
     };
-    state.logins.insert(
-        &st,
-        Pending {
-            verifier,
-            nonce,
-            started: Instant::now(),
-        },
-    );
-    redirect(url.as_str(), &[login_cookie(Some(&st), secure)])
+    let Some(cookie) = state.login_key.seal(&Started {
+        state: st,
+        nonce,
+        verifier,
+        at: unix_now(),
+    }) else {
+        return back_with_error("auth_unavailable", secure);
+    };
+    redirect(url.as_str(), &[login_cookie(Some(&cookie), secure)])
 }
+
+/// The fragment's code when this server has no Entra ID sign-in.
+const SIGN_IN_OFF: &str = "sign_in_off";
 
 /// What Entra sends back to the callback (it adds more, such as `session_state`).
 #[derive(Debug, Default, Deserialize)]
@@ -184,28 +215,33 @@ pub(super) struct Back {
 
 /// The user the callback signs in, or why not.
 async fn finish(state: &ApiState, headers: &HeaderMap, b: Back) -> Result<super::Caller, Denied> {
-    let refused = |m: String| Denied::unauthorized("sign_in_failed", m);
     let (Some(cfg), Some(entra)) = (state.auth.sign_in(), state.auth.entra()) else {
-        return Err(refused("this server has no Entra ID sign-in".into()));
+        return Err(Denied::unauthorized(SIGN_IN_OFF, "this server has no Entra ID sign-in"));
     };
+    // First: is this the sign-in this browser started? Nothing of the request is
+    // believed (not even an error it reports) before that.
+    let started = session::cookie_named(headers, LOGIN_COOKIE).and_then(|c| state.login_key.open(&c));
+    let matches = |s: &Started| b.state.as_deref().is_some_and(|st| session::csrf_matches(st, &s.state));
+    let Some(started) = started.filter(matches) else {
+        return Err(Denied::unauthorized(
+            "state_mismatch",
+            "this sign-in was not started in this browser (no login cookie, or its state does not match)",
+        ));
+    };
+    if unix_now().saturating_sub(started.at) > PENDING_TTL.as_secs() {
+        return Err(Denied::unauthorized(
+            "sign_in_expired",
+            "the sign-in took more than 10 minutes",
+        ));
+    }
+    let entra_refused = |m: String| Denied::unauthorized("entra_refused", m);
     if let Some(e) = b.error {
-        return Err(refused(format!(
+        return Err(entra_refused(format!(
             "Entra ID: {e}: {}",
             b.error_description.unwrap_or_default()
         )));
     }
-    let st = b.state.ok_or_else(|| refused("no state in the callback".into()))?;
-    let bound = session::cookie_named(headers, LOGIN_COOKIE).is_some_and(|c| session::csrf_matches(&c, &st));
-    if !bound {
-        return Err(refused(
-            "this sign-in was not started in this browser (its state does not match); start again".into(),
-        ));
-    }
-    let pending = state
-        .logins
-        .take(&st)
-        .ok_or_else(|| refused("unknown or expired sign-in; start again".into()))?;
-    let code = b.code.ok_or_else(|| refused("no code in the callback".into()))?;
+    let code = b.code.ok_or_else(|| entra_refused("no code in the callback".into()))?;
     let endpoints = entra.endpoints().await?;
     let id_token = entra
         .redeem(
@@ -216,13 +252,13 @@ async fn finish(state: &ApiState, headers: &HeaderMap, b: Back) -> Result<super:
                 ("grant_type", "authorization_code"),
                 ("code", code.as_str()),
                 ("redirect_uri", cfg.redirect_uri.as_str()),
-                ("code_verifier", pending.verifier.as_str()),
+                ("code_verifier", started.verifier.as_str()),
                 ("scope", SCOPE),
             ],
         )
         .await
-        .map_err(refused)?;
-    entra.validate_id_token(&id_token, &cfg.client_id, &pending.nonce).await
+        .map_err(entra_refused)?;
+    entra.validate_id_token(&id_token, &cfg.client_id, &started.nonce).await
 }
 
 /// `GET /auth/callback`: finishes an Entra ID sign-in with a session cookie.
@@ -248,7 +284,7 @@ pub(super) async fn callback(State(state): State<ApiState>, req: Request) -> Res
                 serde_json::json!({ "code": d.code }),
             )
             .await;
-            return back_with_error(&d.message, secure);
+            return back_with_error(d.code, secure);
         }
     };
     tracing::info!(user = %caller.name, "signed in with Entra ID");
@@ -257,7 +293,7 @@ pub(super) async fn callback(State(state): State<ApiState>, req: Request) -> Res
             "/",
             &[session::set_cookie(Some(&id), secure), login_cookie(None, secure)],
         ),
-        Err(_) => back_with_error("no randomness for a session", secure),
+        Err(_) => back_with_error("auth_unavailable", secure),
     }
 }
 
@@ -266,29 +302,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_challenge_is_rfc_7636s() {
-        // RFC 7636, appendix B.
-        assert_eq!(
-            challenge("dBjftJeZ4CVP-mJ92K4-Bgh_eI1NlVZ-5ewbrjZCIdA"),
-            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
-        );
+    fn the_challenge_is_the_verifiers_sha256_in_base64url() {
+        // SHA-256("abc") is ba7816bf...f20015ad (FIPS 180-2's first example).
+        assert_eq!(challenge("abc"), "ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0");
     }
 
     #[test]
-    fn a_pending_sign_in_is_taken_once() {
-        let l = Logins::default();
-        let p = || Pending {
-            verifier: "v".into(),
-            nonce: "n".into(),
-            started: Instant::now(),
-        };
-        l.insert("s1", p());
-        assert!(l.take("s2").is_none());
-        assert_eq!(l.take("s1").map(|p| p.verifier), Some("v".into()));
-        assert!(l.take("s1").is_none(), "a state is good for one callback");
-        for i in 0..MAX_PENDING + 5 {
-            l.insert(&format!("s{i}"), p());
-        }
-        assert_eq!(l.map.lock().unwrap().len(), MAX_PENDING);
+    fn the_login_cookie_opens_only_as_this_process_sealed_it() {
+        let key = LoginKey::default();
+        let sealed = key
+            .seal(&Started {
+                state: "s".into(),
+                nonce: "n".into(),
+                verifier: "v".into(),
+                at: 1_700_000_000,
+            })
+            .unwrap();
+        let opened = key.open(&sealed).expect("opens");
+        assert_eq!(
+            (
+                opened.state.as_str(),
+                opened.nonce.as_str(),
+                opened.verifier.as_str(),
+                opened.at
+            ),
+            ("s", "n", "v", 1_700_000_000)
+        );
+        // Another process's key, a changed part, a changed time: refused.
+        assert!(LoginKey::default().open(&sealed).is_none());
+        assert!(key.open(&sealed.replacen("v1.s.", "v1.t.", 1)).is_none());
+        assert!(key.open(&sealed.replace("1700000000", "1900000000")).is_none());
+        assert!(key.open("v1.s.n.v.1").is_none());
     }
 }

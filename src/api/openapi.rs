@@ -103,7 +103,8 @@ fn schemas() -> Value {
         "Session": { "type": "object", "properties": {
             "signedIn": { "type": "boolean" }, "name": { "type": "string" },
             "groups": { "type": "array", "items": { "type": "string" } }, "operator": { "type": "boolean" },
-            "csrf": { "type": "string", "description": "Send as `X-CSRF-Token` with every change made with the session cookie" } } },
+            "csrf": { "type": "string", "description": "Send as `X-CSRF-Token` with every change made with the session cookie" },
+            "entraSignIn": { "type": "boolean", "description": "The dashboard offers Entra ID sign-in (`/auth/login`)" } } },
         "Counts": { "type": "object", "description": "Clusters by state, and `total`", "additionalProperties": { "type": "integer" } },
         "Summary": { "type": "object", "properties": {
             "id": { "type": "string" }, "policy": { "type": "string" }, "state": { "type": "string" }, "status": { "type": "object" },

@@ -68,6 +68,7 @@ fn who(state: &ApiState, ctx_caller: &super::Caller, csrf: &str) -> serde_json::
         "groups": ctx_caller.groups,
         "operator": state.auth.is_operator(ctx_caller),
         "csrf": csrf,
+        "entraSignIn": state.auth.sign_in().is_some(),
     })
 }
 

@@ -99,3 +99,42 @@ fn serve_refuses_to_start_without_authentication() {
             .contains("audience")
     );
 }
+
+#[test]
+fn the_entra_sign_in_needs_its_secret_and_a_plain_public_url() {
+    ringmaster::identity::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "s3cr3t-value\n").unwrap();
+    let empty = dir.path().join("empty");
+    std::fs::write(&empty, "\n").unwrap();
+    let with = |secret_file: Option<&std::path::Path>, public: Option<&str>| ringmaster::api::AuthArgs {
+        entra_tenant: Some("contoso".into()),
+        entra_audience: vec!["api://ringmaster".into()],
+        entra_client_id: Some("web-app".into()),
+        entra_client_secret_file: secret_file.map(|p| p.to_path_buf()),
+        public_url: public.map(str::to_string),
+        ..Default::default()
+    };
+    let refused = |a: ringmaster::api::AuthArgs| a.build(reqwest::Client::new()).unwrap_err().to_string();
+    assert!(refused(with(None, Some("https://rm.example.com"))).contains("--entra-client-secret-file"));
+    assert!(refused(with(Some(&empty), Some("https://rm.example.com"))).contains("is empty"));
+    assert!(refused(with(Some(&secret), None)).contains("--public-url"));
+    for bad in [
+        "https://rm.example.com/ringmaster",
+        "https://rm.example.com/?a=b",
+        "ftp://rm.example.com",
+        "rm.example.com",
+    ] {
+        let e = refused(with(Some(&secret), Some(bad)));
+        assert!(e.contains("--public-url"), "{bad}: {e}");
+        assert!(!e.contains("s3cr3t"), "{e}");
+    }
+    let auth = with(Some(&secret), Some("https://rm.example.com/"))
+        .build(reqwest::Client::new())
+        .unwrap();
+    let cfg = auth.sign_in().expect("sign-in configured");
+    assert_eq!(cfg.redirect_uri, "https://rm.example.com/auth/callback");
+    assert!(auth.public_url_is_https(), "its cookies are Secure");
+    assert!(!format!("{cfg:?}").contains("s3cr3t"), "the secret stays out of Debug");
+}

@@ -318,4 +318,9 @@ async fn an_id_token_must_be_for_the_sign_in_app_and_carry_the_sign_ins_nonce() 
             .is_err()
     );
     assert!(v.validate(&token).await.is_err());
+    // Nor is an ID token an access token when the sign-in app is the API's audience too.
+    let mut for_api = claims(&t, "carol@contoso.example", &["readers"]);
+    for_api["nonce"] = "nonce-of-this-sign-in".into();
+    let e = v.validate(&keys().0.sign(&for_api)).await.unwrap_err();
+    assert!(e.message.contains("ID token"), "{}", e.message);
 }

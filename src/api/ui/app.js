@@ -74,9 +74,22 @@ async function api(method, path, body) {
 
 // ---- sign-in ----
 
-function showSignIn(why, entra) {
+// Why an Entra ID sign-in failed, by the code the server puts after `#signin-error=`:
+// the page's own words, so that a link cannot make it show someone else's text.
+const SIGN_IN_ERRORS = {
+  sign_in_off: 'This server has no Entra ID sign-in: sign in with a token.',
+  state_mismatch: 'This sign-in was not started in this browser (or took too long and its cookie is gone). Start again.',
+  sign_in_expired: 'The sign-in took more than 10 minutes. Start again.',
+  entra_refused: 'Entra ID refused the sign-in. Its reason is in ringmaster\'s audit log; ask your platform team.',
+  invalid_token: 'Entra ID\'s answer could not be verified. The reason is in ringmaster\'s audit log.',
+  auth_unavailable: 'Entra ID cannot be reached now. Try again, or sign in with a token.',
+};
+
+let entraSignIn = false;
+
+function showSignIn(why) {
   me = null;
-  if (entra !== undefined) $('entra').hidden = !entra;
+  $('entra').hidden = !entraSignIn;
   approvalsKey = null;
   if (events) { events.close(); events = null; }
   $('app').hidden = true;
@@ -102,6 +115,7 @@ async function signOut() {
 }
 
 function start() {
+  entraSignIn = !!me.entraSignIn;
   $('signin').hidden = true;
   $('app').hidden = false;
   $('nav').hidden = false;
@@ -440,12 +454,13 @@ async function boot() {
     history.replaceState(null, '', location.pathname);
     return signIn(decodeURIComponent(m[1]));
   }
-  // A refused Entra ID sign-in comes back with its reason after `#signin-error=`.
-  const failed = location.hash.match(/^#signin-error=(.*)$/);
-  if (failed) history.replaceState(null, '', location.pathname);
+  // A refused Entra ID sign-in comes back with the code of its reason.
+  const failed = location.hash.match(/^#signin-error=([a-z_]+)$/);
+  if (location.hash.startsWith('#signin-error=')) history.replaceState(null, '', location.pathname);
   const s = await api('GET', '/api/v1/session');
+  entraSignIn = !!s.entraSignIn;
   if (s.signedIn) { me = s; start(); } else {
-    showSignIn(failed ? decodeURIComponent(failed[1].replace(/\+/g, ' ')) : '', !!s.entraSignIn);
+    showSignIn(failed ? (SIGN_IN_ERRORS[failed[1]] || 'The sign-in failed.') : '');
   }
 }
 
