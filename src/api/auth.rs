@@ -447,6 +447,21 @@ impl AuthArgs {
     }
 }
 
+/// Records a failed authentication of `method path` from `peer` (see [`record_denial`]).
+pub(crate) async fn record_denied(state: &ApiState, d: &Denied, peer: &str, method: &str, path: &str) {
+    record_denial(
+        state,
+        d.actor.as_deref(),
+        peer,
+        method,
+        path,
+        d.status,
+        &d.message,
+        serde_json::json!({ "code": d.code }),
+    )
+    .await;
+}
+
 /// Counts a refusal and appends what [`super::denials::DenialLog`] says to keep (the
 /// first of its source and reason this minute). A failing store is logged, not
 /// returned: the caller is refused either way.
@@ -524,17 +539,7 @@ pub(crate) async fn require_auth(State(state): State<ApiState>, mut req: Request
             next.run(req).await
         }
         Err(d) => {
-            record_denial(
-                &state,
-                d.actor.as_deref(),
-                &peer,
-                &method,
-                &path,
-                d.status,
-                &d.message,
-                serde_json::json!({ "code": d.code }),
-            )
-            .await;
+            record_denied(&state, &d, &peer, &method, &path).await;
             let mut e = ApiError::new(d.status, d.code, d.message.clone());
             if d.status == StatusCode::UNAUTHORIZED {
                 // RFC 6750: no error attribute when the request had no credentials.

@@ -21,7 +21,7 @@
 //! decide who may approve what exactly as for API calls.
 
 use super::ApiState;
-use super::auth::{Denied, record_denial};
+use super::auth::{Denied, record_denied};
 use super::session::{self, Issued};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -125,14 +125,7 @@ fn challenge(verifier: &str) -> String {
 
 fn login_cookie(value: Option<&str>, secure: bool) -> String {
     // Lax, not Strict: the callback is a top-level navigation coming from Entra's site.
-    let secure = if secure { "; Secure" } else { "" };
-    match value {
-        Some(v) => format!(
-            "{LOGIN_COOKIE}={v}; Path=/auth; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
-            PENDING_TTL.as_secs()
-        ),
-        None => format!("{LOGIN_COOKIE}=; Path=/auth; HttpOnly; SameSite=Lax; Max-Age=0{secure}"),
-    }
+    session::cookie_header(LOGIN_COOKIE, value, "/auth", "Lax", PENDING_TTL, secure)
 }
 
 fn redirect(to: &str, cookies: &[String]) -> Response {
@@ -273,17 +266,7 @@ pub(super) async fn callback(State(state): State<ApiState>, req: Request) -> Res
     let caller = match finish(&state, req.headers(), back).await {
         Ok(c) => c,
         Err(d) => {
-            record_denial(
-                &state,
-                d.actor.as_deref(),
-                &peer,
-                "GET",
-                "/auth/callback",
-                d.status,
-                &d.message,
-                serde_json::json!({ "code": d.code }),
-            )
-            .await;
+            record_denied(&state, &d, &peer, "GET", "/auth/callback").await;
             return back_with_error(d.code, secure);
         }
     };

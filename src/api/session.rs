@@ -127,14 +127,22 @@ pub fn cookie_named(headers: &http::HeaderMap, name: &str) -> Option<String> {
 
 /// The `Set-Cookie` value that signs in (`id`) or out (`None`).
 pub fn set_cookie(id: Option<&str>, secure: bool) -> String {
+    cookie_header(COOKIE, id, "/", "Strict", TTL, secure)
+}
+
+/// A `Set-Cookie` value for an `HttpOnly` cookie: `value` for `max_age`, or `None` to
+/// delete it.
+pub fn cookie_header(
+    name: &str,
+    value: Option<&str>,
+    path: &str,
+    same_site: &str,
+    max_age: Duration,
+    secure: bool,
+) -> String {
     let secure = if secure { "; Secure" } else { "" };
-    match id {
-        Some(id) => format!(
-            "{COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
-            TTL.as_secs()
-        ),
-        None => format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}"),
-    }
+    let (value, age) = value.map_or(("", 0), |v| (v, max_age.as_secs()));
+    format!("{name}={value}; Path={path}; HttpOnly; SameSite={same_site}; Max-Age={age}{secure}")
 }
 
 #[cfg(test)]

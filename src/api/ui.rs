@@ -9,7 +9,7 @@
 //! allows scripts and styles from this origin only, and no inline ones.
 
 use super::ApiState;
-use super::auth::record_denial;
+use super::auth::record_denied;
 use super::error::{ApiError, Body};
 use super::session::{self, Issued};
 use axum::Json;
@@ -83,17 +83,7 @@ pub(super) async fn sign_in(State(state): State<ApiState>, req: Request) -> Resu
     let caller = match state.auth.authenticate(Some(&header)).await {
         Ok(c) => c,
         Err(d) => {
-            record_denial(
-                &state,
-                d.actor.as_deref(),
-                &peer,
-                "POST",
-                "/api/v1/session",
-                d.status,
-                &d.message,
-                json!({ "code": d.code }),
-            )
-            .await;
+            record_denied(&state, &d, &peer, "POST", "/api/v1/session").await;
             return Err(ApiError::new(d.status, d.code, d.message));
         }
     };
