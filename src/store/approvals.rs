@@ -12,7 +12,7 @@ use super::codec::{json_from_sql, opt_time_from_sql, time_from_sql, time_to_sql}
 use super::error::sql;
 use super::{Store, StoreError};
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, Row, params};
+use rusqlite::{Connection, params};
 use serde::{Deserialize, Serialize};
 
 /// An approval to promote `target` into `ring`.
@@ -60,19 +60,6 @@ const SAME_RING: &str = "rollout_id = ?1 AND ring = ?2 AND target = ?3";
 
 type RawDecision = (String, String, String, String, String, String, String, Option<String>);
 
-fn raw(r: &Row<'_>) -> rusqlite::Result<RawDecision> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-        r.get(7)?,
-    ))
-}
-
 fn decode((rollout_id, ring, target, by, groups, comment, at, expires): RawDecision) -> Result<Approval, StoreError> {
     Ok(Approval {
         rollout_id,
@@ -94,7 +81,7 @@ fn select(
 ) -> Result<Vec<Approval>, StoreError> {
     let raws: Vec<RawDecision> = conn
         .prepare_cached(&format!("{SELECT_APPROVALS} AND {filter} ORDER BY id"))
-        .and_then(|mut stmt| stmt.query_map(p, raw)?.collect())
+        .and_then(|mut stmt| stmt.query_map(p, |r| RawDecision::try_from(r))?.collect())
         .map_err(sql(action))?;
     raws.into_iter().map(decode).collect()
 }
@@ -199,7 +186,7 @@ impl Store {
                 "SELECT rollout_id, ring, target, decided_by, groups_json, comment, decided_at, expires_at
                  FROM approvals WHERE decision = 'reject' AND rollout_id = ?1 ORDER BY id",
             )
-            .and_then(|mut stmt| stmt.query_map([rollout_id], raw)?.collect())
+            .and_then(|mut stmt| stmt.query_map([rollout_id], |r| RawDecision::try_from(r))?.collect())
             .map_err(sql("reading rejections"))?;
         raws.into_iter()
             .map(|raw| {

@@ -162,18 +162,7 @@ impl Store {
                         f.actor,
                         f.before_id
                     ],
-                    |r| {
-                        Ok((
-                            r.get(0)?,
-                            r.get(1)?,
-                            r.get(2)?,
-                            r.get(3)?,
-                            r.get(4)?,
-                            r.get(5)?,
-                            r.get(6)?,
-                            r.get(7)?,
-                        ))
-                    },
+                    |r| RawEntry::try_from(r),
                 )?
                 .collect()
             })

@@ -10,7 +10,7 @@ use super::codec::{time_from_sql, time_to_sql};
 use super::error::sql;
 use super::{Store, StoreError};
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
 /// What the daemon is about to do.
@@ -60,19 +60,6 @@ const SELECT: &str = "SELECT id, rollout_id, cluster, step, kind, recorded_at, o
 
 type RawIntent = (i64, String, String, u32, String, String, Option<String>, Option<String>);
 
-fn raw(r: &Row<'_>) -> rusqlite::Result<RawIntent> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-        r.get(7)?,
-    ))
-}
-
 fn decode(
     (id, rollout_id, cluster, step, kind, recorded_at, operation, outcome): RawIntent,
 ) -> Result<IntentRow, StoreError> {
@@ -98,7 +85,7 @@ fn select(
 ) -> Result<Vec<IntentRow>, StoreError> {
     let raws: Vec<RawIntent> = conn
         .prepare_cached(&format!("{SELECT} WHERE {filter} ORDER BY id"))
-        .and_then(|mut stmt| stmt.query_map(p, raw)?.collect())
+        .and_then(|mut stmt| stmt.query_map(p, |r| RawIntent::try_from(r))?.collect())
         .map_err(sql(action))?;
     raws.into_iter().map(decode).collect()
 }
