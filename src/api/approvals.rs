@@ -93,6 +93,28 @@ fn rejection_json(r: &Rejection) -> Value {
     })
 }
 
+/// Ring `ri` as it waits for an approval, with who may decide it (`d`); none when it
+/// does not wait or the engine already holds an approval valid at `now`. The approvals
+/// list and the dashboard's summary both show this.
+pub(super) fn waiting_for_approval(r: &Rollout, ri: usize, d: &Deciders, now: DateTime<Utc>) -> Option<Value> {
+    let run = &r.rings[ri];
+    let RingStatus::AwaitingApproval { since } = run.status else {
+        return None;
+    };
+    if engine_approved(r, ri, now) {
+        return None;
+    }
+    Some(json!({
+        "ring": run.name,
+        "since": since,
+        "expiresAfterSeconds": d.expires_after_seconds(),
+        "approvers": d.approvers,
+        "mayApprove": d.may_approve,
+        "mayReject": d.may_reject,
+        "expiredApproval": run.approval,
+    }))
+}
+
 /// True when the engine holds an approval of ring `ri` valid at `now`.
 fn engine_approved(r: &Rollout, ri: usize, now: DateTime<Utc>) -> bool {
     r.rings[ri]
@@ -124,24 +146,7 @@ pub(super) async fn pending(
         .rings
         .iter()
         .enumerate()
-        .filter_map(|(ri, run)| {
-            let RingStatus::AwaitingApproval { since } = run.status else {
-                return None;
-            };
-            if engine_approved(&r, ri, now) {
-                return None;
-            }
-            let d = Deciders::of(&state, &r, ri, &ctx.caller);
-            Some(json!({
-                "ring": run.name,
-                "since": since,
-                "expiresAfterSeconds": d.expires_after_seconds(),
-                "approvers": d.approvers,
-                "mayApprove": d.may_approve,
-                "mayReject": d.may_reject,
-                "expiredApproval": run.approval,
-            }))
-        })
+        .filter_map(|(ri, _)| waiting_for_approval(&r, ri, &Deciders::of(&state, &r, ri, &ctx.caller), now))
         .collect();
     Ok(Json(json!({
         "rolloutId": id,

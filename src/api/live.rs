@@ -3,11 +3,11 @@
 //! the event stream of committed transitions (`/api/v1/events`).
 
 use super::ApiState;
-use super::approvals::Deciders;
+use super::approvals::{Deciders, waiting_for_approval};
 use super::auth::Ctx;
 use super::error::{ApiError, P, Q};
 use super::rollouts::{approval_target, load, ring_state};
-use crate::engine::{ClusterStatus, RingStatus, Rollout, StepStatus};
+use crate::engine::{ClusterStatus, Rollout, StepStatus};
 use axum::extract::State;
 use axum::http::header;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
@@ -134,18 +134,7 @@ pub(super) async fn summary(
         .enumerate()
         .map(|(ri, run)| {
             let d = Deciders::of(&state, &r, ri, &ctx.caller);
-            let waiting = match run.status {
-                RingStatus::AwaitingApproval { since } => Some(since),
-                _ => None,
-            };
-            if let Some(since) = waiting {
-                pending.push(json!({
-                    "ring": run.name, "since": since, "approvers": d.approvers,
-                    "expiresAfterSeconds": d.expires_after_seconds(),
-                    "mayApprove": d.may_approve,
-                    "mayReject": d.may_reject,
-                }));
-            }
+            pending.extend(waiting_for_approval(&r, ri, &d, now));
             let waves: Vec<Value> = run
                 .waves
                 .iter()

@@ -119,7 +119,8 @@ fn schemas() -> Value {
             "pendingApprovals": { "type": "array", "items": { "type": "object", "properties": {
                 "ring": { "type": "string" }, "since": { "type": "string", "format": "date-time" },
                 "approvers": { "type": "array", "items": { "type": "string" } }, "expiresAfterSeconds": { "type": ["integer", "null"] },
-                "mayApprove": { "type": "boolean" }, "mayReject": { "type": "boolean" } } } },
+                "mayApprove": { "type": "boolean" }, "mayReject": { "type": "boolean" },
+                "expiredApproval": { "type": ["object", "null"] } } } },
             "eta": {}, "you": { "type": "object" } } },
         "ClusterPage": { "type": "object", "properties": {
             "rolloutId": { "type": "string" }, "seq": { "type": "integer" }, "total": { "type": "integer" },
