@@ -69,6 +69,64 @@ async fn audit(base: &str, query: &str) -> Vec<Value> {
     v["entries"].as_array().cloned().unwrap_or_default()
 }
 
+async fn get_json(base: &str, path: &str) -> Value {
+    let r = reqwest::Client::new()
+        .get(format!("{base}{path}"))
+        .bearer_auth(ALICE)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{path}");
+    r.json().await.unwrap()
+}
+
+/// The fleet view (`/api/v1/fleet`) puts every cluster in its ring with a placement,
+/// and shows the running rollout's preflight on exactly the clusters that have one,
+/// matched by full id.
+async fn fleet_view_matches_the_rollout(base: &str, id: &str) {
+    let fleet = get_json(base, "/api/v1/fleet").await;
+    let rollout = get_json(base, &format!("/api/v1/rollouts/{id}")).await;
+    let key = |c: &Value| format!("{}/{}/{}", c["subscription"], c["resourceGroup"], c["name"]);
+    let mut in_rollout: Vec<String> = rollout["rings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["waves"].as_array().unwrap().iter())
+        .flat_map(|w| w["clusters"].as_array().unwrap().iter())
+        .filter(|c| c["preflight"].is_object())
+        .map(|c| key(&c["id"]))
+        .collect();
+    let rings: Vec<&str> = fleet["rings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(rings, ["dev", "staging", "prod"], "{fleet:#}");
+    let clusters: Vec<&Value> = fleet["rings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["clusters"].as_array().unwrap().iter())
+        .collect();
+    assert!(!clusters.is_empty());
+    assert!(
+        clusters
+            .iter()
+            .all(|c| !c["placement"].as_str().unwrap_or("").is_empty()),
+        "{fleet:#}"
+    );
+    let mut in_fleet: Vec<String> = clusters
+        .iter()
+        .filter(|c| c["preflight"].is_object())
+        .map(|c| key(&c["id"]))
+        .collect();
+    in_rollout.sort();
+    in_fleet.sort();
+    assert!(!in_rollout.is_empty(), "the rollout's clusters had their preflight");
+    assert_eq!(in_fleet, in_rollout);
+}
+
 fn screenshot_path(name: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(name)
 }
@@ -110,6 +168,7 @@ async fn an_approver_approves_prod_from_the_page_and_a_viewer_cannot() {
     let errors = console_errors(&b).await;
     assert!(errors.is_empty(), "console errors: {errors:?}");
     std::fs::write(screenshot_path("dashboard-viewer.png"), b.screenshot().await).unwrap();
+    fleet_view_matches_the_rollout(&serve.url, &id).await;
 
     // Requests forged with the viewer's session: without the CSRF header, and with it.
     let forge = r#"

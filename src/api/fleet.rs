@@ -9,6 +9,7 @@
 use super::ApiState;
 use super::error::ApiError;
 use crate::arm::AksClient;
+use crate::domain::fleet::ClusterId;
 use crate::upgrades::SupportCalendar;
 use axum::Json;
 use axum::extract::State;
@@ -144,23 +145,24 @@ pub(super) async fn fleet(State(state): State<ApiState>) -> Result<Json<Value>, 
         ));
     };
     let mut v = (*source.view(state.clock.now()).await?).clone();
-    // The running rollout's preflight results, by cluster name.
+    // The running rollout's preflight results, by cluster id (names repeat across
+    // resource groups and subscriptions).
     let active = state
         .control
         .active()
         .and_then(|id| state.control.get(&id).ok().flatten());
     if let Some(r) = active {
-        let found: std::collections::HashMap<&str, &crate::engine::PreflightRecord> = r
+        let found: std::collections::HashMap<&ClusterId, &crate::engine::PreflightRecord> = r
             .clusters()
-            .filter_map(|(_, c)| c.preflight.as_ref().map(|p| (c.id.name.as_str(), p)))
+            .filter_map(|(_, c)| c.preflight.as_ref().map(|p| (&c.id, p)))
             .collect();
         if let Some(rings) = v["rings"].as_array_mut() {
             for c in rings
                 .iter_mut()
                 .flat_map(|r| r["clusters"].as_array_mut().into_iter().flatten())
             {
-                let name = c["id"]["name"].as_str().unwrap_or_default().to_string();
-                if let Some(p) = found.get(name.as_str()) {
+                let id = serde_json::from_value::<ClusterId>(c["id"].clone()).ok();
+                if let Some(p) = id.and_then(|id| found.get(&id).copied()) {
                     c["preflight"] = json!({ "passed": p.passed, "at": p.at, "findings": p.findings });
                 }
             }
