@@ -46,6 +46,9 @@ pub struct Caller {
 pub enum Via {
     Token,
     Entra,
+    /// A dashboard session cookie (made from a token or an Entra sign-in; the
+    /// `session.created` audit row says which).
+    Session,
 }
 
 /// A request the API knows: what a denial is recorded against.
@@ -480,6 +483,7 @@ pub(crate) async fn record_denial(
         .metrics
         .inc("ringmaster_api_denied_total", &[("status", status.as_str())]);
     let denial = super::denials::Denial {
+        action: "auth.denied",
         actor: actor.map(str::to_string),
         peer: peer.to_string(),
         method: method.to_string(),
@@ -488,7 +492,26 @@ pub(crate) async fn record_denial(
         reason: reason.to_string(),
         extra,
     };
-    let rows = state.denials.record(state.clock.now(), &denial);
+    // The wall clock: sampling is a rate limit, and a rehearsal's fast clock would
+    // make its minute a fraction of a second (`denials`).
+    let rows = state.denials.record(chrono::Utc::now(), &denial);
+    write_denial_rows(state, rows).await;
+}
+
+/// Records a dashboard sign-in (`session.created`) or sign-out (`session.ended`) of
+/// `caller`, sampled like refusals: a flood of sign-ins is a count, not a row each.
+pub(crate) async fn record_session(state: &ApiState, action: &'static str, caller: &Caller, peer: &str, how: &str) {
+    let denial = super::denials::Denial {
+        action,
+        actor: Some(caller.name.clone()),
+        peer: peer.to_string(),
+        method: if action == "session.ended" { "DELETE" } else { "POST" }.to_string(),
+        path: "/api/v1/session".to_string(),
+        status: 0,
+        reason: how.to_string(),
+        extra: serde_json::json!({ "groups": caller.groups }),
+    };
+    let rows = state.denials.record(chrono::Utc::now(), &denial);
     write_denial_rows(state, rows).await;
 }
 
@@ -559,7 +582,7 @@ pub(crate) async fn require_auth(State(state): State<ApiState>, mut req: Request
 
 /// The caller of a dashboard session; a change also needs the session's CSRF token.
 fn from_session(state: &ApiState, id: &str, req: &Request) -> Result<Caller, Denied> {
-    let Some((caller, csrf)) = state.sessions.get(id) else {
+    let Some((mut caller, csrf)) = state.sessions.get(id) else {
         return Err(Denied::unauthorized(
             "session_expired",
             "the session is unknown or has expired: sign in again",
@@ -582,5 +605,6 @@ fn from_session(state: &ApiState, id: &str, req: &Request) -> Result<Caller, Den
             actor: Some(caller.name),
         });
     }
+    caller.via = Via::Session;
     Ok(caller)
 }

@@ -1,17 +1,27 @@
-//! Refused calls in the audit log, counted and sampled so that strangers cannot grow it.
+//! Refused calls and sign-ins in the audit log, counted and sampled so that strangers
+//! (and token holders) cannot grow it.
 //!
 //! Writing one audit row per 401 let anyone on the network fill the state disk (300
 //! unauthenticated requests with 64 KiB paths grew the file by 79 MB in a second, and
-//! the rollout stopped on "database or disk is full"). So a refusal is recorded per
-//! *(source, status, reason)* per minute: the first one of a minute is written at once,
-//! with its request as the example; the others are only counted, and one
-//! `auth.denied.repeated` row with the count closes the minute. At most [`MAX_KEYS`]
-//! distinct keys per minute get rows of their own; the rest share one `other` key. Every
-//! field is cut to a few hundred bytes, and a denied path never becomes a rollout id.
-//! Worst case: `2 * (MAX_KEYS + 1)` rows of under 1 KiB a minute, whatever is sent.
+//! the rollout stopped on "database or disk is full"). So an event is recorded per
+//! *(source, action, status, reason)* per minute: the first one of a minute is written
+//! at once, with its request as the example; the others are only counted, and one
+//! `<action>.repeated` row with the count and the span of those repeats (first to last)
+//! closes the minute. At most [`MAX_KEYS`] distinct keys per minute get rows of their
+//! own; the rest share one `other` key. Every field is cut to a few hundred bytes, and a
+//! denied path never becomes a rollout id. Worst case: `2 * (MAX_KEYS + 1)` rows of
+//! under 1 KiB a minute, whatever is sent.
 //!
-//! The source is the caller's name when authenticated (403) and the peer address when
-//! not (401): an unauthenticated caller's claims are not a name.
+//! The actions: `auth.denied` (a refused call), `session.created` and `session.ended`
+//! (dashboard sign-in and sign-out: sampled the same way, so a flood of sign-ins is a
+//! count, not a row each).
+//!
+//! The minute is the **wall clock's**, never the engine's: under a rehearsal's fast
+//! clock (`--sim-clock` at 600x) a simulated minute is 0.1 s, and the sampling would
+//! write a row a tenth of a second. The rows' times are wall-clock times too.
+//!
+//! The source is the caller's name when authenticated (403, sign-in) and the peer
+//! address when not (401): an unauthenticated caller's claims are not a name.
 
 use crate::store::AuditEntry;
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
@@ -37,9 +47,11 @@ pub fn cut(s: &str, max: usize) -> String {
     format!("{}…", &s[..end])
 }
 
-/// One refused call, as the middleware saw it.
+/// One refused call (or sign-in, sign-out), as the API saw it.
 #[derive(Debug, Clone)]
 pub struct Denial {
+    /// `auth.denied`, `session.created` or `session.ended`.
+    pub action: &'static str,
     /// The authenticated caller's name, `None` for an unauthenticated call.
     pub actor: Option<String>,
     /// Peer address (`ip`), or `unknown`.
@@ -54,6 +66,7 @@ pub struct Denial {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Key {
     source: String,
+    action: &'static str,
     status: u16,
     reason: String,
 }
@@ -62,6 +75,8 @@ struct Key {
 struct Bucket {
     actor: String,
     count: u64,
+    /// When the first and the last of the repeats (the events after the first) came.
+    repeats: Option<(DateTime<Utc>, DateTime<Utc>)>,
 }
 
 #[derive(Debug, Default)]
@@ -97,12 +112,14 @@ impl DenialLog {
         };
         let mut key = Key {
             source,
+            action: d.action,
             status: d.status,
             reason: cut(&d.reason, MAX_TEXT),
         };
         if !w.buckets.contains_key(&key) && w.buckets.len() >= MAX_KEYS {
             key = Key {
                 source: "other".into(),
+                action: d.action,
                 status: 0,
                 reason: "other".into(),
             };
@@ -111,14 +128,22 @@ impl DenialLog {
             .actor
             .as_deref()
             .map_or_else(|| "anonymous".to_string(), |a| cut(a, MAX_TEXT));
-        let bucket = w.buckets.entry(key.clone()).or_insert(Bucket { actor, count: 0 });
+        let bucket = w.buckets.entry(key.clone()).or_insert(Bucket {
+            actor,
+            count: 0,
+            repeats: None,
+        });
         bucket.count += 1;
+        if bucket.count > 1 {
+            let first = bucket.repeats.map_or(now, |(f, _)| f);
+            bucket.repeats = Some((first, now));
+        }
         if bucket.count == 1 {
             let (method, path) = (cut(&d.method, 16), cut(&d.path, MAX_PATH));
             out.push(AuditEntry {
                 at: now,
                 actor: bucket.actor.clone(),
-                action: "auth.denied".into(),
+                action: d.action.into(),
                 rollout_id: None,
                 subject: format!("{method} {path}"),
                 reason: key.reason.clone(),
@@ -127,7 +152,7 @@ impl DenialLog {
                     "path": path,
                     "status": d.status,
                     "source": key.source,
-                    "sampled": "the first refusal of this source and reason this minute; more are counted in auth.denied.repeated",
+                    "sampled": format!("the first of this source and reason this minute; more are counted in {}.repeated", d.action),
                     "extra": bounded(&d.extra),
                 }),
             });
@@ -166,29 +191,34 @@ fn bounded(v: &serde_json::Value) -> serde_json::Value {
     }
 }
 
+/// The `.repeated` rows of the minute: one per key that repeated, at the last repeat,
+/// spanning the repeats themselves (not the minute, nor when the row is written).
 fn close(w: &mut Window, now: DateTime<Utc>) -> Vec<AuditEntry> {
-    let from = w.start.unwrap_or(now);
     let mut rows: Vec<AuditEntry> = w
         .buckets
         .drain()
-        .filter(|(_, b)| b.count > 1)
-        .map(|(k, b)| AuditEntry {
-            at: now,
-            actor: b.actor,
-            action: "auth.denied.repeated".into(),
-            rollout_id: None,
-            subject: k.source.clone(),
-            reason: k.reason,
-            detail: serde_json::json!({
-                "count": b.count - 1,
-                "status": k.status,
-                "source": k.source,
-                "from": from,
-                "to": from + TimeDelta::minutes(1),
-            }),
+        .filter_map(|(k, b)| {
+            let (from, to) = b.repeats.unwrap_or((now, now));
+            (b.count > 1).then(|| AuditEntry {
+                at: to,
+                actor: b.actor,
+                action: format!("{}.repeated", k.action),
+                rollout_id: None,
+                subject: k.source.clone(),
+                reason: k.reason,
+                detail: serde_json::json!({
+                    "count": b.count - 1,
+                    "status": k.status,
+                    "source": k.source,
+                    "from": from,
+                    "to": to,
+                }),
+            })
         })
         .collect();
-    rows.sort_by(|a, b| a.subject.cmp(&b.subject).then(a.reason.cmp(&b.reason)));
+    rows.sort_by(|a, b| {
+        (&a.subject, &a.action, &a.reason).cmp(&(&b.subject, &b.action, &b.reason))
+    });
     rows
 }
 
@@ -198,6 +228,7 @@ mod tests {
 
     fn denial(peer: &str, path: &str) -> Denial {
         Denial {
+            action: "auth.denied",
             actor: None,
             peer: peer.into(),
             method: "GET".into(),
@@ -247,6 +278,45 @@ mod tests {
         let closing = log.flush_all(now);
         assert_eq!(closing.len(), 1, "only the shared key repeated");
         assert_eq!(closing[0].subject, "other");
+    }
+
+    #[test]
+    fn a_repeated_row_spans_its_repeats_not_the_minute_nor_the_flush() {
+        let log = DenialLog::default();
+        for at in ["2026-12-02T16:33:00Z", "2026-12-02T16:33:05Z", "2026-12-02T16:33:12Z"] {
+            log.record(t(at), &denial("127.0.0.1", "/x"));
+        }
+        let rows = log.flush_all(t("2026-12-02T16:33:40Z"));
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].action, "auth.denied.repeated");
+        assert_eq!(rows[0].detail["count"], 2);
+        assert_eq!(rows[0].detail["from"], "2026-12-02T16:33:05Z");
+        assert_eq!(rows[0].detail["to"], "2026-12-02T16:33:12Z");
+        assert_eq!(rows[0].at, t("2026-12-02T16:33:12Z"));
+    }
+
+    #[test]
+    fn sign_ins_are_sampled_apart_from_refusals() {
+        let log = DenialLog::default();
+        let now = t("2026-12-02T10:00:00Z");
+        let sign_in = Denial {
+            action: "session.created",
+            actor: Some("viewer".into()),
+            status: 201,
+            reason: "signed in with a token".into(),
+            ..denial("127.0.0.1", "/api/v1/session")
+        };
+        let mut rows = Vec::new();
+        for _ in 0..10_050 {
+            rows.extend(log.record(now, &sign_in));
+        }
+        rows.extend(log.record(now, &denial("127.0.0.1", "/x")));
+        let actions: Vec<&str> = rows.iter().map(|r| r.action.as_str()).collect();
+        assert_eq!(actions, ["session.created", "auth.denied"]);
+        let closing = log.flush_all(now);
+        assert_eq!(closing.len(), 1);
+        assert_eq!(closing[0].action, "session.created.repeated");
+        assert_eq!(closing[0].detail["count"], 10_049);
     }
 
     #[test]

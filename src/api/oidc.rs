@@ -271,11 +271,20 @@ pub(super) async fn callback(State(state): State<ApiState>, req: Request) -> Res
         }
     };
     tracing::info!(user = %caller.name, "signed in with Entra ID");
-    match state.sessions.create(caller) {
-        Ok(Issued { id, .. }) => redirect(
-            "/",
-            &[session::set_cookie(Some(&id), secure), login_cookie(None, secure)],
-        ),
+    match state.sessions.create(caller.clone()) {
+        Ok((Issued { id, .. }, evicted)) => {
+            let how = if evicted {
+                "signed in with Entra ID (the caller's oldest session ended)"
+            } else {
+                "signed in with Entra ID"
+            };
+            super::auth::record_session(&state, "session.created", &caller, &peer, how).await;
+            redirect(
+                "/",
+                &[session::set_cookie(Some(&id), secure), login_cookie(None, secure)],
+            )
+        }
+        Err(session::CreateError::Full) => back_with_error("sessions_full", secure),
         Err(_) => back_with_error("auth_unavailable", secure),
     }
 }

@@ -143,7 +143,7 @@ pub async fn serve(
         }
     }
     flusher.abort();
-    super::auth::write_denial_rows(&state, state.denials.flush_all(state.clock.now())).await;
+    super::auth::write_denial_rows(&state, state.denials.flush_all(chrono::Utc::now())).await;
     Ok(())
 }
 
@@ -153,7 +153,7 @@ async fn flush_denials(state: ApiState) {
     let mut tick = tokio::time::interval(Duration::from_secs(15));
     loop {
         tick.tick().await;
-        let rows = state.denials.flush(state.clock.now());
+        let rows = state.denials.flush(chrono::Utc::now());
         super::auth::write_denial_rows(&state, rows).await;
     }
 }

@@ -25,9 +25,23 @@ pub const COOKIE: &str = "ringmaster_session";
 pub const CSRF_HEADER: &str = "x-csrf-token";
 /// How long a sign-in lasts: a working day.
 pub const TTL: Duration = Duration::from_secs(8 * 3600);
-/// Most live sessions; the oldest goes first beyond it (a flood of sign-ins cannot
-/// grow the daemon's memory without bound).
-const MAX_SESSIONS: usize = 10_000;
+/// Most live sessions of one caller (one name): a new sign-in beyond it ends that
+/// caller's oldest session, never anyone else's. A person signs in from a few browsers;
+/// a script that signs in a thousand times only signs itself out.
+pub const MAX_PER_CALLER: usize = 16;
+/// Most live sessions in all (a bound on the daemon's memory whatever callers do):
+/// beyond it a new sign-in is refused (503 `sessions_full`) rather than ending someone
+/// else's session. It takes 625 distinct callers at their own cap to reach it.
+pub const MAX_SESSIONS: usize = 10_000;
+
+/// Why a session could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    #[error("no randomness for a session: {0}")]
+    Random(#[from] getrandom::Error),
+    #[error("{MAX_SESSIONS} sessions are live; sign out elsewhere or try later")]
+    Full,
+}
 
 struct Session {
     caller: Caller,
@@ -59,8 +73,10 @@ fn digest(id: &str) -> [u8; 32] {
 }
 
 impl Sessions {
-    /// Signs `caller` in.
-    pub fn create(&self, caller: Caller) -> Result<Issued, getrandom::Error> {
+    /// Signs `caller` in: ends the caller's oldest session when it already has
+    /// [`MAX_PER_CALLER`], and refuses when [`MAX_SESSIONS`] are live. Returns also
+    /// whether an older session of the caller was ended.
+    pub fn create(&self, caller: Caller) -> Result<(Issued, bool), CreateError> {
         let issued = Issued {
             id: random()?,
             csrf: random()?,
@@ -68,10 +84,20 @@ impl Sessions {
         let now = Instant::now();
         let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
         map.retain(|_, s| s.expires > now);
-        if map.len() >= MAX_SESSIONS
-            && let Some(oldest) = map.iter().min_by_key(|(_, s)| s.expires).map(|(k, _)| *k)
-        {
-            map.remove(&oldest);
+        let mut own: Vec<([u8; 32], Instant)> = map
+            .iter()
+            .filter(|(_, s)| s.caller.name == caller.name)
+            .map(|(k, s)| (*k, s.expires))
+            .collect();
+        let mut evicted = false;
+        if own.len() >= MAX_PER_CALLER {
+            own.sort_by_key(|(_, expires)| *expires);
+            for (k, _) in &own[..=own.len() - MAX_PER_CALLER] {
+                map.remove(k);
+                evicted = true;
+            }
+        } else if map.len() >= MAX_SESSIONS {
+            return Err(CreateError::Full);
         }
         map.insert(
             digest(&issued.id),
@@ -81,7 +107,7 @@ impl Sessions {
                 expires: now + TTL,
             },
         );
-        Ok(issued)
+        Ok((issued, evicted))
     }
 
     /// The caller and CSRF token of a live session.
@@ -98,8 +124,13 @@ impl Sessions {
         }
     }
 
-    pub fn remove(&self, id: &str) {
-        self.map.lock().unwrap_or_else(|e| e.into_inner()).remove(&digest(id));
+    /// Ends a session; returns whose it was.
+    pub fn remove(&self, id: &str) -> Option<Caller> {
+        self.map
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&digest(id))
+            .map(|s| s.caller)
     }
 }
 
@@ -161,8 +192,8 @@ mod tests {
     #[test]
     fn a_session_is_found_by_its_id_only_and_ends_when_removed() {
         let s = Sessions::default();
-        let a = s.create(alice()).unwrap();
-        let b = s.create(alice()).unwrap();
+        let (a, _) = s.create(alice()).unwrap();
+        let (b, _) = s.create(alice()).unwrap();
         assert_ne!(a.id, b.id);
         assert_ne!(a.csrf, b.csrf);
         let (caller, csrf) = s.get(&a.id).unwrap();
@@ -172,6 +203,52 @@ mod tests {
         s.remove(&a.id);
         assert!(s.get(&a.id).is_none());
         assert!(s.get(&b.id).is_some());
+    }
+
+    #[test]
+    fn a_callers_sign_ins_end_only_its_own_oldest_sessions() {
+        let s = Sessions::default();
+        let (bob, _) = s
+            .create(Caller {
+                name: "bob".into(),
+                ..alice()
+            })
+            .unwrap();
+        let (first, evicted) = s.create(alice()).unwrap();
+        assert!(!evicted);
+        let mut last = None;
+        for i in 1..MAX_PER_CALLER + 40 {
+            let (issued, evicted) = s.create(alice()).unwrap();
+            assert_eq!(evicted, i >= MAX_PER_CALLER, "sign-in {i}");
+            last = Some(issued);
+        }
+        assert!(s.get(&bob.id).is_some(), "another caller's session survives the flood");
+        assert!(s.get(&first.id).is_none(), "the flooding caller's oldest went");
+        assert!(s.get(&last.unwrap().id).is_some());
+        let alices = s.map.lock().unwrap().values().filter(|x| x.caller.name == "alice").count();
+        assert_eq!(alices, MAX_PER_CALLER);
+    }
+
+    #[test]
+    fn beyond_the_total_a_sign_in_is_refused_not_someone_elses_session_ended() {
+        let s = Sessions::default();
+        for i in 0..MAX_SESSIONS {
+            s.create(Caller {
+                name: format!("user{}", i / MAX_PER_CALLER),
+                ..alice()
+            })
+            .unwrap();
+        }
+        assert!(matches!(s.create(alice()), Err(CreateError::Full)));
+        // A caller at its own cap still signs in: it ends its own oldest.
+        let (_, evicted) = s
+            .create(Caller {
+                name: "user0".into(),
+                ..alice()
+            })
+            .unwrap();
+        assert!(evicted);
+        assert_eq!(s.map.lock().unwrap().len(), MAX_SESSIONS);
     }
 
     #[test]

@@ -87,10 +87,16 @@ pub(super) async fn sign_in(State(state): State<ApiState>, req: Request) -> Resu
             return Err(ApiError::new(d.status, d.code, d.message));
         }
     };
-    let Issued { id, csrf } = state
-        .sessions
-        .create(caller.clone())
-        .map_err(|e| ApiError::internal(format!("no randomness for a session: {e}")))?;
+    let (Issued { id, csrf }, evicted) = state.sessions.create(caller.clone()).map_err(|e| match e {
+        session::CreateError::Full => ApiError::unavailable("sessions_full", e.to_string()),
+        session::CreateError::Random(_) => ApiError::internal(e.to_string()),
+    })?;
+    let how = if evicted {
+        "signed in with a token (the caller's oldest session ended)"
+    } else {
+        "signed in with a token"
+    };
+    super::auth::record_session(&state, "session.created", &caller, &peer, how).await;
     let mut r = (StatusCode::CREATED, Json(who(&state, &caller, &csrf))).into_response();
     let cookie = session::set_cookie(Some(&id), state.secure_cookies);
     r.headers_mut().insert(
@@ -111,9 +117,10 @@ pub(super) async fn current(State(state): State<ApiState>, headers: HeaderMap) -
 }
 
 /// `DELETE /api/v1/session`: signs out (the cookie is cleared and forgotten).
-pub(super) async fn sign_out(State(state): State<ApiState>, headers: HeaderMap) -> Response {
-    if let Some(id) = session::cookie_value(&headers) {
-        state.sessions.remove(&id);
+pub(super) async fn sign_out(State(state): State<ApiState>, req: Request) -> Response {
+    let peer = super::server::peer(&req);
+    if let Some(caller) = session::cookie_value(req.headers()).and_then(|id| state.sessions.remove(&id)) {
+        super::auth::record_session(&state, "session.ended", &caller, &peer, "signed out").await;
     }
     let mut r = StatusCode::NO_CONTENT.into_response();
     if let Ok(v) = HeaderValue::from_str(&session::set_cookie(None, state.secure_cookies)) {

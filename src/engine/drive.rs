@@ -83,6 +83,7 @@ fn apply(r: &mut Rollout, s: &Settings, input: Input, now: DateTime<Utc>, out: &
     match input {
         Input::Tick => {}
         Input::Resumed => resume(r, s, now, out),
+        Input::Unrecorded { since } => unrecorded(r, since, now, out),
         Input::BaselineTaken {
             cluster,
             baseline,
@@ -564,18 +565,8 @@ fn resume(r: &mut Rollout, s: &Settings, now: DateTime<Utc>, out: &mut Vec<Comma
                     kind,
                     op: op.clone(),
                 }),
-                StepStatus::Gating { .. } => {
-                    // Health must be seen again for the whole settle time, and the
-                    // gate gets its whole timeout again: nothing could be observed
-                    // while the daemon was down, so a timeout that ran out meanwhile
-                    // says nothing about the cluster.
-                    r.step_mut(step).status = StepStatus::Gating {
-                        since: now,
-                        passing_since: None,
-                        last: None,
-                    };
-                    out.push(Command::Gate { step, cluster, kind });
-                }
+                // Nothing could be observed while the daemon was down.
+                StepStatus::Gating { .. } => regate(r, step, now, out),
                 _ => {}
             }
         }
@@ -601,6 +592,46 @@ fn resume(r: &mut Rollout, s: &Settings, now: DateTime<Utc>, out: &mut Vec<Comma
         "rollout.resumed",
         r.id.clone(),
         "daemon started on stored state",
+    );
+}
+
+/// A gate starts over: health must be seen again for the whole settle time, and the
+/// gate gets its whole timeout again, because a timeout that ran out while nothing
+/// could be observed or recorded says nothing about the cluster. The gate's watch is
+/// asked for again (a steady cluster sends no new observation by itself).
+fn regate(r: &mut Rollout, step: StepRef, now: DateTime<Utc>, out: &mut Vec<Command>) {
+    r.step_mut(step).status = StepStatus::Gating {
+        since: now,
+        passing_since: None,
+        last: None,
+    };
+    let (cluster, kind) = (r.cluster(step.cluster_ref()).id.clone(), r.step(step).kind.clone());
+    out.push(Command::Gate { step, cluster, kind });
+}
+
+/// After saves failed from `since` until `now`: every running gate starts over (see
+/// [`Input::Unrecorded`]); recorded once, with the span, so the audit says why a gate
+/// took longer than its timeout.
+fn unrecorded(r: &mut Rollout, since: DateTime<Utc>, now: DateTime<Utc>, out: &mut Vec<Command>) {
+    if r.status.is_terminal() {
+        return;
+    }
+    let gating: Vec<StepRef> = in_progress_steps(r)
+        .into_iter()
+        .filter(|&st| matches!(r.step(st).status, StepStatus::Gating { .. }))
+        .collect();
+    for &st in &gating {
+        regate(r, st, now, out);
+    }
+    audit(
+        out,
+        ENGINE,
+        "rollout.unrecorded",
+        r.id.clone(),
+        format!(
+            "the state could not be saved from {since} to {now}; {} gate(s) observe again for their whole timeout",
+            gating.len()
+        ),
     );
 }
 

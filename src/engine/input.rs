@@ -15,6 +15,13 @@ pub enum Input {
     Tick,
     /// The daemon (re)started on this state: re-issue what is in flight.
     Resumed,
+    /// The daemon could not commit from `since` until now (its saves failed, so it took
+    /// no input): what its gates saw meanwhile never counted, so every gate observes
+    /// again for its whole timeout, as after a restart. Time in which nothing could be
+    /// recorded is not time in which the workload was seen unhealthy.
+    Unrecorded {
+        since: DateTime<Utc>,
+    },
     BaselineTaken {
         cluster: ClusterRef,
         baseline: serde_json::Value,

@@ -90,6 +90,9 @@ pub struct Runtime {
     commits: watch::Sender<Commits>,
     /// A crash test's kill point ([`CRASH_AFTER_SAVE`]).
     crash_after_save: Option<String>,
+    /// When saves began failing, once they work again: the next pass starts with
+    /// [`Input::Unrecorded`], so no gate's timeout counts the outage.
+    unrecorded: Option<DateTime<Utc>>,
 }
 
 /// Crash tests set this to an audit action (e.g. `cluster.rolling_back`): the process
@@ -163,6 +166,7 @@ impl Runtime {
             waits,
             health: None,
             saved: None,
+            unrecorded: None,
             commits: watch::channel(Commits::default()).0,
             crash_after_save: std::env::var(CRASH_AFTER_SAVE).ok().filter(|a| !a.is_empty()),
         })
@@ -275,6 +279,10 @@ impl Runtime {
         let mut written = 0;
         let mut committing = 0.0;
         let now = self.shared.clock.now();
+        let batch = match self.unrecorded.take() {
+            Some(since) => after_outage(batch, since),
+            None => batch,
+        };
         let mut cmds = Vec::new();
         for input in batch {
             cmds.extend(engine::advance(&mut self.rollout, &self.settings, input, now));
@@ -380,6 +388,7 @@ impl Runtime {
     ) -> Result<(), RuntimeError> {
         let mut backoff = SAVE_RETRY_FIRST;
         let mut record = record;
+        let mut failing_since = None;
         loop {
             let entries = entries.clone();
             let (saved, back) = store
@@ -393,11 +402,15 @@ impl Runtime {
             let error = match saved {
                 Ok(_) => {
                     self.saved_again();
+                    if failing_since.is_some() {
+                        self.unrecorded = failing_since;
+                    }
                     return Ok(());
                 }
                 Err(e) => e,
             };
             let now = self.shared.clock.now();
+            failing_since.get_or_insert(now);
             let message = format!("saving the state of rollout {}: {error}", self.rollout.id);
             let first = self
                 .health
@@ -567,6 +580,15 @@ fn order_batch(batch: Vec<Input>, woke: bool) -> Vec<Input> {
         observed.push(Input::Tick);
     }
     observed
+}
+
+/// The first pass after saves failed: [`Input::Unrecorded`] first, and none of the
+/// gate observations queued meanwhile (the gates are asked for fresh ones; an old
+/// healthy one must not start a settle time).
+fn after_outage(batch: Vec<Input>, since: DateTime<Utc>) -> Vec<Input> {
+    std::iter::once(Input::Unrecorded { since })
+        .chain(batch.into_iter().filter(|i| !matches!(i, Input::GateObserved { .. })))
+        .collect()
 }
 
 /// Logs a failure of the loop's channel (the runtime is gone).

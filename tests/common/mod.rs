@@ -5,6 +5,7 @@
 pub mod daemon;
 pub mod procs;
 pub mod webdriver;
+pub mod writes;
 
 use reqwest::{Method, StatusCode};
 use ringmaster::sim::{ClockMode, SimOptions, Simulator, fleet};

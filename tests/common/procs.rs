@@ -190,12 +190,6 @@ impl SimArm {
     /// `list*` actions (POSTs that read: `listClusterUserCredential` for the watches).
     pub async fn requests(&self) -> Vec<Value> {
         let v = self.get("/_sim/requests").await;
-        let all = v["value"].as_array().cloned().unwrap_or_default();
-        all.into_iter()
-            .filter(|w| {
-                let path = w["path"].as_str().unwrap_or_default();
-                !path.rsplit('/').next().unwrap_or_default().starts_with("list")
-            })
-            .collect()
+        super::writes::mutating(v["value"].as_array().cloned().unwrap_or_default())
     }
 }

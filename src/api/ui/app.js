@@ -83,6 +83,7 @@ const SIGN_IN_ERRORS = {
   entra_refused: 'Entra ID refused the sign-in. Its reason is in ringmaster\'s audit log; ask your platform team.',
   invalid_token: 'Entra ID\'s answer could not be verified. The reason is in ringmaster\'s audit log.',
   auth_unavailable: 'Entra ID cannot be reached now. Try again, or sign in with a token.',
+  sessions_full: 'Too many dashboard sessions are open on this server. Try again later.',
 };
 
 let entraSignIn = false;
