@@ -178,6 +178,9 @@ async fn a_session_cookie_reads_and_changes_only_with_its_csrf_token() {
     let (s, v) = with_cookie(&h, reqwest::Method::POST, pause, &cookie, Some(&csrf), body.clone()).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(h.standin.sent.lock().unwrap().len(), 1);
+    let paused = h.audit_actions("api.pause");
+    assert_eq!(paused.len(), 1, "{:?}", h.audit());
+    assert_eq!(paused[0].detail["via"], "session", "a cookie call is audited as one");
 
     // Signed out: the cookie is worth nothing.
     let (s, _) = with_cookie(
@@ -194,4 +197,109 @@ async fn a_session_cookie_reads_and_changes_only_with_its_csrf_token() {
     assert_eq!((s, code(&v)), (StatusCode::UNAUTHORIZED, "session_expired"));
     let (_, who) = with_cookie(&h, reqwest::Method::GET, "/api/v1/session", &cookie, None, None).await;
     assert_eq!(who["signedIn"], false);
+}
+
+/// Signs in with `token`; the cookie (`name=value`) and the CSRF token.
+async fn sign_in(h: &Harness, token: &str) -> (StatusCode, String, String) {
+    let (s, headers, me) = h
+        .call(
+            reqwest::Method::POST,
+            None,
+            "/api/v1/session",
+            Some(json!({ "token": token })),
+        )
+        .await;
+    let cookie = headers
+        .get("set-cookie")
+        .map(|c| c.to_str().unwrap().split(';').next().unwrap().to_string())
+        .unwrap_or_default();
+    (s, cookie, me["csrf"].as_str().unwrap_or_default().to_string())
+}
+
+/// The `count`s of `action.repeated` rows by `actor`: written ones, and those the
+/// minute still holds (flushed here).
+fn repeats(h: &Harness, action: &str, actor: &str) -> (u64, Vec<ringmaster::store::AuditEntry>) {
+    let name = format!("{action}.repeated");
+    let mut rows = h.audit_actions(&name);
+    rows.extend(h.denials.flush_all(chrono::Utc::now()));
+    rows.retain(|e| e.action == name && e.actor == actor);
+    (rows.iter().map(|e| e.detail["count"].as_u64().unwrap()).sum(), rows)
+}
+
+/// Issue 26, finding 3: 10,050 sign-ins with a viewer's token pushed every other
+/// session out, unaudited. Now a caller's sign-ins end only its own oldest sessions,
+/// and sign-ins and sign-outs are audited, sampled like refusals.
+#[tokio::test]
+async fn a_flood_of_sign_ins_signs_out_nobody_else_and_is_audited_as_a_count() {
+    let h = Harness::start().await;
+    let (s, bob, _) = sign_in(&h, BOB).await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (_, first_viewer, _) = sign_in(&h, VIEWER).await;
+    let mut last = (StatusCode::OK, String::new(), String::new());
+    for _ in 0..10_050 {
+        last = sign_in(&h, VIEWER).await;
+        assert_eq!(last.0, StatusCode::CREATED);
+    }
+    let (s, v) = with_cookie(&h, reqwest::Method::GET, "/api/v1/rollouts", &bob, None, None).await;
+    assert_eq!(s, StatusCode::OK, "bob's session survives the viewer's flood: {v}");
+    let (s, _) = with_cookie(&h, reqwest::Method::GET, "/api/v1/rollouts", &last.1, None, None).await;
+    assert_eq!(s, StatusCode::OK, "the viewer's newest session works");
+    let (s, v) = with_cookie(&h, reqwest::Method::GET, "/api/v1/rollouts", &first_viewer, None, None).await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::UNAUTHORIZED, "session_expired"),
+        "the viewer's oldest session ended"
+    );
+
+    // Audited: a row per caller and reason (signed in; signed in ending its oldest) a
+    // minute, the rest counted: every sign-in is in the log once, as a row or a count.
+    let created = h.audit_actions("session.created");
+    let viewer_rows = created.iter().filter(|e| e.actor == "viewer").count();
+    assert_eq!(created.iter().filter(|e| e.actor == "bob").count(), 1);
+    assert!((1..=4).contains(&viewer_rows), "{created:?}");
+    let (counted, rows) = repeats(&h, "session.created", "viewer");
+    assert_eq!(viewer_rows as u64 + counted, 10_051, "{rows:?}");
+
+    let (s, _) = with_cookie(
+        &h,
+        reqwest::Method::DELETE,
+        "/api/v1/session",
+        &last.1,
+        Some(&last.2),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let ended = h.audit_actions("session.ended");
+    assert_eq!(ended.len(), 1);
+    assert_eq!(ended[0].actor, "viewer");
+}
+
+/// Issue 26, finding 4: denial sampling followed the engine's clock, so under a fast
+/// simulated clock every few refusals opened a new "minute" and wrote rows. It follows
+/// the wall clock: hours of engine time within one wall-clock minute are one row.
+#[tokio::test]
+async fn denial_sampling_follows_the_wall_clock_not_the_engines() {
+    let h = Harness::start().await;
+    let began = chrono::Utc::now();
+    for _ in 0..100 {
+        h.clock.advance(chrono::Duration::minutes(10));
+        let (s, _) = h.get(Some("rmt_not-a-token"), "/api/v1/rollouts").await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+    }
+    // The refusals take well under a minute: one wall-clock minute, or two when they
+    // straddle one's end. On the engine's clock they would be 100 minutes, 100 rows.
+    let denied = h.audit_actions("auth.denied");
+    assert!((1..=2).contains(&denied.len()), "{} auth.denied rows", denied.len());
+    let (counted, rows) = repeats(&h, "auth.denied", "anonymous");
+    assert_eq!(denied.len() as u64 + counted, 100, "every refusal counted once: {rows:?}");
+    for r in &rows {
+        let from: chrono::DateTime<chrono::Utc> = r.detail["from"].as_str().unwrap().parse().unwrap();
+        let to: chrono::DateTime<chrono::Utc> = r.detail["to"].as_str().unwrap().parse().unwrap();
+        assert!(
+            began <= from && from <= to && to <= chrono::Utc::now(),
+            "the repeats' own span: {r:?}"
+        );
+        assert_eq!(r.at, to);
+    }
 }
