@@ -401,7 +401,10 @@ fn fetches_or_runs(page: &str) -> Vec<String> {
 }
 
 /// History calibrates the model per kind of step: operations that took twice (pools) and
-/// half (control planes) what the model said make a forecast expect as much.
+/// half (control planes) what the model said make a forecast expect as much. The
+/// history is a rollout the engine ran and the audit entries it emitted (not subjects
+/// written here), so a change of the engine's audit format that `history` no longer
+/// reads fails this test instead of silently learning nothing.
 #[test]
 fn history_calibrates_the_model_per_kind_of_step() {
     use ringmaster::forecast::history;
@@ -411,36 +414,23 @@ fn history_calibrates_the_model_per_kind_of_step() {
         approval_after: std::time::Duration::from_secs(3600),
         history: Default::default(),
     };
-    let mut past = d.rollout.clone();
-    ringmaster::forecast::at_start(&mut past, &d.settings, &d.pools, &a, d.start);
-    // What a finished rollout's state and audit log hold.
-    let mut audit = Vec::new();
-    let refs: Vec<_> = past.clusters().map(|(c, _)| c).collect();
-    let id = past.id.clone();
-    for cref in refs {
-        let ring = past.rings[cref.ring].name.clone();
-        let c = past.cluster_mut(cref);
-        let name = c.id.name.clone();
-        for (i, st) in c.steps.iter_mut().enumerate() {
-            st.started_at = Some(d.start);
-            let expected = st.expected_secs.unwrap() as f64;
-            let factor = if st.kind.pool().is_some() { 2.0 } else { 0.5 };
-            audit.push(ringmaster::store::AuditEntry {
-                at: d.start + Duration::milliseconds((expected * factor * 1000.0) as i64),
-                actor: "ringmaster".into(),
-                action: "step.operation_done".into(),
-                rollout_id: Some(id.clone()),
-                subject: format!(
-                    "{ring}/{name} step {}: {}",
-                    i + 1,
-                    ringmaster::engine::describe(&st.kind)
-                ),
-                reason: "operation succeeded".into(),
-                detail: serde_json::Value::Null,
-            });
-        }
+    let (past, audit) = rehearse(&d, &a);
+    let steps = |kind: &str| {
+        past.clusters()
+            .flat_map(|(_, c)| &c.steps)
+            .filter(|s| s.kind.name() == kind)
+            .count()
+    };
+    let cal = history::learn(std::slice::from_ref(&past), &audit);
+    // Every operation is learnt from: the audit's subjects are the engine's own.
+    for kind in ["controlPlane", "poolVersion"] {
+        assert!(steps(kind) > 0, "{kind}");
+        assert_eq!(
+            cal.kinds.get(kind).map(|f| f.samples),
+            Some(steps(kind)),
+            "{kind}: {cal:?}"
+        );
     }
-    let cal = history::learn(&[past], &audit);
     assert!((cal.factor("poolVersion") - 2.0).abs() < 0.01, "{cal:?}");
     assert!((cal.factor("controlPlane") - 0.5).abs() < 0.01, "{cal:?}");
     assert_eq!(cal.factor("poolRollback"), 1.0, "no history: the model");
@@ -470,6 +460,111 @@ fn history_calibrates_the_model_per_kind_of_step() {
         "{:?}",
         learned.assumptions
     );
+}
+
+/// The demo rollout run to its end through the engine (`engine::advance`), as the
+/// runtime runs it, with AKS taking twice the model's time for pool operations and half
+/// for control planes: the finished rollout and the audit log the runtime would have
+/// written (each `Command::Audit` at the time it was emitted, as `runtime` records it).
+/// The audit's subjects are the engine's, so `history` is tested against the format it
+/// really gets.
+fn rehearse(d: &Demo, a: &Assumptions) -> (Rollout, Vec<ringmaster::store::AuditEntry>) {
+    use ringmaster::engine::{Command, Input, NotifyEvent, advance};
+    let mut r = d.rollout.clone();
+    ringmaster::forecast::at_start(&mut r, &d.settings, &d.pools, a, d.start);
+    let mut audit = Vec::new();
+    let mut queue: BTreeMap<(DateTime<Utc>, u64), Input> = BTreeMap::new();
+    let mut seq = 0u64;
+    let mut push = |q: &mut BTreeMap<(DateTime<Utc>, u64), Input>, at, input| {
+        seq += 1;
+        q.insert((at, seq), input);
+    };
+    push(&mut queue, d.start, Input::Tick);
+    let mut asked = std::collections::BTreeSet::new();
+    while let Some(((now, _), input)) = queue.pop_first() {
+        assert!(now < d.start + Duration::days(30), "the rehearsal ends");
+        for c in advance(&mut r, &d.settings, input, now) {
+            match c {
+                Command::RunPreflight { cluster, .. } => push(
+                    &mut queue,
+                    now,
+                    Input::PreflightDone {
+                        cluster,
+                        findings: vec![],
+                    },
+                ),
+                Command::TakeBaseline { cluster, .. } => {
+                    let pools = r.cluster(cluster).pools.clone();
+                    let baseline = serde_json::Value::Null;
+                    push(
+                        &mut queue,
+                        now,
+                        Input::BaselineTaken {
+                            cluster,
+                            baseline,
+                            pools,
+                        },
+                    );
+                }
+                Command::StartStep { step, .. } => {
+                    let st = r.step(step);
+                    let factor = if st.kind.pool().is_some() { 2.0 } else { 0.5 };
+                    let took = Duration::milliseconds((st.expected_secs.unwrap() as f64 * factor * 1000.0) as i64);
+                    push(&mut queue, now, Input::StepAccepted { step, op: None });
+                    push(
+                        &mut queue,
+                        now + took,
+                        Input::OperationFinished { step, result: Ok(()) },
+                    );
+                }
+                Command::Gate { step, .. } => push(
+                    &mut queue,
+                    now,
+                    Input::GateObserved {
+                        step,
+                        healthy: true,
+                        reasons: vec![],
+                        at: now,
+                    },
+                ),
+                Command::Notify {
+                    event: NotifyEvent::ApprovalNeeded,
+                    ring: Some(ring),
+                    ..
+                } if asked.insert(ring.clone()) => push(
+                    &mut queue,
+                    now,
+                    Input::Approve {
+                        ring,
+                        by: "carol".into(),
+                        comment: String::new(),
+                        expires_at: None,
+                    },
+                ),
+                Command::WakeAt { at } => push(&mut queue, at, Input::Tick),
+                Command::Audit {
+                    actor,
+                    action,
+                    subject,
+                    reason,
+                } => audit.push(ringmaster::store::AuditEntry {
+                    at: now,
+                    actor,
+                    action,
+                    rollout_id: Some(r.id.clone()),
+                    subject,
+                    reason,
+                    detail: serde_json::Value::Null,
+                }),
+                _ => {}
+            }
+        }
+        if r.status.is_terminal() {
+            break;
+        }
+    }
+    assert_eq!(r.status, ringmaster::engine::RolloutStatus::Succeeded);
+    (r, audit)
 }
 
 /// `policies/default.yaml` over the demo fleet: office-hours windows, two approvals (given
