@@ -7,7 +7,8 @@
 //! caller has the name and groups of the ID token. Refused: a callback this browser did
 //! not start, a forged login cookie, a code used twice, a code redeemed without its
 //! verifier, a wrong client secret (each audited, nothing signed in, only a reason code
-//! back to the page); and the groups decide as for any caller.
+//! back to the page); and the groups decide as for any caller. With an `https://`
+//! public URL every cookie `serve` sets is `Secure`.
 
 mod common;
 
@@ -49,6 +50,11 @@ fn set_cookie(resp: &reqwest::Response, name: &str) -> Option<(String, String)> 
             let (pair, attrs) = v.split_once(';').unwrap_or((v, ""));
             (pair.to_string(), attrs.to_string())
         })
+}
+
+/// Whether a Set-Cookie's attributes (as [`set_cookie`] returns them) include `name`.
+fn has_attribute(attrs: &str, name: &str) -> bool {
+    attrs.split(';').any(|a| a.trim().eq_ignore_ascii_case(name))
 }
 
 fn location(resp: &reqwest::Response) -> String {
@@ -187,6 +193,10 @@ async fn a_user_signs_in_with_entra_id_and_gets_the_groups_of_the_id_token() {
         attrs.contains("HttpOnly") && attrs.contains("SameSite=Strict"),
         "{attrs}"
     );
+    assert!(
+        !has_attribute(&attrs, "Secure"),
+        "a plain-HTTP public URL without --secure-cookies: no Secure ({attrs})"
+    );
     assert!(set_cookie(&r, "ringmaster_login").is_some_and(|(_, a)| a.contains("Max-Age=0")));
     let me = session(&http, &public, &cookie).await;
     assert_eq!(me["signedIn"], true, "{me}");
@@ -315,4 +325,60 @@ async fn a_wrong_client_secret_signs_nobody_in_and_says_why() {
         "Entra's reason is audited: {refused:?}"
     );
     assert!(!refused.iter().any(|e| e.to_string().contains("not-the-secret")));
+}
+
+/// With an `https://` public URL (TLS ends at an ingress in front of `serve`) every cookie
+/// `serve` sets is `Secure` without `--secure-cookies` (docs/dashboard.md): the login
+/// cookie of `/auth/login`, the session cookie of the Entra callback (and the login
+/// cookie it clears), and the session cookie of a token sign-in. Read on the Set-Cookie
+/// headers of a running `serve`, so the wiring in `main.rs` is what is tested. (The
+/// plain-HTTP public URL of the first test gets no `Secure`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_public_url_makes_every_cookie_secure() {
+    const PUBLIC: &str = "https://rm.example.com";
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("tokens.yaml"), tokens_yaml()).unwrap();
+    let sim = start_sim(dir.path(), "1");
+    let (mut args, _) = serve_args(&sim, dir.path(), env(&sim, "AZURE_CLIENT_SECRET"));
+    let at = args.iter().position(|a| a == "--public-url").unwrap();
+    args[at + 1] = PUBLIC.into();
+    assert!(!args.iter().any(|a| a == "--secure-cookies"));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let serve = spawn_serve(&sim, dir.path(), &args);
+    let base = serve.url.clone();
+    let http = browser(&sim);
+
+    let r = http.get(format!("{base}/auth/login")).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    let (login, attrs) = set_cookie(&r, "ringmaster_login").expect("the login cookie");
+    assert!(has_attribute(&attrs, "Secure"), "login cookie: {attrs}");
+    let authorize = location(&r);
+    assert_eq!(query(&authorize)["redirect_uri"], format!("{PUBLIC}/auth/callback"));
+
+    // Entra sends the browser to the public URL; the ingress would pass it on to `serve`.
+    let back = sign_in_at_entra(&http, &authorize, "carol@contoso.example", "readers").await;
+    let path = back.strip_prefix(PUBLIC).unwrap_or_else(|| panic!("{back}"));
+    let r = http
+        .get(format!("{base}{path}"))
+        .header(COOKIE, &login)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(location(&r), "/");
+    let (cookie, attrs) = set_cookie(&r, "ringmaster_session").expect("a session cookie");
+    assert!(has_attribute(&attrs, "Secure"), "Entra session cookie: {attrs}");
+    let (_, cleared) = set_cookie(&r, "ringmaster_login").expect("the login cookie cleared");
+    assert!(has_attribute(&cleared, "Secure"), "cleared login cookie: {cleared}");
+    assert_eq!(session(&http, &base, &cookie).await["name"], "carol@contoso.example");
+
+    let r = http
+        .post(format!("{base}/api/v1/session"))
+        .json(&serde_json::json!({ "token": ALICE }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let (_, attrs) = set_cookie(&r, "ringmaster_session").expect("a session cookie");
+    assert!(has_attribute(&attrs, "Secure"), "token session cookie: {attrs}");
 }
