@@ -177,12 +177,17 @@ fn first_preflight(
 }
 
 /// `on_block: skip` (the default): the cluster is skipped by "preflight", sends nothing,
-/// and does not count against the ring's failure budget.
+/// and does not count against the ring's failure budget. The skip's ring is given no
+/// budget at all (`halt`, 0 failures): a skip counted as a failure would halt it.
 #[test]
 fn a_blocking_preflight_skips_the_cluster_before_any_call() {
-    let (mut r, s) = demo();
+    let (mut r, mut s) = demo();
     let (cref, _, t) = first_preflight(&mut r, &s);
     let id = r.cluster(cref).id.clone();
+    let ring = r.rings[cref.ring].name.clone();
+    let budget = s.rings.iter_mut().find(|x| x.name == ring).unwrap();
+    budget.halt_on_failure = true;
+    budget.max_failed_clusters = 0;
     let cmds = engine::advance(
         &mut r,
         &s,
@@ -216,6 +221,7 @@ fn a_blocking_preflight_skips_the_cluster_before_any_call() {
         r.status.is_terminal().then_some(())
     });
     assert_eq!(r.status, engine::RolloutStatus::Succeeded, "a skip is not a failure");
+    assert_eq!(r.rings[cref.ring].status, engine::RingStatus::Passed, "{ring}");
 }
 
 /// `on_block: halt` halts the rollout; `wait` re-checks and goes on once it clears,

@@ -7,11 +7,14 @@
 //! caller has the name and groups of the ID token. Refused: a callback this browser did
 //! not start, a forged login cookie, a code used twice, a code redeemed without its
 //! verifier, a wrong client secret (each audited, nothing signed in, only a reason code
-//! back to the page); and the groups decide as for any caller.
+//! back to the page); and the groups decide as for any caller (a reader is refused an
+//! approval, an approver signed in the same way gives it and the ring's upgrade calls
+//! reach the simulator). With an `https://`
+//! public URL every cookie `serve` sets is `Secure`.
 
 mod common;
 
-use common::procs::{Sim, spawn_serve, start_sim};
+use common::procs::{Sim, SimArm, spawn_serve, spawn_serve_on, start_sim};
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -49,6 +52,11 @@ fn set_cookie(resp: &reqwest::Response, name: &str) -> Option<(String, String)> 
             let (pair, attrs) = v.split_once(';').unwrap_or((v, ""));
             (pair.to_string(), attrs.to_string())
         })
+}
+
+/// Whether a Set-Cookie's attributes (as [`set_cookie`] returns them) include `name`.
+fn has_attribute(attrs: &str, name: &str) -> bool {
+    attrs.split(';').any(|a| a.trim().eq_ignore_ascii_case(name))
 }
 
 fn location(resp: &reqwest::Response) -> String {
@@ -187,6 +195,10 @@ async fn a_user_signs_in_with_entra_id_and_gets_the_groups_of_the_id_token() {
         attrs.contains("HttpOnly") && attrs.contains("SameSite=Strict"),
         "{attrs}"
     );
+    assert!(
+        !has_attribute(&attrs, "Secure"),
+        "a plain-HTTP public URL without --secure-cookies: no Secure ({attrs})"
+    );
     assert!(set_cookie(&r, "ringmaster_login").is_some_and(|(_, a)| a.contains("Max-Age=0")));
     let me = session(&http, &public, &cookie).await;
     assert_eq!(me["signedIn"], true, "{me}");
@@ -315,4 +327,214 @@ async fn a_wrong_client_secret_signs_nobody_in_and_says_why() {
         "Entra's reason is audited: {refused:?}"
     );
     assert!(!refused.iter().any(|e| e.to_string().contains("not-the-secret")));
+}
+
+/// With an `https://` public URL (TLS ends at an ingress in front of `serve`) every cookie
+/// `serve` sets is `Secure` without `--secure-cookies` (docs/dashboard.md): the login
+/// cookie of `/auth/login`, the session cookie of the Entra callback (and the login
+/// cookie it clears), and the session cookie of a token sign-in. Read on the Set-Cookie
+/// headers of a running `serve`, so the wiring in `main.rs` is what is tested. (The
+/// plain-HTTP public URL of the first test gets no `Secure`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_public_url_makes_every_cookie_secure() {
+    const PUBLIC: &str = "https://rm.example.com";
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("tokens.yaml"), tokens_yaml()).unwrap();
+    let sim = start_sim(dir.path(), "1");
+    let (mut args, _) = serve_args(&sim, dir.path(), env(&sim, "AZURE_CLIENT_SECRET"));
+    let at = args.iter().position(|a| a == "--public-url").unwrap();
+    args[at + 1] = PUBLIC.into();
+    assert!(!args.iter().any(|a| a == "--secure-cookies"));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let serve = spawn_serve(&sim, dir.path(), &args);
+    let base = serve.url.clone();
+    let http = browser(&sim);
+
+    let r = http.get(format!("{base}/auth/login")).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    let (login, attrs) = set_cookie(&r, "ringmaster_login").expect("the login cookie");
+    assert!(has_attribute(&attrs, "Secure"), "login cookie: {attrs}");
+    let authorize = location(&r);
+    assert_eq!(query(&authorize)["redirect_uri"], format!("{PUBLIC}/auth/callback"));
+
+    // Entra sends the browser to the public URL; the ingress would pass it on to `serve`.
+    let back = sign_in_at_entra(&http, &authorize, "carol@contoso.example", "readers").await;
+    let path = back.strip_prefix(PUBLIC).unwrap_or_else(|| panic!("{back}"));
+    let r = http
+        .get(format!("{base}{path}"))
+        .header(COOKIE, &login)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(location(&r), "/");
+    let (cookie, attrs) = set_cookie(&r, "ringmaster_session").expect("a session cookie");
+    assert!(has_attribute(&attrs, "Secure"), "Entra session cookie: {attrs}");
+    let (_, cleared) = set_cookie(&r, "ringmaster_login").expect("the login cookie cleared");
+    assert!(has_attribute(&cleared, "Secure"), "cleared login cookie: {cleared}");
+    assert_eq!(session(&http, &base, &cookie).await["name"], "carol@contoso.example");
+
+    let r = http
+        .post(format!("{base}/api/v1/session"))
+        .json(&serde_json::json!({ "token": ALICE }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let (_, attrs) = set_cookie(&r, "ringmaster_session").expect("a session cookie");
+    assert!(has_attribute(&attrs, "Secure"), "token session cookie: {attrs}");
+}
+
+/// Signs `user` in `groups` in through Entra ID at `base`: the session cookie and its
+/// CSRF token.
+async fn entra_session(http: &reqwest::Client, base: &str, user: &str, groups: &str) -> (String, String) {
+    let (login, authorize) = start(http, base).await;
+    let back = sign_in_at_entra(http, &authorize, user, groups).await;
+    let r = http.get(&back).header(COOKIE, &login).send().await.unwrap();
+    let (cookie, _) = set_cookie(&r, "ringmaster_session").expect("a session cookie");
+    let me = session(http, base, &cookie).await;
+    assert_eq!(me["name"], user, "{me}");
+    (cookie, me["csrf"].as_str().unwrap().to_string())
+}
+
+/// The mutating ARM requests the simulator got for the dev ring's clusters.
+async fn dev_calls(sim: &Sim) -> Vec<Value> {
+    SimArm::new(sim)
+        .await
+        .requests()
+        .await
+        .into_iter()
+        .filter(|w| {
+            w["path"]
+                .as_str()
+                .unwrap_or("")
+                .to_ascii_lowercase()
+                .contains("/managedclusters/aks-dev-")
+        })
+        .collect()
+}
+
+/// The ID token's groups decide approvals as they decide any call: with the demo policy
+/// given an approval before its first ring by `release-managers` (a group no static
+/// token has), a user signed in through Entra ID in `readers` is refused (403
+/// `forbidden`, because of the ring's approvers, not the CSRF check) and nothing reaches
+/// AKS; a user in `release-managers` approves, and the ring's upgrade calls reach the
+/// simulator.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_id_token_s_groups_decide_who_may_approve() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("tokens.yaml"), tokens_yaml()).unwrap();
+    let demo = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/policies/demo.yaml")).unwrap();
+    let dev = "    selector: { tags: { ring: dev } }\n";
+    let text = demo.replacen(
+        dev,
+        &format!("{dev}    approval:\n      approvers: [release-managers]\n"),
+        1,
+    );
+    assert_ne!(text, demo, "the dev ring is where the test expects it");
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(&policy, text).unwrap();
+    let sim = start_sim(dir.path(), "1");
+    let (mut args, public) = serve_args(&sim, dir.path(), env(&sim, "AZURE_CLIENT_SECRET"));
+    args.push("--start-now".into());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let _serve = spawn_serve_on(&sim, dir.path(), policy.to_str().unwrap(), &args);
+    let admin = reqwest::Client::new();
+    let get = |path: String| {
+        let admin = admin.clone();
+        async move {
+            let r = admin.get(path).bearer_auth(ALICE).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            r.json::<Value>().await.unwrap()
+        }
+    };
+
+    // The rollout starts and its first ring waits for its approval.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let id = loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the dev ring never waited for its approval"
+        );
+        let list = get(format!("{public}/api/v1/rollouts")).await;
+        if let Some(id) = list["rollouts"][0]["id"].as_str() {
+            let a = get(format!("{public}/api/v1/rollouts/{id}/approvals")).await;
+            if a["pending"]
+                .as_array()
+                .is_some_and(|p| p.iter().any(|x| x["ring"] == "dev"))
+            {
+                break id.to_string();
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let http = browser(&sim);
+    let approve = |cookie: String, csrf: String| {
+        let http = http.clone();
+        let url = format!("{public}/api/v1/rollouts/{id}/rings/dev/approve");
+        async move {
+            let r = http
+                .post(url)
+                .header(COOKIE, cookie)
+                .header("x-csrf-token", csrf)
+                .json(&serde_json::json!({ "comment": "go" }))
+                .send()
+                .await
+                .unwrap();
+            (r.status(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let may_approve = |cookie: String| {
+        let http = http.clone();
+        let url = format!("{public}/api/v1/rollouts/{id}/approvals");
+        async move {
+            let v: Value = http
+                .get(url)
+                .header(COOKIE, cookie)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            v["pending"][0]["mayApprove"].clone()
+        }
+    };
+
+    let (reader, reader_csrf) = entra_session(&http, &public, "carol@contoso.example", "readers, sre").await;
+    assert_eq!(may_approve(reader.clone()).await, false);
+    let (status, v) = approve(reader, reader_csrf).await;
+    assert_eq!(status, 403, "{v}");
+    assert_eq!(v["error"]["code"], "forbidden", "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("may not approve ring `dev`"),
+        "{v}"
+    );
+    assert!(dev_calls(&sim).await.is_empty(), "nothing reached AKS");
+
+    let (approver, approver_csrf) = entra_session(&http, &public, "dave@contoso.example", "release-managers").await;
+    assert_eq!(may_approve(approver.clone()).await, true);
+    let (status, v) = approve(approver, approver_csrf).await;
+    assert_eq!(status, 200, "{v}");
+    let audit = get(format!("{public}/api/v1/audit?limit=500")).await;
+    assert!(
+        audit["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "api.approve" && e["actor"] == "dave@contoso.example"),
+        "{audit}"
+    );
+    // The approval is the engine's: the dev ring's upgrades reach the simulator.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while dev_calls(&sim).await.is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no upgrade call after the approval"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 }

@@ -225,6 +225,37 @@ async fn readyz_is_503_with_the_reason_while_saves_fail_and_healthz_stays_up() {
     assert_eq!(s, StatusCode::OK);
 }
 
+/// The body limit is the documented 64 KiB (`Limits::body_bytes`, docs and OpenAPI), not
+/// axum's own 2 MB default: a JSON body of exactly 64 KiB is taken, one byte more is a
+/// JSON 413 that sends nothing. (A 10 MB body, above, is refused by either limit.)
+#[tokio::test]
+async fn the_body_limit_is_64_kib_exactly() {
+    let h = Harness::start().await;
+    let limit = 64 * 1024;
+    assert_eq!(ringmaster::api::Limits::default().body_bytes, limit);
+    let padded = |len: usize| {
+        let mut body = br#"{"reason":"a long comment"}"#.to_vec();
+        body.resize(len, b' ');
+        body
+    };
+    let pause = |body: Vec<u8>| {
+        h.http
+            .post(format!("{}/api/v1/rollouts/r1/pause", h.base))
+            .bearer_auth(OPS)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let over = pause(padded(limit + 1)).await.unwrap();
+    assert_eq!(over.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let v: Value = over.json().await.unwrap();
+    assert_eq!(code(&v), "body_too_large");
+    assert!(h.standin.sent.lock().unwrap().is_empty(), "nothing was sent");
+    let at = pause(padded(limit)).await.unwrap();
+    assert_eq!(at.status(), StatusCode::OK, "{:?}", at.text().await);
+    assert_eq!(h.standin.sent.lock().unwrap().len(), 1, "the pause was sent");
+}
+
 fn short_limits() -> ringmaster::api::Limits {
     ringmaster::api::Limits {
         max_connections: 64,
