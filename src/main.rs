@@ -87,6 +87,11 @@ struct ServeArgs {
     /// Address of the HTTP API.
     #[arg(long, env = "RINGMASTER_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
+    /// A second address serving only `/healthz` and `/readyz`, for the kubelet's and a
+    /// load balancer's probes: API traffic (event streams, floods) cannot starve it.
+    /// The API's own address serves them too.
+    #[arg(long, env = "RINGMASTER_PROBE_LISTEN")]
+    probe_listen: Option<SocketAddr>,
     /// Subscriptions when the policy names none (default: every visible subscription).
     #[arg(long = "subscription", env = "RINGMASTER_SUBSCRIPTION_IDS", value_delimiter = ',')]
     subscriptions: Vec<String>,
@@ -908,8 +913,21 @@ async fn run_serve(a: ServeArgs) -> Result<ExitCode> {
         .await
         .with_context(|| format!("listening on {}", a.listen))?;
     let addr = listener.local_addr()?;
-    println!("{}", serde_json::json!({ "listen": addr.to_string() }));
-    tracing::info!(%addr, "ringmaster API listening");
+    let probes = match a.probe_listen {
+        Some(at) => Some(
+            tokio::net::TcpListener::bind(at)
+                .await
+                .with_context(|| format!("listening for probes on {at}"))?,
+        ),
+        None => None,
+    };
+    let probe_addr = probes.as_ref().map(|l| l.local_addr()).transpose()?;
+    println!(
+        "{}",
+        serde_json::json!({ "listen": addr.to_string(), "probes": probe_addr.map(|p| p.to_string()) })
+    );
+    tracing::info!(%addr, probes = ?probe_addr, "ringmaster API listening");
+
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     if a.start_now {
         use ringmaster::service::Control;
@@ -923,6 +941,12 @@ async fn run_serve(a: ServeArgs) -> Result<ExitCode> {
         metrics.clone(),
         stop_rx.clone(),
     ));
+    if let Some(l) = probes {
+        let mut probe_stop = stop_rx.clone();
+        tokio::spawn(ringmaster::api::serve_probes(l, state.clone(), async move {
+            let _ = probe_stop.wait_for(|s| *s).await;
+        }));
+    }
     let mut api_stop = stop_rx.clone();
     let api = tokio::spawn(ringmaster::api::serve(listener, state, async move {
         let _ = api_stop.wait_for(|s| *s).await;

@@ -63,11 +63,11 @@ fn audit_of(store: &Store, action: &str) -> Vec<String> {
 }
 
 fn in_flight(r: &Rollout) -> bool {
-    r.rings.iter().flat_map(|x| &x.waves).flat_map(|w| &w.clusters).any(|c| {
-        c.steps
-            .iter()
-            .any(|s| matches!(s.status, StepStatus::InFlight { .. }))
-    })
+    r.rings
+        .iter()
+        .flat_map(|x| &x.waves)
+        .flat_map(|w| &w.clusters)
+        .any(|c| c.steps.iter().any(|s| matches!(s.status, StepStatus::InFlight { .. })))
 }
 
 /// The number in "… N gate(s) observe again …" of a `rollout.unrecorded` entry.
@@ -100,7 +100,10 @@ async fn outages_longer_than_a_gate_timeout_lose_no_step_repeat_none_and_fail_no
         let status = r.status().as_u16();
         (status, r.json::<serde_json::Value>().await.unwrap())
     };
-    until("the rollout started", Duration::from_secs(60), async || daemon.active().is_some()).await;
+    until("the rollout started", Duration::from_secs(60), async || {
+        daemon.active().is_some()
+    })
+    .await;
     let id = daemon.active().unwrap();
     let rollout = || daemon.get(&id).ok().flatten();
 
@@ -157,7 +160,10 @@ async fn outages_longer_than_a_gate_timeout_lose_no_step_repeat_none_and_fail_no
     // To the end, approving prod when it asks.
     until("the rollout's end", Duration::from_secs(240), async || {
         let Some(r) = rollout() else { return false };
-        if r.rings.iter().any(|x| x.name == "prod" && matches!(x.status, RingStatus::AwaitingApproval { .. })) {
+        if r.rings
+            .iter()
+            .any(|x| x.name == "prod" && matches!(x.status, RingStatus::AwaitingApproval { .. }))
+        {
             let _ = daemon.send(
                 &r.id,
                 Input::Approve {
@@ -213,6 +219,9 @@ async fn outages_longer_than_a_gate_timeout_lose_no_step_repeat_none_and_fail_no
             .collect::<Vec<_>>()
     });
     for (name, v) in versions {
-        assert!(v.iter().all(|x| x.starts_with("1.33")), "{name} is not on the target in AKS: {v:?}");
+        assert!(
+            v.iter().all(|x| x.starts_with("1.33")),
+            "{name} is not on the target in AKS: {v:?}"
+        );
     }
 }

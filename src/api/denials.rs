@@ -216,9 +216,7 @@ fn close(w: &mut Window, now: DateTime<Utc>) -> Vec<AuditEntry> {
             })
         })
         .collect();
-    rows.sort_by(|a, b| {
-        (&a.subject, &a.action, &a.reason).cmp(&(&b.subject, &b.action, &b.reason))
-    });
+    rows.sort_by(|a, b| (&a.subject, &a.action, &a.reason).cmp(&(&b.subject, &b.action, &b.reason)));
     rows
 }
 

@@ -357,13 +357,32 @@ pub(super) async fn clusters(
 /// `GET /api/v1/events`: server-sent events, one `transition` per committed pass of the
 /// running rollout (its seq, status and audit entries). A subscriber that falls
 /// [`crate::events::CAPACITY`] events behind gets a `dropped` event and the stream
-/// ends: the page then refetches the summary and subscribes again.
-pub(super) async fn events(
-    State(state): State<ApiState>,
-) -> Sse<impl futures::Stream<Item = Result<SseEvent, Infallible>>> {
+/// ends: the page then refetches the summary and subscribes again. Streams are capped in
+/// all and per caller (503 `too_many_streams` beyond), and each ends after
+/// [`super::Limits::stream_lifetime`] (`super::streams`).
+pub(super) async fn events(State(state): State<ApiState>, Extension(ctx): Extension<Ctx>) -> Response {
+    let limits = state.limits;
+    let slot = match state
+        .streams
+        .open(&ctx.caller.name, limits.max_streams, limits.max_streams_per_caller)
+    {
+        Ok(slot) => slot,
+        Err(refused) => {
+            state.metrics.inc(
+                "ringmaster_api_event_streams_refused_total",
+                &[("limit", refused.label())],
+            );
+            let mut r = ApiError::unavailable("too_many_streams", refused.to_string()).into_response();
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("30"));
+            return r;
+        }
+    };
     let rx = state.events.subscribe();
+    // `retry`: how long the browser waits before it reconnects, at the lifetime's end.
     let hello = SseEvent::default()
         .event("hello")
+        .retry(Duration::from_secs(2))
         .data(json!({ "active": state.control.active() }).to_string());
     let stream = futures::stream::unfold((Some(hello), Some(rx)), |(first, rx)| async move {
         if let Some(h) = first {
@@ -387,7 +406,17 @@ pub(super) async fn events(
             Err(RecvError::Closed) => None,
         }
     });
-    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+    // The slot lives as long as the stream: freed when it ends or the client goes.
+    let stream = futures::StreamExt::map(
+        futures::StreamExt::take_until(stream, tokio::time::sleep(limits.stream_lifetime)),
+        move |e: Result<SseEvent, Infallible>| {
+            let _held = &slot;
+            e
+        },
+    );
+    Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response()
 }
 
 #[cfg(test)]

@@ -28,8 +28,10 @@ mod rollouts;
 pub mod scrape;
 pub mod server;
 pub mod session;
+pub mod streams;
 pub mod table;
 mod ui;
+mod write_timeout;
 
 pub use auth::{Auth, AuthArgs, Caller};
 pub use error::ApiError;
@@ -71,6 +73,8 @@ pub struct ApiState {
     pub secure_cookies: bool,
     /// Committed transitions of the running rollout, for `/api/v1/events`.
     pub events: crate::events::EventBus,
+    /// The event streams open now (capped: `streams`).
+    pub streams: Arc<streams::Streams>,
     /// The ETA the summaries share (see [`live::EtaCache`]).
     pub eta_cache: Arc<live::EtaCache>,
     /// The fleet view's source (`None`: `/api/v1/fleet` answers 503).
@@ -100,6 +104,7 @@ impl ApiState {
             login_key: Default::default(),
             secure_cookies: false,
             events: Default::default(),
+            streams: Default::default(),
             eta_cache: Default::default(),
             fleet: None,
         }
@@ -235,6 +240,17 @@ pub fn route_list() -> Vec<(Method, &'static str)> {
     routes().into_iter().map(|r| (r.method, r.path)).collect()
 }
 
+/// The probes alone (`/healthz`, `/readyz`), for `serve --probe-listen`
+/// (`server::serve_probes`). Unknown paths get JSON 404.
+pub fn probe_router(state: ApiState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .fallback(|| async { ApiError::not_found("not_found", "this listener serves /healthz and /readyz only") })
+        .layer(middleware::from_fn_with_state(state.clone(), server::guard))
+        .with_state(state)
+}
+
 /// The API. Unknown paths and methods get JSON 404 and 405.
 pub fn router(state: ApiState) -> Router {
     describe_metrics(&state.metrics);
@@ -274,7 +290,7 @@ pub fn router(state: ApiState) -> Router {
         .with_state(state)
 }
 
-pub use server::serve;
+pub use server::{serve, serve_probes};
 
 fn describe_metrics(m: &Metrics) {
     m.describe(
@@ -286,6 +302,16 @@ fn describe_metrics(m: &Metrics) {
         "ringmaster_api_denied_total",
         "counter",
         "API calls refused by authentication (401) or authorisation (403).",
+    );
+    m.describe(
+        "ringmaster_api_event_streams",
+        "gauge",
+        "Event streams (/api/v1/events) open now.",
+    );
+    m.describe(
+        "ringmaster_api_event_streams_refused_total",
+        "counter",
+        "Event streams refused at a limit: in all (`total`) or one caller's (`caller`).",
     );
     m.describe(
         "ringmaster_rollout_eta_seconds",
@@ -375,6 +401,9 @@ async fn metrics(State(state): State<ApiState>) -> Response {
     scrape::rollout_gauges(&state.metrics, active.as_ref(), now);
     let ready = state.health.failure().is_none();
     state.metrics.set(scrape::READY, &[], if ready { 1.0 } else { 0.0 });
+    state
+        .metrics
+        .set("ringmaster_api_event_streams", &[], state.streams.count() as f64);
     let eta = match &active {
         Some(r) => live::eta(&state, r).await,
         None => None,

@@ -13,6 +13,12 @@
 //! - heads are at most 64 KiB (hyper refuses larger with a bare 431: the one answer
 //!   that is not JSON), URIs over [`Limits::max_uri`] get a JSON 414 and header sections
 //!   over [`Limits::max_header_bytes`] a JSON 431;
+//! - a connection whose writes make no progress for [`Limits::write_timeout`] (a client
+//!   that reads nothing, an event subscriber that stalled) is closed
+//!   (`super::write_timeout`), and event streams are capped in all and per caller and
+//!   end after a lifetime (`super::streams`);
+//! - the probes can have a listener of their own ([`serve_probes`]), which no user
+//!   traffic can starve;
 //! - on shutdown the server stops accepting, lets requests in flight finish for
 //!   [`Limits::shutdown_grace`], then drops what is left and returns.
 
@@ -41,6 +47,14 @@ pub struct Limits {
     pub max_header_bytes: usize,
     /// How long requests in flight get to finish at shutdown.
     pub shutdown_grace: Duration,
+    /// How long a connection's writes may make no progress (a client that reads
+    /// nothing) before it is closed (`write_timeout`).
+    pub write_timeout: Duration,
+    /// Most event streams open at once, and for one caller (`streams`).
+    pub max_streams: usize,
+    pub max_streams_per_caller: usize,
+    /// How long one event stream lasts; the page then reconnects.
+    pub stream_lifetime: Duration,
 }
 
 impl Default for Limits {
@@ -48,7 +62,11 @@ impl Default for Limits {
     /// connections (half of systemd's default soft file limit of 1024, leaving the rest
     /// to SQLite, ARM and the clusters' watches), 10 s to send a head or a body (a
     /// slow link sends 64 KiB in far less), 64 KiB bodies (the largest real body is a
-    /// comment), 5 s of grace (Kubernetes' default grace period is 30 s).
+    /// comment), 5 s of grace (Kubernetes' default grace period is 30 s). Event
+    /// streams: 256 in all (half the connections: the other half always serve reads,
+    /// decisions and probes), 8 per caller (a person's tabs), 10 minutes each (the page
+    /// reconnects and refetches once), 30 s for a stalled write (an event every few
+    /// seconds reaches a reader on any working link far sooner).
     fn default() -> Self {
         Limits {
             max_connections: 512,
@@ -58,6 +76,10 @@ impl Default for Limits {
             max_uri: 8 * 1024,
             max_header_bytes: 16 * 1024,
             shutdown_grace: Duration::from_secs(5),
+            write_timeout: Duration::from_secs(30),
+            max_streams: 256,
+            max_streams_per_caller: 8,
+            stream_lifetime: Duration::from_secs(600),
         }
     }
 }
@@ -72,8 +94,40 @@ pub async fn serve(
     state: ApiState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let limits = state.limits;
-    let app = super::router(state.clone());
+    let flusher = tokio::spawn(flush_denials(state.clone()));
+    accept(listener, super::router(state.clone()), state.limits, shutdown).await;
+    flusher.abort();
+    super::auth::write_denial_rows(&state, state.denials.flush_all(chrono::Utc::now())).await;
+    Ok(())
+}
+
+/// Connections the probe listener serves at once: a kubelet probes one at a time, a
+/// load balancer a few.
+const PROBE_CONNECTIONS: usize = 16;
+
+/// Serves only `/healthz` and `/readyz` on a listener of their own (`serve
+/// --probe-listen`): no user traffic reaches it, so a flood of API connections or event
+/// streams can never make the liveness probe fail and restart the pod.
+pub async fn serve_probes(
+    listener: tokio::net::TcpListener,
+    state: ApiState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let limits = Limits {
+        max_connections: PROBE_CONNECTIONS,
+        ..state.limits
+    };
+    accept(listener, super::probe_router(state), limits, shutdown).await;
+    Ok(())
+}
+
+/// The accept loop under both listeners: bounded connections, timeouts, graceful end.
+async fn accept(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    limits: Limits,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut builder = hyper::server::conn::http1::Builder::new();
@@ -82,7 +136,6 @@ pub async fn serve(
         .header_read_timeout(limits.header_timeout)
         .max_buf_size(MAX_HEAD);
     let builder = Arc::new(builder);
-    let flusher = tokio::spawn(flush_denials(state.clone()));
     tokio::pin!(shutdown);
     let mut conns = tokio::task::JoinSet::new();
     loop {
@@ -113,6 +166,7 @@ pub async fn serve(
                 req.extensions_mut().insert(ConnectInfo(peer));
                 app.clone().oneshot(req.map(axum::body::Body::new))
             });
+            let stream = super::write_timeout::WriteTimeout::new(stream, limits.write_timeout);
             let conn = builder.serve_connection(TokioIo::new(stream), service);
             tokio::pin!(conn);
             let stopping = async move {
@@ -142,9 +196,6 @@ pub async fn serve(
             }
         }
     }
-    flusher.abort();
-    super::auth::write_denial_rows(&state, state.denials.flush_all(chrono::Utc::now())).await;
-    Ok(())
 }
 
 /// Writes the closing rows of each minute of refusals, so a burst's count is recorded

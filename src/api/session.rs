@@ -225,7 +225,13 @@ mod tests {
         assert!(s.get(&bob.id).is_some(), "another caller's session survives the flood");
         assert!(s.get(&first.id).is_none(), "the flooding caller's oldest went");
         assert!(s.get(&last.unwrap().id).is_some());
-        let alices = s.map.lock().unwrap().values().filter(|x| x.caller.name == "alice").count();
+        let alices = s
+            .map
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|x| x.caller.name == "alice")
+            .count();
         assert_eq!(alices, MAX_PER_CALLER);
     }
 

@@ -292,7 +292,11 @@ async fn denial_sampling_follows_the_wall_clock_not_the_engines() {
     let denied = h.audit_actions("auth.denied");
     assert!((1..=2).contains(&denied.len()), "{} auth.denied rows", denied.len());
     let (counted, rows) = repeats(&h, "auth.denied", "anonymous");
-    assert_eq!(denied.len() as u64 + counted, 100, "every refusal counted once: {rows:?}");
+    assert_eq!(
+        denied.len() as u64 + counted,
+        100,
+        "every refusal counted once: {rows:?}"
+    );
     for r in &rows {
         let from: chrono::DateTime<chrono::Utc> = r.detail["from"].as_str().unwrap().parse().unwrap();
         let to: chrono::DateTime<chrono::Utc> = r.detail["to"].as_str().unwrap().parse().unwrap();

@@ -373,3 +373,221 @@ async fn a_failing_state_read_is_503_not_an_empty_list() {
         assert!(v["error"]["message"].as_str().unwrap().contains("malformed"), "{v}");
     }
 }
+
+/// Opens `GET /api/v1/events` on a raw connection with `token` and reads the answer's
+/// head; the connection stays open (and is never read again: a subscriber that stalls).
+async fn open_stream(addr: &str, token: &str) -> (tokio::net::TcpStream, String) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!("GET /api/v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    let read = async {
+        while !head.ends_with(b"\r\n\r\n") {
+            if s.read(&mut byte).await.unwrap() == 0 {
+                break;
+            }
+            head.push(byte[0]);
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), read)
+        .await
+        .expect("an answer's head within 5 s");
+    (s, String::from_utf8_lossy(&head).to_string())
+}
+
+fn stream_limits() -> ringmaster::api::Limits {
+    ringmaster::api::Limits {
+        max_connections: 40,
+        max_streams: 20,
+        max_streams_per_caller: 100,
+        ..short_limits()
+    }
+}
+
+/// Issue 26, finding 1: event streams never end and counted against the connection
+/// cap, so one viewer's 600 streams took every connection: `/healthz`, reads and an
+/// operator's decision got no answer. Now streams have a cap of their own below the
+/// connection cap (503 `too_many_streams`, with Retry-After), and the rest of the
+/// connections serve everything else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_streams_cannot_take_every_connection() {
+    let h = Harness::start_limited(stream_limits()).await;
+    let addr = h.base.trim_start_matches("http://").to_string();
+    let mut held = Vec::new();
+    for i in 0..40 {
+        let (s, head) = open_stream(&addr, crate::harness::VIEWER).await;
+        if i < 20 {
+            assert!(head.starts_with("HTTP/1.1 200"), "stream {i}: {head}");
+            assert!(head.contains("text/event-stream"), "{head}");
+        } else {
+            assert!(head.starts_with("HTTP/1.1 503"), "stream {i}: {head}");
+            assert!(head.to_ascii_lowercase().contains("retry-after: 30"), "{head}");
+        }
+        held.push(s);
+    }
+    // Refused streams keep their (idle) connections until the header timeout; the
+    // held streams keep theirs: the rest serve a probe, a read and a decision at once.
+    let t = Instant::now();
+    let (s, _) = h.get(None, "/healthz").await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = h.get(Some(crate::harness::VIEWER), "/api/v1/rollouts").await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, v) = h
+        .post(Some(OPS), "/api/v1/rollouts/r1/pause", json!({"reason": "x"}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert!(t.elapsed() < Duration::from_secs(5), "answered in {:?}", t.elapsed());
+    let (s, v) = h.get(Some(ALICE), "/api/v1/events").await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::SERVICE_UNAVAILABLE, "too_many_streams"),
+        "{v}"
+    );
+    let (_, metrics) = h.get(Some(ALICE), "/metrics").await;
+    let text = metrics.as_str().unwrap_or_default();
+    assert!(text.contains("ringmaster_api_event_streams 20"), "{text}");
+    assert!(
+        text.contains("ringmaster_api_event_streams_refused_total{limit=\"total\"}"),
+        "{text}"
+    );
+}
+
+/// One caller cannot take the streams of everyone: beyond its own cap its streams are
+/// refused while another caller still gets one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_caller_cannot_take_every_stream() {
+    let limits = ringmaster::api::Limits {
+        max_streams_per_caller: 2,
+        ..stream_limits()
+    };
+    let h = Harness::start_limited(limits).await;
+    let addr = h.base.trim_start_matches("http://").to_string();
+    let (_a, first) = open_stream(&addr, crate::harness::VIEWER).await;
+    let (_b, second) = open_stream(&addr, crate::harness::VIEWER).await;
+    assert!(first.starts_with("HTTP/1.1 200") && second.starts_with("HTTP/1.1 200"));
+    let (s, v) = h.get(Some(crate::harness::VIEWER), "/api/v1/events").await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::SERVICE_UNAVAILABLE, "too_many_streams"),
+        "{v}"
+    );
+    assert!(v["error"]["message"].as_str().unwrap().contains("this caller"), "{v}");
+    let (_c, other) = open_stream(&addr, ALICE).await;
+    assert!(other.starts_with("HTTP/1.1 200"), "{other}");
+}
+
+/// A stream ends after its lifetime even when its subscriber never reads: its slot
+/// comes back (the browser reconnects; a stalled client is gone).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_ends_after_its_lifetime_and_frees_its_slot() {
+    let limits = ringmaster::api::Limits {
+        max_streams: 3,
+        stream_lifetime: Duration::from_secs(1),
+        ..stream_limits()
+    };
+    let h = Harness::start_limited(limits).await;
+    let addr = h.base.trim_start_matches("http://").to_string();
+    let mut stalled = Vec::new();
+    for _ in 0..3 {
+        let (s, head) = open_stream(&addr, crate::harness::VIEWER).await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        stalled.push(s);
+    }
+    let (_, refused) = open_stream(&addr, ALICE).await;
+    assert!(refused.starts_with("HTTP/1.1 503"), "{refused}");
+    let t = Instant::now();
+    loop {
+        let (_s, head) = open_stream(&addr, ALICE).await;
+        if head.starts_with("HTTP/1.1 200") {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(10), "no slot came back: {head}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // And a reader sees its stream end (the page then reconnects).
+    let (mut s, _) = open_stream(&addr, OPS).await;
+    let (closed, body) = closed_within(&mut s, Duration::from_secs(10)).await;
+    assert!(closed, "the stream did not end");
+    assert!(body.contains("event: hello"), "{body}");
+}
+
+/// With `--probe-listen`, the probes have a listener no API connection can take: with
+/// every API connection held, the probe still answers at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_probe_listener_answers_when_every_api_connection_is_taken() {
+    let limits = ringmaster::api::Limits {
+        max_connections: 10,
+        max_streams: 10,
+        ..stream_limits()
+    };
+    let h = Harness::start_limited(limits).await;
+    let addr = h.base.trim_start_matches("http://").to_string();
+    let mut held = Vec::new();
+    for _ in 0..10 {
+        let (s, head) = open_stream(&addr, crate::harness::VIEWER).await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        held.push(s);
+    }
+    for path in ["/healthz", "/readyz"] {
+        let r = tokio::time::timeout(
+            Duration::from_secs(2),
+            h.http.get(format!("{}{path}", h.probe_base)).send(),
+        )
+        .await
+        .expect("the probe answers while the API is full")
+        .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+    }
+    let r = h
+        .http
+        .get(format!("{}/api/v1/rollouts", h.probe_base))
+        .bearer_auth(ALICE)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::NOT_FOUND,
+        "the probe listener serves probes only"
+    );
+}
+
+/// A subscriber that falls more than `events::CAPACITY` events behind gets `dropped`
+/// (with how many it missed) and its stream ends; the daemon never waits for it. On a
+/// current-thread runtime the publishing below runs without letting the stream's task
+/// read in between, so the subscriber is certain to fall behind.
+#[tokio::test]
+async fn a_subscriber_too_far_behind_is_told_dropped_and_cut() {
+    let h = Harness::start().await;
+    let mut r = h
+        .http
+        .get(format!("{}/api/v1/events", h.base))
+        .bearer_auth(crate::harness::VIEWER)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let first = r.chunk().await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&first).contains("event: hello"));
+    let rollout = h.standin.rollout("r1");
+    let extra = 100;
+    for _ in 0..ringmaster::events::CAPACITY + extra {
+        h.events.publish(&rollout, &[]);
+    }
+    let mut body = String::new();
+    let read = async {
+        while let Some(c) = r.chunk().await.unwrap() {
+            body.push_str(&String::from_utf8_lossy(&c));
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .expect("the stream ends after `dropped`");
+    assert!(body.contains("event: dropped"), "{body}");
+    assert!(body.contains(&format!("\"missed\":{extra}")), "{body}");
+    assert!(
+        !body.contains("event: transition"),
+        "nothing after the gap is sent as if whole"
+    );
+}

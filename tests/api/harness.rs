@@ -8,7 +8,7 @@ use futures::future::BoxFuture;
 use reqwest::StatusCode;
 use ringmaster::api::auth::{Auth, parse_tokens, token_digest_hex};
 use ringmaster::api::entra::{EntraConfig, EntraValidator};
-use ringmaster::api::{ApiState, serve};
+use ringmaster::api::{ApiState, serve, serve_probes};
 use ringmaster::clock::Clock;
 use ringmaster::engine::{self, ClusterStatus, Input, RingStatus, Rollout, Settings, StepStatus};
 use ringmaster::metrics::Metrics;
@@ -227,6 +227,8 @@ fn fixture() -> (Rollout, Settings, DateTime<Utc>) {
 
 pub struct Harness {
     pub base: String,
+    /// The probe listener (`serve --probe-listen`): `/healthz` and `/readyz` only.
+    pub probe_base: String,
     pub http: reqwest::Client,
     pub standin: Arc<StandIn>,
     pub store: Arc<Store>,
@@ -234,6 +236,8 @@ pub struct Harness {
     pub metrics: Arc<Metrics>,
     pub health: Arc<ringmaster::health::Health>,
     pub denials: Arc<ringmaster::api::denials::DenialLog>,
+    /// What the runtime publishes to `/api/v1/events`.
+    pub events: ringmaster::events::EventBus,
     _dir: tempfile::TempDir,
 }
 
@@ -286,11 +290,17 @@ impl Harness {
         state.limits = limits;
         let health = state.health.clone();
         let denials = state.denials.clone();
+        let events = state.events.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
+        let probes = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let probe_base = format!("http://{}", probes.local_addr().unwrap());
+        let probe_state = state.clone();
+        tokio::spawn(async move { serve_probes(probes, probe_state, std::future::pending()).await.unwrap() });
         tokio::spawn(async move { serve(listener, state, std::future::pending()).await.unwrap() });
         Harness {
             base,
+            probe_base,
             http,
             standin,
             store,
@@ -298,6 +308,7 @@ impl Harness {
             metrics,
             health,
             denials,
+            events,
             _dir: dir,
         }
     }

@@ -61,4 +61,3 @@ pub fn duplicates(writes: &[Value]) -> Vec<String> {
         })
         .collect()
 }
-

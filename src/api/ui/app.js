@@ -134,7 +134,15 @@ function follow() {
   events = new EventSource('/api/v1/events');
   const live = $('live');
   events.addEventListener('open', () => { live.textContent = 'live'; live.className = 'badge ok'; });
-  events.addEventListener('error', () => { live.textContent = 'reconnecting'; live.className = 'badge warn'; });
+  events.addEventListener('error', () => {
+    live.textContent = 'reconnecting'; live.className = 'badge warn';
+    // The browser reconnects by itself after a stream's normal end (its lifetime), but
+    // gives up on an error answer (503 `too_many_streams`): try again later ourselves.
+    if (events && events.readyState === EventSource.CLOSED) {
+      events = null;
+      setTimeout(() => { if (me && !events) follow(); }, 20000 + Math.random() * 20000);
+    }
+  });
   events.addEventListener('hello', () => scheduleRefresh());
   events.addEventListener('transition', (e) => {
     const t = JSON.parse(e.data);
