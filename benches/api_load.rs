@@ -9,7 +9,14 @@
 //! and `GET /api/v1/rollouts` for a fixed time. Two cores serve both the rollout and
 //! the load, so the figures are a floor.
 //!
-//! `cargo bench --bench api_load` (BENCH_SECONDS, BENCH_CLIENTS to change the load).
+//! Last, issue 26's stream storm (`streams`): 600 event streams against the same daemon
+//! with the stream caps lifted and with the defaults.
+//!
+//! `cargo bench --bench api_load` (BENCH_SECONDS, BENCH_CLIENTS to change the load;
+//! BENCH_ONLY=storm for the storm alone).
+
+#[path = "api_load/streams.rs"]
+mod streams;
 
 use ringmaster::api::{ApiState, Auth};
 use ringmaster::demo::Rehearsal;
@@ -98,9 +105,11 @@ async fn main() {
     ));
     let mut state = ApiState::new(daemon.clone(), store, auth, metrics, clock);
     state.events = daemon.events.clone();
+    // One bench token stands for every subscriber: no per-caller stream cap here.
+    state.limits.max_streams_per_caller = usize::MAX;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(ringmaster::api::serve(listener, state, std::future::pending()));
+    tokio::spawn(ringmaster::api::serve(listener, state.clone(), std::future::pending()));
     let (_stop, stop_rx) = tokio::sync::watch::channel(false);
     let _ = daemon.start_now("bench");
     tokio::spawn(daemon.clone().run(stop_rx));
@@ -114,6 +123,9 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     tokio::time::sleep(Duration::from_secs(3)).await;
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("storm") {
+        return storms(&state, &id).await;
+    }
     let clusters = daemon.get(&id).ok().flatten().map_or(0, |r| r.clusters().count());
     let (mut lat, bytes) = load(
         &base,
@@ -193,6 +205,26 @@ async fn main() {
         "rollout at end  {active} clusters active, {done} finished, status {}",
         r.status.label()
     );
+    println!();
+    storms(&state, &id).await;
+}
+
+/// The stream storm with the caps lifted (as before issue 26), then with the defaults.
+async fn storms(state: &ApiState, id: &str) {
+    let read = format!("/api/v1/rollouts/{id}/summary");
+    let lifted = ringmaster::api::Limits {
+        max_streams: usize::MAX,
+        max_streams_per_caller: usize::MAX,
+        stream_lifetime: Duration::from_secs(3600),
+        write_timeout: Duration::from_secs(3600),
+        ..Default::default()
+    };
+    streams::storm("caps lifted (before issue 26)", state, lifted, &read).await;
+    let defaults = ringmaster::api::Limits {
+        max_streams_per_caller: usize::MAX,
+        ..Default::default()
+    };
+    streams::storm("default caps (256 streams of 512 connections)", state, defaults, &read).await;
 }
 
 /// Calls `paths` in turn from `clients` clients for `seconds`: latencies and bytes.

@@ -234,32 +234,37 @@ fn the_pod_runs_unprivileged_with_a_read_only_root() {
 }
 
 #[test]
-fn probes_hit_health_and_readiness_on_the_api_port() {
+fn probes_hit_health_and_readiness_on_their_own_listener() {
     let d = deployment();
     let pod = d.spec.unwrap().template.spec.unwrap();
     let c = &pod.containers[0];
     let ports = c.ports.clone().unwrap_or_default();
-    assert_eq!(ports.len(), 1, "only the API port");
-    let api = &ports[0];
-    let is_api_port = |p: &IntOrString| match p {
-        IntOrString::Int(n) => *n == api.container_port,
-        IntOrString::String(s) => Some(s) == api.name.as_ref(),
+    let port = |name: &str| {
+        ports
+            .iter()
+            .find(|p| p.name.as_deref() == Some(name))
+            .unwrap_or_else(|| panic!("no port {name}"))
+            .clone()
     };
-    let live = c
-        .liveness_probe
-        .clone()
-        .and_then(|p| p.http_get)
-        .expect("httpGet livenessProbe");
-    assert_eq!(live.path.as_deref(), Some("/healthz"));
-    assert!(is_api_port(&live.port));
-    let ready = c
-        .readiness_probe
-        .clone()
-        .and_then(|p| p.http_get)
-        .expect("httpGet readinessProbe");
-    assert_eq!(ready.path.as_deref(), Some("/readyz"));
-    assert!(is_api_port(&ready.port));
-    // RINGMASTER_LISTEN listens on that port.
+    assert_eq!(ports.len(), 2, "the API port and the probes' port");
+    let (api, probes) = (port("http"), port("probes"));
+    let is_port = |p: &IntOrString, of: &k8s_openapi::api::core::v1::ContainerPort| match p {
+        IntOrString::Int(n) => *n == of.container_port,
+        IntOrString::String(s) => Some(s) == of.name.as_ref(),
+    };
+    let is_api_port = |p: &IntOrString| is_port(p, &api);
+    for (what, probe, path) in [
+        ("startup", c.startup_probe.clone(), "/healthz"),
+        ("liveness", c.liveness_probe.clone(), "/healthz"),
+        ("readiness", c.readiness_probe.clone(), "/readyz"),
+    ] {
+        let get = probe
+            .and_then(|p| p.http_get)
+            .unwrap_or_else(|| panic!("httpGet {what}Probe"));
+        assert_eq!(get.path.as_deref(), Some(path), "{what}");
+        assert!(is_port(&get.port, &probes), "the {what} probe on the probes' listener");
+    }
+    // RINGMASTER_LISTEN and RINGMASTER_PROBE_LISTEN listen on those ports.
     let env: BTreeMap<String, String> = c
         .env
         .clone()
@@ -268,6 +273,7 @@ fn probes_hit_health_and_readiness_on_the_api_port() {
         .map(|e| (e.name, e.value.unwrap_or_default()))
         .collect();
     assert!(env["RINGMASTER_LISTEN"].ends_with(&format!(":{}", api.container_port)));
+    assert!(env["RINGMASTER_PROBE_LISTEN"].ends_with(&format!(":{}", probes.container_port)));
     // And the Service sends traffic there.
     let svc: Service = typed("kubernetes/service.yaml", &the_one("Service", "kubernetes/"));
     let spec = svc.spec.unwrap();
