@@ -39,6 +39,7 @@ pub use writer::{StoreWriter, WriterGone};
 use error::sql;
 use rusqlite::{Connection, TransactionBehavior};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -58,8 +59,16 @@ pub struct Store {
     path: Option<PathBuf>,
     /// A daemon's store holds the file's lock for its whole life ([`Store::open_daemon`]).
     lock: Option<StateLock>,
-    /// Checkpoint after every commit (a daemon's store): see [`Store::open_daemon`].
+    /// Checkpoint after every commit batch (a daemon's store): see [`Store::open_daemon`].
     checkpoint_each_commit: bool,
+    /// Commits the writer thread made since its last checkpoint.
+    uncheckpointed: AtomicBool,
+}
+
+thread_local! {
+    /// Set on the [`StoreWriter`] thread: its commits are checkpointed once its queue is
+    /// empty (one checkpoint per batch), not one by one.
+    static ON_WRITER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// Sizes of the state file, for the benchmark and `/metrics`.
@@ -100,12 +109,14 @@ impl Store {
     /// demo): first takes the file's lock ([`StateLock`]), so a second such process is
     /// refused before it writes anything, and holds it as long as the store lives.
     ///
-    /// The store then checkpoints after every commit (`PRAGMA wal_checkpoint(PASSIVE)`):
-    /// committed data is durable in the WAL alone, but a main file copied or kept
+    /// The store then checkpoints (`PRAGMA wal_checkpoint(PASSIVE)`) after every commit
+    /// batch: committed data is durable in the WAL alone, but a main file copied or kept
     /// without its `-wal` used to be an empty store (the schema and every rollout were
-    /// still in the WAL). PASSIVE never waits for a reader (an online backup); what it
-    /// could not copy goes with the next commit. Measured on a local run: see the
-    /// commit that added it.
+    /// still in the WAL). The [`StoreWriter`] thread checkpoints when its queue is empty,
+    /// so a burst of saves pays one checkpoint (an fsync of the main file) and a lone
+    /// save one, after its caller has its answer; other commits (the API's) checkpoint
+    /// at once. PASSIVE never waits for a reader (an online backup); what it could not
+    /// copy goes with the next one. Cost: `tests/store.rs`'s `checkpoint_cost`.
     pub fn open_daemon(path: impl AsRef<Path>, role: &str) -> Result<Store, StoreError> {
         let path = path.as_ref();
         let lock = StateLock::acquire(path, role)?;
@@ -175,6 +186,7 @@ impl Store {
             path: Some(path),
             lock: None,
             checkpoint_each_commit: false,
+            uncheckpointed: AtomicBool::new(false),
         })
     }
 
@@ -230,6 +242,7 @@ impl Store {
             path,
             lock: None,
             checkpoint_each_commit: false,
+            uncheckpointed: AtomicBool::new(false),
         })
     }
 
@@ -260,13 +273,24 @@ impl Store {
         let out = f(&tx)?;
         tx.commit().map_err(sql(action))?;
         if self.checkpoint_each_commit {
-            passive_checkpoint(&conn);
+            if ON_WRITER.get() {
+                self.uncheckpointed.store(true, Ordering::Relaxed);
+            } else {
+                passive_checkpoint(&conn);
+            }
         }
         Ok(out)
     }
 
     fn checkpoint_passive(&self) {
         passive_checkpoint(&self.conn());
+    }
+
+    /// The writer thread's end of a batch: checkpoints its commits since the last one.
+    pub(crate) fn end_of_batch(&self) {
+        if self.uncheckpointed.swap(false, Ordering::Relaxed) {
+            self.checkpoint_passive();
+        }
     }
 
     /// Whether this store holds the state file's lock (a daemon's store).
