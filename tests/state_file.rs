@@ -463,14 +463,16 @@ fn state_check_decodes_rollouts_as_serve_does() {
 }
 
 /// After a crash with commits still in `state.db-wal`, a copy (or a file) without the
-/// WAL read as an older state, or as an empty store; `state check` now says the WAL looks
-/// lost (the `-shm` counts frames the main file lacks) and fails. With its WAL, the same
-/// file checks `ok`.
+/// WAL read as an older state (here r0 without r1) and `state check` said `ok`; now it
+/// says the WAL looks lost (the `-shm` counts frames the main file lacks) and fails.
+/// With its WAL, the same file checks `ok` with both rollouts.
 #[test]
 fn state_check_reports_a_lost_wal() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state.db");
     let s = Store::open(&path).unwrap();
+    s.save_rollout(&demo_rollout("r0")).unwrap();
+    s.checkpoint().unwrap();
     s.save_rollout(&demo_rollout("r1")).unwrap();
     // A crash: the connection is never closed, so nothing is checkpointed.
     std::mem::forget(s);
@@ -485,7 +487,7 @@ fn state_check_reports_a_lost_wal() {
     let lost = copy(&dir.path().join("lost"), &["state.db", "state.db-shm"]);
     let out = cli(&["state", "check", "--state", &whole]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success() && stdout.contains("1 rollouts"), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && stdout.contains("2 rollouts"), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     let out = cli(&["state", "check", "--state", &lost]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}{}", String::from_utf8_lossy(&out.stdout));
