@@ -424,6 +424,13 @@ fn state_check_on_an_empty_file_fails_and_leaves_it_empty() {
     assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
     let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(names, ["state.db"], "nothing created beside it");
+    // A whole file in WAL mode, closed cleanly: checked `ok`, and still nothing beside it.
+    std::fs::remove_file(&path).unwrap();
+    Store::open(&path).unwrap().save_rollout(&demo_rollout("r1")).unwrap();
+    let out = cli(&["state", "check", "--state", &path.display().to_string()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names, ["state.db"], "no -wal or -shm created by the check");
 }
 
 /// A new rollout of the demo policy on the demo fleet, as the engine stores it.

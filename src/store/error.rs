@@ -90,6 +90,15 @@ pub enum StoreError {
     /// says so instead of creating a schema in it.
     #[error("{path} is not a ringmaster state file: {why}")]
     NotAStateFile { path: PathBuf, why: String },
+    /// `state check` on a file of an older schema: the daemon migrates it when it opens
+    /// it; the check, read-only, migrates nothing and so cannot decode it as the daemon will.
+    #[error(
+        "{path} has schema v{found}, which `serve` migrates to v{} when it starts; `state check` is read-only \
+         and reads v{} only: check a backup of it (`ringmaster state backup`) once `serve` has migrated it",
+        super::SCHEMA_VERSION,
+        super::SCHEMA_VERSION
+    )]
+    SchemaOld { path: PathBuf, found: u32 },
     /// The `-shm` index says the WAL holds commits the main file lacks, and the `-wal`
     /// file is missing or too short to hold them (`files::lost_wal`).
     #[error(
@@ -125,6 +134,7 @@ impl StoreError {
             StoreError::Locked { .. } => "locked",
             StoreError::Lock { .. } => "lock",
             StoreError::NotAStateFile { .. } => "not_a_state_file",
+            StoreError::SchemaOld { .. } => "schema_old",
             StoreError::LostWal { .. } => "lost_wal",
         }
     }

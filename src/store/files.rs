@@ -182,6 +182,17 @@ pub fn restore(from: &Path, state: &Path) -> Result<CheckReport, StoreError> {
     Ok(report)
 }
 
+/// `file:///abs/path?immutable=1` when neither `-wal` nor `-shm` is beside `path` (see
+/// `Store::open_read_only`), else `None`.
+pub(super) fn immutable_uri(path: &Path) -> Option<String> {
+    if sibling(path, "-wal").exists() || sibling(path, "-shm").exists() {
+        return None;
+    }
+    let mut url = url::Url::from_file_path(std::path::absolute(path).ok()?).ok()?;
+    url.set_query(Some("immutable=1"));
+    Some(url.to_string())
+}
+
 /// Whether the file looks like it lost its WAL, and why: the `-shm` index (which
 /// survives a SIGKILL: it is a shared mapping of a file) says the WAL holds frames
 /// not yet copied into the main file (`mxFrame > nBackfill`), and the `-wal` beside it
@@ -197,17 +208,21 @@ pub fn restore(from: &Path, state: &Path) -> Result<CheckReport, StoreError> {
 /// after every commit ([`Store::open_daemon`]), so the main file alone is at most the
 /// commit in flight behind. `None` when nothing says the WAL is lost.
 pub(super) fn lost_wal(path: &Path) -> Option<String> {
-    let shm = std::fs::read(sibling(path, "-shm")).ok()?;
+    let mut shm = [0u8; 136];
+    {
+        use std::io::Read;
+        std::fs::File::open(sibling(path, "-shm")).ok()?.read_exact(&mut shm).ok()?;
+    }
     // Two copies of the 48-byte index header, then the checkpoint info (nBackfill first);
     // all native-endian. Copies that differ are a write in progress: no verdict.
-    let hdr = shm.get(..48)?;
-    if shm.get(48..96)? != hdr || hdr[12] != 1 {
+    let hdr = &shm[..48];
+    if shm[48..96] != *hdr || hdr[12] != 1 {
         return None;
     }
     let u32_at = |b: &[u8], at: usize| u32::from_ne_bytes(b[at..at + 4].try_into().unwrap_or([0; 4]));
     let raw_page = u32::from(u16::from_ne_bytes([hdr[14], hdr[15]]));
     let page_size = u64::from(if raw_page == 1 { 65_536 } else { raw_page });
-    let (frames, backfilled) = (u32_at(hdr, 16), u32_at(shm.get(96..100)?, 0));
+    let (frames, backfilled) = (u32_at(hdr, 16), u32_at(&shm, 96));
     if frames <= backfilled {
         return None;
     }
@@ -227,8 +242,7 @@ pub(super) fn lost_wal(path: &Path) -> Option<String> {
         ));
     }
     let mut head = [0u8; 32];
-    use std::io::Read;
-    if (&wal).read_exact(&mut head).is_ok() && head[16..24] != hdr[32..40] {
+    if std::io::Read::read_exact(&mut &wal, &mut head).is_ok() && head[16..24] != hdr[32..40] {
         return Some(format!(
             "its -shm says {pending} WAL frames are not in the main file yet, and the -wal file beside it is \
              another WAL (its salt differs)"

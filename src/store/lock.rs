@@ -7,8 +7,8 @@
 //! - The lock is the kernel's (`flock`, through `std::fs::File::try_lock`): it goes
 //!   with the process, so a SIGKILLed daemon never blocks its successor, and there is
 //!   no stale-pid guessing.
-//! - The file holds who took it (pid, host, command, since), for the refusal's message
-//!   only: the lock, not the text, decides.
+//! - The file holds who took it (pid, host, program and role, since), for the refusal's
+//!   message only: the lock, not the text, decides.
 //! - The lock file is never deleted: a process that unlinked it while another waited
 //!   would let two holders lock two different files of the same name.
 //! - Readers (`state check`, `state backup`, forecast history) do not take it: SQLite's
@@ -62,10 +62,10 @@ impl StateLock {
             Err(TryLockError::Error(e)) => return Err(io(e)),
         }
         let text = format!(
-            "pid={}\nhost={}\nrole={role}\ncommand={}\nsince={}\n",
+            "pid={}\nhost={}\ncommand={} {role}\nsince={}\n",
             std::process::id(),
             hostname(),
-            std::env::args().collect::<Vec<_>>().join(" "),
+            program(),
             chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
         );
         file.set_len(0)
@@ -98,6 +98,15 @@ fn describe(text: &str) -> String {
             field("since").map(|s| format!(", since {s}")).unwrap_or_default(),
         ),
     }
+}
+
+/// The program's file name; not its arguments, which may hold a secret
+/// (`--client-secret`), and the message goes to logs.
+fn program() -> String {
+    std::env::args_os()
+        .next()
+        .map(|a| Path::new(&a).file_name().unwrap_or(a.as_os_str()).to_string_lossy().into_owned())
+        .unwrap_or_else(|| "ringmaster".into())
 }
 
 fn hostname() -> String {

@@ -138,11 +138,16 @@ impl Store {
         if let Some(why) = files::lost_wal(&path) {
             return Err(StoreError::LostWal { path, why });
         }
-        let conn = Connection::open_with_flags(
-            &path,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(|source| StoreError::Open {
+        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let opened = match files::immutable_uri(&path) {
+            // No `-wal` and no `-shm`: no process has the file open in WAL mode. Read as
+            // immutable, SQLite creates neither beside it (it would for a WAL file) and
+            // takes no lock; a daemon starting mid-check could at worst make the check
+            // report damage, never be disturbed by it.
+            Some(uri) => Connection::open_with_flags(uri, flags | rusqlite::OpenFlags::SQLITE_OPEN_URI),
+            None => Connection::open_with_flags(&path, flags),
+        };
+        let conn = opened.map_err(|source| StoreError::Open {
             path: path.clone(),
             source,
         })?;
@@ -170,15 +175,7 @@ impl Store {
                     supported: SCHEMA_VERSION,
                 });
             }
-            Some(v) if v < SCHEMA_VERSION => {
-                return Err(StoreError::NotAStateFile {
-                    path,
-                    why: format!(
-                        "it has schema v{v}, which `serve` migrates to v{SCHEMA_VERSION} when it opens it; \
-                         the check reads v{SCHEMA_VERSION} only"
-                    ),
-                });
-            }
+            Some(v) if v < SCHEMA_VERSION => return Err(StoreError::SchemaOld { path, found: v }),
             Some(_) => {}
         }
         Ok(Store {
