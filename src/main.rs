@@ -826,8 +826,10 @@ async fn run_serve(a: ServeArgs) -> Result<ExitCode> {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
-    let store =
-        Arc::new(ringmaster::store::Store::open_daemon(&a.state, "serve").with_context(|| format!("opening {}", a.state.display()))?);
+    let store = Arc::new(
+        ringmaster::store::Store::open_daemon(&a.state, "serve")
+            .with_context(|| format!("opening {}", a.state.display()))?,
+    );
     // Read what the file holds before anything else: a state that can't be read stops
     // here, with the reason, instead of looking like "no rollouts".
     match ringmaster::service::daemon::stored(&store) {

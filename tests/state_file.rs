@@ -306,7 +306,10 @@ fn refused(mut child: std::process::Child, what: &str) -> std::process::Output {
         if t.elapsed() > std::time::Duration::from_secs(30) {
             let _ = child.kill();
             let out = child.wait_with_output().unwrap();
-            panic!("{what} started instead of refusing: {}", String::from_utf8_lossy(&out.stderr));
+            panic!(
+                "{what} started instead of refusing: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
@@ -326,7 +329,10 @@ async fn active_rollout(url: &str) -> String {
         {
             return id.to_string();
         }
-        assert!(t.elapsed() < std::time::Duration::from_secs(60), "no active rollout at {url}");
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(60),
+            "no active rollout at {url}"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
@@ -367,7 +373,10 @@ async fn a_second_daemon_is_refused_and_a_killed_ones_successor_resumes() {
     let id = active_rollout(&first.url).await;
 
     let state = dir.path().join("state.db");
-    let (st, tokens) = (state.display().to_string(), dir.path().join("tokens.yaml").display().to_string());
+    let (st, tokens) = (
+        state.display().to_string(),
+        dir.path().join("tokens.yaml").display().to_string(),
+    );
     let policy = concat!(env!("CARGO_MANIFEST_DIR"), "/policies/demo.yaml");
     let spawn = |args: &[&str]| {
         common::procs::ringmaster(&other, args)
@@ -377,27 +386,61 @@ async fn a_second_daemon_is_refused_and_a_killed_ones_successor_resumes() {
             .unwrap()
     };
     let serve_args = [
-        "serve", "--policy", policy, "--state", &st, "--listen", "127.0.0.1:0", "--sim-clock", "--tokens-file",
-        &tokens, "--operator-group", "platform-admins", "--start-now",
+        "serve",
+        "--policy",
+        policy,
+        "--state",
+        &st,
+        "--listen",
+        "127.0.0.1:0",
+        "--sim-clock",
+        "--tokens-file",
+        &tokens,
+        "--operator-group",
+        "platform-admins",
+        "--start-now",
     ];
     let out = tokio::task::block_in_place(|| refused(spawn(&serve_args), "a second serve"));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains(&pid) && stderr.contains("in use"), "names the first serve: {stderr}");
+    assert!(
+        stderr.contains(&pid) && stderr.contains("in use"),
+        "names the first serve: {stderr}"
+    );
     assert!(out.stdout.is_empty(), "it never listened");
-    let run_args = ["run", "--policy", policy, "--sim-clock", "--approve-as", "mallory", "--state", &st];
+    let run_args = [
+        "run",
+        "--policy",
+        policy,
+        "--sim-clock",
+        "--approve-as",
+        "mallory",
+        "--state",
+        &st,
+    ];
     let out = tokio::task::block_in_place(|| refused(spawn(&run_args), "run beside serve"));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains(&pid), "names the serve: {stderr}");
-    assert_eq!(other_arm.requests().await, Vec::<serde_json::Value>::new(), "no write from them");
+    assert_eq!(
+        other_arm.requests().await,
+        Vec::<serde_json::Value>::new(),
+        "no write from them"
+    );
 
     let backup = dir.path().join("backup.db").display().to_string();
     let out = cli(&["state", "backup", "--state", &st, "--to", &backup]);
-    assert!(out.status.success(), "backup beside serve: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "backup beside serve: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let inode = || std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&state).unwrap());
     let before = inode();
     let out = cli(&["state", "restore", "--from", &backup, "--state", &st]);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && stderr.contains(&pid), "restore refused: {stderr}");
+    assert!(
+        !out.status.success() && stderr.contains(&pid),
+        "restore refused: {stderr}"
+    );
     assert_eq!(inode(), before, "the file serve uses is the same file");
 
     first.child.kill().unwrap(); // SIGKILL
@@ -406,7 +449,11 @@ async fn a_second_daemon_is_refused_and_a_killed_ones_successor_resumes() {
     assert_eq!(active_rollout(&next.url).await, id, "the successor resumes the rollout");
     drop(next);
     let out = cli(&["state", "restore", "--from", &backup, "--state", &st]);
-    assert!(out.status.success(), "restore once serve is gone: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "restore once serve is gone: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// `state check` is read-only: a 0-byte file stays 0 bytes (it used to get a schema and
@@ -420,16 +467,25 @@ fn state_check_on_an_empty_file_fails_and_leaves_it_empty() {
     let out = cli(&["state", "check", "--state", &path.display().to_string()]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("not a ringmaster state file") && stderr.contains("empty"), "{stderr}");
+    assert!(
+        stderr.contains("not a ringmaster state file") && stderr.contains("empty"),
+        "{stderr}"
+    );
     assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
-    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(names, ["state.db"], "nothing created beside it");
     // A whole file in WAL mode, closed cleanly: checked `ok`, and still nothing beside it.
     std::fs::remove_file(&path).unwrap();
     Store::open(&path).unwrap().save_rollout(&demo_rollout("r1")).unwrap();
     let out = cli(&["state", "check", "--state", &path.display().to_string()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(names, ["state.db"], "no -wal or -shm created by the check");
 }
 
@@ -439,7 +495,11 @@ fn demo_rollout(id: &str) -> RolloutRecord {
     let fleet = support::demo_snapshot::load_fleet("demo.yaml");
     let now = fleet.start_time.unwrap();
     let snapshot = support::demo_snapshot::snapshot(&fleet);
-    let plan = ringmaster::plan::plan(&snapshot, &ringmaster::policy::compile("demo.yaml", &text).unwrap(), now);
+    let plan = ringmaster::plan::plan(
+        &snapshot,
+        &ringmaster::policy::compile("demo.yaml", &text).unwrap(),
+        now,
+    );
     let rollout = ringmaster::engine::Rollout::new(id.into(), "demo.yaml".into(), text, plan, now);
     ringmaster::engine::stored::record(&rollout, None, Utc::now()).unwrap()
 }
@@ -452,7 +512,9 @@ fn state_check_decodes_rollouts_as_serve_does() {
     let path = dir.path().join("state.db");
     let mut rec = demo_rollout("r-typo");
     let before = rec.state_json.clone();
-    rec.state_json = rec.state_json.replacen(r#"{"state":"running"}"#, r#"{"state":"rxnning"}"#, 1);
+    rec.state_json = rec
+        .state_json
+        .replacen(r#"{"state":"running"}"#, r#"{"state":"rxnning"}"#, 1);
     assert_ne!(rec.state_json, before, "the head holds the rollout's status");
     {
         let s = Store::open(&path).unwrap();
@@ -463,7 +525,10 @@ fn state_check_decodes_rollouts_as_serve_does() {
     let check = String::from_utf8_lossy(&out.stderr).trim().to_string();
     assert_eq!(out.status.code(), Some(1), "{check}");
     let said = check.strip_prefix("error: ").unwrap_or(&check).to_string();
-    assert!(said.contains("rollout `r-typo` cannot be read") && said.contains("rxnning"), "{said}");
+    assert!(
+        said.contains("rollout `r-typo` cannot be read") && said.contains("rxnning"),
+        "{said}"
+    );
     let serve = serve_refusal(&path);
     let serve = String::from_utf8_lossy(&serve.stderr);
     assert!(serve.contains(&said), "serve says the same: {serve}\ncheck: {said}");
@@ -494,11 +559,23 @@ fn state_check_reports_a_lost_wal() {
     let lost = copy(&dir.path().join("lost"), &["state.db", "state.db-shm"]);
     let out = cli(&["state", "check", "--state", &whole]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success() && stdout.contains("2 rollouts"), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success() && stdout.contains("2 rollouts"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = cli(&["state", "check", "--state", &lost]);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}{}", String::from_utf8_lossy(&out.stdout));
-    assert!(stderr.contains("lost its WAL") && stderr.contains("no -wal file"), "{stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stderr}{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        stderr.contains("lost its WAL") && stderr.contains("no -wal file"),
+        "{stderr}"
+    );
 }
 
 /// A daemon's store checkpoints after each commit: the main file alone (a SIGKILL, then

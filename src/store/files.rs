@@ -211,7 +211,10 @@ pub(super) fn lost_wal(path: &Path) -> Option<String> {
     let mut shm = [0u8; 136];
     {
         use std::io::Read;
-        std::fs::File::open(sibling(path, "-shm")).ok()?.read_exact(&mut shm).ok()?;
+        std::fs::File::open(sibling(path, "-shm"))
+            .ok()?
+            .read_exact(&mut shm)
+            .ok()?;
     }
     // Two copies of the 48-byte index header, then the checkpoint info (nBackfill first);
     // all native-endian. Copies that differ are a write in progress: no verdict.

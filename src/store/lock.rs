@@ -105,7 +105,13 @@ fn describe(text: &str) -> String {
 fn program() -> String {
     std::env::args_os()
         .next()
-        .map(|a| Path::new(&a).file_name().unwrap_or(a.as_os_str()).to_string_lossy().into_owned())
+        .map(|a| {
+            Path::new(&a)
+                .file_name()
+                .unwrap_or(a.as_os_str())
+                .to_string_lossy()
+                .into_owned()
+        })
         .unwrap_or_else(|| "ringmaster".into())
 }
 
