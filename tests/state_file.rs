@@ -537,7 +537,7 @@ fn state_check_decodes_rollouts_as_serve_does() {
 /// After a crash with commits still in `state.db-wal`, a copy (or a file) without the
 /// WAL read as an older state (here r0 without r1) and `state check` said `ok`; now it
 /// says the WAL looks lost (the `-shm` counts frames the main file lacks) and fails.
-/// With its WAL, the same file checks `ok` with both rollouts.
+/// With its WAL, the same file checks `ok` with both rollouts; `serve` refuses the copy.
 #[test]
 fn state_check_reports_a_lost_wal() {
     let dir = tempfile::tempdir().unwrap();
@@ -576,6 +576,9 @@ fn state_check_reports_a_lost_wal() {
         stderr.contains("lost its WAL") && stderr.contains("no -wal file"),
         "{stderr}"
     );
+    let out = serve_refusal(Path::new(&lost));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("lost its WAL"), "serve refuses it too: {stderr}");
 }
 
 /// A daemon's store checkpoints after each commit: the main file alone (a SIGKILL, then

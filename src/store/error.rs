@@ -104,7 +104,7 @@ pub enum StoreError {
     #[error(
         "{path} looks like it lost its WAL: {why}. The commits since the last checkpoint are not in the main \
          file; put the -wal file back beside it if you have it, else restore a backup \
-         (`ringmaster state restore`)"
+         (`ringmaster state restore`), or delete the -shm file to go on with the main file as it is"
     )]
     LostWal { path: PathBuf, why: String },
     #[error("reading the size of the state file {path}: {source}")]

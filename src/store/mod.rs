@@ -107,7 +107,9 @@ impl Store {
 
     /// Opens the state file for a process that writes rollout state (`serve`, `run`, the
     /// demo): first takes the file's lock ([`StateLock`]), so a second such process is
-    /// refused before it writes anything, and holds it as long as the store lives.
+    /// refused before it writes anything, and holds it as long as the store lives. A
+    /// file that looks like it lost its WAL ([`files::lost_wal`]) is refused: started on
+    /// it, a daemon took the older main file for the whole state (a new file: none).
     ///
     /// The store then checkpoints (`PRAGMA wal_checkpoint(PASSIVE)`) after every commit
     /// batch: committed data is durable in the WAL alone, but a main file copied or kept
@@ -120,6 +122,13 @@ impl Store {
     pub fn open_daemon(path: impl AsRef<Path>, role: &str) -> Result<Store, StoreError> {
         let path = path.as_ref();
         let lock = StateLock::acquire(path, role)?;
+        // Before SQLite opens it: opening resets the `-shm`, the only evidence.
+        if let Some(why) = files::lost_wal(path) {
+            return Err(StoreError::LostWal {
+                path: path.to_path_buf(),
+                why,
+            });
+        }
         let mut store = Store::open(path)?;
         store.lock = Some(lock);
         store.checkpoint_each_commit = true;
