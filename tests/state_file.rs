@@ -426,6 +426,8 @@ async fn a_second_daemon_is_refused_and_a_killed_ones_successor_resumes() {
         "no write from them"
     );
 
+    let out = cli(&["state", "check", "--state", &st]);
+    assert!(out.status.success(), "check beside serve: {}", String::from_utf8_lossy(&out.stderr));
     let backup = dir.path().join("backup.db").display().to_string();
     let out = cli(&["state", "backup", "--state", &st, "--to", &backup]);
     assert!(
@@ -594,4 +596,24 @@ fn a_daemons_main_file_alone_holds_its_last_commit() {
     std::fs::copy(&path, &alone).unwrap();
     let got = Store::open_read_only(&alone).unwrap().load_rollouts().unwrap();
     assert_eq!(got.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["r1"]);
+}
+
+/// The demo with `--state` writes rollout state too: refused while another process
+/// holds the file (here this test, through the same lock), naming it; nothing written.
+#[test]
+fn the_demo_on_a_held_state_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let _held = ringmaster::store::StateLock::acquire(&path, "test").unwrap();
+    let child = Command::new(common::procs::bin())
+        .args(["demo", "--no-faults", "--state"])
+        .arg(&path)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = refused(child, "the demo");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("pid {}", std::process::id())), "{stderr}");
+    assert!(!path.exists(), "the demo wrote nothing to the state file");
 }
