@@ -173,7 +173,7 @@ pub async fn run(o: DemoOptions) -> Result<DemoOutcome> {
     );
     let dir = tempfile_dir()?;
     let state_path = o.state.clone().unwrap_or_else(|| dir.join("ringmaster.db"));
-    let store = Arc::new(crate::store::Store::open(&state_path)?);
+    let store = Arc::new(crate::store::Store::open_daemon(&state_path, "demo")?);
     let (ntx, mut nrx) = mpsc::unbounded_channel();
     let events = crate::events::EventBus::default();
     let mut rt = Runtime::new(

@@ -125,8 +125,9 @@ struct ServeArgs {
 
 #[derive(Subcommand)]
 enum StateCommand {
-    /// Full integrity check and a summary (rollouts, unfinished ones, audit entries).
-    /// Exit 0 when whole, 1 when damaged.
+    /// Full integrity check and a summary (rollouts, unfinished ones, audit entries),
+    /// read-only, every rollout decoded as `serve` does. Exit 0 when `serve` would take
+    /// the file; 1 when damaged, empty, not a state file, undecodable, or its WAL looks lost.
     Check {
         #[arg(long, env = "RINGMASTER_STATE", default_value = "ringmaster.db")]
         state: PathBuf,
@@ -138,7 +139,7 @@ enum StateCommand {
         #[arg(long)]
         to: PathBuf,
     },
-    /// Replaces the state file by a checked backup. Stop `serve` first.
+    /// Replaces the state file by a checked backup. Refused while a daemon holds the file.
     Restore {
         #[arg(long)]
         from: PathBuf,
@@ -830,8 +831,10 @@ async fn run_serve(a: ServeArgs) -> Result<ExitCode> {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
-    let store =
-        Arc::new(ringmaster::store::Store::open(&a.state).with_context(|| format!("opening {}", a.state.display()))?);
+    let store = Arc::new(
+        ringmaster::store::Store::open_daemon(&a.state, "serve")
+            .with_context(|| format!("opening {}", a.state.display()))?,
+    );
     // Read what the file holds before anything else: a state that can't be read stops
     // here, with the reason, instead of looking like "no rollouts".
     match ringmaster::service::daemon::stored(&store) {
@@ -1006,7 +1009,7 @@ fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 fn run_state(c: StateCommand) -> Result<ExitCode> {
-    use ringmaster::store::{Store, StoreError};
+    use ringmaster::store::Store;
     let show = |r: &ringmaster::store::CheckReport| {
         println!(
             "ok: schema v{}, {} rollouts ({} unfinished{}), {} audit entries, {} bytes",
@@ -1027,16 +1030,24 @@ fn run_state(c: StateCommand) -> Result<ExitCode> {
             if !state.exists() {
                 anyhow::bail!("{} does not exist", state.display());
             }
-            match Store::open(&state).and_then(|s| s.check()) {
+            // Read-only, and every rollout decoded by the function `serve` uses: `ok`
+            // here means `serve` would start on this file.
+            let checked = Store::open_read_only(&state)
+                .and_then(|s| Ok((s.check()?, s)))
+                .map_err(anyhow::Error::from)
+                .and_then(|(r, s)| {
+                    ringmaster::service::daemon::stored(&s)?;
+                    Ok(r)
+                });
+            match checked {
                 Ok(r) => {
                     show(&r);
                     Ok(ExitCode::SUCCESS)
                 }
-                Err(e @ StoreError::Damaged { .. }) => {
+                Err(e) => {
                     eprintln!("error: {e}");
                     Ok(ExitCode::from(1))
                 }
-                Err(e) => Err(e.into()),
             }
         }
         StateCommand::Backup { state, to } => {

@@ -297,3 +297,323 @@ fn a_v1_state_file_is_migrated_to_the_retention_schema() {
     assert_eq!(s.check().unwrap().audit_entries, 1);
     assert_eq!(s.audit_archived_up_to().unwrap(), 0);
 }
+
+/// Waits for `child` to exit on its own (a refusal); one that runs on gets 30 s, then it
+/// is killed and the test fails: it started where it must not.
+fn refused(mut child: std::process::Child, what: &str) -> std::process::Output {
+    let t = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if t.elapsed() > std::time::Duration::from_secs(30) {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "{what} started instead of refusing: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success(), "{what} exited 0");
+    out
+}
+
+/// Polls serve's `/readyz` (public) until it names an active rollout; bounded, not a
+/// timing assertion.
+async fn active_rollout(url: &str) -> String {
+    let t = std::time::Instant::now();
+    loop {
+        if let Ok(r) = reqwest::get(format!("{url}/readyz")).await
+            && let Ok(v) = r.json::<serde_json::Value>().await
+            && let Some(id) = v["active"].as_str()
+        {
+            return id.to_string();
+        }
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(60),
+            "no active rollout at {url}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+fn cli(args: &[&str]) -> std::process::Output {
+    Command::new(common::procs::bin())
+        .args(args)
+        .env("RINGMASTER_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+/// Issue 29: one daemon per state file. A second `serve`, and a `run --approve-as`
+/// beside it, are refused naming the first's pid, and write nothing to Azure: they point
+/// at a second simulator whose request log stays empty (before the lock the second
+/// resumed the first's rollout there). `state restore` is refused while serve runs,
+/// `state backup` works beside it. A SIGKILLed serve's lock goes with it: its successor
+/// starts and resumes the rollout, and a restore after it is allowed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_daemon_is_refused_and_a_killed_ones_successor_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("tokens.yaml"),
+        format!(
+            "tokens:\n  - name: alice\n    groups: [platform-admins]\n    sha256: {}\n",
+            ringmaster::api::auth::token_digest_hex("alice-token-0123456789abcdef0123456789")
+        ),
+    )
+    .unwrap();
+    let (d1, d2) = (dir.path().join("sim1"), dir.path().join("sim2"));
+    std::fs::create_dir_all(&d1).unwrap();
+    std::fs::create_dir_all(&d2).unwrap();
+    let sim = common::procs::start_sim(&d1, "600");
+    let other = common::procs::start_sim(&d2, "600");
+    let other_arm = common::procs::SimArm::new(&other).await;
+    let mut first = tokio::task::block_in_place(|| common::procs::spawn_serve(&sim, dir.path(), &["--start-now"]));
+    let pid = format!("pid {}", first.child.id());
+    let id = active_rollout(&first.url).await;
+
+    let state = dir.path().join("state.db");
+    let (st, tokens) = (
+        state.display().to_string(),
+        dir.path().join("tokens.yaml").display().to_string(),
+    );
+    let policy = concat!(env!("CARGO_MANIFEST_DIR"), "/policies/demo.yaml");
+    let spawn = |args: &[&str]| {
+        common::procs::ringmaster(&other, args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let serve_args = [
+        "serve",
+        "--policy",
+        policy,
+        "--state",
+        &st,
+        "--listen",
+        "127.0.0.1:0",
+        "--sim-clock",
+        "--tokens-file",
+        &tokens,
+        "--operator-group",
+        "platform-admins",
+        "--start-now",
+    ];
+    let out = tokio::task::block_in_place(|| refused(spawn(&serve_args), "a second serve"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&pid) && stderr.contains("in use"),
+        "names the first serve: {stderr}"
+    );
+    assert!(out.stdout.is_empty(), "it never listened");
+    let run_args = [
+        "run",
+        "--policy",
+        policy,
+        "--sim-clock",
+        "--approve-as",
+        "mallory",
+        "--state",
+        &st,
+    ];
+    let out = tokio::task::block_in_place(|| refused(spawn(&run_args), "run beside serve"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&pid), "names the serve: {stderr}");
+    assert_eq!(
+        other_arm.requests().await,
+        Vec::<serde_json::Value>::new(),
+        "no write from them"
+    );
+
+    let out = cli(&["state", "check", "--state", &st]);
+    assert!(out.status.success(), "check beside serve: {}", String::from_utf8_lossy(&out.stderr));
+    let backup = dir.path().join("backup.db").display().to_string();
+    let out = cli(&["state", "backup", "--state", &st, "--to", &backup]);
+    assert!(
+        out.status.success(),
+        "backup beside serve: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let inode = || std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&state).unwrap());
+    let before = inode();
+    let out = cli(&["state", "restore", "--from", &backup, "--state", &st]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains(&pid),
+        "restore refused: {stderr}"
+    );
+    assert_eq!(inode(), before, "the file serve uses is the same file");
+
+    first.child.kill().unwrap(); // SIGKILL
+    first.child.wait().unwrap();
+    let next = tokio::task::block_in_place(|| common::procs::spawn_serve(&sim, dir.path(), &[]));
+    assert_eq!(active_rollout(&next.url).await, id, "the successor resumes the rollout");
+    drop(next);
+    let out = cli(&["state", "restore", "--from", &backup, "--state", &st]);
+    assert!(
+        out.status.success(),
+        "restore once serve is gone: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `state check` is read-only: a 0-byte file stays 0 bytes (it used to get a schema and
+/// `ok: schema v3, 0 rollouts`), with no `-wal`/`-shm` beside it, and the check fails
+/// saying what is wrong.
+#[test]
+fn state_check_on_an_empty_file_fails_and_leaves_it_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    std::fs::write(&path, b"").unwrap();
+    let out = cli(&["state", "check", "--state", &path.display().to_string()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("not a ringmaster state file") && stderr.contains("empty"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["state.db"], "nothing created beside it");
+    // A whole file in WAL mode, closed cleanly: checked `ok`, and still nothing beside it.
+    std::fs::remove_file(&path).unwrap();
+    Store::open(&path).unwrap().save_rollout(&demo_rollout("r1")).unwrap();
+    let out = cli(&["state", "check", "--state", &path.display().to_string()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["state.db"], "no -wal or -shm created by the check");
+}
+
+/// A new rollout of the demo policy on the demo fleet, as the engine stores it.
+fn demo_rollout(id: &str) -> RolloutRecord {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/policies/demo.yaml")).unwrap();
+    let fleet = support::demo_snapshot::load_fleet("demo.yaml");
+    let now = fleet.start_time.unwrap();
+    let snapshot = support::demo_snapshot::snapshot(&fleet);
+    let plan = ringmaster::plan::plan(
+        &snapshot,
+        &ringmaster::policy::compile("demo.yaml", &text).unwrap(),
+        now,
+    );
+    let rollout = ringmaster::engine::Rollout::new(id.into(), "demo.yaml".into(), text, plan, now);
+    ringmaster::engine::stored::record(&rollout, None, Utc::now()).unwrap()
+}
+
+/// A rollout whose JSON is valid but does not decode (`"rxnning"`): `state check` said
+/// `ok` where `serve` refused. Now both decode with the same function and say the same.
+#[test]
+fn state_check_decodes_rollouts_as_serve_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let mut rec = demo_rollout("r-typo");
+    let before = rec.state_json.clone();
+    rec.state_json = rec
+        .state_json
+        .replacen(r#"{"state":"running"}"#, r#"{"state":"rxnning"}"#, 1);
+    assert_ne!(rec.state_json, before, "the head holds the rollout's status");
+    {
+        let s = Store::open(&path).unwrap();
+        s.save_rollout(&rec).unwrap();
+        s.checkpoint().unwrap();
+    }
+    let out = cli(&["state", "check", "--state", &path.display().to_string()]);
+    let check = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    assert_eq!(out.status.code(), Some(1), "{check}");
+    let said = check.strip_prefix("error: ").unwrap_or(&check).to_string();
+    assert!(
+        said.contains("rollout `r-typo` cannot be read") && said.contains("rxnning"),
+        "{said}"
+    );
+    let serve = serve_refusal(&path);
+    let serve = String::from_utf8_lossy(&serve.stderr);
+    assert!(serve.contains(&said), "serve says the same: {serve}\ncheck: {said}");
+}
+
+/// After a crash with commits still in `state.db-wal`, a copy (or a file) without the
+/// WAL read as an older state (here r0 without r1) and `state check` said `ok`; now it
+/// says the WAL looks lost (the `-shm` counts frames the main file lacks) and fails.
+/// With its WAL, the same file checks `ok` with both rollouts; `serve` refuses the copy.
+#[test]
+fn state_check_reports_a_lost_wal() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let s = Store::open(&path).unwrap();
+    s.save_rollout(&demo_rollout("r0")).unwrap();
+    s.checkpoint().unwrap();
+    s.save_rollout(&demo_rollout("r1")).unwrap();
+    // A crash: the connection is never closed, so nothing is checkpointed.
+    std::mem::forget(s);
+    let copy = |to: &Path, files: &[&str]| {
+        std::fs::create_dir_all(to).unwrap();
+        for f in files {
+            std::fs::copy(dir.path().join(f), to.join(f)).unwrap();
+        }
+        to.join("state.db").display().to_string()
+    };
+    let whole = copy(&dir.path().join("whole"), &["state.db", "state.db-wal", "state.db-shm"]);
+    let lost = copy(&dir.path().join("lost"), &["state.db", "state.db-shm"]);
+    let out = cli(&["state", "check", "--state", &whole]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("2 rollouts"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = cli(&["state", "check", "--state", &lost]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stderr}{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        stderr.contains("lost its WAL") && stderr.contains("no -wal file"),
+        "{stderr}"
+    );
+    let out = serve_refusal(Path::new(&lost));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("lost its WAL"), "serve refuses it too: {stderr}");
+}
+
+/// A daemon's store checkpoints after each commit: the main file alone (a SIGKILL, then
+/// a copy without its `-wal`) holds the last commit, not an empty store.
+#[test]
+fn a_daemons_main_file_alone_holds_its_last_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let s = Store::open_daemon(&path, "test").unwrap();
+    s.save_rollout(&running("r1")).unwrap();
+    std::mem::forget(s);
+    let alone = dir.path().join("alone.db");
+    std::fs::copy(&path, &alone).unwrap();
+    let got = Store::open_read_only(&alone).unwrap().load_rollouts().unwrap();
+    assert_eq!(got.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["r1"]);
+}
+
+/// The demo with `--state` writes rollout state too: refused while another process
+/// holds the file (here this test, through the same lock), naming it; nothing written.
+#[test]
+fn the_demo_on_a_held_state_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let _held = ringmaster::store::StateLock::acquire(&path, "test").unwrap();
+    let child = Command::new(common::procs::bin())
+        .args(["demo", "--no-faults", "--state"])
+        .arg(&path)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = refused(child, "the demo");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("pid {}", std::process::id())), "{stderr}");
+    assert!(!path.exists(), "the demo wrote nothing to the state file");
+}

@@ -366,3 +366,50 @@ fn a_sigkill_at_any_instant_keeps_the_last_committed_state() {
         previous = seq;
     }
 }
+
+/// What the daemon's checkpoint after each commit batch costs: the same saves (a
+/// rollout head of ~20 KB and two audit entries each) on a plain store and on a
+/// daemon's, committed directly (the API's way: a checkpoint each), through the writer
+/// thread one at a time (the runtime's way: a checkpoint each, after the caller has its
+/// answer) and as a burst (one checkpoint for the lot).
+/// `cargo test --test store checkpoint_cost -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn checkpoint_cost() {
+    const N: u32 = 300;
+    let dir = tempfile::tempdir().unwrap();
+    let save = |s: &Store, i: u32| {
+        let mut r = rollout("r1", 0);
+        r.state_json = json!({ "seq": i, "pad": "p".repeat(20_000) }).to_string();
+        let e = [entry("a", "r1", json!({ "i": i })), entry("b", "r1", json!({ "i": i }))];
+        s.save_rollout_with_audit(&r, &e).unwrap();
+    };
+    for round in 0..2 {
+        for daemon in [false, true] {
+            let open = |name: &str| {
+                let path = dir.path().join(format!("{round}-{daemon}-{name}.db"));
+                Arc::new(if daemon {
+                    Store::open_daemon(&path, "bench").unwrap()
+                } else {
+                    Store::open(&path).unwrap()
+                })
+            };
+            let s = open("direct");
+            let t0 = std::time::Instant::now();
+            (0..N).for_each(|i| save(&s, i));
+            let direct = t0.elapsed() / N;
+            let w = ringmaster::store::StoreWriter::start(open("one"));
+            let t0 = std::time::Instant::now();
+            for i in 0..N {
+                w.run(move |s| save(s, i)).await.unwrap();
+            }
+            let one = t0.elapsed() / N;
+            let w = ringmaster::store::StoreWriter::start(open("burst"));
+            let t0 = std::time::Instant::now();
+            let all: Vec<_> = (0..N).map(|i| w.run(move |s| save(s, i))).collect();
+            futures::future::join_all(all).await;
+            let burst = t0.elapsed() / N;
+            println!("daemon={daemon}: per commit {direct:?} direct, {one:?} one at a time, {burst:?} in a burst");
+        }
+    }
+}

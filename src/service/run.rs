@@ -138,8 +138,9 @@ pub struct RunOutcome {
 
 pub async fn run(o: RunOptions) -> Result<RunOutcome> {
     crate::identity::install_crypto_provider();
-    let store =
-        Arc::new(Store::open(&o.state).with_context(|| format!("opening the state file {}", o.state.display()))?);
+    let store = Arc::new(
+        Store::open_daemon(&o.state, "run").with_context(|| format!("opening the state file {}", o.state.display()))?,
+    );
     let boot: Arc<dyn Clock> = Arc::new(SystemClock);
     let probe = crate::arm::connect(&o.azure, boot.clone())?;
     let clock: Arc<dyn Clock> = if o.sim_clock {

@@ -72,6 +72,41 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    /// Another process holds the state file's lock (`store::lock`): a second daemon
+    /// would drive the same rollouts, a restore would pull the file from under it.
+    #[error(
+        "the state file {state} is in use by another ringmaster ({holder}); stop it first, or give this one \
+         another --state"
+    )]
+    Locked { state: PathBuf, holder: String },
+    /// The lock file itself could not be opened or locked.
+    #[error("locking the state file through {path}: {source}")]
+    Lock {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// `state check` on a file that is no ringmaster state (empty, or no schema): it
+    /// says so instead of creating a schema in it.
+    #[error("{path} is not a ringmaster state file: {why}")]
+    NotAStateFile { path: PathBuf, why: String },
+    /// `state check` on a file of an older schema: the daemon migrates it when it opens
+    /// it; the check, read-only, migrates nothing and so cannot decode it as the daemon will.
+    #[error(
+        "{path} has schema v{found}, which `serve` migrates to v{} when it starts; `state check` is read-only \
+         and reads v{} only: check a backup of it (`ringmaster state backup`) once `serve` has migrated it",
+        super::SCHEMA_VERSION,
+        super::SCHEMA_VERSION
+    )]
+    SchemaOld { path: PathBuf, found: u32 },
+    /// The `-shm` index says the WAL holds commits the main file lacks, and the `-wal`
+    /// file is missing or too short to hold them (`files::lost_wal`).
+    #[error(
+        "{path} looks like it lost its WAL: {why}. The commits since the last checkpoint are not in the main \
+         file; put the -wal file back beside it if you have it, else restore a backup \
+         (`ringmaster state restore`), or delete the -shm file to go on with the main file as it is"
+    )]
+    LostWal { path: PathBuf, why: String },
     #[error("reading the size of the state file {path}: {source}")]
     Stat {
         path: PathBuf,
@@ -96,6 +131,11 @@ impl StoreError {
             StoreError::Damaged { .. } => "damaged",
             StoreError::Backup { .. } => "backup",
             StoreError::Permissions { .. } => "permissions",
+            StoreError::Locked { .. } => "locked",
+            StoreError::Lock { .. } => "lock",
+            StoreError::NotAStateFile { .. } => "not_a_state_file",
+            StoreError::SchemaOld { .. } => "schema_old",
+            StoreError::LostWal { .. } => "lost_wal",
         }
     }
 

@@ -148,10 +148,14 @@ impl Store {
 }
 
 /// Replaces the state file at `state` by the backup at `from`, after checking the
-/// backup. Only while no ringmaster uses `state`. The copy goes to `state.restore` and
+/// backup. Only while no daemon uses `state`: it takes the file's lock first
+/// ([`StoreError::Locked`] naming the daemon otherwise) and holds it to the end, so no
+/// daemon starts on the file half-way either. (A daemon under the restore kept its
+/// open files, now deleted ones, stayed ready, and lost all it saved after.) The copy goes to `state.restore` and
 /// is renamed into place, and the old `-wal` and `-shm` are removed (they belong to the
 /// old file and would be replayed over the restored one).
 pub fn restore(from: &Path, state: &Path) -> Result<CheckReport, StoreError> {
+    let _lock = super::StateLock::acquire(state, "state restore")?;
     if !from.exists() {
         return Err(StoreError::Backup {
             from: from.to_path_buf(),
@@ -176,4 +180,76 @@ pub fn restore(from: &Path, state: &Path) -> Result<CheckReport, StoreError> {
         message: e.to_string(),
     })?;
     Ok(report)
+}
+
+/// `file:///abs/path?immutable=1` when neither `-wal` nor `-shm` is beside `path` (see
+/// `Store::open_read_only`), else `None`.
+pub(super) fn immutable_uri(path: &Path) -> Option<String> {
+    if sibling(path, "-wal").exists() || sibling(path, "-shm").exists() {
+        return None;
+    }
+    let mut url = url::Url::from_file_path(std::path::absolute(path).ok()?).ok()?;
+    url.set_query(Some("immutable=1"));
+    Some(url.to_string())
+}
+
+/// Whether the file looks like it lost its WAL, and why: the `-shm` index (which
+/// survives a SIGKILL: it is a shared mapping of a file) says the WAL holds frames
+/// not yet copied into the main file (`mxFrame > nBackfill`), and the `-wal` beside it
+/// is missing, shorter than those frames, or another WAL (its salt differs). Those
+/// frames are commits the main file lacks: reading it alone would show an older state
+/// (a new file: no state at all) as if it were the whole.
+///
+/// Why this heuristic: it uses SQLite's own bookkeeping, so it has no false positive
+/// beside a live daemon (frames are written to the WAL before the index counts them),
+/// after a clean stop (the last close checkpoints and removes both files), or after a
+/// crash with the WAL in place. It cannot see a main file copied alone, without its
+/// `-shm`: nothing beside it tells what it lacks. For that case the daemon checkpoints
+/// after every commit ([`Store::open_daemon`]), so the main file alone is at most the
+/// commit in flight behind. `None` when nothing says the WAL is lost.
+pub(super) fn lost_wal(path: &Path) -> Option<String> {
+    let mut shm = [0u8; 136];
+    {
+        use std::io::Read;
+        std::fs::File::open(sibling(path, "-shm"))
+            .ok()?
+            .read_exact(&mut shm)
+            .ok()?;
+    }
+    // Two copies of the 48-byte index header, then the checkpoint info (nBackfill first);
+    // all native-endian. Copies that differ are a write in progress: no verdict.
+    let hdr = &shm[..48];
+    if shm[48..96] != *hdr || hdr[12] != 1 {
+        return None;
+    }
+    let u32_at = |b: &[u8], at: usize| u32::from_ne_bytes(b[at..at + 4].try_into().unwrap_or([0; 4]));
+    let raw_page = u32::from(u16::from_ne_bytes([hdr[14], hdr[15]]));
+    let page_size = u64::from(if raw_page == 1 { 65_536 } else { raw_page });
+    let (frames, backfilled) = (u32_at(hdr, 16), u32_at(&shm, 96));
+    if frames <= backfilled {
+        return None;
+    }
+    let pending = frames - backfilled;
+    let wal_path = sibling(path, "-wal");
+    let Ok(wal) = std::fs::File::open(&wal_path) else {
+        return Some(format!(
+            "its -shm says {pending} WAL frames are not in the main file yet, and there is no -wal file"
+        ));
+    };
+    let len = wal.metadata().map(|m| m.len()).unwrap_or(0);
+    let needed = 32 + u64::from(frames) * (24 + page_size);
+    if len < needed {
+        return Some(format!(
+            "its -shm says the WAL holds {frames} frames ({pending} not in the main file yet), and the -wal file \
+             has {len} bytes, fewer than the {needed} they take"
+        ));
+    }
+    let mut head = [0u8; 32];
+    if std::io::Read::read_exact(&mut &wal, &mut head).is_ok() && head[16..24] != hdr[32..40] {
+        return Some(format!(
+            "its -shm says {pending} WAL frames are not in the main file yet, and the -wal file beside it is \
+             another WAL (its salt differs)"
+        ));
+    }
+    None
 }

@@ -19,6 +19,7 @@ mod codec;
 mod error;
 mod files;
 mod intents;
+mod lock;
 pub mod retention;
 mod rollouts;
 mod schema;
@@ -29,6 +30,7 @@ pub use audit::{AuditEntry, AuditFilter, AuditQuery};
 pub use error::StoreError;
 pub use files::{CheckReport, restore};
 pub use intents::{Intent, IntentOutcome, IntentRow};
+pub use lock::{StateLock, lock_path};
 pub use retention::{RetentionArgs, RetentionPolicy};
 pub use rollouts::RolloutRecord;
 pub use schema::SCHEMA_VERSION;
@@ -37,6 +39,7 @@ pub use writer::{StoreWriter, WriterGone};
 use error::sql;
 use rusqlite::{Connection, TransactionBehavior};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -54,6 +57,18 @@ pub struct Store {
     conn: Mutex<Connection>,
     /// `None` for an in-memory store.
     path: Option<PathBuf>,
+    /// A daemon's store holds the file's lock for its whole life ([`Store::open_daemon`]).
+    lock: Option<StateLock>,
+    /// Checkpoint after every commit batch (a daemon's store): see [`Store::open_daemon`].
+    checkpoint_each_commit: bool,
+    /// Commits the writer thread made since its last checkpoint.
+    uncheckpointed: AtomicBool,
+}
+
+thread_local! {
+    /// Set on the [`StoreWriter`] thread: its commits are checkpointed once its queue is
+    /// empty (one checkpoint per batch), not one by one.
+    static ON_WRITER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// Sizes of the state file, for the benchmark and `/metrics`.
@@ -88,6 +103,97 @@ impl Store {
         let store = Self::setup(conn, Some(path.clone()))?;
         files::tighten(&path)?;
         Ok(store)
+    }
+
+    /// Opens the state file for a process that writes rollout state (`serve`, `run`, the
+    /// demo): first takes the file's lock ([`StateLock`]), so a second such process is
+    /// refused before it writes anything, and holds it as long as the store lives. A
+    /// file that looks like it lost its WAL ([`files::lost_wal`]) is refused: started on
+    /// it, a daemon took the older main file for the whole state (a new file: none).
+    ///
+    /// The store then checkpoints (`PRAGMA wal_checkpoint(PASSIVE)`) after every commit
+    /// batch: committed data is durable in the WAL alone, but a main file copied or kept
+    /// without its `-wal` used to be an empty store (the schema and every rollout were
+    /// still in the WAL). The [`StoreWriter`] thread checkpoints when its queue is empty,
+    /// so a burst of saves pays one checkpoint (an fsync of the main file) and a lone
+    /// save one, after its caller has its answer; other commits (the API's) checkpoint
+    /// at once. PASSIVE never waits for a reader (an online backup); what it could not
+    /// copy goes with the next one. Cost: `tests/store.rs`'s `checkpoint_cost`.
+    pub fn open_daemon(path: impl AsRef<Path>, role: &str) -> Result<Store, StoreError> {
+        let path = path.as_ref();
+        let lock = StateLock::acquire(path, role)?;
+        // Before SQLite opens it: opening resets the `-shm`, the only evidence.
+        if let Some(why) = files::lost_wal(path) {
+            return Err(StoreError::LostWal {
+                path: path.to_path_buf(),
+                why,
+            });
+        }
+        let mut store = Store::open(path)?;
+        store.lock = Some(lock);
+        store.checkpoint_each_commit = true;
+        // The schema a new file just got is in the WAL only: into the main file with it.
+        store.checkpoint_passive();
+        Ok(store)
+    }
+
+    /// Opens the file read-only (`SQLITE_OPEN_READ_ONLY`), for `state check`: no schema
+    /// is created, nothing is migrated or written. Refuses, with what is wrong, a file
+    /// that is not a SQLite database, damaged, or not a ringmaster state file
+    /// (empty, or without a schema), and one that looks like it lost its WAL
+    /// ([`files::lost_wal`]).
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<Store, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        if let Some(why) = files::lost_wal(&path) {
+            return Err(StoreError::LostWal { path, why });
+        }
+        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let opened = match files::immutable_uri(&path) {
+            // No `-wal` and no `-shm`: no process has the file open in WAL mode. Read as
+            // immutable, SQLite creates neither beside it (it would for a WAL file) and
+            // takes no lock; a daemon starting mid-check could at worst make the check
+            // report damage, never be disturbed by it.
+            Some(uri) => Connection::open_with_flags(uri, flags | rusqlite::OpenFlags::SQLITE_OPEN_URI),
+            None => Connection::open_with_flags(&path, flags),
+        };
+        let conn = opened.map_err(|source| StoreError::Open {
+            path: path.clone(),
+            source,
+        })?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| StoreError::Configure {
+            setting: "busy_timeout",
+            message: e.to_string(),
+        })?;
+        files::check(&conn, &path)?;
+        let version = schema::stored_version(&conn).map_err(sql("reading the schema version"))?;
+        match version {
+            None => {
+                let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+                return Err(StoreError::NotAStateFile {
+                    path,
+                    why: if bytes == 0 {
+                        "it is empty (0 bytes)".into()
+                    } else {
+                        format!("it is a SQLite database of {bytes} bytes without ringmaster's schema")
+                    },
+                });
+            }
+            Some(v) if v > SCHEMA_VERSION => {
+                return Err(StoreError::SchemaTooNew {
+                    found: v,
+                    supported: SCHEMA_VERSION,
+                });
+            }
+            Some(v) if v < SCHEMA_VERSION => return Err(StoreError::SchemaOld { path, found: v }),
+            Some(_) => {}
+        }
+        Ok(Store {
+            conn: Mutex::new(conn),
+            path: Some(path),
+            lock: None,
+            checkpoint_each_commit: false,
+            uncheckpointed: AtomicBool::new(false),
+        })
     }
 
     /// A store that vanishes when dropped: for unit tests only (no WAL, no durability).
@@ -140,6 +246,9 @@ impl Store {
         Ok(Store {
             conn: Mutex::new(conn),
             path,
+            lock: None,
+            checkpoint_each_commit: false,
+            uncheckpointed: AtomicBool::new(false),
         })
     }
 
@@ -169,7 +278,30 @@ impl Store {
             .map_err(sql(action))?;
         let out = f(&tx)?;
         tx.commit().map_err(sql(action))?;
+        if self.checkpoint_each_commit {
+            if ON_WRITER.get() {
+                self.uncheckpointed.store(true, Ordering::Relaxed);
+            } else {
+                passive_checkpoint(&conn);
+            }
+        }
         Ok(out)
+    }
+
+    fn checkpoint_passive(&self) {
+        passive_checkpoint(&self.conn());
+    }
+
+    /// The writer thread's end of a batch: checkpoints its commits since the last one.
+    pub(crate) fn end_of_batch(&self) {
+        if self.uncheckpointed.swap(false, Ordering::Relaxed) {
+            self.checkpoint_passive();
+        }
+    }
+
+    /// Whether this store holds the state file's lock (a daemon's store).
+    pub fn is_locked(&self) -> bool {
+        self.lock.is_some()
     }
 
     /// Sizes of the state file. Cheap: two pragmas and two `stat` calls.
@@ -246,6 +378,14 @@ impl Store {
             .and_then(|rows| rows.collect())
             .map_err(sql("checking the state file"))?;
         Ok(if rows == ["ok"] { Ok(()) } else { Err(rows) })
+    }
+}
+
+/// Copies what it can of the WAL into the main file without waiting for anyone. A
+/// failure is only logged: the commit before it is durable in the WAL either way.
+fn passive_checkpoint(conn: &Connection) {
+    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+        tracing::warn!(error = %e, "checkpointing the state file");
     }
 }
 

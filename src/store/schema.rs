@@ -137,6 +137,21 @@ WHEN NOT (OLD.live = 1 AND NEW.live = 0 AND NEW.id = OLD.id AND NEW.rollout_id =
 BEGIN SELECT RAISE(ABORT, 'an approval only ever stops being live'); END;
 "#;
 
+/// The file's schema version, `None` when it has no `schema_version` table: a read,
+/// for a read-only connection (`state check`).
+pub(crate) fn stored_version(conn: &Connection) -> rusqlite::Result<Option<u32>> {
+    let has_table: bool = conn.query_row(
+        "SELECT count(*) > 0 FROM sqlite_schema WHERE type = 'table' AND name = 'schema_version'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has_table {
+        return Ok(None);
+    }
+    conn.query_row("SELECT version FROM schema_version WHERE id = 1", [], |r| r.get(0))
+        .optional()
+}
+
 /// Brings the file up to [`SCHEMA_VERSION`], one migration per transaction.
 pub(crate) fn migrate(conn: &mut Connection) -> Result<u32, StoreError> {
     loop {

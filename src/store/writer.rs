@@ -30,9 +30,23 @@ impl StoreWriter {
         std::thread::Builder::new()
             .name("ringmaster-store".into())
             .spawn(move || {
-                for job in rx {
+                super::ON_WRITER.set(true);
+                // One checkpoint per batch: when no job waits (see `Store::open_daemon`).
+                loop {
+                    let job = match rx.try_recv() {
+                        Ok(job) => job,
+                        Err(mpsc::TryRecvError::Empty) => {
+                            store.end_of_batch();
+                            match rx.recv() {
+                                Ok(job) => job,
+                                Err(_) => break,
+                            }
+                        }
+                        Err(mpsc::TryRecvError::Disconnected) => break,
+                    };
                     job(&store);
                 }
+                store.end_of_batch();
             })
             .expect("spawning the store writer thread");
         StoreWriter { jobs }
