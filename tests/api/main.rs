@@ -14,3 +14,4 @@ mod endpoints;
 mod hardening;
 mod harness;
 mod jwt;
+mod store_reads;
