@@ -297,3 +297,46 @@ fn a_v1_state_file_is_migrated_to_the_retention_schema() {
     assert_eq!(s.check().unwrap().audit_entries, 1);
     assert_eq!(s.audit_archived_up_to().unwrap(), 0);
 }
+
+/// The daemon applies the retention policy on its own: `retention::run` (what `serve`
+/// spawns) archives at once, then again each hour, and not before; on tokio's paused
+/// clock, so the hour takes no time. (`apply_retention` itself is the test above.)
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn the_daemon_archives_at_start_and_then_every_hour_on_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = std::sync::Arc::new(Store::open(dir.path().join("state.db")).unwrap());
+    let now = Utc::now();
+    let first: Vec<AuditEntry> = (0..20).map(|i| entry(now, i)).collect();
+    s.save_rollout_with_audit(&running("r1"), &first).unwrap();
+    let policy = RetentionPolicy {
+        max_age: TimeDelta::days(90),
+        max_entries: 5,
+        archive_dir: dir.path().join("audit-archive"),
+    };
+    let metrics = std::sync::Arc::new(ringmaster::metrics::Metrics::default());
+    let clock: std::sync::Arc<dyn ringmaster::clock::Clock> = std::sync::Arc::new(ringmaster::clock::SystemClock);
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(ringmaster::store::retention::run(
+        s.clone(),
+        policy,
+        clock,
+        metrics.clone(),
+        stop_rx,
+    ));
+    // The pass runs on a blocking thread, which holds paused time still while it works.
+    let settle = || tokio::time::sleep(std::time::Duration::from_secs(1));
+    settle().await;
+    assert_eq!(s.audit_archived_up_to().unwrap(), 15, "the first pass, at start");
+    assert_eq!(metrics.get("ringmaster_audit_archived_total", &[]), 15.0);
+    let more: Vec<AuditEntry> = (20..30).map(|i| entry(now, i)).collect();
+    s.save_rollout_with_audit(&running("r1"), &more).unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(3600 - 10)).await;
+    assert_eq!(s.audit_archived_up_to().unwrap(), 15, "no pass before the hour");
+    tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+    settle().await;
+    assert_eq!(s.audit_archived_up_to().unwrap(), 25, "the next pass, an hour on");
+    assert_eq!(metrics.get("ringmaster_audit_archived_total", &[]), 25.0);
+    assert_eq!(s.check().unwrap().audit_entries, 5);
+    stop.send(true).unwrap();
+    task.await.unwrap();
+}
