@@ -49,12 +49,19 @@ fn seeds_that_found_bugs_stay_fixed() {
 }
 
 /// Seeds whose pool gate fails in a ring that rolls back (`on_gate_failure: rollback`,
-/// seeds 1, 5, 9, ...), with daemon restarts: every safety rule still holds while pools
-/// are rolled back, and each of these seeds ends with a cluster rolled back.
+/// seeds 1, 5, 9, ...), each killed the moment AKS takes its first rollback call: every
+/// safety rule still holds while pools are rolled back (the restart adopts the running
+/// rollback: a second accepted rollback of the same pool breaks "no step accepted
+/// twice"), each of these seeds ends with a cluster rolled back, and every `rolledBack`
+/// cluster's pool is back on its old version and image in AKS (`check.rs`).
 #[test]
 fn rollbacks_keep_every_safety_rule() {
     for seed in [29, 57, 69] {
         let r = run_seed(seed);
         assert!(r.rolled_back > 0, "seed {seed} rolled nothing back: {r:?}");
+        assert!(
+            r.restarts_in_rollback > 0,
+            "seed {seed} was never restarted while AKS ran a rollback: {r:?}"
+        );
     }
 }
