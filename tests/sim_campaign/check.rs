@@ -129,7 +129,7 @@ fn pool_of(w: &WriteRecord) -> Option<(String, String)> {
 
 /// The resource and the desired state a mutating request asks for: two accepted
 /// requests with the same key are the same step sent twice.
-fn step_key(w: &WriteRecord) -> Option<(String, String, String)> {
+pub fn step_key(w: &WriteRecord) -> Option<(String, String, String)> {
     let (cluster, rest) = cluster_and_rest(w)?;
     let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
     let props = w.body.as_ref().and_then(|b| b.get("properties"));

@@ -17,6 +17,7 @@
 #![allow(dead_code)]
 
 pub mod check;
+pub mod large;
 pub mod scenario;
 
 use chrono::{DateTime, Utc};
