@@ -295,7 +295,8 @@ pub fn fleet_file(d: &Discovery, workloads: &BTreeMap<ClusterId, Vec<Workload>>,
                 // Classic Azure CNI (no mode) gives pods subnet addresses; the fleet
                 // file's default with `azure` is overlay, so the mode is always written.
                 if plugin.eq_ignore_ascii_case("azure") {
-                    cluster["network_plugin_mode"] = json!(net.network_plugin_mode.clone().unwrap_or_else(|| "none".into()));
+                    cluster["network_plugin_mode"] =
+                        json!(net.network_plugin_mode.clone().unwrap_or_else(|| "none".into()));
                 }
                 cluster["network_plugin"] = json!(plugin);
             }

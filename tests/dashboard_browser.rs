@@ -247,10 +247,17 @@ async fn an_approver_approves_prod_from_the_page_and_a_viewer_cannot() {
     loop {
         let v = b.run(INERT, json!([])).await;
         if v[0] == true {
-            assert_eq!(v, json!([true, false, false]), "[shown as text, an element made, a handler ran]");
+            assert_eq!(
+                v,
+                json!([true, false, false]),
+                "[shown as text, an element made, a handler ran]"
+            );
             break;
         }
-        assert!(t.elapsed() < Duration::from_secs(30), "the approval's comment is not shown: {v}");
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "the approval's comment is not shown: {v}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     wait_text(&b, "#rollout-state", "succeeded", Duration::from_secs(180)).await;

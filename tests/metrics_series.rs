@@ -107,7 +107,9 @@ fn groupings(expr: &str) -> Vec<(usize, usize, Vec<String>)> {
             .collect();
         // The argument: the next `(` after the label list, to its matching `)`.
         let after = expr.len() - list.len() + close + 1;
-        let Some(open) = expr[after..].find('(').map(|j| after + j) else { continue };
+        let Some(open) = expr[after..].find('(').map(|j| after + j) else {
+            continue;
+        };
         let mut depth = 0;
         let mut end = expr.len();
         for (j, c) in expr[open..].char_indices() {
@@ -154,7 +156,10 @@ fn selectors(expr: &str) -> Vec<Selector> {
             let close = expr[end..].find('}').map(|j| end + j).expect("an unclosed selector");
             for m in expr[end + 1..close].split(',') {
                 let m = m.trim();
-                let key: String = m.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+                let key: String = m
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
                 if key.is_empty() {
                     continue;
                 }
@@ -313,7 +318,11 @@ fn selectors_are_found_crudely_but_surely() {
         ]
     );
     assert_eq!(s[0].by, ["le", "kind"]);
-    assert_eq!(s[0].values, [("job".to_string(), "x".to_string())], "regex matchers are left out");
+    assert_eq!(
+        s[0].values,
+        [("job".to_string(), "x".to_string())],
+        "regex matchers are left out"
+    );
     assert!(s[1].by.is_empty(), "outside the aggregation");
     // The check can fail: a misspelt name, a label the series lacks, buckets of a gauge.
     let expo = parse(
@@ -324,7 +333,10 @@ fn selectors_are_found_crudely_but_surely() {
     assert_eq!(unresolved(&expo, &exprs("ringmaster_redy")).len(), 1);
     assert_eq!(unresolved(&expo, &exprs("ringmaster_ready{ring=\"prod\"}")).len(), 1);
     // A grouping label the series lacks; a label value no sample has.
-    assert_eq!(unresolved(&expo, &exprs("sum by (result) (rate(ringmaster_ready[5m]))")).len(), 1);
+    assert_eq!(
+        unresolved(&expo, &exprs("sum by (result) (rate(ringmaster_ready[5m]))")).len(),
+        1
+    );
     assert!(unresolved(&expo, &exprs("sum by (kind) (rate(ringmaster_x_bucket[5m]))")).is_empty());
     assert_eq!(unresolved(&expo, &exprs("ringmaster_x_bucket{kind=\"c\"}")).len(), 1);
     assert_eq!(

@@ -373,7 +373,14 @@ fn set_channel(sim: &Sim, channel: &str) {
         let mut mc = arm.get(&path).await;
         mc["properties"]["autoUpgradeProfile"]["upgradeChannel"] = channel.into();
         let url = format!("{}{path}?api-version={}", arm.base, common::API);
-        let r = arm.http.put(url).bearer_auth(&arm.token).json(&mc).send().await.unwrap();
+        let r = arm
+            .http
+            .put(url)
+            .bearer_auth(&arm.token)
+            .json(&mc)
+            .send()
+            .await
+            .unwrap();
         assert!(r.status().is_success(), "PUT the channel: {}", r.status());
         for _ in 0..300 {
             let mc = arm.get(&path).await;

@@ -69,7 +69,13 @@ fn difference(a: &Value, b: &Value, at: &str) -> Option<String> {
 /// Copies the fleet `original` runs into a file, starts a second simulator on it, and
 /// compares what `upgrades`, `plan`, `forecast` and `preflight` (with `policy`) say of
 /// both. Returns the copy's path.
-fn round_trip(dir: &std::path::Path, original: &Sim, policy: &str, what: &str, not_copied: &[&str]) -> std::path::PathBuf {
+fn round_trip(
+    dir: &std::path::Path,
+    original: &Sim,
+    policy: &str,
+    what: &str,
+    not_copied: &[&str],
+) -> std::path::PathBuf {
     let copy = dir.join(format!("{what}-copy.yaml"));
     let o = procs::ringmaster(original, &["snapshot", "--output", copy.to_str().unwrap()])
         .output()
@@ -229,7 +235,12 @@ fn a_snapshot_of_a_fleet_rehearses_the_same_upgrades_plan_forecast_and_preflight
     );
     let pf_policy = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/preflight/policy.yaml");
     let found = json_of(&pf, &["preflight", "--policy", pf_policy, "--output", "json"]).to_string();
-    for code in ["QuotaExceeded", "SubnetIsFull", "UnsatisfiablePDB", "OperationNotAllowed"] {
+    for code in [
+        "QuotaExceeded",
+        "SubnetIsFull",
+        "UnsatisfiablePDB",
+        "OperationNotAllowed",
+    ] {
         assert!(found.contains(code), "the fixture's preflight finds {code}: {found}");
     }
     // Quotas, subnets and deprecated API calls are not copied (`src/snapshot.rs`): the

@@ -154,7 +154,8 @@ pub(super) async fn fleet(State(state): State<ApiState>) -> Result<Json<Value>, 
     if let Some(r) = active {
         attach_preflight(
             &mut v,
-            r.clusters().filter_map(|(_, c)| c.preflight.as_ref().map(|p| (&c.id, p))),
+            r.clusters()
+                .filter_map(|(_, c)| c.preflight.as_ref().map(|p| (&c.id, p))),
         );
     }
     Ok(Json(v))

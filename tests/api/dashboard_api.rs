@@ -257,5 +257,8 @@ fn the_dashboard_script_hands_no_string_to_an_html_parser() {
     ] {
         assert!(!script.contains(sink), "app.js uses {sink}");
     }
-    assert!(script.contains("textContent"), "the script writes text with textContent");
+    assert!(
+        script.contains("textContent"),
+        "the script writes text with textContent"
+    );
 }

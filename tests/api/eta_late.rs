@@ -36,10 +36,7 @@ fn a_cluster_is_late_only_beyond_five_minutes_after_the_start_forecast() {
     let second = chrono::Duration::seconds(1);
     // Three clusters: forecast at the start 5 min + 1 s, exactly 5 min, and 4 min 59 s
     // before what is forecast now.
-    let picked: Vec<(&String, chrono::Duration)> = again
-        .keys()
-        .zip([five + second, five, five - second])
-        .collect();
+    let picked: Vec<(&String, chrono::Duration)> = again.keys().zip([five + second, five, five - second]).collect();
     r.forecast = record(
         picked
             .iter()

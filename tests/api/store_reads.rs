@@ -83,7 +83,8 @@ async fn a_state_file_the_daemon_cannot_read_is_503_for_the_list_and_the_rollout
     let (s, v) = get(&base, "/api/v1/rollouts").await;
     assert_eq!(s, StatusCode::OK, "the listing reads no state: {v}");
     let state = unavailable(get(&base, &one).await);
-    conn.execute("UPDATE rollouts SET updated_at = 'not a time'", []).unwrap();
+    conn.execute("UPDATE rollouts SET updated_at = 'not a time'", [])
+        .unwrap();
     let list = unavailable(get(&base, "/api/v1/rollouts").await);
     assert!(
         state.is_ok() && list.is_ok(),

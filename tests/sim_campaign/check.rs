@@ -589,7 +589,13 @@ impl Checker {
             format!("{name} is rolledBack, but AKS accepted no rollback of its pools")
         })?;
         for key in rolled {
-            let before = self.initial.as_ref().expect("the initial world is recorded").pools.get(&key).cloned();
+            let before = self
+                .initial
+                .as_ref()
+                .expect("the initial world is recorded")
+                .pools
+                .get(&key)
+                .cloned();
             let after = world.pools.get(&key).cloned();
             self.ensure(before.is_some() && before == after, || {
                 format!(

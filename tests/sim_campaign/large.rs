@@ -103,8 +103,15 @@ async fn run(n: usize, mut kill_after: Vec<usize>) -> LargeReport {
     loop {
         let s = store.take().expect("a store");
         let previous = Arc::downgrade(&s);
-        let runtime = Runtime::new(current, client.clone(), tokens.clone(), clock.clone(), Some(s), notifier.clone())
-            .expect("runtime");
+        let runtime = Runtime::new(
+            current,
+            client.clone(),
+            tokens.clone(),
+            clock.clone(),
+            Some(s),
+            notifier.clone(),
+        )
+        .expect("runtime");
         let mut progress = runtime.progress();
         let commits = runtime.commits();
         let mut runner = tokio::spawn(runtime.run(first, std::future::pending()));
@@ -126,7 +133,10 @@ async fn run(n: usize, mut kill_after: Vec<usize>) -> LargeReport {
                 "the rollout ended: {:?}",
                 progress.borrow().status
             );
-            assert!(tokio::time::Instant::now() < deadline, "no progress in 3 simulated days");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no progress in 3 simulated days"
+            );
             tokio::select! {
                 _ = progress.changed() => {}
                 _ = logged.changed() => {}
@@ -138,7 +148,10 @@ async fn run(n: usize, mut kill_after: Vec<usize>) -> LargeReport {
         let _ = (&mut runner).await;
         let t = std::time::Instant::now();
         while previous.upgrade().is_some() {
-            assert!(t.elapsed() < Duration::from_secs(10), "the killed runtime's store is still held");
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "the killed runtime's store is still held"
+            );
             tokio::task::yield_now().await;
             std::thread::sleep(Duration::from_millis(1));
         }
