@@ -340,3 +340,44 @@ async fn the_daemon_archives_at_start_and_then_every_hour_on_its_own() {
     stop.send(true).unwrap();
     task.await.unwrap();
 }
+
+/// `ringmaster serve` runs the retention task itself: started on a state file holding
+/// more audit entries than `--audit-max-entries`, it archives the oldest at once into
+/// `audit-archive` next to the state file (a real process; the hourly schedule is the
+/// test above).
+#[test]
+fn serve_archives_old_audit_entries_on_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.db");
+    {
+        let s = Store::open(&state).unwrap();
+        for i in 0..5 {
+            s.append_audit(&entry(Utc::now(), i)).unwrap();
+        }
+    }
+    let tokens = format!(
+        "tokens:\n  - name: admin\n    groups: [platform-admins]\n    sha256: {}\n",
+        ringmaster::api::auth::token_digest_hex("state-file-test-token-0123456789abcdef")
+    );
+    std::fs::write(dir.path().join("tokens.yaml"), tokens).unwrap();
+    let sim = common::procs::start_sim(dir.path(), "60");
+    let serve = common::procs::spawn_serve(&sim, dir.path(), &["--audit-max-entries", "2"]);
+    let archive = dir.path().join("audit-archive");
+    let t = std::time::Instant::now();
+    let lines = loop {
+        let files: Vec<_> = std::fs::read_dir(&archive)
+            .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
+            .unwrap_or_default();
+        let n: usize = files
+            .iter()
+            .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+            .map(|p| std::fs::read_to_string(p).unwrap_or_default().lines().count())
+            .sum();
+        if n > 0 || t.elapsed() > std::time::Duration::from_secs(20) {
+            break n;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(lines >= 3, "serve archived {lines} entries of 5 with at most 2 kept");
+    drop(serve);
+}
