@@ -349,9 +349,12 @@ fn selectors_are_found_crudely_but_surely() {
     );
 }
 
-/// Every notification the daemon sent: (event, ring, cluster name).
+/// A notification the daemon sent: (event, ring, cluster name).
+type Note = (NotifyEvent, Option<String>, Option<String>);
+
+/// Every notification the daemon sent.
 #[derive(Default)]
-struct Notes(std::sync::Mutex<Vec<(NotifyEvent, Option<String>, Option<String>)>>);
+struct Notes(std::sync::Mutex<Vec<Note>>);
 
 impl ringmaster::runtime::Notifier for Notes {
     fn notify(&self, e: NotifyEvent, ring: Option<&str>, c: Option<&ringmaster::domain::fleet::ClusterId>, _: &str) {

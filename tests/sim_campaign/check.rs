@@ -90,6 +90,9 @@ struct Place {
     max_parallel: usize,
 }
 
+/// An approval the campaign delivered: (when, when it lapses).
+type Delivered = (DateTime<Utc>, Option<DateTime<Utc>>);
+
 pub struct Checker {
     places: BTreeMap<String, Place>,
     soaks: Vec<Duration>,
@@ -101,7 +104,7 @@ pub struct Checker {
     /// Every cluster of the fleet.
     all: Vec<String>,
     /// Per ring, the approvals the campaign delivered to the daemon: (when, lapses at).
-    approvals_given: BTreeMap<String, Vec<(DateTime<Utc>, Option<DateTime<Utc>>)>>,
+    approvals_given: BTreeMap<String, Vec<Delivered>>,
     /// What AKS held before the daemon's first call.
     initial: Option<WorldView>,
     pub checks: u64,
