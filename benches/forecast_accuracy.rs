@@ -15,7 +15,13 @@
 //! template, dev 6 / staging 18 / prod 96 in waves of 6, 6 and 12), with an approval
 //! before prod, a daily 08:00-18:00 window for prod and a blackout of prod on Tuesday.
 //!
-//! Run: `cargo bench --bench forecast_accuracy` (about 15 minutes).
+//! Last, the default model calibrated with history (`forecast --history`): each fleet's
+//! forecast with the other fleet's rehearsal as history (held out: the run judged is not
+//! the one learned from), and, for comparison, with its own (which flatters it: the
+//! simulator's durations do not depend on its seed, so a second rehearsal of the same
+//! fleet replays the first one exactly).
+//!
+//! Run: `cargo bench --bench forecast_accuracy` (about 10 minutes).
 
 use ringmaster::demo::Rehearsal;
 use ringmaster::domain::fleet::ClusterId;
@@ -63,14 +69,39 @@ fn compare(tl: &Timeline, done: &Rollout) -> Vec<(String, f64, f64)> {
     v
 }
 
-/// A rehearsal of `fleet` from its start, with its forecasts made at the start (one per
-/// model): the finished rollout, its state file's directory and the forecasts.
-async fn rehearse(
-    scale: f64,
-    fleet: ringmaster::sim::fleet::Fleet,
-    policy_path: &std::path::Path,
-    models: Vec<(&'static str, Model, ringmaster::forecast::history::Calibration)>,
-) -> (Rollout, tempfile::TempDir, Vec<(&'static str, Timeline)>) {
+/// A rehearsal: the finished rollout, its state file's directory, and what a forecast at
+/// its start needs (the fresh rollout, settings, pools, start, approval delay).
+struct Rehearsed {
+    done: Rollout,
+    state: tempfile::TempDir,
+    fresh: Rollout,
+    settings: Settings,
+    pools: ringmaster::forecast::Pools,
+    start: chrono::DateTime<chrono::Utc>,
+    approval_after: Duration,
+}
+
+impl Rehearsed {
+    /// The forecast at the rehearsal's start with `model` and `history`.
+    fn forecast(&self, model: Model, history: ringmaster::forecast::history::Calibration) -> Timeline {
+        let a = Assumptions {
+            model,
+            approval_after: self.approval_after,
+            history,
+        };
+        ringmaster::forecast::forecast(self.fresh.clone(), &self.settings, &self.pools, &a, self.start)
+    }
+
+    /// What the rehearsal's state file teaches the model.
+    fn history(&self) -> ringmaster::forecast::history::Calibration {
+        let store = ringmaster::store::Store::open(self.state.path().join("state.db")).unwrap();
+        let (rollouts, audit) = ringmaster::forecast::history::load(&store).unwrap();
+        ringmaster::forecast::history::learn(&rollouts, &audit)
+    }
+}
+
+/// A rehearsal of `fleet` from its start.
+async fn rehearse(scale: f64, fleet: ringmaster::sim::fleet::Fleet, policy_path: &std::path::Path) -> Rehearsed {
     let Rehearsal {
         sim,
         clock,
@@ -97,20 +128,6 @@ async fn rehearse(
         (*rollout.plan).clone(),
         now,
     );
-    let forecasts = models
-        .into_iter()
-        .map(|(name, model, history)| {
-            let a = Assumptions {
-                model,
-                approval_after,
-                history,
-            };
-            (
-                name,
-                ringmaster::forecast::forecast(fresh.clone(), &settings, &pools, &a, now),
-            )
-        })
-        .collect();
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(ringmaster::store::Store::open(dir.path().join("state.db")).unwrap());
     let (tx, mut asks) = mpsc::unbounded_channel();
@@ -140,7 +157,15 @@ async fn rehearse(
     let _ = stop_tx.send(());
     let _ = runner.await;
     sim.shutdown().await;
-    (done, dir, forecasts)
+    Rehearsed {
+        done,
+        state: dir,
+        fresh,
+        settings,
+        pools,
+        start: now,
+        approval_after,
+    }
 }
 
 fn print(done: &Rollout, forecasts: &[(&str, Timeline)]) {
@@ -170,63 +195,63 @@ fn by_hand(f: &ringmaster::sim::fleet::Fleet) -> Model {
     }
 }
 
-/// Two rehearsals of a fleet: the first forecast with the default and the by-hand model,
-/// the second with the first one's history.
-async fn measure(what: &str, scale: f64, fleet: impl Fn() -> ringmaster::sim::fleet::Fleet, policy: &std::path::Path) {
+/// A rehearsal of a fleet, forecast with the default and the by-hand model.
+async fn measure(what: &str, scale: f64, fleet: ringmaster::sim::fleet::Fleet, policy: &std::path::Path) -> Rehearsed {
     let wall = std::time::Instant::now();
-    let (first, state, forecasts) = rehearse(
-        scale,
-        fleet(),
-        policy,
-        vec![
-            ("default model (goal 10%)", Model::default(), Default::default()),
-            (
-                "model calibrated by hand with the fleet file's durations",
-                by_hand(&fleet()),
-                Default::default(),
-            ),
-        ],
-    )
-    .await;
+    let by_hand = by_hand(&fleet);
+    let r = rehearse(scale, fleet, policy).await;
     println!(
         "\n{what}, {} clusters, rehearsed at {scale}x in {:.0} s; hours from the start to each end",
-        first.clusters().count(),
+        r.done.clusters().count(),
         wall.elapsed().as_secs_f64()
     );
-    print(&first, &forecasts);
-    let store = ringmaster::store::Store::open(state.path().join("state.db")).unwrap();
-    let (rollouts, audit) = ringmaster::forecast::history::load(&store).unwrap();
-    let history = ringmaster::forecast::history::learn(&rollouts, &audit);
-    for (k, f) in &history.kinds {
+    let forecasts = vec![
+        (
+            "default model (goal 10%)",
+            r.forecast(Model::default(), Default::default()),
+        ),
+        (
+            "model calibrated by hand with the fleet file's durations",
+            r.forecast(by_hand, Default::default()),
+        ),
+    ];
+    print(&r.done, &forecasts);
+    for (k, f) in &r.history().kinds {
         println!(
             "history: {k}: {} operations, {:.2}x the model (p10 {:.2}, p90 {:.2})",
             f.samples, f.median, f.p10, f.p90
         );
     }
-    let (second, _, forecasts) = rehearse(
-        scale,
-        fleet(),
-        policy,
-        vec![(
-            "default model with one rehearsal's history (goal 5%)",
-            Model::default(),
-            history,
-        )],
-    )
-    .await;
-    print(&second, &forecasts);
+    r
+}
+
+/// `r` forecast with the history of `other` (held out) and with its own (a replay).
+fn with_history(what: &str, r: &Rehearsed, other: (&str, &Rehearsed)) {
+    println!("\n{what} with history:");
+    let forecasts = [
+        (
+            format!(
+                "default model with the {} rehearsal's history, held out (goal 5%)",
+                other.0
+            ),
+            r.forecast(Model::default(), other.1.history()),
+        ),
+        (
+            "default model with its own rehearsal's history (the run it learned from)".to_string(),
+            r.forecast(Model::default(), r.history()),
+        ),
+    ];
+    let named: Vec<(&str, Timeline)> = forecasts.iter().map(|(n, t)| (n.as_str(), t.clone())).collect();
+    print(&r.done, &named);
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     ringmaster::identity::install_crypto_provider();
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let demo = || {
-        let mut f = ringmaster::sim::fleet::load(&root.join("examples/fleets/demo.yaml")).expect("fleet");
-        f.faults.clear();
-        f
-    };
-    measure("demo fleet", SCALE, demo, &root.join("policies/demo.yaml")).await;
+    let mut demo_fleet = ringmaster::sim::fleet::load(&root.join("examples/fleets/demo.yaml")).expect("fleet");
+    demo_fleet.faults.clear();
+    let demo = measure("demo fleet", SCALE, demo_fleet, &root.join("policies/demo.yaml")).await;
 
     // A generated fleet with windows, an approval and a blackout.
     let dir = tempfile::tempdir().unwrap();
@@ -234,7 +259,10 @@ async fn main() {
     let text = generated::generated_policy("accuracy-120", 6, 6, 12)
         + "  windows:\n    - name: day\n      cron: \"0 8 * * *\"\n      duration: 10h\n      rings: [prod]\n  blackouts:\n    - name: tuesday\n      from: \"2026-12-01\"\n      rings: [prod]\n";
     std::fs::write(&policy, text).unwrap();
-    let generated =
-        || ringmaster::sim::fleet::parse("large.yaml (120)", &generated::generated_fleet_text(120)).expect("fleet");
-    measure("generated fleet", GENERATED_SCALE, generated, &policy).await;
+    let generated_fleet =
+        ringmaster::sim::fleet::parse("large.yaml (120)", &generated::generated_fleet_text(120)).expect("fleet");
+    let generated = measure("generated fleet", GENERATED_SCALE, generated_fleet, &policy).await;
+
+    with_history("demo fleet", &demo, ("generated fleet", &generated));
+    with_history("generated fleet", &generated, ("demo fleet", &demo));
 }

@@ -289,11 +289,24 @@ pub fn fleet_file(d: &Discovery, workloads: &BTreeMap<ClusterId, Vec<Workload>>,
                 "pools": pools,
                 "workloads": wl,
             });
-            if let Some(plugin) = props
-                .and_then(|x| x.network_profile.as_ref())
-                .and_then(|n| n.network_plugin.clone())
+            if let Some(net) = props.and_then(|x| x.network_profile.as_ref())
+                && let Some(plugin) = net.network_plugin.clone()
             {
+                // Classic Azure CNI (no mode) gives pods subnet addresses; the fleet
+                // file's default with `azure` is overlay, so the mode is always written.
+                if plugin.eq_ignore_ascii_case("azure") {
+                    cluster["network_plugin_mode"] =
+                        json!(net.network_plugin_mode.clone().unwrap_or_else(|| "none".into()));
+                }
                 cluster["network_plugin"] = json!(plugin);
+            }
+            // A stopped cluster accepts no upgrade: the rehearsal must see it stopped.
+            if let Some(code) = props
+                .and_then(|x| x.power_state.as_ref())
+                .and_then(|p| p.code.clone())
+                .filter(|c| !c.eq_ignore_ascii_case("Running"))
+            {
+                cluster["power_state"] = json!(code);
             }
             cluster
         })

@@ -1,8 +1,10 @@
 //! The dashboard in a real browser (headless Chromium through ChromeDriver) against
 //! `ringmaster serve` and `ringmaster sim` as separate processes: a viewer signs in with
 //! a token, watches the rehearsal progress live (no reload), sees no button on prod's
-//! approval, and a request forged with that session is refused (403) and audited; an
-//! approver then approves prod with the button and the rollout finishes. The page logs
+//! approval nor any operator's button, and a request forged with that session is refused
+//! (403) and audited; an approver and operator then sees the operator's buttons,
+//! approves prod with the button and a comment holding markup, which the page shows as
+//! text (no element made, no handler run), and the rollout finishes. The page logs
 //! no console error; the test saves screenshots under the target directory.
 
 mod common;
@@ -14,6 +16,22 @@ use std::time::{Duration, Instant};
 
 const ALICE: &str = "alice-dashboard-0123456789abcdef0123456789";
 const VIEWER: &str = "viewer-dashboard-0123456789abcdef012345678";
+
+/// An approval comment with markup in it: the page must show it as text.
+const COMMENT: &str = "dev and staging look healthy <img src=x id=injected onerror=\"window.pwned=1\">";
+
+/// [whether the rollout's operator actions show, how many skip and end-soak buttons].
+const OPERATOR_BUTTONS: &str = r#"
+    const ops = document.getElementById('operator-actions');
+    return [!!ops && !ops.hidden, document.querySelectorAll('[id^="skip-"], [id^="end-soak-"]').length];
+"#;
+
+/// [the comment shown as text in the rings table, an element made of it, its handler run].
+const INERT: &str = r#"
+    const rings = document.getElementById('rings');
+    return [rings.textContent.includes('<img src=x id=injected'), !!document.getElementById('injected'),
+        window.pwned !== undefined];
+"#;
 
 fn tokens_yaml() -> String {
     let hash = ringmaster::api::auth::token_digest_hex;
@@ -165,6 +183,12 @@ async fn an_approver_approves_prod_from_the_page_and_a_viewer_cannot() {
     assert!(b.find("#approve-prod").await.is_none());
     assert!(b.find("#reject-prod").await.is_none());
     assert!(b.text_of("#no-decision-prod").await.contains("not among its approvers"));
+    // Nor any operator's button: pause, resume, abort, skip a cluster, end a soak.
+    assert_eq!(
+        b.run(OPERATOR_BUTTONS, json!([])).await,
+        json!([false, 0]),
+        "a viewer sees no operator action"
+    );
     let errors = console_errors(&b).await;
     assert!(errors.is_empty(), "console errors: {errors:?}");
     std::fs::write(screenshot_path("dashboard-viewer.png"), b.screenshot().await).unwrap();
@@ -201,12 +225,41 @@ async fn an_approver_approves_prod_from_the_page_and_a_viewer_cannot() {
     b.click(&out).await;
     sign_in(&b, ALICE).await;
     let approve = b.wait_for("#approve-prod", Duration::from_secs(30)).await;
+    // Alice is an operator (platform-admins): the rollout's actions and a skip button for
+    // each unfinished cluster.
+    let t = Instant::now();
+    loop {
+        let v = b.run(OPERATOR_BUTTONS, json!([])).await;
+        if v[0] == true && v[1].as_u64().unwrap_or(0) > 0 {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(20), "an operator's buttons: {v}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     std::fs::write(screenshot_path("dashboard-approval.png"), b.screenshot().await).unwrap();
     b.click(&approve).await;
     let comment = b.wait_for("#confirm-comment", Duration::from_secs(5)).await;
-    b.type_into(&comment, "dev and staging look healthy").await;
+    b.type_into(&comment, COMMENT).await;
     let ok = b.wait_for("#confirm-ok", Duration::from_secs(5)).await;
     b.click(&ok).await;
+    // The comment is shown as text: no element made of it, no handler run.
+    let t = Instant::now();
+    loop {
+        let v = b.run(INERT, json!([])).await;
+        if v[0] == true {
+            assert_eq!(
+                v,
+                json!([true, false, false]),
+                "[shown as text, an element made, a handler ran]"
+            );
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "the approval's comment is not shown: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     wait_text(&b, "#rollout-state", "succeeded", Duration::from_secs(180)).await;
     std::fs::write(screenshot_path("dashboard-done.png"), b.screenshot().await).unwrap();
     let errors = console_errors(&b).await;
@@ -216,7 +269,7 @@ async fn an_approver_approves_prod_from_the_page_and_a_viewer_cannot() {
     assert!(
         approved
             .iter()
-            .any(|e| e["action"] == "ring.approved" && e["reason"] == "dev and staging look healthy"),
+            .any(|e| e["action"] == "ring.approved" && e["reason"] == COMMENT),
         "{approved:?}"
     );
 }

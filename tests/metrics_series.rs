@@ -14,9 +14,8 @@ mod common;
 use common::daemon::serve_demo;
 use ringmaster::api::auth::{Auth, parse_tokens, token_digest_hex};
 use ringmaster::demo::Rehearsal;
-use ringmaster::engine::{RingStatus, Rollout};
+use ringmaster::engine::{NotifyEvent, RingStatus, Rollout};
 use ringmaster::metrics::Metrics;
-use ringmaster::runtime::LogNotifier;
 use ringmaster::service::Control;
 use ringmaster::service::daemon::Daemon;
 use ringmaster::store::Store;
@@ -74,17 +73,69 @@ fn alert_exprs(yaml: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// A selector in an expression: a series name and the label names it matches on.
+/// A selector in an expression: a series name, the label names it matches on, the
+/// values its equality matchers ask for (`state="halted"`), and the labels an
+/// aggregation around it groups by (`sum by (result) (...)`).
 #[derive(Debug)]
 struct Selector {
     name: String,
     labels: Vec<String>,
+    values: Vec<(String, String)>,
+    by: Vec<String>,
+}
+
+/// The spans of an expression an aggregation's `by (...)` applies to: the parenthesized
+/// argument that follows the label list, with those labels.
+fn groupings(expr: &str) -> Vec<(usize, usize, Vec<String>)> {
+    let b = expr.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while let Some(at) = expr[i..].find("by") {
+        let start = i + at;
+        i = start + 2;
+        let word = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+        if (start > 0 && word(b[start - 1])) || b.get(start + 2).is_some_and(|c| word(*c)) {
+            continue;
+        }
+        let rest = expr[start + 2..].trim_start();
+        let Some(list) = rest.strip_prefix('(') else { continue };
+        let Some(close) = list.find(')') else { continue };
+        let labels: Vec<String> = list[..close]
+            .split(',')
+            .map(|l| l.trim().to_string())
+            .filter(|l| !l.is_empty())
+            .collect();
+        // The argument: the next `(` after the label list, to its matching `)`.
+        let after = expr.len() - list.len() + close + 1;
+        let Some(open) = expr[after..].find('(').map(|j| after + j) else {
+            continue;
+        };
+        let mut depth = 0;
+        let mut end = expr.len();
+        for (j, c) in expr[open..].char_indices() {
+            match c {
+                '(' => depth += 1,
+                ')' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        end = open + j;
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        out.push((open, end, labels));
+    }
+    out
 }
 
 /// The `ringmaster_*` selectors of a PromQL expression, crudely: a name, then label
-/// matchers if a `{` follows at once. Names in `by (...)` are labels, not series: only
-/// `ringmaster_` identifiers count.
+/// matchers if a `{` follows at once, and the `by` labels of the aggregations around
+/// it. Names in `by (...)` are labels, not series: only `ringmaster_` identifiers count.
+/// Values with a Grafana variable (`$...`) and regex or negative matchers are left out.
 fn selectors(expr: &str) -> Vec<Selector> {
+    let groups = groupings(expr);
     let mut out = Vec::new();
     let b = expr.as_bytes();
     let mut i = 0;
@@ -100,34 +151,53 @@ fn selectors(expr: &str) -> Vec<Selector> {
             end += 1;
         }
         let mut labels = Vec::new();
+        let mut values = Vec::new();
         if b.get(end) == Some(&b'{') {
             let close = expr[end..].find('}').map(|j| end + j).expect("an unclosed selector");
             for m in expr[end + 1..close].split(',') {
+                let m = m.trim();
                 let key: String = m
-                    .trim()
                     .chars()
                     .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
                     .collect();
-                if !key.is_empty() {
-                    labels.push(key);
+                if key.is_empty() {
+                    continue;
                 }
+                let op = m[key.len()..].trim_start();
+                if let Some(v) = op.strip_prefix('=')
+                    && !v.starts_with('~')
+                {
+                    let v = v.trim().trim_matches('"');
+                    if !v.contains('$') {
+                        values.push((key.clone(), v.to_string()));
+                    }
+                }
+                labels.push(key);
             }
             end = close;
         }
+        let by: Vec<String> = groups
+            .iter()
+            .filter(|(from, to, _)| *from < start && start < *to)
+            .flat_map(|(_, _, l)| l.clone())
+            .collect();
         out.push(Selector {
             name: expr[start..end.min(b.len())].split('{').next().unwrap().to_string(),
             labels,
+            values,
+            by,
         });
         i = end;
     }
     out
 }
 
-/// What a scrape exposes: each sample name with the label names its samples carry,
-/// and each family's type.
+/// What a scrape exposes: each sample name with the label names its samples carry and
+/// the (label, value) pairs they hold, and each family's type.
 #[derive(Debug, Default)]
 struct Exposition {
     samples: BTreeMap<String, BTreeSet<String>>,
+    values: BTreeMap<String, BTreeSet<(String, String)>>,
     types: BTreeMap<String, String>,
 }
 
@@ -143,13 +213,17 @@ fn parse(text: &str) -> Exposition {
             continue;
         }
         let name_end = line.find(['{', ' ']).expect("a sample has a value");
-        let labels = e.samples.entry(line[..name_end].to_string()).or_default();
+        let name = line[..name_end].to_string();
+        let labels = e.samples.entry(name.clone()).or_default();
+        let values = e.values.entry(name).or_default();
         if line.as_bytes()[name_end] == b'{' {
             let close = line.rfind('}').expect("labels close");
             // Values may hold commas: keys are what precedes `="`.
             for part in line[name_end + 1..close].split("\",") {
-                if let Some((k, _)) = part.split_once("=\"") {
-                    labels.insert(k.trim_start_matches(',').to_string());
+                if let Some((k, v)) = part.split_once("=\"") {
+                    let k = k.trim_start_matches(',').to_string();
+                    values.insert((k.clone(), v.trim_end_matches('"').to_string()));
+                    labels.insert(k);
                 }
             }
         }
@@ -166,6 +240,20 @@ fn missing(expo: &Exposition, s: &Selector) -> Option<String> {
     let absent: Vec<&String> = s.labels.iter().filter(|l| !labels.contains(*l)).collect();
     if !absent.is_empty() {
         return Some(format!("{} has no label {absent:?} (it has {labels:?})", s.name));
+    }
+    // Grouping by a label the series lacks sums everything into one unlabelled series.
+    let ungrouped: Vec<&String> = s.by.iter().filter(|l| !labels.contains(*l)).collect();
+    if !ungrouped.is_empty() {
+        return Some(format!(
+            "{} is grouped by {ungrouped:?}, labels it does not have (it has {labels:?})",
+            s.name
+        ));
+    }
+    // A value no sample carries: the selector matches nothing, and an alert on it never fires.
+    let values = &expo.values[&s.name];
+    let unseen: Vec<&(String, String)> = s.values.iter().filter(|kv| !values.contains(*kv)).collect();
+    if !unseen.is_empty() {
+        return Some(format!("{} has no sample with {unseen:?}", s.name));
     }
     if let Some(base) = s.name.strip_suffix("_bucket")
         && expo.types.get(base).map(String::as_str) != Some("histogram")
@@ -229,14 +317,28 @@ fn selectors_are_found_crudely_but_surely() {
             ("ringmaster_ready", vec![]),
         ]
     );
+    assert_eq!(s[0].by, ["le", "kind"]);
+    assert_eq!(
+        s[0].values,
+        [("job".to_string(), "x".to_string())],
+        "regex matchers are left out"
+    );
+    assert!(s[1].by.is_empty(), "outside the aggregation");
     // The check can fail: a misspelt name, a label the series lacks, buckets of a gauge.
     let expo = parse(
         "# TYPE ringmaster_ready gauge\nringmaster_ready 1\n# TYPE ringmaster_x histogram\nringmaster_x_bucket{le=\"+Inf\",kind=\"a,b\"} 1\n",
     );
     let exprs = |e: &str| vec![("t".to_string(), e.to_string())];
-    assert!(unresolved(&expo, &exprs("ringmaster_ready + ringmaster_x_bucket{kind=\"a\"}")).is_empty());
+    assert!(unresolved(&expo, &exprs("ringmaster_ready + ringmaster_x_bucket{kind=~\"a.*\"}")).is_empty());
     assert_eq!(unresolved(&expo, &exprs("ringmaster_redy")).len(), 1);
     assert_eq!(unresolved(&expo, &exprs("ringmaster_ready{ring=\"prod\"}")).len(), 1);
+    // A grouping label the series lacks; a label value no sample has.
+    assert_eq!(
+        unresolved(&expo, &exprs("sum by (result) (rate(ringmaster_ready[5m]))")).len(),
+        1
+    );
+    assert!(unresolved(&expo, &exprs("sum by (kind) (rate(ringmaster_x_bucket[5m]))")).is_empty());
+    assert_eq!(unresolved(&expo, &exprs("ringmaster_x_bucket{kind=\"c\"}")).len(), 1);
     assert_eq!(
         unresolved(
             &parse("# TYPE ringmaster_y gauge\nringmaster_y_bucket 1\n"),
@@ -245,6 +347,22 @@ fn selectors_are_found_crudely_but_surely() {
         .len(),
         1
     );
+}
+
+/// A notification the daemon sent: (event, ring, cluster name).
+type Note = (NotifyEvent, Option<String>, Option<String>);
+
+/// Every notification the daemon sent.
+#[derive(Default)]
+struct Notes(std::sync::Mutex<Vec<Note>>);
+
+impl ringmaster::runtime::Notifier for Notes {
+    fn notify(&self, e: NotifyEvent, ring: Option<&str>, c: Option<&ringmaster::domain::fleet::ClusterId>, _: &str) {
+        self.0
+            .lock()
+            .unwrap()
+            .push((e, ring.map(str::to_string), c.map(|c| c.name.clone())));
+    }
 }
 
 /// Waits (in virtual time) until `f` holds for the daemon's rollout, at most `within`.
@@ -298,10 +416,16 @@ async fn scrape(http: &reqwest::Client, base: &str) -> String {
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn every_series_the_dashboard_and_the_alerts_use_is_exposed() {
     let exprs = all_exprs();
-    let rehearsal = Rehearsal::start(common::demo_fleet(), 1.0, None).await.unwrap();
+    // The demo fleet, with a minute of ARM throttling once the rollout runs: the
+    // throttling alert selects `status_class="429"`, which must be a series.
+    let text = std::fs::read_to_string(common::demo_fleet_path()).unwrap()
+        + "  - { kind: throttle_storm, from: 600s, to: 660s }\n";
+    let fleet = ringmaster::sim::fleet::parse("demo.yaml", &text).expect("the demo fleet with a storm");
+    let rehearsal = Rehearsal::start(fleet, 1.0, None).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open(dir.path().join("state.db")).unwrap());
     let metrics = Arc::new(Metrics::default());
+    let notes = Arc::new(Notes::default());
     let yaml = format!(
         "tokens:\n  - name: admin\n    groups: [platform-admins]\n    sha256: {}\n",
         token_digest_hex(ADMIN)
@@ -311,7 +435,7 @@ async fn every_series_the_dashboard_and_the_alerts_use_is_exposed() {
         rehearsal,
         store.clone(),
         metrics.clone(),
-        Arc::new(LogNotifier),
+        notes.clone(),
         auth,
         |state| {
             // Virtual time jumps while a request is on the loopback: the server's timeouts
@@ -418,6 +542,9 @@ async fn every_series_the_dashboard_and_the_alerts_use_is_exposed() {
             "operation=\"poll_operation\"",
         ),
         ("ringmaster_clusters", "state=\"rolledBack\""),
+        // The demo's aks-dev-weu-02 is blocked by its PDB (docs/preflight.md).
+        ("ringmaster_preflight_findings_total", "check=\"pdb\""),
+        ("ringmaster_preflight_findings_total", "severity=\"blocks\""),
     ] {
         let n: f64 = text
             .lines()
@@ -433,6 +560,17 @@ async fn every_series_the_dashboard_and_the_alerts_use_is_exposed() {
         .parse()
         .unwrap();
     assert!(approval >= 3600.0, "{approval}");
+    // The rollback of staging's faulty cluster was announced, start and end, with its
+    // ring and cluster (docs/rollback.md: `rollbackStarted`, `rollbackFinished`).
+    let sent = notes.0.lock().unwrap().clone();
+    for e in [NotifyEvent::RollbackStarted, NotifyEvent::RollbackFinished] {
+        assert!(
+            sent.iter().any(|(x, ring, c)| *x == e
+                && ring.as_deref() == Some("staging")
+                && c.as_deref() == Some("aks-stg-weu-01")),
+            "no {e:?} for aks-stg-weu-01: {sent:?}"
+        );
+    }
     // No id in a label: cluster names and subscriptions stay out of /metrics.
     for c in ["aks-stg-weu-01", "aks-prd-weu-02"] {
         assert!(!text.contains(c), "{c} in a label:\n{text}");

@@ -10,6 +10,9 @@
 //!    log). The pool that AKS cannot roll back is warned about before anything starts
 //!    and, once its gate fails, held: no rollback call, the pool left as it is.
 //! 2. `hold`: nothing is rolled back.
+//! 3. `ringmaster rollback` by an operator: refused before any call to a non-operator,
+//!    while AKS runs an operation, with the auto-upgrade channel on, while the running
+//!    rollout upgrades that cluster, and once AKS lists nothing to go back to.
 
 mod common;
 
@@ -357,4 +360,103 @@ fn an_operator_rolls_a_held_pool_back_and_aks_refusals_are_said_before_any_call(
         .all(|a| actions.iter().any(|x| x == a))
     });
     assert!(ended, "the audit log has the request, the call and its end");
+}
+
+/// Changes rb-broken's Kubernetes auto-upgrade channel (a cluster PUT, as
+/// `az aks update --auto-upgrade-channel` sends) and waits until AKS is done with it.
+fn set_channel(sim: &Sim, channel: &str) {
+    let path = format!(
+        "/subscriptions/{SUB}/resourceGroups/rg-rb/providers/Microsoft.ContainerService/managedClusters/rb-broken"
+    );
+    block_on(async {
+        let arm = SimArm::new(sim).await;
+        let mut mc = arm.get(&path).await;
+        mc["properties"]["autoUpgradeProfile"]["upgradeChannel"] = channel.into();
+        let url = format!("{}{path}?api-version={}", arm.base, common::API);
+        let r = arm
+            .http
+            .put(url)
+            .bearer_auth(&arm.token)
+            .json(&mc)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "PUT the channel: {}", r.status());
+        for _ in 0..300 {
+            let mc = arm.get(&path).await;
+            if mc["properties"]["provisioningState"] == "Succeeded"
+                && mc["properties"]["autoUpgradeProfile"]["upgradeChannel"] == channel
+            {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("the channel change did not finish in 30 s");
+    });
+}
+
+fn write_tokens(dir: &Path) {
+    std::fs::write(
+        dir.join("tokens.yaml"),
+        format!(
+            "tokens:\n  - name: alice\n    groups: [platform-admins]\n    sha256: {}\n",
+            ringmaster::api::auth::token_digest_hex(ALICE)
+        ),
+    )
+    .unwrap();
+}
+
+/// `ringmaster rollback` is refused before any call when AKS would refuse it for the
+/// cluster's auto-upgrade channel (docs/rollback.md), and goes once the channel is off.
+#[test]
+fn a_rollback_is_refused_while_the_auto_upgrade_channel_is_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = procs::start_sim_on(dir.path(), FLEET, "600");
+    let policy = hold_policy(dir.path());
+    let o = run(&sim, dir.path(), policy.to_str().unwrap(), None);
+    assert!(o.status.success(), "{}", out(&o));
+    write_tokens(dir.path());
+    let serve = procs::spawn_serve_on(&sim, dir.path(), policy.to_str().unwrap(), &[]);
+    set_channel(&sim, "patch");
+    let (code, said) = rollback_cli(&sim, &serve, ALICE, &["rb-broken", "--reason", "checkout errors"]);
+    assert_eq!(code, 1, "{said}");
+    assert!(
+        said.contains("auto-upgrade channel is `patch`") && said.contains("auto-upgrade-channel none"),
+        "{said}"
+    );
+    assert!(rollback_calls(&sim, "rb-broken").is_empty(), "refused before any call");
+    set_channel(&sim, "none");
+    let (code, said) = rollback_cli(&sim, &serve, ALICE, &["rb-broken", "--reason", "checkout errors"]);
+    assert_eq!(code, 0, "{said}");
+    assert_eq!(rollback_calls(&sim, "rb-broken").len(), 1);
+}
+
+/// While the running rollout upgrades a cluster, `ringmaster rollback` of it is refused
+/// (two writers on one cluster), before any call; the rollout goes on.
+#[test]
+fn a_rollback_is_refused_while_the_rollout_upgrades_that_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    // Slow enough that rb-broken's upgrade (control plane, then two pools with gates)
+    // outlasts the few requests below by far.
+    let sim = procs::start_sim_on(dir.path(), FLEET, "30");
+    write_tokens(dir.path());
+    let serve = procs::spawn_serve_on(&sim, dir.path(), POLICY, &["--start-now"]);
+    let needle = "/managedclusters/rb-broken";
+    let upgrading = (0..600).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        block_on(async { SimArm::new(&sim).await.requests().await })
+            .iter()
+            .any(|w| {
+                w["path"].as_str().unwrap_or("").to_ascii_lowercase().contains(needle)
+                    && w["status"].as_u64().is_some_and(|s| (200..300).contains(&s))
+            })
+    });
+    assert!(upgrading, "the rollout started upgrading rb-broken within 30 s");
+    let (code, said) = rollback_cli(&sim, &serve, ALICE, &["rb-broken", "--reason", "checkout errors"]);
+    assert_eq!(code, 1, "{said}");
+    assert!(
+        said.contains("is upgrading `rb-broken` now") && said.contains("ringmaster skip"),
+        "{said}"
+    );
+    assert!(rollback_calls(&sim, "rb-broken").is_empty(), "refused before any call");
 }

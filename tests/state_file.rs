@@ -616,4 +616,87 @@ fn the_demo_on_a_held_state_file_is_refused() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains(&format!("pid {}", std::process::id())), "{stderr}");
     assert!(!path.exists(), "the demo wrote nothing to the state file");
+
+/// The daemon applies the retention policy on its own: `retention::run` (what `serve`
+/// spawns) archives at once, then again each hour, and not before; on tokio's paused
+/// clock, so the hour takes no time. (`apply_retention` itself is the test above.)
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn the_daemon_archives_at_start_and_then_every_hour_on_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = std::sync::Arc::new(Store::open(dir.path().join("state.db")).unwrap());
+    let now = Utc::now();
+    let first: Vec<AuditEntry> = (0..20).map(|i| entry(now, i)).collect();
+    s.save_rollout_with_audit(&running("r1"), &first).unwrap();
+    let policy = RetentionPolicy {
+        max_age: TimeDelta::days(90),
+        max_entries: 5,
+        archive_dir: dir.path().join("audit-archive"),
+    };
+    let metrics = std::sync::Arc::new(ringmaster::metrics::Metrics::default());
+    let clock: std::sync::Arc<dyn ringmaster::clock::Clock> = std::sync::Arc::new(ringmaster::clock::SystemClock);
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(ringmaster::store::retention::run(
+        s.clone(),
+        policy,
+        clock,
+        metrics.clone(),
+        stop_rx,
+    ));
+    // The pass runs on a blocking thread, which holds paused time still while it works.
+    let settle = || tokio::time::sleep(std::time::Duration::from_secs(1));
+    settle().await;
+    assert_eq!(s.audit_archived_up_to().unwrap(), 15, "the first pass, at start");
+    assert_eq!(metrics.get("ringmaster_audit_archived_total", &[]), 15.0);
+    let more: Vec<AuditEntry> = (20..30).map(|i| entry(now, i)).collect();
+    s.save_rollout_with_audit(&running("r1"), &more).unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(3600 - 10)).await;
+    assert_eq!(s.audit_archived_up_to().unwrap(), 15, "no pass before the hour");
+    tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+    settle().await;
+    assert_eq!(s.audit_archived_up_to().unwrap(), 25, "the next pass, an hour on");
+    assert_eq!(metrics.get("ringmaster_audit_archived_total", &[]), 25.0);
+    assert_eq!(s.check().unwrap().audit_entries, 5);
+    stop.send(true).unwrap();
+    task.await.unwrap();
+}
+
+/// `ringmaster serve` runs the retention task itself: started on a state file holding
+/// more audit entries than `--audit-max-entries`, it archives the oldest at once into
+/// `audit-archive` next to the state file (a real process; the hourly schedule is the
+/// test above).
+#[test]
+fn serve_archives_old_audit_entries_on_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.db");
+    {
+        let s = Store::open(&state).unwrap();
+        for i in 0..5 {
+            s.append_audit(&entry(Utc::now(), i)).unwrap();
+        }
+    }
+    let tokens = format!(
+        "tokens:\n  - name: admin\n    groups: [platform-admins]\n    sha256: {}\n",
+        ringmaster::api::auth::token_digest_hex("state-file-test-token-0123456789abcdef")
+    );
+    std::fs::write(dir.path().join("tokens.yaml"), tokens).unwrap();
+    let sim = common::procs::start_sim(dir.path(), "60");
+    let serve = common::procs::spawn_serve(&sim, dir.path(), &["--audit-max-entries", "2"]);
+    let archive = dir.path().join("audit-archive");
+    let t = std::time::Instant::now();
+    let lines = loop {
+        let files: Vec<_> = std::fs::read_dir(&archive)
+            .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
+            .unwrap_or_default();
+        let n: usize = files
+            .iter()
+            .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+            .map(|p| std::fs::read_to_string(p).unwrap_or_default().lines().count())
+            .sum();
+        if n > 0 || t.elapsed() > std::time::Duration::from_secs(20) {
+            break n;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(lines >= 3, "serve archived {lines} entries of 5 with at most 2 kept");
+    drop(serve);
 }

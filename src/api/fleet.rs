@@ -152,21 +152,67 @@ pub(super) async fn fleet(State(state): State<ApiState>) -> Result<Json<Value>, 
         .active()
         .and_then(|id| state.control.get(&id).ok().flatten());
     if let Some(r) = active {
-        let found: std::collections::HashMap<&ClusterId, &crate::engine::PreflightRecord> = r
-            .clusters()
-            .filter_map(|(_, c)| c.preflight.as_ref().map(|p| (&c.id, p)))
-            .collect();
-        if let Some(rings) = v["rings"].as_array_mut() {
-            for c in rings
-                .iter_mut()
-                .flat_map(|r| r["clusters"].as_array_mut().into_iter().flatten())
-            {
-                let id = serde_json::from_value::<ClusterId>(c["id"].clone()).ok();
-                if let Some(p) = id.and_then(|id| found.get(&id).copied()) {
-                    c["preflight"] = json!({ "passed": p.passed, "at": p.at, "findings": p.findings });
-                }
+        attach_preflight(
+            &mut v,
+            r.clusters()
+                .filter_map(|(_, c)| c.preflight.as_ref().map(|p| (&c.id, p))),
+        );
+    }
+    Ok(Json(v))
+}
+
+/// Puts each preflight result on the view's cluster with the same full id (subscription,
+/// resource group, name): names repeat across resource groups and subscriptions, so a
+/// cluster whose name matches another's result must not show it.
+fn attach_preflight<'a>(
+    view: &mut Value,
+    results: impl Iterator<Item = (&'a ClusterId, &'a crate::engine::PreflightRecord)>,
+) {
+    let found: std::collections::HashMap<&ClusterId, &crate::engine::PreflightRecord> = results.collect();
+    if let Some(rings) = view["rings"].as_array_mut() {
+        for c in rings
+            .iter_mut()
+            .flat_map(|r| r["clusters"].as_array_mut().into_iter().flatten())
+        {
+            let id = serde_json::from_value::<ClusterId>(c["id"].clone()).ok();
+            if let Some(p) = id.and_then(|id| found.get(&id).copied()) {
+                c["preflight"] = json!({ "passed": p.passed, "at": p.at, "findings": p.findings });
             }
         }
     }
-    Ok(Json(v))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::PreflightRecord;
+
+    /// Two clusters named alike in two resource groups (and a third in another
+    /// subscription): only the one whose full id the rollout holds gets its result.
+    #[test]
+    fn a_preflight_result_goes_to_the_cluster_with_the_same_full_id_not_the_same_name() {
+        let id = |sub: &str, rg: &str| ClusterId::new(sub, rg, "aks-web");
+        let mine = id("sub-a", "rg-two");
+        let mut view = json!({ "rings": [
+            { "name": "prod", "clusters": [
+                { "id": id("sub-a", "rg-one") },
+                { "id": mine },
+                { "id": id("sub-b", "rg-two") },
+            ]},
+        ]});
+        let record = PreflightRecord {
+            at: chrono::DateTime::UNIX_EPOCH,
+            passed: false,
+            findings: vec![],
+        };
+        attach_preflight(&mut view, [(&mine, &record)].into_iter());
+        let has: Vec<bool> = view["rings"][0]["clusters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.get("preflight").is_some())
+            .collect();
+        assert_eq!(has, [false, true, false], "{view:#}");
+        assert_eq!(view["rings"][0]["clusters"][1]["preflight"]["passed"], false);
+    }
 }

@@ -11,6 +11,8 @@ mod auth;
 mod cli;
 mod dashboard_api;
 mod endpoints;
+mod eta_late;
 mod hardening;
 mod harness;
 mod jwt;
+mod store_reads;

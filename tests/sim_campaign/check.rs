@@ -9,16 +9,19 @@
 
 use super::Outcome;
 use super::scenario::{Effect, Scenario, TARGET};
-use ringmaster::engine::{ClusterStatus, RingStatus, Rollout, StepStatus};
+use chrono::{DateTime, Utc};
+use ringmaster::engine::{ClusterStatus, Input, RingStatus, Rollout, StepStatus};
 use ringmaster::sim::clock::SimTime;
 use ringmaster::sim::world::{World, WriteRecord};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-/// What the simulator holds at the end: versions and operations.
+/// What the simulator holds (at the start, at the end): versions and operations.
 pub struct WorldView {
     /// Cluster name -> (control plane, [(pool, version)]).
     pub clusters: BTreeMap<String, (String, Vec<(String, String)>)>,
+    /// (cluster, pool), lower case -> (Kubernetes version, node image).
+    pub pools: BTreeMap<(String, String), (String, String)>,
     pub ops: Vec<Op>,
 }
 
@@ -50,6 +53,18 @@ impl WorldView {
                     )
                 })
                 .collect(),
+            pools: w
+                .clusters
+                .iter()
+                .flat_map(|c| {
+                    c.pools.iter().map(|p| {
+                        (
+                            (c.name.to_ascii_lowercase(), p.name.to_ascii_lowercase()),
+                            (p.current_version.to_string(), p.node_image.clone()),
+                        )
+                    })
+                })
+                .collect(),
             ops: w
                 .ops
                 .values()
@@ -75,6 +90,9 @@ struct Place {
     max_parallel: usize,
 }
 
+/// An approval the campaign delivered: (when, when it lapses).
+type Delivered = (DateTime<Utc>, Option<DateTime<Utc>>);
+
 pub struct Checker {
     places: BTreeMap<String, Place>,
     soaks: Vec<Duration>,
@@ -85,12 +103,36 @@ pub struct Checker {
     clean: bool,
     /// Every cluster of the fleet.
     all: Vec<String>,
+    /// Per ring, the approvals the campaign delivered to the daemon: (when, lapses at).
+    approvals_given: BTreeMap<String, Vec<Delivered>>,
+    /// What AKS held before the daemon's first call.
+    initial: Option<WorldView>,
     pub checks: u64,
+}
+
+/// Whether AKS is running a rollback ringmaster sent (an operation started by a pool PUT
+/// the simulator took as a rollback, not ended yet).
+pub fn rollback_running(sim: &ringmaster::sim::Simulator) -> bool {
+    sim.with_world(|w| {
+        w.writes
+            .iter()
+            .filter(|x| x.rollback_to.is_some())
+            .filter_map(|x| x.operation.as_deref())
+            .any(|id| w.ops.get(id).is_some_and(|o| o.end.is_none()))
+    })
+}
+
+/// The pool a logged request was for (lower case), when it was a pool's.
+fn pool_of(w: &WriteRecord) -> Option<(String, String)> {
+    match cluster_and_rest(w)? {
+        (c, rest) if rest.len() >= 2 && rest[0] == "agentpools" => Some((c, rest[1].clone())),
+        _ => None,
+    }
 }
 
 /// The resource and the desired state a mutating request asks for: two accepted
 /// requests with the same key are the same step sent twice.
-fn step_key(w: &WriteRecord) -> Option<(String, String, String)> {
+pub fn step_key(w: &WriteRecord) -> Option<(String, String, String)> {
     let (cluster, rest) = cluster_and_rest(w)?;
     let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
     let props = w.body.as_ref().and_then(|b| b.get("properties"));
@@ -178,8 +220,32 @@ impl Checker {
                 .collect(),
             clean: sc.clean,
             all: sc.rings.iter().flat_map(|r| r.clusters.clone()).collect(),
+            approvals_given: BTreeMap::new(),
+            initial: None,
             checks: 0,
         }
+    }
+
+    /// What AKS held before the daemon's first call.
+    pub fn initial(&mut self, w: WorldView) {
+        self.initial = Some(w);
+    }
+
+    /// The campaign handed the daemon an operator's answer at `at`.
+    pub fn delivered(&mut self, input: &Input, at: DateTime<Utc>) {
+        if let Input::Approve { ring, expires_at, .. } = input {
+            self.approvals_given
+                .entry(ring.clone())
+                .or_default()
+                .push((at, *expires_at));
+        }
+    }
+
+    /// Whether an approval the campaign delivered for `ring` was valid at `t`.
+    fn approved_at(&self, ring: &str, t: DateTime<Utc>) -> bool {
+        self.approvals_given
+            .get(ring)
+            .is_some_and(|v| v.iter().any(|(at, exp)| *at <= t && exp.is_none_or(|e| e > t)))
     }
 
     /// An operator ended this ring's soak early: the next ring may start before it.
@@ -232,13 +298,13 @@ impl Checker {
                 }
             }
             if self.approval[ri] {
-                let ok = ring
-                    .approval
-                    .as_ref()
-                    .is_some_and(|a| a.at <= started && a.expires_at.is_none_or(|e| e > started));
+                // From what the campaign delivered and when, not from the engine's own
+                // record of the approval (an engine that made one up would pass that).
+                let ok = self.approved_at(&ring.name, started);
+                let given = self.approvals_given.get(&ring.name).cloned();
                 self.ensure(ok, || {
                     format!(
-                        "ring {} started at {started} without a valid approval: {:?}",
+                        "ring {} started at {started} without a valid approval delivered (delivered: {given:?}; the engine records {:?})",
                         ring.name, ring.approval
                     )
                 })?;
@@ -409,6 +475,26 @@ impl Checker {
                 })?;
             }
         }
+        // A ring that needs an approval: AKS hears nothing about its clusters before an
+        // approval the campaign delivered (from the request log, not the engine's state).
+        for (c, t) in &first {
+            let Some(p) = self.places.get(c) else { continue };
+            if !self.approval[p.ring] {
+                continue;
+            }
+            let ring = self.ring_names[p.ring].clone();
+            let first_given = self
+                .approvals_given
+                .get(&ring)
+                .and_then(|v| v.iter().map(|(at, _)| *at).min());
+            let ok = first_given.is_some_and(|g| t.to_datetime() >= g);
+            self.ensure(ok, || {
+                format!(
+                    "{c} of ring {ring} got its first request at {} while the campaign had delivered no approval ({first_given:?})",
+                    at(*t)
+                )
+            })?;
+        }
         // Never more clusters of a policy wave with an operation at once than its
         // max_parallel.
         for o in &mine {
@@ -455,6 +541,9 @@ impl Checker {
                     )
                 })?;
             }
+            if matches!(c.status, ClusterStatus::RolledBack { .. }) {
+                self.rolled_back_in_aks(name, writes, world)?;
+            }
             if c.status == ClusterStatus::Done {
                 let (cp, pools) = &world.clusters[name];
                 let behind: Vec<&(String, String)> = pools.iter().filter(|(_, v)| v != TARGET).collect();
@@ -484,6 +573,41 @@ impl Checker {
             })?;
         }
         Ok(self.checks)
+    }
+}
+
+impl Checker {
+    /// A cluster the daemon says is `rolledBack`: AKS accepted a rollback of one of its
+    /// pools, and every pool it accepted one for is back on the version and node image
+    /// AKS showed before the rollout.
+    fn rolled_back_in_aks(&mut self, name: &str, writes: &[WriteRecord], world: &WorldView) -> Result<(), String> {
+        let lower = name.to_ascii_lowercase();
+        let rolled: BTreeSet<(String, String)> = writes
+            .iter()
+            .filter(|w| w.rollback_to.is_some() && (200..300).contains(&w.status))
+            .filter_map(pool_of)
+            .filter(|(c, _)| *c == lower)
+            .collect();
+        self.ensure(!rolled.is_empty(), || {
+            format!("{name} is rolledBack, but AKS accepted no rollback of its pools")
+        })?;
+        for key in rolled {
+            let before = self
+                .initial
+                .as_ref()
+                .expect("the initial world is recorded")
+                .pools
+                .get(&key)
+                .cloned();
+            let after = world.pools.get(&key).cloned();
+            self.ensure(before.is_some() && before == after, || {
+                format!(
+                    "{name} is rolledBack, but AKS shows pool {} on {after:?}, not on what it had, {before:?}",
+                    key.1
+                )
+            })?;
+        }
+        Ok(())
     }
 }
 

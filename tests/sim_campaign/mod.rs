@@ -17,6 +17,7 @@
 #![allow(dead_code)]
 
 pub mod check;
+pub mod large;
 pub mod scenario;
 
 use chrono::{DateTime, Utc};
@@ -57,6 +58,9 @@ pub struct Report {
     pub failed_clusters: usize,
     /// Clusters whose failed pool was rolled back (`on_gate_failure: rollback`).
     pub rolled_back: usize,
+    /// Restarts while AKS ran a rollback ringmaster had sent (judged from the
+    /// simulator's log and operations, not from the daemon's state).
+    pub restarts_in_rollback: u32,
     pub simulated: chrono::Duration,
 }
 
@@ -267,6 +271,8 @@ async fn run(sc: Scenario) -> Report {
     let (ntx, mut notes) = mpsc::unbounded_channel();
     let notifier: Arc<dyn Notifier> = Arc::new(ChannelNotifier(ntx));
     let mut checker = check::Checker::new(&sc, &rollout);
+    // What AKS held before the daemon's first call: a pool rolled back must end on it.
+    checker.initial(sim.with_world(|w| check::WorldView::of(w)));
     let plan_ids: Vec<(String, ClusterId)> = sc
         .rings
         .iter()
@@ -301,6 +307,7 @@ async fn run(sc: Scenario) -> Report {
     let mut asked: Vec<String> = Vec::new();
     let mut delivered: Vec<(String, Input)> = Vec::new();
     let mut restarts = 0;
+    let mut restarts_in_rollback = 0;
     let mut recovered = 0;
     let mut started_from: Option<Rollout> = None;
     let horizon = start + chrono::Duration::from_std(HORIZON).unwrap();
@@ -344,6 +351,7 @@ async fn run(sc: Scenario) -> Report {
                 let hit = crashes.iter().position(|(at, _)| match at {
                     CrashAt::NthOperation(n) => started.len() >= *n,
                     CrashAt::FirstOperationOn(c) => started.last().is_some_and(|x| x.as_deref().is_some_and(|x| x.eq_ignore_ascii_case(c))),
+                    CrashAt::FirstRollback => sim.with_world(|w| w.writes.iter().any(|x| x.rollback_to.is_some() && (200..300).contains(&x.status))),
                 });
                 if let Some(i) = hit {
                     let (_, down) = crashes.remove(i);
@@ -375,6 +383,9 @@ async fn run(sc: Scenario) -> Report {
                 }
                 while let Some(i) = approvals.iter().position(|(t, _)| *t <= now) {
                     let input = approvals.remove(i).1;
+                    // The approval rule is judged from here, when the operator's answer
+                    // reached the daemon, not from the daemon's record of it.
+                    checker.delivered(&input, now);
                     if let Input::Approve { ring, .. } | Input::Reject { ring, .. } = &input {
                         delivered.retain(|(r, _)| r != ring);
                         delivered.push((ring.clone(), input.clone()));
@@ -391,6 +402,9 @@ async fn run(sc: Scenario) -> Report {
                             runner.abort();
                             let _ = (&mut runner).await;
                             restarts += 1;
+                            if check::rollback_running(&sim) {
+                                restarts_in_rollback += 1;
+                            }
                             // Down for a while: AKS finishes (or fails) what it took.
                             tokio::time::sleep(down).await;
                             // A killed process commits nothing more; here the dead
@@ -495,6 +509,7 @@ async fn run(sc: Scenario) -> Report {
             .clusters()
             .filter(|(_, c)| matches!(c.status, ringmaster::engine::ClusterStatus::RolledBack { .. }))
             .count(),
+        restarts_in_rollback,
         simulated: last.updated_at - start,
     }
 }

@@ -100,6 +100,9 @@ pub enum CrashAt {
     /// The first call that started an operation on this cluster (one whose fault fails
     /// its operations: the operation then fails while the daemon is down).
     FirstOperationOn(String),
+    /// The first rollback call AKS accepted: the daemon dies before it hears that AKS
+    /// took it, so the restart must adopt the running rollback, not send it again.
+    FirstRollback,
 }
 
 /// How the operator answers a ring's approval request.
@@ -283,6 +286,12 @@ impl Scenario {
             && g.chance(0.7)
         {
             crashes.push((CrashAt::FirstOperationOn(c), Duration::from_secs(1200)));
+        }
+        // Seeds that roll back are killed the moment AKS takes their first rollback (no
+        // draw: every other seed's scenario stays as it was); down 0 s, so the rollback
+        // still runs when the daemon is back.
+        if rolls_back(seed) {
+            crashes.push((CrashAt::FirstRollback, Duration::ZERO));
         }
         let (policy_yaml, blackout) = policy_yaml(&mut g, seed, &rings);
         // An approval that lapses while a blackout holds its ring is never renewed.

@@ -561,6 +561,12 @@ pub fn render_pod(p: &Pod, w: &Workload, node: Option<&Node>) -> Value {
 }
 
 pub fn render_deployment(w: &Workload, rv: u64, ready: u32, total: u32) -> Value {
+    // The pod template's node selector is the one its pods carry (`render_pod`): what
+    // `ringmaster snapshot` reads a workload's pool from, as on a real cluster.
+    let mut selector = json!({ "kubernetes.io/os": if w.os == OsType::Windows { "windows" } else { "linux" } });
+    if let Some(pool) = &w.pool {
+        selector["agentpool"] = json!(pool);
+    }
     json!({
         "kind": "Deployment",
         "apiVersion": "apps/v1",
@@ -573,7 +579,7 @@ pub fn render_deployment(w: &Workload, rv: u64, ready: u32, total: u32) -> Value
         "spec": {
             "replicas": w.replicas,
             "selector": { "matchLabels": { "app": w.name } },
-            "template": { "metadata": { "labels": { "app": w.name } }, "spec": { "containers": [{ "name": "app", "image": format!("mcr.microsoft.com/simulated/{}:1.0", w.name) }] } },
+            "template": { "metadata": { "labels": { "app": w.name } }, "spec": { "containers": [{ "name": "app", "image": format!("mcr.microsoft.com/simulated/{}:1.0", w.name) }], "nodeSelector": selector } },
         },
         "status": {
             "observedGeneration": 1,

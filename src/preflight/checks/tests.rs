@@ -226,11 +226,23 @@ fn max_unavailable_zero_is_refused_up_front_but_only_on_an_upgraded_pool() {
 #[test]
 fn min_available_at_or_above_the_matching_pods_fails_the_drain() {
     let mut c = cluster("pdb", "westeurope");
-    c.kube.as_mut().unwrap().pdbs[0] = pdb("web", Some(IntOrPercent::Percent(100)), None, 0, 3, 3);
-    let f = findings(&c, &full_plan(&c), &CheckSettings::default(), &FleetFacts::default());
-    let p = of(&f, Check::Pdb);
-    assert_eq!(p.len(), 1);
-    assert_eq!(p[0].aks_code.as_deref(), Some("UpgradeFailed"));
+    // The status still allows a disruption (it lags the spec, or the pods it counted
+    // are not the ones that match now): only the `minAvailable` rule, which judges the
+    // spec against the matching pods, can find this one; the `disruptionsAllowed` rule
+    // stays quiet.
+    for ma in [IntOrPercent::Percent(100), IntOrPercent::Int(3)] {
+        c.kube.as_mut().unwrap().pdbs[0] = pdb("web", Some(ma), None, 1, 3, 2);
+        let f = findings(&c, &full_plan(&c), &CheckSettings::default(), &FleetFacts::default());
+        let p = of(&f, Check::Pdb);
+        assert_eq!(p.len(), 1, "minAvailable {ma}: {f:#?}");
+        assert_eq!(p[0].severity, Severity::Blocks);
+        assert_eq!(p[0].aks_code.as_deref(), Some("UpgradeFailed"));
+        assert!(
+            p[0].seen.contains(&format!("minAvailable: {ma} with 3 matching pods")),
+            "{}",
+            p[0].seen
+        );
+    }
     // 50% of 3 rounds up to 2 < 3: one pod may go.
     c.kube.as_mut().unwrap().pdbs[0] = pdb("web", Some(IntOrPercent::Percent(50)), None, 1, 3, 2);
     let f = findings(&c, &full_plan(&c), &CheckSettings::default(), &FleetFacts::default());
