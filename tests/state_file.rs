@@ -427,7 +427,11 @@ async fn a_second_daemon_is_refused_and_a_killed_ones_successor_resumes() {
     );
 
     let out = cli(&["state", "check", "--state", &st]);
-    assert!(out.status.success(), "check beside serve: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "check beside serve: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let backup = dir.path().join("backup.db").display().to_string();
     let out = cli(&["state", "backup", "--state", &st, "--to", &backup]);
     assert!(
@@ -616,6 +620,7 @@ fn the_demo_on_a_held_state_file_is_refused() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains(&format!("pid {}", std::process::id())), "{stderr}");
     assert!(!path.exists(), "the demo wrote nothing to the state file");
+}
 
 /// The daemon applies the retention policy on its own: `retention::run` (what `serve`
 /// spawns) archives at once, then again each hour, and not before; on tokio's paused

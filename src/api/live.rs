@@ -373,8 +373,12 @@ pub(super) async fn events(State(state): State<ApiState>, Extension(ctx): Extens
                 &[("limit", refused.label())],
             );
             let mut r = ApiError::unavailable("too_many_streams", refused.to_string()).into_response();
-            r.headers_mut()
-                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("30"));
+            let h = r.headers_mut();
+            h.insert(header::RETRY_AFTER, header::HeaderValue::from_static("30"));
+            // A refused subscriber's connection is not kept alive: a client opening
+            // streams in a loop would otherwise hold idle connections (up to the
+            // header timeout each) beside the streams it has.
+            h.insert(header::CONNECTION, header::HeaderValue::from_static("close"));
             return r;
         }
     };

@@ -18,7 +18,9 @@ fn error_responses(codes: &[u16]) -> Value {
             414 => "The request URI is over the limit (8 KiB)",
             415 => "A body that is not `Content-Type: application/json`",
             431 => "The request headers are over the limit (16 KiB)",
-            503 => "Unavailable: the state store or Entra ID, or a limit reached (`too_many_streams`, `sessions_full`; see `Retry-After`)",
+            503 => {
+                "Unavailable: the state store or Entra ID, or a limit reached (`too_many_streams`, `sessions_full`; see `Retry-After`)"
+            }
             _ => "Error",
         };
         m.insert(

@@ -313,6 +313,7 @@ async fn denial_sampling_follows_the_wall_clock_not_the_engines() {
         );
         assert_eq!(r.at, to);
     }
+}
 
 /// The dashboard's page, script, stylesheet and icon carry the Content-Security-Policy
 /// docs/dashboard.md states, word for word: scripts and styles from this origin only,

@@ -423,11 +423,12 @@ async fn event_streams_cannot_take_every_connection() {
         } else {
             assert!(head.starts_with("HTTP/1.1 503"), "stream {i}: {head}");
             assert!(head.to_ascii_lowercase().contains("retry-after: 30"), "{head}");
+            assert!(head.to_ascii_lowercase().contains("connection: close"), "{head}");
         }
         held.push(s);
     }
-    // Refused streams keep their (idle) connections until the header timeout; the
-    // held streams keep theirs: the rest serve a probe, a read and a decision at once.
+    // The held streams keep their connections, refused ones are closed: the rest
+    // serve a probe, a read and a decision at once.
     let t = Instant::now();
     let (s, _) = h.get(None, "/healthz").await;
     assert_eq!(s, StatusCode::OK);
