@@ -62,6 +62,8 @@ enum Command {
     /// Run one rollout to its end with durable state: resumes the unfinished rollout in
     /// the state file if there is one (re-attaching to Azure operations in flight),
     /// else discovers, plans and starts a new one. SIGTERM/SIGINT stop starting steps.
+    /// Prints every audit line, then a summary per cluster. Exits 0 when the rollout
+    /// succeeded (as its policy says), 3 when it halted or was aborted, 4 when interrupted.
     Run(RunArgs),
     /// The daemon: drives rollouts on the policy's schedule (or when asked), resumes an
     /// unfinished one at start, serves the HTTP API (/api/v1, /metrics, /healthz,

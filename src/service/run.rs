@@ -155,45 +155,56 @@ pub async fn run(o: RunOptions) -> Result<RunOutcome> {
     let unfinished = super::daemon::stored(&store)?
         .into_iter()
         .find(|r| !r.status.is_terminal());
-    let (rollout, first) = match unfinished {
+    let (rollout, first, before) = match unfinished {
         Some(r) => {
             println!("resuming rollout {} (transition {})", r.id, r.seq);
-            (r, Input::Resumed)
+            (r, Input::Resumed, None)
         }
         None => {
-            let (r, _) = new_rollout(&client, &o.policy, &o.subscriptions, clock.now()).await?;
+            let (r, before) = new_rollout(&client, &o.policy, &o.subscriptions, clock.now()).await?;
             println!(
                 "starting rollout {}: target {}",
                 r.id,
                 r.plan.target.version.map_or("-".into(), |v| v.to_string())
             );
-            (r, Input::Tick)
+            (r, Input::Tick, Some(before))
         }
     };
+    let real_start = std::time::Instant::now();
     let (tx, mut notes) = mpsc::unbounded_channel();
     let mut rt = Runtime::new(
         rollout,
-        client,
+        client.clone(),
         tokens,
-        clock,
+        clock.clone(),
         Some(store),
         Arc::new(AutoApprove { tx }),
     )?;
     let control = rt.control();
     let mut audit = rt.audit_feed();
     let approve_as = o.approve_as.clone();
-    tokio::spawn(async move {
+    // The printer is joined, not detached: the runtime's end drops the audit feed's
+    // sender, so every entry it sent is printed before the summary (a detached printer
+    // lost the rollback and the failed clusters to the process's exit).
+    let printer = tokio::spawn(async move {
+        let mut story = crate::summary::Story::default();
         loop {
             tokio::select! {
-                Some(a) = audit.recv() => if let Some(l) = crate::runtime::audit_line(&a) { println!("{l}") },
+                a = audit.recv() => match a {
+                    Some(a) => {
+                        story.observe(&a);
+                        if let Some(l) = crate::runtime::audit_line(&a) { println!("{l}") }
+                    }
+                    None => break,
+                },
                 Some((event, ring, _)) = notes.recv() => {
                     if let (NotifyEvent::ApprovalNeeded, Some(ring), Some(by)) = (event, ring, approve_as.clone()) {
                         control.send(Input::Approve { ring, by, comment: "approved by `ringmaster run --approve-as`".into(), expires_at: None });
                     }
                 }
-                else => break,
             }
         }
+        story
     });
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
@@ -212,7 +223,26 @@ pub async fn run(o: RunOptions) -> Result<RunOutcome> {
             }
         })
         .await?;
+    let story = printer.await.context("the audit printer")?;
     let interrupted = interrupted.load(std::sync::atomic::Ordering::SeqCst);
+    let mut subscriptions: Vec<String> = rollout.clusters().map(|(_, c)| c.id.subscription.clone()).collect();
+    subscriptions.sort();
+    subscriptions.dedup();
+    // The fleet as it is now, for the summary's versions; without it the outcomes still print.
+    let after = crate::discovery::discover(&client, &subscriptions, clock.now())
+        .await
+        .map_err(|e| tracing::warn!("discovering the fleet for the summary: {e}"))
+        .ok()
+        .map(|d| d.snapshot);
+    crate::summary::print(
+        &mut std::io::stdout(),
+        before.as_ref(),
+        after.as_ref(),
+        &rollout,
+        &story,
+        real_start.elapsed(),
+        clock.now(),
+    );
     println!(
         "rollout {}: {}{}",
         rollout.id,
