@@ -62,21 +62,22 @@ pub fn print(
         for w in &ring.waves {
             for c in &w.clusters {
                 let desc = |s: Option<&FleetSnapshot>| {
-                    s.and_then(|s| s.clusters.iter().find(|x| x.id == c.id)).map_or("?".into(), |x| {
-                        let mut pools: Vec<String> = x
-                            .pools
-                            .iter()
-                            .map(|p| {
-                                format!(
-                                    "{}.{}",
-                                    p.version.minor_version().major,
-                                    p.version.minor_version().minor
-                                )
-                            })
-                            .collect();
-                        pools.dedup();
-                        format!("{}/{}", x.control_plane, pools.join(","))
-                    })
+                    s.and_then(|s| s.clusters.iter().find(|x| x.id == c.id))
+                        .map_or("?".into(), |x| {
+                            let mut pools: Vec<String> = x
+                                .pools
+                                .iter()
+                                .map(|p| {
+                                    format!(
+                                        "{}.{}",
+                                        p.version.minor_version().major,
+                                        p.version.minor_version().minor
+                                    )
+                                })
+                                .collect();
+                            pools.dedup();
+                            format!("{}/{}", x.control_plane, pools.join(","))
+                        })
                 };
                 let result = match &c.status {
                     ClusterStatus::Done => "upgraded".to_string(),

@@ -37,7 +37,12 @@ fn one_run() {
     .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     // The rollout succeeds as the policy says (staging skips its failed cluster): exit 0.
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let store = Store::open(&state).unwrap();
     let rec = store.load_rollouts().unwrap().pop().expect("a stored rollout");
@@ -59,7 +64,9 @@ fn one_run() {
     let mut printed: Vec<&str> = lines[..summary_at].to_vec();
     let mut missing = Vec::new();
     for (_, e) in &entries {
-        let Some(want) = ringmaster::runtime::audit_line(e) else { continue };
+        let Some(want) = ringmaster::runtime::audit_line(e) else {
+            continue;
+        };
         match printed.iter().position(|l| *l == want) {
             Some(i) => {
                 printed.remove(i);
@@ -74,7 +81,10 @@ fn one_run() {
         entries.len(),
         missing.join("\n")
     );
-    assert!(entries.iter().any(|(_, e)| e.action == "cluster.rolled_back"), "{stdout}");
+    assert!(
+        entries.iter().any(|(_, e)| e.action == "cluster.rolled_back"),
+        "{stdout}"
+    );
 
     let summary = lines[summary_at..].join("\n");
     let row = |cluster: &str| {

@@ -113,6 +113,18 @@ pub async fn sim_clock(client: &AksClient) -> Result<ScaledClock> {
     Ok(ScaledClock::new(c.now, scale))
 }
 
+/// The clock a command runs on: the wall clock, or with `--sim-clock` the simulator's,
+/// because a rehearsal's fleet lives at the simulator's time (its maintenance windows,
+/// soaks and forecasts are in that time), not at the wall clock's.
+pub async fn command_clock(azure: &AzureConfig, sim: bool) -> Result<Arc<dyn Clock>> {
+    let wall: Arc<dyn Clock> = Arc::new(SystemClock);
+    if !sim {
+        return Ok(wall);
+    }
+    let probe = crate::arm::connect(azure, wall)?;
+    Ok(Arc::new(sim_clock(&probe).await?))
+}
+
 struct AutoApprove {
     tx: mpsc::UnboundedSender<(NotifyEvent, Option<String>, String)>,
 }
@@ -141,13 +153,7 @@ pub async fn run(o: RunOptions) -> Result<RunOutcome> {
     let store = Arc::new(
         Store::open_daemon(&o.state, "run").with_context(|| format!("opening the state file {}", o.state.display()))?,
     );
-    let boot: Arc<dyn Clock> = Arc::new(SystemClock);
-    let probe = crate::arm::connect(&o.azure, boot.clone())?;
-    let clock: Arc<dyn Clock> = if o.sim_clock {
-        Arc::new(sim_clock(&probe).await?)
-    } else {
-        boot
-    };
+    let clock = command_clock(&o.azure, o.sim_clock).await?;
     let client = Arc::new(crate::arm::connect(&o.azure, clock.clone())?);
     let tokens = Arc::new(AzureTokens::new(o.azure.clone(), o.azure.http_client()?)?);
     // A stored state that can't be read is an error, never "nothing stored": starting
