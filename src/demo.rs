@@ -5,8 +5,8 @@
 
 use crate::arm;
 use crate::clock::Clock;
-use crate::domain::fleet::{ClusterId, FleetSnapshot};
-use crate::engine::{ClusterStatus, Input, NotifyEvent, Rollout, RolloutStatus, StepStatus};
+use crate::domain::fleet::ClusterId;
+use crate::engine::{Input, NotifyEvent, Rollout, RolloutStatus, StepStatus};
 use crate::identity::{AzureConfig, AzureTokens};
 use crate::plan::StepKind;
 use crate::runtime::{Notifier, Runtime};
@@ -198,19 +198,17 @@ pub async fn run(o: DemoOptions) -> Result<DemoOutcome> {
     let runner = tokio::spawn(rt.run(Input::Tick, async {
         let _ = stop_rx.await;
     }));
-    let mut ring_times: Vec<(String, chrono::DateTime<chrono::Utc>)> = Vec::new();
+    let mut story = crate::summary::Story::default();
     let mut last_bar = Instant::now();
-    let mut gate_failures: Vec<String> = Vec::new();
     let interactive = o.interactive;
     let final_state = loop {
         tokio::select! {
             Some(a) = audit.recv() => {
-                if a.action == "gate.failed" { gate_failures.push(format!("{}: {}", a.subject, a.reason)); }
+                story.observe(&a);
                 if let Some(l) = crate::runtime::audit_line(&a) {
                     let _ = writeln!(out, "{l}");
                 }
                 if a.action == "ring.started" {
-                    ring_times.push((a.subject.clone(), a.at));
                     let r = progress.borrow().clone();
                     if let Some(eta) = crate::forecast::eta(&r, &settings, clock.now()) {
                         line(&mut out, clock.now(), &eta_line(&eta));
@@ -262,13 +260,12 @@ pub async fn run(o: DemoOptions) -> Result<DemoOutcome> {
     let after = crate::discovery::discover(&client, &sim.info.subscription_ids, clock.now())
         .await?
         .snapshot;
-    summary(
+    crate::summary::print(
         &mut out,
-        &before,
-        &after,
+        Some(&before),
+        Some(&after),
         &final_state,
-        &ring_times,
-        &gate_failures,
+        &story,
         elapsed,
         clock.now(),
     );
@@ -380,15 +377,6 @@ fn whoami() -> String {
     std::env::var("USER").unwrap_or_else(|_| "operator".into())
 }
 
-fn truncate(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        s.to_string()
-    } else {
-        format!("{}…", s.chars().take(n - 1).collect::<String>())
-    }
-}
-
-/// A progress bar per running pool operation: nodes on the target out of the pool's.
 fn bars(sim: &Simulator, r: &Rollout) -> Vec<String> {
     let mut v = Vec::new();
     for (_, c) in r.clusters() {
@@ -440,88 +428,4 @@ fn bars(sim: &Simulator, r: &Rollout) -> Vec<String> {
         }
     }
     v
-}
-
-#[allow(clippy::too_many_arguments)]
-fn summary(
-    out: &mut impl Write,
-    before: &FleetSnapshot,
-    after: &FleetSnapshot,
-    r: &Rollout,
-    ring_times: &[(String, chrono::DateTime<chrono::Utc>)],
-    gate_failures: &[String],
-    elapsed: Duration,
-    now: chrono::DateTime<chrono::Utc>,
-) {
-    let _ = writeln!(
-        out,
-        "\nSummary ({:.0}s on this machine, {} simulated)",
-        elapsed.as_secs_f64(),
-        fmt_dur(r.updated_at - r.created_at)
-    );
-    let _ = writeln!(
-        out,
-        "{:<8} {:<16} {:<22} {:<22} RESULT",
-        "RING", "CLUSTER", "BEFORE (cp/pools)", "AFTER (cp/pools)"
-    );
-    for ring in &r.rings {
-        for w in &ring.waves {
-            for c in &w.clusters {
-                let desc = |s: &FleetSnapshot| {
-                    s.clusters.iter().find(|x| x.id == c.id).map_or("?".into(), |x| {
-                        let mut pools: Vec<String> = x
-                            .pools
-                            .iter()
-                            .map(|p| {
-                                format!(
-                                    "{}.{}",
-                                    p.version.minor_version().major,
-                                    p.version.minor_version().minor
-                                )
-                            })
-                            .collect();
-                        pools.dedup();
-                        format!("{}/{}", x.control_plane, pools.join(","))
-                    })
-                };
-                let result = match &c.status {
-                    ClusterStatus::Done => "upgraded".to_string(),
-                    ClusterStatus::Failed { reason } => format!("FAILED: {}", truncate(reason, 60)),
-                    ClusterStatus::RolledBack { .. } => "ROLLED BACK: workloads Ready again".to_string(),
-                    ClusterStatus::Skipped { by, reason } => format!("skipped by {by}: {}", truncate(reason, 60)),
-                    other => format!("{other:?}"),
-                };
-                let _ = writeln!(
-                    out,
-                    "{:<8} {:<16} {:<22} {:<22} {}",
-                    ring.name,
-                    c.id.name,
-                    desc(before),
-                    desc(after),
-                    result
-                );
-            }
-        }
-    }
-    for (name, start) in ring_times {
-        let end = r
-            .rings
-            .iter()
-            .find(|x| &x.name == name)
-            .and_then(|x| x.finished_at)
-            .unwrap_or(now);
-        let _ = writeln!(out, "ring {name}: {}", fmt_dur(end - *start));
-    }
-    if gate_failures.is_empty() {
-        let _ = writeln!(out, "gate failures: none");
-    } else {
-        for g in gate_failures {
-            let _ = writeln!(out, "gate failure: {}", truncate(g, 140));
-        }
-    }
-}
-
-fn fmt_dur(d: chrono::Duration) -> String {
-    let m = d.num_minutes();
-    format!("{}h{:02}m", m / 60, m % 60)
 }

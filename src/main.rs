@@ -62,6 +62,8 @@ enum Command {
     /// Run one rollout to its end with durable state: resumes the unfinished rollout in
     /// the state file if there is one (re-attaching to Azure operations in flight),
     /// else discovers, plans and starts a new one. SIGTERM/SIGINT stop starting steps.
+    /// Prints every audit line, then a summary per cluster. Exits 0 when the rollout
+    /// succeeded (as its policy says), 3 when it halted or was aborted, 4 when interrupted.
     Run(RunArgs),
     /// The daemon: drives rollouts on the policy's schedule (or when asked), resumes an
     /// unfinished one at start, serves the HTTP API (/api/v1, /metrics, /healthz,
@@ -237,6 +239,9 @@ struct PlanArgs {
     /// table (for people) or json (stable, for scripts).
     #[arg(long, value_enum, default_value = "table")]
     output: Output,
+    /// Rehearsal against `ringmaster sim`: plan as of the simulator's clock, not the wall clock's.
+    #[arg(long)]
+    sim_clock: bool,
     #[command(flatten)]
     azure: ringmaster::identity::AzureConfig,
 }
@@ -266,9 +271,13 @@ struct ForecastArgs {
     output: ForecastOutput,
     #[command(flatten)]
     azure: ringmaster::identity::AzureConfig,
-    /// When the rollout starts (RFC 3339, e.g. 2026-12-07T08:00:00Z). Default: now.
+    /// When the rollout starts (RFC 3339, e.g. 2026-12-07T08:00:00Z). Default: now
+    /// (the simulator's now with --sim-clock).
     #[arg(long)]
     start: Option<chrono::DateTime<chrono::Utc>>,
+    /// Rehearsal against `ringmaster sim`: start at the simulator's clock, not the wall clock's.
+    #[arg(long)]
+    sim_clock: bool,
     /// How long after a ring asks for its approval it is given (e.g. 4h, 1d).
     #[arg(long, default_value = "1h", value_parser = parse_cli_duration)]
     approval_after: std::time::Duration,
@@ -343,6 +352,9 @@ struct UpgradesArgs {
     /// cluster against the policy's plan (`ringmaster preflight` has the details).
     #[arg(long)]
     policy: Option<PathBuf>,
+    /// Rehearsal against `ringmaster sim`: support days left as of the simulator's clock.
+    #[arg(long)]
+    sim_clock: bool,
     #[command(flatten)]
     azure: ringmaster::identity::AzureConfig,
 }
@@ -528,8 +540,7 @@ async fn given_or_all(client: &ringmaster::arm::AksClient, given: &[String]) -> 
 }
 
 async fn run_upgrades(args: UpgradesArgs) -> Result<ExitCode> {
-    use ringmaster::clock::{Clock, SystemClock};
-    let clock: std::sync::Arc<dyn Clock> = std::sync::Arc::new(SystemClock);
+    let clock = ringmaster::service::run::command_clock(&args.azure, args.sim_clock).await?;
     let client = ringmaster::arm::connect(&args.azure, clock.clone()).context("connecting to Azure")?;
     let calendar = match read_calendar(args.support_calendar.as_ref())? {
         Ok(c) => c,
@@ -544,6 +555,7 @@ async fn run_upgrades(args: UpgradesArgs) -> Result<ExitCode> {
             policy: policy.clone(),
             subscriptions: subscriptions.clone(),
             output: args.output,
+            sim_clock: args.sim_clock,
             azure: args.azure.clone(),
         };
         let p = match plan_fleet(&plan_args).await? {
@@ -589,6 +601,7 @@ struct Planned {
     policy: ringmaster::policy::Policy,
     plan: ringmaster::plan::Plan,
     now: chrono::DateTime<chrono::Utc>,
+    clock: std::sync::Arc<dyn ringmaster::clock::Clock>,
 }
 
 /// Compiles the policy (exit 2 on errors, printed), discovers the fleet, plans.
@@ -601,7 +614,6 @@ async fn plan_fleet_at(
     args: &PlanArgs,
     at: Option<chrono::DateTime<chrono::Utc>>,
 ) -> Result<Result<Planned, ExitCode>> {
-    use ringmaster::clock::{Clock, SystemClock};
     let text = std::fs::read_to_string(&args.policy).with_context(|| format!("reading {}", args.policy.display()))?;
     let file = args.policy.display().to_string();
     // Compile once without the fleet to fail fast on a broken policy.
@@ -612,7 +624,7 @@ async fn plan_fleet_at(
             return Ok(Err(ExitCode::from(2)));
         }
     };
-    let clock: std::sync::Arc<dyn Clock> = std::sync::Arc::new(SystemClock);
+    let clock = ringmaster::service::run::command_clock(&args.azure, args.sim_clock).await?;
     let client = ringmaster::arm::connect(&args.azure, clock.clone()).context("connecting to Azure")?;
     let subscriptions = if !policy.fleet.subscriptions.is_empty() {
         policy.fleet.subscriptions.clone()
@@ -644,6 +656,7 @@ async fn plan_fleet_at(
         policy,
         plan,
         now,
+        clock,
     }))
 }
 
@@ -744,6 +757,7 @@ async fn run_forecast(args: ForecastArgs) -> Result<ExitCode> {
         policy: args.policy.clone(),
         subscriptions: args.subscriptions.clone(),
         output: Output::Table,
+        sim_clock: args.sim_clock,
         azure: args.azure.clone(),
     };
     let p = match plan_fleet_at(&plan_args, args.start).await? {
@@ -779,7 +793,8 @@ async fn run_forecast(args: ForecastArgs) -> Result<ExitCode> {
         approval_after: args.approval_after,
     };
     let tl = ringmaster::forecast::forecast(rollout, &settings, &pools, &assumptions, p.now);
-    let now = chrono::Utc::now();
+    // The chart's "now" on the clock the fleet was read at (the simulator's with --sim-clock).
+    let now = p.clock.now();
     match args.output {
         ForecastOutput::Json => println!("{}", ringmaster::forecast::render::json(&tl)),
         ForecastOutput::Table => print!("{}", ringmaster::forecast::render::table(&tl)),
@@ -818,7 +833,6 @@ async fn run_preflight(args: PreflightArgs) -> Result<ExitCode> {
 }
 
 async fn run_serve(a: ServeArgs) -> Result<ExitCode> {
-    use ringmaster::clock::{Clock, SystemClock};
     use std::sync::Arc;
     ringmaster::identity::install_crypto_provider();
     // Fail fast on a broken policy.
@@ -854,13 +868,7 @@ async fn run_serve(a: ServeArgs) -> Result<ExitCode> {
         }
         Err(e) => anyhow::bail!("{e}; see `ringmaster state check --state {}`", a.state.display()),
     }
-    let boot: Arc<dyn Clock> = Arc::new(SystemClock);
-    let clock: Arc<dyn Clock> = if a.sim_clock {
-        let probe = ringmaster::arm::connect(&a.azure, boot.clone())?;
-        Arc::new(ringmaster::service::run::sim_clock(&probe).await?)
-    } else {
-        boot
-    };
+    let clock = ringmaster::service::run::command_clock(&a.azure, a.sim_clock).await?;
     let client = Arc::new(ringmaster::arm::connect(&a.azure, clock.clone())?);
     let http = a.azure.http_client()?;
     let tokens = Arc::new(ringmaster::identity::AzureTokens::new(a.azure.clone(), http.clone())?);

@@ -113,6 +113,18 @@ pub async fn sim_clock(client: &AksClient) -> Result<ScaledClock> {
     Ok(ScaledClock::new(c.now, scale))
 }
 
+/// The clock a command runs on: the wall clock, or with `--sim-clock` the simulator's,
+/// because a rehearsal's fleet lives at the simulator's time (its maintenance windows,
+/// soaks and forecasts are in that time), not at the wall clock's.
+pub async fn command_clock(azure: &AzureConfig, sim: bool) -> Result<Arc<dyn Clock>> {
+    let wall: Arc<dyn Clock> = Arc::new(SystemClock);
+    if !sim {
+        return Ok(wall);
+    }
+    let probe = crate::arm::connect(azure, wall)?;
+    Ok(Arc::new(sim_clock(&probe).await?))
+}
+
 struct AutoApprove {
     tx: mpsc::UnboundedSender<(NotifyEvent, Option<String>, String)>,
 }
@@ -141,13 +153,7 @@ pub async fn run(o: RunOptions) -> Result<RunOutcome> {
     let store = Arc::new(
         Store::open_daemon(&o.state, "run").with_context(|| format!("opening the state file {}", o.state.display()))?,
     );
-    let boot: Arc<dyn Clock> = Arc::new(SystemClock);
-    let probe = crate::arm::connect(&o.azure, boot.clone())?;
-    let clock: Arc<dyn Clock> = if o.sim_clock {
-        Arc::new(sim_clock(&probe).await?)
-    } else {
-        boot
-    };
+    let clock = command_clock(&o.azure, o.sim_clock).await?;
     let client = Arc::new(crate::arm::connect(&o.azure, clock.clone())?);
     let tokens = Arc::new(AzureTokens::new(o.azure.clone(), o.azure.http_client()?)?);
     // A stored state that can't be read is an error, never "nothing stored": starting
@@ -155,45 +161,56 @@ pub async fn run(o: RunOptions) -> Result<RunOutcome> {
     let unfinished = super::daemon::stored(&store)?
         .into_iter()
         .find(|r| !r.status.is_terminal());
-    let (rollout, first) = match unfinished {
+    let (rollout, first, before) = match unfinished {
         Some(r) => {
             println!("resuming rollout {} (transition {})", r.id, r.seq);
-            (r, Input::Resumed)
+            (r, Input::Resumed, None)
         }
         None => {
-            let (r, _) = new_rollout(&client, &o.policy, &o.subscriptions, clock.now()).await?;
+            let (r, before) = new_rollout(&client, &o.policy, &o.subscriptions, clock.now()).await?;
             println!(
                 "starting rollout {}: target {}",
                 r.id,
                 r.plan.target.version.map_or("-".into(), |v| v.to_string())
             );
-            (r, Input::Tick)
+            (r, Input::Tick, Some(before))
         }
     };
+    let real_start = std::time::Instant::now();
     let (tx, mut notes) = mpsc::unbounded_channel();
     let mut rt = Runtime::new(
         rollout,
-        client,
+        client.clone(),
         tokens,
-        clock,
+        clock.clone(),
         Some(store),
         Arc::new(AutoApprove { tx }),
     )?;
     let control = rt.control();
     let mut audit = rt.audit_feed();
     let approve_as = o.approve_as.clone();
-    tokio::spawn(async move {
+    // The printer is joined, not detached: the runtime's end drops the audit feed's
+    // sender, so every entry it sent is printed before the summary (a detached printer
+    // lost the rollback and the failed clusters to the process's exit).
+    let printer = tokio::spawn(async move {
+        let mut story = crate::summary::Story::default();
         loop {
             tokio::select! {
-                Some(a) = audit.recv() => if let Some(l) = crate::runtime::audit_line(&a) { println!("{l}") },
+                a = audit.recv() => match a {
+                    Some(a) => {
+                        story.observe(&a);
+                        if let Some(l) = crate::runtime::audit_line(&a) { println!("{l}") }
+                    }
+                    None => break,
+                },
                 Some((event, ring, _)) = notes.recv() => {
                     if let (NotifyEvent::ApprovalNeeded, Some(ring), Some(by)) = (event, ring, approve_as.clone()) {
                         control.send(Input::Approve { ring, by, comment: "approved by `ringmaster run --approve-as`".into(), expires_at: None });
                     }
                 }
-                else => break,
             }
         }
+        story
     });
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
@@ -212,7 +229,26 @@ pub async fn run(o: RunOptions) -> Result<RunOutcome> {
             }
         })
         .await?;
+    let story = printer.await.context("the audit printer")?;
     let interrupted = interrupted.load(std::sync::atomic::Ordering::SeqCst);
+    let mut subscriptions: Vec<String> = rollout.clusters().map(|(_, c)| c.id.subscription.clone()).collect();
+    subscriptions.sort();
+    subscriptions.dedup();
+    // The fleet as it is now, for the summary's versions; without it the outcomes still print.
+    let after = crate::discovery::discover(&client, &subscriptions, clock.now())
+        .await
+        .map_err(|e| tracing::warn!("discovering the fleet for the summary: {e}"))
+        .ok()
+        .map(|d| d.snapshot);
+    crate::summary::print(
+        &mut std::io::stdout(),
+        before.as_ref(),
+        after.as_ref(),
+        &rollout,
+        &story,
+        real_start.elapsed(),
+        clock.now(),
+    );
     println!(
         "rollout {}: {}{}",
         rollout.id,
