@@ -256,6 +256,14 @@ pub async fn run(o: DemoOptions) -> Result<DemoOutcome> {
     };
     let _ = stop_tx.send(());
     let _ = runner.await;
+    // The last pass's entries (the rollout's end among them) were queued before its
+    // progress said terminal: print them before the summary.
+    while let Ok(a) = audit.try_recv() {
+        story.observe(&a);
+        if let Some(l) = crate::runtime::audit_line(&a) {
+            let _ = writeln!(out, "{l}");
+        }
+    }
     let elapsed = real_start.elapsed();
     let after = crate::discovery::discover(&client, &sim.info.subscription_ids, clock.now())
         .await?
