@@ -32,6 +32,7 @@ pub mod snapshot;
 /// The AKS simulator, its own crate (`crates/aks-sim`): ringmaster's test oracle.
 pub use aks_sim as sim;
 pub mod store;
+pub mod text;
 pub mod upgrades;
 pub mod validate;
 /// YAML input with positions and human durations (`crates/yaml-spans`).

@@ -3,6 +3,7 @@
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use ringmaster::sim::{ClockMode, SimOptions, Simulator};
+use ringmaster::text::Escaped;
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -375,16 +376,23 @@ struct SimArgs {
 }
 
 /// Logs to stderr (JSON when it is not a terminal); `RINGMASTER_LOG` overrides `default`.
+/// Every line goes through [`SafeLogs`]: logged values (names from files, requests, ARM)
+/// cannot forge lines or send escape sequences to the terminal. Without colours on a
+/// terminal, since the writer cannot tell the formatter's from a value's.
 fn init_logs(default: &str) {
+    use ringmaster::text::{LogFormat, SafeLogs};
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("RINGMASTER_LOG").unwrap_or_else(|_| EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(false);
     if std::io::stderr().is_terminal() {
-        builder.init();
+        builder
+            .with_writer(SafeLogs::new(std::io::stderr, LogFormat::Text))
+            .init();
     } else {
-        builder.json().init();
+        builder
+            .with_writer(SafeLogs::new(std::io::stderr, LogFormat::Json))
+            .json()
+            .init();
     }
 }
 
@@ -453,7 +461,8 @@ async fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Errors quote names and answers: escaped, keeping the lines of a report.
+            eprintln!("error: {}", ringmaster::text::escape_lines(&format!("{e:#}")));
             ExitCode::FAILURE
         }
     }
@@ -471,7 +480,7 @@ async fn run_sim(args: SimArgs) -> Result<ExitCode> {
         let pools: usize = fleet.clusters.iter().map(|c| c.pools.len()).sum();
         println!(
             "{}: valid: {} subscriptions, {} clusters, {} pools, {} faults",
-            fleet_name,
+            Escaped(&fleet_name),
             fleet.subscriptions.len(),
             fleet.clusters.len(),
             pools,
@@ -621,7 +630,7 @@ async fn plan_fleet_at(
     let mut discovery = ringmaster::discovery::discover(&client, &subscriptions, now).await?;
     ringmaster::discovery::fetch_maintenance(&client, &mut discovery).await;
     for p in &discovery.problems {
-        eprintln!("warning: {}: {}", p.subject, p.reason);
+        eprintln!("warning: {}: {}", Escaped(&p.subject), Escaped(&p.reason));
     }
     // Compile again against the fleet: rings that overlap on real clusters are errors.
     let policy = match ringmaster::policy::compile_with_snapshot(&file, &text, Some(&discovery.snapshot)) {
@@ -745,7 +754,7 @@ async fn run_forecast(args: ForecastArgs) -> Result<ExitCode> {
         Err(code) => return Ok(code),
     };
     if let Some(problem) = &p.plan.target.problem {
-        eprintln!("no target to roll out: {problem}");
+        eprintln!("no target to roll out: {}", Escaped(problem));
         return Ok(ExitCode::from(2));
     }
     let text = std::fs::read_to_string(&args.policy)?;
