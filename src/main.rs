@@ -370,7 +370,9 @@ struct SimArgs {
     /// Folder for the CA certificate (default: a new folder under the temp dir).
     #[arg(long)]
     state_dir: Option<PathBuf>,
-    /// Only validate the fleet file and print a summary; exit 0 when valid, 2 when not.
+    /// Only validate the fleet file and print a summary (with its estimated simulator
+    /// memory); exit 0 when valid, 2 when not or when it is too large for the simulator
+    /// (over 1 GiB, see docs/fleet.md).
     #[arg(long)]
     check: bool,
 }
@@ -476,15 +478,26 @@ async fn run_sim(args: SimArgs) -> Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
+    // What the fleet costs, before anything is built: `--check` refuses what `sim` would
+    // refuse, with the same function (`ringmaster::sim::cost`).
+    let cost = ringmaster::sim::cost::FleetCost::of(&fleet);
+    if let Err(e) = cost.check() {
+        eprintln!("{}: too large for the simulator: {e}", Escaped(&fleet_name));
+        return Ok(ExitCode::from(2));
+    }
     if args.check {
         let pools: usize = fleet.clusters.iter().map(|c| c.pools.len()).sum();
         println!(
-            "{}: valid: {} subscriptions, {} clusters, {} pools, {} faults",
+            "{}: valid: {} subscriptions, {} clusters, {} pools, {} nodes, {} pods, {} faults; about {} MiB of simulator memory (limit {} MiB)",
             Escaped(&fleet_name),
             fleet.subscriptions.len(),
             fleet.clusters.len(),
             pools,
-            fleet.faults.len()
+            cost.nodes,
+            cost.pods,
+            fleet.faults.len(),
+            cost.bytes().div_ceil(1 << 20),
+            ringmaster::sim::cost::MAX_BYTES >> 20
         );
         return Ok(ExitCode::SUCCESS);
     }
