@@ -33,6 +33,7 @@ pub mod snapshot;
 pub use aks_sim as sim;
 pub mod store;
 pub mod summary;
+pub mod text;
 pub mod upgrades;
 pub mod validate;
 /// YAML input with positions and human durations (`crates/yaml-spans`).

@@ -3,6 +3,7 @@
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use ringmaster::sim::{ClockMode, SimOptions, Simulator};
+use ringmaster::text::Escaped;
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -387,22 +388,31 @@ struct SimArgs {
     /// Folder for the CA certificate (default: a new folder under the temp dir).
     #[arg(long)]
     state_dir: Option<PathBuf>,
-    /// Only validate the fleet file and print a summary; exit 0 when valid, 2 when not.
+    /// Only validate the fleet file and print a summary (with its estimated simulator
+    /// memory); exit 0 when valid, 2 when not or when it is too large for the simulator
+    /// (over 1 GiB, see docs/fleet.md).
     #[arg(long)]
     check: bool,
 }
 
 /// Logs to stderr (JSON when it is not a terminal); `RINGMASTER_LOG` overrides `default`.
+/// Every line goes through [`SafeLogs`]: logged values (names from files, requests, ARM)
+/// cannot forge lines or send escape sequences to the terminal. Without colours on a
+/// terminal, since the writer cannot tell the formatter's from a value's.
 fn init_logs(default: &str) {
+    use ringmaster::text::{LogFormat, SafeLogs};
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("RINGMASTER_LOG").unwrap_or_else(|_| EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(false);
     if std::io::stderr().is_terminal() {
-        builder.init();
+        builder
+            .with_writer(SafeLogs::new(std::io::stderr, LogFormat::Text))
+            .init();
     } else {
-        builder.json().init();
+        builder
+            .with_writer(SafeLogs::new(std::io::stderr, LogFormat::Json))
+            .json()
+            .init();
     }
 }
 
@@ -471,7 +481,8 @@ async fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Errors quote names and answers: escaped, keeping the lines of a report.
+            eprintln!("error: {}", ringmaster::text::escape_lines(&format!("{e:#}")));
             ExitCode::FAILURE
         }
     }
@@ -485,15 +496,26 @@ async fn run_sim(args: SimArgs) -> Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
+    // What the fleet costs, before anything is built: `--check` refuses what `sim` would
+    // refuse, with the same function (`ringmaster::sim::cost`).
+    let cost = ringmaster::sim::cost::FleetCost::of(&fleet);
+    if let Err(e) = cost.check() {
+        eprintln!("{}: too large for the simulator: {e}", Escaped(&fleet_name));
+        return Ok(ExitCode::from(2));
+    }
     if args.check {
         let pools: usize = fleet.clusters.iter().map(|c| c.pools.len()).sum();
         println!(
-            "{}: valid: {} subscriptions, {} clusters, {} pools, {} faults",
-            fleet_name,
+            "{}: valid: {} subscriptions, {} clusters, {} pools, {} nodes, {} pods, {} faults; about {} MiB of simulator memory (limit {} MiB)",
+            Escaped(&fleet_name),
             fleet.subscriptions.len(),
             fleet.clusters.len(),
             pools,
-            fleet.faults.len()
+            cost.nodes,
+            cost.pods,
+            fleet.faults.len(),
+            cost.bytes().div_ceil(1 << 20),
+            ringmaster::sim::cost::MAX_BYTES >> 20
         );
         return Ok(ExitCode::SUCCESS);
     }
@@ -639,7 +661,7 @@ async fn plan_fleet_at(
     let mut discovery = ringmaster::discovery::discover(&client, &subscriptions, now).await?;
     ringmaster::discovery::fetch_maintenance(&client, &mut discovery).await;
     for p in &discovery.problems {
-        eprintln!("warning: {}: {}", p.subject, p.reason);
+        eprintln!("warning: {}: {}", Escaped(&p.subject), Escaped(&p.reason));
     }
     // Compile again against the fleet: rings that overlap on real clusters are errors.
     let policy = match ringmaster::policy::compile_with_snapshot(&file, &text, Some(&discovery.snapshot)) {
@@ -765,7 +787,7 @@ async fn run_forecast(args: ForecastArgs) -> Result<ExitCode> {
         Err(code) => return Ok(code),
     };
     if let Some(problem) = &p.plan.target.problem {
-        eprintln!("no target to roll out: {problem}");
+        eprintln!("no target to roll out: {}", Escaped(problem));
         return Ok(ExitCode::from(2));
     }
     let text = std::fs::read_to_string(&args.policy)?;

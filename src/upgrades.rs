@@ -10,7 +10,6 @@ use crate::domain::rules::{control_plane_offers, pool_offers};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::fmt::Write;
 
 /// When each minor leaves AKS support. ARM does not say (the AKS release calendar is a
 /// web page), so it comes from a file: `"1.31": 2026-12-15` per line.
@@ -230,7 +229,7 @@ pub fn render_table(r: &UpgradesReport) -> String {
         (true, Some(n)) => format!("{n:<7}"),
         (true, None) => format!("{:<7}", "-"),
     };
-    let _ = writeln!(
+    let _ = crate::safe_writeln!(
         out,
         "{:<36} {:<12} {:<8} {:<24} {}SUPPORT",
         "CLUSTER",
@@ -258,7 +257,7 @@ pub fn render_table(r: &UpgradesReport) -> String {
             (s, _) => s.to_string(),
         };
         let name = format!("{}/{}", c.id.resource_group, c.id.name);
-        let _ = writeln!(
+        let _ = crate::safe_writeln!(
             out,
             "{:<36} {:<12} {:<8} {:<24} {}{}",
             truncate(&name, 36),
@@ -280,7 +279,7 @@ pub fn render_table(r: &UpgradesReport) -> String {
                 (None, _) => image_now.to_string(),
             };
             let kind = format!("{:?}/{:?}", p.mode, p.os_type);
-            let _ = writeln!(
+            let _ = crate::safe_writeln!(
                 out,
                 "  {:<12} {:<14} {:<8} image {}",
                 truncate(&p.name, 12),
@@ -290,17 +289,17 @@ pub fn render_table(r: &UpgradesReport) -> String {
             );
         }
         for w in &c.warnings {
-            let _ = writeln!(out, "  ! {}", truncate(w, 96));
+            let _ = crate::safe_writeln!(out, "  ! {}", truncate(w, 96));
         }
     }
     for p in &r.problems {
-        let _ = writeln!(out, "problem: {}: {}", p.subject, p.reason);
+        let _ = crate::safe_writeln!(out, "problem: {}: {}", p.subject, p.reason);
     }
     if r.clusters
         .iter()
         .any(|c| c.control_plane_upgrades.iter().any(|o| o.is_preview))
     {
-        let _ = writeln!(out, "* preview version");
+        let _ = crate::safe_writeln!(out, "* preview version");
     }
     out
 }

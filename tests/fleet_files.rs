@@ -426,3 +426,105 @@ fn errors_show_as_file_line_col_message() {
         ]
     );
 }
+
+/// `examples/fleets/large.yaml` with `count` clusters and `nodes` nodes in each of its two
+/// pools, written to `dir` (generated, not checked in: the point is its size).
+fn generated_fleet(dir: &Path, count: u32, nodes: u32) -> PathBuf {
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/fleets/large.yaml")).unwrap();
+    assert!(text.contains("generate:\n  count: 5000\n") && text.matches("      count: 2\n").count() == 2);
+    let text = text
+        .replacen(
+            "generate:\n  count: 5000\n",
+            &format!("generate:\n  count: {count}\n"),
+            1,
+        )
+        .replace("      count: 2\n", &format!("      count: {nodes}\n"));
+    let path = dir.join(format!("generated-{count}x2x{nodes}.yaml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn ringmaster_sim(args: &[&str], fleet: &Path) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_ringmaster"));
+    c.arg("sim")
+        .args(args)
+        .arg("--fleet")
+        .arg(fleet)
+        .env("RINGMASTER_LOG", "warn");
+    c
+}
+
+/// Issue 26, finding 6: 20,000 clusters x 2 pools x 1,000 nodes passed `sim --check`, and
+/// `ringmaster sim` on it grew to GiBs without ever being ready. `--check` refuses it now,
+/// fast, with the numbers; `sim` itself refuses it before building anything.
+#[test]
+fn sim_check_refuses_a_fleet_the_simulator_cannot_hold() {
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = generated_fleet(dir.path(), 20_000, 1_000);
+    let started = Instant::now();
+    let out = ringmaster_sim(&["--check"], &fleet).output().unwrap();
+    let took = started.elapsed();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(2), "stdout: {stdout}\nstderr: {stderr}");
+    for want in [
+        "too large for the simulator",
+        "20,000 clusters, 40,000,000 nodes, 40,000 pods: about 26.5 GiB of simulator memory",
+        "over the limit of 1 GiB (at most ",
+        "lower `generate.count`, the pools' `count`",
+    ] {
+        assert!(stderr.contains(want), "{want:?} not in: {stderr}");
+    }
+    assert!(took < Duration::from_secs(20), "took {took:?}");
+
+    // The simulator itself: the same refusal, no ready line, no memory taken. Killed
+    // after a while should it start building the world after all.
+    let mut child = ringmaster_sim(&["--manual-clock"], &fleet)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break Some(s);
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(2),
+        "stdout: {stdout}\nstderr: {stderr}"
+    );
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(stderr.contains("40,000,000 nodes"), "{stderr}");
+}
+
+#[test]
+fn sim_check_accepts_the_demo_and_a_5000_cluster_fleet() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/fleets/demo.yaml");
+    for fleet in [demo, generated_fleet(dir.path(), 5_000, 2)] {
+        let out = ringmaster_sim(&["--check"], &fleet).output().unwrap();
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert!(out.status.success(), "{}: {stdout}{stderr}", fleet.display());
+        assert!(stdout.contains(": valid: "), "{stdout}");
+    }
+}

@@ -258,7 +258,8 @@ fn failure(e: ClientError) -> Outcome {
     Outcome {
         code,
         stdout: String::new(),
-        stderr: format!("error: {e}\n"),
+        // The server's refusal is quoted: outside text, escaped.
+        stderr: format!("error: {}\n", crate::text::Escaped(&e.to_string())),
     }
 }
 
@@ -316,7 +317,8 @@ async fn require_rollout(api: &ClientArgs, client: &ApiClient) -> Result<String,
 fn show(api: &ClientArgs, v: &Value, table: impl FnOnce(&Value) -> String) -> String {
     match api.output {
         OutputFormat::Json => format!("{}\n", serde_json::to_string_pretty(v).unwrap_or_default()),
-        OutputFormat::Table => table(v),
+        // Every string of the answer escaped once here, for every table.
+        OutputFormat::Table => table(&table::escaped(v)),
     }
 }
 

@@ -29,8 +29,14 @@ impl Table {
         self
     }
 
+    /// Cells are escaped (`crate::text`): they come from API answers.
     pub fn row(&mut self, cells: Vec<String>) {
-        self.rows.push(cells);
+        self.rows.push(
+            cells
+                .into_iter()
+                .map(|c| crate::text::escape(&c).into_owned())
+                .collect(),
+        );
     }
 
     pub fn is_empty(&self) -> bool {
@@ -99,6 +105,19 @@ pub fn time(v: &Value) -> String {
     }
 }
 
+/// `v` with every string in it (keys too) [`crate::text::escape`]d: what the client's
+/// tables render, so that no text from an API answer reaches the terminal as it is,
+/// whichever renderer quotes it.
+pub fn escaped(v: &Value) -> Value {
+    let text = |s: &str| crate::text::escape(s).into_owned();
+    match v {
+        Value::String(s) => Value::String(text(s)),
+        Value::Array(a) => Value::Array(a.iter().map(escaped).collect()),
+        Value::Object(o) => Value::Object(o.iter().map(|(k, v)| (text(k), escaped(v))).collect()),
+        other => other.clone(),
+    }
+}
+
 /// `2026-05-04T10:11:12Z` -> `05-04 10:11Z`, for details in a cell.
 fn short_time(v: &Value) -> String {
     let t = v.as_str().unwrap_or("");
@@ -110,7 +129,9 @@ fn short_time(v: &Value) -> String {
 
 /// `text` wrapped at `width` columns, the first line indented by `first`, the others
 /// by `rest`.
+/// The text is escaped first (`crate::text`): it quotes names from files and answers.
 pub fn wrap(text: &str, width: usize, first: usize, rest: usize) -> String {
+    let text = crate::text::escape(text);
     let mut out = " ".repeat(first);
     let mut line = String::new();
     for word in text.split_whitespace() {

@@ -2,7 +2,6 @@
 
 use super::Timeline;
 use chrono::{DateTime, Utc};
-use std::fmt::Write as _;
 
 fn t(x: Option<DateTime<Utc>>) -> String {
     x.map_or("-".into(), |x| x.format("%a %m-%d %H:%M").to_string())
@@ -22,22 +21,27 @@ fn span(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> String {
 /// assumptions. Fits 100 columns.
 pub fn table(tl: &Timeline) -> String {
     let mut out = String::new();
-    let _ = writeln!(
+    let _ = crate::safe_writeln!(
         out,
-        "Forecast for policy `{}` from {} UTC: the rollout ends {} ({})\n",
+        "Forecast for policy `{}` from {} UTC: the rollout ends {} ({})",
         tl.policy,
         t(Some(tl.start)),
         tl.finish
             .map_or("beyond the horizon".into(), |f| format!("{} UTC", t(Some(f)))),
         span(Some(tl.start), tl.finish)
     );
-    let _ = writeln!(
+    out.push('\n');
+    let _ = crate::safe_writeln!(
         out,
         "{:<10} {:<16} {:<16} {:<16} {:>8}",
-        "RING", "APPROVED", "START", "FINISH", "TAKES"
+        "RING",
+        "APPROVED",
+        "START",
+        "FINISH",
+        "TAKES"
     );
     for r in &tl.rings {
-        let _ = writeln!(
+        let _ = crate::safe_writeln!(
             out,
             "{:<10} {:<16} {:<16} {:<16} {:>8}",
             r.name,
@@ -47,14 +51,21 @@ pub fn table(tl: &Timeline) -> String {
             span(r.start, r.finish)
         );
     }
-    let _ = writeln!(
+    out.push('\n');
+    let _ = crate::safe_writeln!(
         out,
-        "\n{:<10} {:<10} {:<22} {:<16} {:<16} {:>8} {:>5}",
-        "RING", "WAVE", "CLUSTER", "START", "FINISH", "TAKES", "STEPS"
+        "{:<10} {:<10} {:<22} {:<16} {:<16} {:>8} {:>5}",
+        "RING",
+        "WAVE",
+        "CLUSTER",
+        "START",
+        "FINISH",
+        "TAKES",
+        "STEPS"
     );
     for r in &tl.rings {
         for c in &r.clusters {
-            let _ = writeln!(
+            let _ = crate::safe_writeln!(
                 out,
                 "{:<10} {:<10} {:<22} {:<16} {:<16} {:>8} {:>5}",
                 r.name,
@@ -67,7 +78,7 @@ pub fn table(tl: &Timeline) -> String {
             );
         }
     }
-    let _ = writeln!(out, "\nAssumed:");
+    out.push_str("\nAssumed:\n");
     for a in &tl.assumptions {
         out.push_str(&crate::api::table::wrap(&format!("- {a}"), 100, 0, 2));
     }

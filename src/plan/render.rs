@@ -4,7 +4,6 @@
 use super::{Plan, Step, StepKind};
 use crate::domain::NodeImageVersion;
 use chrono::{DateTime, Utc};
-use std::fmt::Write;
 
 /// The width every line of [`table`] fits in.
 pub const WIDTH: usize = 100;
@@ -20,7 +19,9 @@ fn time(t: DateTime<Utc>) -> String {
 }
 
 /// Words of `text` in lines of at most [`WIDTH`] columns, each starting with `indent`.
+/// The text is escaped first (`crate::text`): it quotes names from the policy and ARM.
 fn wrap(out: &mut String, indent: &str, text: &str) {
+    let text = crate::text::escape(text);
     let mut line = String::from(indent);
     for word in text.split_whitespace() {
         let len = line.chars().count();
@@ -140,7 +141,12 @@ pub fn table(plan: &Plan) -> String {
                     let head = format!("      {:>2}. {}", i + 1, describe(s));
                     let len = head.chars().count();
                     if len < TIME_COLUMN {
-                        let _ = writeln!(out, "{head}{}{}", " ".repeat(TIME_COLUMN - len), time(s.earliest_start));
+                        let _ = crate::safe_writeln!(
+                            out,
+                            "{head}{}{}",
+                            " ".repeat(TIME_COLUMN - len),
+                            time(s.earliest_start)
+                        );
                     } else {
                         wrap(&mut out, "", &head);
                         wrap(&mut out, "          ", &format!("from {}", time(s.earliest_start)));

@@ -2,13 +2,12 @@
 //! finding with what was seen, why it matters and how to fix it), JSON for scripts.
 
 use super::{Report, Severity};
-use std::fmt::Write;
 
 /// The report for a terminal.
 pub fn table(r: &Report) -> String {
     let mut s = String::new();
     if let Some(t) = &r.target {
-        let _ = writeln!(s, "target: {t}");
+        let _ = crate::safe_writeln!(s, "target: {t}");
     }
     for c in &r.clusters {
         let blocking = c.blocking();
@@ -18,7 +17,7 @@ pub fn table(r: &Report) -> String {
             (0, w) => format!("ok, {w} warning{}", plural(w)),
             (b, w) => format!("BLOCKED: {b} blocking, {w} warning{}", plural(w)),
         };
-        let _ = writeln!(s, "{} ({}/{}): {verdict}", c.id.name, c.ring, c.wave);
+        let _ = crate::safe_writeln!(s, "{} ({}/{}): {verdict}", c.id.name, c.ring, c.wave);
         for f in &c.findings {
             let sev = match f.severity {
                 Severity::Blocks => "BLOCKS",
@@ -26,13 +25,13 @@ pub fn table(r: &Report) -> String {
             };
             let pool = f.pool.as_deref().map(|p| format!(" pool {p}")).unwrap_or_default();
             let code = f.aks_code.as_deref().map(|c| format!(" [{c}]")).unwrap_or_default();
-            let _ = writeln!(s, "  {sev} {}{pool}{code}: {}", f.check.label(), f.seen);
-            let _ = writeln!(s, "         why: {}", f.why);
-            let _ = writeln!(s, "         fix: {}", f.fix);
+            let _ = crate::safe_writeln!(s, "  {sev} {}{pool}{code}: {}", f.check.label(), f.seen);
+            let _ = crate::safe_writeln!(s, "         why: {}", f.why);
+            let _ = crate::safe_writeln!(s, "         fix: {}", f.fix);
         }
     }
     let warnings: usize = r.clusters.iter().map(|c| c.findings.len() - c.blocking()).sum();
-    let _ = writeln!(
+    let _ = crate::safe_writeln!(
         s,
         "{} clusters checked: {} blocked ({} blocking findings), {warnings} warning{}; {} ARM and {} Kubernetes reads",
         r.clusters.len(),

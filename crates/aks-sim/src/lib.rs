@@ -49,6 +49,7 @@ mod arm_usages;
 pub mod auth;
 pub mod clock;
 pub mod conditions;
+pub mod cost;
 pub mod fleet;
 mod generate;
 pub mod kube_api;

@@ -95,6 +95,9 @@ pub enum SimError {
     },
     #[error(transparent)]
     Tls(#[from] super::tls::TlsError),
+    /// Refused before anything is built (`cost.rs`).
+    #[error("the fleet is too large for the simulator: {0}")]
+    TooLarge(#[from] super::cost::FleetTooLarge),
 }
 
 /// A running simulator.
@@ -116,6 +119,8 @@ struct DropConnection;
 
 impl Simulator {
     pub async fn start(opts: SimOptions) -> Result<Simulator, SimError> {
+        // First: a fleet beyond the bound would take the machine's memory (`cost.rs`).
+        super::cost::FleetCost::of(&opts.fleet).check()?;
         let listener = TcpListener::bind(opts.listen)
             .await
             .map_err(|source| SimError::Listen {

@@ -3,6 +3,7 @@
 
 mod blank;
 pub mod duration;
+pub mod text;
 
 use serde::de::{DeserializeOwned, IgnoredAny};
 use std::fmt;
@@ -19,9 +20,18 @@ pub struct SourceError {
     pub message: String,
 }
 
+/// Shown with the file name and message [`text::escape`]d: both may quote the input
+/// (a ring name, an unknown key), which must not act on the terminal or the log.
 impl fmt::Display for SourceError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: {}", self.file, self.line, self.column, self.message)
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            text::Escaped(&self.file),
+            self.line,
+            self.column,
+            text::Escaped(&self.message)
+        )
     }
 }
 
