@@ -121,6 +121,15 @@ pub enum ClientCommand {
         #[command(flatten)]
         api: ClientArgs,
     },
+    /// Start a rollout of the daemon's policy now instead of waiting for its schedule
+    /// (operators). Refused while one runs.
+    Start {
+        /// Why (kept in the audit log).
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[command(flatten)]
+        api: ClientArgs,
+    },
     /// Skip CLUSTER (name, or resourceGroup/name) in the rollout (operators).
     Skip {
         /// The cluster: name, or resourceGroup/name.
@@ -273,6 +282,7 @@ fn args(cmd: &ClientCommand) -> &ClientArgs {
         | ClientCommand::Resume { api, .. }
         | ClientCommand::Abort { api, .. }
         | ClientCommand::Skip { api, .. }
+        | ClientCommand::Start { api, .. }
         | ClientCommand::Rollback { api, .. }
         | ClientCommand::History { api, .. } => api,
         ClientCommand::Token(_) => unreachable!("token commands take no API arguments"),
@@ -430,6 +440,13 @@ async fn call(cmd: &ClientCommand, api: &ClientArgs, client: &ApiClient) -> Resu
                 .post(&format!("{}/abort", base(&id)), json!({ "reason": reason }))
                 .await?;
             Ok(show(api, &v, |_| format!("Aborted rollout {id}.\n")))
+        }
+        ClientCommand::Start { reason, .. } => {
+            let v = client.post("/api/v1/rollouts", json!({ "reason": reason })).await?;
+            Ok(show(api, &v, |v| match v["id"].as_str() {
+                Some(id) => format!("Started rollout {id}.\n"),
+                None => "Asked the daemon to start a rollout now; `ringmaster status` follows it.\n".into(),
+            }))
         }
         ClientCommand::Skip { cluster, reason, .. } => {
             let id = require_rollout(api, client).await?;

@@ -124,6 +124,25 @@ async fn operator_commands_and_history() {
     let out = run(&h, Some(OPS), &["abort", "--reason", "x", "--rollout", "r1"]).await;
     assert_eq!(out.code, 1);
     assert!(out.stderr.contains("rollout_finished, HTTP 409"), "{}", out.stderr);
+    // Nothing runs: an operator starts one now (the command the dashboard names); an
+    // approver who is no operator may not; a second start is refused while one runs.
+    let out = run(&h, Some(BOB), &["start", "--reason", "x"]).await;
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("forbidden"), "{}", out.stderr);
+    let out = run(&h, Some(OPS), &["start", "--reason", "patch tuesday"]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("Started rollout r2"), "{}", out.stdout);
+    let started = h.audit_actions("api.start");
+    assert_eq!(started.len(), 1);
+    assert_eq!(
+        (started[0].actor.as_str(), started[0].reason.as_str()),
+        ("ops", "patch tuesday")
+    );
+    let out = run(&h, Some(OPS), &["start"]).await;
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("already_running"), "{}", out.stderr);
+    let page = include_str!("../../src/api/ui/index.html");
+    assert!(page.contains("<code>ringmaster start</code>") && page.contains("<code>ringmaster token new</code>"));
 }
 
 #[tokio::test]
