@@ -63,11 +63,8 @@ fn audit_of(store: &Store, action: &str) -> Vec<String> {
 }
 
 fn in_flight(r: &Rollout) -> bool {
-    r.rings
-        .iter()
-        .flat_map(|x| &x.waves)
-        .flat_map(|w| &w.clusters)
-        .any(|c| c.steps.iter().any(|s| matches!(s.status, StepStatus::InFlight { .. })))
+    r.clusters()
+        .any(|(_, c)| c.steps.iter().any(|s| matches!(s.status, StepStatus::InFlight { .. })))
 }
 
 /// The number in "… N gate(s) observe again …" of a `rollout.unrecorded` entry.
@@ -179,12 +176,9 @@ async fn outages_longer_than_a_gate_timeout_lose_no_step_repeat_none_and_fail_no
     .await;
     let r = rollout().unwrap();
     let failed: Vec<String> = r
-        .rings
-        .iter()
-        .flat_map(|x| &x.waves)
-        .flat_map(|w| &w.clusters)
-        .filter(|c| c.status.is_failure())
-        .map(|c| format!("{}: {:?}", c.id.name, c.status))
+        .clusters()
+        .filter(|(_, c)| c.status.is_failure())
+        .map(|(_, c)| format!("{}: {:?}", c.id.name, c.status))
         .collect();
     assert!(failed.is_empty(), "an outage failed healthy clusters: {failed:?}");
     assert_eq!(r.status, RolloutStatus::Succeeded, "{:?}", r.status);
@@ -197,12 +191,9 @@ async fn outages_longer_than_a_gate_timeout_lose_no_step_repeat_none_and_fail_no
     let dups = common::writes::duplicates(&writes);
     assert!(dups.is_empty(), "duplicate calls:\n  {}", dups.join("\n  "));
     let done: Vec<&ClusterId> = r
-        .rings
-        .iter()
-        .flat_map(|x| &x.waves)
-        .flat_map(|w| &w.clusters)
-        .filter(|c| c.status == ClusterStatus::Done)
-        .map(|c| &c.id)
+        .clusters()
+        .filter(|(_, c)| c.status == ClusterStatus::Done)
+        .map(|(_, c)| &c.id)
         .collect();
     assert!(done.len() >= 6, "{done:?}");
     let versions = served.sim.with_world(|w| {

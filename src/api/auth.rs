@@ -19,7 +19,6 @@ use super::entra::{EntraConfig, EntraValidator};
 use super::error::ApiError;
 use super::oidc::SignInConfig;
 use crate::identity::Redacted;
-use crate::store::AuditEntry;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
@@ -450,89 +449,9 @@ impl AuthArgs {
     }
 }
 
-/// Records a failed authentication of `method path` from `peer` (see [`record_denial`]).
-pub(crate) async fn record_denied(state: &ApiState, d: &Denied, peer: &str, method: &str, path: &str) {
-    record_denial(
-        state,
-        d.actor.as_deref(),
-        peer,
-        method,
-        path,
-        d.status,
-        &d.message,
-        serde_json::json!({ "code": d.code }),
-    )
-    .await;
-}
-
-/// Counts a refusal and appends what [`super::denials::DenialLog`] says to keep (the
-/// first of its source and reason this minute). A failing store is logged, not
-/// returned: the caller is refused either way.
-#[allow(clippy::too_many_arguments)]
-pub(crate) async fn record_denial(
-    state: &ApiState,
-    actor: Option<&str>,
-    peer: &str,
-    method: &str,
-    path: &str,
-    status: StatusCode,
-    reason: &str,
-    extra: serde_json::Value,
-) {
-    state
-        .metrics
-        .inc("ringmaster_api_denied_total", &[("status", status.as_str())]);
-    let denial = super::denials::Denial {
-        action: "auth.denied",
-        actor: actor.map(str::to_string),
-        peer: peer.to_string(),
-        method: method.to_string(),
-        path: path.to_string(),
-        status: status.as_u16(),
-        reason: reason.to_string(),
-        extra,
-    };
-    // The wall clock: sampling is a rate limit, and a rehearsal's fast clock would
-    // make its minute a fraction of a second (`denials`).
-    let rows = state.denials.record(chrono::Utc::now(), &denial);
-    write_denial_rows(state, rows).await;
-}
-
-/// Records a dashboard sign-in (`session.created`) or sign-out (`session.ended`) of
-/// `caller`, sampled like refusals: a flood of sign-ins is a count, not a row each.
-pub(crate) async fn record_session(state: &ApiState, action: &'static str, caller: &Caller, peer: &str, how: &str) {
-    let denial = super::denials::Denial {
-        action,
-        actor: Some(caller.name.clone()),
-        peer: peer.to_string(),
-        method: if action == "session.ended" { "DELETE" } else { "POST" }.to_string(),
-        path: "/api/v1/session".to_string(),
-        status: 0,
-        reason: how.to_string(),
-        extra: serde_json::json!({ "groups": caller.groups }),
-    };
-    let rows = state.denials.record(chrono::Utc::now(), &denial);
-    write_denial_rows(state, rows).await;
-}
-
-/// Appends refusal rows (none most of the time).
-pub(crate) async fn write_denial_rows(state: &ApiState, rows: Vec<AuditEntry>) {
-    if rows.is_empty() {
-        return;
-    }
-    let store = state.store.clone();
-    let written =
-        tokio::task::spawn_blocking(move || rows.iter().try_for_each(|e| store.append_audit(e).map(|_| ()))).await;
-    match written {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::error!(error = %e, "could not audit a refused call"),
-        Err(e) => tracing::error!(error = %e, "could not audit a refused call"),
-    }
-}
-
 /// Refuses a caller who is authenticated but not allowed: audited, 403.
 pub(crate) async fn forbid(state: &ApiState, ctx: &Ctx, message: String, extra: serde_json::Value) -> ApiError {
-    record_denial(
+    super::sampled::record_denial(
         state,
         Some(&ctx.caller.name),
         "",
@@ -562,7 +481,7 @@ pub(crate) async fn require_auth(State(state): State<ApiState>, mut req: Request
             next.run(req).await
         }
         Err(d) => {
-            record_denied(&state, &d, &peer, &method, &path).await;
+            super::sampled::record_denied(&state, &d, &peer, &method, &path).await;
             let mut e = ApiError::new(d.status, d.code, d.message.clone());
             if d.status == StatusCode::UNAUTHORIZED {
                 // RFC 6750: no error attribute when the request had no credentials.

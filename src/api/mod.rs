@@ -25,6 +25,7 @@ pub mod oidc;
 pub mod openapi;
 mod rollback;
 mod rollouts;
+mod sampled;
 pub mod scrape;
 pub mod server;
 pub mod session;

@@ -21,7 +21,8 @@
 //! decide who may approve what exactly as for API calls.
 
 use super::ApiState;
-use super::auth::{Denied, record_denied};
+use super::auth::Denied;
+use super::sampled::record_denied;
 use super::session::{self, Issued};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -278,7 +279,15 @@ pub(super) async fn callback(State(state): State<ApiState>, req: Request) -> Res
             } else {
                 "signed in with Entra ID"
             };
-            super::auth::record_session(&state, "session.created", &caller, &peer, how).await;
+            super::sampled::record_session(
+                &state,
+                "session.created",
+                &caller,
+                &peer,
+                ("GET", "/auth/callback"),
+                how,
+            )
+            .await;
             redirect(
                 "/",
                 &[session::set_cookie(Some(&id), secure), login_cookie(None, secure)],

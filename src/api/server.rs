@@ -97,7 +97,7 @@ pub async fn serve(
     let flusher = tokio::spawn(flush_denials(state.clone()));
     accept(listener, super::router(state.clone()), state.limits, shutdown).await;
     flusher.abort();
-    super::auth::write_denial_rows(&state, state.denials.flush_all(chrono::Utc::now())).await;
+    super::sampled::write_denial_rows(&state, state.denials.flush_all(chrono::Utc::now())).await;
     Ok(())
 }
 
@@ -205,7 +205,7 @@ async fn flush_denials(state: ApiState) {
     loop {
         tick.tick().await;
         let rows = state.denials.flush(chrono::Utc::now());
-        super::auth::write_denial_rows(&state, rows).await;
+        super::sampled::write_denial_rows(&state, rows).await;
     }
 }
 

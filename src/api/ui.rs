@@ -9,8 +9,8 @@
 //! allows scripts and styles from this origin only, and no inline ones.
 
 use super::ApiState;
-use super::auth::record_denied;
 use super::error::{ApiError, Body};
+use super::sampled::record_denied;
 use super::session::{self, Issued};
 use axum::Json;
 use axum::extract::{FromRequest, Request, State};
@@ -96,7 +96,15 @@ pub(super) async fn sign_in(State(state): State<ApiState>, req: Request) -> Resu
     } else {
         "signed in with a token"
     };
-    super::auth::record_session(&state, "session.created", &caller, &peer, how).await;
+    super::sampled::record_session(
+        &state,
+        "session.created",
+        &caller,
+        &peer,
+        ("POST", "/api/v1/session"),
+        how,
+    )
+    .await;
     let mut r = (StatusCode::CREATED, Json(who(&state, &caller, &csrf))).into_response();
     let cookie = session::set_cookie(Some(&id), state.secure_cookies);
     r.headers_mut().insert(
@@ -120,7 +128,15 @@ pub(super) async fn current(State(state): State<ApiState>, headers: HeaderMap) -
 pub(super) async fn sign_out(State(state): State<ApiState>, req: Request) -> Response {
     let peer = super::server::peer(&req);
     if let Some(caller) = session::cookie_value(req.headers()).and_then(|id| state.sessions.remove(&id)) {
-        super::auth::record_session(&state, "session.ended", &caller, &peer, "signed out").await;
+        super::sampled::record_session(
+            &state,
+            "session.ended",
+            &caller,
+            &peer,
+            ("DELETE", "/api/v1/session"),
+            "signed out",
+        )
+        .await;
     }
     let mut r = StatusCode::NO_CONTENT.into_response();
     if let Ok(v) = HeaderValue::from_str(&session::set_cookie(None, state.secure_cookies)) {
