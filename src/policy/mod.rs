@@ -47,6 +47,22 @@ pub struct Policy {
     pub gates: Gates,
     pub schedule: Schedule,
     pub preflight: Preflight,
+    /// What the rollout does with a cluster another rollout holds.
+    pub on_busy: OnBusy,
+    /// Among rollouts waiting for the same cluster, the higher goes first.
+    pub priority: i32,
+}
+
+/// What a rollout does with a cluster that another rollout of this daemon holds (from
+/// that cluster's baseline to its end).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum OnBusy {
+    /// Wait until the holder ends with the cluster (the reason names holder and step).
+    #[default]
+    Wait,
+    /// Leave the cluster alone in this rollout (reported; not a failed upgrade).
+    Skip,
 }
 
 /// What happens to a cluster whose preflight finds something blocking.

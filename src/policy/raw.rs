@@ -37,6 +37,13 @@ pub struct RawPolicy {
     /// rollback | hold: what a node pool step whose gate fails does, in every ring that
     /// does not say otherwise. Default hold.
     pub on_gate_failure: Option<Spanned<String>>,
+    /// wait | skip: what this policy's rollout does with a cluster another rollout holds
+    /// (one daemon runs many policies; one rollout at a time acts on a cluster).
+    /// Default wait.
+    pub on_busy: Option<Spanned<String>>,
+    /// Who goes first when rollouts of several policies wait for the same cluster:
+    /// the higher number. Default 0.
+    pub priority: Option<i32>,
 }
 
 /// Preflight before each cluster's first step.
