@@ -111,12 +111,12 @@ async fn main() {
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(ringmaster::api::serve(listener, state.clone(), std::future::pending()));
     let (_stop, stop_rx) = tokio::sync::watch::channel(false);
-    let _ = daemon.start_now("bench");
+    let _ = daemon.start_now("bench", None);
     tokio::spawn(daemon.clone().run(stop_rx));
     // Wait for the rollout to be running with clusters in flight.
     let t0 = Instant::now();
     let id = loop {
-        if let Some(id) = daemon.active() {
+        if let Some(id) = daemon.active().into_iter().next() {
             break id;
         }
         assert!(t0.elapsed() < Duration::from_secs(120), "no rollout started");

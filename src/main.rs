@@ -68,8 +68,10 @@ enum Command {
     Run(RunArgs),
     /// The daemon: drives rollouts on the policy's schedule (or when asked), resumes an
     /// unfinished one at start, serves the HTTP API (/api/v1, /metrics, /healthz,
-    /// /readyz, /openapi.json). SIGTERM stops starting steps and exits; SIGHUP re-reads
-    /// the policy for the next rollout.
+    /// /readyz, /openapi.json). One policy (--policy) or a directory of them
+    /// (--policies), each on its own schedule, their rollouts side by side and never two
+    /// on one cluster. SIGTERM stops starting steps and exits; SIGHUP re-reads the
+    /// policies for the next rollouts.
     Serve(Box<ServeArgs>),
     /// The state file: check it, back it up (online, safe while `serve` runs), or
     /// restore a backup (only while nothing uses the file).
@@ -81,9 +83,18 @@ enum Command {
 
 #[derive(clap::Args)]
 struct ServeArgs {
-    /// The rollout policy (YAML; see docs/policy.md).
-    #[arg(long, env = "RINGMASTER_POLICY")]
-    policy: PathBuf,
+    /// One rollout policy (YAML; see docs/policy.md).
+    #[arg(
+        long,
+        env = "RINGMASTER_POLICY",
+        required_unless_present = "policies",
+        conflicts_with = "policies"
+    )]
+    policy: Option<PathBuf>,
+    /// A directory of policies (every *.yaml / *.yml in it): each on its own schedule,
+    /// their rollouts at the same time, never two on one cluster (e.g. policies/cadences).
+    #[arg(long, env = "RINGMASTER_POLICIES")]
+    policies: Option<PathBuf>,
     /// SQLite state file (created if missing).
     #[arg(long, env = "RINGMASTER_STATE", default_value = "ringmaster.db")]
     state: PathBuf,
@@ -101,7 +112,7 @@ struct ServeArgs {
     /// Rehearsal against `ringmaster sim`: run on the simulator's scaled clock.
     #[arg(long)]
     sim_clock: bool,
-    /// Start a rollout right away instead of waiting for the policy's schedule.
+    /// Start a rollout of every policy right away instead of waiting for their schedules.
     #[arg(long)]
     start_now: bool,
     /// Service configuration (YAML): `webhooks:` for notifications (see
@@ -857,12 +868,24 @@ async fn run_preflight(args: PreflightArgs) -> Result<ExitCode> {
 async fn run_serve(a: ServeArgs) -> Result<ExitCode> {
     use std::sync::Arc;
     ringmaster::identity::install_crypto_provider();
-    // Fail fast on a broken policy.
-    let text = std::fs::read_to_string(&a.policy).with_context(|| format!("reading {}", a.policy.display()))?;
-    if let Err(e) = ringmaster::policy::compile(&a.policy.display().to_string(), &text) {
-        eprintln!("{e}");
+    // Fail fast on a broken policy: at start every file must compile (a file that
+    // breaks later keeps its last good version, see service::policies).
+    let policy_set = match (&a.policy, &a.policies) {
+        (Some(f), _) => ringmaster::service::policies::PolicySet::File(f.clone()),
+        (None, Some(d)) => ringmaster::service::policies::PolicySet::Dir(d.clone()),
+        (None, None) => anyhow::bail!("give --policy FILE or --policies DIR"),
+    };
+    let catalog = ringmaster::service::policies::Catalog::default();
+    let problems = catalog.reload(&policy_set);
+    if !problems.is_empty() {
+        eprintln!("{}", problems.join("\n"));
         return Ok(ExitCode::from(2));
     }
+    let first_policy = catalog
+        .in_force()
+        .first()
+        .map(|l| l.path.clone())
+        .context("no policy")?;
     let calendar = match read_calendar(a.support_calendar.as_ref())? {
         Ok(c) => c,
         Err(code) => return Ok(code),
@@ -875,7 +898,7 @@ async fn run_serve(a: ServeArgs) -> Result<ExitCode> {
     // here, with the reason, instead of looking like "no rollouts".
     match ringmaster::service::daemon::stored(&store) {
         Ok(all) => {
-            if let Some(r) = all.iter().find(|r| !r.status.is_terminal()) {
+            for r in all.iter().filter(|r| !r.status.is_terminal()) {
                 // The rollout resumes with the policy it was started with. One this binary
                 // refuses (e.g. stored before a bound was added) stops serve here: neither
                 // resumed nor left unfinished beside a new rollout that could collide with it.
@@ -927,7 +950,7 @@ async fn run_serve(a: ServeArgs) -> Result<ExitCode> {
         clock.clone(),
         metrics.clone(),
         notifier,
-        a.policy.clone(),
+        policy_set,
         a.subscriptions.clone(),
     );
     let mut state = ringmaster::api::ApiState::new(daemon.clone(), store.clone(), auth, metrics.clone(), clock.clone());
@@ -938,7 +961,8 @@ async fn run_serve(a: ServeArgs) -> Result<ExitCode> {
     state.secure_cookies = a.secure_cookies || state.auth.public_url_is_https();
     state.fleet = Some(Arc::new(ringmaster::api::fleet::FleetSource::new(
         daemon.client.clone(),
-        ringmaster::api::fleet::PolicyOrigin::File(a.policy.clone()),
+        // The fleet view plans with the first policy (highest priority).
+        ringmaster::api::fleet::PolicyOrigin::File(first_policy),
         a.subscriptions.clone(),
         calendar,
     )));
@@ -964,7 +988,9 @@ async fn run_serve(a: ServeArgs) -> Result<ExitCode> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     if a.start_now {
         use ringmaster::service::Control;
-        let _ = daemon.start_now("serve --start-now");
+        for l in daemon.catalog.in_force() {
+            let _ = daemon.start_now("serve --start-now", Some(&l.policy.name));
+        }
     }
     let daemon_task = tokio::spawn(daemon.clone().run(stop_rx.clone()));
     let retention = tokio::spawn(ringmaster::store::retention::run(
@@ -984,22 +1010,12 @@ async fn run_serve(a: ServeArgs) -> Result<ExitCode> {
     let api = tokio::spawn(ringmaster::api::serve(listener, state, async move {
         let _ = api_stop.wait_for(|s| *s).await;
     }));
-    let policy = a.policy.clone();
+    let reloads = daemon.clone();
     tokio::spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};
         let mut hup = signal(SignalKind::hangup()).expect("SIGHUP handler");
         while hup.recv().await.is_some() {
-            match std::fs::read_to_string(&policy)
-                .map(|t| ringmaster::policy::compile(&policy.display().to_string(), &t))
-            {
-                Ok(Ok(p)) => {
-                    tracing::info!(policy = %p.name, "policy re-read: it applies to the next rollout; a running rollout keeps its own")
-                }
-                Ok(Err(e)) => {
-                    tracing::warn!("the policy file does not compile; the next rollout would fail to start:\n{e}")
-                }
-                Err(e) => tracing::warn!(error = %e, "cannot read the policy file"),
-            }
+            reloads.reload();
         }
     });
     wait_for_signal().await;

@@ -449,7 +449,7 @@ async fn every_series_the_dashboard_and_the_alerts_use_is_exposed() {
     let http = reqwest::Client::new();
 
     let id = loop {
-        if let Some(id) = daemon.active() {
+        if let Some(id) = daemon.active().into_iter().next() {
             break id;
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -478,7 +478,7 @@ async fn every_series_the_dashboard_and_the_alerts_use_is_exposed() {
     let text = scrape(&http, &base).await;
     let line = text
         .lines()
-        .find(|l| l.starts_with("ringmaster_approval_waiting_seconds{ring=\"prod\"}"))
+        .find(|l| l.starts_with("ringmaster_approval_waiting_seconds{ring=\"prod\","))
         .expect("prod's wait");
     let secs: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
     assert!(secs >= 3600.0, "{line}");

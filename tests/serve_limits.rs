@@ -67,7 +67,7 @@ async fn wait_running(s: &Serve) {
             .await
             .unwrap();
         let v: Value = r.json().await.unwrap_or(Value::Null);
-        if v["active"].is_string() {
+        if v["active"][0].is_string() {
             return;
         }
         assert!(t.elapsed() < Duration::from_secs(60), "no rollout started: {v}");

@@ -325,7 +325,7 @@ async fn active_rollout(url: &str) -> String {
     loop {
         if let Ok(r) = reqwest::get(format!("{url}/readyz")).await
             && let Ok(v) = r.json::<serde_json::Value>().await
-            && let Some(id) = v["active"].as_str()
+            && let Some(id) = v["active"][0].as_str()
         {
             return id.to_string();
         }

@@ -121,9 +121,12 @@ pub enum ClientCommand {
         #[command(flatten)]
         api: ClientArgs,
     },
-    /// Start a rollout of the daemon's policy now instead of waiting for its schedule
-    /// (operators). Refused while one runs.
+    /// Start a rollout of POLICY now instead of waiting for its schedule (operators).
+    /// Refused while a rollout of that policy runs. POLICY may be left out when the
+    /// daemon runs one policy.
     Start {
+        /// The policy's name (`name:` in its file; `ringmaster status` lists them).
+        policy: Option<String>,
         /// Why (kept in the audit log).
         #[arg(long, default_value = "")]
         reason: String,
@@ -313,7 +316,23 @@ async fn rollout_id(api: &ClientArgs, client: &ApiClient) -> Result<Option<Strin
         return Ok(Some(id.clone()));
     }
     let list = client.get("/api/v1/rollouts").await?;
-    Ok(list["active"].as_str().map(str::to_string))
+    let active: Vec<String> = list["active"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
+    match active.as_slice() {
+        [] => Ok(None),
+        [one] => Ok(Some(one.clone())),
+        several => Err(ClientError::Refused {
+            status: 409,
+            code: "several_rollouts".into(),
+            message: format!(
+                "{} rollouts run ({}); name one with --rollout",
+                several.len(),
+                several.join(", ")
+            ),
+        }),
+    }
 }
 
 async fn require_rollout(api: &ClientArgs, client: &ApiClient) -> Result<String, ClientError> {
@@ -441,8 +460,10 @@ async fn call(cmd: &ClientCommand, api: &ClientArgs, client: &ApiClient) -> Resu
                 .await?;
             Ok(show(api, &v, |_| format!("Aborted rollout {id}.\n")))
         }
-        ClientCommand::Start { reason, .. } => {
-            let v = client.post("/api/v1/rollouts", json!({ "reason": reason })).await?;
+        ClientCommand::Start { policy, reason, .. } => {
+            let v = client
+                .post("/api/v1/rollouts", json!({ "policy": policy, "reason": reason }))
+                .await?;
             Ok(show(api, &v, |v| match v["id"].as_str() {
                 Some(id) => format!("Started rollout {id}.\n"),
                 None => "Asked the daemon to start a rollout now; `ringmaster status` follows it.\n".into(),

@@ -68,6 +68,8 @@ impl From<crate::service::ControlError> for ApiError {
         use crate::service::ControlError as E;
         let code = match &e {
             E::UnknownRollout(_) => return ApiError::not_found("unknown_rollout", e.to_string()),
+            E::UnknownPolicy { .. } => return ApiError::not_found("unknown_policy", e.to_string()),
+            E::PolicyRequired(_) => return ApiError::bad_request("policy_required", e.to_string()),
             E::NotRunning(_) => "not_running",
             E::AlreadyRunning(_) => "already_running",
             E::CannotStart(_) => "cannot_start",

@@ -147,11 +147,10 @@ pub(super) async fn fleet(State(state): State<ApiState>) -> Result<Json<Value>, 
     let mut v = (*source.view(state.clock.now()).await?).clone();
     // The running rollout's preflight results, by cluster id (names repeat across
     // resource groups and subscriptions).
-    let active = state
-        .control
-        .active()
-        .and_then(|id| state.control.get(&id).ok().flatten());
-    if let Some(r) = active {
+    for id in state.control.active() {
+        let Some(r) = state.control.get(&id).ok().flatten() else {
+            continue;
+        };
         attach_preflight(
             &mut v,
             r.clusters()

@@ -393,32 +393,33 @@ async fn readyz(State(state): State<ApiState>) -> Result<Json<serde_json::Value>
 }
 
 async fn metrics(State(state): State<ApiState>) -> Response {
-    // The active rollout's ETA, shared with the status (docs/forecast.md).
-    let active = state
+    // The active rollouts' ETAs, shared with their status (docs/forecast.md).
+    let active: Vec<crate::engine::Rollout> = state
         .control
         .active()
-        .and_then(|id| state.control.get(&id).ok().flatten());
+        .iter()
+        .filter_map(|id| state.control.get(id).ok().flatten())
+        .collect();
     let now = state.clock.now();
-    scrape::rollout_gauges(&state.metrics, active.as_ref(), now);
+    scrape::rollout_gauges(&state.metrics, &active, now);
     let ready = state.health.failure().is_none();
     state.metrics.set(scrape::READY, &[], if ready { 1.0 } else { 0.0 });
     state
         .metrics
         .set("ringmaster_api_event_streams", &[], state.streams.count() as f64);
-    let eta = match &active {
-        Some(r) => live::eta(&state, r).await,
-        None => None,
-    };
-    let remaining = eta
-        .as_ref()
-        .and_then(|e| e.finish)
-        .map_or(-1.0, |f| (f - now).num_seconds().max(0) as f64);
+    // With several rollouts: when the last of them is forecast to end, and their late
+    // clusters together (per rollout: `GET /api/v1/rollouts/{id}`).
+    let (mut remaining, mut late) = (-1.0_f64, 0.0);
+    for r in &active {
+        if let Some(e) = live::eta(&state, r).await {
+            if let Some(f) = e.finish {
+                remaining = remaining.max((f - now).num_seconds().max(0) as f64);
+            }
+            late += e.late.len() as f64;
+        }
+    }
     state.metrics.set("ringmaster_rollout_eta_seconds", &[], remaining);
-    state.metrics.set(
-        "ringmaster_rollout_late_clusters",
-        &[],
-        eta.map_or(0.0, |e| e.late.len() as f64),
-    );
+    state.metrics.set("ringmaster_rollout_late_clusters", &[], late);
     (
         [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
         state.metrics.render(),

@@ -68,7 +68,7 @@ pub(super) async fn rollback(
         )
     })?;
     let cref = r.find(&id).ok_or_else(|| ApiError::internal("cluster vanished"))?;
-    if state.control.active().as_deref() == Some(r.id.as_str()) && r.cluster(cref).status.is_active() {
+    if state.control.active().contains(&r.id) && r.cluster(cref).status.is_active() {
         return Err(ApiError::conflict(
             "cluster_busy",
             format!(

@@ -251,13 +251,15 @@ fn paused_in(r: &Rollout, scope: &Scope) -> bool {
 
 pub(super) async fn list(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
     Ok(Json(
-        json!({ "rollouts": state.control.list()?, "active": state.control.active() }),
+        json!({ "rollouts": state.control.list()?, "active": state.control.active(), "policies": state.control.policies() }),
     ))
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct StartBody {
+    /// Which policy (required when the daemon runs several).
+    policy: Option<String>,
     reason: Option<String>,
 }
 
@@ -267,15 +269,23 @@ pub(super) async fn start(
     Body(b): Body<StartBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     require_operator(&state, &ctx, "starting a rollout").await?;
-    if let Some(active) = state.control.active() {
-        return Err(ApiError::conflict(
-            "already_running",
-            format!("a rollout is already running: `{active}`"),
-        ));
-    }
+    let policy = b.policy.as_deref().map(str::trim).filter(|p| !p.is_empty());
     let reason = b.reason.unwrap_or_default();
-    record(&state, &ctx, "api.start", None, "rollout".into(), &reason, json!({})).await?;
-    Ok(match state.control.start_now(&ctx.caller.name)? {
+    // The request is checked, then recorded, then queued: no start without its audit
+    // entry, and no audit entry for a start that was refused.
+    state.control.can_start(policy)?;
+    let subject = policy.map_or("rollout".to_string(), |p| format!("policy {p}"));
+    record(
+        &state,
+        &ctx,
+        "api.start",
+        None,
+        subject,
+        &reason,
+        json!({ "policy": policy }),
+    )
+    .await?;
+    Ok(match state.control.start_now(&ctx.caller.name, policy)? {
         StartRequest::Started(id) => (
             StatusCode::CREATED,
             Json(json!({ "id": id, "startedBy": ctx.caller.name })),

@@ -20,7 +20,7 @@ pub fn describe(m: &Metrics) {
     m.describe(
         APPROVAL_WAITING,
         "gauge",
-        "Seconds each ring of the active rollout has been waiting for its approval (0: not waiting).",
+        "Seconds each ring of each active rollout has been waiting for its approval (0: not waiting).",
     );
     m.describe(
         READY,
@@ -31,24 +31,30 @@ pub fn describe(m: &Metrics) {
     m.set(BUILD_INFO, &[("version", env!("CARGO_PKG_VERSION"))], 1.0);
 }
 
-/// Sets the gauges of the active rollout `r` (none: they have no series).
-pub fn rollout_gauges(m: &Metrics, r: Option<&Rollout>, now: DateTime<Utc>) {
+/// Sets the gauges of the active rollouts, labelled by policy (none: no series).
+pub fn rollout_gauges(m: &Metrics, active: &[Rollout], now: DateTime<Utc>) {
     let mut clusters: Vec<(Vec<(&str, &str)>, f64)> = Vec::new();
     let mut waiting: Vec<(Vec<(&str, &str)>, f64)> = Vec::new();
-    for ring in r.map(|r| r.rings.as_slice()).unwrap_or_default() {
-        // Every state, so that a ring's series exist at 0 too (a query for failed
-        // clusters gets 0, not nothing).
-        let n = ClusterStatus::count(ring.waves.iter().flat_map(|w| &w.clusters).map(|c| &c.status));
-        for (state, n) in ClusterStatus::LABELS.iter().zip(n) {
-            clusters.push((vec![("ring", &ring.name), ("state", state)], n as f64));
-        }
-        let secs = match ring.status {
-            RingStatus::AwaitingApproval { since } if ring.approval.is_none() => {
-                (now - since).num_seconds().max(0) as f64
+    for r in active {
+        let policy = r.plan.policy.as_str();
+        for ring in &r.rings {
+            // Every state, so that a ring's series exist at 0 too (a query for failed
+            // clusters gets 0, not nothing).
+            let n = ClusterStatus::count(ring.waves.iter().flat_map(|w| &w.clusters).map(|c| &c.status));
+            for (state, n) in ClusterStatus::LABELS.iter().zip(n) {
+                clusters.push((
+                    vec![("ring", &ring.name), ("state", state), ("policy", policy)],
+                    n as f64,
+                ));
             }
-            _ => 0.0,
-        };
-        waiting.push((vec![("ring", &ring.name)], secs));
+            let secs = match ring.status {
+                RingStatus::AwaitingApproval { since } if ring.approval.is_none() => {
+                    (now - since).num_seconds().max(0) as f64
+                }
+                _ => 0.0,
+            };
+            waiting.push((vec![("ring", &ring.name), ("policy", policy)], secs));
+        }
     }
     m.set_all(CLUSTERS, &clusters);
     m.set_all(APPROVAL_WAITING, &waiting);

@@ -99,6 +99,24 @@ fn apply(r: &mut Rollout, s: &Settings, input: Input, now: DateTime<Utc>, out: &
             }
         }
         Input::PreflightDone { cluster, findings } => preflight_done(r, s, cluster, findings, now, out),
+        Input::Claimed { cluster } => {
+            let c = r.cluster_mut(cluster);
+            if c.status == ClusterStatus::Preparing && !c.claimed {
+                c.claimed = true;
+                if c.waiting.take().is_some() {
+                    let subject = format!("{}/{}", r.rings[cluster.ring].name, r.cluster(cluster).id.name);
+                    audit(
+                        out,
+                        ENGINE,
+                        "cluster.claimed",
+                        subject,
+                        "the cluster is free: this rollout holds it now",
+                    );
+                }
+                prepare(r, s, cluster, out);
+            }
+        }
+        Input::ClusterBusy { cluster, reason } => cluster_busy(r, s, cluster, reason, now, out),
         Input::BaselineFailed { cluster, reason } => {
             let timeout = dur(s.gate_timeout);
             let c = r.cluster_mut(cluster);
@@ -334,10 +352,45 @@ fn apply(r: &mut Rollout, s: &Settings, input: Input, now: DateTime<Utc>, out: &
     }
 }
 
+/// Another rollout holds the cluster: skip it, or wait and ask again (audited when the
+/// reason changes, not at every ask).
+fn cluster_busy(
+    r: &mut Rollout,
+    s: &Settings,
+    cref: ClusterRef,
+    reason: String,
+    now: DateTime<Utc>,
+    out: &mut Vec<Command>,
+) {
+    let c = r.cluster(cref);
+    if c.status != ClusterStatus::Preparing || c.claimed {
+        return;
+    }
+    if s.on_busy == crate::policy::OnBusy::Skip {
+        let reason = format!("another rollout has the cluster ({reason}); the policy says on_busy: skip");
+        skip_cluster(r, cref, ENGINE.to_string(), reason, now, out);
+        return;
+    }
+    let subject = format!("{}/{}", r.rings[cref.ring].name, c.id.name);
+    let run = r.cluster_mut(cref);
+    run.retry_at = Some(later(now, s.claim_retry));
+    if run.waiting.as_deref() != Some(reason.as_str()) {
+        audit(out, ENGINE, "cluster.waiting", subject, reason.clone());
+        run.waiting = Some(reason);
+    }
+}
+
 /// What a preparing cluster does next: its preflight (when the policy runs one and it
 /// has not passed yet), else its baseline.
 fn prepare(r: &Rollout, s: &Settings, cref: ClusterRef, out: &mut Vec<Command>) {
     let c = r.cluster(cref);
+    if !c.claimed {
+        out.push(Command::Claim {
+            cluster: cref,
+            id: c.id.clone(),
+        });
+        return;
+    }
     if s.preflight.is_none() || c.preflight.as_ref().is_some_and(|p| p.passed) {
         out.push(Command::TakeBaseline {
             cluster: cref,

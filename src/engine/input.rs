@@ -34,6 +34,16 @@ pub enum Input {
         cluster: ClusterRef,
         findings: Vec<crate::preflight::Finding>,
     },
+    /// The rollout now holds the cluster (`store::claims`): it may be prepared.
+    Claimed {
+        cluster: ClusterRef,
+    },
+    /// Another rollout holds the cluster (or has precedence for it): `reason` names it
+    /// and what it does there. The policy's `on_busy` says wait or skip.
+    ClusterBusy {
+        cluster: ClusterRef,
+        reason: String,
+    },
     /// The cluster could not be read for a baseline (fail closed: retried, then failed).
     BaselineFailed {
         cluster: ClusterRef,
@@ -152,6 +162,12 @@ pub enum Command {
         plan: crate::plan::ClusterPlan,
         wave: String,
         others: Vec<crate::plan::ClusterPlan>,
+    },
+    /// Take the cluster for this rollout (`store::claims`), before anything else reads
+    /// or changes it; answered with `Claimed` or `ClusterBusy`.
+    Claim {
+        cluster: ClusterRef,
+        id: ClusterId,
     },
     /// Also reads the node pools' versions and images: a pool step's rollback goes
     /// back to what its pool had before.

@@ -156,6 +156,14 @@ pub struct ClusterRun {
     /// here when its intent is recorded.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub pools: std::collections::BTreeMap<String, PoolVersions>,
+    /// The rollout holds the cluster (`store::claims`): nothing else of this daemon
+    /// acts on it until this rollout ends with it. Taken before preflight and baseline.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub claimed: bool,
+    /// Why the cluster waits to be prepared: another rollout holds it (naming the
+    /// holder and what it does there). Cleared once claimed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<String>,
 }
 
 /// A node pool's Kubernetes version and node image: what a rollback goes back to.
@@ -452,6 +460,8 @@ impl Rollout {
                                     retry_at: None,
                                     warm: false,
                                     skip_requested: None,
+                                    claimed: false,
+                                    waiting: None,
                                     preflight: None,
                                     pools: Default::default(),
                                 })

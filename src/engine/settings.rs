@@ -1,6 +1,6 @@
 //! What the engine needs of the policy, in plain values.
 
-use crate::policy::{OnBlock, OnFailure, OnGateFailure, Policy};
+use crate::policy::{OnBlock, OnBusy, OnFailure, OnGateFailure, Policy};
 use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -27,6 +27,10 @@ pub struct Settings {
     pub max_start_attempts: u32,
     /// Preflight before each cluster's first step; `None` when the policy turns it off.
     pub preflight: Option<PreflightSettings>,
+    /// What a cluster another rollout holds does: wait for it, or skip it.
+    pub on_busy: OnBusy,
+    /// How often a waiting cluster asks again.
+    pub claim_retry: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -63,6 +67,8 @@ impl Settings {
                 wait_up_to: p.preflight.wait_up_to,
                 recheck: Duration::from_secs(300),
             }),
+            on_busy: p.on_busy,
+            claim_retry: Duration::from_secs(30),
         }
     }
 

@@ -21,6 +21,7 @@ pub(super) async fn run(sh: Arc<Shared>, cmd: Command) {
         Command::StartWatch { cluster } => {
             let _ = ensure_watch(&sh, &cluster).await;
         }
+        Command::Claim { cluster, id } => super::claims::claim(&sh, cluster, &id).await,
         Command::TakeBaseline { cluster, id } => baseline(&sh, cluster, &id).await,
         Command::RunPreflight {
             cluster,

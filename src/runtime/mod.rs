@@ -2,6 +2,7 @@
 //! every new state (with its audit entries, in one transaction) before any command it
 //! produced runs, then runs the commands. Time comes from the injected [`Clock`].
 
+pub mod claims;
 mod exec;
 mod preflight;
 mod waits;
@@ -313,12 +314,17 @@ impl Runtime {
         // a gate's running observation (health must be seen again for the whole settle
         // time), a baseline's retry time (resume takes the baseline again), timers that
         // `drive` recomputes from the state.
-        let durable = cmds.iter().any(|c| !matches!(c, Command::WakeAt { .. }));
+        // Asking for a cluster is not durable either: a restart finds the cluster
+        // preparing and unclaimed, and asks again.
+        let durable = cmds
+            .iter()
+            .any(|c| !matches!(c, Command::WakeAt { .. } | Command::Claim { .. }));
         if durable && let Some(store) = &self.shared.store {
             // The head and the clusters that changed since the last save: a transition
             // costs what it changed, not the fleet (`engine::stored`).
             let record = engine::stored::record(&self.rollout, self.saved.as_ref(), now)
                 .map_err(|e| RuntimeError::Saving(e.to_string()))?;
+            let claims = claims::changes(&self.rollout, self.saved.as_ref());
             written = record.state_json.len() + record.parts.iter().map(|(_, j)| j.len()).sum::<usize>();
             let store = store.clone();
             let saving = self.rollout.clone();
@@ -328,7 +334,7 @@ impl Runtime {
                 self.commits.send_modify(|c| c.saving = Some(saving.clone()));
             }
             let t = std::time::Instant::now();
-            self.persist(&store, record, audits.clone(), shutdown).await?;
+            self.persist(&store, record, claims, audits.clone(), shutdown).await?;
             committing = t.elapsed().as_secs_f64();
             if followed {
                 self.commits.send_modify(|c| c.saved = c.saving.take());
@@ -383,6 +389,7 @@ impl Runtime {
         &mut self,
         store: &StoreWriter,
         record: RolloutRecord,
+        claims: crate::store::ClaimChanges,
         entries: Vec<AuditEntry>,
         mut shutdown: std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
     ) -> Result<(), RuntimeError> {
@@ -390,10 +397,10 @@ impl Runtime {
         let mut record = record;
         let mut failing_since = None;
         loop {
-            let entries = entries.clone();
+            let (entries, claims) = (entries.clone(), claims.clone());
             let (saved, back) = store
                 .run(move |s| {
-                    let saved = s.save_rollout_with_audit(&record, &entries);
+                    let saved = s.save_rollout_with_claims(&record, &entries, &claims);
                     (saved, record)
                 })
                 .await

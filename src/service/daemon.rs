@@ -1,13 +1,16 @@
-//! `ringmaster serve`: the daemon. It resumes an unfinished rollout from the state file,
-//! starts new ones on the policy's schedule (or when asked through the API), drives them
-//! with the runtime, and answers the HTTP API through [`Control`].
+//! `ringmaster serve`: the daemon. It resumes the unfinished rollouts from the state
+//! file, starts new ones on each policy's schedule (or when asked through the API),
+//! drives them with the runtime, and answers the HTTP API through [`Control`].
 //!
-//! One rollout at a time: ringmaster moves one target through the fleet. A policy
-//! reloaded on SIGHUP applies to the next rollout; a running rollout keeps the policy
-//! text it started with (stored in its state). SIGTERM stops starting steps, persists
-//! and exits; operations in flight keep running in Azure and are re-attached at the
-//! next start.
+//! One rollout per policy at a time, rollouts of different policies at the same time
+//! (the weekly node images go on while a version rollout waits two days for prod's
+//! approval). They never act on one cluster together: each cluster is claimed in the
+//! store before a rollout prepares it (`store::claims`). Policies are re-read on
+//! SIGHUP ([`super::policies`]); a running rollout keeps the policy text it started
+//! with (stored in its state). SIGTERM stops starting steps, persists and exits;
+//! operations in flight keep running in Azure and are re-attached at the next start.
 
+use super::policies::{Catalog, Loaded, PolicySet, PolicyView};
 use super::{Control, ControlError, RingApproval, RolloutSummary};
 use crate::arm::AksClient;
 use crate::clock::Clock;
@@ -16,16 +19,35 @@ use crate::identity::TokenSource;
 use crate::metrics::Metrics;
 use crate::runtime::{Notifier, Runtime};
 use crate::store::Store;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
-/// The rollout being driven.
+/// A rollout being driven.
 struct Active {
-    id: String,
+    policy: String,
     control: crate::runtime::Control,
     progress: watch::Receiver<Rollout>,
+}
+
+impl Active {
+    fn running(&self) -> bool {
+        !self.progress.borrow().status.is_terminal()
+    }
+}
+
+/// Someone asked for a rollout now.
+struct StartAsk {
+    actor: String,
+    policy: String,
+}
+
+impl From<PathBuf> for PolicySet {
+    fn from(p: PathBuf) -> Self {
+        PolicySet::File(p)
+    }
 }
 
 pub struct Daemon {
@@ -35,16 +57,20 @@ pub struct Daemon {
     pub clock: Arc<dyn Clock>,
     pub metrics: Arc<Metrics>,
     pub notifier: Arc<dyn Notifier>,
-    pub policy_path: PathBuf,
+    pub policy_set: PolicySet,
     pub subscriptions: Vec<String>,
-    /// Whether the rollout loop can save (shared with the API's `/readyz`).
+    /// Whether the rollout loops can save (shared with the API's `/readyz`).
     pub health: Arc<crate::health::Health>,
-    /// Every committed pass of the rollout being driven (`/api/v1/events`).
+    /// Every committed pass of the rollouts being driven (`/api/v1/events`).
     pub events: crate::events::EventBus,
-    active: Mutex<Option<Active>>,
-    /// Wakes the scheduler (a rollout ended, or someone asked for one).
+    /// The policies in force.
+    pub catalog: Catalog,
+    /// By rollout id.
+    active: Mutex<BTreeMap<String, Active>>,
+    /// Wakes the scheduler (a rollout ended, someone asked for one, SIGHUP).
     kick: tokio::sync::Notify,
-    start_requests: Mutex<Vec<String>>,
+    start_requests: Mutex<Vec<StartAsk>>,
+    reload_requested: std::sync::atomic::AtomicBool,
     /// Each rollout's compiled policy (it never changes for a rollout): the API asks on
     /// every status call.
     policies: Mutex<std::collections::HashMap<String, Arc<crate::policy::Policy>>>,
@@ -59,12 +85,17 @@ impl Daemon {
         clock: Arc<dyn Clock>,
         metrics: Arc<Metrics>,
         notifier: Arc<dyn Notifier>,
-        policy_path: PathBuf,
+        policies: impl Into<PolicySet>,
         subscriptions: Vec<String>,
     ) -> Arc<Self> {
         describe_metrics(&metrics);
         // The daemon's client for its whole life: its calls are timed by operation.
         client.http().set_metrics(metrics.clone());
+        let policy_set = policies.into();
+        let catalog = Catalog::default();
+        for p in catalog.reload(&policy_set) {
+            warn!("{p}");
+        }
         Arc::new(Daemon {
             store,
             client,
@@ -72,18 +103,20 @@ impl Daemon {
             clock,
             metrics,
             notifier,
-            policy_path,
+            policy_set,
             subscriptions,
             health: Default::default(),
             events: Default::default(),
-            active: Mutex::new(None),
+            catalog,
+            active: Mutex::new(BTreeMap::new()),
             kick: tokio::sync::Notify::new(),
             start_requests: Mutex::new(Vec::new()),
+            reload_requested: Default::default(),
             policies: Mutex::new(std::collections::HashMap::new()),
         })
     }
 
-    fn active_lock(&self) -> std::sync::MutexGuard<'_, Option<Active>> {
+    fn active_lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Active>> {
         self.active.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -94,26 +127,34 @@ impl Daemon {
         stored(&self.store)
     }
 
-    /// The unfinished rollout to resume, if any. `serve` calls this before it listens,
-    /// so a state file it cannot read stops it with the reason.
-    pub fn unfinished(&self) -> Result<Option<Rollout>, ControlError> {
-        Ok(self.stored()?.into_iter().find(|r| !r.status.is_terminal()))
+    /// The unfinished rollouts to resume. `serve` calls this before it listens, so a
+    /// state file it cannot read stops it with the reason.
+    pub fn unfinished(&self) -> Result<Vec<Rollout>, ControlError> {
+        Ok(self.stored()?.into_iter().filter(|r| !r.status.is_terminal()).collect())
+    }
+
+    /// Re-reads the policies at the scheduler's next turn (SIGHUP).
+    pub fn reload(&self) {
+        self.reload_requested.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.kick.notify_one();
     }
 
     /// Runs until `shutdown` resolves: resumes what was unfinished, then schedules.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         match self.unfinished() {
-            Ok(Some(r)) => {
-                info!(rollout = %r.id, "resuming an unfinished rollout");
-                if !self.clone().drive(r, Input::Resumed, shutdown.clone()) {
-                    // Same as an unreadable state: a new rollout could collide with the
-                    // operations the unfinished one may have in flight.
-                    error!("the unfinished rollout cannot be resumed: no rollout is started");
-                    let _ = shutdown.wait_for(|s| *s).await;
-                    return;
+            Ok(all) => {
+                for r in all {
+                    info!(rollout = %r.id, "resuming an unfinished rollout");
+                    let id = r.id.clone();
+                    if !self.clone().drive(r, Input::Resumed, shutdown.clone()) {
+                        // Same as an unreadable state: a new rollout could collide with
+                        // the operations the unfinished one may have in flight.
+                        error!(rollout = %id, "an unfinished rollout cannot be resumed: no rollout is started");
+                        let _ = shutdown.wait_for(|s| *s).await;
+                        return;
+                    }
                 }
             }
-            Ok(None) => {}
             Err(e) => {
                 // Nothing is started over a state that can't be read: a new rollout
                 // could collide with the one the file holds.
@@ -124,27 +165,42 @@ impl Daemon {
         }
         let mut last_check = self.clock.now();
         loop {
-            let requested = std::mem::take(&mut *self.start_requests.lock().unwrap_or_else(|e| e.into_inner()));
-            let due = self.schedule_due(last_check);
-            last_check = self.clock.now();
-            let busy = self
-                .active_lock()
-                .as_ref()
-                .is_some_and(|a| !a.progress.borrow().status.is_terminal());
-            if !busy && (due || !requested.is_empty()) {
-                match super::run::new_rollout(&self.client, &self.policy_path, &self.subscriptions, self.clock.now())
-                    .await
-                {
-                    Ok((r, _)) if r.plan.steps().next().is_none() => {
-                        info!("nothing to upgrade: the fleet is on the target")
-                    }
-                    Ok((r, _)) => {
-                        info!(rollout = %r.id, by = ?requested, "starting a rollout");
-                        self.clone().drive(r, Input::Tick, shutdown.clone());
-                    }
-                    Err(e) => warn!(error = %format!("{e:#}"), "cannot start a rollout"),
+            if self.reload_requested.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                let problems = self.catalog.reload(&self.policy_set);
+                for p in &problems {
+                    warn!("{p}");
                 }
+                info!(
+                    policies = self.catalog.in_force().len(),
+                    problems = problems.len(),
+                    "policies re-read: they apply to the next rollouts; running rollouts keep their own"
+                );
             }
+            let requested = std::mem::take(&mut *self.start_requests.lock().unwrap_or_else(|e| e.into_inner()));
+            let now = self.clock.now();
+            for l in self.catalog.in_force() {
+                let name = &l.policy.name;
+                let asked: Vec<&str> = requested
+                    .iter()
+                    .filter(|a| &a.policy == name)
+                    .map(|a| a.actor.as_str())
+                    .collect();
+                let due = l
+                    .policy
+                    .schedule
+                    .start
+                    .as_ref()
+                    .is_some_and(|c| c.next_fire(last_check, now).is_some());
+                if !due && asked.is_empty() {
+                    continue;
+                }
+                if let Some(id) = self.running_for(name) {
+                    info!(policy = %name, rollout = %id, "a start is due, but the policy's rollout still runs: not started");
+                    continue;
+                }
+                self.start(&l, &asked, shutdown.clone()).await;
+            }
+            last_check = now;
             self.refresh_gauges();
             tokio::select! {
                 _ = self.clock.sleep(std::time::Duration::from_secs(60)) => {}
@@ -152,26 +208,41 @@ impl Daemon {
                 _ = shutdown.changed() => break,
             }
         }
-        // Give the runtime its chance to stop cleanly.
+        // Give the runtimes their chance to stop cleanly.
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
-        while self.active_lock().is_some() && tokio::time::Instant::now() < deadline {
+        while !self.active_lock().is_empty() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
     }
 
-    /// Whether the policy's start cron fired since `since`.
-    fn schedule_due(&self, since: chrono::DateTime<chrono::Utc>) -> bool {
-        let Ok(text) = std::fs::read_to_string(&self.policy_path) else {
-            return false;
-        };
-        let Ok(p) = crate::policy::compile(&self.policy_path.display().to_string(), &text) else {
-            return false;
-        };
-        let now = self.clock.now();
-        p.schedule
-            .start
-            .as_ref()
-            .is_some_and(|c| c.next_fire(since, now).is_some())
+    /// The running rollout of policy `name`, if any.
+    fn running_for(&self, name: &str) -> Option<String> {
+        self.active_lock()
+            .iter()
+            .find(|(_, a)| a.policy == name && a.running())
+            .map(|(id, _)| id.clone())
+    }
+
+    /// Discovers, plans and drives a new rollout of `l`.
+    async fn start(self: &Arc<Self>, l: &Loaded, asked: &[&str], shutdown: watch::Receiver<bool>) {
+        let started = super::run::new_rollout_from(
+            &self.client,
+            l.source.clone(),
+            &self.subscriptions,
+            self.clock.now(),
+            crate::forecast::DEFAULT_APPROVAL_AFTER,
+        )
+        .await;
+        match started {
+            Ok((r, _)) if r.plan.steps().next().is_none() => {
+                info!(policy = %l.policy.name, "nothing to upgrade: the fleet is on the target")
+            }
+            Ok((r, _)) => {
+                info!(policy = %l.policy.name, rollout = %r.id, by = ?asked, "starting a rollout");
+                self.clone().drive(r, Input::Tick, shutdown);
+            }
+            Err(e) => warn!(policy = %l.policy.name, error = %format!("{e:#}"), "cannot start a rollout"),
+        }
     }
 
     /// Spawns the runtime for `r`; false (logged) when it cannot be driven.
@@ -193,11 +264,15 @@ impl Daemon {
                 return false;
             }
         };
-        *self.active_lock() = Some(Active {
-            id: r.id.clone(),
-            control: rt.control(),
-            progress: rt.progress(),
-        });
+        let id = r.id.clone();
+        self.active_lock().insert(
+            id.clone(),
+            Active {
+                policy: r.plan.policy.clone(),
+                control: rt.control(),
+                progress: rt.progress(),
+            },
+        );
         tokio::spawn(async move {
             let result = rt
                 .run(first, async move {
@@ -206,9 +281,9 @@ impl Daemon {
                 .await;
             match result {
                 Ok(r) => info!(rollout = %r.id, status = r.status.label(), "rollout loop ended"),
-                Err(e) => error!(error = %e, "rollout loop stopped"),
+                Err(e) => error!(rollout = %id, error = %e, "rollout loop stopped"),
             }
-            *self.active_lock() = None;
+            self.active_lock().remove(&id);
             self.refresh_gauges();
             self.kick.notify_one();
         });
@@ -395,7 +470,7 @@ impl Control for Daemon {
     }
 
     fn get(&self, id: &str) -> Result<Option<Rollout>, ControlError> {
-        if let Some(a) = self.active_lock().as_ref().filter(|a| a.id == id) {
+        if let Some(a) = self.active_lock().get(id) {
             return Ok(Some(a.progress.borrow().clone()));
         }
         self.store
@@ -405,21 +480,17 @@ impl Control for Daemon {
             .transpose()
     }
 
-    fn active(&self) -> Option<String> {
-        self.active_lock().as_ref().map(|a| a.id.clone())
+    fn active(&self) -> Vec<String> {
+        self.active_lock().keys().cloned().collect()
     }
 
     fn send(&self, id: &str, input: Input) -> Result<(), ControlError> {
-        match self.active_lock().as_ref() {
-            Some(a) if a.id == id => {
-                if a.control.send(input) {
-                    Ok(())
-                } else {
-                    Err(ControlError::NotRunning(id.to_string()))
-                }
-            }
-            _ if self.get(id)?.is_some() => Err(ControlError::NotRunning(id.to_string())),
-            _ => Err(ControlError::UnknownRollout(id.to_string())),
+        let sent = self.active_lock().get(id).map(|a| a.control.send(input));
+        match sent {
+            Some(true) => Ok(()),
+            Some(false) => Err(ControlError::NotRunning(id.to_string())),
+            None if self.get(id)?.is_some() => Err(ControlError::NotRunning(id.to_string())),
+            None => Err(ControlError::UnknownRollout(id.to_string())),
         }
     }
 
@@ -444,19 +515,47 @@ impl Control for Daemon {
         })
     }
 
-    fn start_now(&self, actor: &str) -> Result<super::StartRequest, ControlError> {
-        if let Some(a) = self
-            .active_lock()
-            .as_ref()
-            .filter(|a| !a.progress.borrow().status.is_terminal())
-        {
-            return Err(ControlError::AlreadyRunning(a.id.clone()));
-        }
+    fn start_now(&self, actor: &str, policy: Option<&str>) -> Result<super::StartRequest, ControlError> {
+        let name = self.startable(policy)?;
         self.start_requests
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push(actor.to_string());
+            .push(StartAsk {
+                actor: actor.to_string(),
+                policy: name,
+            });
         self.kick.notify_one();
         Ok(super::StartRequest::Queued)
+    }
+
+    fn can_start(&self, policy: Option<&str>) -> Result<(), ControlError> {
+        self.startable(policy).map(drop)
+    }
+
+    fn policies(&self) -> Vec<PolicyView> {
+        self.catalog.views()
+    }
+}
+
+impl Daemon {
+    /// The policy a start request names (or the only one), when none of its rollouts runs.
+    fn startable(&self, policy: Option<&str>) -> Result<String, ControlError> {
+        let in_force = self.catalog.in_force();
+        let names = || in_force.iter().map(|l| l.policy.name.clone()).collect::<Vec<_>>();
+        let name = match policy {
+            Some(p) if in_force.iter().any(|l| l.policy.name == p) => p.to_string(),
+            Some(p) => {
+                return Err(ControlError::UnknownPolicy {
+                    name: p.to_string(),
+                    known: names(),
+                });
+            }
+            None if in_force.len() == 1 => in_force[0].policy.name.clone(),
+            None => return Err(ControlError::PolicyRequired(names())),
+        };
+        match self.running_for(&name) {
+            Some(id) => Err(ControlError::AlreadyRunning(id)),
+            None => Ok(name),
+        }
     }
 }

@@ -5,6 +5,7 @@
 use crate::engine::{Input, Rollout};
 use serde::Serialize;
 pub mod daemon;
+pub mod policies;
 pub mod run;
 pub mod single;
 
@@ -44,8 +45,12 @@ pub enum ControlError {
     UnknownRollout(String),
     #[error("rollout `{0}` is not running in this daemon (finished, or not loaded)")]
     NotRunning(String),
-    #[error("a rollout is already running: `{0}`")]
+    #[error("a rollout of this policy is already running: `{0}`")]
     AlreadyRunning(String),
+    #[error("no policy `{name}` in force here; the policies are: {}", .known.join(", "))]
+    UnknownPolicy { name: String, known: Vec<String> },
+    #[error("this daemon runs several policies: name one of {}", .0.join(", "))]
+    PolicyRequired(Vec<String>),
     #[error("cannot start a rollout: {0}")]
     CannotStart(String),
     /// The state file could not be read (or holds a state this binary cannot decode):
@@ -71,11 +76,22 @@ pub trait Control: Send + Sync {
     fn list(&self) -> Result<Vec<RolloutSummary>, ControlError>;
     /// One rollout, `Ok(None)` when there is none with that id.
     fn get(&self, id: &str) -> Result<Option<Rollout>, ControlError>;
-    /// The rollout this daemon is driving, if any.
-    fn active(&self) -> Option<String>;
+    /// The rollouts this daemon is driving (one per policy at most), by id.
+    fn active(&self) -> Vec<String>;
     fn send(&self, id: &str, input: Input) -> Result<(), ControlError>;
     /// Who may approve ring `ring` of rollout `id` (from the policy it started with).
     fn ring_approval(&self, id: &str, ring: &str) -> Option<RingApproval>;
-    /// Plans and starts a rollout now (outside the policy's schedule).
-    fn start_now(&self, actor: &str) -> Result<StartRequest, ControlError>;
+    /// Plans and starts a rollout of `policy` now (outside its schedule); `None` when
+    /// the daemon runs one policy.
+    fn start_now(&self, actor: &str, policy: Option<&str>) -> Result<StartRequest, ControlError>;
+    /// Whether [`Control::start_now`] would take the request (the policy exists, and
+    /// no rollout of it runs), without queuing anything.
+    fn can_start(&self, policy: Option<&str>) -> Result<(), ControlError> {
+        let _ = policy;
+        Ok(())
+    }
+    /// The policies in force (empty where there are none, e.g. `ringmaster run`).
+    fn policies(&self) -> Vec<policies::PolicyView> {
+        Vec::new()
+    }
 }

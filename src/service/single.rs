@@ -35,13 +35,17 @@ impl Control for SingleRollout {
         Ok((r.id == id).then_some(r))
     }
 
-    fn active(&self) -> Option<String> {
+    fn active(&self) -> Vec<String> {
         let r = self.progress.borrow();
-        (!r.status.is_terminal()).then(|| r.id.clone())
+        if r.status.is_terminal() {
+            Vec::new()
+        } else {
+            vec![r.id.clone()]
+        }
     }
 
     fn send(&self, id: &str, input: Input) -> Result<(), ControlError> {
-        if self.active().as_deref() == Some(id) && self.control.send(input) {
+        if self.active().iter().any(|a| a == id) && self.control.send(input) {
             Ok(())
         } else {
             Err(ControlError::NotRunning(id.to_string()))
@@ -59,7 +63,7 @@ impl Control for SingleRollout {
         })
     }
 
-    fn start_now(&self, _actor: &str) -> Result<StartRequest, ControlError> {
+    fn start_now(&self, _actor: &str, _policy: Option<&str>) -> Result<StartRequest, ControlError> {
         Err(ControlError::CannotStart(
             "this process drives one rollout (the demo); `ringmaster serve` starts rollouts".into(),
         ))

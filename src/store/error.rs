@@ -72,6 +72,14 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    /// A step was about to start on a cluster another rollout holds (`store::claims`):
+    /// the save that records its intent is refused, so nothing is sent.
+    #[error("cluster {cluster} is held by rollout {holder}: rollout {rollout} may not start a step on it")]
+    ClaimHeld {
+        cluster: String,
+        holder: String,
+        rollout: String,
+    },
     /// Another process holds the state file's lock (`store::lock`): a second daemon
     /// would drive the same rollouts, a restore would pull the file from under it.
     #[error(
@@ -132,6 +140,7 @@ impl StoreError {
             StoreError::Backup { .. } => "backup",
             StoreError::Permissions { .. } => "permissions",
             StoreError::Locked { .. } => "locked",
+            StoreError::ClaimHeld { .. } => "claim_held",
             StoreError::Lock { .. } => "lock",
             StoreError::NotAStateFile { .. } => "not_a_state_file",
             StoreError::SchemaOld { .. } => "schema_old",

@@ -1,5 +1,6 @@
 //! Durable state: one SQLite file (WAL, `synchronous=FULL`) holding every rollout's
-//! state, the intents of mutating ARM calls, the audit log, and approvals.
+//! state, the intents of mutating ARM calls, the audit log, approvals, and which
+//! rollout holds which cluster (claims).
 //!
 //! Why SQLite: the daemon can be SIGKILLed at any instant, and a committed
 //! transaction in WAL mode with `synchronous=FULL` survives that (and a power cut);
@@ -15,6 +16,7 @@
 
 mod approvals;
 mod audit;
+pub mod claims;
 mod codec;
 mod error;
 mod files;
@@ -27,6 +29,7 @@ mod writer;
 
 pub use approvals::{Approval, ApprovalOutcome, Rejection};
 pub use audit::{AuditEntry, AuditFilter, AuditQuery};
+pub use claims::{Claim, ClaimChanges, ClaimOutcome, ClaimWait, Claimant};
 pub use error::StoreError;
 pub use files::{CheckReport, restore};
 pub use intents::{Intent, IntentOutcome, IntentRow};

@@ -110,8 +110,22 @@ impl Store {
         record: &RolloutRecord,
         entries: &[AuditEntry],
     ) -> Result<Vec<i64>, StoreError> {
+        self.save_rollout_with_claims(record, entries, &super::ClaimChanges::default())
+    }
+
+    /// [`Store::save_rollout_with_audit`], with the claims the save takes, checks and
+    /// releases (`store::claims`) in the same transaction: a step's intent is never
+    /// committed on a cluster its rollout does not hold, and a cluster's end never
+    /// without its release.
+    pub fn save_rollout_with_claims(
+        &self,
+        record: &RolloutRecord,
+        entries: &[AuditEntry],
+        claims: &super::ClaimChanges,
+    ) -> Result<Vec<i64>, StoreError> {
         self.write("saving a rollout with its audit entries", |tx| {
             upsert(tx, record)?;
+            super::claims::apply(tx, &record.id, &record.policy_name, claims, record.updated_at)?;
             entries.iter().map(|e| super::audit::insert(tx, e)).collect()
         })
     }

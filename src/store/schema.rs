@@ -19,10 +19,36 @@ use super::StoreError;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
 /// `(version, SQL)`; versions start at 1 and have no gaps.
-const MIGRATIONS: &[(u32, &str)] = &[(1, V1), (2, V2), (3, V3)];
+const MIGRATIONS: &[(u32, &str)] = &[(1, V1), (2, V2), (3, V3), (4, V4)];
 
 /// The newest schema this binary knows.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
+
+/// v4: claims (`store::claims`). One daemon runs rollouts of several policies; a
+/// cluster belongs to at most one of them from its baseline to its end (the primary
+/// key says so), and the rollouts that wait for it queue in `claim_waits` (highest
+/// priority first, then first come).
+const V4: &str = r#"
+CREATE TABLE claims (
+    cluster    TEXT PRIMARY KEY,
+    rollout_id TEXT NOT NULL,
+    policy     TEXT NOT NULL,
+    priority   INTEGER NOT NULL,
+    since      TEXT NOT NULL,
+    doing      TEXT NOT NULL
+) STRICT;
+CREATE INDEX claims_by_rollout ON claims (rollout_id);
+CREATE TABLE claim_waits (
+    cluster    TEXT NOT NULL,
+    rollout_id TEXT NOT NULL,
+    policy     TEXT NOT NULL,
+    priority   INTEGER NOT NULL,
+    since      TEXT NOT NULL,
+    seen_at    TEXT NOT NULL,
+    PRIMARY KEY (cluster, rollout_id)
+) STRICT;
+CREATE INDEX claim_waits_by_rollout ON claim_waits (rollout_id);
+"#;
 
 /// v3: a rollout's state in parts, so that a save writes what changed
 /// (`engine::stored`): `rollouts.state_json` holds the head, `rollout_parts` the rest,

@@ -96,7 +96,7 @@ async fn reads_show_rings_clusters_steps_and_gate_reasons() {
     });
     let (s, v) = h.get(Some(VIEWER), "/api/v1/rollouts").await;
     assert_eq!(s, StatusCode::OK);
-    assert_eq!(v["active"], "r1");
+    assert_eq!(v["active"], serde_json::json!(["r1"]));
     assert_eq!(v["rollouts"][0]["id"], "r1");
     assert_eq!(v["rollouts"][0]["status"], "running");
 

@@ -164,9 +164,12 @@ impl Control for StandIn {
         self.read_fails()?;
         Ok(self.rollouts.lock().unwrap().get(id).cloned())
     }
-    fn active(&self) -> Option<String> {
+    fn active(&self) -> Vec<String> {
         let all = self.rollouts.lock().unwrap();
-        all.values().find(|r| !r.status.is_terminal()).map(|r| r.id.clone())
+        all.values()
+            .filter(|r| !r.status.is_terminal())
+            .map(|r| r.id.clone())
+            .collect()
     }
     fn send(&self, id: &str, input: Input) -> Result<(), ControlError> {
         self.sent.lock().unwrap().push((id.to_string(), input.clone()));
@@ -183,10 +186,14 @@ impl Control for StandIn {
             expires_after: r.approval_expires_after,
         })
     }
-    fn start_now(&self, _actor: &str) -> Result<StartRequest, ControlError> {
-        if let Some(a) = self.active() {
-            return Err(ControlError::AlreadyRunning(a));
+    fn can_start(&self, _policy: Option<&str>) -> Result<(), ControlError> {
+        match self.active().into_iter().next() {
+            Some(a) => Err(ControlError::AlreadyRunning(a)),
+            None => Ok(()),
         }
+    }
+    fn start_now(&self, _actor: &str, policy: Option<&str>) -> Result<StartRequest, ControlError> {
+        self.can_start(policy)?;
         let mut r = self.template.clone();
         let id = format!("r{}", self.rollouts.lock().unwrap().len() + 1);
         r.id = id.clone();

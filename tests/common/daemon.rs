@@ -52,7 +52,7 @@ pub async fn serve_demo(
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(ringmaster::api::serve(listener, state, std::future::pending()));
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
-    daemon.start_now("test").unwrap();
+    daemon.start_now("test", None).unwrap();
     tokio::spawn(daemon.clone().run(stop_rx));
     Served {
         sim,

@@ -60,12 +60,13 @@ pub fn compile_raw(file: &str, raw: &RawPolicy, snapshot: Option<&FleetSnapshot>
         gates,
         schedule,
         preflight: c.preflight(&raw.preflight),
-        on_busy: raw.on_busy.as_ref().map_or(OnBusy::default(), |o| {
-            match c.one_of(o, &["wait", "skip"], "on_busy") {
+        on_busy: raw
+            .on_busy
+            .as_ref()
+            .map_or(OnBusy::default(), |o| match c.one_of(o, &["wait", "skip"], "on_busy") {
                 Some("skip") => OnBusy::Skip,
                 _ => OnBusy::Wait,
-            }
-        }),
+            }),
         priority: raw.priority.unwrap_or(0),
     };
     if let Some(s) = snapshot {
