@@ -121,6 +121,19 @@ pub enum ClientCommand {
         #[command(flatten)]
         api: ClientArgs,
     },
+    /// Which rollout holds which cluster, and who waits for one; with `--release`,
+    /// release a claim whose holder no longer runs (operators; a running holder is
+    /// asked to skip the cluster instead).
+    Claims {
+        /// Release the claim on this cluster (subscription/resourceGroup/name).
+        #[arg(long, requires = "reason")]
+        release: Option<String>,
+        /// Why (required with --release; kept in the audit log).
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        api: ClientArgs,
+    },
     /// Start a rollout of POLICY now instead of waiting for its schedule (operators).
     /// Refused while a rollout of that policy runs. POLICY may be left out when the
     /// daemon runs one policy.
@@ -286,6 +299,7 @@ fn args(cmd: &ClientCommand) -> &ClientArgs {
         | ClientCommand::Abort { api, .. }
         | ClientCommand::Skip { api, .. }
         | ClientCommand::Start { api, .. }
+        | ClientCommand::Claims { api, .. }
         | ClientCommand::Rollback { api, .. }
         | ClientCommand::History { api, .. } => api,
         ClientCommand::Token(_) => unreachable!("token commands take no API arguments"),
@@ -355,11 +369,21 @@ async fn call(cmd: &ClientCommand, api: &ClientArgs, client: &ApiClient) -> Resu
     let base = |id: &str| format!("/api/v1/rollouts/{}", seg(id));
     match cmd {
         ClientCommand::Status { .. } => {
-            let Some(id) = rollout_id(api, client).await? else {
-                let list = client.get("/api/v1/rollouts").await?;
-                return Ok(show(api, &list, |l| {
-                    format!("No rollout is running.\n\n{}", table::rollouts(l))
-                }));
+            let list = client.get("/api/v1/rollouts").await?;
+            let running = list["active"].as_array().map_or(0, Vec::len);
+            let id = match rollout_id(api, client).await {
+                Ok(Some(id)) => id,
+                // None running, or several: the list, with the policies.
+                Ok(None) | Err(ClientError::Refused { status: 409, .. }) => {
+                    return Ok(show(api, &list, |l| {
+                        let head = match running {
+                            0 => "No rollout is running.".to_string(),
+                            n => format!("{n} rollouts are running; `ringmaster status --rollout ID` shows one."),
+                        };
+                        format!("{head}\n\n{}\n{}", table::rollouts(l), table::policies(&l["policies"]))
+                    }));
+                }
+                Err(e) => return Err(e),
             };
             let r = client.get(&base(&id)).await?;
             let a = client.get(&format!("{}/approvals", base(&id))).await?;
@@ -460,6 +484,29 @@ async fn call(cmd: &ClientCommand, api: &ClientArgs, client: &ApiClient) -> Resu
                 .await?;
             Ok(show(api, &v, |_| format!("Aborted rollout {id}.\n")))
         }
+        ClientCommand::Claims {
+            release: Some(cluster),
+            reason,
+            ..
+        } => {
+            let v = client
+                .post(
+                    "/api/v1/claims/release",
+                    json!({ "cluster": cluster, "reason": reason }),
+                )
+                .await?;
+            Ok(show(api, &v, |v| {
+                format!(
+                    "Released {} (held by {}).\n",
+                    s_of(&v["released"], "cluster"),
+                    s_of(&v["released"], "rolloutId")
+                )
+            }))
+        }
+        ClientCommand::Claims { .. } => {
+            let v = client.get("/api/v1/claims").await?;
+            Ok(show(api, &v, table::claims))
+        }
         ClientCommand::Start { policy, reason, .. } => {
             let v = client
                 .post("/api/v1/rollouts", json!({ "policy": policy, "reason": reason }))
@@ -528,4 +575,9 @@ fn strip_nulls(mut v: Value) -> Value {
         o.retain(|_, x| !x.is_null());
     }
     v
+}
+
+/// A string field of an answer, empty when absent.
+fn s_of<'a>(v: &'a Value, k: &str) -> &'a str {
+    v[k].as_str().unwrap_or("")
 }

@@ -13,6 +13,7 @@
 
 mod approvals;
 pub mod auth;
+mod claims;
 pub mod cli;
 mod client;
 pub mod denials;
@@ -233,6 +234,9 @@ pub fn routes() -> Vec<Route> {
             post(rollback::rollback),
         ),
         route(M::GET, "/api/v1/audit", Authenticated, get(rollouts::audit)),
+        route(M::GET, "/api/v1/policies", Authenticated, get(claims::policies)),
+        route(M::GET, "/api/v1/claims", Authenticated, get(claims::list)),
+        route(M::POST, "/api/v1/claims/release", Authenticated, post(claims::release)),
     ]
 }
 

@@ -95,6 +95,30 @@ fn merge(a: Value, b: Value) -> Value {
     Value::Object(a)
 }
 
+/// The schemas of a daemon with several policies (claims, policies, starting one).
+fn service_schemas() -> Value {
+    json!({
+        "Policy": { "type": "object", "properties": {
+            "name": { "type": "string" }, "file": { "type": "string" }, "priority": { "type": "integer" },
+            "onBusy": { "type": "string", "enum": ["wait", "skip"] }, "start": { "type": ["string", "null"], "description": "The start cron and its time zone" },
+            "error": { "type": ["string", "null"], "description": "The file does not compile now: its last good version is in force (or none, when `name` is empty)" } } },
+        "Claim": { "type": "object", "properties": {
+            "cluster": { "type": "string" }, "rolloutId": { "type": "string" }, "policy": { "type": "string" }, "priority": { "type": "integer" },
+            "since": { "type": "string", "format": "date-time" }, "doing": { "type": "string" } } },
+        "ClaimWait": { "type": "object", "properties": {
+            "cluster": { "type": "string" }, "rolloutId": { "type": "string" }, "policy": { "type": "string" }, "priority": { "type": "integer" },
+            "since": { "type": "string", "format": "date-time" }, "seenAt": { "type": "string", "format": "date-time" } } },
+        "Claims": { "type": "object", "properties": {
+            "claims": { "type": "array", "items": { "$ref": "#/components/schemas/Claim" } },
+            "waits": { "type": "array", "items": { "$ref": "#/components/schemas/ClaimWait" } } } },
+        "StartRequest": { "type": "object", "additionalProperties": false, "properties": {
+            "policy": { "type": "string", "description": "The policy's name; required when the daemon runs several" },
+            "reason": { "type": "string" } } },
+        "ReleaseRequest": { "type": "object", "additionalProperties": false, "required": ["cluster", "reason"], "properties": {
+            "cluster": { "type": "string", "description": "subscription/resourceGroup/name" }, "reason": { "type": "string" } } }
+    })
+}
+
 fn schemas() -> Value {
     json!({
         "Error": { "type": "object", "required": ["error"], "properties": { "error": {
@@ -144,7 +168,8 @@ fn schemas() -> Value {
             "rollouts": { "type": "array", "items": { "type": "object", "properties": {
                 "id": { "type": "string" }, "policy": { "type": "string" }, "status": { "type": "string" },
                 "updatedAt": { "type": "string", "format": "date-time" } } } },
-            "active": { "type": ["string", "null"] } } },
+            "active": { "type": "array", "items": { "type": "string" }, "description": "The rollouts this daemon drives now (one per policy at most)" },
+            "policies": { "type": "array", "items": { "$ref": "#/components/schemas/Policy" } } } },
         "Rollout": { "type": "object", "description": "The engine's state of the rollout: rings (status, approval, approvers), waves, clusters (status), steps (status; `gating` has `last`, the gate's reasons), and the plan's skipped clusters.",
             "properties": {
                 "id": { "type": "string" }, "policy": { "type": "string" }, "policyFile": { "type": "string" },
@@ -279,8 +304,9 @@ pub fn document() -> Value {
         "/api/v1/rollouts": {
             "get": { "summary": "Rollouts, and the active one",
                 "responses": with_errors("200", ok("Rollouts", schema("RolloutList")), &[401]) },
-            "post": { "summary": "Plan and start a rollout now, outside the schedule (operators)",
-                "requestBody": body("ReasonRequest"),
+            "post": { "summary": "Plan and start a rollout of a policy now, outside its schedule (operators)",
+                "description": "404 `unknown_policy`, 400 `policy_required` (several policies and none named), 409 `already_running` (a rollout of that policy runs).",
+                "requestBody": body("StartRequest"),
                 "responses": start_responses } },
         "/api/v1/rollouts/{id}": { "get": { "summary": "A rollout: ring, wave, cluster and step status with gate reasons",
             "parameters": [id.clone()],
@@ -315,6 +341,14 @@ pub fn document() -> Value {
             "parameters": [cluster.clone()],
             "requestBody": body("RollbackRequest"),
             "responses": with_errors("202", ok("AKS accepted the rollback", schema("RollbackStarted")), &[400, 401, 403, 404, 409, 413, 415, 502, 503]) } },
+        "/api/v1/policies": { "get": { "summary": "The policies the daemon runs: name, file, priority, on_busy, start cron, and a compile error if the file broke",
+            "responses": with_errors("200", ok("Policies", json!({ "type": "object", "properties": { "policies": { "type": "array", "items": schema("Policy") } } })), &[401]) } },
+        "/api/v1/claims": { "get": { "summary": "Which rollout holds which cluster, and which rollouts wait for one (highest priority, then first come)",
+            "responses": with_errors("200", ok("Claims", schema("Claims")), &[401, 503]) } },
+        "/api/v1/claims/release": { "post": { "summary": "Release a claim whose holder does not run here (operators)",
+            "description": "`cluster` and `reason` are required; audited as `claim.released`. 409 `holder_running` when the holder runs in this daemon: skip the cluster in it instead, it lets go when its operation there ends.",
+            "requestBody": body("ReleaseRequest"),
+            "responses": with_errors("200", ok("Released", json!({ "type": "object", "properties": { "released": schema("Claim") } })), &[400, 401, 403, 404, 409, 413, 415, 503]) } },
         "/api/v1/audit": { "get": { "summary": "The audit log: who did what, when and why",
             "description": "Paged: at most `limit` entries and about 1 MiB per answer. Refused calls appear as `auth.denied` (the first of each source and reason per minute, fields cut) and `auth.denied.repeated` (the count of the others). Entries older than the retention policy are archived to JSON Lines files and leave the log.",
             "parameters": [
@@ -338,7 +372,7 @@ pub fn document() -> Value {
         "paths": paths,
         "components": {
             "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer", "description": "A static token or an Entra ID access token (JWT)" } },
-            "schemas": schemas(),
+            "schemas": merge(schemas(), service_schemas()),
         },
     })
 }

@@ -267,6 +267,62 @@ pub fn rollouts(list: &Value) -> String {
     t.render()
 }
 
+/// The policies in force, then the claims and waits (`ringmaster claims`).
+pub fn claims(v: &Value) -> String {
+    let mut out = String::new();
+    let mut t = Table::new(&["CLUSTER", "HELD BY", "SINCE", "DOING"]).keep(&[2]);
+    for c in v["claims"].as_array().into_iter().flatten() {
+        t.row(vec![
+            s(c, "cluster").into(),
+            s(c, "rolloutId").into(),
+            time(&c["since"]),
+            s(c, "doing").into(),
+        ]);
+    }
+    if t.is_empty() {
+        out.push_str("No cluster is held.\n");
+    } else {
+        out.push_str(&t.render());
+    }
+    let mut w = Table::new(&["CLUSTER", "WAITING", "PRIORITY", "SINCE"]).keep(&[3]);
+    for c in v["waits"].as_array().into_iter().flatten() {
+        w.row(vec![
+            s(c, "cluster").into(),
+            s(c, "rolloutId").into(),
+            c["priority"].to_string(),
+            time(&c["since"]),
+        ]);
+    }
+    if !w.is_empty() {
+        out.push('\n');
+        out.push_str(&w.render());
+    }
+    out
+}
+
+/// The policies a daemon runs (`ringmaster status` with several rollouts).
+pub fn policies(v: &Value) -> String {
+    let mut t = Table::new(&["POLICY", "PRIORITY", "ON BUSY", "START", "FILE"]);
+    for p in v.as_array().into_iter().flatten() {
+        let file = match p["error"].as_str() {
+            Some(e) => format!(
+                "{} (does not compile: {})",
+                s(p, "file"),
+                e.lines().next().unwrap_or("")
+            ),
+            None => s(p, "file").into(),
+        };
+        t.row(vec![
+            s(p, "name").into(),
+            p["priority"].to_string(),
+            s(p, "onBusy").into(),
+            p["start"].as_str().unwrap_or("-").into(),
+            file,
+        ]);
+    }
+    if t.is_empty() { String::new() } else { t.render() }
+}
+
 /// A rollout: header, rings, clusters, then what waits for approval.
 pub fn status(r: &Value, approvals: &Value) -> String {
     let (st, detail) = state(&r["status"]);

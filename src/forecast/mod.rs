@@ -294,6 +294,7 @@ fn drive(mut r: Rollout, s: &Settings, first: Input, start: DateTime<Utc>, a: &A
                         findings: Vec::new(),
                     },
                 ),
+                Command::Claim { cluster, .. } => push(&mut queue, now, Input::Claimed { cluster }),
                 Command::TakeBaseline { cluster, id } => {
                     // Versions matter only to rollbacks, which the forecast does not
                     // predict; a running rollout's are kept as they are.

@@ -393,4 +393,6 @@ fn passive_checkpoint(conn: &Connection) {
 }
 
 #[cfg(test)]
+mod claim_tests;
+#[cfg(test)]
 mod tests;

@@ -90,6 +90,7 @@ pub fn drive(
                     cluster,
                     findings: vec![],
                 }),
+                Command::Claim { cluster, .. } => inputs.push_back(Input::Claimed { cluster }),
                 Command::TakeBaseline { cluster, .. } => inputs.push_back(Input::BaselineTaken {
                     cluster,
                     baseline: serde_json::Value::Null,

@@ -68,6 +68,7 @@ pub fn run_from<T>(
                     cluster,
                     findings: vec![],
                 }),
+                Command::Claim { cluster, .. } => inputs.push(Input::Claimed { cluster }),
                 Command::TakeBaseline { cluster, id } => inputs.push(Input::BaselineTaken {
                     cluster,
                     baseline: serde_json::json!({}), // an object, as the executor's (a JSON null would read back as no baseline)
