@@ -99,9 +99,20 @@ pub fn spawn_serve(sim: &Sim, dir: &std::path::Path, extra: &[&str]) -> Serve {
 
 /// As [`spawn_serve`], on the policy file `policy`.
 pub fn spawn_serve_on(sim: &Sim, dir: &std::path::Path, policy: &str, extra: &[&str]) -> Serve {
+    spawn_serve_with(sim, dir, &["--policy", policy], extra)
+}
+
+/// As [`spawn_serve`], on every policy of the directory `policies` (`--policies`).
+pub fn spawn_serve_dir(sim: &Sim, dir: &std::path::Path, policies: &str, extra: &[&str]) -> Serve {
+    spawn_serve_with(sim, dir, &["--policies", policies], extra)
+}
+
+fn spawn_serve_with(sim: &Sim, dir: &std::path::Path, policy: &[&str], extra: &[&str]) -> Serve {
     let state = dir.join("state.db").display().to_string();
     let tokens = dir.join("tokens.yaml").display().to_string();
-    let mut args = vec!["serve", "--policy", policy, "--state", &state];
+    let mut args = vec!["serve"];
+    args.extend_from_slice(policy);
+    args.extend(["--state", &state]);
     // A free port unless the caller chose one (its --public-url names it, say).
     if !extra.contains(&"--listen") {
         args.extend(["--listen", "127.0.0.1:0"]);
