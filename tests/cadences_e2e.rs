@@ -65,6 +65,21 @@ fn ring_state<'a>(r: &'a Value, ring: &str) -> &'a str {
         .unwrap_or("")
 }
 
+/// The names of the rollout's clusters being prepared or upgraded.
+fn active_clusters(r: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    for ring in r["rings"].as_array().into_iter().flatten() {
+        for wave in ring["waves"].as_array().into_iter().flatten() {
+            for c in wave["clusters"].as_array().into_iter().flatten() {
+                if matches!(c["status"]["state"].as_str(), Some("running" | "preparing")) && c["claimed"] == true {
+                    out.push(c["id"]["name"].as_str().unwrap_or("").to_string());
+                }
+            }
+        }
+    }
+    out
+}
+
 fn terminal(r: &Value) -> bool {
     matches!(state(r), "succeeded" | "halted" | "aborted")
 }
@@ -83,17 +98,13 @@ async fn two_cadences_run_side_by_side_and_never_act_on_one_cluster_at_once() {
     let fleet = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/cadences/fleet.yaml");
     let sim = start_sim_on(dir.path(), fleet, "120");
     let s = spawn_serve_dir(&sim, dir.path(), POLICIES, &["--start-now"]);
-    // Both rollouts hold clusters at once (on different clusters), then a SIGKILL.
-    let held = until("both rollouts holding clusters", async || {
-        let c = get(&format!("{}/api/v1/claims", s.url)).await;
-        let by: std::collections::BTreeSet<String> = c["claims"]
-            .as_array()?
-            .iter()
-            .filter_map(|x| x["rolloutId"].as_str().map(str::to_string))
-            .collect();
-        (by.len() == 2).then_some(c)
+    // Both rollouts work on clusters at once (on different clusters), then a SIGKILL.
+    until("both rollouts upgrading clusters", async || {
+        let all = rollouts(&s.url).await;
+        (all.len() == 2 && all.values().all(|r| !active_clusters(r).is_empty())).then_some(())
     })
     .await;
+    let held = get(&format!("{}/api/v1/claims", s.url)).await;
     let clusters: Vec<&str> = held["claims"]
         .as_array()
         .unwrap()
@@ -219,5 +230,8 @@ async fn two_cadences_run_side_by_side_and_never_act_on_one_cluster_at_once() {
         }
     }
     // aks-dev-neu-01, aks-dev-weu-01, aks-prd-neu-01 and aks-prd-weu-01 are in both plans.
-    assert!(shared >= 4, "both rollouts worked on the clusters both plan: {spans:#?}");
+    assert!(
+        shared >= 4,
+        "both rollouts worked on the clusters both plan: {spans:#?}"
+    );
 }
