@@ -17,11 +17,12 @@ mod raw;
 
 pub(crate) use cluster::{compile_pool, compile_workload};
 pub(crate) use compile::Compiler;
-pub use compile::{compile, parse_count_or_percent, valid_cluster_name, valid_pool_name};
+pub(crate) use compile::parse_count_or_percent;
+pub use compile::{compile, valid_pool_name};
 pub use faults::{Fault, FaultKind, OpKind, ServerErrorKind};
 pub use model::{
-    ArmSettings, Bucket, CatalogueMinor, ClusterDef, DEFAULT_CLIENT, DEFAULT_TENANT, Durations, Fleet, ImageLine,
-    ImageRelease, OsType, Pdb, PoolDef, PoolMode, Undrainable, UpgradeSettings, WorkloadDef,
+    ArmSettings, Bucket, CatalogueMinor, ClusterDef, Durations, Fleet, ImageLine, ImageRelease, OsType, Pdb, PoolDef,
+    PoolMode, Undrainable, UpgradeSettings, WorkloadDef,
 };
 pub use raw::{
     FleetFile, RawArm, RawBucket, RawCluster, RawDurations, RawFault, RawGenerate, RawImageLine, RawImageRelease,

@@ -19,9 +19,8 @@ use tokio::sync::broadcast;
 
 mod render;
 
-pub use render::{
-    node_labels, render_deployment, render_event, render_namespace, render_node, render_pdb, render_pod,
-    render_replicaset,
+pub(crate) use render::{
+    render_deployment, render_event, render_namespace, render_node, render_pdb, render_pod, render_replicaset,
 };
 
 /// How many changes a cluster keeps for watches that resume from a resourceVersion;

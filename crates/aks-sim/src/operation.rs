@@ -28,7 +28,8 @@ mod drain;
 mod lifecycle;
 mod pool_upgrade;
 
-pub use lifecycle::{abort, auto_upgrade, busy_message, cancel, start, tick, wake_cluster};
+pub use lifecycle::{abort, auto_upgrade, cancel, start, tick};
+pub(crate) use lifecycle::{busy_message, wake_cluster};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OpStatus {

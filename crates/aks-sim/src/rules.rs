@@ -19,11 +19,11 @@ use super::version::{KubeVersion, MinorVersion};
 mod preflight;
 mod rollback;
 
-pub use preflight::{
+pub(crate) use preflight::{
     check_deprecated_apis, check_not_stopped, check_quota, check_subnet, check_unsatisfiable_pdbs, drain_event,
     drain_failure, override_active,
 };
-pub use rollback::{check_rollback_channel, rollback_not_accepted};
+pub(crate) use rollback::{check_rollback_channel, rollback_not_accepted};
 
 /// The first minor from which a control plane may be three minors ahead of its pools.
 ///

@@ -26,9 +26,9 @@ mod events;
 mod nodes;
 mod pods;
 
-pub use cluster::{Cluster, Pool, ROLLBACK_WINDOW, RecentVersion};
+pub use cluster::{Cluster, Pool, RecentVersion};
 pub use events::Event;
-pub use pods::{EvictError, pick_node};
+pub use pods::EvictError;
 
 /// The whole simulated Azure.
 #[derive(Debug)]

@@ -20,7 +20,7 @@ use yaml_spans::{Diagnostics, SourceErrors, Spanned};
 pub(super) const CLUSTER_NAME_RULE: &str = "^[a-zA-Z0-9][-_a-zA-Z0-9]{0,61}[a-zA-Z0-9]$";
 pub(super) const POOL_NAME_RULE: &str = "^[a-z][a-z0-9]{0,11}$";
 
-pub fn valid_cluster_name(s: &str) -> bool {
+pub(crate) fn valid_cluster_name(s: &str) -> bool {
     let b = s.as_bytes();
     let ok_inner = |c: &u8| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'_';
     (1..=63).contains(&b.len())
@@ -37,7 +37,7 @@ pub fn valid_pool_name(s: &str) -> bool {
 }
 
 /// `"33%"` or `"3"`; `None` when neither.
-pub fn parse_count_or_percent(s: &str) -> Option<(u32, bool)> {
+pub(crate) fn parse_count_or_percent(s: &str) -> Option<(u32, bool)> {
     match s.strip_suffix('%') {
         Some(p) => p.parse().ok().filter(|v| (0..=100).contains(v)).map(|v| (v, true)),
         None => s.parse().ok().map(|v| (v, false)),

@@ -9,8 +9,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-pub const DEFAULT_TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
-pub const DEFAULT_CLIENT: &str = "00000000-0000-0000-0000-00000000c11e";
+pub(crate) const DEFAULT_TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+pub(crate) const DEFAULT_CLIENT: &str = "00000000-0000-0000-0000-00000000c11e";
 
 /// A validated fleet.
 #[derive(Debug, Clone)]

@@ -8,7 +8,7 @@ use crate::fleet::{OsType, Pdb};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
-pub fn node_labels(n: &Node) -> BTreeMap<String, String> {
+pub(crate) fn node_labels(n: &Node) -> BTreeMap<String, String> {
     let os = if n.os == OsType::Windows { "windows" } else { "linux" };
     let mut l: BTreeMap<String, String> = [
         ("agentpool", n.pool.as_str()),
@@ -33,7 +33,7 @@ pub fn node_labels(n: &Node) -> BTreeMap<String, String> {
     l
 }
 
-pub fn render_node(n: &Node) -> Value {
+pub(crate) fn render_node(n: &Node) -> Value {
     let ready = if n.ready { "True" } else { "False" };
     let created = n.created.rfc3339();
     let mut spec =
@@ -88,7 +88,7 @@ fn workload_labels(w: &Workload) -> Value {
     json!({ "app": w.name, "pod-template-hash": w.rs_hash })
 }
 
-pub fn render_pod(p: &Pod, w: &Workload, node: Option<&Node>) -> Value {
+pub(crate) fn render_pod(p: &Pod, w: &Workload, node: Option<&Node>) -> Value {
     let created = p.created.rfc3339();
     let phase = match p.phase {
         PodPhase::Unscheduled | PodPhase::Creating => "Pending",
@@ -176,7 +176,7 @@ pub fn render_pod(p: &Pod, w: &Workload, node: Option<&Node>) -> Value {
     })
 }
 
-pub fn render_deployment(w: &Workload, rv: u64, ready: u32, total: u32) -> Value {
+pub(crate) fn render_deployment(w: &Workload, rv: u64, ready: u32, total: u32) -> Value {
     // The pod template's node selector is the one its pods carry (`render_pod`): what
     // `ringmaster snapshot` reads a workload's pool from, as on a real cluster.
     let mut selector = json!({ "kubernetes.io/os": if w.os == OsType::Windows { "windows" } else { "linux" } });
@@ -208,7 +208,7 @@ pub fn render_deployment(w: &Workload, rv: u64, ready: u32, total: u32) -> Value
     })
 }
 
-pub fn render_replicaset(w: &Workload, rv: u64, ready: u32, total: u32) -> Value {
+pub(crate) fn render_replicaset(w: &Workload, rv: u64, ready: u32, total: u32) -> Value {
     json!({
         "kind": "ReplicaSet",
         "apiVersion": "apps/v1",
@@ -233,7 +233,7 @@ pub fn render_replicaset(w: &Workload, rv: u64, ready: u32, total: u32) -> Value
 /// healthy; `maxUnavailable` expects the controller's scale (the replicas) and desires
 /// scale - maxUnavailable. `currentHealthy` counts Ready pods; `disruptionsAllowed` is
 /// currentHealthy - desiredHealthy, never below 0.
-pub fn render_pdb(w: &Workload, rv: u64, ready: u32, existing: u32) -> Value {
+pub(crate) fn render_pdb(w: &Workload, rv: u64, ready: u32, existing: u32) -> Value {
     let (spec, desired, expected) = match w.pdb {
         Some(Pdb::MinAvailable(m)) => (json!({ "minAvailable": m }), m, existing),
         Some(Pdb::MaxUnavailable(m)) => (json!({ "maxUnavailable": m }), w.replicas.saturating_sub(m), w.replicas),
@@ -260,7 +260,7 @@ pub fn render_pdb(w: &Workload, rv: u64, ready: u32, existing: u32) -> Value {
     })
 }
 
-pub fn render_namespace(name: &str, uid: &str, created: SimTime) -> Value {
+pub(crate) fn render_namespace(name: &str, uid: &str, created: SimTime) -> Value {
     json!({
         "kind": "Namespace",
         "apiVersion": "v1",
@@ -274,7 +274,7 @@ pub fn render_namespace(name: &str, uid: &str, created: SimTime) -> Value {
     })
 }
 
-pub fn render_event(e: &KEvent) -> Value {
+pub(crate) fn render_event(e: &KEvent) -> Value {
     let t = e.time.rfc3339();
     json!({
         "kind": "Event",

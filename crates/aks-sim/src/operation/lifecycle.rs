@@ -64,7 +64,7 @@ pub fn start(w: &mut World, c: usize, target: Target, phases: Vec<Phase>, kind: 
 }
 
 /// AKS's message for a write refused because another operation runs.
-pub fn busy_message(w: &World, c: usize) -> String {
+pub(crate) fn busy_message(w: &World, c: usize) -> String {
     let running = w.clusters[c].operation.as_deref().unwrap_or_default();
     let what = match w.ops.get(running).map(|o| &o.target) {
         Some(Target::Pool(p)) => format!("{p} - {}", pool_state(w, c, p)),
@@ -92,7 +92,7 @@ fn bump_etags(w: &mut World, c: usize, target: &Target) {
 
 /// Wakes the operation running on cluster `c` (a node became Ready, a pod became
 /// Ready): stages waiting on those re-check at once instead of on a timer.
-pub fn wake_cluster(w: &mut World, c: usize) {
+pub(crate) fn wake_cluster(w: &mut World, c: usize) {
     if let Some(id) = w.clusters[c].operation.clone()
         && let Some(op) = w.ops.get_mut(&id)
         && op.job.as_ref().is_some_and(|j| {

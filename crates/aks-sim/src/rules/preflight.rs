@@ -27,7 +27,7 @@ use crate::version::{KubeVersion, MinorVersion};
 /// simulator checks only operations that drain nodes: pool version and node image
 /// upgrades), and whether `forceUpgrade` bypasses it (the simulator: no; the OpenAPI
 /// names only "checking for deprecated API usage").
-pub fn check_unsatisfiable_pdbs(pdbs: &[String]) -> Result<(), Refusal> {
+pub(crate) fn check_unsatisfiable_pdbs(pdbs: &[String]) -> Result<(), Refusal> {
     if pdbs.is_empty() {
         return Ok(());
     }
@@ -55,7 +55,7 @@ pub fn check_unsatisfiable_pdbs(pdbs: &[String]) -> Result<(), Refusal> {
 /// operation fails (asynchronously), the cluster or pool goes to `Failed`; its events:
 /// "Warning Drain node/... Eviction blocked by Too Many Requests (usually a pdb):
 /// <pod-name>" ([`drain_event`]).
-pub fn drain_failure(node: &str, namespace: &str, pod: &str, pdb: &str, unready: u32) -> Refusal {
+pub(crate) fn drain_failure(node: &str, namespace: &str, pod: &str, pdb: &str, unready: u32) -> Refusal {
     refuse(
         "UpgradeFailed",
         format!(
@@ -66,7 +66,7 @@ pub fn drain_failure(node: &str, namespace: &str, pod: &str, pdb: &str, unready:
 
 /// The node event AKS records while a drain is blocked (reason `Drain`, type Warning);
 /// source as [`drain_failure`].
-pub fn drain_event(pod: &str) -> String {
+pub(crate) fn drain_event(pod: &str) -> String {
     format!("Eviction blocked by Too Many Requests (usually a pdb): {pod}")
 }
 
@@ -79,7 +79,7 @@ pub fn drain_event(pod: &str) -> String {
 /// the overrides are effective. Note that this only matches the start time of an
 /// upgrade ... This field is not set by default. It must be set for the overrides to take
 /// effect."
-pub fn override_active(
+pub(crate) fn override_active(
     force_upgrade: bool,
     until: Option<chrono::DateTime<chrono::Utc>>,
     now: chrono::DateTime<chrono::Utc>,
@@ -103,7 +103,7 @@ pub fn override_active(
 /// API flowcontrol.apiserver.k8s.io.prioritylevelconfigurations.v1beta1, and was recently
 /// seen at: 2023-03-23 20:57:18 +0000 UTC, which will be removed in 1.26\n\n",
 /// "subcode": "UpgradeBlockedOnDeprecatedAPIUsage"}`. The bypass: [`override_active`].
-pub fn check_deprecated_apis(
+pub(crate) fn check_deprecated_apis(
     from: KubeVersion,
     to: KubeVersion,
     calls: &[(String, MinorVersion)],
@@ -149,7 +149,7 @@ pub fn check_deprecated_apis(
 /// approved standardDSv2Family Cores quota ...", "... approved Total Regional Cores
 /// quota ..."), is what the simulator answers, after "Create or update VMSS {id}
 /// failed.". The operation fails asynchronously, when the surge nodes are created.
-pub fn check_quota(family: &str, location: &str, u: crate::quota::Usage, required: u64) -> Result<(), Refusal> {
+pub(crate) fn check_quota(family: &str, location: &str, u: crate::quota::Usage, required: u64) -> Result<(), Refusal> {
     if u.current + required <= u.limit {
         return Ok(());
     }
@@ -183,7 +183,7 @@ pub fn check_quota(family: &str, location: &str, u: crate::quota::Usage, require
 /// needs: `network::addresses_per_node`. Not modelled: AKS's up-front
 /// `InsufficientSubnetSize` validation (`connectivity/insufficientsubnetsize-error-advanced-networking.md`),
 /// whose wording and timing are UNVERIFIED.
-pub fn check_subnet(
+pub(crate) fn check_subnet(
     cluster: &str,
     pool: &str,
     subnet: &str,
@@ -214,7 +214,7 @@ pub fn check_subnet(
 /// Microsoft's docs (`create-upgrade-delete/operationnotallowed.md` documents only the
 /// start/stop and pending-operation wordings); the simulator refuses cluster PUTs, pool
 /// PUTs and node image upgrades alike.
-pub fn check_not_stopped(stopped: bool, subscription: &str, resource_group: &str) -> Result<(), Refusal> {
+pub(crate) fn check_not_stopped(stopped: bool, subscription: &str, resource_group: &str) -> Result<(), Refusal> {
     if !stopped {
         return Ok(());
     }

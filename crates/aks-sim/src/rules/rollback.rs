@@ -10,7 +10,7 @@ use crate::version::KubeVersion;
 /// before a rollback (else AKS would upgrade the pool again). Unset and `none` are off.
 /// UNVERIFIED: the article quotes no error; code `OperationNotAllowed` (400) is guessed
 /// from AKS's other "not in this state" refusals ([`check_not_stopped`]).
-pub fn check_rollback_channel(channel: &str) -> Result<(), Refusal> {
+pub(crate) fn check_rollback_channel(channel: &str) -> Result<(), Refusal> {
     if channel.is_empty() || channel.eq_ignore_ascii_case("none") {
         return Ok(());
     }
@@ -30,7 +30,7 @@ pub fn check_rollback_channel(channel: &str) -> Result<(), Refusal> {
 /// be current version 'AKSAzureLinux-V3gen2-202602.13.5' or 'latest'", with the rollback
 /// targets listed. UNVERIFIED: the code (`InvalidParameter`, AKS's code for a bad
 /// property value) and the listing of the targets.
-pub fn rollback_not_accepted(
+pub(crate) fn rollback_not_accepted(
     asked: &str,
     version: Option<&str>,
     current: &str,

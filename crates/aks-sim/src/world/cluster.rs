@@ -89,7 +89,7 @@ pub struct RecentVersion {
 
 /// How long after an upgrade its rollback is offered: "available only for 7 days after
 /// the upgrade completed" (`roll-back-node-pool-version.md`).
-pub const ROLLBACK_WINDOW: Duration = Duration::from_secs(7 * 24 * 3600);
+pub(crate) const ROLLBACK_WINDOW: Duration = Duration::from_secs(7 * 24 * 3600);
 
 impl Pool {
     /// Remembers the pair the pool ran before an upgrade that just completed: newest

@@ -238,7 +238,7 @@ pub enum EvictError {
 
 /// The node the scheduler picks for a workload's pod: Ready, schedulable, right OS and
 /// pool, fewest pods of this workload, then fewest pods, then name.
-pub fn pick_node(kube: &KubeState, w: &Workload) -> Option<String> {
+pub(crate) fn pick_node(kube: &KubeState, w: &Workload) -> Option<String> {
     let mut per_node: HashMap<&str, (u32, u32)> = HashMap::new();
     for p in kube.pods.values() {
         if let Some(n) = &p.node {
