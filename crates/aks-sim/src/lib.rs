@@ -19,7 +19,7 @@
 //!   supported by AKS, no rollback target is returned"); `world::World::rollback_targets`.
 //! - A pool PUT whose `properties.nodeImageVersion` names another image than the pool's
 //!   ("Setting this value triggers an agentPool rollback. Only values from
-//!   `recentlyUsedVersions` are allowed") asks for a rollback (`arm.rs`,
+//!   `recentlyUsedVersions` are allowed") asks for a rollback (`arm/agent_pools.rs`,
 //!   `rollback_request`). It is refused (400) unless it is a served entry's image and
 //!   `orchestratorVersion`, if sent, is that entry's version or minor (`InvalidParameter`,
 //!   message modelled on the article's one quoted error; the code is UNVERIFIED); while
