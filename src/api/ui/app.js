@@ -8,6 +8,10 @@ const PAGE = 50;
 
 let me = null;          // { name, groups, operator, csrf }
 let rolloutId = null;
+/** The rollout the user chose among several running ones (kept in the URL's hash). */
+let chosen = new URLSearchParams(location.hash.slice(1)).get('rollout');
+/** Ids of the rollouts listed last, to tell a new rollout's events from a known one's. */
+let known = [];
 let summary = null;
 let clusterPage = { ring: '', state: '', offset: 0, total: 0 };
 let audit = { before: null, ring: '', cluster: '', actor: '', firstId: null };
@@ -147,8 +151,8 @@ function follow() {
   events.addEventListener('transition', (e) => {
     const t = JSON.parse(e.data);
     for (const a of t.entries) addFeed(t.at, a);
-    if (t.rolloutId !== rolloutId) loadRollouts();
-    else scheduleRefresh();
+    if (t.rolloutId === rolloutId) scheduleRefresh();
+    else if (!known.includes(t.rolloutId)) loadRollouts();
   });
   events.addEventListener('dropped', () => {
     // Too far behind: start over from the current state.
@@ -181,8 +185,17 @@ async function loadRollouts() {
   try {
     const list = await api('GET', '/api/v1/rollouts');
     const all = list.rollouts || [];
-    const current = all.find((r) => r.status === 'running' || r.status === 'paused') || all[0];
+    known = all.map((r) => r.id);
+    // Several policies run side by side: one rollout each. Show the one chosen, else
+    // the first running, else the latest; the picker lists the running ones.
+    const running = all.filter((r) => r.status === 'running' || r.status === 'paused');
+    const current = all.find((r) => r.id === chosen) || running[0] || all[all.length - 1];
     rolloutId = current ? current.id : null;
+    const pick = $('rollout-pick');
+    pick.replaceChildren(...running.concat(running.includes(current) || !current ? [] : [current])
+      .map((r) => el('option', { value: r.id }, `${r.policy}: ${r.id} (${r.status})`)));
+    pick.value = rolloutId || '';
+    $('rollout-pick-label').hidden = running.length < 2;
     $('no-rollout').hidden = !!rolloutId;
     $('rollout-body').hidden = !rolloutId;
     $('rollout-id').textContent = rolloutId || '';
@@ -440,6 +453,12 @@ function wire() {
   $('abort').addEventListener('click', () => operate('Abort the rollout? Operations in flight are cancelled in AKS; this cannot be undone.', 'abort', 'reason'));
   const stateSel = $('cl-state');
   for (const s of STATES) stateSel.append(el('option', { value: s }, s));
+  $('rollout-pick').addEventListener('change', (e) => {
+    chosen = e.target.value;
+    history.replaceState(null, '', `#rollout=${encodeURIComponent(chosen)}`);
+    clusterPage.offset = 0;
+    loadRollouts();
+  });
   $('cl-ring').addEventListener('change', (e) => { clusterPage.ring = e.target.value; clusterPage.offset = 0; loadClusters(); });
   stateSel.addEventListener('change', (e) => { clusterPage.state = e.target.value; clusterPage.offset = 0; loadClusters(); });
   $('cl-prev').addEventListener('click', () => { clusterPage.offset = Math.max(0, clusterPage.offset - PAGE); loadClusters(); });
