@@ -1,6 +1,7 @@
 //! Raw policy -> [`Policy`], collecting every error with its position before giving up,
 //! so that a user fixes a policy in one round instead of one error per run.
 
+mod pools;
 mod rings;
 mod schedule;
 
@@ -34,6 +35,7 @@ pub fn compile_raw(file: &str, raw: &RawPolicy, snapshot: Option<&FleetSnapshot>
         c.d.at(&raw.name, "policy `name` is empty");
     }
     let fleet = c.fleet(&raw.fleet);
+    let pools = c.pools(raw.pools.as_ref());
     let target = c.target(&raw.target);
     let on_gate_failure = raw
         .on_gate_failure
@@ -54,18 +56,20 @@ pub fn compile_raw(file: &str, raw: &RawPolicy, snapshot: Option<&FleetSnapshot>
         name: raw.name.value.clone(),
         description: raw.description.clone(),
         fleet,
+        pools,
         target,
         rings,
         steps,
         gates,
         schedule,
         preflight: c.preflight(&raw.preflight),
-        on_busy: raw.on_busy.as_ref().map_or(OnBusy::default(), |o| {
-            match c.one_of(o, &["wait", "skip"], "on_busy") {
+        on_busy: raw
+            .on_busy
+            .as_ref()
+            .map_or(OnBusy::default(), |o| match c.one_of(o, &["wait", "skip"], "on_busy") {
                 Some("skip") => OnBusy::Skip,
                 _ => OnBusy::Wait,
-            }
-        }),
+            }),
         priority: raw.priority.unwrap_or(0),
     };
     if let Some(s) = snapshot {
