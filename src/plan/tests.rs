@@ -451,6 +451,17 @@ fn the_pool_filter_limits_pool_steps_and_leaves_the_control_plane_alone() {
         ["user1 image 202611.26.0", "win1 image 20348.4405.261111"]
     );
     assert_eq!(images("").len(), 3, "no filter: every pool");
+    // `consistent` carries the images of the first ring's pools the policy manages only.
+    let carried = |pools: &str| {
+        let pol = policy("{ channel: node-image, node_image: consistent }", pools);
+        plan(&s, &pol, t(NOW))
+            .target
+            .consistent_images
+            .into_keys()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(carried("pools: { os_type: Windows }\n"), ["Windows2022"]);
+    assert_eq!(carried(""), ["Ubuntu", "Windows2022"]);
 }
 
 #[test]
