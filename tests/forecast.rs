@@ -675,42 +675,6 @@ fn pools_of_reads_count_max_surge_node_soak_and_the_policy_s_override() {
     );
 }
 
-/// `forecast::pools_of` times only the pools the policy's `pools` filter selects: the
-/// Windows image cadence gets aks-prd-weu-01's Windows pool, a policy without a filter
-/// every pool.
-#[test]
-fn pools_of_keeps_the_pools_the_policy_filters_in() {
-    let fleet = support::demo_snapshot::load_fleet("demo.yaml");
-    let snapshot = support::demo_snapshot::snapshot(&fleet);
-    let id = snapshot
-        .clusters
-        .iter()
-        .find(|c| c.id.name == "aks-prd-weu-01")
-        .unwrap()
-        .id
-        .clone();
-    let cluster: ringmaster::arm::models::ManagedCluster = serde_json::from_value(serde_json::json!({
-        "location": "westeurope",
-        "properties": { "agentPoolProfiles": [
-            { "name": "system", "count": 3 }, { "name": "user1", "count": 3 }, { "name": "win1", "count": 2 },
-        ]},
-    }))
-    .unwrap();
-    let discovery = ringmaster::discovery::Discovery {
-        snapshot,
-        problems: vec![],
-        raw: BTreeMap::from([(id.clone(), cluster)]),
-    };
-    let pools = |file: &str| {
-        let text = std::fs::read_to_string(format!("{}/{file}", env!("CARGO_MANIFEST_DIR"))).unwrap();
-        let policy = ringmaster::policy::compile(file, &text).unwrap();
-        let shapes = ringmaster::forecast::pools_of(&discovery, &policy);
-        shapes[&id].keys().cloned().collect::<Vec<String>>()
-    };
-    assert_eq!(pools("policies/cadences/windows-images-monthly.yaml"), ["win1"]);
-    assert_eq!(pools("policies/demo.yaml"), ["system", "user1", "win1"]);
-}
-
 /// The demo fleet file with two pools' surges changed so that the forecast command's
 /// durations tell surges apart (in the demo fleet every pool's surge comes to 1 node):
 /// aks-stg-weu-01's user1 (3 nodes) surges 3 (one batch), aks-prd-weu-01's user1

@@ -1,6 +1,6 @@
 //! The policies shipped in `policies/` (all compile; the demo policy fits the demo fleet),
-//! the cadences in `policies/cadences/` (each plans its own pools of the demo fleet, the
-//! Windows one starts after Patch Tuesday) and the broken-policy corpus in `tests/broken-policies/` (each `*.yaml` with its
+//! the cadences in `policies/cadences/` (each plans, and forecasts, its own pools of the
+//! demo fleet; the Windows one starts after Patch Tuesday) and the broken-policy corpus in `tests/broken-policies/` (each `*.yaml` with its
 //! expected errors in `*.expected`, one `line:col: message-substring` per line, all
 //! reported at once).
 
@@ -409,4 +409,40 @@ fn the_cron_crate_ands_day_of_month_and_day_of_week_so_policies_may_not_mix_them
     assert_eq!(fires[0], NaiveDate::from_ymd_opt(2026, 1, 13).unwrap());
     let refused = ringmaster::schedule::CronSchedule::parse("0 6 8-14 * TUE", chrono_tz::UTC).unwrap_err();
     assert!(refused.to_string().contains("restricts both day-of-month"), "{refused}");
+}
+
+/// `forecast::pools_of` times only the pools the policy's `pools` filter selects: the
+/// Windows image cadence gets aks-prd-weu-01's Windows pool, a policy without a filter
+/// every pool.
+#[test]
+fn pools_of_keeps_the_pools_the_policy_filters_in() {
+    let fleet = support::demo_snapshot::load_fleet("demo.yaml");
+    let snapshot = support::demo_snapshot::snapshot(&fleet);
+    let id = snapshot
+        .clusters
+        .iter()
+        .find(|c| c.id.name == "aks-prd-weu-01")
+        .unwrap()
+        .id
+        .clone();
+    let cluster: ringmaster::arm::models::ManagedCluster = serde_json::from_value(serde_json::json!({
+        "location": "westeurope",
+        "properties": { "agentPoolProfiles": [
+            { "name": "system", "count": 3 }, { "name": "user1", "count": 3 }, { "name": "win1", "count": 2 },
+        ]},
+    }))
+    .unwrap();
+    let discovery = ringmaster::discovery::Discovery {
+        snapshot,
+        problems: vec![],
+        raw: std::collections::BTreeMap::from([(id.clone(), cluster)]),
+    };
+    let pools = |file: &str| {
+        let text = std::fs::read_to_string(format!("{}/{file}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        let policy = ringmaster::policy::compile(file, &text).unwrap();
+        let shapes = ringmaster::forecast::pools_of(&discovery, &policy);
+        shapes[&id].keys().cloned().collect::<Vec<String>>()
+    };
+    assert_eq!(pools("policies/cadences/windows-images-monthly.yaml"), ["win1"]);
+    assert_eq!(pools("policies/demo.yaml"), ["system", "user1", "win1"]);
 }
