@@ -1,12 +1,15 @@
-//! The policies shipped in `policies/` (all compile; the demo policy fits the demo fleet)
-//! and the broken-policy corpus in `tests/broken-policies/` (each `*.yaml` with its
+//! The policies shipped in `policies/` (all compile; the demo policy fits the demo fleet),
+//! the cadences in `policies/cadences/` (each plans, and forecasts, its own pools of the
+//! demo fleet; the Windows one starts after Patch Tuesday) and the broken-policy corpus in `tests/broken-policies/` (each `*.yaml` with its
 //! expected errors in `*.expected`, one `line:col: message-substring` per line, all
 //! reported at once).
 
 mod support;
 
+use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc, Weekday};
+use ringmaster::domain::fleet::OsType;
 use ringmaster::plan::{StepKind, apply, plan, render};
-use ringmaster::policy::{Channel, NodeImageMode, OnFailure, compile, compile_with_snapshot};
+use ringmaster::policy::{Channel, NodeImageMode, OnBusy, OnFailure, compile, compile_with_snapshot};
 use ringmaster::validate::validate_files;
 use std::path::{Path, PathBuf};
 
@@ -238,4 +241,208 @@ rings:
     );
     // Without a snapshot the same text compiles: globs and tags cannot be judged alone.
     assert!(compile("overlap.yaml", text).is_ok());
+}
+
+const CADENCES: [&str; 3] = [
+    "linux-images-weekly.yaml",
+    "versions.yaml",
+    "windows-images-monthly.yaml",
+];
+
+fn cadence_text(name: &str) -> String {
+    read(
+        &Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("policies/cadences")
+            .join(name),
+    )
+}
+
+/// What `ringmaster validate policies/*.yaml policies/cadences/*.yaml` checks.
+#[test]
+fn every_policy_and_cadence_validates() {
+    let cadences = files("policies/cadences", "yaml");
+    let names: Vec<String> = cadences
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into())
+        .collect();
+    assert_eq!(names, CADENCES);
+    let mut all = files("policies", "yaml");
+    all.extend(cadences);
+    let (report, ok) = validate_files(&all);
+    assert!(ok, "{report}");
+    assert_eq!(report.lines().count(), all.len(), "{report}");
+}
+
+/// Each image cadence plans node image steps of its own OS's pools only, every one of
+/// them that is behind (the union of the two is what the same policy without `pools`
+/// plans); the version cadence moves every pool, Windows too, and ranks first.
+#[test]
+fn cadences_plan_their_own_pools_of_the_demo_fleet() {
+    let fleet = support::demo_snapshot::load_fleet("demo.yaml");
+    let mut snap = support::demo_snapshot::snapshot(&fleet);
+    let now = fleet.start_time.unwrap();
+    // The demo fleet keeps AKS's default node OS upgrade channel, NodeImage: AKS
+    // refreshes those images itself and no policy plans image steps there. The image
+    // cadences are for clusters that leave it to ringmaster (Unmanaged or None).
+    let nothing = compile_with_snapshot("l", &cadence_text(CADENCES[0]), Some(&snap)).unwrap();
+    assert_eq!(plan(&snap, &nothing, now).steps().count(), 0);
+    for c in &mut snap.clusters {
+        c.node_os_upgrade_channel = "Unmanaged".into();
+    }
+    let snap = snap;
+    let load = |name: &str, text: &str| {
+        compile_with_snapshot(name, text, Some(&snap)).unwrap_or_else(|e| panic!("{name}: {e}"))
+    };
+    let os_of = |c: &ringmaster::plan::ClusterPlan, pool: &str| {
+        let cluster = snap.clusters.iter().find(|x| x.id == c.id).unwrap();
+        cluster.pools.iter().find(|p| p.name == pool).unwrap().os_type
+    };
+    let image_steps = |name: &str, text: &str| -> Vec<(String, String)> {
+        let p = plan(&snap, &load(name, text), now);
+        assert!(p.skipped.is_empty(), "{name}: {:#?}", p.skipped);
+        p.steps()
+            .map(|(c, s)| match &s.kind {
+                StepKind::NodeImage { pool, .. } => (c.id.name.clone(), pool.clone()),
+                other => panic!("{name}: {other:?}"),
+            })
+            .collect()
+    };
+    let mut union = Vec::new();
+    for (name, os) in [
+        ("linux-images-weekly.yaml", OsType::Linux),
+        ("windows-images-monthly.yaml", OsType::Windows),
+    ] {
+        let text = cadence_text(name);
+        let policy = load(name, &text);
+        assert!(policy.fleet.subscriptions.is_empty(), "{name}");
+        assert_eq!(policy.target.channel, Channel::NodeImage, "{name}");
+        let p = plan(&snap, &policy, now);
+        for (c, s) in p.steps() {
+            assert_eq!(
+                os_of(c, s.kind.pool().unwrap()),
+                os,
+                "{name}: {} {:?}",
+                c.id.name,
+                s.kind
+            );
+        }
+        let steps = image_steps(name, &text);
+        assert!(!steps.is_empty(), "{name}");
+        union.extend(steps);
+        let after = apply(&snap, &p).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(plan(&after, &policy, now).steps().count(), 0, "{name}");
+    }
+    let windows = image_steps(
+        "windows-images-monthly.yaml",
+        &cadence_text("windows-images-monthly.yaml"),
+    );
+    assert_eq!(windows, [("aks-prd-weu-01".to_string(), "win1".to_string())]);
+    // Without `pools`, the Linux cadence plans exactly both cadences' steps together.
+    let unfiltered = cadence_text("linux-images-weekly.yaml").replace("pools:\n  os_type: Linux\n", "");
+    let mut every = image_steps("unfiltered", &unfiltered);
+    every.sort();
+    union.sort();
+    assert_eq!(union, every);
+
+    let versions = load("versions.yaml", &cadence_text("versions.yaml"));
+    let (linux, win) = (
+        load("l", &cadence_text(CADENCES[0])),
+        load("w", &cadence_text(CADENCES[2])),
+    );
+    assert!(versions.pools.is_all() && versions.fleet.subscriptions.is_empty());
+    assert!(versions.priority > win.priority && win.priority > linux.priority);
+    assert_eq!(
+        (versions.on_busy, win.on_busy, linux.on_busy),
+        (OnBusy::Wait, OnBusy::Wait, OnBusy::Skip)
+    );
+    let prod = versions.rings.iter().find(|r| r.name == "prod").unwrap();
+    assert!(prod.approval.is_some() && versions.rings.iter().all(|r| r.name == "prod" || r.approval.is_none()));
+    assert!(versions.rings[..2].iter().all(|r| r.soak > std::time::Duration::ZERO));
+    let p = plan(&snap, &versions, now);
+    assert!(p.skipped.is_empty(), "{:#?}", p.skipped);
+    assert_eq!(p.target.version.map(|v| v.to_string()).as_deref(), Some("1.33.3"));
+    assert!(p.steps().any(|(c, s)| c.id.name == "aks-prd-weu-01"
+        && matches!(&s.kind, StepKind::PoolVersion { pool, .. } if pool == "win1")));
+}
+
+/// The second Tuesday (Patch Tuesday) of `day`'s month.
+fn second_tuesday(day: NaiveDate) -> NaiveDate {
+    (8..=14)
+        .map(|d| NaiveDate::from_ymd_opt(day.year(), day.month(), d).unwrap())
+        .find(|d| d.weekday() == Weekday::Tue)
+        .unwrap()
+}
+
+/// The Windows cadence starts once a month, each time on a day after that month's
+/// second Tuesday, for three years of firings from a date.
+#[test]
+fn windows_images_start_after_each_months_second_tuesday() {
+    let policy = compile("w.yaml", &cadence_text("windows-images-monthly.yaml")).unwrap();
+    let start = policy.schedule.start.as_ref().expect("a start cron");
+    let from: DateTime<Utc> = "2026-11-30T07:00:00Z".parse().unwrap();
+    let until = from + chrono::Duration::days(3 * 365);
+    let mut months = Vec::new();
+    for fire in start.fires(from, until) {
+        let day = fire.with_timezone(&start.time_zone()).date_naive();
+        assert!(day > second_tuesday(day), "{fire} is not after Patch Tuesday");
+        months.push((day.year(), day.month()));
+    }
+    assert_eq!(months.len(), 36, "{months:?}");
+    months.dedup();
+    assert_eq!(months.len(), 36, "one start a month");
+}
+
+/// Why the cadence gives a day of the month alone: the `cron` crate (0.17) fires when
+/// day-of-month *and* day-of-week match (`8-14` with `Tue`: only second Tuesdays), where
+/// classic cron fires when either does (every Tuesday and the 8th to the 14th), so
+/// ringmaster refuses such an expression rather than guess which one its author meant.
+#[test]
+fn the_cron_crate_ands_day_of_month_and_day_of_week_so_policies_may_not_mix_them() {
+    use std::str::FromStr;
+    let both = cron::Schedule::from_str("0 0 6 8-14 * Tue").unwrap();
+    let from = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+    let fires: Vec<NaiveDate> = both.after(&from).take(12).map(|f| f.date_naive()).collect();
+    for d in &fires {
+        assert_eq!(*d, second_tuesday(*d), "{fires:?}");
+    }
+    // January 6, 2026 is a Tuesday outside 8-14: classic cron's first firing, not the crate's.
+    assert_eq!(fires[0], NaiveDate::from_ymd_opt(2026, 1, 13).unwrap());
+    let refused = ringmaster::schedule::CronSchedule::parse("0 6 8-14 * TUE", chrono_tz::UTC).unwrap_err();
+    assert!(refused.to_string().contains("restricts both day-of-month"), "{refused}");
+}
+
+/// `forecast::pools_of` times only the pools the policy's `pools` filter selects: the
+/// Windows image cadence gets aks-prd-weu-01's Windows pool, a policy without a filter
+/// every pool.
+#[test]
+fn pools_of_keeps_the_pools_the_policy_filters_in() {
+    let fleet = support::demo_snapshot::load_fleet("demo.yaml");
+    let snapshot = support::demo_snapshot::snapshot(&fleet);
+    let id = snapshot
+        .clusters
+        .iter()
+        .find(|c| c.id.name == "aks-prd-weu-01")
+        .unwrap()
+        .id
+        .clone();
+    let cluster: ringmaster::arm::models::ManagedCluster = serde_json::from_value(serde_json::json!({
+        "location": "westeurope",
+        "properties": { "agentPoolProfiles": [
+            { "name": "system", "count": 3 }, { "name": "user1", "count": 3 }, { "name": "win1", "count": 2 },
+        ]},
+    }))
+    .unwrap();
+    let discovery = ringmaster::discovery::Discovery {
+        snapshot,
+        problems: vec![],
+        raw: std::collections::BTreeMap::from([(id.clone(), cluster)]),
+    };
+    let pools = |file: &str| {
+        let text = std::fs::read_to_string(format!("{}/{file}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        let policy = ringmaster::policy::compile(file, &text).unwrap();
+        let shapes = ringmaster::forecast::pools_of(&discovery, &policy);
+        shapes[&id].keys().cloned().collect::<Vec<String>>()
+    };
+    assert_eq!(pools("policies/cadences/windows-images-monthly.yaml"), ["win1"]);
+    assert_eq!(pools("policies/demo.yaml"), ["system", "user1", "win1"]);
 }

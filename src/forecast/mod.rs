@@ -477,9 +477,19 @@ fn timeline(run: &Run, a: &Assumptions, start: DateTime<Utc>) -> Timeline {
 }
 
 /// The pools' shapes and versions from the listed clusters (discovery keeps the ARM
-/// documents), with the policy's `max_surge` override.
+/// documents), with the policy's `max_surge` override; only the pools the policy's
+/// `pools` filter selects (the others get no step to time). A pool discovery did not
+/// list is kept: nothing says it is not the policy's.
 pub fn pools_of(d: &crate::discovery::Discovery, policy: &crate::policy::Policy) -> Pools {
     let settings = crate::preflight::checks::CheckSettings::from_policy(policy);
+    let states: BTreeMap<&ClusterId, &crate::domain::fleet::ClusterState> =
+        d.snapshot.clusters.iter().map(|c| (&c.id, c)).collect();
+    let managed = |id: &ClusterId, pool: &str| {
+        states
+            .get(id)
+            .and_then(|c| c.pools.iter().find(|p| p.name == pool))
+            .is_none_or(|p| policy.pools.matches(p))
+    };
     d.raw
         .iter()
         .map(|(id, mc)| {
@@ -487,6 +497,7 @@ pub fn pools_of(d: &crate::discovery::Discovery, policy: &crate::policy::Policy)
                 .properties
                 .agent_pool_profiles
                 .iter()
+                .filter(|p| managed(id, &p.name))
                 .map(|p| {
                     let props = &p.properties;
                     let facts = crate::preflight::facts::PoolFacts {

@@ -64,12 +64,30 @@ pub(super) fn plan_cluster(c: &ClusterState, ctx: &Ctx) -> Result<ClusterPlan, S
             ));
         }
     }
-    let pools = ordered_pools(c, &ctx.policy.steps.pool_order);
+    // Pool steps only for the pools the policy's `pools` filter selects; the others
+    // still count for AKS's skew rules when the control plane moves (`version_steps`).
+    let (pools, excluded): (Vec<&PoolState>, Vec<&PoolState>) = ordered_pools(c, &ctx.policy.steps.pool_order)
+        .into_iter()
+        .partition(|p| ctx.policy.pools.matches(p));
     let mut kinds: Vec<(StepKind, String)> = Vec::new();
-    if let Some(target) = version_target(c, ctx)? {
-        kinds = version_steps(c, &pools, target, region, ctx)?;
-    }
     let mut notes = Vec::new();
+    if let Some(target) = version_target(c, ctx)? {
+        kinds = version_steps(c, &pools, &excluded, target, region, ctx)?;
+        // Said when the control plane moves: the pools left out fall behind it.
+        let control_plane_moves = kinds.iter().any(|(k, _)| k.pool().is_none());
+        let behind: Vec<String> = excluded
+            .iter()
+            .filter(|p| p.version < target)
+            .map(|p| format!("{} ({})", p.name, p.version))
+            .collect();
+        if control_plane_moves && !behind.is_empty() {
+            notes.push(format!(
+                "pools {} stay where they are: the policy's `pools` ({}) leaves them out",
+                behind.join(", "),
+                ctx.policy.pools.describe()
+            ));
+        }
+    }
     kinds.extend(node_image_steps(c, &pools, &kinds, region, ctx, &mut notes));
     let steps = timing::schedule_steps(c, kinds, ctx)?;
     let mut plan = ClusterPlan {
@@ -159,13 +177,48 @@ fn via(
         })
 }
 
+/// Every pool with the version it has at this point of the plan: the filter's pools as
+/// planned so far (`pv`), the others as they are.
+fn every_pool<'a>(
+    pools: &[&'a PoolState],
+    pv: &[KubeVersion],
+    excluded: &[&'a PoolState],
+) -> Vec<(&'a str, KubeVersion)> {
+    let planned = pools.iter().map(|p| p.name.as_str()).zip(pv.iter().copied());
+    planned
+        .chain(excluded.iter().map(|p| (p.name.as_str(), p.version)))
+        .collect()
+}
+
 fn rule_err(e: crate::domain::rules::RuleViolation) -> String {
     format!("no upgrade path within AKS's rules: {e}")
 }
 
+/// A control-plane move to `next` must leave no pool more than AKS's lag behind, and
+/// AKS checks every pool, also those the policy's `pools` filter leaves out; the planner
+/// cannot move those out of the way, so such a move makes the cluster unplannable, with
+/// the pool, the rule and the ways out named.
+fn excluded_pools_allow(excluded: &[&PoolState], next: KubeVersion, ctx: &Ctx) -> Result<(), String> {
+    let lag = pool_max_minor_lag(next);
+    match excluded.iter().find(|p| next.minors_after(p.version) > lag) {
+        None => Ok(()),
+        Some(p) => Err(format!(
+            "the control plane's move to {next} would leave pool {} on {}, more than {lag} minors behind \
+             (AKS refuses that: NodePoolMcVersionIncompatible), and the policy's `pools` ({}) leaves that pool out; \
+             upgrade the pool first or widen `pools`",
+            p.name,
+            p.version,
+            ctx.policy.pools.describe()
+        )),
+    }
+}
+
+/// The version steps of the pools the filter selects (`pools`, in upgrade order); the
+/// `excluded` pools get none but stay in every control-plane check.
 fn version_steps(
     c: &ClusterState,
     pools: &[&PoolState],
+    excluded: &[&PoolState],
     target: KubeVersion,
     region: &RegionCatalogue,
     ctx: &Ctx,
@@ -214,8 +267,8 @@ fn version_steps(
                 pv[i] = to;
             }
         }
-        let named: Vec<(&str, KubeVersion)> = pools.iter().map(|p| p.name.as_str()).zip(pv.iter().copied()).collect();
-        check_control_plane_upgrade(cp, next, named).map_err(rule_err)?;
+        excluded_pools_allow(excluded, next, ctx)?;
+        check_control_plane_upgrade(cp, next, every_pool(pools, &pv, excluded)).map_err(rule_err)?;
         let why = if next == target {
             format!("control plane first, to the target {target}")
         } else {
@@ -228,8 +281,8 @@ fn version_steps(
         cp = next;
     }
     if cp < target {
-        let named: Vec<(&str, KubeVersion)> = pools.iter().map(|p| p.name.as_str()).zip(pv.iter().copied()).collect();
-        check_control_plane_upgrade(cp, target, named).map_err(rule_err)?;
+        excluded_pools_allow(excluded, target, ctx)?;
+        check_control_plane_upgrade(cp, target, every_pool(pools, &pv, excluded)).map_err(rule_err)?;
         out.push((
             StepKind::ControlPlane { from: cp, to: target },
             format!("control plane first, patch to the target {target}"),

@@ -18,6 +18,12 @@
 //!    policy's `pool_order`), each in one upgrade to the target.
 //! 4. Node images last, and only for pools without a version step: a version upgrade
 //!    already installs the region's latest image.
+//!
+//! Pool steps (2-4) are only for the pools the policy's `pools` filter selects. The
+//! control plane's steps do not change with it, but every control-plane move is still
+//! checked against every pool: one that would leave a pool the filter excludes beyond
+//! AKS's skew makes the cluster skipped, with the reason, rather than planned into a
+//! refusal.
 
 mod apply;
 mod cluster;

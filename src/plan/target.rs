@@ -62,7 +62,8 @@ pub(super) fn resolve(
         problem: None,
     };
     if policy.target.node_image == NodeImageMode::Consistent {
-        out.consistent_images = first_ring_images(snapshot, by_ring.first().map(Vec::as_slice).unwrap_or_default());
+        out.consistent_images =
+            first_ring_images(snapshot, policy, by_ring.first().map(Vec::as_slice).unwrap_or_default());
     }
     if policy.target.channel == Channel::NodeImage {
         return out;
@@ -134,14 +135,15 @@ pub(super) fn resolve(
 }
 
 /// Per OS SKU, the image the first ring runs: the oldest of its regions' latest images,
-/// so that every cluster of the first ring can have exactly it.
-fn first_ring_images(snapshot: &FleetSnapshot, first: &[&ClusterState]) -> BTreeMap<String, String> {
+/// so that every cluster of the first ring can have exactly it. Only the pools the
+/// policy's `pools` selects: the others are not the rollout's, so it proves nothing on them.
+fn first_ring_images(snapshot: &FleetSnapshot, policy: &Policy, first: &[&ClusterState]) -> BTreeMap<String, String> {
     let mut out: BTreeMap<String, String> = BTreeMap::new();
     for c in first {
         let Some(cat) = snapshot.catalogue.region(&c.location) else {
             continue;
         };
-        for p in &c.pools {
+        for p in c.pools.iter().filter(|p| policy.pools.matches(p)) {
             let Some(latest) = cat.node_images.get(&p.os_sku) else {
                 continue;
             };

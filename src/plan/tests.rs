@@ -390,3 +390,119 @@ fn render_fits_100_columns_and_json_tags_steps() {
     assert_eq!(step["to"], "1.32.7");
     assert_eq!(json["skipped"][0]["id"]["name"], "p2");
 }
+
+const WIN_OLD: &str = "AKSWindows-2022-containerd-20348.4294.261014";
+const WIN_NEW: &str = "AKSWindows-2022-containerd-20348.4405.261111";
+
+fn win_pool(name: &str, version: &str) -> PoolState {
+    PoolState {
+        os_type: OsType::Windows,
+        os_sku: "Windows2022".into(),
+        node_image: WIN_OLD.into(),
+        ..pool(name, PoolMode::User, version)
+    }
+}
+
+/// A dev cluster with a Linux system pool, a Linux user pool and a Windows pool (on
+/// `win`), every image behind, in a region that has both OSes' latest images.
+fn mixed(cp: &str, win: &str) -> FleetSnapshot {
+    let mut s = snapshot(vec![cluster(
+        "d1",
+        "dev",
+        cp,
+        vec![
+            pool("system", PoolMode::System, cp),
+            pool("user1", PoolMode::User, cp),
+            win_pool("win1", win),
+        ],
+    )]);
+    for r in s.catalogue.regions.values_mut() {
+        r.node_images.insert("Windows2022".into(), WIN_NEW.into());
+    }
+    s
+}
+
+#[test]
+fn the_pool_filter_limits_pool_steps_and_leaves_the_control_plane_alone() {
+    let s = mixed("1.32.7", "1.32.7");
+    let linux = policy("{ channel: pinned, version: \"1.33\" }", "pools: { os_type: Linux }\n");
+    let p = plan(&s, &linux, t(NOW));
+    assert_eq!(
+        kinds(&p, "d1"),
+        ["cp 1.32.7->1.33.3", "system 1.32.7->1.33.3", "user1 1.32.7->1.33.3"]
+    );
+    let notes = &p.rings[0].waves[0].clusters[0].notes;
+    assert!(notes.iter().any(|n| n.contains("win1 (1.32.7) stay")), "{notes:?}");
+    // Applied, the plan leaves the Linux policy nothing to do (win1 stays on 1.32).
+    let after = apply(&s, &p).unwrap();
+    assert_eq!(plan(&after, &linux, t(NOW)).steps().count(), 0);
+    // Node images: each filter gets its own pools' steps only.
+    let images = |pools: &str| kinds(&plan(&s, &policy("{ channel: node-image }", pools), t(NOW)), "d1");
+    assert_eq!(
+        images("pools: { os_type: Windows }\n"),
+        ["win1 image 20348.4405.261111"]
+    );
+    assert_eq!(
+        images("pools: { os_sku: [Ubuntu] }\n"),
+        ["system image 202611.26.0", "user1 image 202611.26.0"]
+    );
+    assert_eq!(
+        images("pools: { mode: User, names: [\"USER*\", \"w?n1\"] }\n"),
+        ["user1 image 202611.26.0", "win1 image 20348.4405.261111"]
+    );
+    assert_eq!(images("").len(), 3, "no filter: every pool");
+    // `consistent` carries the images of the first ring's pools the policy manages only.
+    let carried = |pools: &str| {
+        let pol = policy("{ channel: node-image, node_image: consistent }", pools);
+        plan(&s, &pol, t(NOW))
+            .target
+            .consistent_images
+            .into_keys()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(carried("pools: { os_type: Windows }\n"), ["Windows2022"]);
+    assert_eq!(carried(""), ["Ubuntu", "Windows2022"]);
+}
+
+#[test]
+fn a_control_plane_move_that_would_strand_an_excluded_pool_skips_the_cluster() {
+    // win1 on 1.30: the control plane may reach 1.33 (3 minors ahead), not 1.34.
+    let s = mixed("1.32.7", "1.30.9");
+    let linux = |to: &str| {
+        policy(
+            &format!("{{ channel: pinned, version: \"{to}\" }}"),
+            "pools: { os_type: Linux }\n",
+        )
+    };
+    let p = plan(&s, &linux("1.34"), t(NOW));
+    assert_eq!(p.steps().count(), 0);
+    let reason = &p.skipped.iter().find(|x| x.id.name == "d1").unwrap().reason;
+    assert!(
+        reason.contains("move to 1.34.1 would leave pool win1 on 1.30.9, more than 3 minors behind")
+            && reason.contains("`pools` (os_type Linux) leaves that pool out"),
+        "{reason}"
+    );
+    // Within the skew it is planned, and AKS's rules hold on the way (apply checks them
+    // against every pool).
+    let p = plan(&s, &linux("1.33"), t(NOW));
+    assert_eq!(kinds(&p, "d1")[0], "cp 1.32.7->1.33.3");
+    apply(&s, &p).unwrap();
+    // Without the filter the planner moves win1 out of the way first.
+    let all = plan(&s, &policy("{ channel: pinned, version: \"1.34\" }", ""), t(NOW));
+    assert_eq!(kinds(&all, "d1")[..2], ["cp 1.32.7->1.33.3", "win1 1.30.9->1.33.3"]);
+    apply(&s, &all).unwrap();
+}
+
+#[test]
+fn a_cluster_without_a_matching_pool_has_nothing_to_do() {
+    let mut s = mixed("1.33.3", "1.33.3");
+    s.clusters[0].pools.retain(|p| p.os_type == OsType::Linux);
+    let p = plan(
+        &s,
+        &policy("{ channel: node-image }", "pools: { os_type: Windows }\n"),
+        t(NOW),
+    );
+    assert_eq!(p.steps().count(), 0);
+    assert!(p.skipped.is_empty(), "{:?}", p.skipped);
+    assert_eq!(p.rings[0].up_to_date[0].name, "d1");
+}

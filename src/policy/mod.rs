@@ -16,7 +16,7 @@ pub use compile::{compile, compile_raw, compile_with_snapshot};
 pub use selector::Selector;
 
 use crate::domain::VersionSpec;
-use crate::domain::fleet::ClusterState;
+use crate::domain::fleet::{ClusterState, OsType, PoolMode, PoolState};
 use crate::schedule::{CronSchedule, CronWindow, Window};
 use chrono::NaiveDate;
 use chrono_tz::Tz;
@@ -40,6 +40,8 @@ pub struct Policy {
     pub name: String,
     pub description: Option<String>,
     pub fleet: FleetSelection,
+    /// Which node pools of those clusters get pool steps (version and node image).
+    pub pools: PoolFilter,
     pub target: Target,
     /// In rollout order; names unique.
     pub rings: Vec<Ring>,
@@ -132,6 +134,82 @@ impl FleetSelection {
             Membership::Excluded
         } else {
             Membership::In
+        }
+    }
+}
+
+/// Which node pools a policy's pool steps (pool version, node image) are for: every
+/// criterion given must hold; the default holds for every pool. One service runs
+/// several cadences over the same clusters (Linux images weekly, Windows images after
+/// Patch Tuesday), and each cadence owns only its pools. The control plane is not a
+/// pool: its steps do not depend on this.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PoolFilter {
+    pub os_type: Option<OsType>,
+    /// AKS `osSKU` names as AKS spells them (any of); empty: any.
+    pub os_sku: Vec<String>,
+    pub mode: Option<PoolMode>,
+    /// Names or globs (`*`, `?`; any of, case-insensitive); empty: any.
+    pub names: Vec<String>,
+}
+
+/// The `osSKU` values AKS knows, as it spells them. A SKU outside this list is a typo
+/// that would silently match no pool, so the compiler refuses it.
+pub const KNOWN_OS_SKUS: [&str; 11] = [
+    "Ubuntu",
+    "Ubuntu2204",
+    "Ubuntu2404",
+    "AzureLinux",
+    "AzureLinux3",
+    "CBLMariner",
+    "Mariner",
+    "Windows2019",
+    "Windows2022",
+    "Windows2025",
+    "WindowsAnnual",
+];
+
+/// The OS type a known `osSKU` belongs to (every Windows SKU's name starts with Windows).
+pub fn os_type_of_sku(sku: &str) -> OsType {
+    if sku.to_ascii_lowercase().starts_with("windows") {
+        OsType::Windows
+    } else {
+        OsType::Linux
+    }
+}
+
+impl PoolFilter {
+    /// True when the filter holds for every pool (no `pools:` in the policy).
+    pub fn is_all(&self) -> bool {
+        self.os_type.is_none() && self.os_sku.is_empty() && self.mode.is_none() && self.names.is_empty()
+    }
+
+    pub fn matches(&self, p: &PoolState) -> bool {
+        self.os_type.is_none_or(|t| t == p.os_type)
+            && (self.os_sku.is_empty() || self.os_sku.iter().any(|s| s.eq_ignore_ascii_case(&p.os_sku)))
+            && self.mode.is_none_or(|m| m == p.mode)
+            && (self.names.is_empty() || self.names.iter().any(|n| selector::glob_match(n, &p.name)))
+    }
+
+    /// The filter as the policy writes it, for reasons and notes (`os_type Windows`).
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(t) = self.os_type {
+            parts.push(format!("os_type {t:?}"));
+        }
+        if !self.os_sku.is_empty() {
+            parts.push(format!("os_sku {}", self.os_sku.join("|")));
+        }
+        if let Some(m) = self.mode {
+            parts.push(format!("mode {m:?}"));
+        }
+        if !self.names.is_empty() {
+            parts.push(format!("names {}", self.names.join("|")));
+        }
+        if parts.is_empty() {
+            "every pool".into()
+        } else {
+            parts.join(", ")
         }
     }
 }

@@ -18,6 +18,8 @@ pub struct RawPolicy {
     /// Which clusters the policy manages. Default: every cluster discovery sees.
     #[serde(default)]
     pub fleet: RawFleet,
+    /// Which node pools get pool steps (version and node image). Default: every pool.
+    pub pools: Option<Spanned<RawPools>>,
     /// The version (or node image) the rollout moves clusters to.
     pub target: Spanned<RawTarget>,
     /// The rings, in rollout order; at least one.
@@ -74,6 +76,23 @@ pub struct RawFleet {
     /// A cluster matching any of these is left alone (and reported as excluded).
     #[serde(default)]
     pub exclude: Vec<Spanned<RawSelector>>,
+}
+
+/// Matches node pools; every criterion given must hold (a list holds when any entry
+/// matches).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPools {
+    /// Linux | Windows.
+    pub os_type: Option<Spanned<String>>,
+    /// AKS `osSKU` names (Ubuntu, AzureLinux, Windows2022, ...).
+    #[serde(default)]
+    pub os_sku: Vec<Spanned<String>>,
+    /// System | User.
+    pub mode: Option<Spanned<String>>,
+    /// Pool names or globs (`*`, `?`; case-insensitive).
+    #[serde(default)]
+    pub names: Vec<Spanned<String>>,
 }
 
 /// Matches clusters; every criterion given must hold (a list holds when any entry matches).

@@ -19,11 +19,13 @@ fn read(rel: &str) -> String {
     std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
-pub const POLICIES: [&str; 4] = [
+pub const POLICIES: [&str; 5] = [
     "policies/default.yaml",
     "policies/demo.yaml",
     "policies/node-image-only.yaml",
     "policies/strict-prod.yaml",
+    // The one with a `pools` filter (the other cadences add no field of their own).
+    "policies/cadences/windows-images-monthly.yaml",
 ];
 const FLEET: &str = "examples/fleets/demo.yaml";
 

@@ -1,6 +1,7 @@
 //! Raw policy -> [`Policy`], collecting every error with its position before giving up,
 //! so that a user fixes a policy in one round instead of one error per run.
 
+mod pools;
 mod rings;
 mod schedule;
 
@@ -34,6 +35,7 @@ pub fn compile_raw(file: &str, raw: &RawPolicy, snapshot: Option<&FleetSnapshot>
         c.d.at(&raw.name, "policy `name` is empty");
     }
     let fleet = c.fleet(&raw.fleet);
+    let pools = c.pools(raw.pools.as_ref());
     let target = c.target(&raw.target);
     let on_gate_failure = raw
         .on_gate_failure
@@ -54,6 +56,7 @@ pub fn compile_raw(file: &str, raw: &RawPolicy, snapshot: Option<&FleetSnapshot>
         name: raw.name.value.clone(),
         description: raw.description.clone(),
         fleet,
+        pools,
         target,
         rings,
         steps,

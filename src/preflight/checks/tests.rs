@@ -534,3 +534,44 @@ fn a_pool_on_a_version_aks_no_longer_supports_is_not_rollbackable_in_a_ring_that
     let f = findings(&c, &plan, &rolls_back, &FleetFacts::default());
     assert!(of(&f, Check::Rollback).is_empty(), "{f:#?}");
 }
+
+/// Preflight judges the plan the policy's `pools` filter made: a PDB that allows no
+/// drain of a Windows pool and a VM size without vCPUs in the table say nothing about
+/// that pool when a Linux-only policy leaves it alone; without the filter they count.
+#[test]
+fn pools_the_policy_leaves_out_raise_nothing() {
+    let mut c = cluster("mix", "westeurope");
+    let mut win = pool_state("win1", PoolMode::User);
+    (win.os_type, win.os_sku) = (OsType::Windows, "Windows2022".into());
+    c.state.pools.push(win);
+    c.pools.insert("win1".into(), pool_facts(2, "Standard_Unknown"));
+    let k = c.kube.as_mut().unwrap();
+    k.nodes.push(node("w0", "win1"));
+    k.pods.push(pod("iis-1", "iis", "w0", true));
+    k.pdbs.push(pdb("iis", None, Some(IntOrPercent::Int(0)), 0, 1, 1));
+    let snapshot = crate::domain::fleet::FleetSnapshot {
+        taken_at: now(),
+        clusters: vec![c.state.clone()],
+        catalogue: catalogue(),
+    };
+    let fleet = FleetFacts {
+        clusters: [(c.state.id.clone(), c)].into(),
+        ..FleetFacts::default()
+    };
+    let about_win1 = |pools: &str| {
+        let text = format!(
+            "name: p\ntarget: {{ channel: pinned, version: \"1.33\" }}\nrings:\n  - name: dev\n    selector: {{ names: [mix] }}\n{pools}"
+        );
+        let plan = crate::plan::plan(&snapshot, &crate::policy::compile("p.yaml", &text).unwrap(), now());
+        let reports = run(&plan, &fleet, &catalogue(), &CheckSettings::default(), now());
+        assert_eq!(reports.len(), 1, "{reports:#?}");
+        let f = &reports[0].findings;
+        f.iter()
+            .filter(|f| f.pool.as_deref() == Some("win1"))
+            .map(|f| f.check)
+            .collect::<Vec<Check>>()
+    };
+    assert_eq!(about_win1("pools: { os_type: Linux }\n"), []);
+    let all = about_win1("");
+    assert!(all.contains(&Check::Pdb) && all.contains(&Check::Quota), "{all:?}");
+}
