@@ -95,7 +95,7 @@ async fn two_cadences_run_side_by_side_and_never_act_on_one_cluster_at_once() {
         ),
     )
     .unwrap();
-    let fleet = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/cadences/fleet.yaml");
+    let fleet = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/fleets/cadences.yaml");
     let sim = start_sim_on(dir.path(), fleet, "120");
     let s = spawn_serve_dir(&sim, dir.path(), POLICIES, &["--start-now"]);
     // Both rollouts work on clusters at once (on different clusters), then a SIGKILL.

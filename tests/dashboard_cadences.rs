@@ -23,7 +23,7 @@ async fn both_running_rollouts_are_listed_and_either_can_be_chosen() {
         ),
     )
     .unwrap();
-    let fleet = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/cadences/fleet.yaml");
+    let fleet = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/fleets/cadences.yaml");
     let policies = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/cadences/policies");
     // Slow enough that both rollouts run for a while.
     let sim = start_sim_on(dir.path(), fleet, "20");
