@@ -71,6 +71,8 @@ pub struct Daemon {
     kick: tokio::sync::Notify,
     start_requests: Mutex<Vec<StartAsk>>,
     reload_requested: std::sync::atomic::AtomicBool,
+    /// The rollout loops' tasks, for [`Daemon::kill`].
+    loops: Mutex<Vec<tokio::task::AbortHandle>>,
     /// Each rollout's compiled policy (it never changes for a rollout): the API asks on
     /// every status call.
     policies: Mutex<std::collections::HashMap<String, Arc<crate::policy::Policy>>>,
@@ -112,6 +114,7 @@ impl Daemon {
             kick: tokio::sync::Notify::new(),
             start_requests: Mutex::new(Vec::new()),
             reload_requested: Default::default(),
+            loops: Mutex::new(Vec::new()),
             policies: Mutex::new(std::collections::HashMap::new()),
         })
     }
@@ -273,7 +276,9 @@ impl Daemon {
                 progress: rt.progress(),
             },
         );
-        tokio::spawn(async move {
+        let me = self.clone();
+        let task = tokio::spawn(async move {
+            let daemon = me;
             let result = rt
                 .run(first, async move {
                     let _ = shutdown.wait_for(|s| *s).await;
@@ -283,11 +288,23 @@ impl Daemon {
                 Ok(r) => info!(rollout = %r.id, status = r.status.label(), "rollout loop ended"),
                 Err(e) => error!(rollout = %id, error = %e, "rollout loop stopped"),
             }
-            self.active_lock().remove(&id);
-            self.refresh_gauges();
-            self.kick.notify_one();
+            daemon.active_lock().remove(&id);
+            daemon.refresh_gauges();
+            daemon.kick.notify_one();
         });
+        let mut loops = self.loops.lock().unwrap_or_else(|e| e.into_inner());
+        loops.retain(|t| !t.is_finished());
+        loops.push(task.abort_handle());
         true
+    }
+
+    /// Drops every rollout loop where it is, as a SIGKILL would (the simulation
+    /// campaign's kill of an in-process daemon; abort the task running [`Daemon::run`]
+    /// too). What was committed is what a new daemon on the same file resumes.
+    pub fn kill(&self) {
+        for t in self.loops.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+            t.abort();
+        }
     }
 
     fn refresh_gauges(&self) {

@@ -18,6 +18,7 @@
 
 pub mod check;
 pub mod large;
+pub mod multi;
 pub mod scenario;
 
 use chrono::{DateTime, Utc};
