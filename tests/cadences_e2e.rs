@@ -235,3 +235,91 @@ async fn two_cadences_run_side_by_side_and_never_act_on_one_cluster_at_once() {
         "both rollouts worked on the clusters both plan: {spans:#?}"
     );
 }
+
+/// SIGHUP re-reads the directory: a policy whose file stops compiling is reported and its
+/// last good version stays in force; a new file is taken; the answer to a start names
+/// the policies when none is given.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_rereads_the_policies_and_a_broken_file_keeps_its_last_good_version() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("tokens.yaml"),
+        format!(
+            "tokens:\n  - name: alice\n    groups: [platform-admins]\n    sha256: {}\n",
+            ringmaster::api::auth::token_digest_hex(ALICE)
+        ),
+    )
+    .unwrap();
+    let policies = dir.path().join("policies");
+    std::fs::create_dir(&policies).unwrap();
+    for f in ["versions.yaml", "images.yaml"] {
+        std::fs::copy(format!("{POLICIES}/{f}"), policies.join(f)).unwrap();
+    }
+    let fleet = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/fleets/cadences.yaml");
+    let sim = start_sim_on(dir.path(), fleet, "60");
+    let s = spawn_serve_dir(&sim, dir.path(), policies.to_str().unwrap(), &[]);
+    let names = |v: &Value| -> Vec<(String, bool)> {
+        v["policies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| (p["name"].as_str().unwrap().to_string(), p["error"].is_string()))
+            .collect()
+    };
+    let v = get(&format!("{}/api/v1/policies", s.url)).await;
+    assert_eq!(
+        names(&v),
+        [("versions".into(), false), ("images".into(), false)],
+        "priority order: {v:#}"
+    );
+    // Break one, add one, and SIGHUP.
+    std::fs::write(
+        policies.join("images.yaml"),
+        "name: images\ntarget: { channel: nope }\n",
+    )
+    .unwrap();
+    let patches = std::fs::read_to_string(policies.join("versions.yaml"))
+        .unwrap()
+        .replace("name: versions", "name: patches")
+        .replace("priority: 10", "priority: 5");
+    std::fs::write(policies.join("patches.yaml"), patches).unwrap();
+    let pid = s.child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let v = until("the policies re-read", async || {
+        let v = get(&format!("{}/api/v1/policies", s.url)).await;
+        (v["policies"].as_array().map_or(0, Vec::len) == 3).then_some(v)
+    })
+    .await;
+    assert_eq!(
+        names(&v),
+        [
+            ("versions".into(), false),
+            ("patches".into(), false),
+            ("images".into(), true)
+        ],
+        "the broken file keeps its last good version, reported: {v:#}"
+    );
+    let images = &v["policies"][2];
+    assert!(images["error"].as_str().unwrap().contains("images.yaml"), "{images:#}");
+    // Starting one without naming it: refused, naming the policies.
+    let r = reqwest::Client::new()
+        .post(format!("{}/api/v1/rollouts", s.url))
+        .bearer_auth(ALICE)
+        .json(&serde_json::json!({ "reason": "which?" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "policy_required", "{body:#}");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("images"),
+        "{body:#}"
+    );
+}

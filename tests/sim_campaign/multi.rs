@@ -92,8 +92,14 @@ async fn run(seed: u64) -> MultiReport {
             "\n    kubernetes_version:",
             "\n    node_os_upgrade_channel: Unmanaged\n    kubernetes_version:",
         )
-        .replace("        mode: System\n", "        mode: System\n        node_image: 202611.12.0\n")
-        .replace("      - name: user1\n", "      - name: user1\n        node_image: 202611.12.0\n");
+        .replace(
+            "        mode: System\n",
+            "        mode: System\n        node_image: 202611.12.0\n",
+        )
+        .replace(
+            "      - name: user1\n",
+            "      - name: user1\n        node_image: 202611.12.0\n",
+        );
     let versions = format!(
         "{}priority: {}\non_busy: wait\n",
         sc.policy_yaml
@@ -145,7 +151,9 @@ async fn run(seed: u64) -> MultiReport {
     let mut previous = Arc::downgrade(&store);
     let mut daemon = daemon_on(store);
     for p in ["versions", "images"] {
-        daemon.start_now("campaign", Some(p)).unwrap_or_else(|e| fail(format!("start {p}: {e}")));
+        daemon
+            .start_now("campaign", Some(p))
+            .unwrap_or_else(|e| fail(format!("start {p}: {e}")));
     }
     let (_stop, stop_rx) = tokio::sync::watch::channel(false);
     let mut runner = tokio::spawn(daemon.clone().run(stop_rx.clone()));
@@ -177,14 +185,18 @@ async fn run(seed: u64) -> MultiReport {
         }
         // The version rollout's approvals, answered as the scenario says.
         for id in daemon.active() {
-            let Some(r) = daemon.get(&id).ok().flatten() else { continue };
+            let Some(r) = daemon.get(&id).ok().flatten() else {
+                continue;
+            };
             for ring in &r.rings {
                 if !matches!(ring.status, RingStatus::AwaitingApproval { .. }) || ring.approval.is_some() {
                     continue;
                 }
                 let asked = *answered.entry(format!("{id}/{}", ring.name)).or_insert(now);
                 let input = match sc.answers.iter().find(|(n, _)| *n == ring.name).map(|(_, a)| *a) {
-                    Some(Answer::Approve { after, .. }) if now >= asked + chrono::Duration::from_std(after).unwrap() => {
+                    Some(Answer::Approve { after, .. })
+                        if now >= asked + chrono::Duration::from_std(after).unwrap() =>
+                    {
                         Input::Approve {
                             ring: ring.name.clone(),
                             by: "alice".into(),
@@ -215,11 +227,15 @@ async fn run(seed: u64) -> MultiReport {
             // The killed loops' writer threads may still finish the commit they took.
             let t = std::time::Instant::now();
             while previous.upgrade().is_some() {
-                assert!(t.elapsed() < Duration::from_secs(10), "the killed daemon's store is still held");
+                assert!(
+                    t.elapsed() < Duration::from_secs(10),
+                    "the killed daemon's store is still held"
+                );
                 tokio::task::yield_now().await;
                 std::thread::sleep(Duration::from_millis(1));
             }
-            let store = Arc::new(ringmaster::store::Store::open(&state).unwrap_or_else(|e| fail(format!("reopen: {e}"))));
+            let store =
+                Arc::new(ringmaster::store::Store::open(&state).unwrap_or_else(|e| fail(format!("reopen: {e}"))));
             previous = Arc::downgrade(&store);
             daemon = daemon_on(store);
             runner = tokio::spawn(daemon.clone().run(stop_rx.clone()));
@@ -230,7 +246,11 @@ async fn run(seed: u64) -> MultiReport {
     let store = daemon.store.clone();
     let mut outcomes = BTreeMap::new();
     for r in ringmaster::service::daemon::stored(&store).unwrap() {
-        let label = if r.status.is_terminal() { r.status.label().to_string() } else { "waiting".into() };
+        let label = if r.status.is_terminal() {
+            r.status.label().to_string()
+        } else {
+            "waiting".into()
+        };
         outcomes.insert(r.plan.policy.clone(), label);
     }
     let both_ended = outcomes.values().all(|o| o != "waiting") && outcomes.len() == 2;
@@ -256,7 +276,9 @@ async fn run(seed: u64) -> MultiReport {
                 filter: Default::default(),
             })
             .unwrap();
-        let Some(last) = page.last().map(|(id, _)| *id) else { break };
+        let Some(last) = page.last().map(|(id, _)| *id) else {
+            break;
+        };
         since = last;
         entries.extend(page.into_iter().map(|(_, e)| e));
     }
@@ -271,8 +293,12 @@ async fn run(seed: u64) -> MultiReport {
         if !(e.action.starts_with("cluster.") || e.action.starts_with("step.") || e.action.starts_with("gate.")) {
             continue;
         }
-        let Some(cluster) = e.subject.split('/').nth(1).and_then(|c| c.split(' ').next()) else { continue };
-        let span = spans.entry((cluster.to_ascii_lowercase(), rollout.clone())).or_insert((e.at, e.at));
+        let Some(cluster) = e.subject.split('/').nth(1).and_then(|c| c.split(' ').next()) else {
+            continue;
+        };
+        let span = spans
+            .entry((cluster.to_ascii_lowercase(), rollout.clone()))
+            .or_insert((e.at, e.at));
         span.0 = span.0.min(e.at);
         span.1 = span.1.max(e.at);
     }
@@ -288,7 +314,9 @@ async fn run(seed: u64) -> MultiReport {
         for (i, (ra, a)) in of.iter().enumerate() {
             for (rb, b) in &of[i + 1..] {
                 if !(a.1 < b.0 || b.1 < a.0) {
-                    fail(format!("{c}: rollout {ra} {a:?} and rollout {rb} {b:?} acted on it at the same time"));
+                    fail(format!(
+                        "{c}: rollout {ra} {a:?} and rollout {rb} {b:?} acted on it at the same time"
+                    ));
                 }
             }
         }
@@ -304,7 +332,9 @@ async fn run(seed: u64) -> MultiReport {
         if w.operation.is_none() || !(200..300).contains(&w.status) {
             continue;
         }
-        let Some(cluster) = super::check::cluster_of(w) else { continue };
+        let Some(cluster) = super::check::cluster_of(w) else {
+            continue;
+        };
         let at = w.at.to_datetime();
         let holders: Vec<&str> = by_cluster
             .get(cluster.to_ascii_lowercase().as_str())
@@ -314,7 +344,10 @@ async fn run(seed: u64) -> MultiReport {
             .map(|(r, _)| *r)
             .collect();
         if holders.len() != 1 {
-            fail(format!("{} {} on {cluster} at {at}: held by {holders:?}", w.method, w.path));
+            fail(format!(
+                "{} {} on {cluster} at {at}: held by {holders:?}",
+                w.method, w.path
+            ));
         }
         operations += 1;
     }
