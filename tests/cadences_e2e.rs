@@ -13,7 +13,7 @@
 
 mod common;
 
-use common::procs::{SimArm, spawn_serve_dir, start_sim_on};
+use common::procs::{SimArm, spawn_serve_dir, start_sim_on, write_tokens};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -87,14 +87,7 @@ fn terminal(r: &Value) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_cadences_run_side_by_side_and_never_act_on_one_cluster_at_once() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("tokens.yaml"),
-        format!(
-            "tokens:\n  - name: alice\n    groups: [platform-admins]\n    sha256: {}\n",
-            ringmaster::api::auth::token_digest_hex(ALICE)
-        ),
-    )
-    .unwrap();
+    write_tokens(dir.path(), &[("alice", "platform-admins", ALICE)]);
     let fleet = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/fleets/cadences.yaml");
     let sim = start_sim_on(dir.path(), fleet, "120");
     let s = spawn_serve_dir(&sim, dir.path(), POLICIES, &["--start-now"]);
@@ -217,7 +210,7 @@ async fn two_cadences_run_side_by_side_and_never_act_on_one_cluster_at_once() {
         .collect();
     let mut shared = 0;
     for cluster in both {
-        let of: Vec<(&(String, String), &(String, String))> = spans.iter().filter(|((c, _), _)| c == cluster).collect();
+        let of: Vec<_> = spans.iter().filter(|((c, _), _)| c == cluster).collect();
         if of.len() == 2 {
             shared += 1;
             let (a, b) = (of[0].1, of[1].1);
@@ -242,14 +235,7 @@ async fn two_cadences_run_side_by_side_and_never_act_on_one_cluster_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_rereads_the_policies_and_a_broken_file_keeps_its_last_good_version() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("tokens.yaml"),
-        format!(
-            "tokens:\n  - name: alice\n    groups: [platform-admins]\n    sha256: {}\n",
-            ringmaster::api::auth::token_digest_hex(ALICE)
-        ),
-    )
-    .unwrap();
+    write_tokens(dir.path(), &[("alice", "platform-admins", ALICE)]);
     let policies = dir.path().join("policies");
     std::fs::create_dir(&policies).unwrap();
     for f in ["versions.yaml", "images.yaml"] {

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::procs::{spawn_serve_dir, start_sim_on};
+use common::procs::{spawn_serve_dir, start_sim_on, write_tokens};
 use common::webdriver::Browser;
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -15,14 +15,7 @@ const VIEWER: &str = "viewer-cadences-0123456789abcdef0123456789";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_running_rollouts_are_listed_and_either_can_be_chosen() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("tokens.yaml"),
-        format!(
-            "tokens:\n  - name: viewer\n    groups: [readers]\n    sha256: {}\n",
-            ringmaster::api::auth::token_digest_hex(VIEWER)
-        ),
-    )
-    .unwrap();
+    write_tokens(dir.path(), &[("viewer", "readers", VIEWER)]);
     let fleet = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/fleets/cadences.yaml");
     let policies = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/cadences/policies");
     // Slow enough that both rollouts run for a while.

@@ -7,16 +7,7 @@ mod support;
 use chrono::Duration;
 use ringmaster::engine::{self, ClusterRef, ClusterStatus, Command, Input};
 use ringmaster::policy::OnBusy;
-use support::engine_driver::{demo, run_from, run_until};
-
-fn audits(cmds: &[Command]) -> Vec<String> {
-    cmds.iter()
-        .filter_map(|c| match c {
-            Command::Audit { action, .. } => Some(action.clone()),
-            _ => None,
-        })
-        .collect()
-}
+use support::engine_driver::{audits, demo, run_from, run_until};
 
 /// The first cluster to be claimed, and when.
 fn first_claim(r: &mut engine::Rollout, s: &engine::Settings) -> (ClusterRef, chrono::DateTime<chrono::Utc>) {

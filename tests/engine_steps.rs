@@ -4,7 +4,7 @@
 
 mod support;
 
-use support::engine_driver::{demo, pools_of, run_from, run_until};
+use support::engine_driver::{audits, demo, pools_of, run_from, run_until};
 
 use chrono::Duration;
 use ringmaster::domain::fleet::ClusterId;
@@ -82,15 +82,6 @@ fn a_skip_waits_for_the_running_operation_and_holds_the_wave() {
             .any(|c| matches!(c, Command::Claim { cluster, .. } if cluster.wave == step.wave + 1)),
         "the next wave starts once the operation ended: {cmds:?}"
     );
-}
-
-fn audits(cmds: &[Command]) -> Vec<String> {
-    cmds.iter()
-        .filter_map(|c| match c {
-            Command::Audit { action, .. } => Some(action.clone()),
-            _ => None,
-        })
-        .collect()
 }
 
 /// Health the watches saw before a gate's deadline counts from when it was seen, even

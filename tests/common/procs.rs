@@ -204,3 +204,15 @@ impl SimArm {
         super::writes::mutating(v["value"].as_array().cloned().unwrap_or_default())
     }
 }
+
+/// Writes `dir/tokens.yaml` for `serve --tokens-file`: one entry per (name, group, token).
+pub fn write_tokens(dir: &std::path::Path, users: &[(&str, &str, &str)]) {
+    let mut yaml = String::from("tokens:\n");
+    for (name, group, token) in users {
+        yaml.push_str(&format!(
+            "  - name: {name}\n    groups: [{group}]\n    sha256: {}\n",
+            ringmaster::api::auth::token_digest_hex(token)
+        ));
+    }
+    std::fs::write(dir.join("tokens.yaml"), yaml).unwrap();
+}

@@ -139,6 +139,44 @@ impl Notifier for ChannelNotifier {
     }
 }
 
+/// The in-process simulator of a seed and the daemon's view of it: its clock (at the
+/// simulator's, on tokio's paused time), an ARM client and tokens.
+pub struct Azure {
+    pub sim: Simulator,
+    pub start: DateTime<Utc>,
+    pub clock: Arc<dyn Clock>,
+    pub client: Arc<ringmaster::arm::AksClient>,
+    pub tokens: Arc<AzureTokens>,
+}
+
+impl Azure {
+    pub async fn start(fleet: fleet::Fleet, seed: u64) -> Result<Azure, String> {
+        let sim = Simulator::start(SimOptions {
+            fleet,
+            listen: "127.0.0.1:0".parse().unwrap(),
+            clock: ClockMode::Scaled(1.0),
+            seed,
+            plain_http: false,
+            state_dir: None,
+        })
+        .await
+        .map_err(|e| format!("simulator: {e}"))?;
+        let start = sim.shared().clock.now().to_datetime();
+        let clock: Arc<dyn Clock> = Arc::new(ScaledClock::new(start, 1.0));
+        let config = AzureConfig::for_simulator(&sim.info);
+        let client = Arc::new(ringmaster::arm::connect(&config, clock.clone()).map_err(|e| e.to_string())?);
+        let tokens =
+            Arc::new(AzureTokens::new(config.clone(), config.http_client().unwrap()).map_err(|e| e.to_string())?);
+        Ok(Azure {
+            sim,
+            start,
+            clock,
+            client,
+            tokens,
+        })
+    }
+}
+
 /// Runs one seed on a fresh current-thread runtime with a paused clock; panics (with
 /// the seed and what broke) when an invariant does not hold.
 pub fn run_seed(seed: u64) -> Report {
@@ -237,21 +275,13 @@ async fn run(sc: Scenario) -> Report {
     ringmaster::identity::install_crypto_provider();
     let fleet = fleet::parse("campaign fleet", &sc.fleet_yaml).unwrap_or_else(|e| fail(format!("fleet: {e}")));
     let dir = tempfile::tempdir().expect("temp dir");
-    let sim = Simulator::start(SimOptions {
-        fleet,
-        listen: "127.0.0.1:0".parse().unwrap(),
-        clock: ClockMode::Scaled(1.0),
-        seed,
-        plain_http: false,
-        state_dir: None,
-    })
-    .await
-    .unwrap_or_else(|e| fail(format!("simulator: {e}")));
-    let start = sim.shared().clock.now().to_datetime();
-    let clock: Arc<dyn Clock> = Arc::new(ScaledClock::new(start, 1.0));
-    let config = AzureConfig::for_simulator(&sim.info);
-    let client = Arc::new(ringmaster::arm::connect(&config, clock.clone()).unwrap());
-    let tokens = Arc::new(AzureTokens::new(config.clone(), config.http_client().unwrap()).unwrap());
+    let Azure {
+        sim,
+        start,
+        clock,
+        client,
+        tokens,
+    } = Azure::start(fleet, seed).await.unwrap_or_else(|e| fail(e));
     let policy = PolicySource {
         name: format!("campaign-{seed}.yaml"),
         text: sc.policy_yaml.clone(),

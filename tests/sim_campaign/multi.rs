@@ -15,13 +15,11 @@
 
 use super::scenario::{Answer, Rng, SUBSCRIPTION, Scenario};
 use chrono::{DateTime, Utc};
-use ringmaster::clock::{Clock, ScaledClock};
 use ringmaster::engine::{Input, RingStatus, Rollout};
-use ringmaster::identity::{AzureConfig, AzureTokens};
 use ringmaster::service::Control;
 use ringmaster::service::daemon::Daemon;
 use ringmaster::service::policies::PolicySet;
-use ringmaster::sim::{ClockMode, SimOptions, Simulator, fleet};
+use ringmaster::sim::fleet;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -119,21 +117,13 @@ async fn run(seed: u64) -> MultiReport {
     std::fs::create_dir(&policies).unwrap();
     std::fs::write(policies.join("versions.yaml"), &versions).unwrap();
     std::fs::write(policies.join("images.yaml"), &images).unwrap();
-    let sim = Simulator::start(SimOptions {
-        fleet,
-        listen: "127.0.0.1:0".parse().unwrap(),
-        clock: ClockMode::Scaled(1.0),
-        seed,
-        plain_http: false,
-        state_dir: None,
-    })
-    .await
-    .unwrap_or_else(|e| fail(format!("simulator: {e}")));
-    let start = sim.shared().clock.now().to_datetime();
-    let clock: Arc<dyn Clock> = Arc::new(ScaledClock::new(start, 1.0));
-    let config = AzureConfig::for_simulator(&sim.info);
-    let client = Arc::new(ringmaster::arm::connect(&config, clock.clone()).unwrap());
-    let tokens = Arc::new(AzureTokens::new(config.clone(), config.http_client().unwrap()).unwrap());
+    let super::Azure {
+        sim,
+        start,
+        clock,
+        client,
+        tokens,
+    } = super::Azure::start(fleet, seed).await.unwrap_or_else(|e| fail(e));
     let state = dir.path().join("state.db");
     let daemon_on = |store: Arc<ringmaster::store::Store>| {
         Daemon::new(

@@ -101,3 +101,13 @@ pub fn run_from<T>(
         now += Duration::seconds(30);
     }
 }
+
+/// The audit actions among `cmds`, in order.
+pub fn audits(cmds: &[Command]) -> Vec<String> {
+    cmds.iter()
+        .filter_map(|c| match c {
+            Command::Audit { action, .. } => Some(action.clone()),
+            _ => None,
+        })
+        .collect()
+}
