@@ -394,8 +394,8 @@ pub(super) fn resume(r: &mut Rollout, s: &Settings, now: DateTime<Utc>, out: &mu
 }
 
 /// After saves failed from `since` until `now`: every running gate starts over (see
-/// [`Input::Unrecorded`](crate::engine::Input::Unrecorded)); recorded once, with the span, so the audit says why a gate
-/// took longer than its timeout.
+/// [`Input::Unrecorded`](crate::engine::Input::Unrecorded)); recorded once, with the
+/// span, so the audit says why a gate took longer than its timeout.
 pub(super) fn unrecorded(r: &mut Rollout, since: DateTime<Utc>, now: DateTime<Utc>, out: &mut Vec<Command>) {
     if r.status.is_terminal() {
         return;
