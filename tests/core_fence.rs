@@ -39,16 +39,6 @@ const EDGE_CRATES: &[&str] = &["tokio", "axum", "rusqlite", "kube", "reqwest", "
 /// on an entry that is no longer needed. An edge is `crate::<module>` or a crate's name.
 const ALLOWED: &[(&str, &str, &str)] = &[
     (
-        "src/engine/input.rs",
-        "crate::arm",
-        "OperationRef (where to follow an ARM operation) is defined in arm::lro",
-    ),
-    (
-        "src/engine/model.rs",
-        "crate::arm",
-        "OperationRef (where to follow an ARM operation) is defined in arm::lro",
-    ),
-    (
         "src/engine/stored.rs",
         "crate::store",
         "to_record/load convert the state to and from the store's RolloutRecord row",

@@ -1,7 +1,7 @@
 //! What goes into the engine and what comes out.
 
 use super::model::{ClusterRef, StepRef};
-use crate::arm::OperationRef;
+use crate::domain::OperationRef;
 use crate::domain::fleet::ClusterId;
 use crate::plan::StepKind;
 use chrono::{DateTime, Utc};

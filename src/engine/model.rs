@@ -1,7 +1,7 @@
 //! The rollout's state: everything the engine knows, serializable as one JSON document
 //! (the store keeps it; a restart reloads it). No behaviour here: see `drive.rs`.
 
-use crate::arm::OperationRef;
+use crate::domain::OperationRef;
 use crate::domain::fleet::ClusterId;
 use crate::plan::{Plan, StepKind};
 use chrono::{DateTime, Utc};
