@@ -41,7 +41,7 @@ const ALLOWED: &[(&str, &str, &str)] = &[
     (
         "src/engine/stored.rs",
         "crate::store",
-        "to_record/load convert the state to and from the store's RolloutRecord row",
+        "record/load convert the state to and from the store's RolloutRecord row",
     ),
     (
         "src/forecast/history.rs",
@@ -52,36 +52,6 @@ const ALLOWED: &[(&str, &str, &str)] = &[
         "src/forecast/render.rs",
         "crate::api",
         "the text report wraps its lines with api::table::wrap",
-    ),
-    (
-        "src/gate/baseline.rs",
-        "crate::kube",
-        "Baseline::from_snapshot reads KubeSnapshot, defined in kube::snapshot",
-    ),
-    (
-        "src/gate/mod.rs",
-        "crate::kube",
-        "evaluate reads KubeSnapshot, defined in kube::snapshot",
-    ),
-    (
-        "src/gate/nodes.rs",
-        "crate::kube",
-        "the node checks read KubeSnapshot and NodeInfo, defined in kube::snapshot",
-    ),
-    (
-        "src/gate/pods.rs",
-        "crate::kube",
-        "the pod checks read KubeSnapshot and OwnerPods, defined in kube::snapshot",
-    ),
-    (
-        "src/gate/reason.rs",
-        "crate::kube",
-        "OwnerRef is built from OwnerKey, defined in kube::snapshot",
-    ),
-    (
-        "src/gate/tests/mod.rs",
-        "crate::kube",
-        "the gate tests build snapshots from kube::snapshot's types",
     ),
     (
         "src/preflight/checks/tests.rs",

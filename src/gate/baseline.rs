@@ -4,8 +4,8 @@
 //! compares with the same baseline instead of a post-step one.
 
 use super::reason::{OwnerRef, Reason};
+use super::snapshot::KubeSnapshot;
 use super::{GateSpec, selects_namespace};
-use crate::kube::KubeSnapshot;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
