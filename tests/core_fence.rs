@@ -49,11 +49,6 @@ const ALLOWED: &[(&str, &str, &str)] = &[
         "history::load reads past rollouts and the audit log from the Store",
     ),
     (
-        "src/forecast/render.rs",
-        "crate::api",
-        "the text report wraps its lines with api::table::wrap",
-    ),
-    (
         "src/preflight/checks/tests.rs",
         "crate::arm",
         "the checks' tests build quota facts from arm::models::{Usage, UsageName}",
