@@ -39,11 +39,6 @@ const EDGE_CRATES: &[&str] = &["tokio", "axum", "rusqlite", "kube", "reqwest", "
 /// on an entry that is no longer needed. An edge is `crate::<module>` or a crate's name.
 const ALLOWED: &[(&str, &str, &str)] = &[
     (
-        "src/engine/stored.rs",
-        "crate::store",
-        "record/load convert the state to and from the store's RolloutRecord row",
-    ),
-    (
         "src/forecast/history.rs",
         "crate::store",
         "history::load reads past rollouts and the audit log from the Store",
