@@ -28,6 +28,35 @@ macro_rules! safe_writeln {
     };
 }
 
+/// `text` wrapped at `width` columns, the first line indented by `first`, the others
+/// by `rest`.
+/// The text is [`escape`]d first: it quotes names from files and answers.
+pub fn wrap(text: &str, width: usize, first: usize, rest: usize) -> String {
+    let text = escape(text);
+    let mut out = " ".repeat(first);
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        let room = if out.contains('\n') {
+            width - rest
+        } else {
+            width - first
+        };
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > room {
+            out.push_str(&line);
+            out.push('\n');
+            out.push_str(&" ".repeat(rest));
+            line.clear();
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    out.push_str(&line);
+    out.push('\n');
+    out
+}
+
 /// How the log lines a [`SafeLogs`] writes are formatted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {

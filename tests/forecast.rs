@@ -264,7 +264,7 @@ fn the_eta_starts_as_the_forecast_and_a_slow_operation_makes_its_cluster_late() 
                 Command::Claim { cluster, .. } => inputs.push(Input::Claimed { cluster }),
                 Command::TakeBaseline { cluster, .. } => inputs.push(Input::BaselineTaken {
                     cluster,
-                    baseline: serde_json::Value::Null,
+                    baseline: Default::default(),
                     pools: Default::default(),
                 }),
                 Command::StartStep { step, .. } if hung.is_none() => {
@@ -522,7 +522,7 @@ fn rehearse(d: &Demo, a: &Assumptions) -> (Rollout, Vec<ringmaster::store::Audit
                 Command::Claim { cluster, .. } => push(&mut queue, now, Input::Claimed { cluster }),
                 Command::TakeBaseline { cluster, .. } => {
                     let pools = r.cluster(cluster).pools.clone();
-                    let baseline = serde_json::Value::Null;
+                    let baseline = Default::default();
                     push(
                         &mut queue,
                         now,

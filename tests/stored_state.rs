@@ -171,3 +171,96 @@ fn a_whole_save_drops_parts_the_state_no_longer_has_and_a_newer_layout_is_refuse
     let err = stored::decode(&head, &[]).unwrap_err().to_string();
     assert!(err.contains("layout 3") && err.contains("upgrade ringmaster"), "{err}");
 }
+
+/// A cluster's gate baseline as the executor stored it before the baseline was typed (the
+/// gate's `Baseline` through `serde_json::to_value`, kept in the cluster's run as a JSON
+/// value), written out by hand.
+const BASELINE_AS_STORED: &str = concat!(
+    r#"{"taken_at":"2026-03-02T09:30:00Z","synced":true,"api_error":null,"#,
+    r#""owners":[{"owner":{"namespace":"app","kind":"ReplicaSet","name":"web-5d9c"},"#,
+    r#""desired":3,"existing":3,"ready":3,"crash_looping":0,"restarts":2}],"#,
+    r#""nodes":[{"name":"aks-system-0","pool":"system","ready":true},"#,
+    r#"{"name":"aks-user-0","pool":null,"ready":false}]}"#
+);
+
+/// The demo rollout's state in parts, its first cluster's baseline replaced by `json`.
+fn with_baseline(json: &str) -> (Rollout, stored::Encoded) {
+    let (r, _) = demo();
+    let mut enc = stored::encode(&r).unwrap();
+    let (key, part) = &mut enc.parts[1];
+    assert_eq!(*key, 1);
+    assert!(part.contains(r#""baseline":null"#), "{part}");
+    *part = part.replace(r#""baseline":null"#, &format!(r#""baseline":{json}"#));
+    (r, enc)
+}
+
+#[test]
+fn a_baseline_stored_before_it_was_typed_reads_back_the_same_and_is_written_the_same() {
+    use chrono::TimeZone;
+    use ringmaster::gate::{Baseline, NodeBaseline, OwnerBaseline, OwnerRef};
+    let (_, enc) = with_baseline(BASELINE_AS_STORED);
+    let back = stored::decode(&enc.head, &enc.parts).unwrap();
+    let expected = Baseline {
+        taken_at: chrono::Utc.with_ymd_and_hms(2026, 3, 2, 9, 30, 0).unwrap(),
+        synced: true,
+        api_error: None,
+        owners: vec![OwnerBaseline {
+            owner: OwnerRef {
+                namespace: "app".into(),
+                kind: "ReplicaSet".into(),
+                name: "web-5d9c".into(),
+            },
+            desired: 3,
+            existing: 3,
+            ready: 3,
+            crash_looping: 0,
+            restarts: 2,
+        }],
+        nodes: vec![
+            NodeBaseline {
+                name: "aks-system-0".into(),
+                pool: Some("system".into()),
+                ready: true,
+            },
+            NodeBaseline {
+                name: "aks-user-0".into(),
+                pool: None,
+                ready: false,
+            },
+        ],
+    };
+    let (_, first) = back.clusters().next().unwrap();
+    assert_eq!(first.baseline.as_ref(), Some(&expected));
+    assert!(
+        back.clusters().skip(1).all(|(_, c)| c.baseline.is_none()),
+        "null is no baseline"
+    );
+    // Written back in the same shape, byte for byte.
+    assert_eq!(stored::encode(&back).unwrap().parts, enc.parts);
+}
+
+#[test]
+fn a_baseline_that_does_not_decode_fails_the_load_naming_the_rollout() {
+    // `{}` is what a test driver used to store; the others, a wrong type and a missing field.
+    for bad in [
+        "{}",
+        r#"{"taken_at":"2026-03-02T09:30:00Z","synced":"yes","api_error":null,"owners":[],"nodes":[]}"#,
+        r#"{"taken_at":"2026-03-02T09:30:00Z","synced":true,"api_error":null,"owners":[]}"#,
+        r#""baseline""#,
+    ] {
+        let (r, enc) = with_baseline(bad);
+        let err = stored::decode(&enc.head, &enc.parts).unwrap_err().to_string();
+        assert!(err.contains("the gate baseline does not decode"), "{bad}: {err}");
+        // What `serve` reports on opening such a state file.
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("state.db")).unwrap();
+        let mut rec = stored::record(&r, None, r.updated_at).unwrap();
+        rec.parts = enc.parts.clone();
+        store.save_rollout(&rec).unwrap();
+        let err = ringmaster::service::daemon::stored(&store).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("rollout `{}`", r.id)) && err.contains("the gate baseline does not decode"),
+            "{bad}: {err}"
+        );
+    }
+}

@@ -127,34 +127,8 @@ fn short_time(v: &Value) -> String {
     }
 }
 
-/// `text` wrapped at `width` columns, the first line indented by `first`, the others
-/// by `rest`.
-/// The text is escaped first (`crate::text`): it quotes names from files and answers.
-pub fn wrap(text: &str, width: usize, first: usize, rest: usize) -> String {
-    let text = crate::text::escape(text);
-    let mut out = " ".repeat(first);
-    let mut line = String::new();
-    for word in text.split_whitespace() {
-        let room = if out.contains('\n') {
-            width - rest
-        } else {
-            width - first
-        };
-        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > room {
-            out.push_str(&line);
-            out.push('\n');
-            out.push_str(&" ".repeat(rest));
-            line.clear();
-        }
-        if !line.is_empty() {
-            line.push(' ');
-        }
-        line.push_str(word);
-    }
-    out.push_str(&line);
-    out.push('\n');
-    out
-}
+/// Moved to `crate::text` (the forecast's report wraps too); re-exported for the tables.
+pub use crate::text::wrap;
 
 /// A state object (`{"state": "...", ...}`) in words, with its detail.
 fn state(v: &Value) -> (String, String) {

@@ -7,17 +7,12 @@ use super::error::ArmError;
 use super::http::{ArmHttp, decode};
 use super::models::OperationStatus;
 use reqwest::Method;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::time::Duration;
 use tracing::debug;
 
-/// Where to follow an operation; what the store records right after the call.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OperationRef {
-    pub async_url: Option<String>,
-    pub location_url: Option<String>,
-}
+/// Plain data, in the core (the engine holds it); its reading from headers is here.
+pub use crate::domain::OperationRef;
 
 impl OperationRef {
     pub fn from_headers(raw: &super::http::RawResponse) -> Option<Self> {

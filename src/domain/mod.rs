@@ -5,8 +5,10 @@
 pub mod duration;
 pub mod fleet;
 pub mod image;
+pub mod operation;
 pub mod rules;
 pub mod version;
 
 pub use image::NodeImageVersion;
+pub use operation::OperationRef;
 pub use version::{KubeVersion, MinorVersion, VersionError, VersionSpec};

@@ -1,7 +1,7 @@
 //! What goes into the engine and what comes out.
 
 use super::model::{ClusterRef, StepRef};
-use crate::arm::OperationRef;
+use crate::domain::OperationRef;
 use crate::domain::fleet::ClusterId;
 use crate::plan::StepKind;
 use chrono::{DateTime, Utc};
@@ -24,7 +24,7 @@ pub enum Input {
     },
     BaselineTaken {
         cluster: ClusterRef,
-        baseline: serde_json::Value,
+        baseline: crate::gate::Baseline,
         /// The node pools' versions and images.
         #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
         pools: std::collections::BTreeMap<String, super::model::PoolVersions>,

@@ -1,8 +1,9 @@
 //! The rollout's state: everything the engine knows, serializable as one JSON document
 //! (the store keeps it; a restart reloads it). No behaviour here: see `drive.rs`.
 
-use crate::arm::OperationRef;
+use crate::domain::OperationRef;
 use crate::domain::fleet::ClusterId;
+use crate::gate::Baseline;
 use crate::plan::{Plan, StepKind};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -132,8 +133,11 @@ pub struct ClusterRun {
     pub id: ClusterId,
     pub status: ClusterStatus,
     pub steps: Vec<StepRun>,
-    /// The gate baseline taken before the first step (opaque to the engine).
-    pub baseline: Option<serde_json::Value>,
+    /// The gate baseline taken before the first step: the engine keeps it and hands it to
+    /// the gate, never looks inside. Stored as the gate serializes it; one that does not
+    /// decode is an error of the state's load, not a missing baseline.
+    #[serde(default, deserialize_with = "baseline_or_error")]
+    pub baseline: Option<Baseline>,
     pub paused: bool,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
@@ -164,6 +168,17 @@ pub struct ClusterRun {
     /// holder and what it does there). Cleared once claimed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waiting: Option<String>,
+}
+
+/// A stored baseline (`null` or absent: none). One that is there but does not decode is an
+/// error naming it: the state does not load, rather than gating without the baseline.
+fn baseline_or_error<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Baseline>, D::Error> {
+    match Option::<serde_json::Value>::deserialize(d)? {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(v) => serde_json::from_value(v)
+            .map(Some)
+            .map_err(|e| serde::de::Error::custom(format!("the gate baseline does not decode: {e}"))),
+    }
 }
 
 /// A node pool's Kubernetes version and node image: what a rollback goes back to.

@@ -42,6 +42,26 @@ pub struct Encoded {
     pub whole: bool,
 }
 
+/// One rollout as the store keeps it (`store::rollouts`: a row and its parts). `status`
+/// is a copy of the state's status, kept in its own column so the API can list rollouts
+/// without parsing every state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RolloutRecord {
+    pub id: String,
+    pub policy_name: String,
+    pub status: String,
+    /// The engine's serialized state (or its head, with `parts`); must be valid JSON.
+    pub state_json: String,
+    pub updated_at: DateTime<Utc>,
+    /// Numbered parts of the state. Saving writes these (inserted or replaced) and
+    /// leaves the rollout's other parts as they are; loading returns all of them, in
+    /// order.
+    pub parts: Vec<(i64, String)>,
+    /// `parts` are the whole set: the rollout's other stored parts are deleted (a
+    /// full save after a restart, or a state rewritten whole).
+    pub replace_parts: bool,
+}
+
 /// A stored state that can't be read back.
 #[derive(Debug, thiserror::Error)]
 pub enum StoredError {
@@ -242,13 +262,9 @@ fn same_shape(a: &Rollout, b: &Rollout) -> bool {
 
 /// The store's record of `now`, carrying what changed since `saved` (everything
 /// without it), stamped `at`.
-pub fn record(
-    now: &Rollout,
-    saved: Option<&Rollout>,
-    at: DateTime<Utc>,
-) -> Result<crate::store::RolloutRecord, serde_json::Error> {
+pub fn record(now: &Rollout, saved: Option<&Rollout>, at: DateTime<Utc>) -> Result<RolloutRecord, serde_json::Error> {
     let Encoded { head, parts, whole } = encode_changes(now, saved)?;
-    Ok(crate::store::RolloutRecord {
+    Ok(RolloutRecord {
         id: now.id.clone(),
         policy_name: now.plan.policy.clone(),
         status: now.status.label().to_string(),
@@ -260,7 +276,7 @@ pub fn record(
 }
 
 /// A stored record's state.
-pub fn load(rec: &crate::store::RolloutRecord) -> Result<Rollout, StoredError> {
+pub fn load(rec: &RolloutRecord) -> Result<Rollout, StoredError> {
     decode(&rec.state_json, &rec.parts)
 }
 

@@ -304,7 +304,7 @@ fn drive(mut r: Rollout, s: &Settings, first: Input, start: DateTime<Utc>, a: &A
                         now,
                         Input::BaselineTaken {
                             cluster,
-                            baseline: serde_json::Value::Null,
+                            baseline: Default::default(),
                             pools: known,
                         },
                     );

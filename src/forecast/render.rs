@@ -80,7 +80,7 @@ pub fn table(tl: &Timeline) -> String {
     }
     out.push_str("\nAssumed:\n");
     for a in &tl.assumptions {
-        out.push_str(&crate::api::table::wrap(&format!("- {a}"), 100, 0, 2));
+        out.push_str(&crate::text::wrap(&format!("- {a}"), 100, 0, 2));
     }
     out
 }

@@ -4,8 +4,8 @@
 //! compares with the same baseline instead of a post-step one.
 
 use super::reason::{OwnerRef, Reason};
+use super::snapshot::KubeSnapshot;
 use super::{GateSpec, selects_namespace};
-use crate::kube::KubeSnapshot;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -29,7 +29,12 @@ pub struct NodeBaseline {
 }
 
 /// The cluster before a step: owners of the selected namespaces and every node.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// The engine keeps it with the cluster's run (`engine::ClusterRun::baseline`), typed:
+/// a stored one that does not decode fails the state's load instead of becoming "no
+/// baseline". The default is an empty baseline of unsynced watches, which
+/// [`unreadable`](Baseline::unreadable) refuses to compare with (fail closed).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Baseline {
     pub taken_at: DateTime<Utc>,
     /// Copied from the snapshot: a baseline of unsynced watches or an unreadable API is

@@ -28,13 +28,14 @@ mod baseline;
 pub mod nodes;
 pub mod pods;
 mod reason;
+pub mod snapshot;
 #[cfg(test)]
 mod tests;
 
 pub use baseline::{Baseline, NodeBaseline, OwnerBaseline};
 pub use reason::{Blocked, MAX_PODS_LISTED, OwnerRef, Reason};
+pub use snapshot::{KubeSnapshot, NodeInfo, OwnerKey, OwnerPods};
 
-use crate::kube::KubeSnapshot;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 

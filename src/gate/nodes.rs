@@ -9,8 +9,8 @@
 
 use super::baseline::{Baseline, NodeBaseline};
 use super::reason::Reason;
+use super::snapshot::{KubeSnapshot, NodeInfo};
 use super::{GateSpec, NodeExpectation};
-use crate::kube::{KubeSnapshot, NodeInfo};
 use std::collections::BTreeMap;
 
 /// Kubelets report `v1.33.3`, ARM says `1.33.3`: both are accepted on either side.

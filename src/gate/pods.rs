@@ -13,8 +13,8 @@
 
 use super::baseline::{Baseline, OwnerBaseline};
 use super::reason::{MAX_PODS_LISTED, OwnerRef, Reason};
+use super::snapshot::{KubeSnapshot, OwnerPods};
 use super::{GateSpec, selects_namespace};
-use crate::kube::{KubeSnapshot, OwnerPods};
 use std::collections::BTreeMap;
 
 /// Slack for comparing ratios of counts with ratios from the policy. A parsed `0.98`

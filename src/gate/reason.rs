@@ -2,7 +2,7 @@
 //! owner and pods, which node, which numbers), prints as one terminal line and serializes
 //! (tagged by `reason`) for the audit log and the API.
 
-use crate::kube::OwnerKey;
+use super::snapshot::OwnerKey;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 

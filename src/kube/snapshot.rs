@@ -1,20 +1,15 @@
-//! What the health gates read of a cluster: compact facts about pods (by namespace and
-//! owner), their owners' desired replicas, and nodes. Built from watch events; nothing
-//! else of the objects is kept.
+//! What the health gates read of a cluster (`gate::snapshot`: pods by owner, the owners'
+//! desired replicas, nodes), built from watch events; nothing else of the objects is
+//! kept.
 
-use chrono::{DateTime, Utc};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-/// A pod's owner: (namespace, kind, name); pods without an owner are their own owner.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-pub struct OwnerKey {
-    pub namespace: String,
-    pub kind: String,
-    pub name: String,
-}
+/// The gates' view of a cluster is plain data of the core (`gate::snapshot`); the watches
+/// fill it in here.
+pub use crate::gate::snapshot::{KubeSnapshot, NodeInfo, OwnerKey, OwnerPods};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PodInfo {
@@ -27,42 +22,6 @@ pub struct PodInfo {
     pub restarts: u32,
     /// A container waits in CrashLoopBackOff.
     pub crash_looping: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct NodeInfo {
-    pub name: String,
-    pub pool: Option<String>,
-    pub ready: bool,
-    pub unschedulable: bool,
-    pub kubelet_version: String,
-    pub node_image: Option<String>,
-}
-
-/// Pods of one owner, against what the owner wants.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct OwnerPods {
-    pub owner: OwnerKey,
-    /// The owner's desired replicas, when the owner is known (ReplicaSets); else the
-    /// number of pods that exist.
-    pub desired: u32,
-    pub existing: u32,
-    pub ready: u32,
-    pub restarts: u32,
-    pub crash_looping: u32,
-    pub not_ready_pods: Vec<String>,
-}
-
-/// The gates' view of one cluster at one instant.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct KubeSnapshot {
-    pub taken_at: DateTime<Utc>,
-    /// Every watch has listed once since it (re)started.
-    pub synced: bool,
-    /// The last watch error, if the API could not be read since (gates fail closed).
-    pub api_error: Option<String>,
-    pub owners: Vec<OwnerPods>,
-    pub nodes: Vec<NodeInfo>,
 }
 
 pub(crate) fn pod_info(p: &Pod) -> Option<PodInfo> {

@@ -129,7 +129,7 @@ async fn baseline(sh: &Shared, cluster: ClusterRef, id: &ClusterId) {
                 },
                 None => Input::BaselineTaken {
                     cluster,
-                    baseline: serde_json::to_value(&b).unwrap_or_default(),
+                    baseline: b,
                     pools,
                 },
             }
@@ -446,14 +446,7 @@ fn expectation(kind: &StepKind) -> NodeExpectation {
 }
 
 /// Evaluates the gate now and on every watch change, until the engine stops it.
-pub(super) async fn gate(
-    sh: Arc<Shared>,
-    step: StepRef,
-    id: ClusterId,
-    kind: StepKind,
-    baseline: Option<serde_json::Value>,
-) {
-    let baseline: Option<Baseline> = baseline.and_then(|b| serde_json::from_value(b).ok());
+pub(super) async fn gate(sh: Arc<Shared>, step: StepRef, id: ClusterId, kind: StepKind, baseline: Option<Baseline>) {
     let expect = expectation(&kind);
     let w = match ensure_watch(&sh, &id).await {
         Ok(w) => w,

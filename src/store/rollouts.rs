@@ -6,27 +6,10 @@
 use super::codec::{time_from_sql, time_to_sql};
 use super::error::sql;
 use super::{AuditEntry, Store, StoreError};
-use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-/// One rollout as stored. `status` is a copy of the state's status, kept in its own
-/// column so the API can list rollouts without parsing every state.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RolloutRecord {
-    pub id: String,
-    pub policy_name: String,
-    pub status: String,
-    /// The engine's serialized state (or its head, with `parts`); must be valid JSON.
-    pub state_json: String,
-    pub updated_at: DateTime<Utc>,
-    /// Numbered parts of the state. Saving writes these (inserted or replaced) and
-    /// leaves the rollout's other parts as they are; loading returns all of them, in
-    /// order.
-    pub parts: Vec<(i64, String)>,
-    /// `parts` are the whole set: the rollout's other stored parts are deleted (a
-    /// full save after a restart, or a state rewritten whole).
-    pub replace_parts: bool,
-}
+/// Plain data of the core (`engine::stored` fills it in and reads it back); the rows are here.
+pub use crate::engine::stored::RolloutRecord;
 
 const UPSERT: &str = "INSERT INTO rollouts (id, policy_name, status, state_json, updated_at)
      VALUES (?1, ?2, ?3, ?4, ?5)

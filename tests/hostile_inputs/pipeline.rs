@@ -95,7 +95,7 @@ pub fn drive(
                 Command::Claim { cluster, .. } => inputs.push_back(Input::Claimed { cluster }),
                 Command::TakeBaseline { cluster, .. } => inputs.push_back(Input::BaselineTaken {
                     cluster,
-                    baseline: serde_json::Value::Null,
+                    baseline: Default::default(),
                     pools: Default::default(),
                 }),
                 Command::StartStep { step, .. } | Command::Reconcile { step, .. } => {

@@ -71,7 +71,11 @@ pub fn run_from<T>(
                 Command::Claim { cluster, .. } => inputs.push(Input::Claimed { cluster }),
                 Command::TakeBaseline { cluster, id } => inputs.push(Input::BaselineTaken {
                     cluster,
-                    baseline: serde_json::json!({}), // an object, as the executor's (a JSON null would read back as no baseline)
+                    // Synced, as the executor's (an unsynced one fails the baseline).
+                    baseline: ringmaster::gate::Baseline {
+                        synced: true,
+                        ..Default::default()
+                    },
                     pools: pools_of(&id),
                 }),
                 Command::StartStep { step, .. } => inputs.push(Input::StepAccepted { step, op: None }),

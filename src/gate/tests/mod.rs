@@ -5,7 +5,7 @@ mod nodes;
 mod pods;
 
 use super::*;
-use crate::kube::{NodeInfo, OwnerKey, OwnerPods};
+use crate::gate::snapshot::{NodeInfo, OwnerKey, OwnerPods};
 use crate::policy::PodReadiness;
 use chrono::{DateTime, TimeZone, Utc};
 use std::time::Duration;
