@@ -21,7 +21,7 @@ use chrono::{DateTime, Utc};
 pub(super) fn baseline_taken(
     r: &mut Rollout,
     cluster: ClusterRef,
-    baseline: serde_json::Value,
+    baseline: crate::gate::Baseline,
     pools: std::collections::BTreeMap<String, PoolVersions>,
     out: &mut Vec<Command>,
 ) {
