@@ -14,6 +14,12 @@ pub(super) fn expand(c: &mut Compiler, g: &Spanned<RawGenerate>, subscriptions: 
         c.d.at(&r.count, format!("generate.count {count} is outside 1..20000"));
         return Vec::new();
     }
+    let node_os_upgrade_channel = c.one_of(
+        &r.node_os_upgrade_channel,
+        &["None", "Unmanaged", "NodeImage", "SecurityPatch"],
+        "NodeImage",
+        "node_os_upgrade_channel",
+    );
     if r.locations.is_empty() || subscriptions.is_empty() {
         c.d.at(g, "generate needs at least one location and one subscription");
         return Vec::new();
@@ -56,7 +62,7 @@ pub(super) fn expand(c: &mut Compiler, g: &Spanned<RawGenerate>, subscriptions: 
                 tags,
                 kubernetes_version: version,
                 auto_upgrade_channel: "none".into(),
-                node_os_upgrade_channel: "NodeImage".into(),
+                node_os_upgrade_channel: node_os_upgrade_channel.clone(),
                 entra_id: false,
                 disable_local_accounts: false,
                 support_plan: "KubernetesOfficial".into(),

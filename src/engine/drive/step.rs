@@ -7,7 +7,7 @@ use super::{
     cluster::{fail_cluster, finish_cluster},
     dur, step_subject,
 };
-use crate::arm::OperationRef;
+use crate::domain::OperationRef;
 use crate::domain::duration::later;
 use crate::engine::input::{Command, NotifyEvent};
 use crate::engine::model::*;

@@ -239,6 +239,8 @@ pub struct RawGenerate {
     pub pools: Vec<Spanned<RawPool>>,
     #[serde(default)]
     pub workloads: Vec<Spanned<RawWorkload>>,
+    /// Every generated cluster's node OS upgrade channel (default NodeImage, AKS's).
+    pub node_os_upgrade_channel: Option<Spanned<String>>,
 }
 
 fn default_prefix() -> String {
