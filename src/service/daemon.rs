@@ -173,11 +173,13 @@ impl Daemon {
                 for p in &problems {
                     warn!("{p}");
                 }
-                info!(
-                    policies = self.catalog.in_force().len(),
-                    problems = problems.len(),
-                    "policies re-read: they apply to the next rollouts; running rollouts keep their own"
-                );
+                for l in self.catalog.in_force().iter().filter(|l| l.error.is_none()) {
+                    info!(
+                        policy = %l.policy.name,
+                        file = %l.path.display(),
+                        "policy re-read: it applies to the next rollout; a running rollout keeps its own"
+                    );
+                }
             }
             let requested = std::mem::take(&mut *self.start_requests.lock().unwrap_or_else(|e| e.into_inner()));
             let now = self.clock.now();
